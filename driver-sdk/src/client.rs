@@ -1,0 +1,270 @@
+//! A typed client for any driver speaking `artifact.ArtifactService` on a unix
+//! socket. The executor and the conformance suite both use it.
+
+use crate::driver::ByteStream;
+use crate::error::{Error, ErrorKind, KIND_HEADER, Result};
+use bytes::Bytes;
+use ferry_proto as pb;
+use ferry_proto::artifact_service_client::ArtifactServiceClient;
+use futures::StreamExt;
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+
+/// Argo's default `connectionTimeoutSeconds`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where an artifact lives for a driver: the plugin block of an Argo artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The plugin (driver) name.
+    pub plugin: String,
+    /// The opaque configuration string handed to the driver.
+    pub configuration: String,
+    /// The object key.
+    pub key: String,
+}
+
+impl Location {
+    /// A location from its three parts.
+    pub fn new(plugin: impl Into<String>, configuration: impl Into<String>, key: impl Into<String>) -> Self {
+        Location { plugin: plugin.into(), configuration: configuration.into(), key: key.into() }
+    }
+
+    /// The same storage, another key.
+    #[must_use]
+    pub fn with_key(&self, key: impl Into<String>) -> Self {
+        Location { key: key.into(), ..self.clone() }
+    }
+
+    /// The wire message for this location.
+    pub fn to_artifact(&self) -> pb::Artifact {
+        pb::Artifact {
+            name: self.key.rsplit('/').next().unwrap_or_default().to_string(),
+            plugin: Some(pb::PluginArtifact {
+                name: self.plugin.clone(),
+                configuration: self.configuration.clone(),
+                connection_timeout_seconds: 0,
+                key: self.key.clone(),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// A connection to one driver. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct DriverClient {
+    inner: ArtifactServiceClient<Channel>,
+    socket: PathBuf,
+}
+
+impl DriverClient {
+    /// Connects to the driver listening on `socket`, waiting up to `timeout`
+    /// for the socket to appear and accept, as Argo's executor waits for a
+    /// plugin container to start.
+    pub async fn connect(socket: impl AsRef<Path>, timeout: Duration) -> Result<Self> {
+        let socket = socket.as_ref().to_path_buf();
+        let deadline = Instant::now() + timeout;
+        let mut delay = Duration::from_millis(2);
+        loop {
+            match Self::try_connect(&socket, timeout).await {
+                Ok(channel) => {
+                    let inner = ArtifactServiceClient::new(channel)
+                        .max_decoding_message_size(8 << 20)
+                        .max_encoding_message_size(8 << 20);
+                    return Ok(DriverClient { inner, socket });
+                }
+                Err(err) if Instant::now() + delay >= deadline => {
+                    return Err(Error::new(
+                        ErrorKind::Transient,
+                        format!("driver socket {} not ready after {timeout:?}: {err}", socket.display()),
+                    ));
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    async fn try_connect(socket: &Path, timeout: Duration) -> std::result::Result<Channel, String> {
+        std::fs::metadata(socket).map_err(|e| e.to_string())?;
+        let path = socket.to_path_buf();
+        Endpoint::from_static("http://driver.invalid")
+            .connect_timeout(timeout)
+            .connect_with_connector(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+            }))
+            .await
+            .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))
+    }
+
+    /// The socket this client talks to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The raw generated client, for callers that test the wire itself.
+    pub fn raw(&self) -> ArtifactServiceClient<Channel> {
+        self.inner.clone()
+    }
+
+    /// Whether the driver accepts SaveStream. `UNIMPLEMENTED` means no, as in Argo.
+    pub async fn supports_save_stream(&self) -> Result<bool> {
+        match self.inner.clone().get_capabilities(pb::GetCapabilitiesRequest {}).await {
+            Ok(r) => Ok(r.into_inner().supports_save_stream),
+            Err(s) if s.code() == tonic::Code::Unimplemented => Ok(false),
+            Err(s) => Err(s.into()),
+        }
+    }
+
+    /// Uploads the local file or directory `path` to `location`.
+    pub async fn save(&self, location: &Location, path: &Path) -> Result<()> {
+        let req = pb::SaveArtifactRequest {
+            path: path.to_string_lossy().into_owned(),
+            output_artifact: Some(location.to_artifact()),
+        };
+        let r = self.inner.clone().save(req).await?;
+        in_band(r, |m| (m.success, m.error))
+    }
+
+    /// Downloads `location` to the local `path` (a file or a directory).
+    pub async fn load(&self, location: &Location, path: &Path) -> Result<()> {
+        let req = pb::LoadArtifactRequest {
+            input_artifact: Some(location.to_artifact()),
+            path: path.to_string_lossy().into_owned(),
+        };
+        let r = self.inner.clone().load(req).await?;
+        in_band(r, |m| (m.success, m.error))
+    }
+
+    /// Deletes `location` and everything under it.
+    pub async fn delete(&self, location: &Location) -> Result<()> {
+        let r = self.inner.clone().delete(pb::DeleteArtifactRequest { artifact: Some(location.to_artifact()) }).await?;
+        in_band(r, |m| (m.success, m.error))
+    }
+
+    /// Full keys of every object under `location`'s key.
+    pub async fn list(&self, location: &Location) -> Result<Vec<String>> {
+        let r = self.inner.clone().list_objects(pb::ListObjectsRequest { artifact: Some(location.to_artifact()) }).await?;
+        let kind = header_kind(r.metadata());
+        let m = r.into_inner();
+        if m.error.is_empty() { Ok(m.objects) } else { Err(Error::new(kind, m.error)) }
+    }
+
+    /// Whether `location`'s key is a directory.
+    pub async fn is_directory(&self, location: &Location) -> Result<bool> {
+        let r = self.inner.clone().is_directory(pb::IsDirectoryRequest { artifact: Some(location.to_artifact()) }).await?;
+        let kind = header_kind(r.metadata());
+        let m = r.into_inner();
+        if m.error.is_empty() { Ok(m.is_directory) } else { Err(Error::new(kind, m.error)) }
+    }
+
+    /// The bytes of `location`. Frame-level protocol violations (data in the
+    /// `is_end` frame, frames after it, an `error` frame) become errors, so a
+    /// broken stream is never mistaken for a shorter object.
+    pub async fn open_stream(&self, location: &Location) -> Result<ByteStream> {
+        let stream = self
+            .inner
+            .clone()
+            .open_stream(pb::OpenStreamRequest { artifact: Some(location.to_artifact()) })
+            .await?
+            .into_inner();
+        let frames = stream.map(|frame| frame.map_err(Error::from));
+        Ok(futures::stream::unfold((frames, false), |(mut frames, ended)| async move {
+            if ended {
+                return None;
+            }
+            match frames.next().await {
+                None => None,
+                Some(Err(e)) => Some((Err(e), (frames, true))),
+                Some(Ok(f)) if !f.error.is_empty() => Some((Err(Error::other(f.error)), (frames, true))),
+                Some(Ok(f)) if f.is_end && !f.data.is_empty() => Some((
+                    Err(Error::other("driver sent data in the is_end frame, which Argo drops")),
+                    (frames, true),
+                )),
+                Some(Ok(f)) if f.is_end => match frames.next().await {
+                    None => None,
+                    Some(_) => Some((Err(Error::other("driver sent frames after is_end")), (frames, true))),
+                },
+                Some(Ok(f)) => Some((Ok(f.data), (frames, false))),
+            }
+        })
+        .boxed())
+    }
+
+    /// Uploads `data` to `location` through SaveStream: one metadata frame,
+    /// then chunks of at most 2 MiB, as Argo's argo-server sends them.
+    pub async fn save_stream(&self, location: &Location, data: ByteStream) -> Result<()> {
+        let first = pb::SaveStreamArtifactRequest { output_artifact: Some(location.to_artifact()), chunk: Bytes::new() };
+        let (fail_tx, mut fail_rx) = tokio::sync::oneshot::channel::<Error>();
+        let mut fail_tx = Some(fail_tx);
+        let chunks = data
+            .flat_map(|item| {
+                futures::stream::iter(match item {
+                    Ok(bytes) => split(bytes).into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                })
+            })
+            // A failing source ends the request stream without closing it
+            // cleanly, so the driver sees a cancelled upload, not a short one.
+            .take_while(move |item| {
+                let ok = item.is_ok();
+                if let (Err(e), Some(tx)) = (item, fail_tx.take()) {
+                    let _ = tx.send(Error::new(e.kind(), e.message().to_string()));
+                }
+                std::future::ready(ok)
+            })
+            .filter_map(|item| std::future::ready(item.ok()))
+            .map(|chunk| pb::SaveStreamArtifactRequest { output_artifact: None, chunk });
+        let outbound = futures::stream::once(std::future::ready(first)).chain(chunks);
+        let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut client = self.inner.clone();
+        let call = client.save_stream(outbound.take_until(abort_rx));
+        tokio::pin!(call);
+        let response = tokio::select! {
+            r = &mut call => r,
+            Ok(err) = &mut fail_rx => {
+                drop(abort_tx);
+                return Err(err.context("reading the data to upload"));
+            }
+        };
+        drop(abort_tx);
+        if let Ok(err) = fail_rx.try_recv() {
+            return Err(err.context("reading the data to upload"));
+        }
+        in_band(response?, |m| (m.success, m.error))
+    }
+}
+
+fn split(mut bytes: Bytes) -> Vec<Bytes> {
+    const CHUNK: usize = 2 << 20;
+    let mut out = Vec::with_capacity(bytes.len() / CHUNK + 1);
+    while bytes.len() > CHUNK {
+        out.push(bytes.split_to(CHUNK));
+    }
+    if !bytes.is_empty() {
+        out.push(bytes);
+    }
+    out
+}
+
+fn header_kind(meta: &tonic::metadata::MetadataMap) -> ErrorKind {
+    meta.get(KIND_HEADER).and_then(|v| v.to_str().ok()).map(ErrorKind::from_name).unwrap_or(ErrorKind::Other)
+}
+
+fn in_band<T>(response: tonic::Response<T>, parts: impl FnOnce(T) -> (bool, String)) -> Result<()> {
+    let kind = header_kind(response.metadata());
+    let (success, error) = parts(response.into_inner());
+    if success {
+        Ok(())
+    } else if error.is_empty() {
+        Err(Error::new(kind, "driver answered success=false without a message"))
+    } else {
+        Err(Error::new(kind, error))
+    }
+}

@@ -1,0 +1,244 @@
+//! Typed configuration and secrets.
+//!
+//! Argo passes each artifact's `configuration` as an opaque string. Ferry reads
+//! it as YAML (so JSON works too) into the driver's own struct. Mark that struct
+//! `#[serde(deny_unknown_fields)]`: a typo then fails with the field's path
+//! instead of being silently ignored.
+//!
+//! Secrets are never written inline. A configuration names them the way Argo's
+//! built-in artifacts do (`accessKeySecret: {name: my-s3, key: accessKey}`) and
+//! [`Secrets`] resolves the reference, first from the environment variable
+//! `FERRY_SECRET_<NAME>_<KEY>` (upper-cased, every character outside `A-Z0-9`
+//! turned into `_`), then from the file `<dir>/<name>/<key>`, which is how
+//! Kubernetes mounts a secret volume. `<dir>` is `$FERRY_SECRETS_DIR`, by
+//! default [`DEFAULT_SECRETS_DIR`].
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where secret volumes are looked for when `FERRY_SECRETS_DIR` is unset.
+pub const DEFAULT_SECRETS_DIR: &str = "/var/run/secrets/ferry";
+
+/// Environment variable that overrides [`DEFAULT_SECRETS_DIR`].
+pub const SECRETS_DIR_ENV: &str = "FERRY_SECRETS_DIR";
+
+/// Parses a `configuration` string (YAML or JSON) into `T`.
+///
+/// An empty string is read as an empty mapping, so a driver whose fields all
+/// have defaults needs no configuration. Errors are
+/// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) and name the
+/// field path and the line, never the value.
+///
+/// ```
+/// #[derive(serde::Deserialize, Debug)]
+/// #[serde(deny_unknown_fields)]
+/// struct Cfg { bucket: String, #[serde(default)] retries: u32 }
+///
+/// let cfg: Cfg = ferry_sdk::config::parse("bucket: b\nretries: 3").unwrap();
+/// assert_eq!(cfg.retries, 3);
+/// let err = ferry_sdk::config::parse::<Cfg>("bucket: b\nretires: 3").unwrap_err();
+/// assert!(err.to_string().contains("retires"));
+/// ```
+pub fn parse<T: DeserializeOwned>(raw: &str) -> Result<T> {
+    let text = if raw.trim().is_empty() { "{}" } else { raw };
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let location = inner
+            .location()
+            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+            .unwrap_or_default();
+        // serde_yaml_ng appends its own "at line ..." to some messages; keep one.
+        let detail = inner.to_string();
+        let detail = detail.split(" at line ").next().unwrap_or(&detail).to_string();
+        let field = if path == "." { String::new() } else { format!(" field `{path}`:") };
+        Error::invalid_config(format!("invalid configuration{location}:{field} {detail}"))
+    })
+}
+
+/// A reference to one key of a Kubernetes secret, in Argo's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The secret's name.
+    pub name: String,
+    /// The key inside the secret.
+    pub key: String,
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "secret {:?} key {:?}", self.name, self.key)
+    }
+}
+
+/// A resolved secret value. Its `Debug` and `Display` never show the value,
+/// so it cannot leak through a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for handing to a storage client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Resolves [`SecretRef`]s from the environment and a mounted secrets directory.
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    dir: PathBuf,
+    use_env: bool,
+}
+
+impl Secrets {
+    /// Environment variables first, then `$FERRY_SECRETS_DIR` (or the default directory).
+    pub fn from_env() -> Self {
+        let dir = std::env::var_os(SECRETS_DIR_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR));
+        Secrets { dir, use_env: true }
+    }
+
+    /// Only files under `dir`; the environment is not consulted.
+    pub fn from_dir(dir: impl Into<PathBuf>) -> Self {
+        Secrets { dir: dir.into(), use_env: false }
+    }
+
+    /// The directory secret volumes are read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The environment variable consulted for `secret`.
+    pub fn env_var_name(secret: &SecretRef) -> String {
+        let norm = |s: &str| -> String {
+            s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+        };
+        format!("FERRY_SECRET_{}_{}", norm(&secret.name), norm(&secret.key))
+    }
+
+    /// Reads the value of `secret`. Fails with
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the
+    /// secret (never its value) when it cannot be found.
+    pub fn resolve(&self, secret: &SecretRef) -> Result<Secret> {
+        for part in [&secret.name, &secret.key] {
+            if part.is_empty() || part.contains('/') || part == "." || part == ".." {
+                return Err(Error::invalid_config(format!(
+                    "{secret}: secret names and keys must be non-empty and contain no '/'"
+                )));
+            }
+        }
+        let var = Self::env_var_name(secret);
+        if self.use_env
+            && let Ok(value) = std::env::var(&var)
+        {
+            return Ok(Secret(value));
+        }
+        let file = self.dir.join(&secret.name).join(&secret.key);
+        match std::fs::read(&file) {
+            Ok(bytes) => String::from_utf8(bytes).map(Secret).map_err(|_| {
+                Error::invalid_config(format!("{secret}: {} is not UTF-8", file.display()))
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let env_hint = if self.use_env { format!("environment variable {var} is unset and ") } else { String::new() };
+                Err(Error::invalid_config(format!(
+                    "{secret} not found: {env_hint}{} does not exist",
+                    file.display()
+                )))
+            }
+            Err(err) => Err(Error::from(err).context(format!("{secret}: reading {}", file.display()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct S3Like {
+        bucket: String,
+        #[serde(default)]
+        encryption_options: Option<Enc>,
+        #[serde(default)]
+        access_key_secret: Option<SecretRef>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Enc {
+        #[serde(default)]
+        enable_encryption: bool,
+    }
+
+    #[test]
+    fn yaml_and_json_both_parse() {
+        let y: S3Like = parse("bucket: b\naccessKeySecret: {name: s, key: k}").unwrap();
+        assert_eq!(y.access_key_secret.unwrap().key, "k");
+        let j: S3Like = parse(r#"{"bucket": "b", "encryptionOptions": {"enableEncryption": true}}"#).unwrap();
+        assert!(j.encryption_options.unwrap().enable_encryption);
+    }
+
+    #[test]
+    fn unknown_nested_field_names_its_path_and_line() {
+        let err = parse::<S3Like>("bucket: b\nencryptionOptions:\n  enableEncrypton: true\n").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidConfig);
+        let msg = err.to_string();
+        assert!(msg.contains("encryptionOptions"), "{msg}");
+        assert!(msg.contains("enableEncrypton"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_and_missing_field_are_clear() {
+        let msg = parse::<S3Like>("bucket: [1, 2]").unwrap_err().to_string();
+        assert!(msg.contains("bucket"), "{msg}");
+        let msg = parse::<S3Like>("").unwrap_err().to_string();
+        assert!(msg.contains("missing field `bucket`"), "{msg}");
+        let msg = parse::<S3Like>("bucket: [unclosed").unwrap_err().to_string();
+        assert!(msg.contains("invalid configuration"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_resolve_from_mounted_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("my-s3")).unwrap();
+        std::fs::write(dir.path().join("my-s3/secretKey"), "hunter2").unwrap();
+        let secrets = Secrets::from_dir(dir.path());
+        let r = SecretRef { name: "my-s3".into(), key: "secretKey".into() };
+        let value = secrets.resolve(&r).unwrap();
+        assert_eq!(value.expose(), "hunter2");
+        assert!(!format!("{value:?} {value}").contains("hunter2"));
+
+        let missing = SecretRef { name: "my-s3".into(), key: "nope".into() };
+        let msg = secrets.resolve(&missing).unwrap_err().to_string();
+        assert!(msg.contains("\"nope\"") && msg.contains("not found"), "{msg}");
+
+        let escape = SecretRef { name: "..".into(), key: "passwd".into() };
+        assert!(secrets.resolve(&escape).is_err());
+    }
+
+    #[test]
+    fn env_var_names_are_normalised() {
+        let r = SecretRef { name: "my-s3.creds".into(), key: "accessKey".into() };
+        assert_eq!(Secrets::env_var_name(&r), "FERRY_SECRET_MY_S3_CREDS_ACCESSKEY");
+    }
+}

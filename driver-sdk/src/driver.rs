@@ -1,0 +1,192 @@
+//! The contract a driver author implements.
+
+use crate::error::Result;
+use crate::key::ArtifactKey;
+use crate::transfer;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use std::future::Future;
+use std::path::Path;
+
+/// A stream of an object's bytes, in order. An `Err` item means the transfer
+/// failed: consumers must never treat the bytes before it as the whole object.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// What a driver can do, reported through `GetCapabilities` and used by the
+/// conformance suite to decide which cases apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `SaveStream` uploads straight from the client's stream.
+    pub save_stream: bool,
+    /// Save and Delete are refused (for example a Git revision pinned to a tag).
+    pub read_only: bool,
+    /// A key can name a directory: every object under `key/`.
+    pub directories: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities { save_stream: true, read_only: false, directories: true }
+    }
+}
+
+impl Capabilities {
+    /// Capabilities of a driver that refuses every write.
+    pub fn read_only() -> Self {
+        Capabilities { save_stream: false, read_only: true, directories: true }
+    }
+}
+
+/// An artifact driver, at the level a storage author thinks in.
+///
+/// Implement the five required methods (configuration, reading a stream,
+/// writing a stream, deleting one object, listing a prefix); everything Argo
+/// needs on top of them (files, directories, recursive delete, is-directory,
+/// atomic local writes) has a default built from those five. Override a
+/// default only when the storage can do it better, as the
+/// [`ObjectStoreDriver`](crate::ObjectStoreDriver) does for multipart uploads.
+///
+/// # Contract
+/// - Keys reaching a driver are already validated [`ArtifactKey`]s: no `..`,
+///   no leading `/`, no empty segment.
+/// - A directory is every object whose key starts with `key/`; `ab` is never
+///   under `a`.
+/// - A missing key is an error of kind [`ErrorKind::NotFound`](crate::ErrorKind::NotFound)
+///   from reads, and success from deletes.
+/// - A stream that fails part-way yields an `Err` item; it never just ends early.
+/// - A write that fails part-way leaves no object behind that looks complete.
+pub trait Driver: Send + Sync + 'static {
+    /// What `configure` makes of one `configuration` string: typically the
+    /// parsed settings plus a connected storage client. The SDK caches it per
+    /// distinct configuration string, so connecting happens once, not per call.
+    type Config: Send + Sync + 'static;
+
+    /// Turns an artifact's `configuration` string into [`Driver::Config`].
+    /// Use [`config::parse`](crate::config::parse) for the typed part; fail with
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
+    fn configure(&self, configuration: &str) -> impl Future<Output = Result<Self::Config>> + Send;
+
+    /// What this driver supports.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Streams the object at `key`.
+    fn open_stream(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+    ) -> impl Future<Output = Result<ByteStream>> + Send;
+
+    /// Stores `data` as the object at `key`, replacing any object there. If
+    /// `data` yields an error, nothing must become visible at `key`.
+    fn save_stream(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+        data: ByteStream,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes exactly the object at `key`; succeeds when there is none.
+    fn delete_object(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every object under `key/`, recursively, as full keys; empty when none.
+    fn list(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+    ) -> impl Future<Output = Result<Vec<ArtifactKey>>> + Send;
+
+    /// Whether an object exists at exactly `key`.
+    fn exists(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move {
+            match self.open_stream(config, key).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// Whether at least one object lives under `key/`.
+    fn is_directory(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(!self.list(config, key).await?.is_empty()) }
+    }
+
+    /// Deletes the object at `key` and every object under `key/`. Idempotent.
+    fn delete(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            key.require_object("delete")?;
+            for child in self.list(config, key).await? {
+                self.delete_object(config, &child).await?;
+            }
+            self.delete_object(config, key).await
+        }
+    }
+
+    /// Uploads the local regular file `src` as the object at `key`.
+    fn save_file(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+        src: &Path,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let data = transfer::file_stream(src).await?;
+            self.save_stream(config, key, data).await
+        }
+    }
+
+    /// Downloads the object at `key` to the local file `dst`. The file appears
+    /// complete or not at all.
+    fn load_file(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+        dst: &Path,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let data = self.open_stream(config, key).await?;
+            transfer::write_atomically(dst, data).await.map(drop)
+        }
+    }
+
+    /// Saves `src`, a file or a directory, under `key`. A directory replaces
+    /// whatever was under `key/` before.
+    fn save(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+        src: &Path,
+    ) -> impl Future<Output = Result<()>> + Send {
+        transfer::save_path(self, config, key, src)
+    }
+
+    /// Loads `key` to `dst`: the object if there is one, else the directory
+    /// under `key/`.
+    fn load(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+        dst: &Path,
+    ) -> impl Future<Output = Result<()>> + Send {
+        transfer::load_path(self, config, key, dst)
+    }
+}

@@ -1,0 +1,280 @@
+//! The SDK's one error type. Callers match on [`ErrorKind`], never on message text.
+
+use std::fmt;
+
+/// What went wrong, as a caller needs to know it to decide what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The key (or local path) does not exist. On the wire: gRPC `NOT_FOUND`.
+    NotFound,
+    /// The `configuration` string is malformed, has unknown fields, or names a missing secret.
+    InvalidConfig,
+    /// The request itself is malformed: no plugin block, an unsafe key, an empty path.
+    InvalidArgument,
+    /// The storage refused the credentials or the key escapes the driver's root.
+    PermissionDenied,
+    /// Worth retrying: throttling, 5xx, a reset connection, a timeout.
+    Transient,
+    /// The driver does not implement this operation (for example Save on a read-only driver).
+    Unsupported,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// A stable lowercase name, used in messages and in the `ferry-error-kind` response header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::InvalidConfig => "invalid-config",
+            ErrorKind::InvalidArgument => "invalid-argument",
+            ErrorKind::PermissionDenied => "permission-denied",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The inverse of [`ErrorKind::as_str`]; unknown names become [`ErrorKind::Other`].
+    pub fn from_name(name: &str) -> ErrorKind {
+        match name {
+            "not-found" => ErrorKind::NotFound,
+            "invalid-config" => ErrorKind::InvalidConfig,
+            "invalid-argument" => ErrorKind::InvalidArgument,
+            "permission-denied" => ErrorKind::PermissionDenied,
+            "transient" => ErrorKind::Transient,
+            "unsupported" => ErrorKind::Unsupported,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// The gRPC status code a failure of this kind travels as when it travels as a status.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::InvalidConfig | ErrorKind::InvalidArgument => tonic::Code::InvalidArgument,
+            ErrorKind::PermissionDenied => tonic::Code::PermissionDenied,
+            ErrorKind::Transient => tonic::Code::Unavailable,
+            ErrorKind::Unsupported => tonic::Code::Unimplemented,
+            ErrorKind::Other => tonic::Code::Internal,
+        }
+    }
+
+    /// The kind a status code stands for, used by the client.
+    pub fn from_grpc_code(code: tonic::Code) -> ErrorKind {
+        match code {
+            tonic::Code::NotFound => ErrorKind::NotFound,
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => ErrorKind::InvalidArgument,
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+                ErrorKind::PermissionDenied
+            }
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Aborted => ErrorKind::Transient,
+            tonic::Code::Unimplemented => ErrorKind::Unsupported,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error with a [`kind`](Error::kind), a message meant for the person reading
+/// the workflow's status, and the underlying cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// `Result` with the SDK's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), source: None }
+    }
+
+    /// Attaches the underlying cause; its text is appended to the message shown to users.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.message = format!("{}: {}", self.message, source);
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Prefixes the message with where it happened, keeping the kind.
+    #[must_use]
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message without the kind.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Shorthand for a [`ErrorKind::NotFound`] error.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::NotFound, message)
+    }
+
+    /// Shorthand for a [`ErrorKind::InvalidConfig`] error.
+    pub fn invalid_config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidConfig, message)
+    }
+
+    /// Shorthand for a [`ErrorKind::InvalidArgument`] error.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// Shorthand for a [`ErrorKind::Unsupported`] error.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unsupported, message)
+    }
+
+    /// Shorthand for a [`ErrorKind::Other`] error.
+    pub fn other(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Other, message)
+    }
+
+    /// Whether retrying the same call may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        let kind = match err.kind() {
+            Io::NotFound => ErrorKind::NotFound,
+            Io::PermissionDenied => ErrorKind::PermissionDenied,
+            Io::Interrupted
+            | Io::TimedOut
+            | Io::ConnectionReset
+            | Io::ConnectionAborted
+            | Io::BrokenPipe
+            | Io::WouldBlock => ErrorKind::Transient,
+            Io::InvalidInput | Io::InvalidData => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Other,
+        };
+        Error { kind, message: err.to_string(), source: Some(Box::new(err)) }
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(err: object_store::Error) -> Self {
+        use object_store::Error as Os;
+        let kind = match &err {
+            Os::NotFound { .. } => ErrorKind::NotFound,
+            Os::PermissionDenied { .. } | Os::Unauthenticated { .. } => ErrorKind::PermissionDenied,
+            Os::InvalidPath { .. } => ErrorKind::InvalidArgument,
+            Os::NotSupported { .. } | Os::NotImplemented { .. } => ErrorKind::Unsupported,
+            Os::UnknownConfigurationKey { .. } => ErrorKind::InvalidConfig,
+            Os::Generic { source, .. } if looks_transient(source.as_ref()) => ErrorKind::Transient,
+            _ => ErrorKind::Other,
+        };
+        Error { kind, message: err.to_string(), source: Some(Box::new(err)) }
+    }
+}
+
+/// object_store reports exhausted retries and I/O failures as `Generic`; the
+/// cause chain tells whether another attempt could succeed.
+fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Error::from(std::io::Error::new(io.kind(), "")).is_transient();
+        }
+        cur = e.source();
+    }
+    false
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        let mut status = tonic::Status::new(err.kind.grpc_code(), err.message);
+        if let Ok(v) = err.kind.as_str().parse() {
+            status.metadata_mut().insert(KIND_HEADER, v);
+        }
+        status
+    }
+}
+
+impl From<tonic::Status> for Error {
+    fn from(status: tonic::Status) -> Self {
+        let kind = status
+            .metadata()
+            .get(KIND_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(ErrorKind::from_name)
+            .unwrap_or_else(|| ErrorKind::from_grpc_code(status.code()));
+        let message = if status.message().is_empty() {
+            format!("driver answered {:?}", status.code())
+        } else {
+            status.message().to_string()
+        };
+        Error::new(kind, message)
+    }
+}
+
+/// Response metadata key carrying an [`ErrorKind`] name next to in-band
+/// (`success=false`) errors, so Ferry clients keep the kind while Argo, which
+/// ignores metadata, still sees the plain message.
+pub const KIND_HEADER: &str = "ferry-error-kind";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_survives_status_round_trip() {
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::InvalidConfig,
+            ErrorKind::InvalidArgument,
+            ErrorKind::PermissionDenied,
+            ErrorKind::Transient,
+            ErrorKind::Unsupported,
+            ErrorKind::Other,
+        ] {
+            let status: tonic::Status = Error::new(kind, "boom").into();
+            let back = Error::from(status);
+            assert_eq!(back.kind(), kind);
+            assert_eq!(back.message(), "boom");
+            assert_eq!(ErrorKind::from_name(kind.as_str()), kind);
+        }
+    }
+
+    #[test]
+    fn io_errors_map_to_kinds() {
+        let e = Error::from(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(e.is_transient());
+    }
+
+    #[test]
+    fn status_without_header_uses_code() {
+        let e = Error::from(tonic::Status::unavailable("down"));
+        assert_eq!(e.kind(), ErrorKind::Transient);
+    }
+}

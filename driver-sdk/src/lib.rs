@@ -1,0 +1,48 @@
+//! # Ferry driver SDK
+//!
+//! Write an [Argo Workflows](https://argoproj.github.io/workflows/) artifact
+//! driver by implementing one small async trait, [`Driver`], or by handing over
+//! an [`object_store::ObjectStore`] through [`ObjectStoreDriver`]. The SDK
+//! serves it as `artifact.ArtifactService` on the unix socket Argo names in
+//! `argv[1]`, with everything around it:
+//!
+//! - **Lifecycle** ([`run`], [`serve`]): socket directory created, stale socket
+//!   replaced, gRPC health and reflection (so `grpcurl -unix` works), graceful
+//!   exit 0 on SIGTERM after in-flight calls finish (bounded by
+//!   `FERRY_SHUTDOWN_GRACE_SECONDS`).
+//! - **Configuration** ([`config`]): the artifact's `configuration` string read
+//!   as YAML or JSON into your struct, with errors naming the field and line;
+//!   secret references in Argo's `{name, key}` shape resolved from mounted
+//!   files or environment variables, never logged.
+//! - **Semantics Argo relies on**: directories (every object under `key/`),
+//!   recursive idempotent delete, full-key listings, not-found as gRPC
+//!   `NOT_FOUND`, atomic local writes, OpenStream frames of at most 2 MiB
+//!   ending in an empty `is_end` frame, mid-stream failures as errors.
+//! - **A client** ([`client::DriverClient`]) for calling any driver.
+//!
+//! ## Why not implement the generated gRPC trait directly?
+//! Because most of a correct driver is not storage code: framing, error
+//! channels Argo reads differently per RPC, directory semantics, path safety
+//! and shutdown. [`Driver`] keeps only what differs between storages.
+//!
+//! ## A driver in a few lines
+//! See `docs/write-a-driver.md` and `driver-sdk/examples/memory_driver.rs`.
+
+pub mod client;
+pub mod config;
+mod driver;
+mod error;
+mod key;
+mod server;
+mod store;
+pub mod transfer;
+
+pub use driver::{ByteStream, Capabilities, Driver};
+pub use error::{Error, ErrorKind, KIND_HEADER, Result};
+pub use ferry_proto as pb;
+pub use key::{ArtifactKey, MAX_KEY_BYTES};
+pub use server::{
+    DEFAULT_SHUTDOWN_GRACE, DriverService, MAX_FRAME_BYTES, SHUTDOWN_GRACE_ENV, bind, init_tracing, run, serve,
+    shutdown_grace, shutdown_signal, socket_path_from_args,
+};
+pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, StoreBuilder, TransferOptions};

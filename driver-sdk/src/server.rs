@@ -1,0 +1,498 @@
+//! Serving a [`Driver`] on a unix socket as `artifact.ArtifactService`, the way
+//! Argo runs plugins: socket path as the last argument, graceful exit 0 on SIGTERM.
+
+use crate::driver::{ByteStream, Driver};
+use crate::error::{Error, ErrorKind, KIND_HEADER, Result};
+use crate::key::ArtifactKey;
+use bytes::{Bytes, BytesMut};
+use ferry_proto as pb;
+use ferry_proto::artifact_service_server::{ArtifactService, ArtifactServiceServer};
+use futures::{Stream, StreamExt};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status, Streaming};
+
+/// The largest `data` payload of one OpenStream frame. Argo's client keeps
+/// gRPC's default 4 MiB receive limit; 2 MiB leaves room and matches the
+/// chunk size Argo itself sends in SaveStream.
+pub const MAX_FRAME_BYTES: usize = 2 << 20;
+
+/// Environment variable bounding how long in-flight calls may run after
+/// SIGTERM before the driver exits anyway.
+pub const SHUTDOWN_GRACE_ENV: &str = "FERRY_SHUTDOWN_GRACE_SECONDS";
+
+/// Default grace period: below the 10 s `terminationGracePeriodSeconds` Argo's
+/// own test cluster uses, so the driver exits 0 before being killed.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// How long a configured driver (connected client) is reused for one
+/// configuration string before it is built anew, so rotated secrets are picked up.
+const CONFIG_TTL: Duration = Duration::from_secs(300);
+const CONFIG_CACHE_ENTRIES: usize = 64;
+
+/// The gRPC service around a [`Driver`]: translates the proto messages, maps
+/// errors to the wire, frames streams and caches configurations.
+pub struct DriverService<D: Driver> {
+    driver: Arc<D>,
+    configs: Mutex<HashMap<String, (Arc<D::Config>, Instant)>>,
+}
+
+impl<D: Driver> DriverService<D> {
+    /// Wraps `driver`.
+    pub fn new(driver: D) -> Self {
+        DriverService { driver: Arc::new(driver), configs: Mutex::new(HashMap::new()) }
+    }
+
+    async fn config(&self, raw: &str) -> Result<Arc<D::Config>> {
+        if let Some((cfg, at)) = self.configs.lock().expect("config cache poisoned").get(raw)
+            && at.elapsed() < CONFIG_TTL
+        {
+            return Ok(cfg.clone());
+        }
+        let cfg = Arc::new(self.driver.configure(raw).await?);
+        let mut cache = self.configs.lock().expect("config cache poisoned");
+        if cache.len() >= CONFIG_CACHE_ENTRIES {
+            cache.retain(|_, (_, at)| at.elapsed() < CONFIG_TTL);
+            if cache.len() >= CONFIG_CACHE_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(raw.to_string(), (cfg.clone(), Instant::now()));
+        Ok(cfg)
+    }
+
+    /// Configuration and key of a request's artifact.
+    async fn target(&self, artifact: Option<&pb::Artifact>) -> Result<(Arc<D::Config>, ArtifactKey)> {
+        let artifact = artifact.ok_or_else(|| Error::invalid_argument("request carries no artifact"))?;
+        let plugin = artifact.plugin.as_ref().ok_or_else(|| {
+            Error::invalid_argument(format!("artifact {:?} has no plugin block", artifact.name))
+        })?;
+        let key = ArtifactKey::parse(&plugin.key)?;
+        let cfg = self.config(&plugin.configuration).await.map_err(|e| {
+            e.context(format!("artifact {:?} (plugin {:?})", artifact.name, plugin.name))
+        })?;
+        Ok((cfg, key))
+    }
+
+    fn refuse_if_read_only(&self, operation: &str) -> Result<()> {
+        if self.driver.capabilities().read_only {
+            Err(Error::unsupported(format!("{operation} refused: this driver is read-only")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn key_of(artifact: Option<&pb::Artifact>) -> String {
+    artifact.and_then(|a| a.plugin.as_ref()).map(|p| p.key.clone()).unwrap_or_default()
+}
+
+/// Load, Save and Delete answer in-band (`success=false`, as Argo expects),
+/// except a missing key, which is a `NOT_FOUND` status so clients can tell it
+/// apart. The kind rides along in response metadata for Ferry's own client.
+fn in_band<T>(
+    op: &'static str,
+    key: &str,
+    started: Instant,
+    result: Result<()>,
+    build: impl FnOnce(bool, String) -> T,
+) -> std::result::Result<Response<T>, Status> {
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(()) => {
+            tracing::info!(op, key, ms, "ok");
+            Ok(Response::new(build(true, String::new())))
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            tracing::info!(op, key, ms, error = %err, "not found");
+            Err(err.into())
+        }
+        Err(err) => {
+            tracing::warn!(op, key, ms, kind = %err.kind(), error = %err, "failed");
+            let mut response = Response::new(build(false, err.to_string()));
+            if let Ok(v) = err.kind().as_str().parse() {
+                response.metadata_mut().insert(KIND_HEADER, v);
+            }
+            Ok(response)
+        }
+    }
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = std::result::Result<pb::OpenStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<D: Driver> ArtifactService for DriverService<D> {
+    async fn load(
+        &self,
+        request: Request<pb::LoadArtifactRequest>,
+    ) -> std::result::Result<Response<pb::LoadArtifactResponse>, Status> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        let key = key_of(req.input_artifact.as_ref());
+        let result = async {
+            if req.path.is_empty() {
+                return Err(Error::invalid_argument("load request has an empty path"));
+            }
+            let (cfg, key) = self.target(req.input_artifact.as_ref()).await?;
+            self.driver.load(&cfg, &key, Path::new(&req.path)).await
+        }
+        .await;
+        in_band("load", &key, started, result, |success, error| pb::LoadArtifactResponse { success, error })
+    }
+
+    type OpenStreamStream = FrameStream;
+
+    async fn open_stream(
+        &self,
+        request: Request<pb::OpenStreamRequest>,
+    ) -> std::result::Result<Response<Self::OpenStreamStream>, Status> {
+        let req = request.into_inner();
+        let key = key_of(req.artifact.as_ref());
+        let opened = async {
+            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
+            self.driver.open_stream(&cfg, &key).await
+        }
+        .await;
+        match opened {
+            Ok(data) => {
+                tracing::info!(op = "open_stream", key, "streaming");
+                Ok(Response::new(frames(data, key)))
+            }
+            Err(err) => {
+                tracing::info!(op = "open_stream", key, kind = %err.kind(), error = %err, "failed");
+                Err(err.into())
+            }
+        }
+    }
+
+    async fn save(
+        &self,
+        request: Request<pb::SaveArtifactRequest>,
+    ) -> std::result::Result<Response<pb::SaveArtifactResponse>, Status> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        let key = key_of(req.output_artifact.as_ref());
+        let result = async {
+            self.refuse_if_read_only("save")?;
+            if req.path.is_empty() {
+                return Err(Error::invalid_argument("save request has an empty path"));
+            }
+            let (cfg, key) = self.target(req.output_artifact.as_ref()).await?;
+            self.driver.save(&cfg, &key, Path::new(&req.path)).await
+        }
+        .await;
+        in_band("save", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteArtifactRequest>,
+    ) -> std::result::Result<Response<pb::DeleteArtifactResponse>, Status> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        let key = key_of(req.artifact.as_ref());
+        let result = async {
+            self.refuse_if_read_only("delete")?;
+            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
+            self.driver.delete(&cfg, &key).await
+        }
+        .await;
+        in_band("delete", &key, started, result, |success, error| pb::DeleteArtifactResponse { success, error })
+    }
+
+    async fn list_objects(
+        &self,
+        request: Request<pb::ListObjectsRequest>,
+    ) -> std::result::Result<Response<pb::ListObjectsResponse>, Status> {
+        let req = request.into_inner();
+        let result = async {
+            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
+            let objects = self.driver.list(&cfg, &key).await?;
+            if objects.is_empty() && !key.is_root() && !self.driver.exists(&cfg, &key).await? {
+                return Err(Error::not_found(format!("no object or directory at key {key:?}")));
+            }
+            Ok(objects.into_iter().map(|k| k.as_str().to_string()).collect())
+        }
+        .await;
+        match result {
+            Ok(objects) => Ok(Response::new(pb::ListObjectsResponse { objects, error: String::new() })),
+            Err(err) if err.kind() == ErrorKind::NotFound => Err(err.into()),
+            Err(err) => {
+                tracing::warn!(op = "list_objects", kind = %err.kind(), error = %err, "failed");
+                Ok(Response::new(pb::ListObjectsResponse { objects: vec![], error: err.to_string() }))
+            }
+        }
+    }
+
+    async fn is_directory(
+        &self,
+        request: Request<pb::IsDirectoryRequest>,
+    ) -> std::result::Result<Response<pb::IsDirectoryResponse>, Status> {
+        let req = request.into_inner();
+        let result = async {
+            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
+            self.driver.is_directory(&cfg, &key).await
+        }
+        .await;
+        // argo-server turns any IsDirectory error into HTTP 500 for every file
+        // view, so a missing key is simply "not a directory".
+        Ok(Response::new(match result {
+            Ok(is_directory) => pb::IsDirectoryResponse { is_directory, error: String::new() },
+            Err(err) if err.kind() == ErrorKind::NotFound => pb::IsDirectoryResponse::default(),
+            Err(err) => {
+                tracing::warn!(op = "is_directory", kind = %err.kind(), error = %err, "failed");
+                pb::IsDirectoryResponse { is_directory: false, error: err.to_string() }
+            }
+        }))
+    }
+
+    async fn save_stream(
+        &self,
+        request: Request<Streaming<pb::SaveStreamArtifactRequest>>,
+    ) -> std::result::Result<Response<pb::SaveArtifactResponse>, Status> {
+        if !self.driver.capabilities().save_stream {
+            return Err(Status::unimplemented("this driver does not accept SaveStream; use Save"));
+        }
+        let started = Instant::now();
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("SaveStream closed before its first message"))?;
+        let key = key_of(first.output_artifact.as_ref());
+        let result = async {
+            self.refuse_if_read_only("save")?;
+            let (cfg, key) = self.target(first.output_artifact.as_ref()).await?;
+            let rest = inbound.map(|message| match message {
+                Ok(m) if m.output_artifact.is_some() => Err(Error::invalid_argument(
+                    "SaveStream: output_artifact may only be sent in the first message",
+                )),
+                Ok(m) => Ok(m.chunk),
+                Err(status) => Err(Error::from(status).context("SaveStream client stream failed")),
+            });
+            let data: ByteStream = futures::stream::once(std::future::ready(Ok(first.chunk)))
+                .chain(rest)
+                .filter(|chunk| std::future::ready(!matches!(chunk, Ok(c) if c.is_empty())))
+                .boxed();
+            self.driver.save_stream(&cfg, &key, data).await
+        }
+        .await;
+        in_band("save_stream", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
+    }
+
+    async fn get_capabilities(
+        &self,
+        _request: Request<pb::GetCapabilitiesRequest>,
+    ) -> std::result::Result<Response<pb::GetCapabilitiesResponse>, Status> {
+        let caps = self.driver.capabilities();
+        Ok(Response::new(pb::GetCapabilitiesResponse { supports_save_stream: caps.save_stream && !caps.read_only }))
+    }
+}
+
+/// Frames a byte stream for OpenStream: whatever is ready is coalesced (fewer,
+/// larger frames), no frame carries more than [`MAX_FRAME_BYTES`], a failure
+/// becomes an error status (never a clean end), and the stream ends with one
+/// `is_end` frame without data, since Argo drops data sent in that frame.
+fn frames(data: ByteStream, key: String) -> FrameStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut data = data.ready_chunks(64);
+        let mut pending = BytesMut::new();
+        while let Some(batch) = data.next().await {
+            for item in batch {
+                match item {
+                    Ok(chunk) => pending.extend_from_slice(&chunk),
+                    Err(err) => {
+                        tracing::warn!(op = "open_stream", key, error = %err, "failed mid-stream");
+                        let _ = tx.send(Err(Status::from(err))).await;
+                        return;
+                    }
+                }
+            }
+            while !pending.is_empty() {
+                let take = pending.len().min(MAX_FRAME_BYTES);
+                let frame = pb::OpenStreamResponse { data: pending.split_to(take).freeze(), ..Default::default() };
+                if tx.send(Ok(frame)).await.is_err() {
+                    // The client went away; dropping `data` cancels the read.
+                    return;
+                }
+            }
+        }
+        let end = pb::OpenStreamResponse { data: Bytes::new(), is_end: true, error: String::new() };
+        let _ = tx.send(Ok(end)).await;
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+}
+
+/// The socket path Argo passes as the last argument; a `unix://` prefix is
+/// accepted and stripped.
+pub fn socket_path_from_args(args: impl IntoIterator<Item = String>) -> Result<PathBuf> {
+    let raw = args.into_iter().skip(1).last().ok_or_else(|| {
+        Error::invalid_argument("usage: <driver> SOCKET_PATH (for example /tmp/artifact-plugins/NAME/socket)")
+    })?;
+    let path = raw.strip_prefix("unix://").unwrap_or(&raw);
+    if path.is_empty() {
+        return Err(Error::invalid_argument("the socket path is empty"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Binds `socket`: creates its directory (Argo may start the driver before it
+/// exists) and replaces a stale socket, but never a file that is not a socket.
+pub fn bind(socket: &Path) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::from(e).context(format!("creating {}", dir.display())))?;
+    }
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(socket)
+            .map_err(|e| Error::from(e).context(format!("removing stale socket {}", socket.display())))?,
+        Ok(_) => {
+            return Err(Error::invalid_argument(format!(
+                "{} exists and is not a socket; refusing to replace it",
+                socket.display()
+            )));
+        }
+        Err(_) => {}
+    }
+    tokio::net::UnixListener::bind(socket).map_err(|e| Error::from(e).context(format!("binding {}", socket.display())))
+}
+
+/// Serves `driver` on `socket` until `shutdown` resolves, then lets in-flight
+/// calls finish for at most `grace` and removes the socket.
+pub async fn serve<D: Driver>(
+    socket: &Path,
+    driver: D,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<()> {
+    let listener = bind(socket)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ArtifactServiceServer<DriverService<D>>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::other(format!("building reflection service: {e}")))?;
+
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new calls, waiting for in-flight ones");
+        let _ = stopping_tx.send(true);
+    };
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ArtifactServiceServer::new(DriverService::new(driver)))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), signal);
+    tracing::info!(socket = %socket.display(), "serving artifact.ArtifactService");
+    let grace_over = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = server => r.map_err(|e| Error::other(format!("gRPC server failed: {e}"))),
+        () = grace_over => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over with calls still in flight; exiting");
+            Ok(())
+        }
+    };
+    let _ = std::fs::remove_file(socket);
+    result
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// The grace period from [`SHUTDOWN_GRACE_ENV`], else [`DEFAULT_SHUTDOWN_GRACE`].
+pub fn shutdown_grace() -> Result<Duration> {
+    match std::env::var(SHUTDOWN_GRACE_ENV) {
+        Ok(v) => v.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| {
+            Error::invalid_config(format!("{SHUTDOWN_GRACE_ENV}={v:?} is not a whole number of seconds"))
+        }),
+        Err(_) => Ok(DEFAULT_SHUTDOWN_GRACE),
+    }
+}
+
+/// Sets up logging on stderr: `FERRY_LOG` (or `RUST_LOG`) filters, default
+/// `info`; `FERRY_LOG_FORMAT=json` switches to one JSON object per line.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("FERRY_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("FERRY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Everything a driver's `main` needs: logging, the socket path from the
+/// command line, a runtime, SIGTERM handling. Exits 0 after a clean shutdown.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     # let driver: ferry_sdk::ObjectStoreDriver<fn(&str) -> ferry_sdk::Result<std::sync::Arc<dyn object_store::ObjectStore>>> = todo!();
+///     ferry_sdk::run(driver)
+/// }
+/// ```
+pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
+    init_tracing();
+    let outcome = (|| {
+        let socket = socket_path_from_args(std::env::args())?;
+        let grace = shutdown_grace()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::other(format!("starting the async runtime: {e}")))?;
+        runtime.block_on(serve(&socket, driver, shutdown_signal(), grace))
+    })();
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(kind = %err.kind(), error = %err, "driver failed");
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_path_is_the_last_argument() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(socket_path_from_args(args(&["drv", "/tmp/x/socket"])).unwrap(), PathBuf::from("/tmp/x/socket"));
+        assert_eq!(socket_path_from_args(args(&["drv", "unix:///tmp/s"])).unwrap(), PathBuf::from("/tmp/s"));
+        assert!(socket_path_from_args(args(&["drv"])).is_err());
+    }
+
+    #[test]
+    fn bind_refuses_to_replace_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        std::fs::write(&path, "precious").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let err = rt.block_on(async { bind(&path).map(drop) }).unwrap_err();
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    }
+}

@@ -1,0 +1,433 @@
+//! Any [`object_store::ObjectStore`] as a complete driver.
+
+use crate::driver::{ByteStream, Driver};
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::ArtifactKey;
+use crate::transfer::{self, READ_CHUNK, Staging, local_error};
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+/// S3's ceiling on parts per multipart upload; part sizes grow so that any
+/// object up to the service maximum fits in it.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// How keys become object_store paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyEncoding {
+    /// The key is the object name, byte for byte (S3, GCS, OSS): an object
+    /// written by Argo's built-in driver is found under the same key.
+    #[default]
+    Verbatim,
+    /// Characters object_store reserves (`%`, `#`, `*`, ...) are
+    /// percent-encoded in the path and decoded again when listing. Needed for
+    /// `LocalFileSystem`, which reads paths as URLs.
+    Escaped,
+}
+
+/// Tuning of uploads and downloads. Peak memory per transfer is about
+/// `part_size × max_concurrency`.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct TransferOptions {
+    /// Files up to this size go up in one PUT; larger ones as multipart.
+    pub multipart_threshold: u64,
+    /// Part size of multipart uploads (raised for huge files to stay within [`MAX_PARTS`]).
+    pub part_size: u64,
+    /// Parts of one upload in flight at once.
+    pub max_concurrency: usize,
+    /// How keys map to object paths.
+    pub key_encoding: KeyEncoding,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            max_concurrency: 4,
+            key_encoding: KeyEncoding::Verbatim,
+        }
+    }
+}
+
+impl TransferOptions {
+    /// Sets the multipart threshold.
+    #[must_use]
+    pub fn with_multipart_threshold(mut self, bytes: u64) -> Self {
+        self.multipart_threshold = bytes;
+        self
+    }
+
+    /// Sets the part size (object stores need at least 5 MiB except for the last part).
+    #[must_use]
+    pub fn with_part_size(mut self, bytes: u64) -> Self {
+        self.part_size = bytes;
+        self
+    }
+
+    /// Sets how many parts of one upload may be in flight.
+    #[must_use]
+    pub fn with_max_concurrency(mut self, parts: usize) -> Self {
+        self.max_concurrency = parts.max(1);
+        self
+    }
+
+    /// Sets the key encoding.
+    #[must_use]
+    pub fn with_key_encoding(mut self, encoding: KeyEncoding) -> Self {
+        self.key_encoding = encoding;
+        self
+    }
+
+    /// The part size for an object of `size` bytes.
+    pub fn part_size_for(&self, size: u64) -> u64 {
+        self.part_size.max(size.div_ceil(MAX_PARTS))
+    }
+}
+
+/// Builds the store one `configuration` string describes. Any
+/// `Fn(&str) -> Result<Arc<dyn ObjectStore>>` is a `StoreBuilder`.
+pub trait StoreBuilder: Send + Sync + 'static {
+    /// Parses `configuration` and connects.
+    fn build(&self, configuration: &str) -> impl Future<Output = Result<Arc<dyn ObjectStore>>> + Send;
+}
+
+impl<F> StoreBuilder for F
+where
+    F: Fn(&str) -> Result<Arc<dyn ObjectStore>> + Send + Sync + 'static,
+{
+    fn build(&self, configuration: &str) -> impl Future<Output = Result<Arc<dyn ObjectStore>>> + Send {
+        std::future::ready(self(configuration))
+    }
+}
+
+/// A [`Driver`] over object stores: files and directories, recursive and
+/// idempotent delete, bounded-memory streaming both ways, parallel multipart
+/// uploads and parallel directory transfer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferry_sdk::{ObjectStoreDriver, TransferOptions};
+/// use object_store::memory::InMemory;
+///
+/// let store: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+/// let driver = ObjectStoreDriver::new(move |_: &str| Ok(store.clone()))
+///     .with_options(TransferOptions::default().with_part_size(16 << 20));
+/// # let _ = driver;
+/// ```
+pub struct ObjectStoreDriver<B> {
+    builder: B,
+    options: TransferOptions,
+}
+
+impl<B: StoreBuilder> ObjectStoreDriver<B> {
+    /// A driver whose stores come from `builder`.
+    pub fn new(builder: B) -> Self {
+        ObjectStoreDriver { builder, options: TransferOptions::default() }
+    }
+
+    /// Replaces the transfer options.
+    #[must_use]
+    pub fn with_options(mut self, options: TransferOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The transfer options in force.
+    pub fn options(&self) -> &TransferOptions {
+        &self.options
+    }
+
+    fn path(&self, key: &ArtifactKey) -> Result<StorePath> {
+        match self.options.key_encoding {
+            KeyEncoding::Verbatim => StorePath::parse(key.as_str())
+                .map_err(|e| Error::invalid_argument(format!("key {key:?}: {e}"))),
+            KeyEncoding::Escaped if key.is_root() => Ok(StorePath::default()),
+            KeyEncoding::Escaped => Ok(StorePath::from_iter(key.as_str().split('/'))),
+        }
+    }
+
+    fn key(&self, path: &StorePath) -> Result<ArtifactKey> {
+        match self.options.key_encoding {
+            KeyEncoding::Verbatim => ArtifactKey::parse(path.as_ref()),
+            KeyEncoding::Escaped => {
+                let decoded = percent_encoding::percent_decode_str(path.as_ref())
+                    .decode_utf8()
+                    .map_err(|_| Error::other(format!("stored path {path} is not UTF-8")))?;
+                ArtifactKey::parse(&decoded)
+            }
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &StorePath,
+        part_size: u64,
+        first: Bytes,
+        mut rest: impl futures::Stream<Item = Result<Bytes>> + Unpin + Send,
+    ) -> Result<()> {
+        let upload = store.put_multipart(path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size as usize);
+        let result = async {
+            writer.put(first);
+            while let Some(chunk) = rest.next().await {
+                let chunk = chunk?;
+                writer.wait_for_capacity(self.options.max_concurrency).await?;
+                writer.put(chunk);
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => writer.finish().await.map(drop).map_err(Error::from),
+            Err(err) => {
+                // Abort so no parts stay behind to be billed or found later.
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "aborting multipart upload failed");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
+    type Config = Arc<dyn ObjectStore>;
+
+    fn configure(&self, configuration: &str) -> impl Future<Output = Result<Self::Config>> + Send {
+        self.builder.build(configuration)
+    }
+
+    async fn open_stream(&self, store: &Self::Config, key: &ArtifactKey) -> Result<ByteStream> {
+        key.require_object("open a stream")?;
+        let result = store.get(&self.path(key)?).await?;
+        let expected = result.meta.size;
+        let stream = match result.payload {
+            GetResultPayload::File(file, path) => local_file_stream(file, path),
+            GetResultPayload::Stream(s) => s.map_err(Error::from).boxed(),
+        };
+        Ok(check_length(stream, expected, key.clone()))
+    }
+
+    async fn save_stream(&self, store: &Self::Config, key: &ArtifactKey, data: ByteStream) -> Result<()> {
+        key.require_object("save")?;
+        let path = self.path(key)?;
+        let threshold = self.options.multipart_threshold as usize;
+        let mut data = data;
+        let mut head = BytesMut::new();
+        while head.len() <= threshold {
+            match data.next().await {
+                Some(chunk) => head.extend_from_slice(&chunk?),
+                None => {
+                    store.put(&path, PutPayload::from(head.freeze())).await?;
+                    return Ok(());
+                }
+            }
+        }
+        // Size unknown up front: use the configured part size.
+        self.put_multipart(store, &path, self.options.part_size, head.freeze(), data).await
+    }
+
+    async fn save_file(&self, store: &Self::Config, key: &ArtifactKey, src: &Path) -> Result<()> {
+        key.require_object("save")?;
+        let path = self.path(key)?;
+        let mut file = tokio::fs::File::open(src).await.map_err(|e| local_error(e, "opening", src))?;
+        let size = file.metadata().await.map_err(|e| local_error(e, "reading", src))?.len();
+        if size <= self.options.multipart_threshold {
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf).await.map_err(|e| local_error(e, "reading", src))?;
+            store.put(&path, PutPayload::from(buf)).await?;
+        } else {
+            let part = self.options.part_size_for(size);
+            let mut parts = part_stream(file, part as usize, src.to_path_buf());
+            let first = parts.next().await.unwrap_or_else(|| Ok(Bytes::new()))?;
+            self.put_multipart(store, &path, part, first, parts).await?;
+        }
+        // A source that changed size under us must not pass as a good copy.
+        let stored = store.head(&path).await?.size;
+        if stored != size {
+            return Err(Error::other(format!(
+                "saved {stored} bytes for key {key:?} but {} has {size} bytes; was it written during the save?",
+                src.display()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
+        key.require_object("load")?;
+        let result = store.get(&self.path(key)?).await?;
+        let expected = result.meta.size;
+        let written = match result.payload {
+            GetResultPayload::File(mut file, _) => {
+                // Local to local: let the kernel copy (copy_file_range) instead
+                // of moving every byte through user space.
+                let staging = Staging::beside(dst).await?;
+                let target = staging.path.clone();
+                let n = tokio::task::spawn_blocking(move || {
+                    let mut out = std::fs::File::create(&target)?;
+                    std::io::copy(&mut file, &mut out)
+                })
+                .await
+                .map_err(|e| Error::other(format!("copy task failed: {e}")))?
+                .map_err(|e| local_error(e, "writing", dst))?;
+                staging.commit(dst).await?;
+                n
+            }
+            GetResultPayload::Stream(s) => {
+                transfer::write_atomically(dst, s.map_err(Error::from).boxed()).await?
+            }
+        };
+        if written != expected {
+            let _ = tokio::fs::remove_file(dst).await;
+            return Err(Error::new(
+                ErrorKind::Transient,
+                format!("key {key:?}: read {written} bytes, the store reported {expected}"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn delete_object(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
+        key.require_object("delete")?;
+        match store.delete(&self.path(key)?).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
+        key.require_object("delete")?;
+        let prefix = self.path(key)?;
+        // Children first: on a filesystem the key is their directory.
+        let children = store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
+        store
+            .delete_stream(children)
+            .try_for_each(|_| std::future::ready(Ok(())))
+            .await
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => Ok(()),
+                e => Err(Error::from(e)),
+            })?;
+        if self.exists(store, key).await? {
+            self.delete_object(store, key).await?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self, store: &Self::Config, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
+        let prefix = self.path(key)?;
+        let prefix = (!key.is_root()).then_some(&prefix);
+        let paths: Vec<StorePath> = store.list(prefix).map_ok(|meta| meta.location).try_collect().await?;
+        let mut keys = paths.iter().map(|p| self.key(p)).collect::<Result<Vec<_>>>()?;
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    async fn exists(&self, store: &Self::Config, key: &ArtifactKey) -> Result<bool> {
+        if key.is_root() {
+            return Ok(false);
+        }
+        match store.head(&self.path(key)?).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn is_directory(&self, store: &Self::Config, key: &ArtifactKey) -> Result<bool> {
+        let prefix = self.path(key)?;
+        let prefix = (!key.is_root()).then_some(&prefix);
+        // The first child answers; a 10,000-object prefix is not listed whole.
+        match store.list(prefix).next().await {
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Reads a file in whole parts of `part` bytes (the last may be shorter).
+fn part_stream(
+    file: tokio::fs::File,
+    part: usize,
+    path: std::path::PathBuf,
+) -> impl futures::Stream<Item = Result<Bytes>> + Unpin + Send {
+    Box::pin(futures::stream::try_unfold((file, path), move |(mut file, path)| async move {
+        let mut buf = BytesMut::with_capacity(part);
+        while buf.len() < part {
+            let n = (&mut file)
+                .take((part - buf.len()) as u64)
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| local_error(e, "reading", &path))?;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(if buf.is_empty() { None } else { Some((buf.freeze(), (file, path))) })
+    }))
+}
+
+/// Streams a local file in [`READ_CHUNK`] pieces from a blocking thread;
+/// object_store's own chunking (8 KiB) costs a thread hop per 8 KiB.
+fn local_file_stream(mut file: std::fs::File, path: std::path::PathBuf) -> ByteStream {
+    use std::io::Read;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buf = vec![0u8; READ_CHUNK];
+            let item = match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(Bytes::from(buf))
+                }
+                Err(e) => Err(local_error(e, "reading", &path)),
+            };
+            let failed = item.is_err();
+            // A closed channel means the reader went away: stop reading.
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+}
+
+/// Fails the stream if it ends before `expected` bytes, so a connection cut
+/// mid-body is an error rather than a shorter object.
+fn check_length(stream: ByteStream, expected: u64, key: ArtifactKey) -> ByteStream {
+    futures::stream::unfold(Some((stream, 0u64)), move |state| {
+        let key = key.clone();
+        async move {
+            let (mut stream, seen) = state?;
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    let seen = seen + chunk.len() as u64;
+                    Some((Ok(chunk), Some((stream, seen))))
+                }
+                Some(Err(e)) => Some((Err(e), None)),
+                None if seen == expected => None,
+                None => Some((
+                    Err(Error::new(
+                        ErrorKind::Transient,
+                        format!("key {key:?}: stream ended after {seen} of {expected} bytes"),
+                    )),
+                    None,
+                )),
+            }
+        }
+    })
+    .boxed()
+}
