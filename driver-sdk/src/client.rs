@@ -150,7 +150,8 @@ impl DriverClient {
 
     /// Full keys of every object under `location`'s key.
     pub async fn list(&self, location: &Location) -> Result<Vec<String>> {
-        let r = self.inner.clone().list_objects(pb::ListObjectsRequest { artifact: Some(location.to_artifact()) }).await?;
+        let r =
+            self.inner.clone().list_objects(pb::ListObjectsRequest { artifact: Some(location.to_artifact()) }).await?;
         let kind = header_kind(r.metadata());
         let m = r.into_inner();
         if m.error.is_empty() { Ok(m.objects) } else { Err(Error::new(kind, m.error)) }
@@ -158,7 +159,8 @@ impl DriverClient {
 
     /// Whether `location`'s key is a directory.
     pub async fn is_directory(&self, location: &Location) -> Result<bool> {
-        let r = self.inner.clone().is_directory(pb::IsDirectoryRequest { artifact: Some(location.to_artifact()) }).await?;
+        let r =
+            self.inner.clone().is_directory(pb::IsDirectoryRequest { artifact: Some(location.to_artifact()) }).await?;
         let kind = header_kind(r.metadata());
         let m = r.into_inner();
         if m.error.is_empty() { Ok(m.is_directory) } else { Err(Error::new(kind, m.error)) }
@@ -183,10 +185,9 @@ impl DriverClient {
                 None => None,
                 Some(Err(e)) => Some((Err(e), (frames, true))),
                 Some(Ok(f)) if !f.error.is_empty() => Some((Err(Error::other(f.error)), (frames, true))),
-                Some(Ok(f)) if f.is_end && !f.data.is_empty() => Some((
-                    Err(Error::other("driver sent data in the is_end frame, which Argo drops")),
-                    (frames, true),
-                )),
+                Some(Ok(f)) if f.is_end && !f.data.is_empty() => {
+                    Some((Err(Error::other("driver sent data in the is_end frame, which Argo drops")), (frames, true)))
+                }
                 Some(Ok(f)) if f.is_end => match frames.next().await {
                     None => None,
                     Some(_) => Some((Err(Error::other("driver sent frames after is_end")), (frames, true))),
@@ -200,44 +201,39 @@ impl DriverClient {
     /// Uploads `data` to `location` through SaveStream: one metadata frame,
     /// then chunks of at most 2 MiB, as Argo's argo-server sends them.
     pub async fn save_stream(&self, location: &Location, data: ByteStream) -> Result<()> {
-        let first = pb::SaveStreamArtifactRequest { output_artifact: Some(location.to_artifact()), chunk: Bytes::new() };
-        let (fail_tx, mut fail_rx) = tokio::sync::oneshot::channel::<Error>();
-        let mut fail_tx = Some(fail_tx);
-        let chunks = data
-            .flat_map(|item| {
-                futures::stream::iter(match item {
-                    Ok(bytes) => split(bytes).into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(e) => vec![Err(e)],
-                })
+        let first =
+            pb::SaveStreamArtifactRequest { output_artifact: Some(location.to_artifact()), chunk: Bytes::new() };
+        let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Error>();
+        let chunks = data.flat_map(|item| {
+            futures::stream::iter(match item {
+                Ok(bytes) => split(bytes).into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
             })
-            // A failing source ends the request stream without closing it
-            // cleanly, so the driver sees a cancelled upload, not a short one.
-            .take_while(move |item| {
-                let ok = item.is_ok();
-                if let (Err(e), Some(tx)) = (item, fail_tx.take()) {
-                    let _ = tx.send(Error::new(e.kind(), e.message().to_string()));
+        });
+        // When the source fails, the request stream must not end: a clean end
+        // would commit a truncated object. It stalls instead, and the call is
+        // dropped below, which cancels the RPC so the driver aborts the upload.
+        let outbound = futures::stream::unfold((chunks.boxed(), Some(fail_tx)), |(mut chunks, fail_tx)| async move {
+            match chunks.next().await {
+                Some(Ok(chunk)) => {
+                    Some((pb::SaveStreamArtifactRequest { output_artifact: None, chunk }, (chunks, fail_tx)))
                 }
-                std::future::ready(ok)
-            })
-            .filter_map(|item| std::future::ready(item.ok()))
-            .map(|chunk| pb::SaveStreamArtifactRequest { output_artifact: None, chunk });
-        let outbound = futures::stream::once(std::future::ready(first)).chain(chunks);
-        let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut client = self.inner.clone();
-        let call = client.save_stream(outbound.take_until(abort_rx));
-        tokio::pin!(call);
-        let response = tokio::select! {
-            r = &mut call => r,
-            Ok(err) = &mut fail_rx => {
-                drop(abort_tx);
-                return Err(err.context("reading the data to upload"));
+                Some(Err(err)) => {
+                    if let Some(tx) = fail_tx {
+                        let _ = tx.send(err);
+                    }
+                    std::future::pending().await
+                }
+                None => None,
             }
-        };
-        drop(abort_tx);
-        if let Ok(err) = fail_rx.try_recv() {
-            return Err(err.context("reading the data to upload"));
+        });
+        let outbound = futures::stream::once(std::future::ready(first)).chain(outbound);
+        let mut client = self.inner.clone();
+        let call = client.save_stream(outbound);
+        tokio::select! {
+            response = call => in_band(response?, |m| (m.success, m.error)),
+            Ok(err) = fail_rx => Err(err.context("reading the data to upload")),
         }
-        in_band(response?, |m| (m.success, m.error))
     }
 }
 

@@ -48,10 +48,8 @@ pub fn parse<T: DeserializeOwned>(raw: &str) -> Result<T> {
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let location = inner
-            .location()
-            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
-            .unwrap_or_default();
+        let location =
+            inner.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
         // serde_yaml_ng appends its own "at line ..." to some messages; keep one.
         let detail = inner.to_string();
         let detail = detail.split(" at line ").next().unwrap_or(&detail).to_string();
@@ -110,9 +108,8 @@ pub struct Secrets {
 impl Secrets {
     /// Environment variables first, then `$FERRY_SECRETS_DIR` (or the default directory).
     pub fn from_env() -> Self {
-        let dir = std::env::var_os(SECRETS_DIR_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR));
+        let dir =
+            std::env::var_os(SECRETS_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR));
         Secrets { dir, use_env: true }
     }
 
@@ -153,15 +150,13 @@ impl Secrets {
         }
         let file = self.dir.join(&secret.name).join(&secret.key);
         match std::fs::read(&file) {
-            Ok(bytes) => String::from_utf8(bytes).map(Secret).map_err(|_| {
-                Error::invalid_config(format!("{secret}: {} is not UTF-8", file.display()))
-            }),
+            Ok(bytes) => String::from_utf8(bytes)
+                .map(Secret)
+                .map_err(|_| Error::invalid_config(format!("{secret}: {} is not UTF-8", file.display()))),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let env_hint = if self.use_env { format!("environment variable {var} is unset and ") } else { String::new() };
-                Err(Error::invalid_config(format!(
-                    "{secret} not found: {env_hint}{} does not exist",
-                    file.display()
-                )))
+                let env_hint =
+                    if self.use_env { format!("environment variable {var} is unset and ") } else { String::new() };
+                Err(Error::invalid_config(format!("{secret} not found: {env_hint}{} does not exist", file.display())))
             }
             Err(err) => Err(Error::from(err).context(format!("{secret}: reading {}", file.display()))),
         }

@@ -73,11 +73,7 @@ pub trait Driver: Send + Sync + 'static {
     }
 
     /// Streams the object at `key`.
-    fn open_stream(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-    ) -> impl Future<Output = Result<ByteStream>> + Send;
+    fn open_stream(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<ByteStream>> + Send;
 
     /// Stores `data` as the object at `key`, replacing any object there. If
     /// `data` yields an error, nothing must become visible at `key`.
@@ -89,25 +85,13 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Deletes exactly the object at `key`; succeeds when there is none.
-    fn delete_object(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn delete_object(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<()>> + Send;
 
     /// Every object under `key/`, recursively, as full keys; empty when none.
-    fn list(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-    ) -> impl Future<Output = Result<Vec<ArtifactKey>>> + Send;
+    fn list(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<Vec<ArtifactKey>>> + Send;
 
     /// Whether an object exists at exactly `key`.
-    fn exists(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-    ) -> impl Future<Output = Result<bool>> + Send {
+    fn exists(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<bool>> + Send {
         async move {
             match self.open_stream(config, key).await {
                 Ok(_) => Ok(true),
@@ -118,20 +102,12 @@ pub trait Driver: Send + Sync + 'static {
     }
 
     /// Whether at least one object lives under `key/`.
-    fn is_directory(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-    ) -> impl Future<Output = Result<bool>> + Send {
+    fn is_directory(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<bool>> + Send {
         async move { Ok(!self.list(config, key).await?.is_empty()) }
     }
 
     /// Deletes the object at `key` and every object under `key/`. Idempotent.
-    fn delete(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn delete(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<()>> + Send {
         async move {
             key.require_object("delete")?;
             for child in self.list(config, key).await? {
@@ -170,23 +146,13 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Saves `src`, a file or a directory, under `key`. A directory replaces
     /// whatever was under `key/` before.
-    fn save(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-        src: &Path,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn save(&self, config: &Self::Config, key: &ArtifactKey, src: &Path) -> impl Future<Output = Result<()>> + Send {
         transfer::save_path(self, config, key, src)
     }
 
     /// Loads `key` to `dst`: the object if there is one, else the directory
     /// under `key/`.
-    fn load(
-        &self,
-        config: &Self::Config,
-        key: &ArtifactKey,
-        dst: &Path,
-    ) -> impl Future<Output = Result<()>> + Send {
+    fn load(&self, config: &Self::Config, key: &ArtifactKey, dst: &Path) -> impl Future<Output = Result<()>> + Send {
         transfer::load_path(self, config, key, dst)
     }
 }

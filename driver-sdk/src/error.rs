@@ -66,9 +66,7 @@ impl ErrorKind {
         match code {
             tonic::Code::NotFound => ErrorKind::NotFound,
             tonic::Code::InvalidArgument | tonic::Code::OutOfRange => ErrorKind::InvalidArgument,
-            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
-                ErrorKind::PermissionDenied
-            }
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => ErrorKind::PermissionDenied,
             tonic::Code::Unavailable
             | tonic::Code::DeadlineExceeded
             | tonic::Code::ResourceExhausted

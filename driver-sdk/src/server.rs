@@ -68,13 +68,15 @@ impl<D: Driver> DriverService<D> {
     /// Configuration and key of a request's artifact.
     async fn target(&self, artifact: Option<&pb::Artifact>) -> Result<(Arc<D::Config>, ArtifactKey)> {
         let artifact = artifact.ok_or_else(|| Error::invalid_argument("request carries no artifact"))?;
-        let plugin = artifact.plugin.as_ref().ok_or_else(|| {
-            Error::invalid_argument(format!("artifact {:?} has no plugin block", artifact.name))
-        })?;
+        let plugin = artifact
+            .plugin
+            .as_ref()
+            .ok_or_else(|| Error::invalid_argument(format!("artifact {:?} has no plugin block", artifact.name)))?;
         let key = ArtifactKey::parse(&plugin.key)?;
-        let cfg = self.config(&plugin.configuration).await.map_err(|e| {
-            e.context(format!("artifact {:?} (plugin {:?})", artifact.name, plugin.name))
-        })?;
+        let cfg = self
+            .config(&plugin.configuration)
+            .await
+            .map_err(|e| e.context(format!("artifact {:?} (plugin {:?})", artifact.name, plugin.name)))?;
         Ok((cfg, key))
     }
 
@@ -113,13 +115,17 @@ fn in_band<T>(
         }
         Err(err) => {
             tracing::warn!(op, key, ms, kind = %err.kind(), error = %err, "failed");
-            let mut response = Response::new(build(false, err.to_string()));
-            if let Ok(v) = err.kind().as_str().parse() {
-                response.metadata_mut().insert(KIND_HEADER, v);
-            }
-            Ok(response)
+            Ok(with_kind(Response::new(build(false, err.to_string())), err.kind()))
         }
     }
+}
+
+/// Tags an in-band error response with its kind for Ferry's client.
+fn with_kind<T>(mut response: Response<T>, kind: ErrorKind) -> Response<T> {
+    if let Ok(v) = kind.as_str().parse() {
+        response.metadata_mut().insert(KIND_HEADER, v);
+    }
+    response
 }
 
 type FrameStream = Pin<Box<dyn Stream<Item = std::result::Result<pb::OpenStreamResponse, Status>> + Send>>;
@@ -223,7 +229,8 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             Err(err) if err.kind() == ErrorKind::NotFound => Err(err.into()),
             Err(err) => {
                 tracing::warn!(op = "list_objects", kind = %err.kind(), error = %err, "failed");
-                Ok(Response::new(pb::ListObjectsResponse { objects: vec![], error: err.to_string() }))
+                let response = pb::ListObjectsResponse { objects: vec![], error: err.to_string() };
+                Ok(with_kind(Response::new(response), err.kind()))
             }
         }
     }
@@ -240,14 +247,15 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         .await;
         // argo-server turns any IsDirectory error into HTTP 500 for every file
         // view, so a missing key is simply "not a directory".
-        Ok(Response::new(match result {
-            Ok(is_directory) => pb::IsDirectoryResponse { is_directory, error: String::new() },
-            Err(err) if err.kind() == ErrorKind::NotFound => pb::IsDirectoryResponse::default(),
+        match result {
+            Ok(is_directory) => Ok(Response::new(pb::IsDirectoryResponse { is_directory, error: String::new() })),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(Response::new(pb::IsDirectoryResponse::default())),
             Err(err) => {
                 tracing::warn!(op = "is_directory", kind = %err.kind(), error = %err, "failed");
-                pb::IsDirectoryResponse { is_directory: false, error: err.to_string() }
+                let response = pb::IsDirectoryResponse { is_directory: false, error: err.to_string() };
+                Ok(with_kind(Response::new(response), err.kind()))
             }
-        }))
+        }
     }
 
     async fn save_stream(
@@ -268,9 +276,9 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             self.refuse_if_read_only("save")?;
             let (cfg, key) = self.target(first.output_artifact.as_ref()).await?;
             let rest = inbound.map(|message| match message {
-                Ok(m) if m.output_artifact.is_some() => Err(Error::invalid_argument(
-                    "SaveStream: output_artifact may only be sent in the first message",
-                )),
+                Ok(m) if m.output_artifact.is_some() => {
+                    Err(Error::invalid_argument("SaveStream: output_artifact may only be sent in the first message"))
+                }
                 Ok(m) => Ok(m.chunk),
                 Err(status) => Err(Error::from(status).context("SaveStream client stream failed")),
             });
@@ -419,9 +427,11 @@ pub async fn shutdown_signal() {
 /// The grace period from [`SHUTDOWN_GRACE_ENV`], else [`DEFAULT_SHUTDOWN_GRACE`].
 pub fn shutdown_grace() -> Result<Duration> {
     match std::env::var(SHUTDOWN_GRACE_ENV) {
-        Ok(v) => v.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| {
-            Error::invalid_config(format!("{SHUTDOWN_GRACE_ENV}={v:?} is not a whole number of seconds"))
-        }),
+        Ok(v) => {
+            v.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| {
+                Error::invalid_config(format!("{SHUTDOWN_GRACE_ENV}={v:?} is not a whole number of seconds"))
+            })
+        }
         Err(_) => Ok(DEFAULT_SHUTDOWN_GRACE),
     }
 }

@@ -147,8 +147,9 @@ impl<B: StoreBuilder> ObjectStoreDriver<B> {
 
     fn path(&self, key: &ArtifactKey) -> Result<StorePath> {
         match self.options.key_encoding {
-            KeyEncoding::Verbatim => StorePath::parse(key.as_str())
-                .map_err(|e| Error::invalid_argument(format!("key {key:?}: {e}"))),
+            KeyEncoding::Verbatim => {
+                StorePath::parse(key.as_str()).map_err(|e| Error::invalid_argument(format!("key {key:?}: {e}")))
+            }
             KeyEncoding::Escaped if key.is_root() => Ok(StorePath::default()),
             KeyEncoding::Escaped => Ok(StorePath::from_iter(key.as_str().split('/'))),
         }
@@ -282,9 +283,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
                 staging.commit(dst).await?;
                 n
             }
-            GetResultPayload::Stream(s) => {
-                transfer::write_atomically(dst, s.map_err(Error::from).boxed()).await?
-            }
+            GetResultPayload::Stream(s) => transfer::write_atomically(dst, s.map_err(Error::from).boxed()).await?,
         };
         if written != expected {
             let _ = tokio::fs::remove_file(dst).await;
@@ -310,14 +309,10 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         let prefix = self.path(key)?;
         // Children first: on a filesystem the key is their directory.
         let children = store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
-        store
-            .delete_stream(children)
-            .try_for_each(|_| std::future::ready(Ok(())))
-            .await
-            .or_else(|e| match e {
-                object_store::Error::NotFound { .. } => Ok(()),
-                e => Err(Error::from(e)),
-            })?;
+        store.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(|e| match e {
+            object_store::Error::NotFound { .. } => Ok(()),
+            e => Err(Error::from(e)),
+        })?;
         if self.exists(store, key).await? {
             self.delete_object(store, key).await?;
         }

@@ -18,9 +18,7 @@ pub const READ_CHUNK: usize = 1 << 20;
 
 /// A stream of the local file at `path`, read in [`READ_CHUNK`] pieces.
 pub async fn file_stream(path: &Path) -> Result<ByteStream> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| local_error(e, "opening", path))?;
+    let file = tokio::fs::File::open(path).await.map_err(|e| local_error(e, "opening", path))?;
     let shown = path.display().to_string();
     Ok(tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK)
         .map_err(move |e| Error::from(e).context(format!("reading {shown}")))
@@ -33,9 +31,7 @@ pub async fn file_stream(path: &Path) -> Result<ByteStream> {
 /// number of bytes written.
 pub async fn write_atomically(dst: &Path, mut data: ByteStream) -> Result<u64> {
     let staging = Staging::beside(dst).await?;
-    let file = tokio::fs::File::create(&staging.path)
-        .await
-        .map_err(|e| local_error(e, "creating", &staging.path))?;
+    let file = tokio::fs::File::create(&staging.path).await.map_err(|e| local_error(e, "creating", &staging.path))?;
     let mut out = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
     let mut written = 0u64;
     while let Some(chunk) = data.next().await {
@@ -112,10 +108,7 @@ pub(crate) async fn save_path<D: Driver + ?Sized>(
         return driver.save_file(config, key, src).await;
     }
     if !meta.is_dir() {
-        return Err(Error::invalid_argument(format!(
-            "{} is neither a regular file nor a directory",
-            src.display()
-        )));
+        return Err(Error::invalid_argument(format!("{} is neither a regular file nor a directory", src.display())));
     }
     let root = src.to_path_buf();
     let files = tokio::task::spawn_blocking(move || walk_tree(&root))
@@ -191,9 +184,7 @@ pub fn walk_tree(root: &Path) -> Result<Vec<(String, PathBuf)>> {
 fn relative_key(root: &Path, path: &Path) -> Result<String> {
     let relative = path.strip_prefix(root).map_err(|_| Error::other("walk left its root"))?;
     let parts: Option<Vec<&str>> = relative.components().map(|c| c.as_os_str().to_str()).collect();
-    parts
-        .map(|p| p.join("/"))
-        .ok_or_else(|| Error::invalid_argument(format!("{} is not valid UTF-8", path.display())))
+    parts.map(|p| p.join("/")).ok_or_else(|| Error::invalid_argument(format!("{} is not valid UTF-8", path.display())))
 }
 
 /// The default [`Driver::load`]: the object at `key` if there is one, else the
@@ -223,9 +214,9 @@ pub(crate) async fn load_path<D: Driver + ?Sized>(
             async move {
                 // Keys are validated, so `relative` has no `..` and cannot
                 // leave the staging directory.
-                let relative = key.relative(&child).ok_or_else(|| {
-                    Error::other(format!("driver listed {child:?}, which is not under {key:?}"))
-                })?;
+                let relative = key
+                    .relative(&child)
+                    .ok_or_else(|| Error::other(format!("driver listed {child:?}, which is not under {key:?}")))?;
                 driver.load_file(config, &child, &staging_root.join(relative)).await
             }
         })

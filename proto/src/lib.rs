@@ -12,8 +12,7 @@ pub use generated::*;
 
 /// The encoded `FileDescriptorSet` of `artifact.proto`, for gRPC server reflection
 /// (so `grpcurl -unix` can call a Ferry driver without the proto file).
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/artifact_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/artifact_descriptor.bin"));
 
 /// The fully qualified gRPC service name, as Argo dials it.
 pub const SERVICE_NAME: &str = "artifact.ArtifactService";
@@ -70,20 +69,14 @@ mod tests {
             assert_eq!(fields(resp), vec![b("success", 1), s("error", 2)], "{resp}");
         }
         assert_eq!(fields("OpenStreamRequest"), vec![m("artifact", 1)]);
-        assert_eq!(
-            fields("OpenStreamResponse"),
-            vec![("data".into(), 1, 12, 1), b("is_end", 2), s("error", 3)]
-        );
+        assert_eq!(fields("OpenStreamResponse"), vec![("data".into(), 1, 12, 1), b("is_end", 2), s("error", 3)]);
         assert_eq!(fields("SaveArtifactRequest"), vec![s("path", 1), m("output_artifact", 2)]);
         for req in ["DeleteArtifactRequest", "ListObjectsRequest", "IsDirectoryRequest"] {
             assert_eq!(fields(req), vec![m("artifact", 1)], "{req}");
         }
         assert_eq!(fields("ListObjectsResponse"), vec![("objects".into(), 1, 9, 3), s("error", 2)]);
         assert_eq!(fields("IsDirectoryResponse"), vec![b("is_directory", 1), s("error", 2)]);
-        assert_eq!(
-            fields("SaveStreamArtifactRequest"),
-            vec![m("output_artifact", 1), ("chunk".into(), 2, 12, 1)]
-        );
+        assert_eq!(fields("SaveStreamArtifactRequest"), vec![m("output_artifact", 1), ("chunk".into(), 2, 12, 1)]);
         assert_eq!(fields("GetCapabilitiesRequest"), vec![]);
         assert_eq!(fields("GetCapabilitiesResponse"), vec![b("supports_save_stream", 1)]);
 
