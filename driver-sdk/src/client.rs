@@ -188,10 +188,9 @@ impl DriverClient {
                 Some(Ok(f)) if f.is_end && !f.data.is_empty() => {
                     Some((Err(Error::other("driver sent data in the is_end frame, which Argo drops")), (frames, true)))
                 }
-                Some(Ok(f)) if f.is_end => match frames.next().await {
-                    None => None,
-                    Some(_) => Some((Err(Error::other("driver sent frames after is_end")), (frames, true))),
-                },
+                Some(Ok(f)) if f.is_end => {
+                    frames.next().await.map(|_| (Err(Error::other("driver sent frames after is_end")), (frames, true)))
+                }
                 Some(Ok(f)) => Some((Ok(f.data), (frames, false))),
             }
         })

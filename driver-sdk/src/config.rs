@@ -187,6 +187,7 @@ mod tests {
     #[test]
     fn yaml_and_json_both_parse() {
         let y: S3Like = parse("bucket: b\naccessKeySecret: {name: s, key: k}").unwrap();
+        assert_eq!(y.bucket, "b");
         assert_eq!(y.access_key_secret.unwrap().key, "k");
         let j: S3Like = parse(r#"{"bucket": "b", "encryptionOptions": {"enableEncryption": true}}"#).unwrap();
         assert!(j.encryption_options.unwrap().enable_encryption);

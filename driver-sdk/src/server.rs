@@ -34,11 +34,14 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 const CONFIG_TTL: Duration = Duration::from_secs(300);
 const CONFIG_CACHE_ENTRIES: usize = 64;
 
+/// Configured drivers by configuration string, with when each was built.
+type ConfigCache<C> = Mutex<HashMap<String, (Arc<C>, Instant)>>;
+
 /// The gRPC service around a [`Driver`]: translates the proto messages, maps
 /// errors to the wire, frames streams and caches configurations.
 pub struct DriverService<D: Driver> {
     driver: Arc<D>,
-    configs: Mutex<HashMap<String, (Arc<D::Config>, Instant)>>,
+    configs: ConfigCache<D::Config>,
 }
 
 impl<D: Driver> DriverService<D> {

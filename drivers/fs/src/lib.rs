@@ -13,9 +13,10 @@
 mod confined;
 
 pub use confined::ConfinedStore;
-use ferry_sdk::{Error, KeyEncoding, ObjectStoreDriver, Result, TransferOptions};
+use ferry_sdk::{Error, KeyEncoding, ObjectStoreDriver, Result, StoreBuilder, TransferOptions};
 use object_store::ObjectStore;
 use serde::Deserialize;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,12 +45,25 @@ pub fn build_store(configuration: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(Arc::new(ConfinedStore::new(&config.root)?))
 }
 
+/// Builds a [`ConfinedStore`] per configuration string.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsStores;
+
+impl StoreBuilder for FsStores {
+    fn build(&self, configuration: &str) -> impl Future<Output = Result<Arc<dyn ObjectStore>>> + Send {
+        std::future::ready(build_store(configuration))
+    }
+}
+
+/// The filesystem driver.
+pub type FsDriver = ObjectStoreDriver<FsStores>;
+
 /// The filesystem driver, ready for [`ferry_sdk::run`].
-pub fn driver() -> ObjectStoreDriver<fn(&str) -> Result<Arc<dyn ObjectStore>>> {
+pub fn driver() -> FsDriver {
     // Local disks gain nothing from many parts in flight; keep memory low.
     let options = TransferOptions::default()
         .with_key_encoding(KeyEncoding::Escaped)
         .with_part_size(8 << 20)
         .with_max_concurrency(2);
-    ObjectStoreDriver::new(build_store as fn(&str) -> Result<Arc<dyn ObjectStore>>).with_options(options)
+    ObjectStoreDriver::new(FsStores).with_options(options)
 }

@@ -406,7 +406,7 @@ async fn a_stale_socket_is_replaced() {
 async fn json_logs_never_contain_secrets_or_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("s");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-driver-fs"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ferry-driver-fs"))
         .arg(&socket)
         .env("FERRY_LOG_FORMAT", "json")
         .env("FERRY_LOG", "debug")
