@@ -1,0 +1,78 @@
+"""Fixtures for talking to Ferry drivers from Python, using only proto/artifact.proto.
+
+The stubs are generated at session start with grpcio-tools, so the test proves
+that a client written from the proto file alone interoperates with the driver.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_tools import protoc
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stubs")
+    proto_dir = REPO / "proto"
+    rc = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{proto_dir}",
+            f"--python_out={out}",
+            f"--grpc_python_out={out}",
+            str(proto_dir / "artifact.proto"),
+        ]
+    )
+    assert rc == 0, "protoc failed on proto/artifact.proto"
+    sys.path.insert(0, str(out))
+    import artifact_pb2
+    import artifact_pb2_grpc
+
+    return artifact_pb2, artifact_pb2_grpc
+
+
+def driver_binary():
+    path = os.environ.get("FERRY_DRIVER_FS", str(REPO / "target" / "debug" / "ferry-driver-fs"))
+    if not Path(path).exists():
+        pytest.fail(f"{path} does not exist: run `cargo build -p ferry-driver-fs` first")
+    return path
+
+
+@pytest.fixture
+def driver(tmp_path, pb):
+    """A running ferry-driver-fs and a stub connected to it over its unix socket."""
+    artifact_pb2, artifact_pb2_grpc = pb
+    socket = tmp_path / "artifact-plugins" / "fs" / "socket"
+    proc = subprocess.Popen([driver_binary(), str(socket)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not socket.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "driver socket did not appear"
+        time.sleep(0.01)
+    # Over unix sockets grpcio sends the socket path as :authority, which the
+    # HTTP/2 stack under Ferry's server (hyperium/h2) rejects as malformed.
+    # grpc-go, and so Argo, sends "localhost"; do the same.
+    channel = grpc.insecure_channel(f"unix://{socket}", options=[("grpc.default_authority", "localhost")])
+    grpc.channel_ready_future(channel).result(timeout=10)
+    stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
+    root = tmp_path / "storage"
+
+    def artifact(key, configuration=None):
+        return artifact_pb2.Artifact(
+            name=key.rsplit("/", 1)[-1],
+            plugin=artifact_pb2.PluginArtifact(
+                name="fs", configuration=configuration or f"root: {root}", key=key
+            ),
+        )
+
+    yield stub, artifact, artifact_pb2, tmp_path
+    channel.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0, "driver must exit 0 on SIGTERM"
