@@ -4,6 +4,7 @@ use ferry_sdk::{ArtifactKey, ByteStream, Driver, Error, Result};
 use futures::{StreamExt, TryStreamExt};
 use std::{collections::BTreeMap, sync::Mutex};
 
+/// Every object, by key.
 #[derive(Default)]
 pub struct Memory(Mutex<BTreeMap<ArtifactKey, Bytes>>);
 

@@ -304,34 +304,65 @@ impl<D: Driver> ArtifactService for DriverService<D> {
     }
 }
 
-/// Frames a byte stream for OpenStream: whatever is ready is coalesced (fewer,
-/// larger frames), no frame carries more than [`MAX_FRAME_BYTES`], a failure
-/// becomes an error status (never a clean end), and the stream ends with one
-/// `is_end` frame without data, since Argo drops data sent in that frame.
+/// Below this size, chunks are gathered into one frame (HTTP streams yield
+/// many small pieces); larger chunks travel as they are, without a copy.
+const COALESCE_BELOW: usize = 256 << 10;
+
+/// Frames a byte stream for OpenStream: small pieces are gathered, no frame
+/// carries more than [`MAX_FRAME_BYTES`], a failure becomes an error status
+/// (never a clean end), and the stream ends with one `is_end` frame without
+/// data, since Argo drops data sent in that frame. At most a few frames are
+/// in flight, so memory stays bounded however slow the client reads.
 fn frames(data: ByteStream, key: String) -> FrameStream {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::OpenStreamResponse, Status>>(2);
     tokio::spawn(async move {
-        let mut data = data.ready_chunks(64);
-        let mut pending = BytesMut::new();
-        while let Some(batch) = data.next().await {
-            for item in batch {
-                match item {
-                    Ok(chunk) => pending.extend_from_slice(&chunk),
-                    Err(err) => {
-                        tracing::warn!(op = "open_stream", key, error = %err, "failed mid-stream");
-                        let _ = tx.send(Err(Status::from(err))).await;
-                        return;
+        let send = |data: Bytes| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(pb::OpenStreamResponse { data, ..Default::default() })).await.is_ok() }
+        };
+        let mut data = data;
+        let mut small = BytesMut::new();
+        loop {
+            let next = if small.is_empty() {
+                data.next().await
+            } else {
+                // Flush gathered bytes as soon as nothing more is ready.
+                match futures::FutureExt::now_or_never(data.next()) {
+                    Some(item) => item,
+                    None => {
+                        if !send(small.split().freeze()).await {
+                            return;
+                        }
+                        continue;
                     }
                 }
-            }
-            while !pending.is_empty() {
-                let take = pending.len().min(MAX_FRAME_BYTES);
-                let frame = pb::OpenStreamResponse { data: pending.split_to(take).freeze(), ..Default::default() };
-                if tx.send(Ok(frame)).await.is_err() {
-                    // The client went away; dropping `data` cancels the read.
+            };
+            match next {
+                Some(Ok(chunk)) if chunk.len() < COALESCE_BELOW && small.len() + chunk.len() <= MAX_FRAME_BYTES => {
+                    small.extend_from_slice(&chunk);
+                }
+                Some(Ok(mut chunk)) => {
+                    if !small.is_empty() && !send(small.split().freeze()).await {
+                        return;
+                    }
+                    while !chunk.is_empty() {
+                        let frame = chunk.split_to(chunk.len().min(MAX_FRAME_BYTES));
+                        if !send(frame).await {
+                            // The client went away; dropping `data` cancels the read.
+                            return;
+                        }
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(op = "open_stream", key, error = %err, "failed mid-stream");
+                    let _ = tx.send(Err(Status::from(err))).await;
                     return;
                 }
+                None => break,
             }
+        }
+        if !small.is_empty() && !send(small.split().freeze()).await {
+            return;
         }
         let end = pb::OpenStreamResponse { data: Bytes::new(), is_end: true, error: String::new() };
         let _ = tx.send(Ok(end)).await;

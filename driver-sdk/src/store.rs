@@ -145,7 +145,8 @@ impl<B: StoreBuilder> ObjectStoreDriver<B> {
         &self.options
     }
 
-    fn path(&self, key: &ArtifactKey) -> Result<StorePath> {
+    /// The object_store path of `key` under this driver's key encoding.
+    pub fn store_path(&self, key: &ArtifactKey) -> Result<StorePath> {
         match self.options.key_encoding {
             KeyEncoding::Verbatim => {
                 StorePath::parse(key.as_str()).map_err(|e| Error::invalid_argument(format!("key {key:?}: {e}")))
@@ -209,7 +210,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn open_stream(&self, store: &Self::Config, key: &ArtifactKey) -> Result<ByteStream> {
         key.require_object("open a stream")?;
-        let result = store.get(&self.path(key)?).await?;
+        let result = store.get(&self.store_path(key)?).await?;
         let expected = result.meta.size;
         let stream = match result.payload {
             GetResultPayload::File(file, path) => local_file_stream(file, path),
@@ -220,7 +221,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn save_stream(&self, store: &Self::Config, key: &ArtifactKey, data: ByteStream) -> Result<()> {
         key.require_object("save")?;
-        let path = self.path(key)?;
+        let path = self.store_path(key)?;
         let threshold = self.options.multipart_threshold as usize;
         let mut data = data;
         let mut head = BytesMut::new();
@@ -239,7 +240,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn save_file(&self, store: &Self::Config, key: &ArtifactKey, src: &Path) -> Result<()> {
         key.require_object("save")?;
-        let path = self.path(key)?;
+        let path = self.store_path(key)?;
         let mut file = tokio::fs::File::open(src).await.map_err(|e| local_error(e, "opening", src))?;
         let size = file.metadata().await.map_err(|e| local_error(e, "reading", src))?.len();
         if size <= self.options.multipart_threshold {
@@ -265,14 +266,14 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
         key.require_object("load")?;
-        let result = store.get(&self.path(key)?).await?;
+        let result = store.get(&self.store_path(key)?).await?;
         let expected = result.meta.size;
         let written = match result.payload {
             GetResultPayload::File(mut file, _) => {
                 // Local to local: let the kernel copy (copy_file_range) instead
                 // of moving every byte through user space.
                 let staging = Staging::beside(dst).await?;
-                let target = staging.path.clone();
+                let target = staging.path().to_path_buf();
                 let n = tokio::task::spawn_blocking(move || {
                     let mut out = std::fs::File::create(&target)?;
                     std::io::copy(&mut file, &mut out)
@@ -297,7 +298,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn delete_object(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
         key.require_object("delete")?;
-        match store.delete(&self.path(key)?).await {
+        match store.delete(&self.store_path(key)?).await {
             Ok(()) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -306,7 +307,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn delete(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
         key.require_object("delete")?;
-        let prefix = self.path(key)?;
+        let prefix = self.store_path(key)?;
         // Children first: on a filesystem the key is their directory.
         let children = store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
         store.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(|e| match e {
@@ -320,7 +321,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
     }
 
     async fn list(&self, store: &Self::Config, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
-        let prefix = self.path(key)?;
+        let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
         let paths: Vec<StorePath> = store.list(prefix).map_ok(|meta| meta.location).try_collect().await?;
         let mut keys = paths.iter().map(|p| self.key(p)).collect::<Result<Vec<_>>>()?;
@@ -333,7 +334,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         if key.is_root() {
             return Ok(false);
         }
-        match store.head(&self.path(key)?).await {
+        match store.head(&self.store_path(key)?).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
@@ -341,7 +342,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
     }
 
     async fn is_directory(&self, store: &Self::Config, key: &ArtifactKey) -> Result<bool> {
-        let prefix = self.path(key)?;
+        let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
         // The first child answers; a 10,000-object prefix is not listed whole.
         match store.list(prefix).next().await {

@@ -29,8 +29,12 @@ pub async fn file_stream(path: &Path) -> Result<ByteStream> {
 /// the end, so `dst` is either the complete object or untouched. Parents are
 /// created; an existing file or directory at `dst` is replaced. Returns the
 /// number of bytes written.
-pub async fn write_atomically(dst: &Path, mut data: ByteStream) -> Result<u64> {
-    let staging = Staging::beside(dst).await?;
+pub async fn write_atomically(dst: &Path, data: ByteStream) -> Result<u64> {
+    write_staged(Staging::beside(dst).await?, dst, data).await
+}
+
+/// Writes `data` to `staging`, then renames it to `dst` (whose parent must exist).
+pub async fn write_staged(staging: Staging, dst: &Path, mut data: ByteStream) -> Result<u64> {
     let file = tokio::fs::File::create(&staging.path).await.map_err(|e| local_error(e, "creating", &staging.path))?;
     let mut out = tokio::io::BufWriter::with_capacity(READ_CHUNK, file);
     let mut written = 0u64;
@@ -44,15 +48,27 @@ pub async fn write_atomically(dst: &Path, mut data: ByteStream) -> Result<u64> {
     Ok(written)
 }
 
-/// A hidden path beside a destination that is removed again unless committed,
-/// also when the transfer is cancelled half-way (the future dropped).
-pub(crate) struct Staging {
-    pub(crate) path: PathBuf,
+/// A temporary path that is removed again unless committed, also when the
+/// transfer is cancelled half-way (the future dropped).
+#[derive(Debug)]
+pub struct Staging {
+    path: PathBuf,
     committed: bool,
 }
 
 impl Staging {
-    pub(crate) async fn beside(dst: &Path) -> Result<Staging> {
+    /// A uniquely named path in `dir`, which must exist.
+    pub fn in_dir(dir: &Path) -> Staging {
+        Staging { path: dir.join(format!("{}.partial", uuid::Uuid::new_v4().simple())), committed: false }
+    }
+
+    /// The staging path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A hidden, uniquely named sibling of `dst`; creates `dst`'s parent.
+    pub async fn beside(dst: &Path) -> Result<Staging> {
         let name = dst
             .file_name()
             .ok_or_else(|| Error::invalid_argument(format!("destination {} has no file name", dst.display())))?;
@@ -62,7 +78,8 @@ impl Staging {
         Ok(Staging { path: parent.join(hidden), committed: false })
     }
 
-    pub(crate) async fn commit(mut self, dst: &Path) -> Result<()> {
+    /// Renames the staged file or directory to `dst`, replacing what is there.
+    pub async fn commit(mut self, dst: &Path) -> Result<()> {
         if let Ok(meta) = tokio::fs::symlink_metadata(dst).await
             && meta.is_dir()
         {
@@ -86,7 +103,7 @@ impl Drop for Staging {
 /// An I/O error on a local path, with the path in the message. A missing local
 /// path is the caller's mistake, not a missing key, so it never becomes
 /// `NotFound` (which on the wire means "no such object").
-pub(crate) fn local_error(err: std::io::Error, action: &str, path: &Path) -> Error {
+pub fn local_error(err: std::io::Error, action: &str, path: &Path) -> Error {
     let err = Error::from(err).context(format!("{action} {}", path.display()));
     if err.kind() == ErrorKind::NotFound {
         Error::new(ErrorKind::InvalidArgument, err.message().to_string())

@@ -15,6 +15,9 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Name of the staging directory inside the root.
+pub const STAGING_DIR: &str = ".ferry-staging";
+
 /// A `LocalFileSystem` confined to its root: object_store follows symlinks,
 /// so a link inside the root could otherwise read or write anywhere.
 #[derive(Debug, Clone)]
@@ -37,10 +40,34 @@ impl ConfinedStore {
         Ok(ConfinedStore { inner: Arc::new(inner), root: Arc::new(root) })
     }
 
+    /// The root every key lives under.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// Where writes are staged before being renamed into place: inside the
+    /// root (so the rename never crosses filesystems) but hidden from every
+    /// listing and unreachable by any key.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join(STAGING_DIR)
+    }
+
+    /// The file `location` names, after checking it stays inside the root.
+    pub fn file_path(&self, location: &Path) -> Result<PathBuf> {
+        self.confine(location)?;
+        self.inner.path_to_filesystem(location)
+    }
+
     /// Fails unless `location`, with every symlink on its way resolved, stays
     /// under the root. Paths that do not exist yet are judged by their
     /// deepest existing ancestor, which is where a write would land.
     fn confine(&self, location: &Path) -> Result<()> {
+        if location.parts().next().is_some_and(|first| first.as_ref() == STAGING_DIR) {
+            return Err(object_store::Error::PermissionDenied {
+                path: location.to_string(),
+                source: format!("keys under {STAGING_DIR}/ are reserved for the driver's staging area").into(),
+            });
+        }
         let full = self.inner.path_to_filesystem(location)?;
         let mut probe = full.as_path();
         loop {
@@ -117,6 +144,7 @@ impl ObjectStore for ConfinedStore {
             .try_filter(move |meta| {
                 // Files reached through a symlinked directory that leaves the
                 // root are not ours to show.
+                // (Staged writes are refused by `confine` too, so they never show.)
                 let inside = checker.confine(&meta.location).is_ok();
                 if !inside {
                     tracing::warn!(path = %meta.location, "skipping path that resolves outside the root");

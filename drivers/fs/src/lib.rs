@@ -1,8 +1,8 @@
 //! The local-filesystem driver: Ferry's embedded default and the SDK's worked
-//! example. It is a configuration layer over [`ObjectStoreDriver`] and
-//! object_store's `LocalFileSystem`, plus one safety rule that an object store
-//! does not need: no key may resolve outside `root`, not even through a
-//! symlink someone placed inside it.
+//! example. It is object_store's `LocalFileSystem` behind the SDK's
+//! [`ObjectStoreDriver`], plus what a filesystem needs and an object store
+//! does not: no key may resolve outside `root`, not even through a symlink
+//! someone placed inside it, and writes are staged and renamed into place.
 //!
 //! Configuration (YAML or JSON):
 //!
@@ -12,11 +12,13 @@
 
 mod confined;
 
-pub use confined::ConfinedStore;
-use ferry_sdk::{Error, KeyEncoding, ObjectStoreDriver, Result, StoreBuilder, TransferOptions};
+pub use confined::{ConfinedStore, STAGING_DIR};
+use ferry_sdk::transfer::{self, Staging, local_error};
+use ferry_sdk::{
+    ArtifactKey, ByteStream, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, StoreBuilder, TransferOptions,
+};
 use object_store::ObjectStore;
 use serde::Deserialize;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,8 +33,8 @@ pub struct FsConfig {
     pub root: PathBuf,
 }
 
-/// Builds the store for one configuration string.
-pub fn build_store(configuration: &str) -> Result<Arc<dyn ObjectStore>> {
+/// Builds the confined store for one configuration string.
+pub fn build_store(configuration: &str) -> Result<ConfinedStore> {
     let config: FsConfig = ferry_sdk::config::parse(configuration)?;
     if !config.root.is_absolute() {
         return Err(Error::invalid_config(format!(
@@ -42,28 +44,111 @@ pub fn build_store(configuration: &str) -> Result<Arc<dyn ObjectStore>> {
     }
     std::fs::create_dir_all(&config.root)
         .map_err(|e| Error::from(e).context(format!("creating root {}", config.root.display())))?;
-    Ok(Arc::new(ConfinedStore::new(&config.root)?))
+    ConfinedStore::new(&config.root)
 }
 
-/// Builds a [`ConfinedStore`] per configuration string.
+/// One configured root: the confined store, also as the `dyn ObjectStore` the
+/// generic adapter works on.
+#[derive(Clone, Debug)]
+pub struct FsRoot {
+    confined: Arc<ConfinedStore>,
+    store: Arc<dyn ObjectStore>,
+}
+
+/// The filesystem driver: the generic object_store adapter for reads, lists
+/// and deletes, plus writes that are staged in the root's staging directory
+/// and renamed into place. Saving a file is a kernel-side copy
+/// (`copy_file_range`), as `cp` does, instead of two trips through user space.
+pub struct FsDriver {
+    inner: ObjectStoreDriver<FsStores>,
+}
+
+/// Builds confined stores from configuration strings. On its own, in an
+/// [`ObjectStoreDriver`], it is a complete but slower driver: [`FsDriver`]
+/// adds the staged kernel-side writes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsStores;
 
 impl StoreBuilder for FsStores {
-    fn build(&self, configuration: &str) -> impl Future<Output = Result<Arc<dyn ObjectStore>>> + Send {
-        std::future::ready(build_store(configuration))
+    async fn build(&self, configuration: &str) -> Result<Arc<dyn ObjectStore>> {
+        Ok(Arc::new(build_store(configuration)?))
     }
 }
 
-/// The filesystem driver.
-pub type FsDriver = ObjectStoreDriver<FsStores>;
-
 /// The filesystem driver, ready for [`ferry_sdk::run`].
 pub fn driver() -> FsDriver {
-    // Local disks gain nothing from many parts in flight; keep memory low.
-    let options = TransferOptions::default()
-        .with_key_encoding(KeyEncoding::Escaped)
-        .with_part_size(8 << 20)
-        .with_max_concurrency(2);
-    ObjectStoreDriver::new(FsStores).with_options(options)
+    let options = TransferOptions::default().with_key_encoding(KeyEncoding::Escaped);
+    FsDriver { inner: ObjectStoreDriver::new(FsStores).with_options(options) }
+}
+
+impl FsDriver {
+    /// The file `key` names, and a staging path for writing it.
+    fn target(&self, root: &FsRoot, key: &ArtifactKey) -> Result<(PathBuf, Staging)> {
+        key.require_object("save")?;
+        let file = root.confined.file_path(&self.inner.store_path(key)?).map_err(Error::from)?;
+        if file.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "key {key:?} is a directory in this filesystem store; a file cannot share its name"
+            )));
+        }
+        let staging_dir = root.confined.staging_dir();
+        std::fs::create_dir_all(&staging_dir).map_err(|e| local_error(e, "creating", &staging_dir))?;
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| local_error(e, "creating", parent))?;
+        }
+        Ok((file, Staging::in_dir(&staging_dir)))
+    }
+}
+
+impl Driver for FsDriver {
+    type Config = FsRoot;
+
+    async fn configure(&self, configuration: &str) -> Result<FsRoot> {
+        let confined = Arc::new(build_store(configuration)?);
+        Ok(FsRoot { store: confined.clone(), confined })
+    }
+
+    async fn open_stream(&self, root: &FsRoot, key: &ArtifactKey) -> Result<ByteStream> {
+        self.inner.open_stream(&root.store, key).await
+    }
+
+    async fn save_stream(&self, root: &FsRoot, key: &ArtifactKey, data: ByteStream) -> Result<()> {
+        let (file, staging) = self.target(root, key)?;
+        transfer::write_staged(staging, &file, data).await.map(drop)
+    }
+
+    async fn save_file(&self, root: &FsRoot, key: &ArtifactKey, src: &std::path::Path) -> Result<()> {
+        let (file, staging) = self.target(root, key)?;
+        let from = src.to_path_buf();
+        let to = staging.path().to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::copy(&from, &to))
+            .await
+            .map_err(|e| Error::other(format!("copy task failed: {e}")))?
+            .map_err(|e| local_error(e, "copying", src))?;
+        staging.commit(&file).await
+    }
+
+    async fn load_file(&self, root: &FsRoot, key: &ArtifactKey, dst: &std::path::Path) -> Result<()> {
+        self.inner.load_file(&root.store, key, dst).await
+    }
+
+    async fn delete_object(&self, root: &FsRoot, key: &ArtifactKey) -> Result<()> {
+        self.inner.delete_object(&root.store, key).await
+    }
+
+    async fn delete(&self, root: &FsRoot, key: &ArtifactKey) -> Result<()> {
+        self.inner.delete(&root.store, key).await
+    }
+
+    async fn list(&self, root: &FsRoot, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
+        self.inner.list(&root.store, key).await
+    }
+
+    async fn exists(&self, root: &FsRoot, key: &ArtifactKey) -> Result<bool> {
+        self.inner.exists(&root.store, key).await
+    }
+
+    async fn is_directory(&self, root: &FsRoot, key: &ArtifactKey) -> Result<bool> {
+        self.inner.is_directory(&root.store, key).await
+    }
 }
