@@ -37,17 +37,52 @@ const CONFIG_CACHE_ENTRIES: usize = 64;
 /// Configured drivers by configuration string, with when each was built.
 type ConfigCache<C> = Mutex<HashMap<String, (Arc<C>, Instant)>>;
 
+/// Counts calls in progress, so shutdown can end as soon as the last one
+/// finishes. Waiting for connections to close instead would wait out the
+/// whole grace period: Argo never closes its client connections.
+#[derive(Clone, Default)]
+struct InFlight(Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>);
+
+/// Held for the duration of one call (for OpenStream, until the stream ends).
+struct CallGuard(InFlight);
+
+impl InFlight {
+    fn enter(&self) -> CallGuard {
+        self.0.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CallGuard(self.clone())
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.0.1.notified();
+            if self.0.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.0.0.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.0.0.1.notify_waiters();
+        }
+    }
+}
+
 /// The gRPC service around a [`Driver`]: translates the proto messages, maps
 /// errors to the wire, frames streams and caches configurations.
 pub struct DriverService<D: Driver> {
     driver: Arc<D>,
     configs: ConfigCache<D::Config>,
+    in_flight: InFlight,
 }
 
 impl<D: Driver> DriverService<D> {
     /// Wraps `driver`.
     pub fn new(driver: D) -> Self {
-        DriverService { driver: Arc::new(driver), configs: Mutex::new(HashMap::new()) }
+        DriverService { driver: Arc::new(driver), configs: Mutex::new(HashMap::new()), in_flight: InFlight::default() }
     }
 
     async fn config(&self, raw: &str) -> Result<Arc<D::Config>> {
@@ -139,6 +174,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<pb::LoadArtifactRequest>,
     ) -> std::result::Result<Response<pb::LoadArtifactResponse>, Status> {
+        let _call = self.in_flight.enter();
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.input_artifact.as_ref());
@@ -159,6 +195,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<pb::OpenStreamRequest>,
     ) -> std::result::Result<Response<Self::OpenStreamStream>, Status> {
+        let call = self.in_flight.enter();
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
         let opened = async {
@@ -169,7 +206,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         match opened {
             Ok(data) => {
                 tracing::info!(op = "open_stream", key, "streaming");
-                Ok(Response::new(frames(data, key)))
+                Ok(Response::new(frames(data, key, call)))
             }
             Err(err) => {
                 tracing::info!(op = "open_stream", key, kind = %err.kind(), error = %err, "failed");
@@ -182,6 +219,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<pb::SaveArtifactRequest>,
     ) -> std::result::Result<Response<pb::SaveArtifactResponse>, Status> {
+        let _call = self.in_flight.enter();
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.output_artifact.as_ref());
@@ -201,6 +239,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<pb::DeleteArtifactRequest>,
     ) -> std::result::Result<Response<pb::DeleteArtifactResponse>, Status> {
+        let _call = self.in_flight.enter();
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
@@ -217,6 +256,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<pb::ListObjectsRequest>,
     ) -> std::result::Result<Response<pb::ListObjectsResponse>, Status> {
+        let _call = self.in_flight.enter();
         let req = request.into_inner();
         let result = async {
             let (cfg, key) = self.target(req.artifact.as_ref()).await?;
@@ -242,6 +282,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<pb::IsDirectoryRequest>,
     ) -> std::result::Result<Response<pb::IsDirectoryResponse>, Status> {
+        let _call = self.in_flight.enter();
         let req = request.into_inner();
         let result = async {
             let (cfg, key) = self.target(req.artifact.as_ref()).await?;
@@ -265,6 +306,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<Streaming<pb::SaveStreamArtifactRequest>>,
     ) -> std::result::Result<Response<pb::SaveArtifactResponse>, Status> {
+        let _call = self.in_flight.enter();
         if !self.driver.capabilities().save_stream {
             return Err(Status::unimplemented("this driver does not accept SaveStream; use Save"));
         }
@@ -313,9 +355,10 @@ const COALESCE_BELOW: usize = 256 << 10;
 /// (never a clean end), and the stream ends with one `is_end` frame without
 /// data, since Argo drops data sent in that frame. At most a few frames are
 /// in flight, so memory stays bounded however slow the client reads.
-fn frames(data: ByteStream, key: String) -> FrameStream {
+fn frames(data: ByteStream, key: String, call: CallGuard) -> FrameStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::OpenStreamResponse, Status>>(2);
     tokio::spawn(async move {
+        let _call = call;
         let send = |data: Bytes| {
             let tx = tx.clone();
             async move { tx.send(Ok(pb::OpenStreamResponse { data, ..Default::default() })).await.is_ok() }
@@ -420,6 +463,8 @@ pub async fn serve<D: Driver>(
         .build_v1()
         .map_err(|e| Error::other(format!("building reflection service: {e}")))?;
 
+    let service = DriverService::new(driver);
+    let in_flight = service.in_flight.clone();
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
@@ -429,33 +474,41 @@ pub async fn serve<D: Driver>(
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(ArtifactServiceServer::new(DriverService::new(driver)))
+        .add_service(ArtifactServiceServer::new(service))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), signal);
     tracing::info!(socket = %socket.display(), "serving artifact.ArtifactService");
-    let grace_over = async move {
+    let drained = async move {
         let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-        tokio::time::sleep(grace).await;
+        tokio::select! {
+            () = in_flight.idle() => tracing::info!("all calls finished"),
+            () = tokio::time::sleep(grace) => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over with calls still in flight; exiting");
+            }
+        }
     };
     let result = tokio::select! {
         r = server => r.map_err(|e| Error::other(format!("gRPC server failed: {e}"))),
-        () = grace_over => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over with calls still in flight; exiting");
-            Ok(())
-        }
+        () = drained => Ok(()),
     };
     let _ = std::fs::remove_file(socket);
     result
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled, so a SIGTERM that arrives
+/// while the driver is still binding its socket also ends in exit 0. Must be
+/// called inside a Tokio runtime.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let install = |kind| signal(kind).map_err(|e| Error::other(format!("installing signal handler: {e}")));
+    let mut term = install(SignalKind::terminate())?;
+    let mut int = install(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 /// The grace period from [`SHUTDOWN_GRACE_ENV`], else [`DEFAULT_SHUTDOWN_GRACE`].
@@ -505,7 +558,10 @@ pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
             .enable_all()
             .build()
             .map_err(|e| Error::other(format!("starting the async runtime: {e}")))?;
-        runtime.block_on(serve(&socket, driver, shutdown_signal(), grace))
+        runtime.block_on(async {
+            let shutdown = shutdown_signal()?;
+            serve(&socket, driver, shutdown, grace).await
+        })
     })();
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Saves a file through a running driver, loads it back, streams it and lists
 //! it, checking every byte: `roundtrip SOCKET CONFIGURATION FILE`.
 
+use anyhow::Context;
 use ferry_sdk::client::{DriverClient, Location};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let [_, socket, configuration, file] = args.as_slice() else {
         anyhow::bail!("usage: roundtrip SOCKET CONFIGURATION FILE");
     };
-    let original = std::fs::read(file)?;
+    let original = std::fs::read(file).with_context(|| format!("reading {file}"))?;
     let started = Instant::now();
     let client = DriverClient::connect(socket, Duration::from_secs(10)).await?;
     println!("connected to {socket} in {:?}", started.elapsed());

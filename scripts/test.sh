@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Python packages into .venv) and runs every test:
+# Rust unit, socket-level and doc tests, then the Python grpcio interop tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+cargo build --workspace --all-targets
+cargo test --workspace
+
+FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python
