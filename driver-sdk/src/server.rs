@@ -37,6 +37,9 @@ const CONFIG_CACHE_ENTRIES: usize = 64;
 /// Configured drivers by configuration string, with when each was built.
 type ConfigCache<C> = Mutex<HashMap<String, (Arc<C>, Instant)>>;
 
+/// How long shutdown waits for calls already sent to reach their handlers.
+const SETTLE: Duration = Duration::from_millis(100);
+
 /// Counts calls in progress, so shutdown can end as soon as the last one
 /// finishes. Waiting for connections to close instead would wait out the
 /// whole grace period: Argo never closes its client connections.
@@ -52,11 +55,17 @@ impl InFlight {
         CallGuard(self.clone())
     }
 
+    /// Resolves once no call has been in progress for [`SETTLE`]: a request
+    /// already sent when the signal came may still be on its way to a handler.
     async fn idle(&self) {
         loop {
             let notified = self.0.1.notified();
             if self.0.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                return;
+                tokio::time::sleep(SETTLE).await;
+                if self.0.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                continue;
             }
             notified.await;
         }

@@ -392,11 +392,16 @@ async fn sigterm_exits_zero_and_removes_the_socket() {
 async fn sigterm_lets_an_in_flight_save_finish() {
     let mut d = Driver::start().await;
     let src = d.scratch("big");
-    std::fs::write(&src, pattern(64 << 20, 4)).unwrap();
+    std::fs::write(&src, pattern(256 << 20, 4)).unwrap();
     let client = d.client.clone();
     let at = d.at("inflight/big");
     let save = tokio::spawn(async move { client.save(&at, &src).await });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Signal only once the driver is copying: its staging file exists.
+    let staging = d.root().join(ferry_driver_fs::STAGING_DIR);
+    while std::fs::read_dir(&staging).map(|mut e| e.next().is_none()).unwrap_or(true) {
+        assert!(!save.is_finished(), "save finished before it could be interrupted");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let status = tokio::task::block_in_place(|| d.terminate());
     assert_eq!(status.code(), Some(0));
     save.await.unwrap().expect("a save in flight at SIGTERM completes");
