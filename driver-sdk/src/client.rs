@@ -152,18 +152,14 @@ impl DriverClient {
     pub async fn list(&self, location: &Location) -> Result<Vec<String>> {
         let r =
             self.inner.clone().list_objects(pb::ListObjectsRequest { artifact: Some(location.to_artifact()) }).await?;
-        let kind = header_kind(r.metadata());
-        let m = r.into_inner();
-        if m.error.is_empty() { Ok(m.objects) } else { Err(Error::new(kind, m.error)) }
+        error_field(r, |m| (m.objects, m.error))
     }
 
     /// Whether `location`'s key is a directory.
     pub async fn is_directory(&self, location: &Location) -> Result<bool> {
         let r =
             self.inner.clone().is_directory(pb::IsDirectoryRequest { artifact: Some(location.to_artifact()) }).await?;
-        let kind = header_kind(r.metadata());
-        let m = r.into_inner();
-        if m.error.is_empty() { Ok(m.is_directory) } else { Err(Error::new(kind, m.error)) }
+        error_field(r, |m| (m.is_directory, m.error))
     }
 
     /// The bytes of `location`. Frame-level protocol violations (data in the
@@ -250,6 +246,13 @@ fn split(mut bytes: Bytes) -> Vec<Bytes> {
 
 fn header_kind(meta: &tonic::metadata::MetadataMap) -> ErrorKind {
     meta.get(KIND_HEADER).and_then(|v| v.to_str().ok()).map(ErrorKind::from_name).unwrap_or(ErrorKind::Other)
+}
+
+/// ListObjects and IsDirectory report failure only through their `error` field.
+fn error_field<T, V>(response: tonic::Response<T>, parts: impl FnOnce(T) -> (V, String)) -> Result<V> {
+    let kind = header_kind(response.metadata());
+    let (value, error) = parts(response.into_inner());
+    if error.is_empty() { Ok(value) } else { Err(Error::new(kind, error)) }
 }
 
 fn in_band<T>(response: tonic::Response<T>, parts: impl FnOnce(T) -> (bool, String)) -> Result<()> {

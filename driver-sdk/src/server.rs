@@ -553,9 +553,12 @@ pub fn init_tracing() {
 /// command line, a runtime, SIGTERM handling. Exits 0 after a clean shutdown.
 ///
 /// ```no_run
+/// use std::sync::Arc;
+/// use object_store::{ObjectStore, memory::InMemory};
+///
 /// fn main() -> std::process::ExitCode {
-///     # let driver: ferry_sdk::ObjectStoreDriver<fn(&str) -> ferry_sdk::Result<std::sync::Arc<dyn object_store::ObjectStore>>> = todo!();
-///     ferry_sdk::run(driver)
+///     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+///     ferry_sdk::run(ferry_sdk::ObjectStoreDriver::new(move |_: &str| Ok(store.clone())))
 /// }
 /// ```
 pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
