@@ -466,7 +466,9 @@ pub async fn serve<D: Driver>(
 ) -> Result<()> {
     let listener = bind(socket)?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<ArtifactServiceServer<DriverService<D>>>().await;
+    // By name, not by type: a generic await here makes `serve` non-Send for
+    // drivers built from closures (a rustc higher-ranked lifetime limitation).
+    health.set_service_status(ferry_proto::SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
