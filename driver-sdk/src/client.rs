@@ -198,31 +198,33 @@ impl DriverClient {
     pub async fn save_stream(&self, location: &Location, data: ByteStream) -> Result<()> {
         let first =
             pb::SaveStreamArtifactRequest { output_artifact: Some(location.to_artifact()), chunk: Bytes::new() };
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::SaveStreamArtifactRequest>(2);
         let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Error>();
-        let chunks = data.flat_map(|item| {
-            futures::stream::iter(match item {
-                Ok(bytes) => split(bytes).into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            })
-        });
         // When the source fails, the request stream must not end: a clean end
-        // would commit a truncated object. It stalls instead, and the call is
-        // dropped below, which cancels the RPC so the driver aborts the upload.
-        let outbound = futures::stream::unfold((chunks.boxed(), Some(fail_tx)), |(mut chunks, fail_tx)| async move {
-            match chunks.next().await {
-                Some(Ok(chunk)) => {
-                    Some((pb::SaveStreamArtifactRequest { output_artifact: None, chunk }, (chunks, fail_tx)))
-                }
-                Some(Err(err)) => {
-                    if let Some(tx) = fail_tx {
-                        let _ = tx.send(err);
+        // would commit a truncated object. The pump stalls instead (keeping
+        // `tx` open), the call below is dropped, which cancels the RPC so the
+        // driver aborts the upload, and dropping the guard stops the pump.
+        let pump = tokio::spawn(async move {
+            let mut data = data;
+            while let Some(item) = data.next().await {
+                match item {
+                    Ok(bytes) => {
+                        for chunk in split(bytes) {
+                            if tx.send(pb::SaveStreamArtifactRequest { output_artifact: None, chunk }).await.is_err() {
+                                return;
+                            }
+                        }
                     }
-                    std::future::pending().await
+                    Err(err) => {
+                        let _ = fail_tx.send(err);
+                        return std::future::pending::<()>().await;
+                    }
                 }
-                None => None,
             }
         });
-        let outbound = futures::stream::once(std::future::ready(first)).chain(outbound);
+        let _pump = tokio_util::task::AbortOnDropHandle::new(pump);
+        let outbound =
+            futures::stream::once(std::future::ready(first)).chain(tokio_stream::wrappers::ReceiverStream::new(rx));
         let mut client = self.inner.clone();
         let call = client.save_stream(outbound);
         tokio::select! {

@@ -1,0 +1,23 @@
+//! The catalogue, by area. IDs follow `shared/design/conformance-research.md`
+//! and are never reused.
+
+use crate::case::Case;
+
+mod core;
+
+/// Every case, in catalogue order.
+pub fn all() -> Vec<Case> {
+    let mut cases = core::cases();
+    cases.sort_by_key(|c| order(c.id));
+    cases
+}
+
+/// Catalogue order: area, then number.
+fn order(id: &str) -> (usize, String) {
+    const AREAS: [&str; 15] = [
+        "LIFE", "CAP", "FILE", "DIR", "KEY", "NF", "DEL", "LIST", "ISDIR", "STREAM", "SSTR", "CONF", "PROTO", "CONC",
+        "RES",
+    ];
+    let area = id.split('-').nth(1).unwrap_or("");
+    (AREAS.iter().position(|a| *a == area).unwrap_or(AREAS.len()), id.to_string())
+}

@@ -1,0 +1,287 @@
+//! What a case works with: a connected client, keys unique to the case, local
+//! scratch space and, in managed mode, the driver process itself.
+
+use crate::profile::Profile;
+use anyhow::{Context as _, Result, bail, ensure};
+use bytes::Bytes;
+use ferry_sdk::ErrorKind;
+use ferry_sdk::client::{DriverClient, Location};
+use futures::StreamExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Shared by every case of one run.
+pub struct RunContext {
+    /// The profile under test.
+    pub profile: Profile,
+    /// Connection to the driver under test.
+    pub client: DriverClient,
+    /// Random id separating this run's keys and files from any other run's.
+    pub run_id: String,
+    /// Local scratch directory shared with the driver (Load and Save pass paths).
+    pub work: PathBuf,
+    /// `plugin.configuration` with `{sharedDir}` filled in.
+    pub configuration: String,
+    /// The isolated second configuration, if the profile has one.
+    pub alt_configuration: Option<String>,
+    /// What GetCapabilities answered.
+    pub supports_save_stream: bool,
+    /// The managed driver process, if the runner started it.
+    pub driver: Option<Arc<std::sync::Mutex<ManagedDriver>>>,
+    /// Seed of every payload, printed so failures can be replayed.
+    pub seed: u64,
+    /// What the cases observed about the driver (the capability profile).
+    pub observed: std::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One case's view of the run.
+#[derive(Clone)]
+pub struct Cx {
+    /// The run.
+    pub run: Arc<RunContext>,
+    /// The case ID, which keys and paths are scoped by.
+    pub id: &'static str,
+}
+
+impl Cx {
+    /// The full key for `name` inside this case's namespace.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{}/{}/{}", self.run.profile.plugin.key_prefix, self.run.run_id, self.id, name)
+    }
+
+    /// Location of `name` under the main configuration.
+    pub fn at(&self, name: &str) -> Location {
+        Location::new(&self.run.profile.driver.name, &self.run.configuration, self.key(name))
+    }
+
+    /// A location with an arbitrary raw key (for malformed-key cases).
+    pub fn raw_at(&self, key: &str) -> Location {
+        Location::new(&self.run.profile.driver.name, &self.run.configuration, key)
+    }
+
+    /// A location with another configuration string.
+    pub fn with_config(&self, configuration: &str, name: &str) -> Location {
+        Location::new(&self.run.profile.driver.name, configuration, self.key(name))
+    }
+
+    /// Records an observation in the capability profile.
+    pub fn observe(&self, what: &str, value: impl Into<serde_json::Value>) {
+        self.run.observed.lock().expect("observations").insert(what.to_string(), value.into());
+    }
+
+    /// The client.
+    pub fn client(&self) -> &DriverClient {
+        &self.run.client
+    }
+
+    /// A local path for this case; its parent exists, the path itself does not.
+    pub fn path(&self, name: &str) -> PathBuf {
+        let p = self.run.work.join(self.id).join(name);
+        std::fs::create_dir_all(p.parent().expect("has parent")).expect("creating scratch directory");
+        p
+    }
+
+    /// Reproducible pseudo-random bytes (xorshift from the run's seed).
+    pub fn payload(&self, len: usize, salt: u64) -> Vec<u8> {
+        let mut state = self.run.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D;
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            out.extend_from_slice(&state.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Writes `data` to a local file and saves it under `name`.
+    pub async fn save_bytes(&self, name: &str, data: &[u8]) -> Result<()> {
+        let src = self.path(&format!("src/{name}"));
+        std::fs::write(&src, data)?;
+        self.client().save(&self.at(name), &src).await.with_context(|| format!("Save of {}", self.key(name)))
+    }
+
+    /// Loads `name` into a fresh local file and returns its bytes.
+    pub async fn load_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let dst = self.path(&format!("load/{name}.tmp"));
+        let _ = std::fs::remove_file(&dst);
+        self.client().load(&self.at(name), &dst).await.with_context(|| format!("Load of {}", self.key(name)))?;
+        ensure!(dst.is_file(), "Load succeeded but {} is not a regular file", dst.display());
+        Ok(std::fs::read(&dst)?)
+    }
+
+    /// The bytes OpenStream returns for `location`.
+    pub async fn stream_location(&self, location: &Location) -> Result<Vec<u8>> {
+        let mut stream = self.client().open_stream(location).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    /// The bytes OpenStream returns for `name`.
+    pub async fn stream_bytes(&self, name: &str) -> Result<Vec<u8>> {
+        self.stream_location(&self.at(name)).await.with_context(|| format!("OpenStream of {}", self.key(name)))
+    }
+
+    /// Saves `data` under `name`, then checks it through both Load and OpenStream.
+    pub async fn round_trip(&self, name: &str, data: &[u8]) -> Result<()> {
+        self.save_bytes(name, data).await?;
+        same(&self.load_bytes(name).await?, data, "Load")?;
+        same(&self.stream_bytes(name).await?, data, "OpenStream")
+    }
+
+    /// Saves a local tree built from `(relative path, bytes)` under `name`.
+    pub async fn save_tree(&self, name: &str, files: &[(&str, Vec<u8>)]) -> Result<PathBuf> {
+        let root = self.path(&format!("tree/{name}"));
+        for (rel, data) in files {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent"))?;
+            std::fs::write(p, data)?;
+        }
+        self.client()
+            .save(&self.at(name), &root)
+            .await
+            .with_context(|| format!("Save of directory {}", self.key(name)))?;
+        Ok(root)
+    }
+
+    /// Asserts `result` failed cleanly: an error with a non-empty message.
+    pub fn failed_cleanly<T>(&self, what: &str, result: ferry_sdk::Result<T>) -> Result<ferry_sdk::Error> {
+        match result {
+            Ok(_) => bail!("{what} succeeded; it must fail"),
+            Err(e) if e.message().trim().is_empty() => bail!("{what} failed without a message"),
+            Err(e) => Ok(e),
+        }
+    }
+
+    /// Asserts the driver still answers.
+    pub async fn still_serving(&self) -> Result<()> {
+        let mut raw = self.client().raw();
+        match raw.get_capabilities(ferry_sdk::pb::GetCapabilitiesRequest {}).await {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::Unimplemented => Ok(()),
+            Err(s) => bail!("driver no longer answers: {s}"),
+        }
+    }
+
+    /// Whether `err` says the key was not found (by any channel).
+    pub fn is_not_found(err: &ferry_sdk::Error) -> bool {
+        err.kind() == ErrorKind::NotFound
+    }
+
+    /// Streams of owned chunks for SaveStream.
+    pub fn chunks(data: &[u8], size: usize) -> ferry_sdk::ByteStream {
+        let parts: Vec<ferry_sdk::Result<Bytes>> =
+            data.chunks(size.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        futures::stream::iter(parts).boxed()
+    }
+}
+
+/// Compares bytes by length and SHA-256, reporting both on mismatch.
+pub fn same(got: &[u8], want: &[u8], via: &str) -> Result<()> {
+    use sha2::Digest;
+    if got == want {
+        return Ok(());
+    }
+    let h = |b: &[u8]| format!("{:x}", sha2::Sha256::digest(b));
+    bail!(
+        "{via}: got {} bytes (sha256 {}), want {} bytes (sha256 {})",
+        got.len(),
+        &h(got)[..16],
+        want.len(),
+        &h(want)[..16]
+    )
+}
+
+/// A driver process the runner started: `command… <socket>`.
+pub struct ManagedDriver {
+    child: Child,
+    /// Where the driver listens.
+    pub socket: PathBuf,
+    /// Where its stderr goes (scanned for secrets).
+    pub stderr_path: PathBuf,
+}
+
+impl ManagedDriver {
+    /// Starts the profile's command with `socket` appended, stderr to `stderr_path`.
+    pub fn start(profile: &Profile, socket: &Path, stderr_path: &Path) -> Result<ManagedDriver> {
+        Self::start_with_args(profile, &[socket.to_string_lossy().into_owned()], socket, stderr_path)
+    }
+
+    /// Starts the profile's command with exactly `args` appended.
+    pub fn start_with_args(
+        profile: &Profile,
+        args: &[String],
+        socket: &Path,
+        stderr_path: &Path,
+    ) -> Result<ManagedDriver> {
+        let launch = profile.launch.as_ref().context("managed mode needs launch.command in the profile")?;
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(stderr_path)?;
+        let child = Command::new(&launch.command[0])
+            .args(&launch.command[1..])
+            .args(args)
+            .envs(profile.launch_env()?)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stderr.try_clone()?))
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .with_context(|| format!("starting {:?}", launch.command))?;
+        Ok(ManagedDriver { child, socket: socket.to_path_buf(), stderr_path: stderr_path.to_path_buf() })
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `VmHWM` (peak RSS) in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.pid(), "VmHWM:")
+    }
+
+    /// Open file descriptors.
+    pub fn open_fds(&self) -> Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()))?.count())
+    }
+
+    /// Whether the process has exited, and how.
+    pub fn try_exit(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Sends SIGTERM and waits up to `grace` for the exit. Returns the exit
+    /// code (None if killed by a signal) and how long it took.
+    pub fn terminate(&mut self, grace: Duration) -> Result<(Option<i32>, Duration)> {
+        let started = Instant::now();
+        Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status()?;
+        while started.elapsed() < grace {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok((status.code(), started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        bail!("driver did not exit within {grace:?} of SIGTERM (killed)")
+    }
+}
+
+impl Drop for ManagedDriver {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("{field} missing"))?;
+    Ok(line.split_whitespace().nth(1).context("malformed /proc status")?.parse()?)
+}

@@ -1,0 +1,117 @@
+//! `ferry-conformance`: run the artifact-driver conformance suite.
+
+use clap::Parser;
+use ferry_conformance::profile::Profile;
+use ferry_conformance::report;
+use ferry_conformance::runner::{self, Mode, Options};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(about = "Conformance suite for Argo Workflows artifact drivers (artifact.ArtifactService on a unix socket)")]
+struct Cli {
+    /// The driver profile (YAML).
+    #[arg(long, required_unless_present = "list")]
+    profile: Option<PathBuf>,
+    /// Test a driver already listening on this socket instead of launching it.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// quick (smoke), full (every applicable case) or certify (no skipped MUST, no expected failures).
+    #[arg(long, value_enum, default_value = "full")]
+    mode: Mode,
+    /// Only cases whose ID matches this regex.
+    #[arg(long)]
+    focus: Option<String>,
+    /// Leave out cases whose ID matches this regex.
+    #[arg(long)]
+    skip: Option<String>,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write JSON results (with the observed capability profile) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Scratch directory shared with the driver.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Payload seed, to replay a run.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the catalogue instead of running it.
+    #[arg(long)]
+    list: bool,
+    /// Catalogue format for --list.
+    #[arg(long, default_value = "text", value_parser = ["text", "md"])]
+    format: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.list {
+        print!("{}", catalogue(&cli.format));
+        return ExitCode::SUCCESS;
+    }
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err((code, err)) => {
+            eprintln!("ferry-conformance: {err:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, (u8, anyhow::Error)> {
+    let regex = |r: &Option<String>| r.as_deref().map(regex::Regex::new).transpose().map_err(|e| (2, e.into()));
+    let path = cli.profile.clone().expect("clap requires --profile");
+    let profile = Profile::load(&path).map_err(|e| (2, e))?;
+    if cli.socket.is_none() && profile.launch.is_none() {
+        return Err((2, anyhow::anyhow!("the profile has no launch.command; give --socket to test a running driver")));
+    }
+    let options = Options {
+        profile,
+        socket: cli.socket.clone(),
+        mode: cli.mode,
+        focus: regex(&cli.focus)?,
+        skip: regex(&cli.skip)?,
+        work_dir: cli.work_dir.clone(),
+        seed: cli.seed,
+    };
+    let driver = options.profile.driver.name.clone();
+    let rt = tokio::runtime::Runtime::new().map_err(|e| (2, e.into()))?;
+    let outcome = rt.block_on(runner::run(options)).map_err(|e| (3, e))?;
+    let write = |path: &Option<PathBuf>, text: String| -> Result<(), (u8, anyhow::Error)> {
+        if let Some(p) = path {
+            std::fs::write(p, text).map_err(|e| (2, anyhow::anyhow!("writing {}: {e}", p.display())))?;
+        }
+        Ok(())
+    };
+    write(&cli.junit, report::junit(&driver, &outcome.results))?;
+    write(&cli.json, report::json(&driver, &outcome.run_id, outcome.seed, &outcome.capabilities, &outcome.results))?;
+    println!("{}", report::summary_line(&outcome.results));
+    Ok(outcome.exit_code as u8)
+}
+
+fn catalogue(format: &str) -> String {
+    let cases = ferry_conformance::cases::all();
+    let mut out = String::new();
+    if format == "md" {
+        out.push_str("| ID | Level | Tags | Needs | Checks |\n| --- | --- | --- | --- | --- |\n");
+        for c in &cases {
+            let needs: Vec<String> = c.needs.iter().map(|n| format!("{n:?}")).collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                c.id,
+                c.level.as_str(),
+                c.tags.join(", "),
+                needs.join(", "),
+                c.title
+            ));
+        }
+        out.push_str(&format!("\n{} cases.\n", cases.len()));
+    } else {
+        for c in &cases {
+            out.push_str(&format!("{:<14} {:<6} {}\n", c.id, c.level.as_str(), c.title));
+        }
+    }
+    out
+}
