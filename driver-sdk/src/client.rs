@@ -90,6 +90,12 @@ impl DriverClient {
         }
     }
 
+    /// A plain gRPC channel to `socket`, for callers that speak other services
+    /// (health, reflection) or call methods by path.
+    pub async fn channel(socket: &Path, timeout: Duration) -> Result<Channel> {
+        Self::try_connect(socket, timeout).await.map_err(|e| Error::new(ErrorKind::Transient, e))
+    }
+
     async fn try_connect(socket: &Path, timeout: Duration) -> std::result::Result<Channel, String> {
         std::fs::metadata(socket).map_err(|e| e.to_string())?;
         let path = socket.to_path_buf();

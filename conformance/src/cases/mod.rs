@@ -4,10 +4,14 @@
 use crate::case::Case;
 
 mod core;
+mod streams;
+mod tree;
 
 /// Every case, in catalogue order.
 pub fn all() -> Vec<Case> {
     let mut cases = core::cases();
+    cases.extend(tree::cases());
+    cases.extend(streams::cases());
     cases.sort_by_key(|c| order(c.id));
     cases
 }
