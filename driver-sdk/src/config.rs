@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 /// Where secret volumes are looked for when `FERRY_SECRETS_DIR` is unset.
 pub const DEFAULT_SECRETS_DIR: &str = "/var/run/secrets/ferry";
 
+/// The longest `configuration` string accepted.
+pub const MAX_CONFIGURATION_BYTES: usize = 64 << 10;
+
 /// Environment variable that overrides [`DEFAULT_SECRETS_DIR`].
 pub const SECRETS_DIR_ENV: &str = "FERRY_SECRETS_DIR";
 
@@ -43,6 +46,15 @@ pub const SECRETS_DIR_ENV: &str = "FERRY_SECRETS_DIR";
 /// assert!(err.to_string().contains("retires"));
 /// ```
 pub fn parse<T: DeserializeOwned>(raw: &str) -> Result<T> {
+    // The YAML parser needs about 1 s per 256 KiB of adversarial input (for
+    // example a run of `[`); real configurations are a few hundred bytes.
+    if raw.len() > MAX_CONFIGURATION_BYTES {
+        return Err(Error::invalid_config(format!(
+            "invalid configuration: {} bytes, more than the {} KiB limit",
+            raw.len(),
+            MAX_CONFIGURATION_BYTES >> 10
+        )));
+    }
     let text = if raw.trim().is_empty() { "{}" } else { raw };
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
@@ -211,6 +223,15 @@ mod tests {
         assert!(msg.contains("missing field `bucket`"), "{msg}");
         let msg = parse::<S3Like>("bucket: [unclosed").unwrap_err().to_string();
         assert!(msg.contains("invalid configuration"), "{msg}");
+    }
+
+    #[test]
+    fn oversized_configuration_is_refused_fast() {
+        let huge = "[".repeat(MAX_CONFIGURATION_BYTES + 1);
+        let started = std::time::Instant::now();
+        let msg = parse::<S3Like>(&huge).unwrap_err().to_string();
+        assert!(msg.contains("KiB limit"), "{msg}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(50), "took {:?}", started.elapsed());
     }
 
     #[test]

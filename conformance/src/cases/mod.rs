@@ -4,6 +4,7 @@
 use crate::case::Case;
 
 mod core;
+mod robust;
 mod streams;
 mod tree;
 
@@ -12,6 +13,7 @@ pub fn all() -> Vec<Case> {
     let mut cases = core::cases();
     cases.extend(tree::cases());
     cases.extend(streams::cases());
+    cases.extend(robust::cases());
     cases.sort_by_key(|c| order(c.id));
     cases
 }
