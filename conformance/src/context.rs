@@ -32,6 +32,8 @@ pub struct RunContext {
     pub driver: Option<Arc<std::sync::Mutex<ManagedDriver>>>,
     /// Seed of every payload, printed so failures can be replayed.
     pub seed: u64,
+    /// Open descriptors of the managed driver right after it became ready.
+    pub baseline_fds: Option<usize>,
     /// What the cases observed about the driver (the capability profile).
     pub observed: std::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
 }
@@ -242,6 +244,13 @@ impl ManagedDriver {
     /// `VmHWM` (peak RSS) in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64> {
         proc_status_kib(self.pid(), "VmHWM:")
+    }
+
+    /// Resets the peak-RSS high-water mark, so the next reading covers only
+    /// what happens from now on.
+    pub fn reset_peak_rss(&self) -> Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").context("resetting VmHWM")?;
+        Ok(())
     }
 
     /// Open file descriptors.

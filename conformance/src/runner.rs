@@ -95,6 +95,7 @@ pub async fn run(opts: Options) -> Result<Outcome> {
         .await
         .with_context(|| format!("connecting to the driver at {}", socket.display()))?;
     let supports_save_stream = client.supports_save_stream().await.context("GetCapabilities")?;
+    let baseline_fds = driver.as_ref().and_then(|d| d.lock().ok()?.open_fds().ok());
 
     println!("TAP version 14");
     println!("# ferry-conformance {} against {:?}", env!("CARGO_PKG_VERSION"), profile.driver.name);
@@ -112,6 +113,7 @@ pub async fn run(opts: Options) -> Result<Outcome> {
         supports_save_stream,
         driver,
         seed,
+        baseline_fds,
         observed: std::sync::Mutex::new(serde_json::Map::new()),
     });
     let mut results = Vec::with_capacity(selected.len());

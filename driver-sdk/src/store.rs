@@ -3,7 +3,7 @@
 use crate::driver::{ByteStream, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
-use crate::transfer::{self, READ_CHUNK, Staging, local_error};
+use crate::transfer::{self, Staging, local_error};
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
@@ -375,14 +375,18 @@ fn part_stream(
     }))
 }
 
-/// Streams a local file in [`READ_CHUNK`] pieces from a blocking thread;
+/// Read size when streaming a local file to a client: every open stream holds
+/// a few of these, and argo-server may serve many downloads at once.
+const STREAM_CHUNK: usize = 256 << 10;
+
+/// Streams a local file in [`STREAM_CHUNK`] pieces from a blocking thread;
 /// object_store's own chunking (8 KiB) costs a thread hop per 8 KiB.
 fn local_file_stream(mut file: std::fs::File, path: std::path::PathBuf) -> ByteStream {
     use std::io::Read;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         loop {
-            let mut buf = vec![0u8; READ_CHUNK];
+            let mut buf = vec![0u8; STREAM_CHUNK];
             let item = match file.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {

@@ -4,6 +4,7 @@
 use crate::case::Case;
 
 mod core;
+mod life;
 mod robust;
 mod streams;
 mod tree;
@@ -14,6 +15,7 @@ pub fn all() -> Vec<Case> {
     cases.extend(tree::cases());
     cases.extend(streams::cases());
     cases.extend(robust::cases());
+    cases.extend(life::cases());
     cases.sort_by_key(|c| order(c.id));
     cases
 }
