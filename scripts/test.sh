@@ -12,4 +12,9 @@ fi
 cargo build --workspace --all-targets
 cargo test --workspace
 
+# The conformance suite against every reference driver (today: fs).
+mkdir -p target/conformance
+target/debug/ferry-conformance --profile conformance/profiles/fs.yaml \
+    --junit target/conformance/fs.junit.xml --json target/conformance/fs.json
+
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python

@@ -204,38 +204,60 @@ impl DriverClient {
     pub async fn save_stream(&self, location: &Location, data: ByteStream) -> Result<()> {
         let first =
             pb::SaveStreamArtifactRequest { output_artifact: Some(location.to_artifact()), chunk: Bytes::new() };
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::SaveStreamArtifactRequest>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Option<pb::SaveStreamArtifactRequest>>(2);
         let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Error>();
-        // When the source fails, the request stream must not end: a clean end
-        // would commit a truncated object. The pump stalls instead (keeping
-        // `tx` open), the call below is dropped, which cancels the RPC so the
-        // driver aborts the upload, and dropping the guard stops the pump.
+        // The request stream ends cleanly only on an explicit end marker
+        // (`None`), sent after the last chunk. If the source fails, the pump
+        // stops without it, the call below is dropped (cancelling the RPC so
+        // the driver aborts the upload), and the request stream never ends:
+        // a clean end would commit a truncated object.
         let pump = tokio::spawn(async move {
             let mut data = data;
             while let Some(item) = data.next().await {
                 match item {
                     Ok(bytes) => {
                         for chunk in split(bytes) {
-                            if tx.send(pb::SaveStreamArtifactRequest { output_artifact: None, chunk }).await.is_err() {
+                            let frame = pb::SaveStreamArtifactRequest { output_artifact: None, chunk };
+                            if tx.send(Some(frame)).await.is_err() {
                                 return;
                             }
                         }
                     }
                     Err(err) => {
                         let _ = fail_tx.send(err);
-                        return std::future::pending::<()>().await;
+                        return;
                     }
                 }
             }
+            let _ = tx.send(None).await;
         });
         let _pump = tokio_util::task::AbortOnDropHandle::new(pump);
-        let outbound =
-            futures::stream::once(std::future::ready(first)).chain(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let outbound = futures::stream::once(std::future::ready(first)).chain(UntilEndMarker(rx));
         let mut client = self.inner.clone();
         let call = client.save_stream(outbound);
         tokio::select! {
             response = call => in_band(response?, |m| (m.success, m.error)),
             Ok(err) = fail_rx => Err(err.context("reading the data to upload")),
+        }
+    }
+}
+
+/// Frames from a channel; ends only at an explicit `None`. A channel closed
+/// without one (the producer failed or was aborted) stays pending for good.
+struct UntilEndMarker(tokio::sync::mpsc::Receiver<Option<pb::SaveStreamArtifactRequest>>);
+
+impl futures::Stream for UntilEndMarker {
+    type Item = pb::SaveStreamArtifactRequest;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        match self.0.poll_recv(cx) {
+            Poll::Ready(Some(Some(frame))) => Poll::Ready(Some(frame)),
+            Poll::Ready(Some(None)) => Poll::Ready(None),
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
     }
 }

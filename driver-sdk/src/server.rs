@@ -320,6 +320,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             return Err(Status::unimplemented("this driver does not accept SaveStream; use Save"));
         }
         let started = Instant::now();
+        let body_end = request.extensions().get::<crate::body_end::BodyEnd>().cloned();
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -338,6 +339,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             });
             let data: ByteStream = futures::stream::once(std::future::ready(Ok(first.chunk)))
                 .chain(rest)
+                .chain(CancelledAtEnd { end: body_end, checked: false })
                 .filter(|chunk| std::future::ready(!matches!(chunk, Ok(c) if c.is_empty())))
                 .boxed();
             self.driver.save_stream(&cfg, &key, data).await
@@ -358,6 +360,28 @@ impl<D: Driver> ArtifactService for DriverService<D> {
 /// Below this size, chunks are gathered into one frame (HTTP streams yield
 /// many small pieces); larger chunks travel as they are, without a copy.
 const COALESCE_BELOW: usize = 256 << 10;
+
+/// Ends a SaveStream's data with an error when the client cancelled instead
+/// of finishing (see [`crate::body_end`]), so the driver aborts the upload.
+struct CancelledAtEnd {
+    end: Option<crate::body_end::BodyEnd>,
+    checked: bool,
+}
+
+impl Stream for CancelledAtEnd {
+    type Item = Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        if self.checked {
+            return std::task::Poll::Ready(None);
+        }
+        self.checked = true;
+        let finished = self.end.as_ref().is_none_or(|e| e.reached());
+        std::task::Poll::Ready((!finished).then(|| {
+            Err(Error::new(ErrorKind::Transient, "SaveStream cancelled by the client before its end; nothing saved"))
+        }))
+    }
+}
 
 /// Frames a byte stream for OpenStream: small pieces are gathered, no frame
 /// carries more than [`MAX_FRAME_BYTES`], a failure becomes an error status
@@ -483,6 +507,7 @@ pub async fn serve<D: Driver>(
         let _ = stopping_tx.send(true);
     };
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapRequestLayer::new(crate::body_end::watch))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ArtifactServiceServer::new(service))

@@ -1,0 +1,62 @@
+//! Telling a finished client stream from a cancelled one.
+//!
+//! tonic's server-side decoder turns a client's `RST_STREAM(CANCEL)` into a
+//! clean end of the request stream. For SaveStream that would commit a
+//! truncated upload whenever a client gives up half-way, which Argo's client
+//! does when its reader fails. This layer watches each request body below
+//! tonic and records whether it really reached its end.
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+/// Put in every request's extensions: whether its body ended with END_STREAM.
+#[derive(Clone, Debug, Default)]
+pub struct BodyEnd(Arc<AtomicBool>);
+
+impl BodyEnd {
+    /// True once the body has been read to a clean end.
+    pub fn reached(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Wraps a request body, noting a clean end in its [`BodyEnd`].
+pub struct Watched<B> {
+    inner: B,
+    end: BodyEnd,
+}
+
+impl<B> Body for Watched<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.end.0.store(true, Ordering::SeqCst);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The request mapping installed as a layer on the server.
+pub fn watch(mut request: http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> {
+    let end = BodyEnd::default();
+    request.extensions_mut().insert(end.clone());
+    request.map(|inner| tonic::body::Body::new(Watched { inner, end }))
+}
