@@ -54,7 +54,11 @@ where
     }
 }
 
-/// The request mapping installed as a layer on the server.
+/// The request mapping to install on any server hosting a
+/// [`DriverService`](crate::DriverService):
+/// `Server::builder().layer(tower::util::MapRequestLayer::new(ferry_sdk::body_end::watch))`.
+/// [`serve`](crate::serve) does this itself. Without it, SaveStream refuses
+/// every upload, since a cancelled one could not be told from a complete one.
 pub fn watch(mut request: http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> {
     let end = BodyEnd::default();
     request.extensions_mut().insert(end.clone());

@@ -28,7 +28,7 @@
 //! ## A driver in a few lines
 //! See `docs/write-a-driver.md` and `driver-sdk/examples/memory_driver.rs`.
 
-mod body_end;
+pub mod body_end;
 pub mod client;
 pub mod config;
 mod driver;

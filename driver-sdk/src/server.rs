@@ -376,10 +376,18 @@ impl Stream for CancelledAtEnd {
             return std::task::Poll::Ready(None);
         }
         self.checked = true;
-        let finished = self.end.as_ref().is_none_or(|e| e.reached());
-        std::task::Poll::Ready((!finished).then(|| {
-            Err(Error::new(ErrorKind::Transient, "SaveStream cancelled by the client before its end; nothing saved"))
-        }))
+        std::task::Poll::Ready(match &self.end {
+            Some(end) if end.reached() => None,
+            Some(_) => Some(Err(Error::new(
+                ErrorKind::Transient,
+                "SaveStream cancelled by the client before its end; nothing saved",
+            ))),
+            // Fail safe: without the watcher a cancel looks like a clean end.
+            None => Some(Err(Error::other(
+                "this server lacks the ferry_sdk::body_end::watch layer, so SaveStream cannot tell a \
+                 cancelled upload from a complete one; refusing to save",
+            ))),
+        })
     }
 }
 

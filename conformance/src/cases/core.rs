@@ -195,18 +195,21 @@ pub fn cases() -> Vec<Case> {
             [Writable],
             "Traversal in the key fails cleanly or stays confined",
             |cx| {
-                for (i, bad) in ["../../outside", "a/../../b"].into_iter().enumerate() {
-                    let src = cx.path(&format!("src/t{i}"));
-                    std::fs::write(&src, b"escape")?;
-                    let key = format!("{}/{bad}", cx.key("k"));
+                // Enough `..` to climb above the key prefix (and a filesystem root).
+                let depth = cx.key("k").split('/').count() + 1;
+                let leaf = format!("escaped-{}", cx.run.run_id);
+                let src = cx.path("src/t");
+                std::fs::write(&src, b"escape")?;
+                for key in [
+                    format!("{}/{}{leaf}", cx.key("k"), "../".repeat(depth)),
+                    format!("{}/a/../../{leaf}", cx.key("k")),
+                ] {
                     if cx.client().save(&cx.raw_at(&key), &src).await.is_ok() {
-                        // Accepted: the object must then be confined to the run's prefix.
-                        let run_root = format!("{}{}", cx.run.profile.plugin.key_prefix, cx.run.run_id);
-                        let inside = cx.client().list(&cx.raw_at(&run_root)).await.unwrap_or_default();
-                        let leaf = bad.rsplit('/').next().unwrap_or(bad);
+                        // Accepted: the object must then be confined to this case's namespace.
+                        let inside = cx.client().list(&cx.raw_at(&cx.key(""))).await.unwrap_or_default();
                         ensure!(
-                            inside.iter().any(|k| k.ends_with(&format!("/{leaf}"))),
-                            "key {key:?} was accepted but its object is not under the run prefix"
+                            inside.iter().any(|k| k.ends_with(&leaf)),
+                            "key {key:?} was accepted but its object is not under the case's prefix"
                         );
                     }
                 }

@@ -1,0 +1,99 @@
+//! The suite must be able to fail: each deliberately broken driver
+//! (`conformance/fixtures`) is caught by exactly the cases that detect its
+//! defect, and by no other. A change that stops a case from catching its bug,
+//! or makes an unrelated case fail, breaks this test.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
+}
+
+fn run_against(defect: &str) -> (i32, BTreeSet<String>) {
+    let broken = target_dir().join("ferry-broken-driver");
+    assert!(broken.exists(), "{} missing: run `cargo build -p ferry-conformance-fixtures`", broken.display());
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "driver: {{name: fs}}\n\
+             launch: {{command: [{:?}, {defect:?}]}}\n\
+             plugin:\n  configuration: \"root: {{sharedDir}}/storage\"\n  altConfiguration: \"root: {{sharedDir}}/alt\"\n\
+             limits: {{sigtermGraceSeconds: 2, maxRssMiB: 64, largeFileBytes: 67108864}}\n",
+            broken.display().to_string()
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("results.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-conformance"))
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--work-dir")
+        .arg(dir.path())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap_or_default())
+        .unwrap_or_else(|_| panic!("no results for {defect}: {}", String::from_utf8_lossy(&out.stderr)));
+    let failed = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "fail")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    (out.status.code().unwrap_or(-1), failed)
+}
+
+fn check(defect: &str, expected: &[&str]) {
+    let (code, failed) = run_against(defect);
+    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    assert_eq!(failed, expected, "{defect}: caught by the wrong cases");
+    assert_eq!(code, 1, "{defect}: a run with MUST failures must exit 1");
+}
+
+#[test]
+fn data_in_the_is_end_frame() {
+    // Every case that reads an object over 4 MiB through OpenStream sees it.
+    check(
+        "data-in-is-end",
+        &[
+            "AD-FILE-004",
+            "AD-FILE-005",
+            "AD-STREAM-001",
+            "AD-STREAM-004",
+            "AD-STREAM-008",
+            "AD-STREAM-012",
+            "AD-SSTR-001",
+            "AD-RES-002",
+        ],
+    );
+}
+
+#[test]
+fn silently_truncated_streams() {
+    // Every case that streams more than 8 MiB and compares the bytes.
+    check(
+        "truncate-stream",
+        &["AD-FILE-005", "AD-STREAM-001", "AD-STREAM-008", "AD-STREAM-012", "AD-SSTR-001", "AD-RES-002"],
+    );
+}
+
+#[test]
+fn delete_that_is_not_idempotent() {
+    check("non-idempotent-delete", &["AD-DEL-002", "AD-DEL-003"]);
+}
+
+#[test]
+fn keys_that_escape_with_dot_dot() {
+    check("dotdot-escape", &["AD-KEY-007"]);
+}
+
+#[test]
+fn sigterm_ignored() {
+    check("ignore-sigterm", &["AD-LIFE-007", "AD-LIFE-008", "AD-LIFE-009", "AD-LIFE-010"]);
+}
