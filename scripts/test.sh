@@ -12,9 +12,12 @@ fi
 cargo build --workspace --all-targets
 cargo test --workspace
 
-# The conformance suite against every reference driver (today: fs).
+# The conformance suite against every reference driver (today: fs), and at the
+# core level against the driver written in Python from the proto alone.
 mkdir -p target/conformance
 target/debug/ferry-conformance --profile conformance/profiles/fs.yaml \
     --junit target/conformance/fs.junit.xml --json target/conformance/fs.json
+target/debug/ferry-conformance --profile conformance/profiles/python.yaml --mode core \
+    --junit target/conformance/python.junit.xml --json target/conformance/python.json
 
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python

@@ -44,6 +44,8 @@ pub enum Need {
     BadConfigurations,
     /// The profile lists `secrets`.
     Secrets,
+    /// The profile has a `hooks.backendDown` command.
+    FaultHook,
 }
 
 /// A conformance case.

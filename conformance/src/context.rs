@@ -68,6 +68,19 @@ impl Cx {
         Location::new(&self.run.profile.driver.name, configuration, self.key(name))
     }
 
+    /// Runs a profile hook for the object `name`; fails if the command fails.
+    pub fn hook(&self, argv: &[String], name: &str) -> Result<()> {
+        let (program, args) = argv.split_first().context("empty hook command")?;
+        let status = Command::new(program)
+            .args(args)
+            .env("FERRY_CONFORMANCE_KEY", self.key(name))
+            .env("FERRY_CONFORMANCE_SHARED_DIR", &self.run.work)
+            .status()
+            .with_context(|| format!("running hook {argv:?}"))?;
+        ensure!(status.success(), "hook {argv:?} failed: {status}");
+        Ok(())
+    }
+
     /// Records an observation in the capability profile.
     pub fn observe(&self, what: &str, value: impl Into<serde_json::Value>) {
         self.run.observed.lock().expect("observations").insert(what.to_string(), value.into());

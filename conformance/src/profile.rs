@@ -27,6 +27,9 @@ pub struct Profile {
     /// Limits the measured cases are held to.
     #[serde(default)]
     pub limits: Limits,
+    /// Out-of-band helpers for fault cases.
+    #[serde(default)]
+    pub hooks: Hooks,
     /// Cases known to fail, with the reason; reported as TODO, refused in certify mode.
     #[serde(default)]
     pub expected_failures: Vec<ExpectedFailure>,
@@ -98,6 +101,23 @@ pub struct Claims {
     /// Objects outlive a restart of the driver process.
     #[serde(default = "yes")]
     pub persistent: bool,
+    /// Whether GetCapabilities should advertise SaveStream; checked by AD-CAP-005.
+    #[serde(default)]
+    pub save_stream: Option<bool>,
+}
+
+/// Commands (argv arrays) the runner runs to break or restore the backend.
+/// They get `FERRY_CONFORMANCE_KEY` (the object being read) and
+/// `FERRY_CONFORMANCE_SHARED_DIR` (the run's work directory) in their environment.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Hooks {
+    /// Makes the backend fail for an object being streamed.
+    #[serde(default)]
+    pub backend_down: Option<Vec<String>>,
+    /// Undoes `backendDown`.
+    #[serde(default)]
+    pub backend_up: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -106,7 +126,7 @@ fn yes() -> bool {
 
 impl Default for Claims {
     fn default() -> Self {
-        Claims { directories: true, read_only: false, persistent: true }
+        Claims { directories: true, read_only: false, persistent: true, save_stream: None }
     }
 }
 

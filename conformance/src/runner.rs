@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 pub enum Mode {
     /// A smoke test: four cases.
     Quick,
+    /// The cases tagged Core: what Argo's executor and argo-server need with
+    /// the default tar archive.
+    Core,
     /// Every applicable case.
     Full,
     /// Every case, no skipped MUST case, no expected failures.
@@ -65,6 +68,7 @@ pub fn select(mode: Mode, focus: Option<&regex::Regex>, skip: Option<&regex::Reg
     cases::all()
         .into_iter()
         .filter(|c| mode != Mode::Quick || QUICK.contains(&c.id))
+        .filter(|c| mode != Mode::Core || c.tags.contains(&"Core"))
         .filter(|c| focus.is_none_or(|re| re.is_match(c.id)))
         .filter(|c| skip.is_none_or(|re| !re.is_match(c.id)))
         .collect()
@@ -158,6 +162,7 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::Persistent => !p.claims.persistent,
         Need::BadConfigurations => p.bad_configurations.is_empty(),
         Need::Secrets => p.secrets.is_empty(),
+        Need::FaultHook => p.hooks.backend_down.is_none(),
     };
     missing.then_some(match need {
         Need::Directories => "the profile does not claim directories",
@@ -168,6 +173,7 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::Persistent => "the profile claims objects do not survive a restart",
         Need::BadConfigurations => "the profile lists no badConfigurations",
         Need::Secrets => "the profile lists no secrets",
+        Need::FaultHook => "the profile has no hooks.backendDown command",
     })
 }
 

@@ -22,7 +22,8 @@ fn run_against(defect: &str) -> (i32, BTreeSet<String>) {
             "driver: {{name: fs}}\n\
              launch: {{command: [{:?}, {defect:?}]}}\n\
              plugin:\n  configuration: \"root: {{sharedDir}}/storage\"\n  altConfiguration: \"root: {{sharedDir}}/alt\"\n\
-             limits: {{sigtermGraceSeconds: 2, maxRssMiB: 64, largeFileBytes: 67108864}}\n",
+             limits: {{sigtermGraceSeconds: 2, maxRssMiB: 64, largeFileBytes: 67108864}}\n\
+             hooks: {{backendDown: [sh, -c, 'truncate -s 4096 \"$FERRY_CONFORMANCE_SHARED_DIR/storage/$FERRY_CONFORMANCE_KEY\"']}}\n",
             broken.display().to_string()
         ),
     )
@@ -96,4 +97,9 @@ fn keys_that_escape_with_dot_dot() {
 #[test]
 fn sigterm_ignored() {
     check("ignore-sigterm", &["AD-LIFE-007", "AD-LIFE-008", "AD-LIFE-009", "AD-LIFE-010"]);
+}
+
+#[test]
+fn mid_stream_failure_reported_as_a_clean_end() {
+    check("error-as-end", &["AD-STREAM-011"]);
 }

@@ -42,6 +42,13 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!("AD-CAP-005", Must, ["Core"], [Writable], "Claims agree with probes", |cx| {
+            if let Some(claimed) = cx.run.profile.claims.save_stream {
+                ensure!(
+                    claimed == cx.run.supports_save_stream,
+                    "the profile claims saveStream: {claimed}, GetCapabilities says {}",
+                    cx.run.supports_save_stream
+                );
+            }
             if cx.run.profile.claims.directories {
                 cx.save_tree("t", &[("a", b"a".to_vec())]).await?;
                 ensure!(

@@ -212,6 +212,41 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "AD-STREAM-011",
+            Must,
+            ["Core", "Stream", "Fault"],
+            [Writable, FaultHook],
+            "A backend failure mid-stream is an error, never a clean short stream",
+            |cx| {
+                let size = 32 << 20;
+                cx.save_bytes("fault", &cx.payload(size, 7)).await?;
+                let mut stream = cx.client().open_stream(&cx.at("fault")).await?;
+                let first = futures::StreamExt::next(&mut stream).await;
+                ensure!(matches!(first, Some(Ok(_))), "no first frame");
+                let hooks = cx.run.profile.hooks.clone();
+                cx.hook(hooks.backend_down.as_deref().expect("gated"), "fault")?;
+                let mut got = first.and_then(|r| r.ok()).map(|b| b.len()).unwrap_or(0);
+                let mut failed = false;
+                while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                    match chunk {
+                        Ok(b) => got += b.len(),
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                if let Some(up) = hooks.backend_up.as_deref() {
+                    cx.hook(up, "fault")?;
+                }
+                ensure!(
+                    failed || got == size,
+                    "the stream ended cleanly after {got} of {size} bytes: a silent truncation"
+                );
+                cx.still_serving().await
+            }
+        ),
+        case!(
             "AD-SSTR-001",
             Must,
             ["SaveStream"],
