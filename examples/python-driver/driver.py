@@ -119,6 +119,18 @@ def copy_tree(src, dst):
             shutil.copyfile(p, out)
 
 
+def stage_copy(src, tmp):
+    """Copies the file or tree at `src` to `tmp`; False when `src` does not exist."""
+    if src.is_file():
+        shutil.copyfile(src, tmp)
+    elif src.is_dir():
+        copy_tree(src, tmp)
+        os.makedirs(tmp, exist_ok=True)
+    else:
+        return False
+    return True
+
+
 def listing(root, path):
     keys = []
     for dirpath, _, filenames in os.walk(path):
@@ -142,12 +154,7 @@ class Driver(pb_grpc.ArtifactServiceServicer):
             dst = Path(request.path)
             tmp = dst.parent / f".{dst.name}.{uuid.uuid4().hex}.partial"
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_file():
-                shutil.copyfile(path, tmp)
-            elif path.is_dir():
-                copy_tree(path, tmp)
-                os.makedirs(tmp, exist_ok=True)
-            else:
+            if not stage_copy(path, tmp):
                 raise NotFound(f"no object or directory at key {request.input_artifact.plugin.key!r}")
             replace(tmp, dst)
             return pb.LoadArtifactResponse(success=True)
@@ -161,12 +168,7 @@ class Driver(pb_grpc.ArtifactServiceServicer):
             root, path = locate(request.output_artifact)
             src = Path(request.path)
             tmp = staging(root)
-            if src.is_file():
-                shutil.copyfile(src, tmp)
-            elif src.is_dir():
-                copy_tree(src, tmp)
-                os.makedirs(tmp, exist_ok=True)
-            else:
+            if not stage_copy(src, tmp):
                 raise BadRequest(f"local path {src} does not exist")
             replace(tmp, path)
             return pb.SaveArtifactResponse(success=True)
