@@ -1,0 +1,470 @@
+//! Moving a step's artifacts, always through a driver: inputs are loaded
+//! before the step starts (the init-container role), outputs saved after it
+//! ends (the sidecar role). The executor itself never opens storage.
+
+use crate::archive::{self, Strategy};
+use crate::controller::BoundArtifact;
+use crate::drivers::DriverPool;
+use crate::plan::Plan;
+use crate::repository::{Declared, Repository, declared};
+use crate::runtime::{PodSpec, Runtime, pod_dir};
+use crate::status::{ArtifactRecord, ArtifactValue, Direction, Location, Outputs};
+use crate::vars::Vars;
+use crate::workflow::{Artifact, GcStrategy, Template};
+use ferry_sdk::ErrorKind;
+use std::path::{Path, PathBuf};
+
+/// Where a script template's source is placed inside the step.
+pub const SCRIPT_PATH: &str = "/argo/staging/script";
+
+/// The text form of an archive strategy, as stored with an artifact.
+pub fn strategy_text(s: Strategy) -> String {
+    match s {
+        Strategy::Tar { level: None } => "tar".into(),
+        Strategy::Tar { level: Some(l) } => format!("tar:{l}"),
+        Strategy::None => "none".into(),
+        Strategy::Zip => "zip".into(),
+        Strategy::Zstd { level: None } => "zstd".into(),
+        Strategy::Zstd { level: Some(l) } => format!("zstd:{l}"),
+    }
+}
+
+/// Parses [`strategy_text`].
+pub fn parse_strategy(text: &str) -> Option<Strategy> {
+    let (kind, level) = text.split_once(':').map_or((text, None), |(k, l)| (k, Some(l)));
+    Some(match kind {
+        "tar" => Strategy::Tar { level: level.and_then(|l| l.parse().ok()) },
+        "none" => Strategy::None,
+        "zip" => Strategy::Zip,
+        "zstd" => Strategy::Zstd { level: level.and_then(|l| l.parse().ok()) },
+        _ => return None,
+    })
+}
+
+/// Strips `{{ }}` from a `from:` reference.
+fn reference(text: &str) -> Option<&str> {
+    Some(text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim())
+}
+
+/// The value an artifact argument (or a template's own input declaration)
+/// stands for. `Ok(None)` when it names nothing that exists.
+pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Option<ArtifactValue>, String> {
+    if crate::repository::location_count(a) > 1 {
+        return Err("names more than one location (plugin, s3, oss, gcs, git, http, raw): keep one".into());
+    }
+    if !a.from.is_empty() && !a.from_expression.is_empty() {
+        return Err("has both from and fromExpression".into());
+    }
+    let mut value = if !a.from.is_empty() {
+        let r = reference(&a.from).ok_or_else(|| format!("from {:?} must be a single {{{{...}}}} reference", a.from))?;
+        vars.artifact(r)
+    } else if !a.from_expression.is_empty() {
+        from_expression(&a.from_expression, vars)?
+    } else if let Some(raw) = &a.raw {
+        Some(ArtifactValue { raw: Some(vars.substitute(&raw.data).map_err(|e| format!("raw.data: {e}"))?), ..Default::default() })
+    } else {
+        let sub = |t: &str, field: &str| vars.substitute(t).map_err(|e| format!("{field}: {e}"));
+        let location = match declared(a) {
+            Declared::Nothing => None,
+            Declared::KeyOnly(key) => Some(Location { key: sub(&key, "key")?, ..repo.location.clone() }),
+            Declared::Full(loc) => Some(Location {
+                key: sub(&loc.key, "key")?,
+                configuration: sub(&loc.configuration, "configuration")?,
+                ..loc
+            }),
+        };
+        location.map(|l| ArtifactValue { location: Some(l), raw: None, archive: a.strategy().map(strategy_text) })
+    };
+    if let (Some(v), false) = (&mut value, a.sub_path.is_empty()) {
+        let sub = vars.substitute(&a.sub_path).map_err(|e| format!("subPath: {e}"))?;
+        let clean = sub.trim_matches('/');
+        if clean.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(format!("subPath {sub:?} must be a relative path without `..`"));
+        }
+        if let Some(loc) = &mut v.location {
+            loc.key = format!("{}/{clean}", loc.key.trim_end_matches('/'));
+            v.archive = Some("none".into());
+        }
+    }
+    Ok(value)
+}
+
+/// `fromExpression`: a reference, or `condition ? reference : reference`
+/// where the condition is a `when`-style comparison over step or task values.
+fn from_expression(text: &str, vars: &Vars) -> Result<Option<ArtifactValue>, String> {
+    let normalised = normalise_refs(text);
+    let Some((cond, branches)) = normalised.split_once('?') else {
+        return Ok(vars.artifact(normalised.trim()));
+    };
+    let (yes, no) = branches.split_once(':').ok_or_else(|| format!("fromExpression {text:?}: `?` without `:`"))?;
+    let mut condition = String::new();
+    for word in split_keep(cond) {
+        let is_ref = ["steps.", "tasks.", "inputs.", "workflow."].iter().any(|p| word.starts_with(p));
+        if is_ref {
+            match vars.resolve(word) {
+                crate::expr::Resolved::Value(v) => condition.push_str(&format!("'{}'", v.replace('\'', "\\'"))),
+                _ => return Err(format!("fromExpression: {word} is unknown here")),
+            }
+        } else {
+            condition.push_str(word);
+        }
+    }
+    let chosen = if crate::expr::evaluate_when(&condition.replace("\"", "'")).map_err(|e| format!("fromExpression: {e}"))? {
+        yes
+    } else {
+        no
+    };
+    Ok(vars.artifact(chosen.trim()))
+}
+
+/// `tasks['a-b'].outputs` → `tasks.a-b.outputs` (expr-lang's index syntax).
+fn normalise_refs(text: &str) -> String {
+    let mut out = text.to_string();
+    for q in ['\'', '"'] {
+        loop {
+            let open = format!("[{q}");
+            let Some(start) = out.find(&open) else { break };
+            let close = format!("{q}]");
+            let Some(end) = out[start..].find(&close).map(|e| start + e) else { break };
+            let name = out[start + 2..end].to_string();
+            out.replace_range(start..end + 2, &format!(".{name}"));
+        }
+    }
+    out.replace("==", " == ").replace("!=", " != ")
+}
+
+/// Splits text into words and separators, keeping both.
+fn split_keep(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let is_word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut in_word = false;
+    for (i, c) in text.char_indices() {
+        if is_word(c) != in_word {
+            if i > start {
+                parts.push(&text[start..i]);
+            }
+            start = i;
+            in_word = is_word(c);
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// The pod a template runs as.
+pub fn pod_spec(run_dir: &Path, pod_name: &str, template: &Template) -> Result<PodSpec, String> {
+    let dir = pod_dir(run_dir, pod_name);
+    let logs = run_dir.join("logs");
+    std::fs::create_dir_all(dir.join("root")).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
+    let mut pod = PodSpec { name: pod_name.to_string(), dir, log: logs.join(format!("{pod_name}.log")), ..Default::default() };
+    let env = |vars: &[crate::workflow::EnvVar]| vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+    if let Some(c) = &template.container {
+        pod.image = c.image.clone();
+        pod.argv = c.command.iter().chain(&c.args).cloned().collect();
+        if c.command.is_empty() {
+            return Err(format!(
+                "template {}: container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command",
+                template.name, c.image
+            ));
+        }
+        pod.env = env(&c.env);
+        pod.working_dir = c.working_dir.clone();
+    } else if let Some(s) = &template.script {
+        pod.image = s.image.clone();
+        let command = if s.command.is_empty() { vec!["sh".to_string()] } else { s.command.clone() };
+        pod.argv = command.into_iter().chain([SCRIPT_PATH.to_string()]).chain(s.args.iter().cloned()).collect();
+        pod.files.push((SCRIPT_PATH.to_string(), s.source.clone()));
+        pod.env = env(&s.env);
+        pod.working_dir = s.working_dir.clone();
+        pod.paths.push(SCRIPT_PATH.to_string());
+    } else {
+        return Err(format!("template {} runs nothing (no container, script, steps or dag)", template.name));
+    }
+    pod.paths.extend(template.inputs.artifacts.iter().map(|a| a.path.clone()));
+    pod.paths.extend(template.outputs.artifacts.iter().map(|a| a.path.clone()));
+    pod.paths.extend(template.outputs.parameters.iter().filter_map(|p| p.value_from.as_ref().map(|v| v.path.clone())));
+    pod.paths.retain(|p| !p.is_empty());
+    if !pod.working_dir.is_empty() {
+        pod.paths.push(pod.working_dir.clone());
+    }
+    Ok(pod)
+}
+
+/// What saving outputs produced.
+#[derive(Default)]
+pub struct Saved {
+    /// Artifact records to persist.
+    pub records: Vec<ArtifactRecord>,
+    /// `globalName` parameters.
+    pub globals: Vec<(String, String)>,
+    /// The first failure, if any.
+    pub error: Option<String>,
+}
+
+/// Everything one step's artifact work needs.
+pub struct StepContext<'a> {
+    /// The run's plan.
+    pub plan: &'a Plan,
+    /// The runtime (maps container paths to host paths).
+    pub runtime: &'a dyn Runtime,
+    /// The run's drivers.
+    pub drivers: &'a DriverPool,
+    /// The step's pod.
+    pub pod: &'a PodSpec,
+    /// The step's node id.
+    pub node: u32,
+    /// The substituted template.
+    pub template: &'a Template,
+    /// The step's variables (`pod.name`, `workflow.*`) for key formats.
+    pub vars: &'a Vars,
+}
+
+fn staging(pod: &PodSpec, what: &str, name: &str) -> PathBuf {
+    pod.dir.join("staging").join(what).join(name)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| format!("worker failed: {e}"))?
+}
+
+impl StepContext<'_> {
+    fn repository(&self) -> Repository {
+        match &self.template.archive_location {
+            Some(a) => Repository::from_archive_location(a, &self.plan.repository),
+            None => self.plan.repository.clone(),
+        }
+    }
+
+    /// Loads every bound input, in parallel. Returns the first failure.
+    pub async fn load_inputs(&self, inputs: &[BoundArtifact]) -> (Result<(), String>, Vec<ArtifactRecord>) {
+        let loads = inputs.iter().map(|b| self.load_one(b));
+        let results = futures::future::join_all(loads).await;
+        let mut records = Vec::new();
+        let mut first = Ok(());
+        for r in results {
+            match r {
+                Ok(Some(rec)) => records.push(rec),
+                Ok(None) => {}
+                Err(e) if first.is_ok() => first = Err(e),
+                Err(_) => {}
+            }
+        }
+        (first, records)
+    }
+
+    async fn load_one(&self, b: &BoundArtifact) -> Result<Option<ArtifactRecord>, String> {
+        let name = &b.decl.name;
+        let Some(value) = &b.value else { return Ok(None) };
+        if b.decl.path.is_empty() {
+            return Err(format!("inputs.artifacts.{name}.path is required"));
+        }
+        let host = self.runtime.host_path(self.pod, &b.decl.path);
+        if let Some(parent) = host.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        if let Some(raw) = &value.raw {
+            std::fs::write(&host, raw).map_err(|e| format!("writing {}: {e}", host.display()))?;
+            apply_mode(&host, &b.decl)?;
+            return Ok(None);
+        }
+        let Some(location) = &value.location else { return Ok(None) };
+        let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
+        let stage = staging(self.pod, "in", name);
+        let _ = std::fs::remove_dir_all(&stage);
+        let _ = std::fs::remove_file(&stage);
+        if let Some(parent) = stage.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        match client.load(&location.to_client(), &stage).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && b.decl.optional => {
+                append_log(self.pod, &format!("optional input artifact {name} not found at {}: skipped\n", location.key));
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("artifact {name} failed to load from {} key {:?}: {e}", location.driver, location.key)),
+        }
+        let declared = value.archive.as_deref().and_then(parse_strategy).or(b.decl.strategy());
+        let dest = host.clone();
+        blocking(move || {
+            if dest.exists() {
+                std::fs::remove_dir_all(&dest).or_else(|_| std::fs::remove_file(&dest)).map_err(|e| e.to_string())?;
+            }
+            archive::unpack(&stage, &dest, declared).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("artifact {name}: {e}"))?;
+        apply_mode(&host, &b.decl)?;
+        Ok(Some(ArtifactRecord {
+            node: self.node,
+            name: name.clone(),
+            direction: Direction::Input,
+            location: location.clone(),
+            gc: GcStrategy::Never,
+            deleted: false,
+            error: None,
+        }))
+    }
+
+    /// Reads output parameters and saves output artifacts. A missing output
+    /// is only an error when the step succeeded (and the output is not
+    /// optional): a failed step's missing files are a symptom, not news.
+    pub async fn save_outputs(&self, succeeded: bool, outputs: &mut Outputs) -> Saved {
+        let mut saved = Saved::default();
+        let fail = |saved: &mut Saved, e: String| {
+            if succeeded && saved.error.is_none() {
+                saved.error = Some(e);
+            }
+        };
+        for p in &self.template.outputs.parameters {
+            let value = match &p.value_from {
+                Some(vf) if !vf.path.is_empty() => {
+                    let host = self.runtime.host_path(self.pod, &vf.path);
+                    match std::fs::read_to_string(&host) {
+                        Ok(v) => Some(v.strip_suffix('\n').unwrap_or(&v).to_string()),
+                        Err(_) => match &vf.default {
+                            Some(d) => Some(d.0.clone()),
+                            None => {
+                                fail(&mut saved, format!("output parameter {}: file {} was not written", p.name, vf.path));
+                                None
+                            }
+                        },
+                    }
+                }
+                _ => p.value.as_ref().map(|v| v.0.clone()),
+            };
+            if let Some(v) = value {
+                if !p.global_name.is_empty() {
+                    saved.globals.push((p.global_name.clone(), v.clone()));
+                }
+                outputs.parameters.insert(p.name.clone(), v);
+            }
+        }
+        let repo = self.repository();
+        let saves = self.template.outputs.artifacts.iter().map(|a| self.save_one(a, &repo));
+        for r in futures::future::join_all(saves).await {
+            match r {
+                Ok(Some((name, value, record))) => {
+                    outputs.artifacts.insert(name, value);
+                    saved.records.push(record);
+                }
+                Ok(None) => {}
+                Err(e) => fail(&mut saved, e),
+            }
+        }
+        if repo.archive_logs || self.plan.spec.archive_logs.unwrap_or(false) {
+            let log = Artifact { name: "main-logs".into(), path: String::new(), ..Default::default() };
+            match self.save_file(&log, &self.pod.log, Strategy::None, &repo, "main.log").await {
+                Ok((value, record)) => {
+                    outputs.artifacts.insert(log.name, value);
+                    saved.records.push(record);
+                }
+                Err(e) => fail(&mut saved, e),
+            }
+        }
+        saved
+    }
+
+    async fn save_one(&self, a: &Artifact, repo: &Repository) -> Result<Option<(String, ArtifactValue, ArtifactRecord)>, String> {
+        if a.path.is_empty() {
+            return Err(format!("outputs.artifacts.{}.path is required", a.name));
+        }
+        let host = self.runtime.host_path(self.pod, &a.path);
+        if !host.exists() {
+            if a.optional {
+                return Ok(None);
+            }
+            return Err(format!("output artifact {}: {} does not exist", a.name, a.path));
+        }
+        let strategy = a.strategy().unwrap_or(Strategy::Tar { level: None });
+        let file_name = strategy.file_name(&a.name, &host);
+        let (value, record) = self.save_file(a, &host, strategy, repo, &file_name).await?;
+        Ok(Some((a.name.clone(), value, record)))
+    }
+
+    async fn save_file(
+        &self,
+        a: &Artifact,
+        host: &Path,
+        strategy: Strategy,
+        repo: &Repository,
+        file_name: &str,
+    ) -> Result<(ArtifactValue, ArtifactRecord), String> {
+        let name = &a.name;
+        let key_format = || -> Result<String, String> {
+            let prefix = self.vars.substitute(&repo.location.key).map_err(|e| format!("keyFormat of {}: {e}", repo.source))?;
+            Ok(format!("{}/{file_name}", prefix.trim_end_matches('/')))
+        };
+        let location = match declared(a) {
+            Declared::Full(loc) if !loc.key.is_empty() => loc,
+            Declared::Full(loc) => Location { key: key_format()?, ..loc },
+            Declared::KeyOnly(key) if !key.is_empty() => Location { key, ..repo.location.clone() },
+            Declared::KeyOnly(_) | Declared::Nothing => Location { key: key_format()?, ..repo.location.clone() },
+        };
+        let upload = if strategy == Strategy::None {
+            host.to_path_buf()
+        } else {
+            let staged = staging(self.pod, "out", file_name);
+            let (src, dst) = (host.to_path_buf(), staged.clone());
+            blocking(move || {
+                if let Some(parent) = dst.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                }
+                archive::pack(&src, &dst, strategy).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| format!("output artifact {name}: {e}"))?;
+            staged
+        };
+        let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
+        client
+            .save(&location.to_client(), &upload)
+            .await
+            .map_err(|e| format!("output artifact {name} failed to save to {} key {:?}: {e}", location.driver, location.key))?;
+        if upload != host {
+            let _ = std::fs::remove_file(&upload);
+        }
+        let gc = match a.artifact_gc.as_ref().map(|g| g.strategy) {
+            Some(s) if s != GcStrategy::Unset => s,
+            _ => self.plan.spec.artifact_gc.as_ref().map(|g| g.strategy).unwrap_or(GcStrategy::Never),
+        };
+        let value = ArtifactValue { location: Some(location.clone()), raw: None, archive: Some(strategy_text(strategy)) };
+        let record = ArtifactRecord {
+            node: self.node,
+            name: name.clone(),
+            direction: Direction::Output,
+            location,
+            gc: if gc == GcStrategy::Unset { GcStrategy::Never } else { gc },
+            deleted: false,
+            error: None,
+        };
+        Ok((value, record))
+    }
+}
+
+fn apply_mode(path: &Path, a: &Artifact) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mode) = a.mode else { return Ok(()) };
+    let set = |p: &Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("chmod {}: {e}", p.display()))
+    };
+    if a.recurse_mode && path.is_dir() {
+        for entry in walkdir::WalkDir::new(path).contents_first(true) {
+            let entry = entry.map_err(|e| e.to_string())?;
+            if !entry.path_is_symlink() {
+                set(entry.path())?;
+            }
+        }
+        Ok(())
+    } else {
+        set(path)
+    }
+}
+
+fn append_log(pod: &PodSpec, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&pod.log) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}

@@ -1,0 +1,348 @@
+//! Driver registration and the driver processes of a run.
+//!
+//! The registry reads Argo's workflow-controller ConfigMap format
+//! (`artifactDrivers: [{name, image, connectionTimeoutSeconds}]`), extended
+//! with `command` so the same file says how to start the driver locally. The
+//! pool starts each driver once per run, on first use, on a unix socket under
+//! `<run>/artifact-plugins/<name>/socket`, and every step of the run shares it:
+//! a template with 15 artifacts on one driver pays one start-up, not 15.
+
+use ferry_sdk::client::DriverClient;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
+
+/// Ferry's reference drivers, registered unless a registry file overrides them.
+pub const BUILTIN_DRIVERS: [&str; 6] = ["fs", "s3", "oss", "gcs", "git", "http"];
+
+/// Argo's default `connectionTimeoutSeconds`.
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 5;
+
+/// One `artifactDrivers` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DriverSpec {
+    /// The plugin name artifacts refer to.
+    pub name: String,
+    /// The image Argo runs (recorded; used by the container runtimes).
+    #[serde(default)]
+    pub image: String,
+    /// Seconds to wait for the socket.
+    #[serde(default)]
+    pub connection_timeout_seconds: u32,
+    /// Ferry's extension: how to start the driver locally. The socket path
+    /// is appended as the last argument, as Argo does.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Ferry's extension: extra environment for the local process.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// The drivers a run may use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    /// By name.
+    pub drivers: BTreeMap<String, DriverSpec>,
+}
+
+/// A registry or driver failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The registry file is malformed.
+    #[error("driver registry {file}: {message}")]
+    Registry {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such driver.
+    #[error("artifact driver {0:?} is not registered (known: {1})")]
+    Unknown(String, String),
+    /// The driver did not start.
+    #[error("artifact driver {name:?} did not start: {message}")]
+    Start {
+        /// The driver.
+        name: String,
+        /// Why, with the tail of its log.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RegistryFile {
+    artifact_drivers: Vec<DriverSpec>,
+}
+
+impl Registry {
+    /// Ferry's reference drivers, started from binaries named
+    /// `ferry-driver-<name>` beside the `ferry` executable or on `PATH`.
+    pub fn builtin() -> Registry {
+        let version = env!("CARGO_PKG_VERSION");
+        let drivers = BUILTIN_DRIVERS
+            .iter()
+            .map(|name| {
+                let spec = DriverSpec {
+                    name: name.to_string(),
+                    image: format!("ferry/driver-{name}:{version}"),
+                    connection_timeout_seconds: 0,
+                    command: vec![format!("ferry-driver-{name}")],
+                    env: BTreeMap::new(),
+                };
+                (name.to_string(), spec)
+            })
+            .collect();
+        Registry { drivers }
+    }
+
+    /// Adds the entries of a registry file over these: a workflow-controller
+    /// ConfigMap (`data.artifactDrivers` holds the list as text) or a plain
+    /// `artifactDrivers:` document.
+    pub fn merge_file(&mut self, file: &Path) -> Result<(), DriverError> {
+        let text = std::fs::read_to_string(file).map_err(|e| DriverError::Registry {
+            file: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        self.merge_text(&text, &file.display().to_string())
+    }
+
+    /// As [`Registry::merge_file`], from text.
+    pub fn merge_text(&mut self, text: &str, file: &str) -> Result<(), DriverError> {
+        let err = |message: String| DriverError::Registry { file: file.to_string(), message };
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
+        let entries: Vec<DriverSpec> = if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") {
+            let list = value
+                .get("data")
+                .and_then(|d| d.get("artifactDrivers"))
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| err("ConfigMap has no data.artifactDrivers".into()))?;
+            serde_yaml_ng::from_str(list).map_err(|e| err(format!("data.artifactDrivers: {e}")))?
+        } else {
+            let parsed: RegistryFile = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
+            parsed.artifact_drivers
+        };
+        self.merge(entries).map_err(err)
+    }
+
+    /// Adds entries over these; an entry without `command` keeps the
+    /// existing command for that name.
+    pub fn merge(&mut self, entries: Vec<DriverSpec>) -> Result<(), String> {
+        for mut spec in entries {
+            if !valid_name(&spec.name) {
+                return Err(format!(
+                    "driver name {:?} must be a DNS-1123 label of at most 49 characters (Argo builds container names from it)",
+                    spec.name
+                ));
+            }
+            if spec.command.is_empty() {
+                match self.drivers.get(&spec.name) {
+                    Some(old) => spec.command = old.command.clone(),
+                    None => spec.command = vec![format!("ferry-driver-{}", spec.name)],
+                }
+            }
+            self.drivers.insert(spec.name.clone(), spec);
+        }
+        Ok(())
+    }
+
+    /// One driver's entry.
+    pub fn get(&self, name: &str) -> Result<&DriverSpec, DriverError> {
+        self.drivers
+            .get(name)
+            .ok_or_else(|| DriverError::Unknown(name.to_string(), self.drivers.keys().cloned().collect::<Vec<_>>().join(", ")))
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 49
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Resolves a command's program: beside the running executable first (so a
+/// build tree works without installing), then `PATH`.
+pub fn resolve_program(program: &str) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.parent().into_iter().chain(exe.parent().and_then(Path::parent)) {
+            let candidate = dir.join(program);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from(program)
+}
+
+struct Started {
+    client: DriverClient,
+    pid: Option<u32>,
+    startup: Duration,
+}
+
+/// The driver processes of one run.
+pub struct DriverPool {
+    registry: Registry,
+    sockets: PathBuf,
+    logs: PathBuf,
+    slots: Mutex<HashMap<String, Arc<OnceCell<Started>>>>,
+    children: Mutex<Vec<(String, Child)>>,
+}
+
+impl DriverPool {
+    /// A pool placing sockets under `sockets/<name>/socket` and driver logs
+    /// in `logs/driver-<name>.log`.
+    pub fn new(registry: Registry, sockets: PathBuf, logs: PathBuf) -> DriverPool {
+        DriverPool { registry, sockets, logs, slots: Mutex::new(HashMap::new()), children: Mutex::new(Vec::new()) }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// A client for `name`, starting the driver on first use. Concurrent
+    /// first uses share one start.
+    pub async fn client(&self, name: &str, timeout_seconds: u32) -> Result<DriverClient, DriverError> {
+        let spec = self.registry.get(name)?.clone();
+        let slot = self.slots.lock().map_err(|_| poisoned(name))?.entry(name.to_string()).or_default().clone();
+        let started = slot.get_or_try_init(|| self.start(&spec, timeout_seconds)).await?;
+        Ok(started.client.clone())
+    }
+
+    /// How long each started driver took from spawn to a ready socket.
+    pub fn startups(&self) -> Vec<(String, Duration, Option<u32>)> {
+        let slots = self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut out: Vec<_> =
+            slots.iter().filter_map(|(n, s)| s.get().map(|s| (n.clone(), s.startup, s.pid))).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    async fn start(&self, spec: &DriverSpec, timeout_seconds: u32) -> Result<Started, DriverError> {
+        let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
+        let dir = self.sockets.join(&spec.name);
+        std::fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&self.logs).map_err(|e| fail(format!("creating {}: {e}", self.logs.display())))?;
+        let socket = dir.join("socket");
+        let log_path = self.logs.join(format!("driver-{}.log", spec.name));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| fail(format!("opening {}: {e}", log_path.display())))?;
+        let (program, args) = spec.command.split_first().ok_or_else(|| fail("empty command".into()))?;
+        let program = resolve_program(program);
+        let began = Instant::now();
+        let mut child = Command::new(&program)
+            .args(args)
+            .arg(&socket)
+            .envs(&spec.env)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(|e| fail(e.to_string()))?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| fail(format!("running {}: {e} (is it installed?)", program.display())))?;
+        let pid = child.id();
+        let timeout = Duration::from_secs(u64::from(match (timeout_seconds, spec.connection_timeout_seconds) {
+            (0, 0) => DEFAULT_TIMEOUT_SECONDS,
+            (0, t) | (t, _) => t,
+        }));
+        let client = tokio::select! {
+            connected = DriverClient::connect(&socket, timeout) => connected.map_err(|e| fail(format!("{e}{}", log_tail(&log_path))))?,
+            status = child.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                return Err(fail(format!("exited before serving ({status}){}", log_tail(&log_path))));
+            }
+        };
+        self.children.lock().map_err(|_| poisoned(&spec.name))?.push((spec.name.clone(), child));
+        tracing::debug!(driver = %spec.name, ms = began.elapsed().as_millis() as u64, "driver ready");
+        Ok(Started { client, pid, startup: began.elapsed() })
+    }
+
+    /// Stops every driver as Kubernetes stops a sidecar: SIGTERM, then a kill
+    /// after `grace`. Returns the drivers that did not exit 0.
+    pub async fn shutdown(&self, grace: Duration) -> Vec<String> {
+        let children: Vec<(String, Child)> = self.children.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
+        self.slots.lock().map(|mut s| s.clear()).ok();
+        let mut waits = Vec::new();
+        for (name, mut child) in children {
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            }
+            waits.push(async move {
+                match tokio::time::timeout(grace, child.wait()).await {
+                    Ok(Ok(status)) if status.success() => None,
+                    Ok(Ok(status)) => Some(format!("{name} ({status})")),
+                    Ok(Err(e)) => Some(format!("{name} ({e})")),
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        Some(format!("{name} (killed after {grace:?})"))
+                    }
+                }
+            });
+        }
+        futures::future::join_all(waits).await.into_iter().flatten().collect()
+    }
+}
+
+fn poisoned(name: &str) -> DriverError {
+    DriverError::Start { name: name.to_string(), message: "internal lock poisoned".into() }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last lines of {}:\n  {}", path.display(), lines.into_iter().rev().collect::<Vec<_>>().join("\n  "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_workflow_controller_configmap() {
+        let mut r = Registry::builtin();
+        r.merge_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: workflow-controller-configmap}\ndata:\n  artifactDrivers: |\n    - name: my-s3\n      image: example/s3:1\n      connectionTimeoutSeconds: 10\n      command: [/opt/s3-driver, --verbose]\n",
+            "cm.yaml",
+        )
+        .unwrap();
+        let d = r.get("my-s3").unwrap();
+        assert_eq!(d.command, ["/opt/s3-driver", "--verbose"]);
+        assert_eq!(d.connection_timeout_seconds, 10);
+        assert!(r.get("fs").is_ok());
+    }
+
+    #[test]
+    fn an_entry_without_command_keeps_the_builtin_one() {
+        let mut r = Registry::builtin();
+        r.merge_text("artifactDrivers:\n- name: s3\n  image: mine/s3:2\n", "f").unwrap();
+        assert_eq!(r.get("s3").unwrap().command, ["ferry-driver-s3"]);
+        assert_eq!(r.get("s3").unwrap().image, "mine/s3:2");
+    }
+
+    #[test]
+    fn bad_names_and_unknown_drivers_are_clear() {
+        let mut r = Registry::builtin();
+        let err = r.merge_text("artifactDrivers:\n- name: My_Driver\n", "f").unwrap_err();
+        assert!(err.to_string().contains("My_Driver"), "{err}");
+        let err = r.get("nope").unwrap_err().to_string();
+        assert!(err.contains("\"nope\"") && err.contains("fs"), "{err}");
+    }
+}

@@ -1,0 +1,484 @@
+//! Checks that find a broken workflow before anything runs: unknown
+//! templates, cycles, missing inputs, unknown variables, bad expressions.
+//! Each problem names the field path it is about.
+
+use crate::expr;
+use crate::plan::{Origin, Plan, Problem};
+use crate::repository::{Declared, declared, location_count};
+use crate::workflow::{Artifact, Step, Template};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+struct Scope<'a> {
+    params: HashSet<&'a str>,
+    in_artifacts: HashSet<&'a str>,
+    out_params: HashSet<&'a str>,
+    out_artifacts: HashSet<&'a str>,
+    workflow_params: &'a HashSet<String>,
+    /// `steps` or `tasks`, and the names that may be referenced.
+    siblings: Option<(&'static str, HashSet<String>)>,
+    in_loop: bool,
+}
+
+/// Every problem in `plan`.
+pub fn check(plan: &Plan) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut push = |path: String, message: String| problems.push(Problem { path, message });
+    let spec = &plan.spec;
+    let root = Origin::default();
+    if spec.entrypoint.is_empty() {
+        push("spec.entrypoint".into(), "is required".into());
+    } else if plan.find(&root, &spec.entrypoint, None).is_none() {
+        push("spec.entrypoint".into(), format!("template {:?} not found", spec.entrypoint));
+    }
+    if !spec.on_exit.is_empty() && plan.find(&root, &spec.on_exit, None).is_none() {
+        push("spec.onExit".into(), format!("template {:?} not found", spec.on_exit));
+    }
+    let workflow_params: HashSet<String> = spec.arguments.parameters.iter().map(|p| p.name.clone()).collect();
+    let mut origins = vec![(root, "spec".to_string())];
+    origins.extend(plan.library.keys().map(|k| (Origin(Some(k.clone())), format!("WorkflowTemplate {k}: spec"))));
+    for (origin, prefix) in origins {
+        let mut seen = HashSet::new();
+        for (i, t) in plan.templates(&origin).iter().enumerate() {
+            let path = format!("{prefix}.templates[{i}]");
+            if !seen.insert(t.name.as_str()) {
+                problems.push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
+            }
+            check_template(plan, &origin, t, &path, &workflow_params, &mut problems);
+        }
+    }
+    for (i, a) in spec.arguments.artifacts.iter().enumerate() {
+        check_artifact(plan, a, &format!("spec.arguments.artifacts[{i}]"), &mut problems);
+    }
+    problems
+}
+
+fn check_template(plan: &Plan, origin: &Origin, t: &Template, path: &str, wp: &HashSet<String>, problems: &mut Vec<Problem>) {
+    let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
+    match t.kind() {
+        "several" => push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name)),
+        "none" => push(
+            path.into(),
+            format!("template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)", t.name),
+        ),
+        _ => {}
+    }
+    let pod = matches!(t.kind(), "container" | "script");
+    let scope = Scope {
+        params: t.inputs.parameters.iter().map(|p| p.name.as_str()).collect(),
+        in_artifacts: t.inputs.artifacts.iter().map(|a| a.name.as_str()).collect(),
+        out_params: t.outputs.parameters.iter().map(|p| p.name.as_str()).collect(),
+        out_artifacts: t.outputs.artifacts.iter().map(|a| a.name.as_str()).collect(),
+        workflow_params: wp,
+        siblings: None,
+        in_loop: false,
+    };
+    let mut own = serde_json::to_value(t).unwrap_or_default();
+    if let Some(map) = own.as_object_mut() {
+        map.remove("steps");
+        map.remove("dag");
+        if !pod {
+            map.remove("outputs");
+        }
+    }
+    check_strings(&own, &scope, path, problems);
+    for (i, a) in t.inputs.artifacts.iter().enumerate() {
+        let p = format!("{path}.inputs.artifacts[{i}]");
+        if pod && a.path.is_empty() {
+            problems.push(Problem { path: format!("{p}.path"), message: format!("input artifact {:?} needs a path", a.name) });
+        }
+        check_artifact(plan, a, &p, problems);
+    }
+    for (i, a) in t.outputs.artifacts.iter().enumerate() {
+        let p = format!("{path}.outputs.artifacts[{i}]");
+        if pod && a.path.is_empty() {
+            problems.push(Problem { path: format!("{p}.path"), message: format!("output artifact {:?} needs a path", a.name) });
+        }
+        if !pod && a.from.is_empty() && a.from_expression.is_empty() {
+            problems.push(Problem { path: format!("{p}.from"), message: format!("output artifact {:?} of a {} template needs from", a.name, t.kind()) });
+        }
+        check_artifact(plan, a, &p, problems);
+    }
+    for (i, p) in t.outputs.parameters.iter().enumerate() {
+        let vf = p.value_from.as_ref();
+        let ok = if pod {
+            p.value.is_some() || vf.is_some_and(|v| !v.path.is_empty())
+        } else {
+            p.value.is_some() || vf.is_some_and(|v| !v.parameter.is_empty())
+        };
+        if !ok {
+            let need = if pod { "valueFrom.path or value" } else { "valueFrom.parameter or value" };
+            problems.push(Problem { path: format!("{path}.outputs.parameters[{i}]"), message: format!("output parameter {:?} needs {need}", p.name) });
+        }
+    }
+    if let Some(r) = &t.retry_strategy {
+        if let Some(l) = &r.limit {
+            if l.0.trim().parse::<u32>().is_err() {
+                problems.push(Problem { path: format!("{path}.retryStrategy.limit"), message: format!("{:?} is not a whole number", l.0) });
+            }
+        }
+        if let Some(b) = &r.backoff {
+            for (field, v) in [("duration", &b.duration), ("maxDuration", &b.max_duration), ("cap", &b.cap)] {
+                if let Some(v) = v {
+                    if crate::names::parse_duration(&v.0).is_none() {
+                        problems.push(Problem {
+                            path: format!("{path}.retryStrategy.backoff.{field}"),
+                            message: format!("{:?} is not a duration such as 10s, 2m or 1h", v.0),
+                        });
+                    }
+                }
+            }
+            if let Some(f) = &b.factor {
+                if f.0.trim().parse::<f64>().is_err() {
+                    problems.push(Problem { path: format!("{path}.retryStrategy.backoff.factor"), message: format!("{:?} is not a number", f.0) });
+                }
+            }
+        }
+    }
+    if let Some(d) = &t.active_deadline_seconds {
+        if !d.0.contains("{{") && crate::names::parse_duration(&d.0).is_none() {
+            problems.push(Problem { path: format!("{path}.activeDeadlineSeconds"), message: format!("{:?} is not a number of seconds", d.0) });
+        }
+    }
+    if let Some(groups) = &t.steps {
+        let all: HashSet<String> = groups.iter().flatten().map(|s| s.name.clone()).collect();
+        let mut earlier: HashSet<String> = HashSet::new();
+        for (g, group) in groups.iter().enumerate() {
+            let mut names = HashSet::new();
+            for (i, step) in group.iter().enumerate() {
+                let p = format!("{path}.steps[{g}][{i}]");
+                if !names.insert(step.name.as_str()) {
+                    problems.push(Problem { path: p.clone(), message: format!("step name {:?} is used twice in one group", step.name) });
+                }
+                let s = Scope { siblings: Some(("steps", earlier.clone())), in_loop: has_loop(step), ..scope_copy(&scope) };
+                check_step(plan, origin, step, &p, &s, problems);
+            }
+            earlier.extend(group.iter().map(|s| s.name.clone()));
+        }
+        let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
+        let s = Scope { siblings: Some(("steps", all)), ..scope_copy(&scope) };
+        check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
+    }
+    if let Some(dag) = &t.dag {
+        check_dag(plan, origin, t, dag, path, &scope, problems);
+    }
+}
+
+fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
+    Scope {
+        params: s.params.clone(),
+        in_artifacts: s.in_artifacts.clone(),
+        out_params: s.out_params.clone(),
+        out_artifacts: s.out_artifacts.clone(),
+        workflow_params: s.workflow_params,
+        siblings: s.siblings.clone(),
+        in_loop: s.in_loop,
+    }
+}
+
+fn has_loop(step: &Step) -> bool {
+    step.with_items.is_some() || !step.with_param.is_empty() || step.with_sequence.is_some()
+}
+
+fn check_dag(plan: &Plan, origin: &Origin, t: &Template, dag: &crate::workflow::Dag, path: &str, scope: &Scope<'_>, problems: &mut Vec<Problem>) {
+    let names: HashMap<&str, usize> = dag.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    if names.len() != dag.tasks.len() {
+        problems.push(Problem { path: format!("{path}.dag.tasks"), message: "task names must be unique".into() });
+    }
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
+    for (i, task) in dag.tasks.iter().enumerate() {
+        let p = format!("{path}.dag.tasks[{i}]");
+        if !task.depends.is_empty() && !task.dependencies.is_empty() {
+            problems.push(Problem { path: p.clone(), message: format!("task {:?} has both depends and dependencies", task.name) });
+        }
+        let deps: Vec<String> = if !task.depends.trim().is_empty() {
+            match expr::parse_depends(&task.depends) {
+                Ok(d) => d.tasks(),
+                Err(e) => {
+                    problems.push(Problem { path: format!("{p}.depends"), message: e.to_string() });
+                    Vec::new()
+                }
+            }
+        } else {
+            task.dependencies.clone()
+        };
+        for d in deps {
+            match names.get(d.as_str()) {
+                Some(&j) => edges[i].push(j),
+                None => problems.push(Problem {
+                    path: format!("{p}.{}", if task.depends.is_empty() { "dependencies" } else { "depends" }),
+                    message: format!("task {:?} depends on {d:?}, which is not a task of template {:?}", task.name, t.name),
+                }),
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&edges) {
+        let names: Vec<&str> = cycle.iter().map(|&i| dag.tasks[i].name.as_str()).collect();
+        problems.push(Problem { path: format!("{path}.dag.tasks"), message: format!("dependency cycle: {}", names.join(" -> ")) });
+    }
+    for (i, task) in dag.tasks.iter().enumerate() {
+        let ancestors = ancestors(&edges, i).into_iter().map(|j| dag.tasks[j].name.clone()).collect();
+        let s = Scope { siblings: Some(("tasks", ancestors)), in_loop: has_loop(task), ..scope_copy(scope) };
+        check_step(plan, origin, task, &format!("{path}.dag.tasks[{i}]"), &s, problems);
+    }
+    let all = dag.tasks.iter().map(|t| t.name.clone()).collect();
+    let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
+    let s = Scope { siblings: Some(("tasks", all)), ..scope_copy(scope) };
+    check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
+}
+
+fn ancestors(edges: &[Vec<usize>], start: usize) -> BTreeSet<usize> {
+    let mut seen = BTreeSet::new();
+    let mut stack = edges[start].clone();
+    while let Some(n) = stack.pop() {
+        if seen.insert(n) {
+            stack.extend(&edges[n]);
+        }
+    }
+    seen
+}
+
+fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // 0 unvisited, 1 on the stack, 2 done.
+    let mut state = vec![0u8; edges.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    fn visit(n: usize, edges: &[Vec<usize>], state: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
+        state[n] = 1;
+        stack.push(n);
+        for &m in &edges[n] {
+            if state[m] == 1 {
+                let at = stack.iter().position(|&x| x == m).unwrap_or(0);
+                let mut cycle = stack[at..].to_vec();
+                cycle.push(m);
+                return Some(cycle);
+            }
+            if state[m] == 0 {
+                if let Some(c) = visit(m, edges, state, stack) {
+                    return Some(c);
+                }
+            }
+        }
+        stack.pop();
+        state[n] = 2;
+        None
+    }
+    (0..edges.len()).find_map(|n| if state[n] == 0 { visit(n, edges, &mut state, &mut stack) } else { None })
+}
+
+fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Scope<'_>, problems: &mut Vec<Problem>) {
+    let target = plan.find(origin, &step.template, step.template_ref.as_ref());
+    let Some((_, target)) = target else {
+        let what = match &step.template_ref {
+            Some(r) => format!("templateRef {}/{}", r.name, r.template),
+            None if step.template.is_empty() => "no template".into(),
+            None => format!("template {:?}", step.template),
+        };
+        problems.push(Problem { path: path.into(), message: format!("{:?} refers to {what}, which is not found", step.name) });
+        return;
+    };
+    let mut fields = serde_json::to_value(step).unwrap_or_default();
+    if let Some(map) = fields.as_object_mut() {
+        for k in ["name", "template", "templateRef", "dependencies", "depends", "onExit"] {
+            map.remove(k);
+        }
+    }
+    check_strings(&fields, scope, path, problems);
+    if !step.when.is_empty() {
+        let probe = expr::substitute(&step.when, &mut |_| expr::Resolved::Value("x".into()));
+        if let Ok(text) = probe {
+            if let Err(e @ expr::Error::Syntax { .. }) = expr::evaluate_when(&text) {
+                problems.push(Problem { path: format!("{path}.when"), message: e.to_string() });
+            }
+        }
+    }
+    if !step.with_param.is_empty() && !step.with_param.contains("{{") {
+        if serde_json::from_str::<Vec<serde_json::Value>>(&step.with_param).is_err() {
+            problems.push(Problem { path: format!("{path}.withParam"), message: "is neither a {{...}} reference nor a JSON list".into() });
+        }
+    }
+    if let Some(seq) = &step.with_sequence {
+        if seq.count.is_some() == seq.end.is_some() {
+            problems.push(Problem { path: format!("{path}.withSequence"), message: "give exactly one of count and end".into() });
+        }
+    }
+    if [step.with_items.is_some(), !step.with_param.is_empty(), step.with_sequence.is_some()].iter().filter(|b| **b).count() > 1 {
+        problems.push(Problem { path: path.into(), message: "use one of withItems, withParam, withSequence".into() });
+    }
+    if !step.on_exit.is_empty() && plan.find(origin, &step.on_exit, None).is_none() {
+        problems.push(Problem { path: format!("{path}.onExit"), message: format!("template {:?} not found", step.on_exit) });
+    }
+    for p in &target.inputs.parameters {
+        let given = step.arguments.parameters.iter().any(|a| a.name == p.name);
+        if !given && p.value.is_none() && p.default.is_none() {
+            problems.push(Problem {
+                path: format!("{path}.arguments.parameters"),
+                message: format!("{:?} does not supply input parameter {:?} of template {:?}", step.name, p.name, target.name),
+            });
+        }
+    }
+    for a in &target.inputs.artifacts {
+        let given = step.arguments.artifacts.iter().any(|x| x.name == a.name);
+        if !given && !a.optional && !a.has_location() {
+            problems.push(Problem {
+                path: format!("{path}.arguments.artifacts"),
+                message: format!("{:?} does not supply input artifact {:?} of template {:?}", step.name, a.name, target.name),
+            });
+        }
+    }
+    for (i, a) in step.arguments.artifacts.iter().enumerate() {
+        check_artifact(plan, a, &format!("{path}.arguments.artifacts[{i}]"), problems);
+    }
+}
+
+fn check_artifact(plan: &Plan, a: &Artifact, path: &str, problems: &mut Vec<Problem>) {
+    if location_count(a) > 1 {
+        problems.push(Problem { path: path.into(), message: format!("artifact {:?} names more than one location", a.name) });
+    }
+    if !a.from.is_empty() && !a.from_expression.is_empty() {
+        problems.push(Problem { path: path.into(), message: format!("artifact {:?} has both from and fromExpression", a.name) });
+    }
+    if !a.from.is_empty() {
+        let t = a.from.trim();
+        if !(t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1) {
+            problems.push(Problem { path: format!("{path}.from"), message: format!("{:?} must be one {{{{...}}}} reference", a.from) });
+        }
+    }
+    if let Declared::Full(loc) = declared(a) {
+        if let Err(e) = plan.registry.get(&loc.driver) {
+            problems.push(Problem { path: path.into(), message: e.to_string() });
+        }
+    }
+}
+
+/// Checks every `{{...}}` tag in the strings of `value`.
+fn check_strings(value: &serde_json::Value, scope: &Scope<'_>, path: &str, problems: &mut Vec<Problem>) {
+    match value {
+        serde_json::Value::String(s) if s.contains("{{") => match expr::variables(s) {
+            Ok(vars) => {
+                for v in vars {
+                    if let Err(m) = known(&v, scope) {
+                        problems.push(Problem { path: path.into(), message: m });
+                    }
+                }
+            }
+            Err(e) => problems.push(Problem { path: path.into(), message: e.to_string() }),
+        },
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                check_strings(v, scope, &format!("{path}[{i}]"), problems);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                check_strings(v, scope, &format!("{path}.{k}"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
+    let parts: Vec<&str> = var.split('.').collect();
+    let unknown = |what: &str| Err(format!("{{{{{var}}}}}: {what}"));
+    match parts.as_slice() {
+        ["inputs", "parameters", p] => {
+            if s.params.contains(p) { Ok(()) } else { unknown("the template declares no such input parameter") }
+        }
+        ["inputs", "parameters"] => Ok(()),
+        ["inputs", "artifacts", a, "path"] => {
+            if s.in_artifacts.contains(a) { Ok(()) } else { unknown("the template declares no such input artifact") }
+        }
+        ["inputs", "artifacts", a] => {
+            if s.in_artifacts.contains(a) { Ok(()) } else { unknown("the template declares no such input artifact") }
+        }
+        ["outputs", "parameters", p, "path"] => {
+            if s.out_params.contains(p) { Ok(()) } else { unknown("the template declares no such output parameter") }
+        }
+        ["outputs", "artifacts", a, "path"] => {
+            if s.out_artifacts.contains(a) { Ok(()) } else { unknown("the template declares no such output artifact") }
+        }
+        ["workflow", "parameters", p] => {
+            if s.workflow_params.contains(*p) { Ok(()) } else { unknown("the workflow declares no such parameter") }
+        }
+        ["workflow", "outputs", "parameters", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
+        ["workflow", "name" | "uid" | "namespace" | "status" | "failures" | "parameters" | "mainEntrypoint" | "creationTimestamp"] => Ok(()),
+        ["workflow", "creationTimestamp", _] => Ok(()),
+        ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
+        ["item", ..] => if s.in_loop { Ok(()) } else { unknown("item is only set in withItems, withParam or withSequence loops") },
+        [scope @ ("steps" | "tasks"), name, rest @ ..] => match &s.siblings {
+            Some((kind, names)) if kind == scope => {
+                if !names.contains(*name) {
+                    let hint = if *scope == "tasks" { "a task this one depends on" } else { "a step of an earlier group" };
+                    return unknown(&format!("{name:?} is not {hint}"));
+                }
+                match rest {
+                    ["outputs", "result"] | ["outputs", "parameters"] | ["outputs", "parameters", _] | ["outputs", "artifacts", _] => Ok(()),
+                    ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] => Ok(()),
+                    _ => unknown("unknown field"),
+                }
+            }
+            _ => unknown(&format!("{scope}.* is only available inside a {} template", if *scope == "steps" { "steps" } else { "dag" })),
+        },
+        _ => unknown("unknown variable"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanOptions;
+    use crate::workflow::Documents;
+    use std::path::Path;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let mut docs = Documents::default();
+        docs.add(Path::new("wf.yaml"), yaml).unwrap();
+        let options = PlanOptions { registry: crate::drivers::Registry::builtin(), ..Default::default() };
+        match Plan::build(&docs, &options) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    const HEAD: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: t}\nspec:\n  entrypoint: main\n  templates:\n";
+
+    #[test]
+    fn a_good_dag_has_no_problems() {
+        let p = problems(&format!(
+            "{HEAD}  - name: main\n    dag:\n      tasks:\n      - {{name: a, template: echo}}\n      - {{name: b, template: echo, depends: a, arguments: {{parameters: [{{name: m, value: '{{{{tasks.a.outputs.result}}}}'}}]}}}}\n  - name: echo\n    inputs: {{parameters: [{{name: m, default: x}}]}}\n    container: {{image: a, command: [echo, '{{{{inputs.parameters.m}}}}']}}\n"
+        ));
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn cycles_unknown_templates_and_missing_inputs_are_named() {
+        let p = problems(&format!(
+            "{HEAD}  - name: main\n    dag:\n      tasks:\n      - {{name: a, template: echo, depends: c}}\n      - {{name: b, template: echo, depends: a}}\n      - {{name: c, template: echo, depends: b}}\n      - {{name: d, template: nope}}\n      - {{name: e, template: need}}\n  - name: echo\n    container: {{image: a, command: [echo]}}\n  - name: need\n    inputs: {{parameters: [{{name: m}}]}}\n    container: {{image: a, command: [echo]}}\n"
+        ));
+        let all = p.join("\n");
+        assert!(all.contains("spec.templates[0].dag.tasks: dependency cycle: a -> c -> b -> a"), "{all}");
+        assert!(all.contains("spec.templates[0].dag.tasks[3]: \"d\" refers to template \"nope\""), "{all}");
+        assert!(all.contains("dag.tasks[4].arguments.parameters: \"e\" does not supply input parameter \"m\""), "{all}");
+    }
+
+    #[test]
+    fn bad_expressions_and_variables_are_named() {
+        let p = problems(&format!(
+            "{HEAD}  - name: main\n    steps:\n    - - {{name: a, template: echo, when: '(1 == 1'}}\n    - - {{name: b, template: echo, when: '{{{{steps.zz.outputs.result}}}} == x'}}\n  - name: echo\n    container: {{image: a, command: [echo, '{{{{inputs.parameters.nope}}}}', '{{{{item}}}}']}}\n"
+        ));
+        let all = p.join("\n");
+        assert!(all.contains("spec.templates[0].steps[0][0].when"), "{all}");
+        assert!(all.contains("steps[1][0].when: {{steps.zz.outputs.result}}: \"zz\" is not a step of an earlier group"), "{all}");
+        assert!(all.contains("container.command[1]: {{inputs.parameters.nope}}"), "{all}");
+        assert!(all.contains("{{item}}: item is only set"), "{all}");
+    }
+
+    #[test]
+    fn unknown_dependencies_and_entrypoints_are_named() {
+        let p = problems(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: missing\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: a, template: main, depends: 'ghost.Succeeded'}\n",
+        );
+        let all = p.join("\n");
+        assert!(all.contains("spec.entrypoint: template \"missing\" not found"), "{all}");
+        assert!(all.contains("dag.tasks[0].depends: task \"a\" depends on \"ghost\""), "{all}");
+    }
+}

@@ -1,0 +1,275 @@
+//! Where a step's process runs. The controller hands a [`PodSpec`] to a
+//! [`Runtime`]; this module has the local one, which runs the command as a
+//! process of this host in a per-step directory. Container runtimes (Docker,
+//! Kubernetes) implement the same trait.
+
+use async_trait::async_trait;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+/// Argo keeps at most this much standard output as `outputs.result`.
+pub const MAX_RESULT_BYTES: usize = 256 << 10;
+
+/// One step's process, in container terms.
+#[derive(Clone, Debug, Default)]
+pub struct PodSpec {
+    /// The pod name (`{{pod.name}}`).
+    pub name: String,
+    /// The step's directory on this host.
+    pub dir: PathBuf,
+    /// The template's image.
+    pub image: String,
+    /// Command and arguments, as the container would see them.
+    pub argv: Vec<String>,
+    /// Environment added to the process.
+    pub env: Vec<(String, String)>,
+    /// The container's working directory (empty: the runtime's default).
+    pub working_dir: String,
+    /// Files to create before the start (container path, contents): script sources.
+    pub files: Vec<(String, String)>,
+    /// Container paths the step reads or writes (artifacts, parameter files).
+    pub paths: Vec<String>,
+    /// Where the combined output goes.
+    pub log: PathBuf,
+    /// Killed after this long.
+    pub deadline: Option<Duration>,
+}
+
+/// How a step's process ended.
+#[derive(Clone, Debug, Default)]
+pub struct PodExit {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, when killed.
+    pub signal: Option<i32>,
+    /// Standard output, at most [`MAX_RESULT_BYTES`].
+    pub stdout: String,
+    /// Killed at its deadline.
+    pub timed_out: bool,
+    /// Killed because the run was stopped.
+    pub cancelled: bool,
+}
+
+/// Runs steps.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// The runtime's name, for messages.
+    fn name(&self) -> &'static str;
+
+    /// Where a container path of this pod lives on this host, so the
+    /// controller can load inputs before the start and read outputs after.
+    fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf;
+
+    /// Runs the step to its end. An `Err` means it could not run at all.
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String>;
+}
+
+/// Runs steps as processes of this host. Absolute paths the step declares
+/// (artifacts, parameter files, its script) are mapped into the step's
+/// directory, and occurrences of them in the command, arguments,
+/// environment and script are rewritten to the mapped path.
+#[derive(Clone, Debug, Default)]
+pub struct LocalRuntime;
+
+impl LocalRuntime {
+    fn root(pod: &PodSpec) -> PathBuf {
+        pod.dir.join("root")
+    }
+
+    /// Rewrites every whole-path occurrence of a declared path in `text`.
+    pub fn map_text(&self, pod: &PodSpec, text: &str) -> String {
+        let mut paths: Vec<&String> = pod.paths.iter().filter(|p| p.starts_with('/') && p.len() > 1).collect();
+        // Longest first, so /tmp/out/x wins over /tmp/out.
+        paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        let mut out = String::with_capacity(text.len());
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        'scan: while i < text.len() {
+            if bytes[i] == b'/' && (i == 0 || !is_path_byte(bytes[i - 1])) {
+                for p in &paths {
+                    let end = i + p.len();
+                    if text[i..].starts_with(p.as_str()) && (end == text.len() || !is_name_byte(bytes[end])) {
+                        out.push_str(&self.host_path(pod, p).to_string_lossy());
+                        i = end;
+                        continue 'scan;
+                    }
+                }
+            }
+            let ch = text[i..].chars().next().unwrap_or('\0');
+            out.push(ch);
+            i += ch.len_utf8().max(1);
+        }
+        out
+    }
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+fn is_path_byte(b: u8) -> bool {
+    is_name_byte(b) || b == b'/'
+}
+
+#[async_trait]
+impl Runtime for LocalRuntime {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
+        Self::root(pod).join(path.trim_start_matches('/'))
+    }
+
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
+        let root = Self::root(pod);
+        for (path, contents) in &pod.files {
+            let host = self.host_path(pod, path);
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&host, self.map_text(pod, contents)).map_err(|e| format!("writing {}: {e}", host.display()))?;
+        }
+        let cwd = if pod.working_dir.is_empty() { root.clone() } else { self.host_path(pod, &pod.working_dir) };
+        std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+        let argv: Vec<String> = pod.argv.iter().map(|a| self.map_text(pod, a)).collect();
+        let (program, args) = argv.split_first().ok_or("the template has no command")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&pod.log)
+            .map_err(|e| format!("opening {}: {e}", pod.log.display()))?;
+        let log = Arc::new(Mutex::new(log));
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .envs(pod.env.iter().map(|(k, v)| (k, self.map_text(pod, v))))
+            .env("FERRY_POD_NAME", &pod.name)
+            .env("FERRY_ROOT", &root)
+            .current_dir(&cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {program:?}: {e}"))?;
+        let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
+        let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 0)));
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        let deadline = async {
+            match pod.deadline {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut exit = PodExit::default();
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = deadline => { exit.timed_out = true; stop(pid, &mut child).await }
+            () = cancel.cancelled() => { exit.cancelled = true; stop(pid, &mut child).await }
+        }
+        .map_err(|e| format!("waiting for {program:?}: {e}"))?;
+        use std::os::unix::process::ExitStatusExt;
+        exit.code = status.code();
+        exit.signal = status.signal();
+        if let Some(task) = stdout {
+            exit.stdout = task.await.unwrap_or_default();
+        }
+        if let Some(task) = stderr {
+            let _ = task.await;
+        }
+        Ok(exit)
+    }
+}
+
+/// Stops a step's whole process group: SIGTERM, then SIGKILL after 2 s.
+async fn stop(pid: Option<i32>, child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    use nix::sys::signal::{Signal, killpg};
+    if let Some(pid) = pid {
+        let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            if let Some(pid) = pid {
+                let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            child.wait().await
+        }
+    }
+}
+
+/// Copies a stream into the log, keeping the first `keep` bytes as text.
+async fn copy_output(mut from: impl tokio::io::AsyncRead + Unpin, log: Arc<Mutex<std::fs::File>>, keep: usize) -> String {
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Ok(mut f) = log.lock() {
+                    let _ = f.write_all(&buf[..n]);
+                }
+                let room = keep.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// The pod directory layout shared by runtimes.
+pub fn pod_dir(run_dir: &Path, pod_name: &str) -> PathBuf {
+    run_dir.join("pods").join(pod_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> PodSpec {
+        PodSpec {
+            dir: PathBuf::from("/r/pods/p"),
+            paths: vec!["/tmp/out".into(), "/tmp/out/x".into(), "/data".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_whole_declared_paths_are_mapped() {
+        let rt = LocalRuntime;
+        let p = pod();
+        assert_eq!(rt.map_text(&p, "cat /tmp/out > /data"), "cat /r/pods/p/root/tmp/out > /r/pods/p/root/data");
+        assert_eq!(rt.map_text(&p, "ls /tmp/out/x/y"), "ls /r/pods/p/root/tmp/out/x/y");
+        assert_eq!(rt.map_text(&p, "ls /tmp/output /database /x/data"), "ls /tmp/output /database /x/data");
+        assert_eq!(rt.map_text(&p, "open('/data/f.txt')"), "open('/r/pods/p/root/data/f.txt')");
+        assert_eq!(rt.map_text(&p, "é /data"), "é /r/pods/p/root/data");
+    }
+
+    #[tokio::test]
+    async fn runs_captures_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PodSpec {
+            name: "p".into(),
+            dir: dir.path().to_path_buf(),
+            argv: vec!["sh".into(), "-c".into(), "echo hello; echo oops >&2; cat /in/f; exit 3".into()],
+            files: vec![("/in/f".into(), "file\n".into())],
+            paths: vec!["/in/f".into()],
+            log: dir.path().join("log"),
+            ..Default::default()
+        };
+        let exit = LocalRuntime.run(&p, CancellationToken::new()).await.unwrap();
+        assert_eq!(exit.code, Some(3));
+        assert_eq!(exit.stdout, "hello\nfile\n");
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+        assert!(log.contains("oops") && log.contains("hello"), "{log}");
+        p.argv = vec!["sh".into(), "-c".into(), "sleep 30".into()];
+        p.deadline = Some(Duration::from_millis(200));
+        let exit = LocalRuntime.run(&p, CancellationToken::new()).await.unwrap();
+        assert!(exit.timed_out && exit.code.is_none(), "{exit:?}");
+    }
+}
