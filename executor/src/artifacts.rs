@@ -189,7 +189,30 @@ pub fn pod_spec(run_dir: &Path, pod_name: &str, template: &Template) -> Result<P
     if !pod.working_dir.is_empty() {
         pod.paths.push(pod.working_dir.clone());
     }
+    // A step also names its paths through their directory (`/out/a$i`), so
+    // the directory of a declared path is the step's own too; system and
+    // shared directories (/tmp, /home, ...) stay the host's, since host paths
+    // passed in parameters live there.
+    let parents: Vec<String> = pod
+        .paths
+        .iter()
+        .filter_map(|p| Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()))
+        .filter(|d| d.starts_with('/') && !is_system_dir(d))
+        .collect();
+    for d in parents {
+        if !pod.paths.contains(&d) {
+            pod.paths.push(d);
+        }
+    }
     Ok(pod)
+}
+
+fn is_system_dir(dir: &str) -> bool {
+    const SYSTEM: [&str; 19] = [
+        "/", "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp", "/home",
+        "/root", "/mnt", "/media", "/opt", "/srv",
+    ];
+    SYSTEM.contains(&dir) || ["/usr/", "/etc/", "/lib/", "/proc/", "/sys/", "/dev/"].iter().any(|p| dir.starts_with(p))
 }
 
 /// What saving outputs produced.

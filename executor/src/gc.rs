@@ -31,8 +31,10 @@ impl GcReport {
             format!("failed: {} artifact(s) not deleted", self.failed.len())
         } else if self.kept > 0 {
             "pending deletion".into()
-        } else {
+        } else if self.deleted > 0 {
             "done".into()
+        } else {
+            "none".into()
         }
     }
 }

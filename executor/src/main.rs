@@ -225,7 +225,6 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Logs { workflow, node } => {
             let wf = home.workflow(&workflow)?;
             let nodes = home.store().nodes(wf.id)?;
-            let plan = home.stored_plan(&wf)?;
             let mut found = false;
             for n in nodes.iter().filter(|n| n.kind == NodeKind::Pod) {
                 let pod = ferry_executor::names::pod_name(&wf.name, &n.template, &n.name);
@@ -245,7 +244,6 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     }
                 }
             }
-            let _ = plan;
             if !found {
                 bail!("no step {:?} in {}", node.unwrap_or_default(), wf.name);
             }

@@ -127,6 +127,13 @@ impl Runtime for LocalRuntime {
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
         let root = Self::root(pod);
+        // An image has the parents of the paths it uses (/tmp at least); the
+        // step's empty root does not.
+        for path in &pod.paths {
+            if let Some(parent) = self.host_path(pod, path).parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+        }
         for (path, contents) in &pod.files {
             let host = self.host_path(pod, path);
             if let Some(parent) = host.parent() {

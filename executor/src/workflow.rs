@@ -115,6 +115,7 @@ pub struct WorkflowSpec {
     /// Which artifact repository key-only artifacts use.
     pub artifact_repository_ref: Option<ArtifactRepositoryRef>,
     /// Artifact garbage collection for the whole workflow.
+    #[serde(rename = "artifactGC")]
     pub artifact_gc: Option<WorkflowArtifactGc>,
     /// Runs a `WorkflowTemplate` as this workflow.
     pub workflow_template_ref: Option<WorkflowTemplateRef>,
@@ -133,6 +134,7 @@ pub struct WorkflowSpec {
     /// Recorded: no effect locally.
     pub pod_metadata: Recorded,
     /// Recorded: no effect locally.
+    #[serde(rename = "podGC")]
     pub pod_gc: Recorded,
     /// Recorded: no effect locally.
     pub ttl_strategy: Recorded,

@@ -1,0 +1,405 @@
+//! End-to-end runs of the `ferry` binary: every example under
+//! `examples/workflows` on the embedded fs driver, resume after a kill,
+//! deadlines, failures, lint errors and GC — each through the real driver
+//! process on a unix socket.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/workflows")
+}
+
+struct Ferry {
+    home: tempfile::TempDir,
+}
+
+impl Ferry {
+    fn new() -> Ferry {
+        let driver = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-driver-fs");
+        assert!(driver.exists(), "{} is missing: run `cargo build --workspace` first", driver.display());
+        Ferry { home: tempfile::tempdir().unwrap() }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        c.arg("--home").arg(self.home.path()).env_remove("FERRY_HOME");
+        c
+    }
+
+    fn ferry(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs files with `--output json`; returns the exit code and the document.
+    fn run(&self, files: &[&Path], extra: &[&str]) -> (i32, Value) {
+        let mut c = self.cmd();
+        c.arg("run").arg("--output").arg("json").args(files).args(extra);
+        let out = c.output().unwrap();
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        });
+        (out.status.code().unwrap_or(-1), doc)
+    }
+
+    fn example(&self, name: &str) -> (String, Value) {
+        self.example_with(name, &[])
+    }
+
+    fn example_with(&self, name: &str, more: &[&str]) -> (String, Value) {
+        let mut files = vec![examples().join(name)];
+        files.extend(more.iter().map(|m| examples().join(m)));
+        let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let (code, doc) = self.run(&files, &[]);
+        let wf = doc["workflow"]["name"].as_str().unwrap().to_string();
+        assert_eq!(code, 0, "{name}: {}", serde_json::to_string_pretty(&doc).unwrap());
+        assert_eq!(doc["workflow"]["phase"], "Succeeded", "{name}");
+        (wf, doc)
+    }
+
+    fn logs(&self, wf: &str, node: &str) -> String {
+        let out = self.ferry(&["logs", wf, node]);
+        assert!(out.status.success(), "logs {wf} {node}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn get(&self, wf: &str) -> Value {
+        let out = self.ferry(&["get", wf, "--output", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn node<'a>(doc: &'a Value, display: &str) -> &'a Value {
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| {
+            let name = n["name"].as_str().unwrap();
+            ferry_executor::status::display_name(name) == display || name == display
+        })
+        .unwrap_or_else(|| panic!("no node {display}"))
+}
+
+fn phases(doc: &Value) -> Vec<(String, String)> {
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().to_string(), n["phase"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn steps_pass_an_artifact_through_the_driver() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("artifact-passing.yaml");
+    assert_eq!(f.logs(&wf, "consume").trim(), "hello world");
+    // The object really went through the fs driver's storage as a tar.gz.
+    let key = node(&doc, "generate")["outputs"]["artifacts"]["hello-art"]["location"]["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with(&format!("{wf}/{wf}-whalesay-")) && key.ends_with("/hello-art.tgz"), "{key}");
+    let stored = f.home.path().join("artifacts").join(&key);
+    assert_eq!(&std::fs::read(&stored).unwrap()[..2], &[0x1f, 0x8b], "not gzip: {}", stored.display());
+    // ferry artifacts get streams it back through OpenStream.
+    let out = f.home.path().join("got.tgz");
+    let o = f.ferry(&["artifacts", "get", &wf, "generate", "hello-art", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&stored).unwrap());
+    let listing = String::from_utf8(f.ferry(&["artifacts", &wf]).stdout).unwrap();
+    assert!(listing.contains("hello-art") && listing.contains(" in ") && listing.contains(" out "), "{listing}");
+}
+
+#[test]
+fn dag_passes_artifacts_and_parameters() {
+    let f = Ferry::new();
+    let (wf, _) = f.example("dag-artifacts.yaml");
+    assert_eq!(f.logs(&wf, "consume").trim(), "1000 lines arrived");
+}
+
+#[test]
+fn diamond_runs_b_and_c_after_a_and_d_last() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("dag-diamond.yaml");
+    assert_eq!(f.logs(&wf, "D").trim(), "D after [B after A] and [C after A]");
+    let t = |n: &str, field: &str| node(&doc, n)[field].as_i64().unwrap();
+    assert!(t("A", "finished") <= t("B", "started") && t("A", "finished") <= t("C", "started"));
+    assert!(t("B", "finished") <= t("D", "started") && t("C", "finished") <= t("D", "started"));
+}
+
+#[test]
+fn key_only_artifacts_use_the_repository_configmap() {
+    let f = Ferry::new();
+    let (wf, _) = f.example_with("key-only.yaml", &["artifact-repositories.yaml"]);
+    assert_eq!(f.logs(&wf, "read").trim(), format!("read back {wf}"));
+    let object = Path::new("/tmp/ferry-example-repo/runs").join(&wf).join("note.tgz");
+    assert!(object.is_file(), "{} missing", object.display());
+}
+
+#[test]
+fn archive_none_directories_are_stored_object_by_object() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("archive-none.yaml");
+    assert_eq!(f.logs(&wf, "check-tree").trim(), "5");
+    assert_eq!(f.logs(&wf, "one-file").trim(), "# readme");
+    let key = node(&doc, "make-tree")["outputs"]["artifacts"]["tree"]["location"]["key"].as_str().unwrap().to_string();
+    assert!(key.ends_with("/tree"), "{key}");
+    let root = f.home.path().join("artifacts").join(&key);
+    assert_eq!(std::fs::read_to_string(root.join("src/nested/f2.txt")).unwrap(), "file 2\n");
+}
+
+#[test]
+fn a_missing_optional_input_is_skipped() {
+    let f = Ferry::new();
+    let (wf, _) = f.example("optional-input.yaml");
+    let log = f.logs(&wf, &wf);
+    assert!(log.contains("optional input artifact cache not found") && log.ends_with("cache miss: starting cold\n"), "{log}");
+}
+
+#[test]
+fn loops_expand_and_gather() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("loops.yaml");
+    assert_eq!(f.logs(&wf, "gather").trim(), "30");
+    assert_eq!(f.logs(&wf, "objects(1:os:alpine,version:3.20)").trim(), "alpine 3.20");
+    assert_eq!(f.logs(&wf, "sequence(2:03)").trim(), "part-03");
+    let fan: Vec<_> = phases(&doc).into_iter().filter(|(n, _)| n.contains(".fan-out(")).collect();
+    assert_eq!(fan.len(), 4, "{fan:?}");
+}
+
+#[test]
+fn retries_back_off_until_success() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("retries.yaml");
+    let attempts: Vec<_> = phases(&doc).into_iter().filter(|(n, _)| n.starts_with(&format!("{wf}("))).collect();
+    assert_eq!(
+        attempts.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>(),
+        ["Failed", "Failed", "Succeeded"],
+        "{attempts:?}"
+    );
+    // Backoff 100 ms then 200 ms between the three attempts.
+    let started = |i: usize| node(&doc, &format!("{wf}({i})"))["started"].as_i64().unwrap();
+    let finished = |i: usize| node(&doc, &format!("{wf}({i})"))["finished"].as_i64().unwrap();
+    assert!(started(1) - finished(0) >= 100 && started(2) - finished(1) >= 200);
+}
+
+#[test]
+fn exit_handler_sees_the_status_and_continue_on_keeps_going() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("exit-handler.yaml");
+    assert_eq!(node(&doc, "allowed-to-fail")["phase"], "Failed");
+    assert_eq!(f.logs(&wf, "celebrate").trim(), format!("workflow {wf} Succeeded"));
+    assert_eq!(node(&doc, "cry")["phase"], "Skipped");
+}
+
+#[test]
+fn gc_deletes_on_completion_and_on_deletion_through_the_driver() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("gc-on-completion.yaml");
+    let key = |name: &str| {
+        let k = node(&doc, "produce")["outputs"]["artifacts"][name]["location"]["key"].as_str().unwrap().to_string();
+        f.home.path().join("artifacts").join(k)
+    };
+    assert!(!key("scratch").exists(), "OnWorkflowCompletion artifact still there");
+    assert!(key("report").exists() && key("audit").exists());
+    assert_eq!(doc["gc"]["deleted"], 1);
+    let o = f.ferry(&["delete", &wf]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!key("audit").exists(), "OnWorkflowDeletion artifact still there");
+    assert!(key("report").exists(), "Never artifact was deleted");
+    assert!(!f.ferry(&["get", &wf]).status.success());
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const HEAD: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: NAME}\nspec:\n";
+
+#[test]
+fn bad_workflows_fail_lint_with_the_field_path() {
+    let f = Ferry::new();
+    let cases = [
+        (
+            "cycle",
+            "  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: a, template: t, depends: b}\n      - {name: b, template: t, depends: a}\n  - name: t\n    container: {image: x, command: [true]}\n",
+            "spec.templates[0].dag.tasks: dependency cycle: a -> b -> a",
+        ),
+        (
+            "unknown-template",
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: nowhere}\n",
+            "spec.templates[0].steps[0][0]: \"a\" refers to template \"nowhere\", which is not found",
+        ),
+        (
+            "missing-input",
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: t}\n  - name: t\n    inputs: {artifacts: [{name: data, path: /d}]}\n    container: {image: x, command: [true]}\n",
+            "spec.templates[0].steps[0][0].arguments.artifacts: \"a\" does not supply input artifact \"data\"",
+        ),
+        (
+            "bad-expression",
+            "  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: a, template: t}\n      - {name: b, template: t, depends: 'a.Finished'}\n  - name: t\n    container: {image: x, command: [true]}\n",
+            "spec.templates[0].dag.tasks[1].depends",
+        ),
+        (
+            "unknown-variable",
+            "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [echo, '{{inputs.parameters.who}}']}\n",
+            "spec.templates[0].container.command[1]: {{inputs.parameters.who}}",
+        ),
+        (
+            "unknown-driver",
+            "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [true]}\n    outputs:\n      artifacts:\n      - {name: o, path: /o, plugin: {name: nope, configuration: 'x: 1'}}\n",
+            "artifact driver \"nope\" is not registered",
+        ),
+    ];
+    for (name, spec, expected) in cases {
+        let file = write(f.home.path(), &format!("{name}.yaml"), &format!("{}{spec}", HEAD.replace("NAME", name)));
+        let o = f.ferry(&["lint", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(expected), "{name}: expected {expected:?} in:\n{err}");
+        assert!(err.contains(&format!("{name}.yaml")), "{name}: no file name in {err}");
+        // And run refuses it before starting anything.
+        let o = f.ferry(&["run", file.to_str().unwrap()]);
+        assert!(!o.status.success());
+    }
+    let file = write(
+        f.home.path(),
+        "unsupported.yaml",
+        &format!("{}  entrypoint: main\n  templates:\n  - name: main\n    suspend: {{}}\n", HEAD.replace("NAME", "u")),
+    );
+    let o = f.ferry(&["lint", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("suspend"), "{err}");
+    for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml"] {
+        let o = f.ferry(&["lint", examples().join(ok).to_str().unwrap()]);
+        assert!(o.status.success(), "{ok}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn a_failing_step_fails_the_run_with_its_exit_code() {
+    let f = Ferry::new();
+    let file = write(
+        f.home.path(),
+        "fail.yaml",
+        &format!(
+            "{}  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: boom, template: boom}}\n    - - {{name: never, template: boom}}\n  - name: boom\n    container: {{image: x, command: [sh, -c, 'echo bad >&2; exit 3']}}\n",
+            HEAD.replace("NAME", "fail")
+        ),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(doc["workflow"]["phase"], "Failed");
+    assert_eq!(node(&doc, "boom")["message"], "Error (exit code 3)");
+    assert!(phases(&doc).iter().all(|(n, _)| !n.ends_with(".never")), "a step after a failed group ran");
+    assert_eq!(f.logs("fail", "boom").trim(), "bad");
+}
+
+#[test]
+fn active_deadline_stops_the_workflow() {
+    let f = Ferry::new();
+    let file = write(
+        f.home.path(),
+        "deadline.yaml",
+        &format!(
+            "{}  entrypoint: main\n  activeDeadlineSeconds: 1\n  templates:\n  - name: main\n    container: {{image: x, command: [sleep, '30']}}\n",
+            HEAD.replace("NAME", "deadline")
+        ),
+    );
+    let began = Instant::now();
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1);
+    assert!(began.elapsed() < Duration::from_secs(15), "took {:?}", began.elapsed());
+    assert_eq!(doc["workflow"]["message"], "Max duration limit exceeded");
+}
+
+fn resume_workflow(dir: &Path) -> PathBuf {
+    write(
+        dir,
+        "resume.yaml",
+        &format!(
+            "{}  entrypoint: main\n  arguments: {{parameters: [{{name: dir}}]}}\n  templates:\n  - name: main\n    steps:\n    - - {{name: first, template: first}}\n    - - {{name: second, template: second, arguments: {{artifacts: [{{name: in, from: '{{{{steps.first.outputs.artifacts.out}}}}'}}]}}}}\n  - name: first\n    container: {{image: x, command: [sh, -c, 'echo ran >> {{{{workflow.parameters.dir}}}}/first-runs; echo payload > /tmp/out']}}\n    outputs: {{artifacts: [{{name: out, path: /tmp/out}}]}}\n  - name: second\n    inputs: {{artifacts: [{{name: in, path: /tmp/in}}]}}\n    container: {{image: x, command: [sh, -c, 'touch {{{{workflow.parameters.dir}}}}/second-started; while [ ! -e {{{{workflow.parameters.dir}}}}/go ]; do sleep 0.05; done; cat /tmp/in']}}\n",
+            HEAD.replace("NAME", "resume-me")
+        ),
+    )
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let began = Instant::now();
+    while !cond() {
+        assert!(began.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn resume_after(signal: Option<nix::sys::signal::Signal>) {
+    let f = Ferry::new();
+    let work = tempfile::tempdir().unwrap();
+    let file = resume_workflow(work.path());
+    let dir_arg = format!("dir={}", work.path().display());
+    let mut child = f
+        .cmd()
+        .args(["run", "-q", file.to_str().unwrap(), "-p", &dir_arg])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the second step", || work.path().join("second-started").exists());
+    // The first step's success must be on disk before the kill for a resume to keep it.
+    wait_for("the first step to be saved", || {
+        f.get("resume-me")["nodes"].as_array().is_some_and(|n| {
+            n.iter().any(|n| n["name"].as_str().unwrap().ends_with(".first") && n["phase"] == "Succeeded")
+        })
+    });
+    match signal {
+        None => child.kill().unwrap(),
+        Some(sig) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap(),
+    }
+    let status = child.wait().unwrap();
+    if signal.is_some() {
+        assert_eq!(status.code(), Some(130), "an interrupted run exits 130");
+    }
+    std::fs::write(work.path().join("go"), "").unwrap();
+    assert_eq!(f.get("resume-me")["workflow"]["phase"], "Running");
+    let o = f.ferry(&["resume", "resume-me", "--output", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded");
+    assert_eq!(std::fs::read_to_string(work.path().join("first-runs")).unwrap(), "ran\n", "the first step ran again");
+    assert_eq!(f.logs("resume-me", "second").lines().last(), Some("payload"));
+}
+
+#[test]
+fn a_killed_run_resumes_without_rerunning_finished_steps() {
+    resume_after(None);
+}
+
+#[test]
+fn an_interrupted_run_exits_130_and_resumes() {
+    resume_after(Some(nix::sys::signal::Signal::SIGTERM));
+}
+
+#[test]
+fn fifteen_artifacts_share_one_driver_process() {
+    let f = Ferry::new();
+    let outputs: String = (0..15).map(|i| format!("      - {{name: a{i}, path: /out/a{i}}}\n")).collect();
+    let inputs: String = (0..15).map(|i| format!("      - {{name: a{i}, path: /in/a{i}}}\n")).collect();
+    let args: String =
+        (0..15).map(|i| format!("          - {{name: a{i}, from: '{{{{steps.make.outputs.artifacts.a{i}}}}}'}}\n")).collect();
+    let file = write(
+        f.home.path(),
+        "fifteen.yaml",
+        &format!(
+            "{}  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: make, template: make}}\n    - - name: use\n        template: use\n        arguments:\n          artifacts:\n{args}  - name: make\n    container: {{image: x, command: [sh, -c, 'mkdir -p /out; for i in $(seq 0 14); do echo $i > /out/a$i; done']}}\n    outputs:\n      artifacts:\n{outputs}  - name: use\n    container: {{image: x, command: [sh, -c, 'cat /in/a* | sort -n | tr \"\\n\" \" \"']}}\n    inputs:\n      artifacts:\n{inputs}",
+            HEAD.replace("NAME", "fifteen")
+        ),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(f.logs("fifteen", "use").trim(), "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14");
+    let startups = doc["driverStartupMs"].as_object().unwrap();
+    assert_eq!(startups.keys().collect::<Vec<_>>(), ["fs"], "one driver process for 30 artifact transfers");
+}
