@@ -56,12 +56,16 @@ pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Op
         return Err("has both from and fromExpression".into());
     }
     let mut value = if !a.from.is_empty() {
-        let r = reference(&a.from).ok_or_else(|| format!("from {:?} must be a single {{{{...}}}} reference", a.from))?;
+        let r =
+            reference(&a.from).ok_or_else(|| format!("from {:?} must be a single {{{{...}}}} reference", a.from))?;
         vars.artifact(r)
     } else if !a.from_expression.is_empty() {
         from_expression(&a.from_expression, vars)?
     } else if let Some(raw) = &a.raw {
-        Some(ArtifactValue { raw: Some(vars.substitute(&raw.data).map_err(|e| format!("raw.data: {e}"))?), ..Default::default() })
+        Some(ArtifactValue {
+            raw: Some(vars.substitute(&raw.data).map_err(|e| format!("raw.data: {e}"))?),
+            ..Default::default()
+        })
     } else {
         let sub = |t: &str, field: &str| vars.substitute(t).map_err(|e| format!("{field}: {e}"));
         let location = match declared(a) {
@@ -109,11 +113,12 @@ fn from_expression(text: &str, vars: &Vars) -> Result<Option<ArtifactValue>, Str
             condition.push_str(word);
         }
     }
-    let chosen = if crate::expr::evaluate_when(&condition.replace("\"", "'")).map_err(|e| format!("fromExpression: {e}"))? {
-        yes
-    } else {
-        no
-    };
+    let chosen =
+        if crate::expr::evaluate_when(&condition.replace("\"", "'")).map_err(|e| format!("fromExpression: {e}"))? {
+            yes
+        } else {
+            no
+        };
     Ok(vars.artifact(chosen.trim()))
 }
 
@@ -158,7 +163,8 @@ pub fn pod_spec(run_dir: &Path, pod_name: &str, template: &Template) -> Result<P
     let logs = run_dir.join("logs");
     std::fs::create_dir_all(dir.join("root")).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     std::fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
-    let mut pod = PodSpec { name: pod_name.to_string(), dir, log: logs.join(format!("{pod_name}.log")), ..Default::default() };
+    let mut pod =
+        PodSpec { name: pod_name.to_string(), dir, log: logs.join(format!("{pod_name}.log")), ..Default::default() };
     let env = |vars: &[crate::workflow::EnvVar]| vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     if let Some(c) = &template.container {
         pod.image = c.image.clone();
@@ -209,8 +215,8 @@ pub fn pod_spec(run_dir: &Path, pod_name: &str, template: &Template) -> Result<P
 
 fn is_system_dir(dir: &str) -> bool {
     const SYSTEM: [&str; 19] = [
-        "/", "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp", "/home",
-        "/root", "/mnt", "/media", "/opt", "/srv",
+        "/", "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp",
+        "/home", "/root", "/mnt", "/media", "/opt", "/srv",
     ];
     SYSTEM.contains(&dir) || ["/usr/", "/etc/", "/lib/", "/proc/", "/sys/", "/dev/"].iter().any(|p| dir.starts_with(p))
 }
@@ -303,10 +309,18 @@ impl StepContext<'_> {
         match client.load(&location.to_client(), &stage).await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound && b.decl.optional => {
-                append_log(self.pod, &format!("optional input artifact {name} not found at {}: skipped\n", location.key));
+                append_log(
+                    self.pod,
+                    &format!("optional input artifact {name} not found at {}: skipped\n", location.key),
+                );
                 return Ok(None);
             }
-            Err(e) => return Err(format!("artifact {name} failed to load from {} key {:?}: {e}", location.driver, location.key)),
+            Err(e) => {
+                return Err(format!(
+                    "artifact {name} failed to load from {} key {:?}: {e}",
+                    location.driver, location.key
+                ));
+            }
         }
         let declared = value.archive.as_deref().and_then(parse_strategy).or(b.decl.strategy());
         let dest = host.clone();
@@ -349,7 +363,10 @@ impl StepContext<'_> {
                         Err(_) => match &vf.default {
                             Some(d) => Some(d.0.clone()),
                             None => {
-                                fail(&mut saved, format!("output parameter {}: file {} was not written", p.name, vf.path));
+                                fail(
+                                    &mut saved,
+                                    format!("output parameter {}: file {} was not written", p.name, vf.path),
+                                );
                                 None
                             }
                         },
@@ -389,7 +406,11 @@ impl StepContext<'_> {
         saved
     }
 
-    async fn save_one(&self, a: &Artifact, repo: &Repository) -> Result<Option<(String, ArtifactValue, ArtifactRecord)>, String> {
+    async fn save_one(
+        &self,
+        a: &Artifact,
+        repo: &Repository,
+    ) -> Result<Option<(String, ArtifactValue, ArtifactRecord)>, String> {
         if a.path.is_empty() {
             return Err(format!("outputs.artifacts.{}.path is required", a.name));
         }
@@ -416,7 +437,8 @@ impl StepContext<'_> {
     ) -> Result<(ArtifactValue, ArtifactRecord), String> {
         let name = &a.name;
         let key_format = || -> Result<String, String> {
-            let prefix = self.vars.substitute(&repo.location.key).map_err(|e| format!("keyFormat of {}: {e}", repo.source))?;
+            let prefix =
+                self.vars.substitute(&repo.location.key).map_err(|e| format!("keyFormat of {}: {e}", repo.source))?;
             Ok(format!("{}/{file_name}", prefix.trim_end_matches('/')))
         };
         let location = match declared(a) {
@@ -441,10 +463,9 @@ impl StepContext<'_> {
             staged
         };
         let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
-        client
-            .save(&location.to_client(), &upload)
-            .await
-            .map_err(|e| format!("output artifact {name} failed to save to {} key {:?}: {e}", location.driver, location.key))?;
+        client.save(&location.to_client(), &upload).await.map_err(|e| {
+            format!("output artifact {name} failed to save to {} key {:?}: {e}", location.driver, location.key)
+        })?;
         if upload != host {
             let _ = std::fs::remove_file(&upload);
         }
@@ -452,7 +473,8 @@ impl StepContext<'_> {
             Some(s) if s != GcStrategy::Unset => s,
             _ => self.plan.spec.artifact_gc.as_ref().map(|g| g.strategy).unwrap_or(GcStrategy::Never),
         };
-        let value = ArtifactValue { location: Some(location.clone()), raw: None, archive: Some(strategy_text(strategy)) };
+        let value =
+            ArtifactValue { location: Some(location.clone()), raw: None, archive: Some(strategy_text(strategy)) };
         let record = ArtifactRecord {
             node: self.node,
             name: name.clone(),
@@ -470,7 +492,8 @@ fn apply_mode(path: &Path, a: &Artifact) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let Some(mode) = a.mode else { return Ok(()) };
     let set = |p: &Path| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("chmod {}: {e}", p.display()))
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", p.display()))
     };
     if a.recurse_mode && path.is_dir() {
         for entry in walkdir::WalkDir::new(path).contents_first(true) {

@@ -203,8 +203,7 @@ impl Controller {
                 token.cancel();
             });
         }
-        let mut args = Args::default();
-        args.parameters = self.plan.parameters.clone();
+        let mut args = Args { parameters: self.plan.parameters.clone(), ..Default::default() };
         let vars = self.workflow_vars();
         let mut problems = Vec::new();
         for a in &spec.arguments.artifacts {
@@ -340,12 +339,12 @@ impl Controller {
 
     /// Ensures the node `name` exists: `Err` with its result when it is
     /// already finished (the idempotent step that makes resume work).
-    fn ensure(&self, name: &str, kind: NodeKind, template: &str, parent: Option<u32>) -> Result<u32, NodeResult> {
+    fn ensure(&self, name: &str, kind: NodeKind, template: &str, parent: Option<u32>) -> Result<u32, Box<NodeResult>> {
         let mut s = self.state.lock().expect("controller state lock");
         if let Some(&id) = s.by_name.get(name) {
             let node = &mut s.nodes[id as usize];
             if node.phase.is_done() {
-                return Err(NodeResult::from_node(node));
+                return Err(Box::new(NodeResult::from_node(node)));
             }
             node.phase = Phase::Pending;
             node.kind = kind;
@@ -427,9 +426,14 @@ impl Controller {
         let Some((origin, template)) = self.plan.find(&call.origin, &call.template, None) else {
             let id = match self.ensure(&call.name, NodeKind::Pod, &call.template, call.parent) {
                 Ok(id) => id,
-                Err(done) => return done,
+                Err(done) => return *done,
             };
-            return self.finish(id, Phase::Error, format!("template {:?} not found", call.template), Outputs::default());
+            return self.finish(
+                id,
+                Phase::Error,
+                format!("template {:?} not found", call.template),
+                Outputs::default(),
+            );
         };
         let template = template.clone();
         let call = Call { origin, ..call };
@@ -442,7 +446,7 @@ impl Controller {
     async fn run_retry(self: Arc<Self>, call: Call, template: Template) -> NodeResult {
         let id = match self.ensure(&call.name, NodeKind::Retry, &template.name, call.parent) {
             Ok(id) => id,
-            Err(done) => return done,
+            Err(done) => return *done,
         };
         self.set_running(id);
         let strategy = template.retry_strategy.clone().unwrap_or_default();
@@ -479,7 +483,12 @@ impl Controller {
                 wait = wait.min(cap);
             }
             if max_duration.is_some_and(|m| began.elapsed() + wait > m) {
-                return self.finish(id, result.phase, format!("{} (backoff maxDuration reached)", result.message), result.outputs);
+                return self.finish(
+                    id,
+                    result.phase,
+                    format!("{} (backoff maxDuration reached)", result.message),
+                    result.outputs,
+                );
             }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -497,13 +506,12 @@ impl Controller {
         };
         let id = match self.ensure(&call.name, kind, &template.name, call.parent) {
             Ok(id) => id,
-            Err(done) => return done,
+            Err(done) => return *done,
         };
         let cancel = call.cancel.child_token();
-        let deadline = template
-            .active_deadline_seconds
-            .as_ref()
-            .and_then(|d| d.0.trim().parse::<u64>().ok().map(Duration::from_secs).or_else(|| crate::names::parse_duration(&d.0)));
+        let deadline = template.active_deadline_seconds.as_ref().and_then(|d| {
+            d.0.trim().parse::<u64>().ok().map(Duration::from_secs).or_else(|| crate::names::parse_duration(&d.0))
+        });
         if let (Some(d), NodeKind::Steps | NodeKind::Dag) = (deadline, kind) {
             let token = cancel.clone();
             tokio::spawn(async move {
@@ -682,7 +690,15 @@ impl Controller {
     }
 
     /// Builds the call for one step or task (one loop item).
-    fn child_call(&self, step: &Step, origin: &Origin, vars: &Vars, name: String, parent: u32, cancel: &CancellationToken) -> Result<Call, String> {
+    fn child_call(
+        &self,
+        step: &Step,
+        origin: &Origin,
+        vars: &Vars,
+        name: String,
+        parent: u32,
+        cancel: &CancellationToken,
+    ) -> Result<Call, String> {
         let (origin, template) = self
             .plan
             .find(origin, &step.template, step.template_ref.as_ref())
@@ -694,10 +710,14 @@ impl Controller {
             args.parameters.insert(p.name.clone(), value);
         }
         for a in &step.arguments.artifacts {
-            let value = artifacts::argument_value(a, vars, &self.plan.repository).map_err(|e| format!("arguments.artifacts.{}: {e}", a.name))?;
+            let value = artifacts::argument_value(a, vars, &self.plan.repository)
+                .map_err(|e| format!("arguments.artifacts.{}: {e}", a.name))?;
             let optional = a.optional || template.inputs.artifacts.iter().any(|i| i.name == a.name && i.optional);
             if value.is_none() && !optional {
-                return Err(format!("arguments.artifacts.{}: nothing to pass (the producing step saved no such artifact)", a.name));
+                return Err(format!(
+                    "arguments.artifacts.{}: nothing to pass (the producing step saved no such artifact)",
+                    a.name
+                ));
             }
             args.artifacts.insert(a.name.clone(), value);
         }
@@ -716,7 +736,7 @@ impl Controller {
     fn not_run(&self, name: &str, template: &str, parent: u32, phase: Phase, message: String) -> NodeResult {
         match self.ensure(name, NodeKind::Skipped, template, Some(parent)) {
             Ok(id) => self.finish(id, phase, message, Outputs::default()),
-            Err(done) => done,
+            Err(done) => *done,
         }
     }
 
@@ -743,18 +763,8 @@ impl Controller {
 
     /// Runs one step or task: its `when`, its loop, its retries, its exit
     /// hook. Returns the outcome siblings see.
-    async fn run_step(
-        self: Arc<Self>,
-        step: Step,
-        origin: Origin,
-        vars: Vars,
-        name: String,
-        parent: u32,
-        cancel: CancellationToken,
-        group_kind: NodeKind,
-        parallelism: Option<usize>,
-        fail_fast: bool,
-    ) -> Outcome {
+    async fn run_step(self: Arc<Self>, step: Step, origin: Origin, vars: Vars, site: Site) -> Outcome {
+        let Site { name, parent, cancel, group_kind, parallelism, fail_fast } = site;
         let outcome_of = |r: &NodeResult| Outcome {
             id: r.id.to_string(),
             phase: r.phase,
@@ -765,15 +775,31 @@ impl Controller {
         };
         let when = match vars.substitute(&step.when) {
             Ok(w) => w,
-            Err(e) => return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, format!("when: {e}"))),
+            Err(e) => {
+                return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, format!("when: {e}")));
+            }
         };
         if !when.trim().is_empty() {
             match expr::evaluate_when(&when) {
                 Ok(true) => {}
                 Ok(false) => {
-                    return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Skipped, format!("when '{when}' evaluated false")));
+                    return outcome_of(&self.not_run(
+                        &name,
+                        &step.template,
+                        parent,
+                        Phase::Skipped,
+                        format!("when '{when}' evaluated false"),
+                    ));
                 }
-                Err(e) => return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, format!("when: {e}"))),
+                Err(e) => {
+                    return outcome_of(&self.not_run(
+                        &name,
+                        &step.template,
+                        parent,
+                        Phase::Error,
+                        format!("when: {e}"),
+                    ));
+                }
             }
         }
         let items = match self.expand(&step, &vars) {
@@ -834,8 +860,7 @@ impl Controller {
         while let Some((i, r)) = running.next().await {
             results[i] = r;
         }
-        let children: Vec<(Phase, Outputs)> =
-            results.iter().flatten().map(|r| (r.phase, r.outputs.clone())).collect();
+        let children: Vec<(Phase, Outputs)> = results.iter().flatten().map(|r| (r.phase, r.outputs.clone())).collect();
         let continue_on = step.continue_on.unwrap_or_default();
         let interrupted = results.iter().flatten().any(|r| !r.phase.is_done());
         let phase = if interrupted {
@@ -870,11 +895,20 @@ impl Controller {
     }
 
     /// A step's `onExit`, run after it whatever its outcome.
-    async fn hook(self: Arc<Self>, step: &Step, origin: &Origin, vars: &Vars, name: &str, parent: u32, cancel: &CancellationToken) {
+    async fn hook(
+        self: Arc<Self>,
+        step: &Step,
+        origin: &Origin,
+        vars: &Vars,
+        name: &str,
+        parent: u32,
+        cancel: &CancellationToken,
+    ) {
         if step.on_exit.is_empty() || self.interrupt.is_cancelled() {
             return;
         }
-        let hook = Step { template: step.on_exit.clone(), template_ref: None, arguments: Default::default(), ..step.clone() };
+        let hook =
+            Step { template: step.on_exit.clone(), template_ref: None, arguments: Default::default(), ..step.clone() };
         if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), parent, cancel) {
             let _ = self.execute(call).await;
         }
@@ -926,7 +960,9 @@ impl Controller {
                 let parallelism = template.parallelism.map(|p| p as usize);
                 running.push(async move {
                     let _permit = limit.acquire_owned().await;
-                    let o = me.run_step(step.clone(), origin, vars, name, gid, cancel, NodeKind::StepGroup, parallelism, fail_fast).await;
+                    let site =
+                        Site { name, parent: gid, cancel, group_kind: NodeKind::StepGroup, parallelism, fail_fast };
+                    let o = me.run_step(step.clone(), origin, vars, site).await;
                     (step, o)
                 });
             }
@@ -935,7 +971,10 @@ impl Controller {
             while let Some((step, o)) = running.next().await {
                 if !o.phase.is_done() {
                     group_phase = Phase::Running;
-                } else if !o.phase.is_ok() && !continues(step.continue_on.unwrap_or_default(), o.phase) && group_phase.is_ok() {
+                } else if !o.phase.is_ok()
+                    && !continues(step.continue_on.unwrap_or_default(), o.phase)
+                    && group_phase.is_ok()
+                {
                     group_phase = o.phase;
                     group_message = format!("step {} {}", step.name, o.phase);
                 }
@@ -1050,21 +1089,33 @@ impl Controller {
                         let o = outcomes[*index.get(n)?].as_ref()?;
                         Some(TaskOutcome {
                             phase: to_expr_phase(o.phase),
-                            children: o.children.as_ref().map(|c| c.iter().map(|(p, _)| to_expr_phase(*p)).collect()).unwrap_or_default(),
+                            children: o
+                                .children
+                                .as_ref()
+                                .map(|c| c.iter().map(|(p, _)| to_expr_phase(*p)).collect())
+                                .unwrap_or_default(),
                         })
                     };
                     let go = if task.depends.trim().is_empty() && !task.dependencies.is_empty() {
                         // `dependencies` also accept a failed dependency with continueOn.
                         task.dependencies.iter().all(|d| {
-                            index.get(d.as_str()).and_then(|&j| outcomes[j].as_ref().map(|o| (j, o))).is_some_and(|(j, o)| {
-                                o.phase.is_ok() || continues(dag.tasks[j].continue_on.unwrap_or_default(), o.phase)
-                            })
+                            index.get(d.as_str()).and_then(|&j| outcomes[j].as_ref().map(|o| (j, o))).is_some_and(
+                                |(j, o)| {
+                                    o.phase.is_ok() || continues(dag.tasks[j].continue_on.unwrap_or_default(), o.phase)
+                                },
+                            )
                         })
                     } else {
                         match depends[i].evaluate(&lookup) {
                             Ok(b) => b,
                             Err(e) => {
-                                outcomes[i] = Some(outcome(&self.not_run(&name, &task.template, id, Phase::Error, format!("depends: {e}"))));
+                                outcomes[i] = Some(outcome(&self.not_run(
+                                    &name,
+                                    &task.template,
+                                    id,
+                                    Phase::Error,
+                                    format!("depends: {e}"),
+                                )));
                                 continue;
                             }
                         }
@@ -1089,7 +1140,9 @@ impl Controller {
                     let parallelism = template.parallelism.map(|p| p as usize);
                     running.push(async move {
                         let _permit = limit.acquire_owned().await;
-                        let o = me.run_step(task, origin, v, name, id, cancel, NodeKind::TaskGroup, parallelism, fail_fast).await;
+                        let site =
+                            Site { name, parent: id, cancel, group_kind: NodeKind::TaskGroup, parallelism, fail_fast };
+                        let o = me.run_step(task, origin, v, site).await;
                         (i, o)
                     });
                 }
@@ -1112,10 +1165,8 @@ impl Controller {
         for (i, o) in outcomes.iter().enumerate() {
             let task = &dag.tasks[i];
             match o {
-                None => {
-                    if phase.is_ok() {
-                        phase = if cancel.is_cancelled() { Phase::Failed } else { phase };
-                    }
+                None if phase.is_ok() => {
+                    phase = if cancel.is_cancelled() { Phase::Failed } else { phase };
                 }
                 Some(o) if !o.phase.is_ok() && !continues(task.continue_on.unwrap_or_default(), o.phase) => {
                     let handled = (0..dag.tasks.len()).any(|j| ran[j] && deps[j].contains(&i));
@@ -1142,6 +1193,18 @@ impl Controller {
     }
 }
 
+/// Where a step or task runs: its node name and parent, and the policies
+/// its loop follows.
+struct Site {
+    name: String,
+    parent: u32,
+    cancel: CancellationToken,
+    /// `TaskGroup` for DAG tasks (loops get a group node), `StepGroup` for steps.
+    group_kind: NodeKind,
+    parallelism: Option<usize>,
+    fail_fast: bool,
+}
+
 /// The bound inputs of a template, as variables.
 #[derive(Clone, Debug)]
 pub struct Bound {
@@ -1152,7 +1215,14 @@ pub struct Bound {
 }
 
 fn outcome(r: &NodeResult) -> Outcome {
-    Outcome { id: r.id.to_string(), phase: r.phase, outputs: r.outputs.clone(), children: None, started: r.started, finished: r.finished }
+    Outcome {
+        id: r.id.to_string(),
+        phase: r.phase,
+        outputs: r.outputs.clone(),
+        children: None,
+        started: r.started,
+        finished: r.finished,
+    }
 }
 
 fn continues(c: crate::workflow::ContinueOn, phase: Phase) -> bool {
@@ -1226,7 +1296,11 @@ fn substitute_json(v: &serde_json::Value, vars: &Vars) -> Result<serde_json::Val
 }
 
 /// A steps or DAG template's outputs, from its children's.
-fn composite_outputs(template: &Template, vars: &Vars, repo: &crate::repository::Repository) -> Result<Outputs, String> {
+fn composite_outputs(
+    template: &Template,
+    vars: &Vars,
+    repo: &crate::repository::Repository,
+) -> Result<Outputs, String> {
     let mut out = Outputs::default();
     for p in &template.outputs.parameters {
         let raw = p

@@ -105,10 +105,8 @@ impl Registry {
     /// ConfigMap (`data.artifactDrivers` holds the list as text) or a plain
     /// `artifactDrivers:` document.
     pub fn merge_file(&mut self, file: &Path) -> Result<(), DriverError> {
-        let text = std::fs::read_to_string(file).map_err(|e| DriverError::Registry {
-            file: file.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| DriverError::Registry { file: file.display().to_string(), message: e.to_string() })?;
         self.merge_text(&text, &file.display().to_string())
     }
 
@@ -153,9 +151,9 @@ impl Registry {
 
     /// One driver's entry.
     pub fn get(&self, name: &str) -> Result<&DriverSpec, DriverError> {
-        self.drivers
-            .get(name)
-            .ok_or_else(|| DriverError::Unknown(name.to_string(), self.drivers.keys().cloned().collect::<Vec<_>>().join(", ")))
+        self.drivers.get(name).ok_or_else(|| {
+            DriverError::Unknown(name.to_string(), self.drivers.keys().cloned().collect::<Vec<_>>().join(", "))
+        })
     }
 }
 
@@ -274,7 +272,8 @@ impl DriverPool {
     /// Stops every driver as Kubernetes stops a sidecar: SIGTERM, then a kill
     /// after `grace`. Returns the drivers that did not exit 0.
     pub async fn shutdown(&self, grace: Duration) -> Vec<String> {
-        let children: Vec<(String, Child)> = self.children.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
+        let children: Vec<(String, Child)> =
+            self.children.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
         self.slots.lock().map(|mut s| s.clear()).ok();
         let mut waits = Vec::new();
         for (name, mut child) in children {

@@ -48,8 +48,10 @@ pub async fn collect(
     strategies: &[GcStrategy],
 ) -> Result<GcReport, StoreError> {
     let records = store.lock().map_err(|_| lock_error())?.artifacts(wf.id)?;
-    let outputs: Vec<ArtifactRecord> =
-        records.into_iter().filter(|r| r.direction == Direction::Output && !r.deleted && r.gc != GcStrategy::Never).collect();
+    let outputs: Vec<ArtifactRecord> = records
+        .into_iter()
+        .filter(|r| r.direction == Direction::Output && !r.deleted && r.gc != GcStrategy::Never)
+        .collect();
     let (due, kept): (Vec<_>, Vec<_>) = outputs.into_iter().partition(|r| strategies.contains(&r.gc));
     let results: Vec<ArtifactRecord> = futures::stream::iter(due)
         .map(|mut r| async move {
@@ -69,7 +71,10 @@ pub async fn collect(
     for r in &results {
         match &r.error {
             None => report.deleted += 1,
-            Some(e) => report.failed.push(format!("node {} artifact {} ({} key {:?}): {e}", r.node, r.name, r.location.driver, r.location.key)),
+            Some(e) => report.failed.push(format!(
+                "node {} artifact {} ({} key {:?}): {e}",
+                r.node, r.name, r.location.driver, r.location.key
+            )),
         }
     }
     let mut store = store.lock().map_err(|_| lock_error())?;

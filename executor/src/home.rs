@@ -138,8 +138,9 @@ impl Home {
     /// The plan a run was started with.
     pub fn stored_plan(&self, wf: &WorkflowRecord) -> Result<Plan> {
         let bytes = self.store().plan(wf.id)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Store(StoreError::Corrupt { path: self.dir.join("ferry.db"), detail: format!("plan: {e}") }))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Store(StoreError::Corrupt { path: self.dir.join("ferry.db"), detail: format!("plan: {e}") })
+        })
     }
 
     /// A pool for the drivers of a run, with sockets where Argo puts them
@@ -149,7 +150,8 @@ impl Home {
         let mut sockets = wf.dir.join("artifact-plugins");
         // sun_path holds 108 bytes: leave room for "/<49-char name>/socket".
         if sockets.as_os_str().len() > 50 {
-            sockets = std::env::temp_dir().join(format!("ferry-{}", &wf.uid[..8.min(wf.uid.len())])).join("artifact-plugins");
+            sockets =
+                std::env::temp_dir().join(format!("ferry-{}", &wf.uid[..8.min(wf.uid.len())])).join("artifact-plugins");
         }
         DriverPool::new(registry, sockets, wf.dir.join("logs"))
     }
@@ -177,8 +179,15 @@ impl Home {
         self.store().set_phase(wf.id, Phase::Running, "", None)?;
         let pool = Arc::new(self.drivers(&wf, plan.registry.clone()));
         let plan = Arc::new(plan);
-        let controller =
-            Controller::new(plan.clone(), wf.clone(), self.store.clone(), runtime, pool.clone(), interrupt.clone(), observer)?;
+        let controller = Controller::new(
+            plan.clone(),
+            wf.clone(),
+            self.store.clone(),
+            runtime,
+            pool.clone(),
+            interrupt.clone(),
+            observer,
+        )?;
         let summary = controller.run().await?;
         drop(controller);
         let mut gc = None;
@@ -206,15 +215,16 @@ impl Home {
     pub async fn delete(&self, name: &str, force: bool) -> Result<GcReport> {
         let wf = self.workflow(name)?;
         let lock_path = wf.dir.join("lock");
-        if let Ok(lock) = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
-            if lock.try_lock().is_err() {
-                return Err(Error::Conflict(format!("workflow {name:?} is running: stop it first")));
-            }
+        if let Ok(lock) = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)
+            && lock.try_lock().is_err()
+        {
+            return Err(Error::Conflict(format!("workflow {name:?} is running: stop it first")));
         }
         let plan = self.stored_plan(&wf)?;
         let pool = self.drivers(&wf, plan.registry.clone());
         let report =
-            gc::collect(&self.store, &wf, &pool, &[GcStrategy::OnWorkflowCompletion, GcStrategy::OnWorkflowDeletion]).await;
+            gc::collect(&self.store, &wf, &pool, &[GcStrategy::OnWorkflowCompletion, GcStrategy::OnWorkflowDeletion])
+                .await;
         pool.shutdown(DRIVER_GRACE).await;
         let report = report?;
         if !report.failed.is_empty() && !force {

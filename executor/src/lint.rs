@@ -41,7 +41,8 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
         for (i, t) in plan.templates(&origin).iter().enumerate() {
             let path = format!("{prefix}.templates[{i}]");
             if !seen.insert(t.name.as_str()) {
-                problems.push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
+                problems
+                    .push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
             }
             check_template(plan, &origin, t, &path, &workflow_params, &mut problems);
         }
@@ -52,13 +53,25 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
     problems
 }
 
-fn check_template(plan: &Plan, origin: &Origin, t: &Template, path: &str, wp: &HashSet<String>, problems: &mut Vec<Problem>) {
+fn check_template(
+    plan: &Plan,
+    origin: &Origin,
+    t: &Template,
+    path: &str,
+    wp: &HashSet<String>,
+    problems: &mut Vec<Problem>,
+) {
     let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
     match t.kind() {
-        "several" => push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name)),
+        "several" => {
+            push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name))
+        }
         "none" => push(
             path.into(),
-            format!("template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)", t.name),
+            format!(
+                "template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)",
+                t.name
+            ),
         ),
         _ => {}
     }
@@ -84,17 +97,26 @@ fn check_template(plan: &Plan, origin: &Origin, t: &Template, path: &str, wp: &H
     for (i, a) in t.inputs.artifacts.iter().enumerate() {
         let p = format!("{path}.inputs.artifacts[{i}]");
         if pod && a.path.is_empty() {
-            problems.push(Problem { path: format!("{p}.path"), message: format!("input artifact {:?} needs a path", a.name) });
+            problems.push(Problem {
+                path: format!("{p}.path"),
+                message: format!("input artifact {:?} needs a path", a.name),
+            });
         }
         check_artifact(plan, a, &p, problems);
     }
     for (i, a) in t.outputs.artifacts.iter().enumerate() {
         let p = format!("{path}.outputs.artifacts[{i}]");
         if pod && a.path.is_empty() {
-            problems.push(Problem { path: format!("{p}.path"), message: format!("output artifact {:?} needs a path", a.name) });
+            problems.push(Problem {
+                path: format!("{p}.path"),
+                message: format!("output artifact {:?} needs a path", a.name),
+            });
         }
         if !pod && a.from.is_empty() && a.from_expression.is_empty() {
-            problems.push(Problem { path: format!("{p}.from"), message: format!("output artifact {:?} of a {} template needs from", a.name, t.kind()) });
+            problems.push(Problem {
+                path: format!("{p}.from"),
+                message: format!("output artifact {:?} of a {} template needs from", a.name, t.kind()),
+            });
         }
         check_artifact(plan, a, &p, problems);
     }
@@ -107,37 +129,50 @@ fn check_template(plan: &Plan, origin: &Origin, t: &Template, path: &str, wp: &H
         };
         if !ok {
             let need = if pod { "valueFrom.path or value" } else { "valueFrom.parameter or value" };
-            problems.push(Problem { path: format!("{path}.outputs.parameters[{i}]"), message: format!("output parameter {:?} needs {need}", p.name) });
+            problems.push(Problem {
+                path: format!("{path}.outputs.parameters[{i}]"),
+                message: format!("output parameter {:?} needs {need}", p.name),
+            });
         }
     }
     if let Some(r) = &t.retry_strategy {
-        if let Some(l) = &r.limit {
-            if l.0.trim().parse::<u32>().is_err() {
-                problems.push(Problem { path: format!("{path}.retryStrategy.limit"), message: format!("{:?} is not a whole number", l.0) });
-            }
+        if let Some(l) = &r.limit
+            && l.0.trim().parse::<u32>().is_err()
+        {
+            problems.push(Problem {
+                path: format!("{path}.retryStrategy.limit"),
+                message: format!("{:?} is not a whole number", l.0),
+            });
         }
         if let Some(b) = &r.backoff {
             for (field, v) in [("duration", &b.duration), ("maxDuration", &b.max_duration), ("cap", &b.cap)] {
-                if let Some(v) = v {
-                    if crate::names::parse_duration(&v.0).is_none() {
-                        problems.push(Problem {
-                            path: format!("{path}.retryStrategy.backoff.{field}"),
-                            message: format!("{:?} is not a duration such as 10s, 2m or 1h", v.0),
-                        });
-                    }
+                if let Some(v) = v
+                    && crate::names::parse_duration(&v.0).is_none()
+                {
+                    problems.push(Problem {
+                        path: format!("{path}.retryStrategy.backoff.{field}"),
+                        message: format!("{:?} is not a duration such as 10s, 2m or 1h", v.0),
+                    });
                 }
             }
-            if let Some(f) = &b.factor {
-                if f.0.trim().parse::<f64>().is_err() {
-                    problems.push(Problem { path: format!("{path}.retryStrategy.backoff.factor"), message: format!("{:?} is not a number", f.0) });
-                }
+            if let Some(f) = &b.factor
+                && f.0.trim().parse::<f64>().is_err()
+            {
+                problems.push(Problem {
+                    path: format!("{path}.retryStrategy.backoff.factor"),
+                    message: format!("{:?} is not a number", f.0),
+                });
             }
         }
     }
-    if let Some(d) = &t.active_deadline_seconds {
-        if !d.0.contains("{{") && crate::names::parse_duration(&d.0).is_none() {
-            problems.push(Problem { path: format!("{path}.activeDeadlineSeconds"), message: format!("{:?} is not a number of seconds", d.0) });
-        }
+    if let Some(d) = &t.active_deadline_seconds
+        && !d.0.contains("{{")
+        && crate::names::parse_duration(&d.0).is_none()
+    {
+        problems.push(Problem {
+            path: format!("{path}.activeDeadlineSeconds"),
+            message: format!("{:?} is not a number of seconds", d.0),
+        });
     }
     if let Some(groups) = &t.steps {
         let all: HashSet<String> = groups.iter().flatten().map(|s| s.name.clone()).collect();
@@ -147,9 +182,13 @@ fn check_template(plan: &Plan, origin: &Origin, t: &Template, path: &str, wp: &H
             for (i, step) in group.iter().enumerate() {
                 let p = format!("{path}.steps[{g}][{i}]");
                 if !names.insert(step.name.as_str()) {
-                    problems.push(Problem { path: p.clone(), message: format!("step name {:?} is used twice in one group", step.name) });
+                    problems.push(Problem {
+                        path: p.clone(),
+                        message: format!("step name {:?} is used twice in one group", step.name),
+                    });
                 }
-                let s = Scope { siblings: Some(("steps", earlier.clone())), in_loop: has_loop(step), ..scope_copy(&scope) };
+                let s =
+                    Scope { siblings: Some(("steps", earlier.clone())), in_loop: has_loop(step), ..scope_copy(&scope) };
                 check_step(plan, origin, step, &p, &s, problems);
             }
             earlier.extend(group.iter().map(|s| s.name.clone()));
@@ -179,7 +218,15 @@ fn has_loop(step: &Step) -> bool {
     step.with_items.is_some() || !step.with_param.is_empty() || step.with_sequence.is_some()
 }
 
-fn check_dag(plan: &Plan, origin: &Origin, t: &Template, dag: &crate::workflow::Dag, path: &str, scope: &Scope<'_>, problems: &mut Vec<Problem>) {
+fn check_dag(
+    plan: &Plan,
+    origin: &Origin,
+    t: &Template,
+    dag: &crate::workflow::Dag,
+    path: &str,
+    scope: &Scope<'_>,
+    problems: &mut Vec<Problem>,
+) {
     let names: HashMap<&str, usize> = dag.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
     if names.len() != dag.tasks.len() {
         problems.push(Problem { path: format!("{path}.dag.tasks"), message: "task names must be unique".into() });
@@ -188,7 +235,10 @@ fn check_dag(plan: &Plan, origin: &Origin, t: &Template, dag: &crate::workflow::
     for (i, task) in dag.tasks.iter().enumerate() {
         let p = format!("{path}.dag.tasks[{i}]");
         if !task.depends.is_empty() && !task.dependencies.is_empty() {
-            problems.push(Problem { path: p.clone(), message: format!("task {:?} has both depends and dependencies", task.name) });
+            problems.push(Problem {
+                path: p.clone(),
+                message: format!("task {:?} has both depends and dependencies", task.name),
+            });
         }
         let deps: Vec<String> = if !task.depends.trim().is_empty() {
             match expr::parse_depends(&task.depends) {
@@ -206,14 +256,20 @@ fn check_dag(plan: &Plan, origin: &Origin, t: &Template, dag: &crate::workflow::
                 Some(&j) => edges[i].push(j),
                 None => problems.push(Problem {
                     path: format!("{p}.{}", if task.depends.is_empty() { "dependencies" } else { "depends" }),
-                    message: format!("task {:?} depends on {d:?}, which is not a task of template {:?}", task.name, t.name),
+                    message: format!(
+                        "task {:?} depends on {d:?}, which is not a task of template {:?}",
+                        task.name, t.name
+                    ),
                 }),
             }
         }
     }
     if let Some(cycle) = find_cycle(&edges) {
         let names: Vec<&str> = cycle.iter().map(|&i| dag.tasks[i].name.as_str()).collect();
-        problems.push(Problem { path: format!("{path}.dag.tasks"), message: format!("dependency cycle: {}", names.join(" -> ")) });
+        problems.push(Problem {
+            path: format!("{path}.dag.tasks"),
+            message: format!("dependency cycle: {}", names.join(" -> ")),
+        });
     }
     for (i, task) in dag.tasks.iter().enumerate() {
         let ancestors = ancestors(&edges, i).into_iter().map(|j| dag.tasks[j].name.clone()).collect();
@@ -251,10 +307,10 @@ fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
                 cycle.push(m);
                 return Some(cycle);
             }
-            if state[m] == 0 {
-                if let Some(c) = visit(m, edges, state, stack) {
-                    return Some(c);
-                }
+            if state[m] == 0
+                && let Some(c) = visit(m, edges, state, stack)
+            {
+                return Some(c);
             }
         }
         stack.pop();
@@ -272,7 +328,10 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
             None if step.template.is_empty() => "no template".into(),
             None => format!("template {:?}", step.template),
         };
-        problems.push(Problem { path: path.into(), message: format!("{:?} refers to {what}, which is not found", step.name) });
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("{:?} refers to {what}, which is not found", step.name),
+        });
         return;
     };
     let mut fields = serde_json::to_value(step).unwrap_or_default();
@@ -284,34 +343,52 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
     check_strings(&fields, scope, path, problems);
     if !step.when.is_empty() {
         let probe = expr::substitute(&step.when, &mut |_| expr::Resolved::Value("x".into()));
-        if let Ok(text) = probe {
-            if let Err(e @ expr::Error::Syntax { .. }) = expr::evaluate_when(&text) {
-                problems.push(Problem { path: format!("{path}.when"), message: e.to_string() });
-            }
+        if let Ok(text) = probe
+            && let Err(e @ expr::Error::Syntax { .. }) = expr::evaluate_when(&text)
+        {
+            problems.push(Problem { path: format!("{path}.when"), message: e.to_string() });
         }
     }
-    if !step.with_param.is_empty() && !step.with_param.contains("{{") {
-        if serde_json::from_str::<Vec<serde_json::Value>>(&step.with_param).is_err() {
-            problems.push(Problem { path: format!("{path}.withParam"), message: "is neither a {{...}} reference nor a JSON list".into() });
-        }
+    if !step.with_param.is_empty()
+        && !step.with_param.contains("{{")
+        && serde_json::from_str::<Vec<serde_json::Value>>(&step.with_param).is_err()
+    {
+        problems.push(Problem {
+            path: format!("{path}.withParam"),
+            message: "is neither a {{...}} reference nor a JSON list".into(),
+        });
     }
-    if let Some(seq) = &step.with_sequence {
-        if seq.count.is_some() == seq.end.is_some() {
-            problems.push(Problem { path: format!("{path}.withSequence"), message: "give exactly one of count and end".into() });
-        }
+    if let Some(seq) = &step.with_sequence
+        && seq.count.is_some() == seq.end.is_some()
+    {
+        problems.push(Problem {
+            path: format!("{path}.withSequence"),
+            message: "give exactly one of count and end".into(),
+        });
     }
-    if [step.with_items.is_some(), !step.with_param.is_empty(), step.with_sequence.is_some()].iter().filter(|b| **b).count() > 1 {
+    if [step.with_items.is_some(), !step.with_param.is_empty(), step.with_sequence.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count()
+        > 1
+    {
         problems.push(Problem { path: path.into(), message: "use one of withItems, withParam, withSequence".into() });
     }
     if !step.on_exit.is_empty() && plan.find(origin, &step.on_exit, None).is_none() {
-        problems.push(Problem { path: format!("{path}.onExit"), message: format!("template {:?} not found", step.on_exit) });
+        problems.push(Problem {
+            path: format!("{path}.onExit"),
+            message: format!("template {:?} not found", step.on_exit),
+        });
     }
     for p in &target.inputs.parameters {
         let given = step.arguments.parameters.iter().any(|a| a.name == p.name);
         if !given && p.value.is_none() && p.default.is_none() {
             problems.push(Problem {
                 path: format!("{path}.arguments.parameters"),
-                message: format!("{:?} does not supply input parameter {:?} of template {:?}", step.name, p.name, target.name),
+                message: format!(
+                    "{:?} does not supply input parameter {:?} of template {:?}",
+                    step.name, p.name, target.name
+                ),
             });
         }
     }
@@ -320,7 +397,10 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
         if !given && !a.optional && !a.has_location() {
             problems.push(Problem {
                 path: format!("{path}.arguments.artifacts"),
-                message: format!("{:?} does not supply input artifact {:?} of template {:?}", step.name, a.name, target.name),
+                message: format!(
+                    "{:?} does not supply input artifact {:?} of template {:?}",
+                    step.name, a.name, target.name
+                ),
             });
         }
     }
@@ -331,21 +411,30 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
 
 fn check_artifact(plan: &Plan, a: &Artifact, path: &str, problems: &mut Vec<Problem>) {
     if location_count(a) > 1 {
-        problems.push(Problem { path: path.into(), message: format!("artifact {:?} names more than one location", a.name) });
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("artifact {:?} names more than one location", a.name),
+        });
     }
     if !a.from.is_empty() && !a.from_expression.is_empty() {
-        problems.push(Problem { path: path.into(), message: format!("artifact {:?} has both from and fromExpression", a.name) });
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("artifact {:?} has both from and fromExpression", a.name),
+        });
     }
     if !a.from.is_empty() {
         let t = a.from.trim();
         if !(t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1) {
-            problems.push(Problem { path: format!("{path}.from"), message: format!("{:?} must be one {{{{...}}}} reference", a.from) });
+            problems.push(Problem {
+                path: format!("{path}.from"),
+                message: format!("{:?} must be one {{{{...}}}} reference", a.from),
+            });
         }
     }
-    if let Declared::Full(loc) = declared(a) {
-        if let Err(e) = plan.registry.get(&loc.driver) {
-            problems.push(Problem { path: path.into(), message: e.to_string() });
-        }
+    if let Declared::Full(loc) = declared(a)
+        && let Err(e) = plan.registry.get(&loc.driver)
+    {
+        problems.push(Problem { path: path.into(), message: e.to_string() });
     }
 }
 
@@ -381,42 +470,83 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
     let unknown = |what: &str| Err(format!("{{{{{var}}}}}: {what}"));
     match parts.as_slice() {
         ["inputs", "parameters", p] => {
-            if s.params.contains(p) { Ok(()) } else { unknown("the template declares no such input parameter") }
+            if s.params.contains(p) {
+                Ok(())
+            } else {
+                unknown("the template declares no such input parameter")
+            }
         }
         ["inputs", "parameters"] => Ok(()),
         ["inputs", "artifacts", a, "path"] => {
-            if s.in_artifacts.contains(a) { Ok(()) } else { unknown("the template declares no such input artifact") }
+            if s.in_artifacts.contains(a) {
+                Ok(())
+            } else {
+                unknown("the template declares no such input artifact")
+            }
         }
         ["inputs", "artifacts", a] => {
-            if s.in_artifacts.contains(a) { Ok(()) } else { unknown("the template declares no such input artifact") }
+            if s.in_artifacts.contains(a) {
+                Ok(())
+            } else {
+                unknown("the template declares no such input artifact")
+            }
         }
         ["outputs", "parameters", p, "path"] => {
-            if s.out_params.contains(p) { Ok(()) } else { unknown("the template declares no such output parameter") }
+            if s.out_params.contains(p) {
+                Ok(())
+            } else {
+                unknown("the template declares no such output parameter")
+            }
         }
         ["outputs", "artifacts", a, "path"] => {
-            if s.out_artifacts.contains(a) { Ok(()) } else { unknown("the template declares no such output artifact") }
+            if s.out_artifacts.contains(a) {
+                Ok(())
+            } else {
+                unknown("the template declares no such output artifact")
+            }
         }
         ["workflow", "parameters", p] => {
-            if s.workflow_params.contains(*p) { Ok(()) } else { unknown("the workflow declares no such parameter") }
+            if s.workflow_params.contains(*p) {
+                Ok(())
+            } else {
+                unknown("the workflow declares no such parameter")
+            }
         }
         ["workflow", "outputs", "parameters", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
-        ["workflow", "name" | "uid" | "namespace" | "status" | "failures" | "parameters" | "mainEntrypoint" | "creationTimestamp"] => Ok(()),
+        [
+            "workflow",
+            "name" | "uid" | "namespace" | "status" | "failures" | "parameters" | "mainEntrypoint"
+            | "creationTimestamp",
+        ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),
         ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
-        ["item", ..] => if s.in_loop { Ok(()) } else { unknown("item is only set in withItems, withParam or withSequence loops") },
+        ["item", ..] => {
+            if s.in_loop {
+                Ok(())
+            } else {
+                unknown("item is only set in withItems, withParam or withSequence loops")
+            }
+        }
         [scope @ ("steps" | "tasks"), name, rest @ ..] => match &s.siblings {
             Some((kind, names)) if kind == scope => {
                 if !names.contains(*name) {
-                    let hint = if *scope == "tasks" { "a task this one depends on" } else { "a step of an earlier group" };
+                    let hint =
+                        if *scope == "tasks" { "a task this one depends on" } else { "a step of an earlier group" };
                     return unknown(&format!("{name:?} is not {hint}"));
                 }
                 match rest {
-                    ["outputs", "result"] | ["outputs", "parameters"] | ["outputs", "parameters", _] | ["outputs", "artifacts", _] => Ok(()),
+                    ["outputs", "result"]
+                    | ["outputs", "parameters"]
+                    | ["outputs", "parameters", _]
+                    | ["outputs", "artifacts", _] => Ok(()),
                     ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] => Ok(()),
                     _ => unknown("unknown field"),
                 }
             }
-            _ => unknown(&format!("{scope}.* is only available inside a {} template", if *scope == "steps" { "steps" } else { "dag" })),
+            _ => unknown(&format!(
+                "{scope}.* is only available inside a {} template",
+                if *scope == "steps" { "steps" } else { "dag" }
+            )),
         },
         _ => unknown("unknown variable"),
     }
@@ -457,7 +587,10 @@ mod tests {
         let all = p.join("\n");
         assert!(all.contains("spec.templates[0].dag.tasks: dependency cycle: a -> c -> b -> a"), "{all}");
         assert!(all.contains("spec.templates[0].dag.tasks[3]: \"d\" refers to template \"nope\""), "{all}");
-        assert!(all.contains("dag.tasks[4].arguments.parameters: \"e\" does not supply input parameter \"m\""), "{all}");
+        assert!(
+            all.contains("dag.tasks[4].arguments.parameters: \"e\" does not supply input parameter \"m\""),
+            "{all}"
+        );
     }
 
     #[test]
@@ -467,7 +600,10 @@ mod tests {
         ));
         let all = p.join("\n");
         assert!(all.contains("spec.templates[0].steps[0][0].when"), "{all}");
-        assert!(all.contains("steps[1][0].when: {{steps.zz.outputs.result}}: \"zz\" is not a step of an earlier group"), "{all}");
+        assert!(
+            all.contains("steps[1][0].when: {{steps.zz.outputs.result}}: \"zz\" is not a step of an earlier group"),
+            "{all}"
+        );
         assert!(all.contains("container.command[1]: {{inputs.parameters.nope}}"), "{all}");
         assert!(all.contains("{{item}}: item is only set"), "{all}");
     }

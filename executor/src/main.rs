@@ -228,10 +228,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             let mut found = false;
             for n in nodes.iter().filter(|n| n.kind == NodeKind::Pod) {
                 let pod = ferry_executor::names::pod_name(&wf.name, &n.template, &n.name);
-                if let Some(want) = &node {
-                    if ![n.display_name(), n.name.as_str(), pod.as_str()].contains(&want.as_str()) {
-                        continue;
-                    }
+                if let Some(want) = &node
+                    && ![n.display_name(), n.name.as_str(), pod.as_str()].contains(&want.as_str())
+                {
+                    continue;
                 }
                 found = true;
                 let text = std::fs::read_to_string(wf.dir.join("logs").join(format!("{pod}.log"))).unwrap_or_default();
@@ -369,7 +369,13 @@ fn report(home: &Home, f: &Finished, output: Output) -> Result<u8> {
             if *phase == Phase::Running {
                 eprintln!("ferry: {} interrupted; continue with: ferry resume {}", f.workflow.name, f.workflow.name);
             } else {
-                println!("{} {} {} in {took} ({nodes} nodes){}", symbol(*phase), f.workflow.name, phase, if message.is_empty() { String::new() } else { format!(": {message}") });
+                println!(
+                    "{} {} {} in {took} ({nodes} nodes){}",
+                    symbol(*phase),
+                    f.workflow.name,
+                    phase,
+                    if message.is_empty() { String::new() } else { format!(": {message}") }
+                );
             }
             if let Some(gc) = &f.gc {
                 if gc.deleted > 0 || !gc.failed.is_empty() {
@@ -429,9 +435,19 @@ fn print_tree(wf: &WorkflowRecord, nodes: &[Node]) {
     }
     println!("{:<50} {:<16} {:<40} {:>8}  MESSAGE", "STEP", "TEMPLATE", "PODNAME", "DURATION");
     fn walk(wf: &str, n: &Node, prefix: &str, last: bool, root: bool, children: &BTreeMap<Option<u32>, Vec<&Node>>) {
-        let branch = if root { "" } else if last { "└─" } else { "├─" };
+        let branch = if root {
+            ""
+        } else if last {
+            "└─"
+        } else {
+            "├─"
+        };
         let label = format!("{prefix}{branch}{} {}", symbol(n.phase), display_name(&n.name));
-        let pod = if n.kind == NodeKind::Pod { ferry_executor::names::pod_name(wf, &n.template, &n.name) } else { String::new() };
+        let pod = if n.kind == NodeKind::Pod {
+            ferry_executor::names::pod_name(wf, &n.template, &n.name)
+        } else {
+            String::new()
+        };
         println!("{:<50} {:<16} {:<40} {:>8}  {}", label, n.template, pod, duration(n.started, n.finished), n.message);
         let kids = children.get(&Some(n.id)).cloned().unwrap_or_default();
         let next = if root { String::new() } else { format!("{prefix}{}", if last { "  " } else { "│ " }) };
@@ -513,9 +529,11 @@ async fn get_artifact(home: &Home, workflow: &str, node: &str, name: &str, out: 
     let result = async {
         let client = pool.client(&record.location.driver, record.location.timeout).await?;
         let mut stream = client.open_stream(&record.location.to_client()).await?;
-        let mut sink: Box<dyn Write> = match &out {
-            Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
-            None => Box::new(std::io::stdout().lock()),
+        let mut sink: Box<dyn Write + Send> = match &out {
+            Some(p) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+            )),
+            None => Box::new(std::io::stdout()),
         };
         while let Some(chunk) = stream.next().await {
             sink.write_all(&chunk?)?;

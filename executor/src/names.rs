@@ -105,7 +105,10 @@ pub fn sequence(seq: &Sequence, vars: &Vars) -> Result<Vec<serde_json::Value>, S
             None => Ok(None),
             Some(v) => {
                 let text = vars.substitute(&v.0).map_err(|e| format!("withSequence.{field}: {e}"))?;
-                text.trim().parse::<i64>().map(Some).map_err(|_| format!("withSequence.{field}: {text:?} is not a number"))
+                text.trim()
+                    .parse::<i64>()
+                    .map(Some)
+                    .map_err(|_| format!("withSequence.{field}: {text:?} is not a number"))
             }
         }
     };
@@ -130,7 +133,9 @@ fn format_number(format: &str, v: i64) -> Result<String, String> {
         return Err(format!("withSequence.format {format:?} has no % verb"));
     };
     let spec = &format[at + 1..];
-    let verb_at = spec.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(|| format!("withSequence.format {format:?}: no verb"))?;
+    let verb_at = spec
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| format!("withSequence.format {format:?}: no verb"))?;
     let (flags, verb) = (&spec[..verb_at], &spec[verb_at..verb_at + 1]);
     let zero = flags.starts_with('0');
     let width: usize = flags.trim_start_matches('0').parse().unwrap_or(0);
@@ -177,9 +182,19 @@ mod tests {
     #[test]
     fn sequences_count_and_format() {
         let v = Vars::default();
-        let s = Sequence { count: Some(crate::workflow::AnyString("3".into())), start: Some(crate::workflow::AnyString("8".into())), end: None, format: "f%02d".into() };
+        let s = Sequence {
+            count: Some(crate::workflow::AnyString("3".into())),
+            start: Some(crate::workflow::AnyString("8".into())),
+            end: None,
+            format: "f%02d".into(),
+        };
         assert_eq!(sequence(&s, &v).unwrap(), vec!["f08", "f09", "f10"]);
-        let s = Sequence { count: None, start: Some(crate::workflow::AnyString("3".into())), end: Some(crate::workflow::AnyString("1".into())), format: String::new() };
+        let s = Sequence {
+            count: None,
+            start: Some(crate::workflow::AnyString("3".into())),
+            end: Some(crate::workflow::AnyString("1".into())),
+            format: String::new(),
+        };
         assert_eq!(sequence(&s, &v).unwrap(), vec!["3", "2", "1"]);
     }
 }

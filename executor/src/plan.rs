@@ -131,7 +131,10 @@ impl Plan {
         let mut problems = Vec::new();
         for (i, p) in spec.arguments.parameters.iter().enumerate() {
             let given = options.parameters.iter().rev().find(|(k, _)| *k == p.name).map(|(_, v)| v.clone());
-            match given.or_else(|| p.value.as_ref().map(|v| v.0.clone())).or_else(|| p.default.as_ref().map(|v| v.0.clone())) {
+            match given
+                .or_else(|| p.value.as_ref().map(|v| v.0.clone()))
+                .or_else(|| p.default.as_ref().map(|v| v.0.clone()))
+            {
                 Some(v) => {
                     if !p.allowed.is_empty() && !p.allowed.iter().any(|a| a.0 == v) {
                         problems.push(problem(
@@ -153,11 +156,16 @@ impl Plan {
         }
         for (k, _) in &options.parameters {
             if !spec.arguments.parameters.iter().any(|p| &p.name == k) {
-                problems.push(problem("spec.arguments.parameters", format!("-p {k}: the workflow declares no parameter {k:?}")));
+                problems.push(problem(
+                    "spec.arguments.parameters",
+                    format!("-p {k}: the workflow declares no parameter {k:?}"),
+                ));
             }
         }
-        let fallback =
-            options.fallback_repository.clone().unwrap_or_else(|| Repository::embedded(std::path::Path::new("artifacts")));
+        let fallback = options
+            .fallback_repository
+            .clone()
+            .unwrap_or_else(|| Repository::embedded(std::path::Path::new("artifacts")));
         let config_maps: Vec<_> = docs.config_maps.iter().map(|(_, c)| c.clone()).collect();
         let repository = Repository::resolve(&config_maps, spec.artifact_repository_ref.as_ref(), fallback)
             .map_err(|e| problem("spec.artifactRepositoryRef", e.0));
@@ -170,18 +178,22 @@ impl Plan {
         };
         let mut registry = options.registry.clone();
         for (_, cm) in &docs.config_maps {
-            if let Some(list) = cm.data.get("artifactDrivers") {
-                if let Err(e) = registry.merge_text(
+            if let Some(list) = cm.data.get("artifactDrivers")
+                && let Err(e) = registry.merge_text(
                     &format!("artifactDrivers:\n{}", indent(list)),
                     &format!("ConfigMap {}", cm.metadata.name),
-                ) {
-                    problems.push(problem(format!("ConfigMap {}.data.artifactDrivers", cm.metadata.name), e.to_string()));
-                }
+                )
+            {
+                problems.push(problem(format!("ConfigMap {}.data.artifactDrivers", cm.metadata.name), e.to_string()));
             }
         }
         let name = options.name.clone().unwrap_or_else(|| {
             if wf.metadata.name.is_empty() {
-                format!("{}{}", if wf.metadata.generate_name.is_empty() { "workflow-" } else { &wf.metadata.generate_name }, random_suffix())
+                format!(
+                    "{}{}",
+                    if wf.metadata.generate_name.is_empty() { "workflow-" } else { &wf.metadata.generate_name },
+                    random_suffix()
+                )
             } else {
                 wf.metadata.name.clone()
             }
@@ -218,7 +230,12 @@ impl Plan {
     }
 
     /// Finds the template a step names, and the origin its own references use.
-    pub fn find(&self, origin: &Origin, template: &str, template_ref: Option<&TemplateRef>) -> Option<(Origin, &Template)> {
+    pub fn find(
+        &self,
+        origin: &Origin,
+        template: &str,
+        template_ref: Option<&TemplateRef>,
+    ) -> Option<(Origin, &Template)> {
         let origin = match template_ref {
             Some(r) => Origin(Some(if r.cluster_scope { format!("cluster/{}", r.name) } else { r.name.clone() })),
             None => origin.clone(),
@@ -241,7 +258,10 @@ fn merged_spec(wf: &Workflow, library: &BTreeMap<String, WorkflowSpec>) -> Resul
     };
     let key = if r.cluster_scope { format!("cluster/{}", r.name) } else { r.name.clone() };
     let base = library.get(&key).ok_or_else(|| {
-        problem("spec.workflowTemplateRef.name", format!("WorkflowTemplate {:?} not found among the files given", r.name))
+        problem(
+            "spec.workflowTemplateRef.name",
+            format!("WorkflowTemplate {:?} not found among the files given", r.name),
+        )
     })?;
     let own = &wf.spec;
     let mut spec = base.clone();

@@ -71,11 +71,13 @@ impl Repository {
 
     /// Parses one entry of an `artifact-repositories` ConfigMap.
     pub fn parse(text: &str, source: &str) -> Result<Repository, RepositoryError> {
-        let spec: RepositorySpec = serde_yaml_ng::from_str(text)
-            .map_err(|e| RepositoryError(format!("artifact repository {source}: {e}")))?;
-        for (name, present) in
-            [("artifactory", spec.artifactory.is_some()), ("azure", spec.azure.is_some()), ("hdfs", spec.hdfs.is_some())]
-        {
+        let spec: RepositorySpec =
+            serde_yaml_ng::from_str(text).map_err(|e| RepositoryError(format!("artifact repository {source}: {e}")))?;
+        for (name, present) in [
+            ("artifactory", spec.artifactory.is_some()),
+            ("azure", spec.azure.is_some()),
+            ("hdfs", spec.hdfs.is_some()),
+        ] {
             if present {
                 return Err(RepositoryError(format!(
                     "artifact repository {source}: `{name}` has no Ferry driver; use `plugin`, `s3`, `oss` or `gcs`"
@@ -98,7 +100,9 @@ impl Repository {
             };
             Location { driver: driver.into(), configuration: to_yaml(&block), key, timeout: 0 }
         } else {
-            return Err(RepositoryError(format!("artifact repository {source}: names no location (plugin, s3, oss or gcs)")));
+            return Err(RepositoryError(format!(
+                "artifact repository {source}: names no location (plugin, s3, oss or gcs)"
+            )));
         };
         Ok(Repository { location, archive_logs: spec.archive_logs.unwrap_or(false), source: source.to_string() })
     }
@@ -111,7 +115,8 @@ impl Repository {
         reference: Option<&crate::workflow::ArtifactRepositoryRef>,
         fallback: Repository,
     ) -> Result<Repository, RepositoryError> {
-        let cm_name = reference.map(|r| r.config_map.as_str()).filter(|s| !s.is_empty()).unwrap_or("artifact-repositories");
+        let cm_name =
+            reference.map(|r| r.config_map.as_str()).filter(|s| !s.is_empty()).unwrap_or("artifact-repositories");
         let Some(cm) = config_maps.iter().find(|c| c.metadata.name == cm_name) else {
             return match reference {
                 Some(_) => Err(RepositoryError(format!(
@@ -132,9 +137,10 @@ impl Repository {
                 }
             },
         };
-        let text = cm.data.get(&key).ok_or_else(|| {
-            RepositoryError(format!("artifact repository: ConfigMap {cm_name:?} has no key {key:?}"))
-        })?;
+        let text = cm
+            .data
+            .get(&key)
+            .ok_or_else(|| RepositoryError(format!("artifact repository: ConfigMap {cm_name:?} has no key {key:?}")))?;
         Repository::parse(text, &format!("{cm_name}/{key}"))
     }
 
@@ -152,7 +158,11 @@ impl Repository {
                 if loc.key.is_empty() {
                     loc.key = DEFAULT_KEY_FORMAT.into();
                 }
-                Repository { location: loc, archive_logs: a.archive_logs.unwrap_or(base.archive_logs), source: "archiveLocation".into() }
+                Repository {
+                    location: loc,
+                    archive_logs: a.archive_logs.unwrap_or(base.archive_logs),
+                    source: "archiveLocation".into(),
+                }
             }
             _ => Repository { archive_logs: a.archive_logs.unwrap_or(base.archive_logs), ..base.clone() },
         }

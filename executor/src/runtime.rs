@@ -139,7 +139,8 @@ impl Runtime for LocalRuntime {
             if let Some(parent) = host.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
             }
-            std::fs::write(&host, self.map_text(pod, contents)).map_err(|e| format!("writing {}: {e}", host.display()))?;
+            std::fs::write(&host, self.map_text(pod, contents))
+                .map_err(|e| format!("writing {}: {e}", host.display()))?;
         }
         let cwd = if pod.working_dir.is_empty() { root.clone() } else { self.host_path(pod, &pod.working_dir) };
         std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
@@ -211,7 +212,11 @@ async fn stop(pid: Option<i32>, child: &mut tokio::process::Child) -> std::io::R
 }
 
 /// Copies a stream into the log, keeping the first `keep` bytes as text.
-async fn copy_output(mut from: impl tokio::io::AsyncRead + Unpin, log: Arc<Mutex<std::fs::File>>, keep: usize) -> String {
+async fn copy_output(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    log: Arc<Mutex<std::fs::File>>,
+    keep: usize,
+) -> String {
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 16 << 10];
     loop {

@@ -50,17 +50,9 @@ impl Phase {
 
     /// Parses Argo's name.
     pub fn parse(s: &str) -> Option<Phase> {
-        [
-            Phase::Pending,
-            Phase::Running,
-            Phase::Succeeded,
-            Phase::Failed,
-            Phase::Error,
-            Phase::Skipped,
-            Phase::Omitted,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
+        [Phase::Pending, Phase::Running, Phase::Succeeded, Phase::Failed, Phase::Error, Phase::Skipped, Phase::Omitted]
+            .into_iter()
+            .find(|p| p.as_str() == s)
     }
 
     pub(crate) fn code(self) -> i64 {

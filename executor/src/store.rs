@@ -342,12 +342,7 @@ impl Store {
                     node: r.get(0)?,
                     name: r.get(1)?,
                     direction: if r.get::<_, i64>(2)? == 1 { Direction::Output } else { Direction::Input },
-                    location: Location {
-                        driver: r.get(3)?,
-                        configuration: r.get(4)?,
-                        key: r.get(5)?,
-                        timeout: 0,
-                    },
+                    location: Location { driver: r.get(3)?, configuration: r.get(4)?, key: r.get(5)?, timeout: 0 },
                     gc: gc_from(r.get(6)?),
                     deleted: r.get::<_, i64>(7)? != 0,
                     error: r.get(8)?,
@@ -361,7 +356,11 @@ impl Store {
     pub fn delete_workflow(&mut self, wf: i64) -> Result<()> {
         let sql = self.sql();
         let tx = self.conn.transaction().map_err(&sql)?;
-        for table in ["DELETE FROM nodes WHERE wf = ?1", "DELETE FROM artifacts WHERE wf = ?1", "DELETE FROM workflows WHERE id = ?1"] {
+        for table in [
+            "DELETE FROM nodes WHERE wf = ?1",
+            "DELETE FROM artifacts WHERE wf = ?1",
+            "DELETE FROM workflows WHERE id = ?1",
+        ] {
             tx.execute(table, [wf]).map_err(&sql)?;
         }
         tx.commit().map_err(&sql)

@@ -52,25 +52,25 @@ impl Vars {
         if let Some(v) = self.plain.get(name) {
             return Resolved::Value(v.clone());
         }
-        if let Some(p) = name.strip_prefix("inputs.parameters.") {
-            if let Some(v) = self.inputs.get(p) {
-                return Resolved::Value(v.clone());
-            }
+        if let Some(p) = name.strip_prefix("inputs.parameters.")
+            && let Some(v) = self.inputs.get(p)
+        {
+            return Resolved::Value(v.clone());
         }
         if name == "inputs.parameters" {
             return Resolved::Value(serde_json::to_string(&self.inputs).unwrap_or_default());
         }
-        if name == "item" || name.starts_with("item.") {
-            if let Some(item) = &self.item {
-                let mut v = item;
-                for part in name.split('.').skip(1) {
-                    match v.get(part) {
-                        Some(x) => v = x,
-                        None => return Resolved::Unknown,
-                    }
+        if (name == "item" || name.starts_with("item."))
+            && let Some(item) = &self.item
+        {
+            let mut v = item;
+            for part in name.split('.').skip(1) {
+                match v.get(part) {
+                    Some(x) => v = x,
+                    None => return Resolved::Unknown,
                 }
-                return Resolved::Value(text_of(v));
             }
+            return Resolved::Value(text_of(v));
         }
         if let Some(v) = self.sibling(name) {
             return Resolved::Value(v);
@@ -97,13 +97,16 @@ impl Vars {
             "exitCode" => o.outputs.exit_code.map(|c| c.to_string()),
             "outputs.result" => match &o.children {
                 Some(children) => Some(
-                    serde_json::to_string(&children.iter().map(|(_, c)| c.result.clone().unwrap_or_default()).collect::<Vec<_>>())
-                        .unwrap_or_default(),
+                    serde_json::to_string(
+                        &children.iter().map(|(_, c)| c.result.clone().unwrap_or_default()).collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default(),
                 ),
                 None => o.outputs.result.clone(),
             },
             "outputs.parameters" => o.children.as_ref().map(|children| {
-                serde_json::to_string(&children.iter().map(|(_, c)| c.parameters.clone()).collect::<Vec<_>>()).unwrap_or_default()
+                serde_json::to_string(&children.iter().map(|(_, c)| c.parameters.clone()).collect::<Vec<_>>())
+                    .unwrap_or_default()
             }),
             _ => {
                 let p = rest.strip_prefix("outputs.parameters.")?;

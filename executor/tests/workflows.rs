@@ -39,7 +39,11 @@ impl Ferry {
         c.arg("run").arg("--output").arg("json").args(files).args(extra);
         let out = c.output().unwrap();
         let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{e}: stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "{e}: stdout {} stderr {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         (out.status.code().unwrap_or(-1), doc)
     }
@@ -98,7 +102,8 @@ fn steps_pass_an_artifact_through_the_driver() {
     let (wf, doc) = f.example("artifact-passing.yaml");
     assert_eq!(f.logs(&wf, "consume").trim(), "hello world");
     // The object really went through the fs driver's storage as a tar.gz.
-    let key = node(&doc, "generate")["outputs"]["artifacts"]["hello-art"]["location"]["key"].as_str().unwrap().to_string();
+    let key =
+        node(&doc, "generate")["outputs"]["artifacts"]["hello-art"]["location"]["key"].as_str().unwrap().to_string();
     assert!(key.starts_with(&format!("{wf}/{wf}-whalesay-")) && key.ends_with("/hello-art.tgz"), "{key}");
     let stored = f.home.path().join("artifacts").join(&key);
     assert_eq!(&std::fs::read(&stored).unwrap()[..2], &[0x1f, 0x8b], "not gzip: {}", stored.display());
@@ -154,7 +159,10 @@ fn a_missing_optional_input_is_skipped() {
     let f = Ferry::new();
     let (wf, _) = f.example("optional-input.yaml");
     let log = f.logs(&wf, &wf);
-    assert!(log.contains("optional input artifact cache not found") && log.ends_with("cache miss: starting cold\n"), "{log}");
+    assert!(
+        log.contains("optional input artifact cache not found") && log.ends_with("cache miss: starting cold\n"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -272,7 +280,10 @@ fn bad_workflows_fail_lint_with_the_field_path() {
     );
     let o = f.ferry(&["lint", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("suspend"), "{err}");
+    assert!(
+        err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("suspend"),
+        "{err}"
+    );
     for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml"] {
         let o = f.ferry(&["lint", examples().join(ok).to_str().unwrap()]);
         assert!(o.status.success(), "{ok}: {}", String::from_utf8_lossy(&o.stderr));
@@ -387,8 +398,9 @@ fn fifteen_artifacts_share_one_driver_process() {
     let f = Ferry::new();
     let outputs: String = (0..15).map(|i| format!("      - {{name: a{i}, path: /out/a{i}}}\n")).collect();
     let inputs: String = (0..15).map(|i| format!("      - {{name: a{i}, path: /in/a{i}}}\n")).collect();
-    let args: String =
-        (0..15).map(|i| format!("          - {{name: a{i}, from: '{{{{steps.make.outputs.artifacts.a{i}}}}}'}}\n")).collect();
+    let args: String = (0..15)
+        .map(|i| format!("          - {{name: a{i}, from: '{{{{steps.make.outputs.artifacts.a{i}}}}}'}}\n"))
+        .collect();
     let file = write(
         f.home.path(),
         "fifteen.yaml",
