@@ -1061,30 +1061,62 @@ impl Controller {
             depends.push(d.unwrap_or_else(|| expr::from_dependencies(&[])));
         }
         let index: HashMap<&str, usize> = dag.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
-        let deps: Vec<Vec<usize>> =
-            depends.iter().map(|d| d.tasks().iter().filter_map(|n| index.get(n.as_str()).copied()).collect()).collect();
+        let deps: Vec<Vec<usize>> = depends
+            .iter()
+            .map(|d| {
+                let mut v: Vec<usize> = d.tasks().iter().filter_map(|n| index.get(n.as_str()).copied()).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        // Each task waits for its dependencies to be decided; deciding one
+        // wakes only its dependents, so a DAG of N tasks costs O(N + edges).
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
+        for (i, d) in deps.iter().enumerate() {
+            for &j in d {
+                dependents[j].push(i);
+            }
+        }
+        let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+        let mut ready: std::collections::VecDeque<usize> = (0..dag.tasks.len()).filter(|&i| waiting[i] == 0).collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; dag.tasks.len()];
-        let mut started = vec![false; dag.tasks.len()];
         let mut ran = vec![false; dag.tasks.len()];
         let limit = Arc::new(Semaphore::new(template.parallelism.map(|p| p as usize).unwrap_or(usize::MAX >> 4)));
         let mut running = FuturesUnordered::new();
         let mut failed = false;
         let mut interrupted = false;
+        let decide = |i: usize,
+                      o: Outcome,
+                      outcomes: &mut Vec<Option<Outcome>>,
+                      waiting: &mut Vec<usize>,
+                      ready: &mut std::collections::VecDeque<usize>| {
+            vars.siblings.insert(format!("tasks.{}", dag.tasks[i].name), o.clone());
+            outcomes[i] = Some(o);
+            for &k in &dependents[i] {
+                waiting[k] -= 1;
+                if waiting[k] == 0 {
+                    ready.push_back(k);
+                }
+            }
+        };
         loop {
-            // Start every task whose dependencies are all decided.
-            let mut progressed = true;
-            while progressed {
-                progressed = false;
-                for (i, task) in dag.tasks.iter().enumerate() {
-                    if started[i] || !deps[i].iter().all(|&d| outcomes[d].is_some()) {
-                        continue;
-                    }
-                    if (fail_fast && failed) || interrupted || cancel.is_cancelled() {
-                        continue;
-                    }
-                    started[i] = true;
-                    progressed = true;
-                    let name = format!("{}.{}", call.name, task.name);
+            while let Some(i) = ready.pop_front() {
+                if (fail_fast && failed) || interrupted || cancel.is_cancelled() {
+                    continue;
+                }
+                let task = &dag.tasks[i];
+                let name = format!("{}.{}", call.name, task.name);
+                let go = if task.depends.trim().is_empty() && !task.dependencies.is_empty() {
+                    // `dependencies` also accept a failed dependency with continueOn.
+                    task.dependencies.iter().all(|d| {
+                        index.get(d.as_str()).and_then(|&j| outcomes[j].as_ref().map(|o| (j, o))).is_some_and(
+                            |(j, o)| {
+                                o.phase.is_ok() || continues(dag.tasks[j].continue_on.unwrap_or_default(), o.phase)
+                            },
+                        )
+                    })
+                } else {
                     let lookup = |n: &str| -> Option<TaskOutcome> {
                         let o = outcomes[*index.get(n)?].as_ref()?;
                         Some(TaskOutcome {
@@ -1096,56 +1128,36 @@ impl Controller {
                                 .unwrap_or_default(),
                         })
                     };
-                    let go = if task.depends.trim().is_empty() && !task.dependencies.is_empty() {
-                        // `dependencies` also accept a failed dependency with continueOn.
-                        task.dependencies.iter().all(|d| {
-                            index.get(d.as_str()).and_then(|&j| outcomes[j].as_ref().map(|o| (j, o))).is_some_and(
-                                |(j, o)| {
-                                    o.phase.is_ok() || continues(dag.tasks[j].continue_on.unwrap_or_default(), o.phase)
-                                },
-                            )
-                        })
-                    } else {
-                        match depends[i].evaluate(&lookup) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                outcomes[i] = Some(outcome(&self.not_run(
-                                    &name,
-                                    &task.template,
-                                    id,
-                                    Phase::Error,
-                                    format!("depends: {e}"),
-                                )));
-                                continue;
-                            }
-                        }
-                    };
-                    if !go {
-                        let why = format!("omitted: depends condition not met ({})", depends[i]);
-                        outcomes[i] = Some(outcome(&self.not_run(&name, &task.template, id, Phase::Omitted, why)));
-                        continue;
-                    }
-                    ran[i] = true;
-                    let mut v = vars.clone();
-                    for (j, o) in outcomes.iter().enumerate() {
-                        if let Some(o) = o {
-                            v.siblings.insert(format!("tasks.{}", dag.tasks[j].name), o.clone());
+                    match depends[i].evaluate(&lookup) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let r = self.not_run(&name, &task.template, id, Phase::Error, format!("depends: {e}"));
+                            decide(i, outcome(&r), &mut outcomes, &mut waiting, &mut ready);
+                            continue;
                         }
                     }
-                    let me = self.clone();
-                    let task = task.clone();
-                    let origin = call.origin.clone();
-                    let cancel = cancel.clone();
-                    let limit = limit.clone();
-                    let parallelism = template.parallelism.map(|p| p as usize);
-                    running.push(async move {
-                        let _permit = limit.acquire_owned().await;
-                        let site =
-                            Site { name, parent: id, cancel, group_kind: NodeKind::TaskGroup, parallelism, fail_fast };
-                        let o = me.run_step(task, origin, v, site).await;
-                        (i, o)
-                    });
+                };
+                if !go {
+                    let why = format!("omitted: depends condition not met ({})", depends[i]);
+                    let r = self.not_run(&name, &task.template, id, Phase::Omitted, why);
+                    decide(i, outcome(&r), &mut outcomes, &mut waiting, &mut ready);
+                    continue;
                 }
+                ran[i] = true;
+                let me = self.clone();
+                let task = task.clone();
+                let v = vars.clone();
+                let origin = call.origin.clone();
+                let cancel = cancel.clone();
+                let limit = limit.clone();
+                let parallelism = template.parallelism.map(|p| p as usize);
+                running.push(async move {
+                    let _permit = limit.acquire_owned().await;
+                    let site =
+                        Site { name, parent: id, cancel, group_kind: NodeKind::TaskGroup, parallelism, fail_fast };
+                    let o = me.run_step(task, origin, v, site).await;
+                    (i, o)
+                });
             }
             let Some((i, o)) = running.next().await else { break };
             if !o.phase.is_done() {
@@ -1153,7 +1165,7 @@ impl Controller {
             } else if !o.phase.is_ok() && !continues(dag.tasks[i].continue_on.unwrap_or_default(), o.phase) {
                 failed = true;
             }
-            outcomes[i] = Some(o);
+            decide(i, o, &mut outcomes, &mut waiting, &mut ready);
         }
         if interrupted || (self.interrupt.is_cancelled() && outcomes.iter().any(Option::is_none)) {
             return (Phase::Running, String::new(), Outputs::default());
@@ -1169,18 +1181,13 @@ impl Controller {
                     phase = if cancel.is_cancelled() { Phase::Failed } else { phase };
                 }
                 Some(o) if !o.phase.is_ok() && !continues(task.continue_on.unwrap_or_default(), o.phase) => {
-                    let handled = (0..dag.tasks.len()).any(|j| ran[j] && deps[j].contains(&i));
+                    let handled = dependents[i].iter().any(|&j| ran[j]);
                     if !handled && phase.is_ok() {
                         phase = o.phase;
                         message = format!("task {} {}", task.name, o.phase);
                     }
                 }
                 _ => {}
-            }
-        }
-        for (j, o) in outcomes.iter().enumerate() {
-            if let Some(o) = o {
-                vars.siblings.insert(format!("tasks.{}", dag.tasks[j].name), o.clone());
             }
         }
         if !phase.is_ok() {

@@ -4,6 +4,7 @@
 use crate::expr::Resolved;
 use crate::status::{ArtifactValue, Outputs, Phase};
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 /// What a finished step or task left for its siblings.
 #[derive(Clone, Debug)]
@@ -22,6 +23,25 @@ pub struct Outcome {
     pub finished: Option<i64>,
 }
 
+/// The outcomes of a steps or DAG template's children, shared by every
+/// clone: a DAG of 10,000 tasks hands each task a handle, not a copy.
+#[derive(Clone, Debug, Default)]
+pub struct Siblings(Arc<RwLock<BTreeMap<String, Outcome>>>);
+
+impl Siblings {
+    /// Records a child's outcome.
+    pub fn insert(&self, name: String, outcome: Outcome) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(name, outcome);
+        }
+    }
+
+    /// A child's outcome.
+    pub fn get(&self, name: &str) -> Option<Outcome> {
+        self.0.read().ok()?.get(name).cloned()
+    }
+}
+
 /// The variables in force where a text is substituted.
 #[derive(Clone, Debug, Default)]
 pub struct Vars {
@@ -30,7 +50,7 @@ pub struct Vars {
     /// `inputs.parameters.*` values.
     pub inputs: BTreeMap<String, String>,
     /// Outcomes of steps (`steps.X`) or tasks (`tasks.X`), by `steps.X` / `tasks.X`.
-    pub siblings: BTreeMap<String, Outcome>,
+    pub siblings: Siblings,
     /// The template's bound input artifacts (`inputs.artifacts.X`).
     pub input_artifacts: BTreeMap<String, ArtifactValue>,
     /// The loop item.
