@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod executor;
+
 #[derive(Parser)]
 #[command(about = "Ferry benchmarks: each figure printed beside the peer it is compared with")]
 struct Cli {
@@ -34,6 +36,20 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data")]
         dir: PathBuf,
     },
+    /// The executor: per-node controller overhead on a generated DAG against
+    /// `xargs -P`, peak RSS, database size; and a 15-artifact step's start-up
+    /// against 15 sequential driver start-ups.
+    Executor {
+        /// Nodes in the generated DAG (100000 for the stretch goal).
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        /// Steps at once, for both ferry and xargs.
+        #[arg(long, default_value_t = 4)]
+        parallelism: usize,
+        /// Scratch directory.
+        #[arg(long, default_value = "target/bench-data")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -42,10 +58,14 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(fs_bench(size_mib, runs.max(1), startups.max(1), &dir))
         }
+        Bench::Executor { nodes, parallelism, dir } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(executor::bench(nodes.max(1), parallelism.max(1), &dir))
+        }
     }
 }
 
-fn driver_binary(name: &str) -> Result<PathBuf> {
+pub(crate) fn driver_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.parent().context("exe has no directory")?.join(name);
     if !path.exists() {
@@ -54,12 +74,12 @@ fn driver_binary(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
 }
 
 impl Running {
-    fn start(binary: &Path, socket: &Path) -> Result<Running> {
+    pub(crate) fn start(binary: &Path, socket: &Path) -> Result<Running> {
         let child = Command::new(binary).arg(socket).env("FERRY_LOG", "warn").stderr(Stdio::inherit()).spawn()?;
         Ok(Running { child })
     }
@@ -71,7 +91,7 @@ impl Running {
         Ok(line.split_whitespace().nth(1).context("bad VmHWM")?.parse()?)
     }
 
-    fn stop(mut self) -> Result<i32> {
+    pub(crate) fn stop(mut self) -> Result<i32> {
         Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
         Ok(self.child.wait()?.code().unwrap_or(-1))
     }
@@ -87,7 +107,7 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
