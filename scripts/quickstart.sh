@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (local filesystem, no servers): build
-# the fs driver, start it as Argo would (socket path as its only argument),
-# save/load/stream/list/delete a file through it, then SIGTERM it.
+# `ferry` and the fs driver, run an Argo workflow whose steps pass an artifact
+# through the driver over gRPC, then show the run and its artifacts.
+#   bash scripts/quickstart.sh [WORKFLOW.yaml ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet -p ferry-driver-fs --bin ferry-driver-fs --example roundtrip
+cargo build --release --quiet -p ferry-executor -p ferry-driver-fs
 
-work=$(mktemp -d)
-socket="$work/artifact-plugins/fs/socket"
-FERRY_LOG=${FERRY_LOG:-warn} target/release/ferry-driver-fs "$socket" &
-driver=$!
-stop() {
-    kill -TERM "$driver" 2>/dev/null || true
-    wait "$driver" && echo "driver exited 0 on SIGTERM" || echo "driver exited $?"
-    rm -rf "$work"
-}
-trap stop EXIT
+export FERRY_HOME=${FERRY_HOME:-$PWD/target/ferry-home}
+ferry=target/release/ferry
+name="quickstart-$(date +%s)"
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=(examples/workflows/dag-artifacts.yaml)
 
-file=${1:-README.md}
-target/release/examples/roundtrip "$socket" "root: $work/storage" "$file"
+"$ferry" run --name "$name" "${files[@]}"
+echo
+"$ferry" get "$name"
+echo
+"$ferry" artifacts "$name"
+echo
+echo "state and artifacts are in $FERRY_HOME; try: $ferry logs $name"

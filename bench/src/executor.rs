@@ -39,7 +39,8 @@ fn run_ferry(home: &Path, args: &[&str]) -> Result<(Duration, u64)> {
     let mut peak = 0;
     loop {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
-            if let Some(v) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)) {
+            if let Some(v) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1))
+            {
                 peak = peak.max(v.parse().unwrap_or(0));
             }
         }
@@ -108,15 +109,20 @@ async fn fifteen_artifacts(dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&home);
     let outputs: String = (0..15).map(|i| format!("      - {{name: a{i}, path: /out/a{i}}}\n")).collect();
     let inputs: String = (0..15).map(|i| format!("      - {{name: a{i}, path: /in/a{i}}}\n")).collect();
-    let args: String =
-        (0..15).map(|i| format!("          - {{name: a{i}, from: '{{{{steps.make.outputs.artifacts.a{i}}}}}'}}\n")).collect();
+    let args: String = (0..15)
+        .map(|i| format!("          - {{name: a{i}, from: '{{{{steps.make.outputs.artifacts.a{i}}}}}'}}\n"))
+        .collect();
     let yaml = format!(
         "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: fifteen}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: make, template: make}}\n    - - name: use\n        template: use\n        arguments:\n          artifacts:\n{args}  - name: make\n    container: {{image: x, command: [sh, -c, 'mkdir -p /out; for i in $(seq 0 14); do echo $i > /out/a$i; done']}}\n    outputs:\n      artifacts:\n{outputs}  - name: use\n    container: {{image: x, command: [\"true\"]}}\n    inputs:\n      artifacts:\n{inputs}"
     );
     let wf = dir.join("fifteen.yaml");
     std::fs::write(&wf, yaml)?;
     run_ferry(&home, &["run", "-q", wf.to_str().context("path")?])?;
-    let out = Command::new(driver_binary("ferry")?).arg("--home").arg(&home).args(["get", "fifteen", "-o", "json"]).output()?;
+    let out = Command::new(driver_binary("ferry")?)
+        .arg("--home")
+        .arg(&home)
+        .args(["get", "fifteen", "-o", "json"])
+        .output()?;
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let nodes = doc["nodes"].as_array().context("nodes")?;
     let node = |suffix: &str| nodes.iter().find(|n| n["name"].as_str().is_some_and(|s| s.ends_with(suffix)));
@@ -124,7 +130,9 @@ async fn fifteen_artifacts(dir: &Path) -> Result<()> {
     let ferry_ms = use_node["finished"].as_i64().unwrap_or(0) - use_node["started"].as_i64().unwrap_or(0);
     let make = node(".make").context("make node")?;
     let keys: Vec<String> = (0..15)
-        .map(|i| make["outputs"]["artifacts"][format!("a{i}")]["location"]["key"].as_str().unwrap_or_default().to_string())
+        .map(|i| {
+            make["outputs"]["artifacts"][format!("a{i}")]["location"]["key"].as_str().unwrap_or_default().to_string()
+        })
         .collect();
 
     let binary = driver_binary("ferry-driver-fs")?;

@@ -652,7 +652,10 @@ impl Controller {
             return (Phase::Running, String::new(), Outputs::default());
         }
         let mut outputs = Outputs { exit_code: exit.code, ..Default::default() };
-        outputs.result = Some(exit.stdout.strip_suffix('\n').unwrap_or(&exit.stdout).to_string());
+        // An empty result is not stored: most steps print nothing, and a
+        // 100,000-node run should not carry 100,000 empty strings.
+        let result = exit.stdout.strip_suffix('\n').unwrap_or(&exit.stdout);
+        outputs.result = (!result.is_empty()).then(|| result.to_string());
         let (phase, mut message) = match (exit.code, exit.signal) {
             _ if exit.timed_out || exit.cancelled => (Phase::Failed, "Step exceeded its deadline".to_string()),
             (Some(0), _) => (Phase::Succeeded, String::new()),
@@ -1266,10 +1269,18 @@ fn poisoned() -> crate::store::StoreError {
 }
 
 /// Substitutes every string of a template.
+///
+/// Steps and DAG tasks are left as they are: each is substituted when it
+/// starts, with the same variables, so a DAG of 100,000 tasks is never turned
+/// into one JSON tree at once.
 fn substitute_template(t: &Template, vars: &Vars) -> Result<Template, String> {
-    let mut value = serde_json::to_value(t).map_err(|e| e.to_string())?;
+    let mut shell = Template { steps: None, dag: None, ..t.clone_without_children() };
+    let mut value = serde_json::to_value(&shell).map_err(|e| e.to_string())?;
     walk(&mut value, vars, &mut Vec::new())?;
-    serde_json::from_value(value).map_err(|e| format!("after substitution: {e}"))
+    shell = serde_json::from_value(value).map_err(|e| format!("after substitution: {e}"))?;
+    shell.steps.clone_from(&t.steps);
+    shell.dag.clone_from(&t.dag);
+    Ok(shell)
 }
 
 fn walk(v: &mut serde_json::Value, vars: &Vars, path: &mut Vec<String>) -> Result<(), String> {

@@ -85,7 +85,7 @@ fn check_template(
         siblings: None,
         in_loop: false,
     };
-    let mut own = serde_json::to_value(t).unwrap_or_default();
+    let mut own = serde_json::to_value(t.clone_without_children()).unwrap_or_default();
     if let Some(map) = own.as_object_mut() {
         map.remove("steps");
         map.remove("dag");

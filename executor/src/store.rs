@@ -352,6 +352,12 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.sql())
     }
 
+    /// Folds the write-ahead log into the database and truncates it, so the
+    /// database on disk is its real size after a run.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(self.sql())
+    }
+
     /// Removes a run's records.
     pub fn delete_workflow(&mut self, wf: i64) -> Result<()> {
         let sql = self.sql();

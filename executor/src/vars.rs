@@ -122,7 +122,7 @@ impl Vars {
                     )
                     .unwrap_or_default(),
                 ),
-                None => o.outputs.result.clone(),
+                None => Some(o.outputs.result.clone().unwrap_or_default()),
             },
             "outputs.parameters" => o.children.as_ref().map(|children| {
                 serde_json::to_string(&children.iter().map(|(_, c)| c.parameters.clone()).collect::<Vec<_>>())

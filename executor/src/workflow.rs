@@ -837,6 +837,31 @@ impl Artifact {
 }
 
 impl Template {
+    /// A copy without `steps` and `dag`: what is left is small, whatever
+    /// the number of children.
+    pub fn clone_without_children(&self) -> Template {
+        Template {
+            name: self.name.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            container: self.container.clone(),
+            script: self.script.clone(),
+            steps: None,
+            dag: None,
+            retry_strategy: self.retry_strategy.clone(),
+            parallelism: self.parallelism,
+            fail_fast: self.fail_fast,
+            active_deadline_seconds: self.active_deadline_seconds.clone(),
+            archive_location: self.archive_location.clone(),
+            metadata: self.metadata.clone(),
+            node_selector: self.node_selector.clone(),
+            tolerations: self.tolerations.clone(),
+            service_account_name: self.service_account_name.clone(),
+            security_context: self.security_context.clone(),
+            pod_spec_patch: self.pod_spec_patch.clone(),
+        }
+    }
+
     /// The kind of template, for messages and dispatch.
     pub fn kind(&self) -> &'static str {
         match (&self.container, &self.script, &self.steps, &self.dag) {
