@@ -38,11 +38,10 @@ fn run_ferry(home: &Path, args: &[&str]) -> Result<(Duration, u64)> {
         .spawn()?;
     let mut peak = 0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
-            if let Some(v) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1))
-            {
-                peak = peak.max(v.parse().unwrap_or(0));
-            }
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            && let Some(v) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1))
+        {
+            peak = peak.max(v.parse().unwrap_or(0));
         }
         if let Some(status) = child.try_wait()? {
             if !status.success() {
