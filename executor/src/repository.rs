@@ -216,10 +216,17 @@ pub fn declared(a: &Artifact) -> Declared {
     {
         builtin_location(driver, block)
     } else if let Some(block) = &a.http {
-        // The URL is the key: the http driver fetches it, headers ride in the configuration.
-        let mut block = block.clone();
-        let url = take_string(&mut block, "url").unwrap_or_default();
-        Location { driver: "http".into(), configuration: to_yaml(&block), key: url, timeout: 0 }
+        // The URL is the location and stays in the configuration; the key only
+        // names the object (its last path segment) for listings.
+        let url = block.get("url").and_then(|u| u.as_str()).unwrap_or_default();
+        let path = url.split(['?', '#']).next().unwrap_or_default();
+        let name = path.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty() && !n.contains(':'));
+        Location {
+            driver: "http".into(),
+            configuration: to_yaml(block),
+            key: name.unwrap_or("index").to_string(),
+            timeout: 0,
+        }
     } else {
         return Declared::Nothing;
     };

@@ -415,3 +415,70 @@ fn fifteen_artifacts_share_one_driver_process() {
     let startups = doc["driverStartupMs"].as_object().unwrap();
     assert_eq!(startups.keys().collect::<Vec<_>>(), ["fs"], "one driver process for 30 artifact transfers");
 }
+
+/// A real HTTP server (Python's http.server) on 127.0.0.1, serving `dir`.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn start(dir: &Path) -> HttpServer {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is needed for the HTTP server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let port = line.split(" port ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse().ok());
+        HttpServer { child, port: port.unwrap_or_else(|| panic!("unexpected http.server banner: {line}")) }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn http_artifacts_load_through_the_http_driver() {
+    let f = Ferry::new();
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("data.txt"), "served over http\n").unwrap();
+    let server = HttpServer::start(site.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let file = write(
+        f.home.path(),
+        "http.yaml",
+        &format!(
+            "{}  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {{name: data, path: /in/data.txt, http: {{url: '{base}/data.txt'}}}}\n      - {{name: gone, path: /in/gone, optional: true, http: {{url: '{base}/missing.txt'}}}}\n    container: {{image: x, command: [sh, -c, 'cat /in/data.txt; test ! -e /in/gone && echo no-gone']}}\n",
+            HEAD.replace("NAME", "http")
+        ),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{doc}");
+    let log = f.logs("http", "http");
+    assert!(log.contains("served over http\nno-gone"), "{log}");
+    let listing = String::from_utf8(f.ferry(&["artifacts", "http"]).stdout).unwrap();
+    assert!(listing.contains("http") && listing.contains("data.txt"), "{listing}");
+    // A required artifact that is not there fails the step with the driver's NOT_FOUND.
+    let file = write(
+        f.home.path(),
+        "http-missing.yaml",
+        &format!(
+            "{}  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {{name: gone, path: /in/gone, http: {{url: '{base}/missing.txt'}}}}\n    container: {{image: x, command: ['true']}}\n",
+            HEAD.replace("NAME", "http-missing")
+        ),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1);
+    let message = node(&doc, "http-missing")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("artifact gone failed to load from http") && message.contains("missing.txt"), "{message}");
+}

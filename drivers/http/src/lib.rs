@@ -1,0 +1,168 @@
+//! # ferry-driver-http
+//!
+//! Argo's `http:` artifact behind the plugin contract: Load and OpenStream
+//! GET the configured `url`, streaming; Save and SaveStream PUT to it.
+//! Configuration mirrors Argo's block: `url`, `headers`, and
+//! `auth.basicAuth` with `usernameSecret` / `passwordSecret`. The key only
+//! names the object for listings (Ferry's executor sets it to the URL's last
+//! path segment); the URL is the location.
+//!
+//! A URL is never a directory, listing is empty, and Delete is refused:
+//! Argo's HTTP artifacts have no garbage collection either.
+
+use ferry_sdk::config::{SecretRef, Secrets};
+use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, Driver, Error, ErrorKind, Result};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+
+/// The driver's configuration, as in Argo's `http:` block.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpConfig {
+    /// The object's URL.
+    pub url: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: Vec<Header>,
+    /// Credentials.
+    pub auth: Option<Auth>,
+}
+
+/// One request header.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// `auth:` of the block.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Auth {
+    /// HTTP basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// `auth.basicAuth`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// The user name's secret.
+    pub username_secret: SecretRef,
+    /// The password's secret.
+    pub password_secret: SecretRef,
+}
+
+/// A configured request target.
+pub struct Target {
+    url: reqwest::Url,
+    headers: reqwest::header::HeaderMap,
+    basic: Option<(String, String)>,
+}
+
+/// The HTTP driver.
+#[derive(Default)]
+pub struct HttpDriver {
+    client: reqwest::Client,
+}
+
+fn status_error(url: &reqwest::Url, status: reqwest::StatusCode) -> Error {
+    let kind = match status.as_u16() {
+        404 | 410 => ErrorKind::NotFound,
+        401 | 403 => ErrorKind::PermissionDenied,
+        408 | 429 | 500..=599 => ErrorKind::Transient,
+        _ => ErrorKind::Other,
+    };
+    // The URL without its query: signed URLs carry credentials there.
+    let mut shown = url.clone();
+    shown.set_query(None);
+    Error::new(kind, format!("{shown}: HTTP {status}"))
+}
+
+fn request_error(e: reqwest::Error) -> Error {
+    let kind = if e.is_timeout() || e.is_connect() { ErrorKind::Transient } else { ErrorKind::Other };
+    Error::new(kind, e.without_url().to_string())
+}
+
+impl HttpDriver {
+    fn request(&self, method: reqwest::Method, t: &Target) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, t.url.clone()).headers(t.headers.clone());
+        if let Some((user, password)) = &t.basic {
+            r = r.basic_auth(user, Some(password));
+        }
+        r
+    }
+}
+
+impl Driver for HttpDriver {
+    type Config = Target;
+
+    async fn configure(&self, configuration: &str) -> Result<Target> {
+        let c: HttpConfig = ferry_sdk::config::parse(configuration)?;
+        let url = reqwest::Url::parse(&c.url)
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, format!("invalid configuration: field `url`: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "invalid configuration: field `url`: only http and https are supported",
+            ));
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (i, h) in c.headers.iter().enumerate() {
+            let bad = |what: &str| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("invalid configuration: field `headers[{i}]`: invalid header {what}"),
+                )
+            };
+            let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad("name"))?;
+            let value = reqwest::header::HeaderValue::from_str(&h.value).map_err(|_| bad("value"))?;
+            headers.append(name, value);
+        }
+        let basic = match c.auth.and_then(|a| a.basic_auth) {
+            Some(b) => {
+                let secrets = Secrets::from_env();
+                Some((
+                    secrets.resolve(&b.username_secret)?.expose().to_string(),
+                    secrets.resolve(&b.password_secret)?.expose().to_string(),
+                ))
+            }
+            None => None,
+        };
+        Ok(Target { url, headers, basic })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::default();
+        c.directories = false;
+        c
+    }
+
+    async fn open_stream(&self, t: &Target, _key: &ArtifactKey) -> Result<ByteStream> {
+        let response = self.request(reqwest::Method::GET, t).send().await.map_err(request_error)?;
+        if !response.status().is_success() {
+            return Err(status_error(&t.url, response.status()));
+        }
+        Ok(response.bytes_stream().map_err(request_error).boxed())
+    }
+
+    async fn save_stream(&self, t: &Target, _key: &ArtifactKey, data: ByteStream) -> Result<()> {
+        let body = reqwest::Body::wrap_stream(data);
+        let response = self.request(reqwest::Method::PUT, t).body(body).send().await.map_err(request_error)?;
+        if !response.status().is_success() {
+            return Err(status_error(&t.url, response.status()));
+        }
+        Ok(())
+    }
+
+    async fn delete_object(&self, _t: &Target, _key: &ArtifactKey) -> Result<()> {
+        Err(Error::new(ErrorKind::Unsupported, "http artifacts cannot be deleted (Argo has no GC for them either)"))
+    }
+
+    async fn list(&self, _t: &Target, _key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
+        Ok(Vec::new())
+    }
+}
