@@ -215,10 +215,10 @@ pub fn pod_spec(run_dir: &Path, pod_name: &str, template: &Template) -> Result<P
 
 fn is_system_dir(dir: &str) -> bool {
     const SYSTEM: [&str; 19] = [
-        "/", "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp",
-        "/home", "/root", "/mnt", "/media", "/opt", "/srv",
+        "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp", "/home",
+        "/root", "/mnt", "/media", "/opt", "/srv", "/boot",
     ];
-    SYSTEM.contains(&dir) || ["/usr/", "/etc/", "/lib/", "/proc/", "/sys/", "/dev/"].iter().any(|p| dir.starts_with(p))
+    dir == "/" || SYSTEM.iter().any(|s| dir == *s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// What saving outputs produced.

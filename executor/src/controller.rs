@@ -509,16 +509,6 @@ impl Controller {
             Err(done) => return *done,
         };
         let cancel = call.cancel.child_token();
-        let deadline = template.active_deadline_seconds.as_ref().and_then(|d| {
-            d.0.trim().parse::<u64>().ok().map(Duration::from_secs).or_else(|| crate::names::parse_duration(&d.0))
-        });
-        if let (Some(d), NodeKind::Steps | NodeKind::Dag) = (deadline, kind) {
-            let token = cancel.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(d).await;
-                token.cancel();
-            });
-        }
         let vars = self.template_vars(&call, &template, kind == NodeKind::Pod);
         let bound = match self.bind(&call, &template, &vars) {
             Ok(b) => b,
@@ -528,6 +518,31 @@ impl Controller {
             Ok(t) => t,
             Err(e) => return self.finish(id, Phase::Error, e, Outputs::default()),
         };
+        // Read after substitution: the deadline may be `{{inputs.parameters.t}}`.
+        let deadline = match &template.active_deadline_seconds {
+            None => None,
+            Some(d) => match d
+                .0
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
+                .or_else(|| crate::names::parse_duration(&d.0))
+            {
+                Some(d) => Some(d),
+                None => {
+                    let why = format!("activeDeadlineSeconds {:?} is not a number of seconds", d.0);
+                    return self.finish(id, Phase::Error, why, Outputs::default());
+                }
+            },
+        };
+        if let (Some(d), NodeKind::Steps | NodeKind::Dag) = (deadline, kind) {
+            let token = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                token.cancel();
+            });
+        }
         let result = match kind {
             NodeKind::Steps => self.clone().run_steps(id, &call, &template, bound, cancel.clone()).await,
             NodeKind::Dag => self.clone().run_dag(id, &call, &template, bound, cancel.clone()).await,
@@ -561,7 +576,7 @@ impl Controller {
             vars.plain.insert(format!("outputs.artifacts.{}.path", a.name), a.path.clone());
         }
         if !pod {
-            vars.keep = vec!["steps.", "tasks.", "item", "workflow.status", "workflow.failures"];
+            vars.keep = vec!["steps.", "tasks.", "item", "workflow.status", "workflow.failures", "inputs.artifacts."];
         }
         vars
     }
@@ -724,6 +739,13 @@ impl Controller {
             }
             args.artifacts.insert(a.name.clone(), value);
         }
+        // The exit handler's variables hold in every template below it.
+        let extra = vars
+            .plain
+            .iter()
+            .filter(|(k, _)| *k == "workflow.status" || *k == "workflow.failures")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(Call {
             name,
             parent: Some(parent),
@@ -731,7 +753,7 @@ impl Controller {
             template: template.name.clone(),
             args,
             cancel: cancel.clone(),
-            extra: BTreeMap::new(),
+            extra,
         })
     }
 
@@ -776,40 +798,14 @@ impl Controller {
             started: r.started,
             finished: r.finished,
         };
-        let when = match vars.substitute(&step.when) {
-            Ok(w) => w,
-            Err(e) => {
-                return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, format!("when: {e}")));
-            }
-        };
-        if !when.trim().is_empty() {
-            match expr::evaluate_when(&when) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return outcome_of(&self.not_run(
-                        &name,
-                        &step.template,
-                        parent,
-                        Phase::Skipped,
-                        format!("when '{when}' evaluated false"),
-                    ));
-                }
-                Err(e) => {
-                    return outcome_of(&self.not_run(
-                        &name,
-                        &step.template,
-                        parent,
-                        Phase::Error,
-                        format!("when: {e}"),
-                    ));
-                }
-            }
-        }
         let items = match self.expand(&step, &vars) {
             Ok(i) => i,
             Err(e) => return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
         };
         let Some(items) = items else {
+            if let Some(skipped) = self.check_when(&step, &vars, &name, parent) {
+                return outcome_of(&skipped);
+            }
             let call = match self.child_call(&step, &origin, &vars, name.clone(), parent, &cancel) {
                 Ok(c) => c,
                 Err(e) => return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
@@ -825,7 +821,7 @@ impl Controller {
                     self.set_running(id);
                     (Some(id), id)
                 }
-                Err(done) => return Outcome { children: Some(Vec::new()), ..outcome_of(&done) },
+                Err(done) => return Outcome { children: Some(self.stored_children(&name)), ..outcome_of(&done) },
             }
         } else {
             (None, parent)
@@ -847,6 +843,10 @@ impl Controller {
                 let _permit = limit.acquire_owned().await;
                 if fail_fast && failed.load(std::sync::atomic::Ordering::Relaxed) {
                     return (i, None);
+                }
+                // `when` is per item: it may test `{{item}}`.
+                if let Some(skipped) = me.check_when(&step, &v, &child_name, group_id) {
+                    return (i, Some(skipped));
                 }
                 let call = match me.child_call(&step, &origin, &v, child_name.clone(), group_id, &cancel) {
                     Ok(c) => c,
@@ -895,6 +895,29 @@ impl Controller {
             outcome.started = r.started;
         }
         outcome
+    }
+
+    /// Evaluates a step's `when`: `Some` with the finished node when the
+    /// step does not run (Skipped, or Error for a bad condition).
+    fn check_when(&self, step: &Step, vars: &Vars, name: &str, parent: u32) -> Option<NodeResult> {
+        let when = match vars.substitute(&step.when) {
+            Ok(w) => w,
+            Err(e) => return Some(self.not_run(name, &step.template, parent, Phase::Error, format!("when: {e}"))),
+        };
+        if when.trim().is_empty() {
+            return None;
+        }
+        match expr::evaluate_when(&when) {
+            Ok(true) => None,
+            Ok(false) => Some(self.not_run(
+                name,
+                &step.template,
+                parent,
+                Phase::Skipped,
+                format!("when '{when}' evaluated false"),
+            )),
+            Err(e) => Some(self.not_run(name, &step.template, parent, Phase::Error, format!("when: {e}"))),
+        }
     }
 
     /// A step's `onExit`, run after it whatever its outcome.
@@ -999,6 +1022,25 @@ impl Controller {
         }
     }
 
+    /// The iterations of a finished loop, read back from the node table in
+    /// item order (`name(0:a)`, `name(1:b)`, ...).
+    fn stored_children(&self, name: &str) -> Vec<(Phase, Outputs)> {
+        let Ok(s) = self.state.lock() else { return Vec::new() };
+        let prefix = format!("{name}(");
+        let mut children: Vec<(usize, Phase, Outputs)> = s
+            .nodes
+            .iter()
+            .filter(|n| n.name.starts_with(&prefix) && !n.name[prefix.len()..].contains(")."))
+            .filter_map(|n| {
+                let idx = n.name[prefix.len()..].split(':').next()?.parse().ok()?;
+                Some((idx, n.phase, n.outputs.clone()))
+            })
+            .collect();
+        children.sort_by_key(|c| c.0);
+        children.dedup_by_key(|c| c.0);
+        children.into_iter().map(|c| (c.1, c.2)).collect()
+    }
+
     /// The outcome of a finished step or task read back from the node table
     /// (for groups finished before a resume).
     fn stored_outcome(&self, name: &str) -> Option<Outcome> {
@@ -1014,23 +1056,14 @@ impl Controller {
                 finished: n.finished,
             });
         }
-        let prefix = format!("{name}(");
-        let mut children: Vec<(usize, Phase, Outputs)> = s
-            .nodes
-            .iter()
-            .filter(|n| n.name.starts_with(&prefix) && !n.name[prefix.len()..].contains('.'))
-            .filter_map(|n| {
-                let idx = n.name[prefix.len()..].split(':').next()?.parse().ok()?;
-                Some((idx, n.phase, n.outputs.clone()))
-            })
-            .collect();
-        children.sort_by_key(|c| c.0);
-        let phase = if children.iter().all(|c| c.1.is_ok()) { Phase::Succeeded } else { Phase::Failed };
+        drop(s);
+        let children = self.stored_children(name);
+        let phase = if children.iter().all(|c| c.0.is_ok()) { Phase::Succeeded } else { Phase::Failed };
         Some(Outcome {
             id: String::new(),
             phase,
             outputs: Outputs::default(),
-            children: Some(children.into_iter().map(|c| (c.1, c.2)).collect()),
+            children: Some(children),
             started: None,
             finished: None,
         })
@@ -1165,7 +1198,10 @@ impl Controller {
             let Some((i, o)) = running.next().await else { break };
             if !o.phase.is_done() {
                 interrupted = true;
-            } else if !o.phase.is_ok() && !continues(dag.tasks[i].continue_on.unwrap_or_default(), o.phase) {
+            } else if !o.phase.is_ok()
+                && !continues(dag.tasks[i].continue_on.unwrap_or_default(), o.phase)
+                && !dependents[i].iter().any(|&k| depends[k].handles_failure_of(&dag.tasks[i].name))
+            {
                 failed = true;
             }
             decide(i, o, &mut outcomes, &mut waiting, &mut ready);

@@ -195,13 +195,28 @@ pub struct DriverPool {
     logs: PathBuf,
     slots: Mutex<HashMap<String, Arc<OnceCell<Started>>>>,
     children: Mutex<Vec<(String, Child)>>,
+    scratch: Option<PathBuf>,
 }
 
 impl DriverPool {
     /// A pool placing sockets under `sockets/<name>/socket` and driver logs
     /// in `logs/driver-<name>.log`.
     pub fn new(registry: Registry, sockets: PathBuf, logs: PathBuf) -> DriverPool {
-        DriverPool { registry, sockets, logs, slots: Mutex::new(HashMap::new()), children: Mutex::new(Vec::new()) }
+        DriverPool {
+            registry,
+            sockets,
+            logs,
+            slots: Mutex::new(HashMap::new()),
+            children: Mutex::new(Vec::new()),
+            scratch: None,
+        }
+    }
+
+    /// Removes `dir` (a short-lived socket directory of the pool's own) at shutdown.
+    #[must_use]
+    pub fn removing_at_shutdown(mut self, dir: PathBuf) -> DriverPool {
+        self.scratch = Some(dir);
+        self
     }
 
     /// The registry.
@@ -292,7 +307,11 @@ impl DriverPool {
                 }
             });
         }
-        futures::future::join_all(waits).await.into_iter().flatten().collect()
+        let failed = futures::future::join_all(waits).await.into_iter().flatten().collect();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        failed
     }
 }
 

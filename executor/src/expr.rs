@@ -638,6 +638,25 @@ impl Depends {
         out
     }
 
+    /// Whether this expression asks about `task` failing (`.Failed`,
+    /// `.Errored`, `.AllFailed`, `.AnySucceeded`): such a failure is handled,
+    /// and neither fails the DAG nor stops it under `failFast`.
+    pub fn handles_failure_of(&self, task: &str) -> bool {
+        match self {
+            Depends::Task { task: t, result } => {
+                t == task
+                    && matches!(
+                        result,
+                        Some(
+                            TaskResult::Failed | TaskResult::Errored | TaskResult::AllFailed | TaskResult::AnySucceeded
+                        )
+                    )
+            }
+            Depends::Not(inner) => inner.handles_failure_of(task),
+            Depends::And(items) | Depends::Or(items) => items.iter().any(|d| d.handles_failure_of(task)),
+        }
+    }
+
     /// Evaluates against finished tasks' outcomes; `lookup` returns `None` for an unknown task.
     ///
     /// Every reference is looked up, without short-circuiting, so an unknown task is reported

@@ -152,13 +152,14 @@ impl Home {
     /// (`<run>/artifact-plugins/<name>/socket`) unless that path is too long
     /// for a unix socket.
     pub fn drivers(&self, wf: &WorkflowRecord, registry: Registry) -> DriverPool {
-        let mut sockets = wf.dir.join("artifact-plugins");
+        let sockets = wf.dir.join("artifact-plugins");
         // sun_path holds 108 bytes: leave room for "/<49-char name>/socket".
-        if sockets.as_os_str().len() > 50 {
-            sockets =
-                std::env::temp_dir().join(format!("ferry-{}", &wf.uid[..8.min(wf.uid.len())])).join("artifact-plugins");
+        if sockets.as_os_str().len() <= 50 {
+            return DriverPool::new(registry, sockets, wf.dir.join("logs"));
         }
-        DriverPool::new(registry, sockets, wf.dir.join("logs"))
+        let scratch =
+            std::env::temp_dir().join(format!("ferry-{}-{}", &wf.uid[..8.min(wf.uid.len())], std::process::id()));
+        DriverPool::new(registry, scratch.join("artifact-plugins"), wf.dir.join("logs")).removing_at_shutdown(scratch)
     }
 
     /// Runs (or resumes) `wf` to the end. Holds the run's lock, so two
@@ -233,6 +234,7 @@ impl Home {
                 .await;
         pool.shutdown(DRIVER_GRACE).await;
         let report = report?;
+        let force = force || plan.spec.artifact_gc.as_ref().is_some_and(|g| g.force_finalizer_removal);
         if !report.failed.is_empty() && !force {
             return Err(Error::Conflict(format!(
                 "workflow {name:?} kept: artifact GC failed (retry with ferry delete, or --force to remove it anyway):\n  {}",

@@ -344,7 +344,7 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
     if !step.when.is_empty() {
         let probe = expr::substitute(&step.when, &mut |_| expr::Resolved::Value("x".into()));
         if let Ok(text) = probe
-            && let Err(e @ expr::Error::Syntax { .. }) = expr::evaluate_when(&text)
+            && let Err(e @ (expr::Error::Syntax { .. } | expr::Error::Unsupported { .. })) = expr::evaluate_when(&text)
         {
             problems.push(Problem { path: format!("{path}.when"), message: e.to_string() });
         }

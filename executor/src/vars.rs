@@ -108,7 +108,7 @@ impl Vars {
             return None;
         }
         let o = self.siblings.get(&format!("{scope}.{step}"))?;
-        let fmt_time = |t: Option<i64>| t.map(|ms| ms.to_string()).unwrap_or_default();
+        let fmt_time = |t: Option<i64>| t.map(crate::names::rfc3339).unwrap_or_default();
         match rest {
             "status" => Some(o.phase.to_string()),
             "id" => Some(o.id.clone()),

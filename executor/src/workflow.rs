@@ -55,6 +55,24 @@ impl fmt::Display for AnyString {
     }
 }
 
+/// Argo reads YAML 1.1, where `0755` is octal; YAML 1.2 (and this parser)
+/// would take it as the string "0755" or decimal 755, so the text decides.
+fn file_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(text) = Option::<AnyString>::deserialize(d)? else { return Ok(None) };
+    let t = text.0.trim();
+    let parsed = if let Some(oct) = t.strip_prefix("0o") {
+        u32::from_str_radix(oct, 8)
+    } else if t.len() > 1 && t.starts_with('0') {
+        u32::from_str_radix(&t[1..], 8)
+    } else {
+        t.parse()
+    };
+    match parsed {
+        Ok(m) if m <= 0o7777 => Ok(Some(m)),
+        _ => Err(de::Error::custom(format!("mode {t:?} is not a file mode such as 0755"))),
+    }
+}
+
 /// `metadata` of any document.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -280,7 +298,9 @@ pub struct Artifact {
     /// A path inside an `archive: none` directory artifact.
     #[serde(default)]
     pub sub_path: String,
-    /// File mode applied after loading.
+    /// File mode applied after loading: `0755` (octal, as Argo's YAML reads
+    /// it), `0o755`, or a decimal number such as `493`.
+    #[serde(default, deserialize_with = "file_mode")]
     pub mode: Option<u32>,
     /// Apply `mode` to the whole tree.
     #[serde(default)]
@@ -916,6 +936,17 @@ mod tests {
         let p = &d.workflows[0].1.spec.arguments.parameters;
         assert_eq!(p[0].value.as_ref().unwrap().0, "3");
         assert_eq!(p[1].value.as_ref().unwrap().0, "true");
+    }
+
+    #[test]
+    fn file_modes_read_as_argo_reads_them() {
+        let d = load(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  arguments:\n    artifacts: [{name: a, mode: 0755}, {name: b, mode: 493}, {name: c, mode: '0o600'}]\n",
+        )
+        .unwrap();
+        let modes: Vec<_> = d.workflows[0].1.spec.arguments.artifacts.iter().map(|a| a.mode).collect();
+        assert_eq!(modes, [Some(0o755), Some(0o755), Some(0o600)]);
+        assert!(load("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  arguments:\n    artifacts: [{name: a, mode: 0999}]\n").is_err());
     }
 
     #[test]

@@ -482,3 +482,23 @@ fn http_artifacts_load_through_the_http_driver() {
     let message = node(&doc, "http-missing")["message"].as_str().unwrap().to_string();
     assert!(message.contains("artifact gone failed to load from http") && message.contains("missing.txt"), "{message}");
 }
+
+#[test]
+fn failure_handlers_run_under_fail_fast_and_when_is_per_item() {
+    let f = Ferry::new();
+    let file = write(
+        f.home.path(),
+        "handlers.yaml",
+        &format!(
+            "{}  entrypoint: main\n  onExit: exit\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {{name: A, template: fail}}\n      - {{name: cleanup, template: echo, depends: A.Failed, arguments: {{parameters: [{{name: m, value: cleaned}}]}}}}\n      - {{name: big, template: echo, arguments: {{parameters: [{{name: m, value: '{{{{item}}}}'}}]}}, withItems: [1, 5, 9], when: '{{{{item}}}} > 3'}}\n  - name: fail\n    container: {{image: x, command: [sh, -c, 'exit 1']}}\n  - name: echo\n    inputs: {{parameters: [{{name: m}}]}}\n    container: {{image: x, command: [echo, '{{{{inputs.parameters.m}}}}']}}\n  - name: exit\n    steps:\n    - - {{name: report, template: nested}}\n  - name: nested\n    steps:\n    - - {{name: say, template: echo, arguments: {{parameters: [{{name: m, value: 'status {{{{workflow.status}}}}'}}]}}}}\n",
+            HEAD.replace("NAME", "handlers")
+        ),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    // A's failure is handled by cleanup, so the DAG succeeds.
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(f.logs("handlers", "cleanup").trim(), "cleaned");
+    assert_eq!(node(&doc, "big(0:1)")["phase"], "Skipped");
+    assert_eq!(f.logs("handlers", "big(2:9)").trim(), "9");
+    assert_eq!(f.logs("handlers", "say").trim(), "status Succeeded");
+}
