@@ -43,7 +43,7 @@ pub use error::{Error, ErrorKind, KIND_HEADER, Result};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
 pub use server::{
-    DEFAULT_SHUTDOWN_GRACE, DriverService, MAX_FRAME_BYTES, SHUTDOWN_GRACE_ENV, bind, init_tracing, run, serve,
-    shutdown_grace, shutdown_signal, socket_path_from_args,
+    DEFAULT_SHUTDOWN_GRACE, DriverService, EXIT_WITH_PARENT_ENV, MAX_FRAME_BYTES, SHUTDOWN_GRACE_ENV, bind,
+    init_tracing, run, serve, shutdown_grace, shutdown_signal, socket_path_from_args,
 };
 pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, StoreBuilder, TransferOptions};

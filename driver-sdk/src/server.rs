@@ -584,6 +584,26 @@ pub fn init_tracing() {
     };
 }
 
+/// Set by a parent that starts the driver as its child process (Ferry's
+/// executor): the driver shuts down when that parent dies, even by SIGKILL,
+/// instead of living on as an orphan. In a container (Argo) it is unset.
+pub const EXIT_WITH_PARENT_ENV: &str = "FERRY_EXIT_WITH_PARENT";
+
+/// Resolves when the process that started us is gone (we were re-parented),
+/// if [`EXIT_WITH_PARENT_ENV`] is `1`; never otherwise.
+async fn parent_gone() {
+    if std::env::var(EXIT_WITH_PARENT_ENV).as_deref() != Ok("1") {
+        return std::future::pending().await;
+    }
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
+}
+
 /// Everything a driver's `main` needs: logging, the socket path from the
 /// command line, a runtime, SIGTERM handling. Exits 0 after a clean shutdown.
 ///
@@ -606,7 +626,14 @@ pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
             .build()
             .map_err(|e| Error::other(format!("starting the async runtime: {e}")))?;
         runtime.block_on(async {
-            let shutdown = shutdown_signal()?;
+            let signal = shutdown_signal()?;
+            let orphaned = parent_gone();
+            let shutdown = async move {
+                tokio::select! {
+                    () = signal => {}
+                    () = orphaned => tracing::info!("parent process gone: shutting down"),
+                }
+            };
             serve(&socket, driver, shutdown, grace).await
         })
     })();

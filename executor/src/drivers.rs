@@ -261,6 +261,8 @@ impl DriverPool {
             .args(args)
             .arg(&socket)
             .envs(&spec.env)
+            // A driver must not outlive a killed `ferry`.
+            .env(ferry_sdk::EXIT_WITH_PARENT_ENV, "1")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(|e| fail(e.to_string()))?)
             .stderr(log)

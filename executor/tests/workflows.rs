@@ -502,3 +502,48 @@ fn failure_handlers_run_under_fail_fast_and_when_is_per_item() {
     assert_eq!(f.logs("handlers", "big(2:9)").trim(), "9");
     assert_eq!(f.logs("handlers", "say").trim(), "status Succeeded");
 }
+
+#[test]
+fn drivers_do_not_outlive_a_killed_ferry() {
+    let f = Ferry::new();
+    let work = tempfile::tempdir().unwrap();
+    let file = resume_workflow(work.path());
+    let dir_arg = format!("dir={}", work.path().display());
+    let mut child = f
+        .cmd()
+        .args(["run", "-q", file.to_str().unwrap(), "-p", &dir_arg])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the second step", || work.path().join("second-started").exists());
+    // The driver's socket is under the home, or under $TMPDIR/ferry-<uid>-<ferry pid>
+    // when the home's path is too long for a socket.
+    let home = f.home.path().canonicalize().unwrap().to_string_lossy().into_owned();
+    let scratch = format!("-{}/artifact-plugins", child.id());
+    let drivers = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("ferry-driver-fs") && (c.contains(&home) || c.contains(&scratch))
+                })
+            })
+            .collect()
+    };
+    let before = drivers();
+    assert_eq!(before.len(), 1, "expected one fs driver process, found {before:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(work.path().join("go"), "").unwrap();
+    wait_for("the orphaned driver to exit", || {
+        !Path::new(&format!("/proc/{}", before[0])).exists() || is_zombie(before[0])
+    });
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+}
