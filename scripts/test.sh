@@ -20,4 +20,32 @@ target/debug/ferry-conformance --profile conformance/profiles/fs.yaml \
 target/debug/ferry-conformance --profile conformance/profiles/python.yaml --mode core \
     --junit target/conformance/python.junit.xml --json target/conformance/python.json
 
+# ferry-driver-s3 against two real S3 servers started here: s3s-fs (checks
+# signatures; installed once by scripts/s3-server.sh) and moto.
+if [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+    # Newer versions need a newer rustc than this project's.
+    cargo install s3s-fs@0.14.1 --features binary --locked
+fi
+s3dir=$(mktemp -d)
+servers=()
+cleanup() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$s3dir"; }
+trap cleanup EXIT
+scripts/s3-server.sh "$s3dir/s3s" 19014 > "$s3dir/s3s.log" 2>&1 &
+servers+=($!)
+.venv/bin/moto_server -H 127.0.0.1 -p 19015 > "$s3dir/moto.log" 2>&1 &
+servers+=($!)
+for port in 19014 19015; do
+    for _ in $(seq 1 600); do
+        (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+        sleep 0.5
+    done
+done
+for bucket in ferry-test ferry-test-alt; do
+    .venv/bin/python -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:19015/$bucket', method='PUT'))"
+done
+target/debug/ferry-conformance --profile conformance/profiles/s3.yaml \
+    --junit target/conformance/s3-s3s.junit.xml --json target/conformance/s3-s3s.json
+target/debug/ferry-conformance --profile conformance/profiles/s3-moto.yaml \
+    --junit target/conformance/s3-moto.junit.xml --json target/conformance/s3-moto.json
+
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python
