@@ -9,6 +9,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+# s3s-fs, the real S3 server the executor's and the S3 driver's tests use
+# (cached in ~/.cargo/bin; newer versions need a newer rustc than ours).
+if [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+    cargo install s3s-fs@0.14.1 --features binary --locked
+fi
+
 cargo build --workspace --all-targets
 cargo test --workspace
 
@@ -22,10 +28,6 @@ target/debug/ferry-conformance --profile conformance/profiles/python.yaml --mode
 
 # ferry-driver-s3 against two real S3 servers started here: s3s-fs (checks
 # signatures; installed once by scripts/s3-server.sh) and moto.
-if [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
-    # Newer versions need a newer rustc than this project's.
-    cargo install s3s-fs@0.14.1 --features binary --locked
-fi
 s3dir=$(mktemp -d)
 servers=()
 cleanup() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$s3dir"; }
