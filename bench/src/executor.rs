@@ -1,7 +1,7 @@
 //! `ferry-bench executor`: what the controller costs per node, and what a
 //! step with 15 plugin artifacts pays to start.
 
-use crate::{Running, driver_binary, ms};
+use crate::{Running, driver_binary, ms, peak_rss_kib};
 use anyhow::{Context, Result, bail};
 use ferry_sdk::client::{DriverClient, Location};
 use std::fmt::Write as _;
@@ -38,10 +38,9 @@ fn run_ferry(home: &Path, args: &[&str]) -> Result<(Duration, u64)> {
         .spawn()?;
     let mut peak = 0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-            && let Some(v) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1))
-        {
-            peak = peak.max(v.parse().unwrap_or(0));
+        // The process may exit between samples: its last reading stands.
+        if let Ok(kib) = peak_rss_kib(child.id()) {
+            peak = peak.max(kib);
         }
         if let Some(status) = child.try_wait()? {
             if !status.success() {

@@ -86,15 +86,20 @@ impl Running {
 
     /// Peak resident set size (VmHWM) of the driver process so far, in KiB.
     fn peak_rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
-        Ok(line.split_whitespace().nth(1).context("bad VmHWM")?.parse()?)
+        peak_rss_kib(self.child.id())
     }
 
     pub(crate) fn stop(mut self) -> Result<i32> {
         Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
         Ok(self.child.wait()?.code().unwrap_or(-1))
     }
+}
+
+/// Peak resident set size (VmHWM) of process `pid` so far, in KiB.
+pub(crate) fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
+    Ok(line.split_whitespace().nth(1).context("bad VmHWM")?.parse()?)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

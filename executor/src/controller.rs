@@ -113,6 +113,8 @@ pub struct Controller {
     pods: Arc<Semaphore>,
     interrupt: CancellationToken,
     observer: Option<Observer>,
+    /// `workflow.*` variables fixed for the run, built once.
+    fixed_vars: BTreeMap<String, String>,
 }
 
 /// How a run ended.
@@ -162,6 +164,7 @@ impl Controller {
             }
         }
         let pods = Arc::new(Semaphore::new(plan.parallelism));
+        let fixed_vars = fixed_workflow_vars(&plan);
         Ok(Arc::new(Controller {
             plan,
             wf,
@@ -172,6 +175,7 @@ impl Controller {
             pods,
             interrupt,
             observer,
+            fixed_vars,
         }))
     }
 
@@ -302,31 +306,14 @@ impl Controller {
         serde_json::to_string(&failures).unwrap_or_default()
     }
 
+    /// The `workflow.*` variables: the run's fixed ones, and the global
+    /// outputs exported so far.
     fn workflow_vars(&self) -> Vars {
-        let p = &self.plan;
-        let mut plain = BTreeMap::new();
-        plain.insert("workflow.name".into(), p.name.clone());
-        plain.insert("workflow.uid".into(), p.uid.clone());
-        plain.insert("workflow.namespace".into(), p.namespace.clone());
-        plain.insert("workflow.mainEntrypoint".into(), p.spec.entrypoint.clone());
-        plain.insert("workflow.creationTimestamp".into(), crate::names::rfc3339(p.created));
-        for (k, v) in crate::names::strftime_parts(p.created) {
-            plain.insert(format!("workflow.creationTimestamp.{k}"), v);
-        }
-        for (k, v) in &p.parameters {
-            plain.insert(format!("workflow.parameters.{k}"), v.clone());
-        }
-        plain.insert("workflow.parameters".into(), serde_json::to_string(&p.parameters).unwrap_or_default());
+        let mut plain = self.fixed_vars.clone();
         if let Ok(s) = self.state.lock() {
             for (k, v) in &s.globals {
                 plain.insert(format!("workflow.outputs.parameters.{k}"), v.clone());
             }
-        }
-        for (k, v) in &p.metadata.labels {
-            plain.insert(format!("workflow.labels.{k}"), v.clone());
-        }
-        for (k, v) in &p.metadata.annotations {
-            plain.insert(format!("workflow.annotations.{k}"), v.clone());
         }
         Vars { plain, ..Default::default() }
     }
@@ -790,29 +777,21 @@ impl Controller {
     /// hook. Returns the outcome siblings see.
     async fn run_step(self: Arc<Self>, step: Step, origin: Origin, vars: Vars, site: Site) -> Outcome {
         let Site { name, parent, cancel, group_kind, parallelism, fail_fast } = site;
-        let outcome_of = |r: &NodeResult| Outcome {
-            id: r.id.to_string(),
-            phase: r.phase,
-            outputs: r.outputs.clone(),
-            children: None,
-            started: r.started,
-            finished: r.finished,
-        };
         let items = match self.expand(&step, &vars) {
             Ok(i) => i,
-            Err(e) => return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
+            Err(e) => return outcome(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
         };
         let Some(items) = items else {
             if let Some(skipped) = self.check_when(&step, &vars, &name, parent) {
-                return outcome_of(&skipped);
+                return outcome(&skipped);
             }
             let call = match self.child_call(&step, &origin, &vars, name.clone(), parent, &cancel) {
                 Ok(c) => c,
-                Err(e) => return outcome_of(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
+                Err(e) => return outcome(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
             };
             let result = self.execute(call).await;
             self.clone().hook(&step, &origin, &vars, &name, parent, &cancel).await;
-            return outcome_of(&result);
+            return outcome(&result);
         };
         // A loop: DAG tasks get a TaskGroup node; steps put items in the group.
         let (group, group_id) = if group_kind == NodeKind::TaskGroup {
@@ -821,7 +800,7 @@ impl Controller {
                     self.set_running(id);
                     (Some(id), id)
                 }
-                Err(done) => return Outcome { children: Some(self.stored_children(&name)), ..outcome_of(&done) },
+                Err(done) => return Outcome { children: Some(self.stored_children(&name)), ..outcome(&done) },
             }
         } else {
             (None, parent)
@@ -1249,6 +1228,30 @@ struct Site {
     group_kind: NodeKind,
     parallelism: Option<usize>,
     fail_fast: bool,
+}
+
+/// The `workflow.*` variables that do not change during a run.
+fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
+    let mut plain = BTreeMap::new();
+    plain.insert("workflow.name".into(), p.name.clone());
+    plain.insert("workflow.uid".into(), p.uid.clone());
+    plain.insert("workflow.namespace".into(), p.namespace.clone());
+    plain.insert("workflow.mainEntrypoint".into(), p.spec.entrypoint.clone());
+    plain.insert("workflow.creationTimestamp".into(), crate::names::rfc3339(p.created));
+    for (k, v) in crate::names::strftime_parts(p.created) {
+        plain.insert(format!("workflow.creationTimestamp.{k}"), v);
+    }
+    for (k, v) in &p.parameters {
+        plain.insert(format!("workflow.parameters.{k}"), v.clone());
+    }
+    plain.insert("workflow.parameters".into(), serde_json::to_string(&p.parameters).unwrap_or_default());
+    for (k, v) in &p.metadata.labels {
+        plain.insert(format!("workflow.labels.{k}"), v.clone());
+    }
+    for (k, v) in &p.metadata.annotations {
+        plain.insert(format!("workflow.annotations.{k}"), v.clone());
+    }
+    plain
 }
 
 /// The bound inputs of a template, as variables.

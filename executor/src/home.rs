@@ -172,16 +172,7 @@ impl Home {
         interrupt: CancellationToken,
         observer: Option<Observer>,
     ) -> Result<Finished> {
-        let lock_path = wf.dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::Io(format!("{}: {e}", lock_path.display())))?;
-        if lock.try_lock().is_err() {
-            return Err(Error::Conflict(format!("workflow {:?} is being run by another ferry process", wf.name)));
-        }
+        let lock = Self::lock_run(&wf, "is being run by another ferry process")?;
         self.store().set_phase(wf.id, Phase::Running, "", None)?;
         let pool = Arc::new(self.drivers(&wf, plan.registry.clone()));
         let plan = Arc::new(plan);
@@ -208,6 +199,23 @@ impl Home {
         Ok(Finished { workflow, summary, gc, driver_exits, startups })
     }
 
+    /// Takes the run's lock (held until the file is dropped), so two
+    /// processes never drive or delete one run at once.
+    fn lock_run(wf: &WorkflowRecord, busy: &str) -> Result<std::fs::File> {
+        std::fs::create_dir_all(&wf.dir).map_err(|e| Error::Io(format!("creating {}: {e}", wf.dir.display())))?;
+        let path = wf.dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Conflict(format!("workflow {:?} {busy}", wf.name)));
+        }
+        Ok(lock)
+    }
+
     /// Runs the completion GC of a finished run again (after a failure).
     pub async fn retry_gc(&self, wf: &WorkflowRecord) -> Result<GcReport> {
         let plan = self.stored_plan(wf)?;
@@ -221,12 +229,7 @@ impl Home {
     /// owed). A GC failure keeps the run unless `force`.
     pub async fn delete(&self, name: &str, force: bool) -> Result<GcReport> {
         let wf = self.workflow(name)?;
-        let lock_path = wf.dir.join("lock");
-        if let Ok(lock) = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)
-            && lock.try_lock().is_err()
-        {
-            return Err(Error::Conflict(format!("workflow {name:?} is running: stop it first")));
-        }
+        let _lock = Self::lock_run(&wf, "is running: stop it first")?;
         let plan = self.stored_plan(&wf)?;
         let pool = self.drivers(&wf, plan.registry.clone());
         let report =

@@ -69,6 +69,11 @@ impl Ferry {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Writes `<name>.yaml`: a Workflow named `name` whose spec is `spec`.
+    fn workflow(&self, name: &str, spec: &str) -> PathBuf {
+        write(self.home.path(), &format!("{name}.yaml"), &format!("{}{spec}", HEAD.replace("NAME", name)))
+    }
+
     fn get(&self, wf: &str) -> Value {
         let out = self.ferry(&["get", wf, "--output", "json"]);
         serde_json::from_slice(&out.stdout).unwrap()
@@ -263,7 +268,7 @@ fn bad_workflows_fail_lint_with_the_field_path() {
         ),
     ];
     for (name, spec, expected) in cases {
-        let file = write(f.home.path(), &format!("{name}.yaml"), &format!("{}{spec}", HEAD.replace("NAME", name)));
+        let file = f.workflow(name, spec);
         let o = f.ferry(&["lint", file.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{name}: {err}");
@@ -273,11 +278,7 @@ fn bad_workflows_fail_lint_with_the_field_path() {
         let o = f.ferry(&["run", file.to_str().unwrap()]);
         assert!(!o.status.success());
     }
-    let file = write(
-        f.home.path(),
-        "unsupported.yaml",
-        &format!("{}  entrypoint: main\n  templates:\n  - name: main\n    suspend: {{}}\n", HEAD.replace("NAME", "u")),
-    );
+    let file = f.workflow("unsupported", "  entrypoint: main\n  templates:\n  - name: main\n    suspend: {}\n");
     let o = f.ferry(&["lint", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -293,14 +294,7 @@ fn bad_workflows_fail_lint_with_the_field_path() {
 #[test]
 fn a_failing_step_fails_the_run_with_its_exit_code() {
     let f = Ferry::new();
-    let file = write(
-        f.home.path(),
-        "fail.yaml",
-        &format!(
-            "{}  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: boom, template: boom}}\n    - - {{name: never, template: boom}}\n  - name: boom\n    container: {{image: x, command: [sh, -c, 'echo bad >&2; exit 3']}}\n",
-            HEAD.replace("NAME", "fail")
-        ),
-    );
+    let file = f.workflow("fail", "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: boom, template: boom}\n    - - {name: never, template: boom}\n  - name: boom\n    container: {image: x, command: [sh, -c, 'echo bad >&2; exit 3']}\n");
     let (code, doc) = f.run(&[&file], &[]);
     assert_eq!(code, 1);
     assert_eq!(doc["workflow"]["phase"], "Failed");
@@ -312,14 +306,7 @@ fn a_failing_step_fails_the_run_with_its_exit_code() {
 #[test]
 fn active_deadline_stops_the_workflow() {
     let f = Ferry::new();
-    let file = write(
-        f.home.path(),
-        "deadline.yaml",
-        &format!(
-            "{}  entrypoint: main\n  activeDeadlineSeconds: 1\n  templates:\n  - name: main\n    container: {{image: x, command: [sleep, '30']}}\n",
-            HEAD.replace("NAME", "deadline")
-        ),
-    );
+    let file = f.workflow("deadline", "  entrypoint: main\n  activeDeadlineSeconds: 1\n  templates:\n  - name: main\n    container: {image: x, command: [sleep, '30']}\n");
     let began = Instant::now();
     let (code, doc) = f.run(&[&file], &[]);
     assert_eq!(code, 1);
@@ -401,14 +388,7 @@ fn fifteen_artifacts_share_one_driver_process() {
     let args: String = (0..15)
         .map(|i| format!("          - {{name: a{i}, from: '{{{{steps.make.outputs.artifacts.a{i}}}}}'}}\n"))
         .collect();
-    let file = write(
-        f.home.path(),
-        "fifteen.yaml",
-        &format!(
-            "{}  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: make, template: make}}\n    - - name: use\n        template: use\n        arguments:\n          artifacts:\n{args}  - name: make\n    container: {{image: x, command: [sh, -c, 'mkdir -p /out; for i in $(seq 0 14); do echo $i > /out/a$i; done']}}\n    outputs:\n      artifacts:\n{outputs}  - name: use\n    container: {{image: x, command: [sh, -c, 'cat /in/a* | sort -n | tr \"\\n\" \" \"']}}\n    inputs:\n      artifacts:\n{inputs}",
-            HEAD.replace("NAME", "fifteen")
-        ),
-    );
+    let file = f.workflow("fifteen", &format!("  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: make, template: make}}\n    - - name: use\n        template: use\n        arguments:\n          artifacts:\n{args}  - name: make\n    container: {{image: x, command: [sh, -c, 'mkdir -p /out; for i in $(seq 0 14); do echo $i > /out/a$i; done']}}\n    outputs:\n      artifacts:\n{outputs}  - name: use\n    container: {{image: x, command: [sh, -c, 'cat /in/a* | sort -n | tr \"\\n\" \" \"']}}\n    inputs:\n      artifacts:\n{inputs}"));
     let (code, doc) = f.run(&[&file], &[]);
     assert_eq!(code, 0, "{doc}");
     assert_eq!(f.logs("fifteen", "use").trim(), "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14");
@@ -454,14 +434,7 @@ fn http_artifacts_load_through_the_http_driver() {
     std::fs::write(site.path().join("data.txt"), "served over http\n").unwrap();
     let server = HttpServer::start(site.path());
     let base = format!("http://127.0.0.1:{}", server.port);
-    let file = write(
-        f.home.path(),
-        "http.yaml",
-        &format!(
-            "{}  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {{name: data, path: /in/data.txt, http: {{url: '{base}/data.txt'}}}}\n      - {{name: gone, path: /in/gone, optional: true, http: {{url: '{base}/missing.txt'}}}}\n    container: {{image: x, command: [sh, -c, 'cat /in/data.txt; test ! -e /in/gone && echo no-gone']}}\n",
-            HEAD.replace("NAME", "http")
-        ),
-    );
+    let file = f.workflow("http", &format!("  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {{name: data, path: /in/data.txt, http: {{url: '{base}/data.txt'}}}}\n      - {{name: gone, path: /in/gone, optional: true, http: {{url: '{base}/missing.txt'}}}}\n    container: {{image: x, command: [sh, -c, 'cat /in/data.txt; test ! -e /in/gone && echo no-gone']}}\n"));
     let (code, doc) = f.run(&[&file], &[]);
     assert_eq!(code, 0, "{doc}");
     let log = f.logs("http", "http");
@@ -469,14 +442,7 @@ fn http_artifacts_load_through_the_http_driver() {
     let listing = String::from_utf8(f.ferry(&["artifacts", "http"]).stdout).unwrap();
     assert!(listing.contains("http") && listing.contains("data.txt"), "{listing}");
     // A required artifact that is not there fails the step with the driver's NOT_FOUND.
-    let file = write(
-        f.home.path(),
-        "http-missing.yaml",
-        &format!(
-            "{}  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {{name: gone, path: /in/gone, http: {{url: '{base}/missing.txt'}}}}\n    container: {{image: x, command: ['true']}}\n",
-            HEAD.replace("NAME", "http-missing")
-        ),
-    );
+    let file = f.workflow("http-missing", &format!("  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {{name: gone, path: /in/gone, http: {{url: '{base}/missing.txt'}}}}\n    container: {{image: x, command: ['true']}}\n"));
     let (code, doc) = f.run(&[&file], &[]);
     assert_eq!(code, 1);
     let message = node(&doc, "http-missing")["message"].as_str().unwrap().to_string();
@@ -486,14 +452,7 @@ fn http_artifacts_load_through_the_http_driver() {
 #[test]
 fn failure_handlers_run_under_fail_fast_and_when_is_per_item() {
     let f = Ferry::new();
-    let file = write(
-        f.home.path(),
-        "handlers.yaml",
-        &format!(
-            "{}  entrypoint: main\n  onExit: exit\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {{name: A, template: fail}}\n      - {{name: cleanup, template: echo, depends: A.Failed, arguments: {{parameters: [{{name: m, value: cleaned}}]}}}}\n      - {{name: big, template: echo, arguments: {{parameters: [{{name: m, value: '{{{{item}}}}'}}]}}, withItems: [1, 5, 9], when: '{{{{item}}}} > 3'}}\n  - name: fail\n    container: {{image: x, command: [sh, -c, 'exit 1']}}\n  - name: echo\n    inputs: {{parameters: [{{name: m}}]}}\n    container: {{image: x, command: [echo, '{{{{inputs.parameters.m}}}}']}}\n  - name: exit\n    steps:\n    - - {{name: report, template: nested}}\n  - name: nested\n    steps:\n    - - {{name: say, template: echo, arguments: {{parameters: [{{name: m, value: 'status {{{{workflow.status}}}}'}}]}}}}\n",
-            HEAD.replace("NAME", "handlers")
-        ),
-    );
+    let file = f.workflow("handlers", "  entrypoint: main\n  onExit: exit\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: A, template: fail}\n      - {name: cleanup, template: echo, depends: A.Failed, arguments: {parameters: [{name: m, value: cleaned}]}}\n      - {name: big, template: echo, arguments: {parameters: [{name: m, value: '{{item}}'}]}, withItems: [1, 5, 9], when: '{{item}} > 3'}\n  - name: fail\n    container: {image: x, command: [sh, -c, 'exit 1']}\n  - name: echo\n    inputs: {parameters: [{name: m}]}\n    container: {image: x, command: [echo, '{{inputs.parameters.m}}']}\n  - name: exit\n    steps:\n    - - {name: report, template: nested}\n  - name: nested\n    steps:\n    - - {name: say, template: echo, arguments: {parameters: [{name: m, value: 'status {{workflow.status}}'}]}}\n");
     let (code, doc) = f.run(&[&file], &[]);
     // A's failure is handled by cleanup, so the DAG succeeds.
     assert_eq!(code, 0, "{doc}");
@@ -601,16 +560,15 @@ fn the_examples_run_against_a_real_s3_server() {
     let f = Ferry::new();
     let s3 = S3Server::start();
     let repo = s3.repository(f.home.path());
+    // ferry hands its environment to the driver, which resolves the secrets from it.
+    let cmd = || {
+        let mut c = f.cmd();
+        c.env("FERRY_SECRET_S3_CREDS_ACCESSKEY", "ferry-test-access");
+        c.env("FERRY_SECRET_S3_CREDS_SECRETKEY", "ferry-test-secret");
+        c
+    };
     let run = |name: &str| -> (String, Value) {
-        let out = f
-            .cmd()
-            .env("FERRY_SECRET_S3_CREDS_ACCESSKEY", "ferry-test-access")
-            .env("FERRY_SECRET_S3_CREDS_SECRETKEY", "ferry-test-secret")
-            .args(["run", "--output", "json"])
-            .arg(examples().join(name))
-            .arg(&repo)
-            .output()
-            .unwrap();
+        let out = cmd().args(["run", "--output", "json"]).arg(examples().join(name)).arg(&repo).output().unwrap();
         let doc: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
         assert_eq!(doc["workflow"]["phase"], "Succeeded", "{name}: {doc}");
@@ -633,13 +591,7 @@ fn the_examples_run_against_a_real_s3_server() {
         |n: &str| node(&doc, "produce")["outputs"]["artifacts"][n]["location"]["key"].as_str().unwrap().to_string();
     assert!(!object(&key("scratch")).exists(), "OnWorkflowCompletion object still in the bucket");
     assert!(object(&key("report")).is_file() && object(&key("audit")).is_file());
-    let o = f
-        .cmd()
-        .env("FERRY_SECRET_S3_CREDS_ACCESSKEY", "ferry-test-access")
-        .env("FERRY_SECRET_S3_CREDS_SECRETKEY", "ferry-test-secret")
-        .args(["delete", &wf])
-        .output()
-        .unwrap();
+    let o = cmd().args(["delete", &wf]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!object(&key("audit")).exists() && object(&key("report")).is_file());
 }
