@@ -202,6 +202,15 @@ fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return Error::from(std::io::Error::new(io.kind(), "")).is_transient();
         }
+        // object_store's retry error type is private; its message carries the
+        // final status. 5xx, 408 and 429 are what its retry loop retries.
+        let text = e.to_string();
+        if let Some(at) = text.find("status code: ") {
+            let code = &text[at + "status code: ".len()..];
+            if code.starts_with('5') || code.starts_with("408") || code.starts_with("429") {
+                return true;
+            }
+        }
         cur = e.source();
     }
     false

@@ -34,6 +34,7 @@ pub mod config;
 mod driver;
 mod error;
 mod key;
+mod multipart;
 mod server;
 mod store;
 pub mod transfer;
@@ -42,8 +43,9 @@ pub use driver::{ByteStream, Capabilities, Driver};
 pub use error::{Error, ErrorKind, KIND_HEADER, Result};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
+pub use multipart::{UPLOADS_PREFIX, UploadReport};
 pub use server::{
     DEFAULT_SHUTDOWN_GRACE, DriverService, EXIT_WITH_PARENT_ENV, MAX_FRAME_BYTES, SHUTDOWN_GRACE_ENV, bind,
     init_tracing, run, serve, shutdown_grace, shutdown_signal, socket_path_from_args,
 };
-pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, StoreBuilder, TransferOptions};
+pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreBuilder, TransferOptions};

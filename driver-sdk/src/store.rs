@@ -3,9 +3,11 @@
 use crate::driver::{ByteStream, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
+use crate::multipart::{self, FileUpload, UPLOADS_PREFIX};
 use crate::transfer::{self, Staging, local_error};
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as StorePath;
 use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use std::future::Future;
@@ -86,9 +88,108 @@ impl TransferOptions {
         self
     }
 
+    /// The defaults, overridden by `FERRY_PART_SIZE`, `FERRY_MAX_CONCURRENCY`
+    /// and `FERRY_MULTIPART_THRESHOLD` where set (sizes as bytes or with a
+    /// `Ki`/`Mi`/`Gi` suffix). Peak memory of one upload is about part size ×
+    /// concurrency.
+    pub fn from_env() -> Result<Self> {
+        let mut o = TransferOptions::default();
+        if let Some(v) = env_size("FERRY_PART_SIZE")? {
+            if v < 5 << 20 {
+                return Err(Error::invalid_config("FERRY_PART_SIZE: parts must be at least 5Mi (S3's minimum)"));
+            }
+            o.part_size = v;
+        }
+        if let Some(v) = env_size("FERRY_MULTIPART_THRESHOLD")? {
+            o.multipart_threshold = v;
+        }
+        if let Ok(v) = std::env::var("FERRY_MAX_CONCURRENCY") {
+            o.max_concurrency = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::invalid_config(format!("FERRY_MAX_CONCURRENCY: {v:?} is not a positive integer"))
+            })?;
+        }
+        Ok(o)
+    }
+
     /// The part size for an object of `size` bytes.
     pub fn part_size_for(&self, size: u64) -> u64 {
         self.part_size.max(size.div_ceil(MAX_PARTS))
+    }
+}
+
+fn env_size(name: &str) -> Result<Option<u64>> {
+    let Ok(raw) = std::env::var(name) else { return Ok(None) };
+    let v = raw.trim();
+    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, ""),
+    };
+    let shift = match unit.trim_end_matches('B') {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        _ => return Err(Error::invalid_config(format!("{name}: {raw:?}: use bytes or a Ki, Mi or Gi suffix"))),
+    };
+    let n: u64 = digits.parse().map_err(|_| Error::invalid_config(format!("{name}: {raw:?} is not a size")))?;
+    Ok(Some(n << shift))
+}
+
+/// A configured store: the objects, and when the store has the low-level
+/// multipart API, what makes uploads of files resumable.
+#[derive(Clone)]
+pub struct Store {
+    objects: Arc<dyn ObjectStore>,
+    multipart: Option<Arc<dyn MultipartStore>>,
+    etag_is_md5: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("objects", &self.objects.to_string())
+            .field("resumable", &self.is_resumable())
+            .finish()
+    }
+}
+
+impl Store {
+    /// A store whose large uploads go through object_store's `WriteMultipart`
+    /// (aborted on failure, never resumed).
+    pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
+        Store { objects, multipart: None, etag_is_md5: false }
+    }
+
+    /// A store whose file uploads resume after an interruption, even in
+    /// another process: see [`UPLOADS_PREFIX`] for where the journal lives.
+    /// Part ETags are checked against the MD5 of the bytes sent, as S3 and
+    /// its clones return them; turn that off with [`Store::with_etag_is_md5`]
+    /// where they are not (SSE-KMS, SSE-C).
+    pub fn resumable<S: ObjectStore + MultipartStore>(store: Arc<S>) -> Self {
+        Store { objects: store.clone(), multipart: Some(store), etag_is_md5: true }
+    }
+
+    /// Whether part ETags are the MD5 of the part.
+    #[must_use]
+    pub fn with_etag_is_md5(mut self, yes: bool) -> Self {
+        self.etag_is_md5 = yes;
+        self
+    }
+
+    /// The object store.
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+
+    /// Whether file uploads are resumable.
+    pub fn is_resumable(&self) -> bool {
+        self.multipart.is_some()
+    }
+}
+
+impl From<Arc<dyn ObjectStore>> for Store {
+    fn from(objects: Arc<dyn ObjectStore>) -> Self {
+        Store::new(objects)
     }
 }
 
@@ -96,15 +197,15 @@ impl TransferOptions {
 /// `Fn(&str) -> Result<Arc<dyn ObjectStore>>` is a `StoreBuilder`.
 pub trait StoreBuilder: Send + Sync + 'static {
     /// Parses `configuration` and connects.
-    fn build(&self, configuration: &str) -> impl Future<Output = Result<Arc<dyn ObjectStore>>> + Send;
+    fn build(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send;
 }
 
 impl<F> StoreBuilder for F
 where
     F: Fn(&str) -> Result<Arc<dyn ObjectStore>> + Send + Sync + 'static,
 {
-    fn build(&self, configuration: &str) -> impl Future<Output = Result<Arc<dyn ObjectStore>>> + Send {
-        std::future::ready(self(configuration))
+    fn build(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send {
+        std::future::ready(self(configuration).map(Store::new))
     }
 }
 
@@ -147,6 +248,11 @@ impl<B: StoreBuilder> ObjectStoreDriver<B> {
 
     /// The object_store path of `key` under this driver's key encoding.
     pub fn store_path(&self, key: &ArtifactKey) -> Result<StorePath> {
+        if key.as_str() == UPLOADS_PREFIX || key.as_str().starts_with(&format!("{UPLOADS_PREFIX}/")) {
+            return Err(Error::invalid_argument(format!(
+                "key {key:?}: {UPLOADS_PREFIX}/ is reserved for the journals of unfinished uploads"
+            )));
+        }
         match self.options.key_encoding {
             KeyEncoding::Verbatim => {
                 StorePath::parse(key.as_str()).map_err(|e| Error::invalid_argument(format!("key {key:?}: {e}")))
@@ -170,13 +276,13 @@ impl<B: StoreBuilder> ObjectStoreDriver<B> {
 
     async fn put_multipart(
         &self,
-        store: &Arc<dyn ObjectStore>,
+        store: &Store,
         path: &StorePath,
         part_size: u64,
         first: Bytes,
         mut rest: impl futures::Stream<Item = Result<Bytes>> + Unpin + Send,
     ) -> Result<()> {
-        let upload = store.put_multipart(path).await?;
+        let upload = store.objects.put_multipart(path).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size as usize);
         let result = async {
             writer.put(first);
@@ -202,7 +308,7 @@ impl<B: StoreBuilder> ObjectStoreDriver<B> {
 }
 
 impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
-    type Config = Arc<dyn ObjectStore>;
+    type Config = Store;
 
     fn configure(&self, configuration: &str) -> impl Future<Output = Result<Self::Config>> + Send {
         self.builder.build(configuration)
@@ -210,7 +316,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn open_stream(&self, store: &Self::Config, key: &ArtifactKey) -> Result<ByteStream> {
         key.require_object("open a stream")?;
-        let result = store.get(&self.store_path(key)?).await?;
+        let result = store.objects.get(&self.store_path(key)?).await?;
         let expected = result.meta.size;
         let stream = match result.payload {
             GetResultPayload::File(file, path) => local_file_stream(file, path),
@@ -229,7 +335,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
             match data.next().await {
                 Some(chunk) => head.extend_from_slice(&chunk?),
                 None => {
-                    store.put(&path, PutPayload::from(head.freeze())).await?;
+                    store.objects.put(&path, PutPayload::from(head.freeze())).await?;
                     return Ok(());
                 }
             }
@@ -243,10 +349,25 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         let path = self.store_path(key)?;
         let mut file = tokio::fs::File::open(src).await.map_err(|e| local_error(e, "opening", src))?;
         let size = file.metadata().await.map_err(|e| local_error(e, "reading", src))?.len();
-        if size <= self.options.multipart_threshold {
+        if let (Some(multipart), true) = (&store.multipart, size > self.options.multipart_threshold) {
+            drop(file);
+            let report = FileUpload {
+                objects: &store.objects,
+                multipart,
+                path: &path,
+                src,
+                size,
+                part_size: self.options.part_size_for(size),
+                concurrency: self.options.max_concurrency,
+                etag_is_md5: store.etag_is_md5,
+            }
+            .run()
+            .await?;
+            tracing::info!(key = %key, parts = report.parts, reused = report.reused, bytes_sent = report.bytes_sent, "multipart upload done");
+        } else if size <= self.options.multipart_threshold {
             let mut buf = Vec::with_capacity(size as usize);
             file.read_to_end(&mut buf).await.map_err(|e| local_error(e, "reading", src))?;
-            store.put(&path, PutPayload::from(buf)).await?;
+            store.objects.put(&path, PutPayload::from(buf)).await?;
         } else {
             let part = self.options.part_size_for(size);
             let mut parts = part_stream(file, part as usize, src.to_path_buf());
@@ -254,7 +375,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
             self.put_multipart(store, &path, part, first, parts).await?;
         }
         // A source that changed size under us must not pass as a good copy.
-        let stored = store.head(&path).await?.size;
+        let stored = store.objects.head(&path).await?.size;
         if stored != size {
             return Err(Error::other(format!(
                 "saved {stored} bytes for key {key:?} but {} has {size} bytes; was it written during the save?",
@@ -266,7 +387,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
         key.require_object("load")?;
-        let result = store.get(&self.store_path(key)?).await?;
+        let result = store.objects.get(&self.store_path(key)?).await?;
         let expected = result.meta.size;
         let written = match result.payload {
             GetResultPayload::File(mut file, _) => {
@@ -298,7 +419,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn delete_object(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
         key.require_object("delete")?;
-        match store.delete(&self.store_path(key)?).await {
+        match store.objects.delete(&self.store_path(key)?).await {
             Ok(()) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -309,13 +430,21 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         key.require_object("delete")?;
         let prefix = self.store_path(key)?;
         // Children first: on a filesystem the key is their directory.
-        let children = store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
-        store.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(|e| match e {
-            object_store::Error::NotFound { .. } => Ok(()),
-            e => Err(Error::from(e)),
-        })?;
+        let children = store.objects.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
+        store.objects.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(
+            |e| match e {
+                object_store::Error::NotFound { .. } => Ok(()),
+                e => Err(Error::from(e)),
+            },
+        )?;
         if self.exists(store, key).await? {
             self.delete_object(store, key).await?;
+        }
+        if let Some(multipart) = &store.multipart {
+            let aborted = multipart::abort_under(&store.objects, multipart, &prefix).await?;
+            if aborted > 0 {
+                tracing::info!(key = %key, aborted, "aborted unfinished uploads under the deleted key");
+            }
         }
         Ok(())
     }
@@ -323,8 +452,13 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
     async fn list(&self, store: &Self::Config, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
         let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
-        let paths: Vec<StorePath> = store.list(prefix).map_ok(|meta| meta.location).try_collect().await?;
-        let mut keys = paths.iter().map(|p| self.key(p)).collect::<Result<Vec<_>>>()?;
+        let paths: Vec<StorePath> = store.objects.list(prefix).map_ok(|meta| meta.location).try_collect().await?;
+        let reserved = format!("{UPLOADS_PREFIX}/");
+        let mut keys = paths
+            .iter()
+            .filter(|p| !p.as_ref().starts_with(&reserved))
+            .map(|p| self.key(p))
+            .collect::<Result<Vec<_>>>()?;
         keys.sort();
         keys.dedup();
         Ok(keys)
@@ -334,7 +468,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         if key.is_root() {
             return Ok(false);
         }
-        match store.head(&self.store_path(key)?).await {
+        match store.objects.head(&self.store_path(key)?).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
@@ -345,7 +479,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
         // The first child answers; a 10,000-object prefix is not listed whole.
-        match store.list(prefix).next().await {
+        match store.objects.list(prefix).next().await {
             Some(Ok(_)) => Ok(true),
             Some(Err(e)) => Err(e.into()),
             None => Ok(false),

@@ -15,9 +15,9 @@ mod confined;
 pub use confined::{ConfinedStore, STAGING_DIR};
 use ferry_sdk::transfer::{self, Staging, local_error};
 use ferry_sdk::{
-    ArtifactKey, ByteStream, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, StoreBuilder, TransferOptions,
+    ArtifactKey, ByteStream, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store, StoreBuilder,
+    TransferOptions,
 };
-use object_store::ObjectStore;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,12 +47,12 @@ pub fn build_store(configuration: &str) -> Result<ConfinedStore> {
     ConfinedStore::new(&config.root)
 }
 
-/// One configured root: the confined store, also as the `dyn ObjectStore` the
+/// One configured root: the confined store, also as the [`Store`] the
 /// generic adapter works on.
 #[derive(Clone, Debug)]
 pub struct FsRoot {
     confined: Arc<ConfinedStore>,
-    store: Arc<dyn ObjectStore>,
+    store: Store,
 }
 
 /// The filesystem driver: the generic object_store adapter for reads, lists
@@ -70,8 +70,8 @@ pub struct FsDriver {
 pub struct FsStores;
 
 impl StoreBuilder for FsStores {
-    async fn build(&self, configuration: &str) -> Result<Arc<dyn ObjectStore>> {
-        Ok(Arc::new(build_store(configuration)?))
+    async fn build(&self, configuration: &str) -> Result<Store> {
+        Ok(Store::new(Arc::new(build_store(configuration)?)))
     }
 }
 
@@ -105,7 +105,7 @@ impl Driver for FsDriver {
 
     async fn configure(&self, configuration: &str) -> Result<FsRoot> {
         let confined = Arc::new(build_store(configuration)?);
-        Ok(FsRoot { store: confined.clone(), confined })
+        Ok(FsRoot { store: Store::new(confined.clone()), confined })
     }
 
     async fn open_stream(&self, root: &FsRoot, key: &ArtifactKey) -> Result<ByteStream> {

@@ -14,20 +14,32 @@
 //!
 //! Transfers go through the SDK's object_store adapter: single PUT below
 //! 16 MiB, parallel multipart above it (part size grows so 10,000 parts reach
-//! 5 TiB), multipart aborted on failure, streaming both ways.
+//! 5 TiB), uploads of files resumable across processes, streaming both ways.
+//! Bucket creation and lifecycle rules go through [`bucket::BucketAdmin`].
 
+pub mod bucket;
+pub mod resolve;
+
+use bucket::{BucketAdmin, LifecycleRules};
 use ferry_sdk::config::{SecretRef, Secrets};
-use ferry_sdk::{Error, ObjectStoreDriver, Result, StoreBuilder, TransferOptions};
-use object_store::ObjectStore;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreBuilder, TransferOptions};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{HttpConnector, ReqwestConnector};
+use object_store::{Certificate, ClientOptions};
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// The configuration: Argo's `S3Artifact` fields, plus `addressing`.
+/// Days after which a multipart upload no process resumed is aborted by the
+/// lifecycle rule Ferry writes into buckets it creates.
+pub const DEFAULT_ABORT_INCOMPLETE_DAYS: u32 = 7;
+
+/// The configuration: Argo's `S3Artifact` fields, plus `addressing` and
+/// `abortIncompleteMultipartUploadDays`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct S3Config {
     /// `host[:port]` of the service (a scheme is accepted and overrides `insecure`).
+    #[serde(default)]
     pub endpoint: String,
     /// The bucket.
     pub bucket: String,
@@ -50,13 +62,32 @@ pub struct S3Config {
     pub addressing: Option<Addressing>,
     /// Server-side encryption.
     pub encryption_options: Option<EncryptionOptions>,
-    /// Not supported yet: refused with a clear error.
+    /// A PEM CA certificate (bundle) to trust for the endpoint, from a secret.
+    pub ca_secret: Option<SecretRef>,
+    /// Create the bucket when it does not exist.
+    pub create_bucket_if_not_present: Option<CreateBucketOptions>,
+    /// Lifecycle rule written into a bucket this driver creates (0: none).
+    pub abort_incomplete_multipart_upload_days: Option<u32>,
+    /// Not supported: refused with a clear error.
     #[serde(rename = "roleARN")]
     pub role_arn: Option<String>,
-    /// Not supported yet: refused with a clear error.
-    pub create_bucket_if_not_present: Option<serde::de::IgnoredAny>,
-    /// Not supported yet: refused with a clear error.
-    pub ca_secret: Option<SecretRef>,
+    /// A session token given as a plain value (OSS's `securityToken`), for
+    /// layers built on this one; not a configuration field.
+    #[serde(skip)]
+    pub session_token: Option<String>,
+    /// An access key id and secret given as values rather than secret
+    /// references, for layers built on this one; not a configuration field.
+    #[serde(skip)]
+    pub static_credentials: Option<(String, String)>,
+}
+
+/// `createBucketIfNotPresent`, as in Argo.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateBucketOptions {
+    /// Create the bucket with S3 Object Lock enabled.
+    #[serde(default)]
+    pub object_locking: bool,
 }
 
 /// Bucket addressing.
@@ -86,62 +117,174 @@ pub struct EncryptionOptions {
     pub server_side_customer_key_secret: Option<SecretRef>,
 }
 
-fn unsupported(field: &str) -> Error {
-    Error::invalid_config(format!("invalid configuration: field `{field}` is not supported by ferry-driver-s3 yet"))
+fn unsupported(field: &str, why: &str) -> Error {
+    Error::invalid_config(format!("invalid configuration: field `{field}` is not supported by ferry-driver-s3: {why}"))
 }
 
-/// Builds an S3 store from a configuration string.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct S3Stores;
+/// A configured S3 bucket: the object store and the bucket-level client.
+pub struct Connection {
+    /// Objects.
+    pub store: Arc<AmazonS3>,
+    /// Bucket creation and lifecycle.
+    pub admin: BucketAdmin,
+    /// Whether part ETags are MD5s (not under SSE-KMS or SSE-C).
+    pub etag_is_md5: bool,
+    /// Whether this connection created the bucket.
+    pub created_bucket: bool,
+}
 
-impl S3Stores {
-    /// Parses and validates a configuration, resolving its secrets.
-    pub fn builder(configuration: &str) -> Result<AmazonS3Builder> {
-        let c: S3Config = ferry_sdk::config::parse(configuration)?;
-        if c.role_arn.is_some() {
-            return Err(unsupported("roleARN"));
+impl Connection {
+    /// The SDK's view of this connection.
+    pub fn into_store(self) -> Store {
+        Store::resumable(self.store).with_etag_is_md5(self.etag_is_md5)
+    }
+}
+
+impl S3Config {
+    /// Reads a configuration string.
+    pub fn parse(configuration: &str) -> Result<Self> {
+        ferry_sdk::config::parse(configuration)
+    }
+
+    /// Validates the configuration, resolves its secrets and connects; creates
+    /// the bucket (with its lifecycle rule) when asked to.
+    pub async fn connect(&self) -> Result<Connection> {
+        let connection = self.open().await?;
+        let rules = self.abort_rule();
+        if connection.created_bucket && !rules.is_empty() {
+            // A convenience, not the user's request: a server without
+            // lifecycle support (s3s-fs, some appliances) still gets its bucket.
+            if let Err(e) = connection.admin.put_lifecycle(&rules).await {
+                tracing::warn!(error = %e, bucket = %self.bucket, "could not add the rule aborting incomplete multipart uploads");
+            }
         }
-        if c.create_bucket_if_not_present.is_some() {
-            return Err(unsupported("createBucketIfNotPresent"));
+        Ok(connection)
+    }
+
+    fn abort_rule(&self) -> LifecycleRules {
+        LifecycleRules {
+            abort_incomplete_multipart_days: self
+                .abort_incomplete_multipart_upload_days
+                .unwrap_or(DEFAULT_ABORT_INCOMPLETE_DAYS),
+            infrequent_access_class: "STANDARD_IA",
+            ..LifecycleRules::default()
         }
-        if c.ca_secret.is_some() {
-            return Err(unsupported("caSecret"));
+    }
+
+    /// Validates, resolves secrets, connects and creates the bucket when asked
+    /// to, writing no lifecycle rule.
+    pub async fn open(&self) -> Result<Connection> {
+        let (builder, client_options, etag_is_md5) = self.builder()?;
+        let store =
+            Arc::new(builder.build().map_err(|e| Error::invalid_config(format!("invalid configuration: {e}")))?);
+        let admin = BucketAdmin {
+            bucket: self.admin_bucket()?,
+            client: ReqwestConnector::default().connect(&client_options)?,
+            credentials: (self.access_key_secret.is_some() || self.static_credentials.is_some() || self.use_sdk_creds)
+                .then(|| store.credentials().clone()),
+        };
+        let mut connection = Connection { store, admin, etag_is_md5, created_bucket: false };
+        if let Some(create) = &self.create_bucket_if_not_present
+            && connection.admin.ensure_exists(create.object_locking).await?
+        {
+            tracing::info!(bucket = %self.bucket, "created bucket");
+            connection.created_bucket = true;
         }
-        if c.bucket.is_empty() {
+        Ok(connection)
+    }
+
+    fn endpoint_url(&self) -> String {
+        if self.endpoint.is_empty() {
+            let region = if self.region.is_empty() { "us-east-1" } else { &self.region };
+            format!("https://s3.{region}.amazonaws.com")
+        } else if self.endpoint.contains("://") {
+            self.endpoint.clone()
+        } else {
+            format!("{}://{}", if self.insecure { "http" } else { "https" }, self.endpoint)
+        }
+    }
+
+    fn admin_bucket(&self) -> Result<rusty_s3::Bucket> {
+        let url = self
+            .endpoint_url()
+            .parse()
+            .map_err(|e| Error::invalid_config(format!("invalid configuration: field `endpoint`: {e}")))?;
+        let style = if self.addressing == Some(Addressing::Virtual) {
+            rusty_s3::UrlStyle::VirtualHost
+        } else {
+            rusty_s3::UrlStyle::Path
+        };
+        rusty_s3::Bucket::new(url, style, self.bucket.clone(), self.region_or_default().to_string())
+            .map_err(|e| Error::invalid_config(format!("invalid configuration: fields `endpoint` and `bucket`: {e}")))
+    }
+
+    fn region_or_default(&self) -> &str {
+        if self.region.is_empty() { "us-east-1" } else { &self.region }
+    }
+
+    /// The object_store builder and client options this configuration
+    /// describes, and whether part ETags will be MD5s.
+    pub fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions, bool)> {
+        if self.role_arn.is_some() {
+            return Err(unsupported(
+                "roleARN",
+                "assume the role outside the driver (IRSA / web identity with useSDKCreds: true)",
+            ));
+        }
+        if self.bucket.is_empty() {
             return Err(Error::invalid_config("invalid configuration: field `bucket` is required"));
         }
         let secrets = Secrets::from_env();
-        let mut b = if c.use_sdk_creds { AmazonS3Builder::from_env() } else { AmazonS3Builder::new() };
-        b = b.with_bucket_name(&c.bucket).with_region(if c.region.is_empty() { "us-east-1" } else { &c.region });
-        if !c.endpoint.is_empty() {
-            let url = if c.endpoint.contains("://") {
-                c.endpoint.clone()
-            } else {
-                format!("{}://{}", if c.insecure { "http" } else { "https" }, c.endpoint)
-            };
-            b = b.with_endpoint(url).with_allow_http(true);
-            let virtual_hosted = c.addressing == Some(Addressing::Virtual);
+        let mut options = ClientOptions::new().with_allow_http(true);
+        if let Some(ca) = &self.ca_secret {
+            let pem = secrets.resolve(ca)?;
+            let certs = Certificate::from_pem_bundle(pem.expose().as_bytes())
+                .map_err(|e| Error::invalid_config(format!("invalid configuration: field `caSecret`: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::invalid_config("invalid configuration: field `caSecret` holds no PEM certificate"));
+            }
+            for cert in certs {
+                options = options.with_root_certificate(cert);
+            }
+        }
+        match resolve::Overrides::from_env() {
+            Ok(Some(overrides)) => options = options.with_dns_resolver(Arc::new(overrides)),
+            Ok(None) => {}
+            Err(e) => return Err(Error::invalid_config(e)),
+        }
+        let mut b = if self.use_sdk_creds { AmazonS3Builder::from_env() } else { AmazonS3Builder::new() };
+        b = b.with_bucket_name(&self.bucket).with_region(self.region_or_default());
+        if !self.endpoint.is_empty() {
+            let url = self.endpoint_url();
+            let virtual_hosted = self.addressing == Some(Addressing::Virtual);
             b = b.with_virtual_hosted_style_request(virtual_hosted);
             if virtual_hosted {
                 // object_store expects the bucket in a virtual-hosted endpoint.
-                let scheme_end = c.endpoint.find("://").map(|i| i + 3);
-                let url = match scheme_end {
-                    Some(i) => format!("{}{}.{}", &c.endpoint[..i], c.bucket, &c.endpoint[i..]),
-                    None => format!("{}://{}.{}", if c.insecure { "http" } else { "https" }, c.bucket, c.endpoint),
-                };
+                let (scheme, host) = url.split_once("://").unwrap_or(("https", &url));
+                b = b.with_endpoint(format!("{scheme}://{}.{host}", self.bucket));
+            } else {
                 b = b.with_endpoint(url);
             }
         }
-        match (&c.access_key_secret, &c.secret_key_secret) {
+        match (&self.access_key_secret, &self.secret_key_secret) {
+            _ if self.static_credentials.is_some() => {
+                let (id, secret) = self.static_credentials.clone().unwrap_or_default();
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(t) = &self.session_token {
+                    b = b.with_token(t);
+                }
+            }
             (Some(a), Some(s)) => {
                 b = b
                     .with_access_key_id(secrets.resolve(a)?.expose())
                     .with_secret_access_key(secrets.resolve(s)?.expose());
-                if let Some(t) = &c.session_token_secret {
+                if let Some(t) = &self.session_token_secret {
                     b = b.with_token(secrets.resolve(t)?.expose());
+                } else if let Some(t) = &self.session_token {
+                    b = b.with_token(t);
                 }
             }
-            (None, None) if c.use_sdk_creds => {}
+            (None, None) if self.use_sdk_creds => {}
             (None, None) => b = b.with_skip_signature(true),
             _ => {
                 return Err(Error::invalid_config(
@@ -149,14 +292,20 @@ impl S3Stores {
                 ));
             }
         }
-        if let Some(e) = &c.encryption_options {
+        let mut etag_is_md5 = true;
+        if let Some(e) = &self.encryption_options {
             if !e.kms_encryption_context.is_empty() {
-                return Err(unsupported("encryptionOptions.kmsEncryptionContext"));
+                return Err(unsupported(
+                    "encryptionOptions.kmsEncryptionContext",
+                    "set the context through the KMS key policy instead",
+                ));
             }
             if let Some(k) = &e.server_side_customer_key_secret {
                 b = b.with_ssec_encryption(secrets.resolve(k)?.expose());
+                etag_is_md5 = false;
             } else if e.enable_encryption && !e.kms_key_id.is_empty() {
                 b = b.with_sse_kms_encryption(&e.kms_key_id);
+                etag_is_md5 = false;
             } else if e.enable_encryption {
                 b = b.with_config(
                     "aws_server_side_encryption"
@@ -166,20 +315,23 @@ impl S3Stores {
                 );
             }
         }
-        Ok(b)
+        b = b.with_client_options(options.clone());
+        Ok((b, options, etag_is_md5))
     }
 }
+
+/// Builds an S3 store from a configuration string.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct S3Stores;
 
 impl StoreBuilder for S3Stores {
-    async fn build(&self, configuration: &str) -> Result<Arc<dyn ObjectStore>> {
-        let store = S3Stores::builder(configuration)?
-            .build()
-            .map_err(|e| Error::invalid_config(format!("invalid configuration: {e}")))?;
-        Ok(Arc::new(store))
+    async fn build(&self, configuration: &str) -> Result<Store> {
+        Ok(S3Config::parse(configuration)?.connect().await?.into_store())
     }
 }
 
-/// The S3 driver, ready for [`ferry_sdk::run`].
-pub fn driver() -> ObjectStoreDriver<S3Stores> {
-    ObjectStoreDriver::new(S3Stores).with_options(TransferOptions::default())
+/// The S3 driver, ready for [`ferry_sdk::run`]. Transfer tuning comes from the
+/// environment (see [`TransferOptions::from_env`]).
+pub fn driver() -> Result<ObjectStoreDriver<S3Stores>> {
+    Ok(ObjectStoreDriver::new(S3Stores).with_options(TransferOptions::from_env()?))
 }

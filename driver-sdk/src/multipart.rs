@@ -1,0 +1,381 @@
+//! Resumable multipart uploads of local files.
+//!
+//! A Save that is interrupted (connection lost, driver killed, call cancelled)
+//! leaves its multipart upload and a small journal object behind. The journal
+//! names the upload and records, for every part the store acknowledged, the
+//! MD5 of the bytes sent and the ETag the store returned. A later Save of the
+//! same key and the same source, by any process, re-reads each recorded part,
+//! and sends again only those parts that are missing or whose bytes no longer
+//! match. An upload that is given up (a permanent error, a source that changed
+//! size, a Delete of the key) is aborted and its journal removed, so no parts
+//! stay behind.
+//!
+//! The journal lives in the store itself, under [`UPLOADS_PREFIX`], because the
+//! process that resumes may run in another pod on another node.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::transfer::local_error;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as StorePath;
+use object_store::{MultipartId, ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Reserved top-level prefix holding the journals of unfinished uploads.
+/// Keys under it are refused and listings of the root hide it.
+pub const UPLOADS_PREFIX: &str = ".ferry-uploads";
+
+/// Attempts, in one Save, to carry an upload through transient failures
+/// (each attempt resumes the last); the HTTP client retries single requests
+/// below this.
+const ATTEMPTS: u32 = 3;
+
+/// The journal of one unfinished upload.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Journal {
+    /// The object being written (guards against hash-free name collisions).
+    path: String,
+    upload_id: String,
+    /// Source size and part size: a resume needs both to be unchanged.
+    size: u64,
+    part_size: u64,
+    /// Part index → what was sent and what the store answered.
+    parts: BTreeMap<usize, PartRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct PartRecord {
+    md5: String,
+    etag: String,
+}
+
+/// Where the journal of an upload to `path` lives. Keyed by the object's own
+/// path, so that deleting a directory finds the unfinished uploads under it.
+pub(crate) fn journal_path(path: &StorePath) -> StorePath {
+    StorePath::from(format!("{UPLOADS_PREFIX}/{path}.upload.json"))
+}
+
+/// Every journal under `prefix` (a directory key), or the one of `prefix` itself.
+pub(crate) fn journal_dir(prefix: &StorePath) -> StorePath {
+    StorePath::from(format!("{UPLOADS_PREFIX}/{prefix}"))
+}
+
+/// Counts of one upload, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Parts in the object.
+    pub parts: usize,
+    /// Parts already stored by an earlier attempt and verified against the source.
+    pub reused: usize,
+    /// Bytes sent in this call.
+    pub bytes_sent: u64,
+}
+
+/// One file going up as a resumable multipart upload.
+pub(crate) struct FileUpload<'a> {
+    pub objects: &'a Arc<dyn ObjectStore>,
+    pub multipart: &'a Arc<dyn MultipartStore>,
+    pub path: &'a StorePath,
+    pub src: &'a Path,
+    pub size: u64,
+    pub part_size: u64,
+    pub concurrency: usize,
+    /// Whether the store's part ETag is the MD5 of the part (not under SSE-KMS or SSE-C).
+    pub etag_is_md5: bool,
+}
+
+impl FileUpload<'_> {
+    /// Uploads the file, resuming an earlier attempt when one is recorded.
+    pub async fn run(&self) -> Result<UploadReport> {
+        let file = Arc::new(std::fs::File::open(self.src).map_err(|e| local_error(e, "opening", self.src))?);
+        let mut total = UploadReport::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(&file, &mut total).await {
+                Ok(()) => return Ok(total),
+                Err(Failure::Keep(err)) if attempt < ATTEMPTS => {
+                    tracing::warn!(error = %err, attempt, "upload interrupted; resuming");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(Failure::Keep(err)) => {
+                    // Left for a later Save to resume; the journal names it,
+                    // and Delete of the key aborts it.
+                    return Err(err.context("upload interrupted; a retried Save of the same file resumes it"));
+                }
+                Err(Failure::Vanished(err)) if attempt < ATTEMPTS => {
+                    // Aborted meanwhile (a lifecycle rule, a Delete): start over.
+                    tracing::warn!(error = %err, "the recorded multipart upload is gone; starting a new one");
+                    if let Err(e) = self.objects.delete(&journal_path(self.path)).await {
+                        tracing::warn!(error = %e, "removing the upload journal failed");
+                    }
+                }
+                Err(Failure::Vanished(err)) => return Err(Error::new(ErrorKind::Transient, err.message().to_string())),
+                Err(Failure::GiveUp(err, id)) => {
+                    if let Some(id) = id {
+                        self.abandon(&id).await;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, file: &Arc<std::fs::File>, total: &mut UploadReport) -> std::result::Result<(), Failure> {
+        let parts = self.size.div_ceil(self.part_size) as usize;
+        let journal = self.start().await.map_err(Failure::keep_or_give_up(None))?;
+        let id = journal.upload_id.clone();
+        let give_up = |e: Error| Failure::keep_or_give_up(Some(id.clone()))(e);
+        let recorded = journal.parts.clone();
+        let state = Arc::new(JournalWriter::new(self.objects.clone(), journal_path(self.path), journal));
+
+        let results: Vec<(usize, PartId, bool, u64)> = futures::stream::iter(0..parts)
+            .map(|idx| {
+                let file = file.clone();
+                let state = state.clone();
+                let recorded = recorded.get(&idx).cloned();
+                let id = id.clone();
+                async move {
+                    let (offset, len) =
+                        (idx as u64 * self.part_size, self.part_size.min(self.size - idx as u64 * self.part_size));
+                    let (data, md5) = read_part(file, offset, len as usize, self.src).await?;
+                    if let Some(r) = recorded
+                        && r.md5 == md5
+                    {
+                        return Ok((idx, PartId { content_id: r.etag }, true, 0));
+                    }
+                    let part = self.multipart.put_part(self.path, &id, idx, PutPayload::from(data)).await?;
+                    if self.etag_is_md5 && !etag_matches(&part.content_id, &md5) {
+                        return Err(Error::new(
+                            ErrorKind::Transient,
+                            format!(
+                                "part {} of {}: the store's ETag {} is not the MD5 {md5} of the bytes sent",
+                                idx + 1,
+                                self.path,
+                                part.content_id
+                            ),
+                        ));
+                    }
+                    state.record(idx, PartRecord { md5, etag: part.content_id.clone() }).await?;
+                    Ok((idx, part, false, len))
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await
+            .map_err(give_up)?;
+
+        let mut ordered = results;
+        ordered.sort_by_key(|r| r.0);
+        total.parts = parts;
+        total.reused = ordered.iter().filter(|r| r.2).count();
+        total.bytes_sent += ordered.iter().map(|r| r.3).sum::<u64>();
+        let ids = ordered.into_iter().map(|r| r.1).collect();
+        self.multipart.complete_multipart(self.path, &id, ids).await.map_err(|e| give_up(e.into()))?;
+        // Best effort: a leftover journal of a completed upload only costs a
+        // failed resume attempt, which starts over.
+        if let Err(e) = self.objects.delete(&journal_path(self.path)).await {
+            tracing::warn!(error = %e, "removing the upload journal failed");
+        }
+        Ok(())
+    }
+
+    /// The journal of an upload to continue, or of a new one.
+    async fn start(&self) -> Result<Journal> {
+        if let Some(old) = read_journal(self.objects, self.path).await? {
+            if old.size == self.size && old.part_size == self.part_size && old.path == self.path.as_ref() {
+                tracing::info!(upload = %old.upload_id, parts = old.parts.len(), "resuming multipart upload");
+                return Ok(old);
+            }
+            // Another source: its parts cannot serve this one.
+            abort_recorded(self.objects, self.multipart, self.path, &old).await;
+        }
+        let upload_id = self.multipart.create_multipart(self.path).await?;
+        let journal = Journal {
+            path: self.path.to_string(),
+            upload_id,
+            size: self.size,
+            part_size: self.part_size,
+            parts: BTreeMap::new(),
+        };
+        write_journal(self.objects, &journal_path(self.path), &journal).await?;
+        Ok(journal)
+    }
+
+    async fn abandon(&self, id: &MultipartId) {
+        if let Err(e) = self.multipart.abort_multipart(self.path, id).await {
+            tracing::warn!(error = %e, "aborting multipart upload failed");
+        }
+        if let Err(e) = self.objects.delete(&journal_path(self.path)).await {
+            tracing::warn!(error = %e, "removing the upload journal failed");
+        }
+    }
+}
+
+/// Why an attempt stopped: worth resuming later, or not.
+enum Failure {
+    Keep(Error),
+    Vanished(Error),
+    GiveUp(Error, Option<MultipartId>),
+}
+
+impl Failure {
+    fn keep_or_give_up(id: Option<MultipartId>) -> impl Fn(Error) -> Failure {
+        move |e: Error| {
+            match e.kind() {
+                ErrorKind::Transient => Failure::Keep(e),
+                // Local read errors are never NotFound (see `local_error`), so
+                // this is the upload itself missing from the store.
+                ErrorKind::NotFound => Failure::Vanished(e),
+                _ => Failure::GiveUp(e, id.clone()),
+            }
+        }
+    }
+}
+
+/// Keeps the journal in the store current while parts finish, one write in
+/// flight at a time: a part finishing while a write is under way is carried
+/// by the next write, so a kill loses at most the parts of one round trip.
+struct JournalWriter {
+    objects: Arc<dyn ObjectStore>,
+    at: StorePath,
+    journal: Mutex<(Journal, u64)>,
+    written: tokio::sync::Mutex<u64>,
+}
+
+impl JournalWriter {
+    fn new(objects: Arc<dyn ObjectStore>, at: StorePath, journal: Journal) -> Self {
+        JournalWriter { objects, at, journal: Mutex::new((journal, 0)), written: tokio::sync::Mutex::new(0) }
+    }
+
+    async fn record(&self, idx: usize, part: PartRecord) -> Result<()> {
+        {
+            let mut j = self.journal.lock().expect("journal lock");
+            j.0.parts.insert(idx, part);
+            j.1 += 1;
+        }
+        let mut written = self.written.lock().await;
+        let (snapshot, version) = {
+            let j = self.journal.lock().expect("journal lock");
+            if j.1 <= *written {
+                return Ok(());
+            }
+            (j.0.clone(), j.1)
+        };
+        write_journal(&self.objects, &self.at, &snapshot).await?;
+        *written = version;
+        Ok(())
+    }
+}
+
+async fn read_journal(objects: &Arc<dyn ObjectStore>, path: &StorePath) -> Result<Option<Journal>> {
+    match objects.get(&journal_path(path)).await {
+        Ok(found) => {
+            let bytes = found.bytes().await?;
+            match serde_json::from_slice(&bytes) {
+                Ok(j) => Ok(Some(j)),
+                Err(e) => {
+                    tracing::warn!(error = %e, journal = %journal_path(path), "ignoring an unreadable upload journal");
+                    Ok(None)
+                }
+            }
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn write_journal(objects: &Arc<dyn ObjectStore>, at: &StorePath, journal: &Journal) -> Result<()> {
+    let body = serde_json::to_vec(journal).map_err(|e| Error::other(format!("encoding the upload journal: {e}")))?;
+    objects.put(at, PutPayload::from(body)).await?;
+    Ok(())
+}
+
+/// Aborts the upload a journal names and removes the journal.
+async fn abort_recorded(
+    objects: &Arc<dyn ObjectStore>,
+    multipart: &Arc<dyn MultipartStore>,
+    path: &StorePath,
+    journal: &Journal,
+) {
+    match multipart.abort_multipart(path, &journal.upload_id).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, upload = %journal.upload_id, "aborting an abandoned multipart upload failed")
+        }
+    }
+    if let Err(e) = objects.delete(&journal_path(path)).await {
+        tracing::warn!(error = %e, "removing the upload journal failed");
+    }
+}
+
+/// Aborts every unfinished upload recorded for `path` or for objects under
+/// `path/` (the Delete of a key gives up its uploads too). Returns how many.
+pub(crate) async fn abort_under(
+    objects: &Arc<dyn ObjectStore>,
+    multipart: &Arc<dyn MultipartStore>,
+    path: &StorePath,
+) -> Result<usize> {
+    let mut aborted = 0;
+    if let Some(j) = read_journal(objects, path).await? {
+        abort_recorded(objects, multipart, path, &j).await;
+        aborted += 1;
+    }
+    let under: Vec<StorePath> = objects.list(Some(&journal_dir(path))).map_ok(|m| m.location).try_collect().await?;
+    for journal in under {
+        let Some(object) =
+            journal.as_ref().strip_prefix(&format!("{UPLOADS_PREFIX}/")).and_then(|p| p.strip_suffix(".upload.json"))
+        else {
+            continue;
+        };
+        let object = StorePath::from(object);
+        if let Some(j) = read_journal(objects, &object).await? {
+            abort_recorded(objects, multipart, &object, &j).await;
+            aborted += 1;
+        }
+    }
+    Ok(aborted)
+}
+
+/// Reads `len` bytes at `offset` and their MD5, off the async threads.
+async fn read_part(file: Arc<std::fs::File>, offset: u64, len: usize, src: &Path) -> Result<(Bytes, String)> {
+    let shown = src.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset).map_err(|e| local_error(e, "reading", &shown))?;
+        let md5 = format!("{:x}", Md5::digest(&buf));
+        Ok((Bytes::from(buf), md5))
+    })
+    .await
+    .map_err(|e| Error::other(format!("read task failed: {e}")))?
+}
+
+/// S3 quotes ETags; a multipart or encrypted object's ETag is not an MD5 at all.
+fn etag_matches(etag: &str, md5: &str) -> bool {
+    etag.trim_matches('"').eq_ignore_ascii_case(md5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journals_sit_under_the_reserved_prefix_by_object_path() {
+        let p = StorePath::from("a/b/file.bin");
+        assert_eq!(journal_path(&p).as_ref(), ".ferry-uploads/a/b/file.bin.upload.json");
+        assert!(journal_path(&p).as_ref().starts_with(journal_dir(&StorePath::from("a/b")).as_ref()));
+    }
+
+    #[test]
+    fn etags_compare_without_quotes_or_case() {
+        assert!(etag_matches("\"D41D8CD98F00B204E9800998ECF8427E\"", "d41d8cd98f00b204e9800998ecf8427e"));
+        assert!(!etag_matches("\"d41d8cd98f00b204e9800998ecf8427e-2\"", "d41d8cd98f00b204e9800998ecf8427e"));
+    }
+}

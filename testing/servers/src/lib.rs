@@ -1,0 +1,191 @@
+//! Real servers for tests, started on 127.0.0.1 and stopped on drop:
+//! [`S3sFs`] (s3s-fs, which checks SigV4 signatures), [`Moto`] (moto's S3),
+//! and [`DriverProcess`], a driver binary serving its socket as Argo runs it.
+//! Installing the servers is `scripts/test.sh`'s job; a missing one is a
+//! panic naming the script, never a silent skip.
+
+use ferry_sdk::client::DriverClient;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Credentials every test server accepts.
+pub const ACCESS_KEY: &str = "ferry-test-access";
+/// Credentials every test server accepts.
+pub const SECRET_KEY: &str = "ferry-test-secret";
+/// The bucket every test server has.
+pub const BUCKET: &str = "ferry-test";
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits up to 60 s for `port` to accept connections.
+pub fn wait_for_port(what: &str, port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what} did not listen on 127.0.0.1:{port} within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The workspace root (tests run in their crate's directory).
+pub fn workspace_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("Cargo.lock").exists() {
+        assert!(dir.pop(), "no workspace root above {}", env!("CARGO_MANIFEST_DIR"));
+    }
+    dir
+}
+
+/// s3s-fs on a free port, storing under a temporary directory.
+pub struct S3sFs {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    /// Its data directory: `<data>/<bucket>/<key>` is an object's bytes.
+    pub data: tempfile::TempDir,
+}
+
+impl S3sFs {
+    /// Path-style only, with the bucket [`BUCKET`].
+    pub fn start() -> S3sFs {
+        S3sFs::start_with_domain(None)
+    }
+
+    /// With `--domain DOMAIN:PORT`, so `BUCKET.DOMAIN` addresses a bucket
+    /// (virtual-hosted style).
+    pub fn start_with_domain(domain: Option<&str>) -> S3sFs {
+        let bin = std::env::var("S3S_FS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cargo/bin/s3s-fs"));
+        assert!(bin.exists(), "{} is missing: scripts/test.sh installs it", bin.display());
+        let data = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(data.path().join(BUCKET)).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()]).args([
+            "--access-key",
+            ACCESS_KEY,
+            "--secret-key",
+            SECRET_KEY,
+        ]);
+        if let Some(d) = domain {
+            cmd.args(["--domain", &format!("{d}:{port}")]);
+        }
+        let child = cmd.arg(data.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        wait_for_port("s3s-fs", port);
+        S3sFs { child, port, data }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Where s3s-fs keeps `key` of [`BUCKET`].
+    pub fn object(&self, key: &str) -> PathBuf {
+        self.data.path().join(BUCKET).join(key)
+    }
+
+    /// Parts of unfinished multipart uploads s3s-fs holds (it keeps them as
+    /// `.upload_id-<id>.part-<n>` files in its root).
+    pub fn stored_parts(&self) -> usize {
+        std::fs::read_dir(self.data.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".upload_id-"))
+            .count()
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's S3 server on a free port, from the project's `.venv`.
+pub struct Moto {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts moto; the bucket [`BUCKET`] is not created.
+    pub fn start() -> Moto {
+        let bin = workspace_root().join(".venv/bin/moto_server");
+        assert!(bin.exists(), "{} is missing: scripts/test.sh installs it", bin.display());
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port("moto", port);
+        Moto { child, port }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A driver binary serving a socket in a temporary directory, its log
+/// (JSON lines) kept in a file for the test to read.
+pub struct DriverProcess {
+    child: Child,
+    /// The connected client.
+    pub client: DriverClient,
+    /// The socket.
+    pub socket: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DriverProcess {
+    /// Starts `bin` with `env` added and connects to it.
+    pub async fn start(bin: &str, env: &[(&str, &str)]) -> DriverProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("socket");
+        let log = dir.path().join("driver.log");
+        let child = Command::new(bin)
+            .arg(&socket)
+            .env("FERRY_LOG", "info")
+            .env("FERRY_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let client = DriverClient::connect(&socket, Duration::from_secs(20)).await.unwrap();
+        DriverProcess { child, client, socket, log, _dir: dir }
+    }
+
+    /// Everything the driver logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
