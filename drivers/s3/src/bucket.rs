@@ -148,6 +148,31 @@ impl BucketAdmin {
         }
     }
 
+    /// The bucket's lifecycle configuration document, as the server returns it.
+    pub async fn get_lifecycle(&self) -> Result<String> {
+        let creds = self.credentials().await?;
+        let mut url = self.bucket.base_url().clone();
+        url.set_query(None);
+        let signed = rusty_s3::signing::sign(
+            &jiff_now(),
+            rusty_s3::Method::Get,
+            url,
+            creds.key(),
+            creds.secret(),
+            creds.token(),
+            self.bucket.region(),
+            SIGNED_FOR.as_secs(),
+            [("lifecycle", "")].into_iter(),
+            std::iter::empty(),
+        );
+        let (status, text) = self.send(http::Method::GET, signed, Bytes::new(), &[]).await?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(status_error(status, &format!("reading the lifecycle rules of bucket {}", self.bucket.name()), &text))
+        }
+    }
+
     async fn send(
         &self,
         method: http::Method,
@@ -155,7 +180,12 @@ impl BucketAdmin {
         body: Bytes,
         headers: &[(&str, &str)],
     ) -> Result<(http::StatusCode, String)> {
+        // Servers want a length even on an empty PUT (411 otherwise).
+        let length = (method == http::Method::PUT).then(|| body.len().to_string());
         let mut req = http::Request::builder().method(method).uri(url.as_str());
+        if let Some(length) = &length {
+            req = req.header(http::header::CONTENT_LENGTH, length);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

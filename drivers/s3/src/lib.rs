@@ -79,6 +79,10 @@ pub struct S3Config {
     /// references, for layers built on this one; not a configuration field.
     #[serde(skip)]
     pub static_credentials: Option<(String, String)>,
+    /// Host overrides given directly rather than through `FERRY_RESOLVE`;
+    /// not a configuration field.
+    #[serde(skip)]
+    pub resolve: Option<resolve::Overrides>,
 }
 
 /// `createBucketIfNotPresent`, as in Argo.
@@ -247,10 +251,12 @@ impl S3Config {
                 options = options.with_root_certificate(cert);
             }
         }
-        match resolve::Overrides::from_env() {
-            Ok(Some(overrides)) => options = options.with_dns_resolver(Arc::new(overrides)),
-            Ok(None) => {}
-            Err(e) => return Err(Error::invalid_config(e)),
+        let overrides = match &self.resolve {
+            Some(o) => Some(o.clone()),
+            None => resolve::Overrides::from_env().map_err(Error::invalid_config)?,
+        };
+        if let Some(o) = overrides {
+            options = options.with_dns_resolver(Arc::new(o));
         }
         let mut b = if self.use_sdk_creds { AmazonS3Builder::from_env() } else { AmazonS3Builder::new() };
         b = b.with_bucket_name(&self.bucket).with_region(self.region_or_default());

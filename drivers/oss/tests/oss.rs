@@ -1,0 +1,111 @@
+//! ferry-driver-oss as a separate process, virtual-hosted style against real
+//! S3-compatible servers: s3s-fs (signatures checked) for objects and moto for
+//! the bucket lifecycle rules OSS users configure.
+
+use ferry_sdk::client::Location;
+use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, Moto, S3sFs, SECRET_KEY};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferry-driver-oss");
+
+/// moto keeps one backend per AWS region and answers 500 for others, such
+/// as the `cn-test` derived from the test endpoint.
+const MOTO_REGION: &str = ", region: us-east-1";
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("FERRY_SECRET_OSS_ACCESSKEY", ACCESS_KEY),
+        ("FERRY_SECRET_OSS_SECRETKEY", SECRET_KEY),
+        ("FERRY_RESOLVE", "ferry.test=127.0.0.1"),
+    ]
+}
+
+fn config(port: u16, bucket: &str, extra: &str) -> String {
+    format!(
+        "{{endpoint: 'oss-cn-test.ferry.test:{port}', insecure: true, bucket: {bucket}, accessKeySecret: {{name: oss, key: accessKey}}, secretKeySecret: {{name: oss, key: secretKey}}{extra}}}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_go_through_virtual_hosted_requests_with_checked_signatures() {
+    let s3 = S3sFs::start_with_domain(Some("oss-cn-test.ferry.test"));
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("a.txt");
+    std::fs::write(&src, "oss object").unwrap();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let at = Location::new("oss", config(s3.port, BUCKET, ""), "run/out/a.txt");
+    driver.client.save(&at, &src).await.unwrap();
+    // s3s-fs only serves `ferry-test.oss-cn-test.ferry.test` as the bucket
+    // when the request really is virtual-hosted.
+    assert_eq!(std::fs::read(s3.object("run/out/a.txt")).unwrap(), b"oss object");
+    assert_eq!(driver.client.list(&at.with_key("run")).await.unwrap(), vec!["run/out/a.txt"]);
+    let back = dir.path().join("back.txt");
+    driver.client.load(&at, &back).await.unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), b"oss object");
+    driver.client.delete(&at).await.unwrap();
+    assert!(!s3.object("run/out/a.txt").exists());
+    assert!(!driver.log().contains(SECRET_KEY));
+
+    let wrong = config(s3.port, BUCKET, "").replace("{name: oss, key: secretKey}", "{name: oss, key: accessKey}");
+    let err = driver.client.save(&Location::new("oss", wrong, "x"), &src).await.unwrap_err();
+    assert_eq!(err.kind(), ferry_sdk::ErrorKind::PermissionDenied, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directories_round_trip() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.txt"), "a").unwrap();
+    std::fs::write(tree.join("sub/b.txt"), "b").unwrap();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let at = Location::new(
+        "oss",
+        config(moto.port, "oss-dirs", &(MOTO_REGION.to_owned() + ", createBucketIfNotPresent: true")),
+        "run/out",
+    );
+    driver.client.save(&at, &tree).await.unwrap();
+    assert_eq!(driver.client.list(&at).await.unwrap(), vec!["run/out/a.txt", "run/out/sub/b.txt"]);
+    assert!(driver.client.is_directory(&at).await.unwrap());
+    let back = dir.path().join("back");
+    driver.client.load(&at, &back).await.unwrap();
+    assert_eq!(std::fs::read(back.join("sub/b.txt")).unwrap(), b"b");
+    driver.client.delete(&at).await.unwrap();
+    let gone = driver.client.list(&at).await.unwrap_err();
+    assert_eq!(gone.kind(), ferry_sdk::ErrorKind::NotFound, "{gone}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_rules_are_written_and_bad_ones_refused() {
+    let moto = Moto::start();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let cfg = config(
+        moto.port,
+        "oss-made",
+        &(MOTO_REGION.to_owned()
+            + ", createBucketIfNotPresent: true, lifecycleRule: {markInfrequentAccessAfterDays: 30, markDeletionAfterDays: 90}"),
+    );
+    let at = Location::new("oss", cfg.clone(), "");
+    assert!(driver.client.list(&at).await.unwrap().is_empty());
+
+    // Read the rules back through the same signed client path.
+    let oss = ferry_driver_oss::OssConfig::parse(&cfg).unwrap();
+    let mut s3 = oss.to_s3().unwrap();
+    s3.static_credentials = Some((ACCESS_KEY.into(), SECRET_KEY.into()));
+    s3.resolve = Some(ferry_driver_s3::resolve::Overrides::parse("ferry.test=127.0.0.1").unwrap());
+    let xml = s3.open().await.unwrap().admin.get_lifecycle().await.unwrap();
+    assert!(xml.contains("<DaysAfterInitiation>7</DaysAfterInitiation>"), "{xml}");
+    assert!(xml.contains("<Days>30</Days>") && xml.contains("STANDARD_IA"), "{xml}");
+    assert!(xml.contains("<Expiration><Days>90</Days></Expiration>"), "{xml}");
+
+    let bad = config(
+        moto.port,
+        "oss-made",
+        ", lifecycleRule: {markInfrequentAccessAfterDays: 90, markDeletionAfterDays: 30}",
+    );
+    let err = driver.client.list(&Location::new("oss", bad, "")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("markInfrequentAccessAfterDays (90) must be less than markDeletionAfterDays (30)"),
+        "{err}"
+    );
+}
