@@ -26,7 +26,7 @@ target/debug/ferry-conformance --profile conformance/profiles/fs.yaml \
 target/debug/ferry-conformance --profile conformance/profiles/python.yaml --mode core \
     --junit target/conformance/python.junit.xml --json target/conformance/python.json
 
-# ferry-driver-s3 against two real S3 servers started here: s3s-fs (checks
+# ferry-driver-s3 (and -oss) against two real S3 servers started here: s3s-fs (checks
 # signatures; installed once by scripts/s3-server.sh) and moto.
 s3dir=$(mktemp -d)
 servers=()
@@ -49,5 +49,8 @@ target/debug/ferry-conformance --profile conformance/profiles/s3.yaml \
     --junit target/conformance/s3-s3s.junit.xml --json target/conformance/s3-s3s.json
 target/debug/ferry-conformance --profile conformance/profiles/s3-moto.yaml \
     --junit target/conformance/s3-moto.junit.xml --json target/conformance/s3-moto.json
+# ferry-driver-oss: virtual-hosted requests to the same moto, through FERRY_RESOLVE.
+target/debug/ferry-conformance --profile conformance/profiles/oss-moto.yaml \
+    --junit target/conformance/oss-moto.junit.xml --json target/conformance/oss-moto.json
 
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python
