@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod executor;
+mod s3;
 
 #[derive(Parser)]
 #[command(about = "Ferry benchmarks: each figure printed beside the peer it is compared with")]
@@ -50,6 +51,23 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data")]
         dir: PathBuf,
     },
+    /// ferry-driver-s3 against s3s-fs beside rclone, aws-cli and object_store
+    /// direct; resume after a kill; OpenStream first byte; peak RSS on a big
+    /// file; a directory of small files (against moto).
+    S3 {
+        /// Size of the file of the throughput runs in MiB.
+        #[arg(long, default_value_t = 4096)]
+        size_mib: u64,
+        /// Size in GiB of the file whose save and load peak RSS is measured (0: skip).
+        #[arg(long, default_value_t = 20)]
+        big_gib: u64,
+        /// Files in the directory benchmark (0: skip).
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+        /// Scratch directory (needs about 3 × size free, plus 2 × big).
+        #[arg(long, default_value = "target/bench-data")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -57,6 +75,10 @@ fn main() -> Result<()> {
         Bench::Fs { size_mib, runs, startups, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(fs_bench(size_mib, runs.max(1), startups.max(1), &dir))
+        }
+        Bench::S3 { size_mib, big_gib, files, dir } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(s3::bench(s3::Plan { size_mib, big_gib, files, dir }))
         }
         Bench::Executor { nodes, parallelism, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
@@ -116,13 +138,13 @@ pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn rate(bytes: u64, d: Duration) -> String {
+pub(crate) fn rate(bytes: u64, d: Duration) -> String {
     format!("{:.0} MiB/s", bytes as f64 / (1 << 20) as f64 / d.as_secs_f64())
 }
 
 /// Times one run of `f`, after flushing dirty pages: otherwise whichever run
 /// follows gigabytes of writes is throttled by writeback for reasons not its own.
-async fn timed<F, Fut>(f: F) -> Result<Duration>
+pub(crate) async fn timed<F, Fut>(f: F) -> Result<Duration>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
@@ -259,7 +281,7 @@ async fn fs_bench(size_mib: u64, runs: usize, startups: usize, dir: &Path) -> Re
     Ok(())
 }
 
-fn write_pattern(path: &Path, size: u64) -> Result<()> {
+pub(crate) fn write_pattern(path: &Path, size: u64) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let block: Vec<u8> = (0..(1u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();

@@ -35,6 +35,7 @@ mod driver;
 mod error;
 mod key;
 mod multipart;
+mod ranged;
 mod server;
 mod store;
 pub mod transfer;

@@ -4,6 +4,7 @@ use crate::driver::{ByteStream, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
 use crate::multipart::{self, FileUpload, UPLOADS_PREFIX};
+use crate::ranged;
 use crate::transfer::{self, Staging, local_error};
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
@@ -141,7 +142,6 @@ fn env_size(name: &str) -> Result<Option<u64>> {
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
     multipart: Option<Arc<dyn MultipartStore>>,
-    etag_is_md5: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -157,23 +157,13 @@ impl Store {
     /// A store whose large uploads go through object_store's `WriteMultipart`
     /// (aborted on failure, never resumed).
     pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
-        Store { objects, multipart: None, etag_is_md5: false }
+        Store { objects, multipart: None }
     }
 
     /// A store whose file uploads resume after an interruption, even in
     /// another process: see [`UPLOADS_PREFIX`] for where the journal lives.
-    /// Part ETags are checked against the MD5 of the bytes sent, as S3 and
-    /// its clones return them; turn that off with [`Store::with_etag_is_md5`]
-    /// where they are not (SSE-KMS, SSE-C).
     pub fn resumable<S: ObjectStore + MultipartStore>(store: Arc<S>) -> Self {
-        Store { objects: store.clone(), multipart: Some(store), etag_is_md5: true }
-    }
-
-    /// Whether part ETags are the MD5 of the part.
-    #[must_use]
-    pub fn with_etag_is_md5(mut self, yes: bool) -> Self {
-        self.etag_is_md5 = yes;
-        self
+        Store { objects: store.clone(), multipart: Some(store) }
     }
 
     /// The object store.
@@ -359,15 +349,22 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
                 size,
                 part_size: self.options.part_size_for(size),
                 concurrency: self.options.max_concurrency,
-                etag_is_md5: store.etag_is_md5,
             }
             .run()
             .await?;
             tracing::info!(key = %key, parts = report.parts, reused = report.reused, bytes_sent = report.bytes_sent, "multipart upload done");
+            // Parts are read at fixed offsets up to the size taken at the
+            // start: a file that shrank fails the read, one that grew is
+            // saved as it was.
+            return Ok(());
         } else if size <= self.options.multipart_threshold {
             let mut buf = Vec::with_capacity(size as usize);
             file.read_to_end(&mut buf).await.map_err(|e| local_error(e, "reading", src))?;
+            if buf.len() as u64 != size {
+                return Err(changed(src, size, buf.len() as u64));
+            }
             store.objects.put(&path, PutPayload::from(buf)).await?;
+            return Ok(());
         } else {
             let part = self.options.part_size_for(size);
             let mut parts = part_stream(file, part as usize, src.to_path_buf());
@@ -377,19 +374,24 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         // A source that changed size under us must not pass as a good copy.
         let stored = store.objects.head(&path).await?.size;
         if stored != size {
-            return Err(Error::other(format!(
-                "saved {stored} bytes for key {key:?} but {} has {size} bytes; was it written during the save?",
-                src.display()
-            )));
+            return Err(changed(src, size, stored));
         }
         Ok(())
     }
 
     async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
         key.require_object("load")?;
-        let result = store.objects.get(&self.store_path(key)?).await?;
+        let path = self.store_path(key)?;
+        let result = store.objects.get(&path).await?;
         let expected = result.meta.size;
         let written = match result.payload {
+            // Large remote objects come down in parallel ranges, as upload does.
+            GetResultPayload::Stream(s) if expected > self.options.multipart_threshold => {
+                let part = self.options.part_size_for(expected);
+                ranged::download(&store.objects, &path, &result.meta, s, dst, part, self.options.max_concurrency)
+                    .await?;
+                expected
+            }
             GetResultPayload::File(mut file, _) => {
                 // Local to local: let the kernel copy (copy_file_range) instead
                 // of moving every byte through user space.
@@ -485,6 +487,13 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
             None => Ok(false),
         }
     }
+}
+
+fn changed(src: &Path, size: u64, got: u64) -> Error {
+    Error::other(format!(
+        "{} had {size} bytes when the save started and {got} at its end; was it written during the save?",
+        src.display()
+    ))
 }
 
 /// Reads a file in whole parts of `part` bytes (the last may be shorter).

@@ -131,8 +131,6 @@ pub struct Connection {
     pub store: Arc<AmazonS3>,
     /// Bucket creation and lifecycle.
     pub admin: BucketAdmin,
-    /// Whether part ETags are MD5s (not under SSE-KMS or SSE-C).
-    pub etag_is_md5: bool,
     /// Whether this connection created the bucket.
     pub created_bucket: bool,
 }
@@ -140,7 +138,7 @@ pub struct Connection {
 impl Connection {
     /// The SDK's view of this connection.
     pub fn into_store(self) -> Store {
-        Store::resumable(self.store).with_etag_is_md5(self.etag_is_md5)
+        Store::resumable(self.store)
     }
 }
 
@@ -178,7 +176,7 @@ impl S3Config {
     /// Validates, resolves secrets, connects and creates the bucket when asked
     /// to, writing no lifecycle rule.
     pub async fn open(&self) -> Result<Connection> {
-        let (builder, client_options, etag_is_md5) = self.builder()?;
+        let (builder, client_options) = self.builder()?;
         let store =
             Arc::new(builder.build().map_err(|e| Error::invalid_config(format!("invalid configuration: {e}")))?);
         let admin = BucketAdmin {
@@ -187,7 +185,7 @@ impl S3Config {
             credentials: (self.access_key_secret.is_some() || self.static_credentials.is_some() || self.use_sdk_creds)
                 .then(|| store.credentials().clone()),
         };
-        let mut connection = Connection { store, admin, etag_is_md5, created_bucket: false };
+        let mut connection = Connection { store, admin, created_bucket: false };
         if let Some(create) = &self.create_bucket_if_not_present
             && connection.admin.ensure_exists(create.object_locking).await?
         {
@@ -226,9 +224,8 @@ impl S3Config {
         if self.region.is_empty() { "us-east-1" } else { &self.region }
     }
 
-    /// The object_store builder and client options this configuration
-    /// describes, and whether part ETags will be MD5s.
-    pub fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions, bool)> {
+    /// The object_store builder and client options this configuration describes.
+    pub fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions)> {
         if self.role_arn.is_some() {
             return Err(unsupported(
                 "roleARN",
@@ -298,7 +295,6 @@ impl S3Config {
                 ));
             }
         }
-        let mut etag_is_md5 = true;
         if let Some(e) = &self.encryption_options {
             if !e.kms_encryption_context.is_empty() {
                 return Err(unsupported(
@@ -308,10 +304,8 @@ impl S3Config {
             }
             if let Some(k) = &e.server_side_customer_key_secret {
                 b = b.with_ssec_encryption(secrets.resolve(k)?.expose());
-                etag_is_md5 = false;
             } else if e.enable_encryption && !e.kms_key_id.is_empty() {
                 b = b.with_sse_kms_encryption(&e.kms_key_id);
-                etag_is_md5 = false;
             } else if e.enable_encryption {
                 b = b.with_config(
                     "aws_server_side_encryption"
@@ -322,7 +316,7 @@ impl S3Config {
             }
         }
         b = b.with_client_options(options.clone());
-        Ok((b, options, etag_is_md5))
+        Ok((b, options))
     }
 }
 
