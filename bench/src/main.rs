@@ -55,6 +55,9 @@ enum Bench {
     /// direct; resume after a kill; OpenStream first byte; peak RSS on a big
     /// file; a directory of small files (against moto).
     S3 {
+        /// Skip the throughput, first-byte and resume runs.
+        #[arg(long)]
+        no_transfers: bool,
         /// Size of the file of the throughput runs in MiB.
         #[arg(long, default_value_t = 4096)]
         size_mib: u64,
@@ -76,9 +79,9 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(fs_bench(size_mib, runs.max(1), startups.max(1), &dir))
         }
-        Bench::S3 { size_mib, big_gib, files, dir } => {
+        Bench::S3 { no_transfers, size_mib, big_gib, files, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(s3::bench(s3::Plan { size_mib, big_gib, files, dir }))
+            rt.block_on(s3::bench(s3::Plan { transfers: !no_transfers, size_mib, big_gib, files, dir }))
         }
         Bench::Executor { nodes, parallelism, dir } => {
             let rt = tokio::runtime::Runtime::new()?;

@@ -22,6 +22,7 @@ const PART: u64 = 8 << 20;
 
 /// What to run.
 pub struct Plan {
+    pub transfers: bool,
     pub size_mib: u64,
     pub big_gib: u64,
     pub files: usize,
@@ -195,14 +196,30 @@ fn journaled_parts(s3: &S3sFs, key: &str) -> usize {
 pub async fn bench(plan: Plan) -> Result<()> {
     std::fs::create_dir_all(&plan.dir)?;
     let dir = plan.dir.canonicalize()?;
-    let size = plan.size_mib << 20;
+    if plan.transfers {
+        transfers(&dir, plan.size_mib).await?;
+    }
+    if plan.big_gib > 0 {
+        let s3 = S3sFs::start();
+        big(&s3, &dir, plan.big_gib).await?;
+    }
+    if plan.files > 0 {
+        small_files(&dir, plan.files).await?;
+    }
+    Ok(())
+}
+
+async fn transfers(dir: &Path, size_mib: u64) -> Result<()> {
+    let dir = dir.to_path_buf();
+
+    let size = size_mib << 20;
     let src = dir.join("s3-src.bin");
     write_pattern(&src, size)?;
     let s3 = S3sFs::start();
     let endpoint = s3.endpoint();
     println!(
         "S3 transfers of {} MiB against s3s-fs on 127.0.0.1 (part size 8 MiB, 4 parts in flight for Ferry and object_store)",
-        plan.size_mib
+        size_mib
     );
 
     // Ferry through gRPC.
@@ -226,6 +243,9 @@ pub async fn bench(plan: Plan) -> Result<()> {
     drop(stream);
     let rss = driver.rss_mib()?;
     drop(driver);
+    // Each peer's object goes once measured, so a run on tmpfs holds at most
+    // the source, one object and one copy.
+    let _ = std::fs::remove_file(s3.object("ferry.bin"));
     let ferry = (f_save, f_load);
     row("ferry-driver-s3 (gRPC)", f_save, f_load, size, None);
 
@@ -233,6 +253,7 @@ pub async fn bench(plan: Plan) -> Result<()> {
     let d_save = timed(|| direct_put(&direct, "direct.bin", &src)).await?;
     let d_load = timed(|| direct_get(&direct, "direct.bin", &back)).await?;
     std::fs::remove_file(&back)?;
+    let _ = std::fs::remove_file(s3.object("direct.bin"));
     row("object_store direct", d_save, d_load, size, Some(ferry));
 
     let srcs = src.to_string_lossy().to_string();
@@ -250,6 +271,7 @@ pub async fn bench(plan: Plan) -> Result<()> {
         Err(e) => println!("  rclone: not run: {e}"),
     }
     let _ = std::fs::remove_file(&back);
+    let _ = std::fs::remove_file(s3.object("rclone.bin"));
     match async {
         let s = timed(|| async { aws(&endpoint, &["s3", "cp", "--quiet", &srcs, &format!("s3://{BUCKET}/aws.bin")]) })
             .await?;
@@ -263,11 +285,9 @@ pub async fn bench(plan: Plan) -> Result<()> {
         Err(e) => println!("  aws: not run: {e}"),
     }
     let _ = std::fs::remove_file(&back);
-    println!("  OpenStream first byte of the {} MiB object: {}", plan.size_mib, crate::ms(first));
+    println!("  OpenStream first byte of the {} MiB object: {}", size_mib, crate::ms(first));
     println!("  driver peak RSS over save, load and stream: {rss:.1} MiB");
-    for key in ["ferry.bin", "direct.bin", "rclone.bin", "aws.bin"] {
-        let _ = std::fs::remove_file(s3.object(key));
-    }
+    let _ = std::fs::remove_file(s3.object("aws.bin"));
 
     // Killed at half-way, resumed by a new process.
     let mut killed = Driver::start(&dir, "s3-killed").await?;
@@ -302,14 +322,6 @@ pub async fn bench(plan: Plan) -> Result<()> {
     drop(resumed);
     let _ = std::fs::remove_file(s3.object("resume.bin"));
     std::fs::remove_file(&src)?;
-
-    if plan.big_gib > 0 {
-        big(&s3, &dir, plan.big_gib).await?;
-    }
-    drop(s3);
-    if plan.files > 0 {
-        small_files(&dir, plan.files).await?;
-    }
     Ok(())
 }
 

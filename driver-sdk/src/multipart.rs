@@ -167,13 +167,33 @@ impl FileUpload<'_> {
         total.reused = ordered.iter().filter(|r| r.2).count();
         total.bytes_sent += ordered.iter().map(|r| r.3).sum::<u64>();
         let ids = ordered.into_iter().map(|r| r.1).collect();
-        self.multipart.complete_multipart(self.path, &id, ids).await.map_err(|e| give_up(e.into()))?;
+        if let Err(e) = self.multipart.complete_multipart(self.path, &id, ids).await {
+            // The answer to a Complete can be lost (a timeout while the server
+            // assembles a huge object); its retry then finds no upload. The
+            // object itself says whether the first attempt went through.
+            if !self.completed_meanwhile(parts).await {
+                return Err(give_up(e.into()));
+            }
+            tracing::info!(upload = %id, "the multipart upload had completed although its Complete call failed");
+        }
         // Best effort: a leftover journal of a completed upload only costs a
         // failed resume attempt, which starts over.
         if let Err(e) = self.objects.delete(&journal_path(self.path)).await {
             tracing::warn!(error = %e, "removing the upload journal failed");
         }
         Ok(())
+    }
+
+    /// Whether the object now at the path is this upload's: its size, and an
+    /// S3-style multipart ETag (`"<md5>-<parts>"`) with our part count.
+    async fn completed_meanwhile(&self, parts: usize) -> bool {
+        match self.objects.head(self.path).await {
+            Ok(meta) => {
+                meta.size == self.size
+                    && meta.e_tag.as_deref().is_some_and(|t| t.trim_matches('"').ends_with(&format!("-{parts}")))
+            }
+            Err(_) => false,
+        }
     }
 
     /// The journal of an upload to continue, or of a new one.

@@ -218,7 +218,8 @@ pub(crate) async fn load_path<D: Driver + ?Sized>(
             other => return other,
         }
     }
-    let children = driver.list(config, key).await?;
+    // A marker object for the directory itself (`key/`) lists as `key`.
+    let children: Vec<ArtifactKey> = driver.list(config, key).await?.into_iter().filter(|c| c != key).collect();
     if children.is_empty() {
         return Err(Error::not_found(format!("no object or directory at key {key:?}")));
     }
@@ -234,7 +235,16 @@ pub(crate) async fn load_path<D: Driver + ?Sized>(
                 let relative = key
                     .relative(&child)
                     .ok_or_else(|| Error::other(format!("driver listed {child:?}, which is not under {key:?}")))?;
-                driver.load_file(config, &child, &staging_root.join(relative)).await
+                let target = staging_root.join(relative);
+                match driver.load_file(config, &child, &target).await {
+                    // Listed but not readable by its name: a directory marker
+                    // (`dir/`, as Argo's OSS driver and consoles write them),
+                    // whose slash the listing dropped. It stands for a directory.
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        tokio::fs::create_dir_all(&target).await.map_err(|e| local_error(e, "creating", &target))
+                    }
+                    other => other,
+                }
             }
         })
         .buffer_unordered(DIRECTORY_CONCURRENCY)

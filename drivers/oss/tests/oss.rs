@@ -70,6 +70,26 @@ async fn directories_round_trip() {
     let back = dir.path().join("back");
     driver.client.load(&at, &back).await.unwrap();
     assert_eq!(std::fs::read(back.join("sub/b.txt")).unwrap(), b"b");
+
+    // A tree as Argo's OSS driver writes it: a `dir/` marker object for every
+    // directory, the empty ones included. Markers are put with boto3 (moto's
+    // own dependency) because object_store cannot name a key ending in `/`.
+    let script = format!(
+        "import boto3\n\
+         c = boto3.client('s3', endpoint_url='http://127.0.0.1:{}', region_name='us-east-1', aws_access_key_id='a', aws_secret_access_key='b')\n\
+         for k in ['argo/', 'argo/empty/', 'argo/sub/']: c.put_object(Bucket='oss-dirs', Key=k, Body=b'')\n\
+         c.put_object(Bucket='oss-dirs', Key='argo/sub/c.txt', Body=b'c')\n",
+        moto.port
+    );
+    let python = ferry_test_servers::workspace_root().join(".venv/bin/python");
+    let status = std::process::Command::new(python).arg("-c").arg(script).status().unwrap();
+    assert!(status.success());
+    let argo = at.with_key("argo");
+    let back = dir.path().join("argo-back");
+    driver.client.load(&argo, &back).await.unwrap();
+    assert_eq!(std::fs::read(back.join("sub/c.txt")).unwrap(), b"c");
+    assert!(back.join("empty").is_dir(), "an empty directory's marker becomes an empty directory");
+
     driver.client.delete(&at).await.unwrap();
     let gone = driver.client.list(&at).await.unwrap_err();
     assert_eq!(gone.kind(), ferry_sdk::ErrorKind::NotFound, "{gone}");

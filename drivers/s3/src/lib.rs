@@ -236,7 +236,14 @@ impl S3Config {
             return Err(Error::invalid_config("invalid configuration: field `bucket` is required"));
         }
         let secrets = Secrets::from_env();
-        let mut options = ClientOptions::new().with_allow_http(true);
+        // No limit on a whole request: a 20 GiB stream to argo-server or the
+        // Complete of a huge upload takes minutes. A connection that stalls is
+        // what fails, after FERRY_READ_TIMEOUT seconds without a byte.
+        let mut options = ClientOptions::new()
+            .with_allow_http(true)
+            .with_timeout_disabled()
+            .with_connect_timeout(std::time::Duration::from_secs(10))
+            .with_read_timeout(read_timeout()?);
         if let Some(ca) = &self.ca_secret {
             let pem = secrets.resolve(ca)?;
             let certs = Certificate::from_pem_bundle(pem.expose().as_bytes())
@@ -319,6 +326,22 @@ impl S3Config {
         Ok((b, options))
     }
 }
+
+/// Seconds without a byte after which a request fails (and is retried):
+/// `FERRY_READ_TIMEOUT`, default [`DEFAULT_READ_TIMEOUT_SECS`].
+fn read_timeout() -> Result<std::time::Duration> {
+    let secs = match std::env::var("FERRY_READ_TIMEOUT") {
+        Ok(v) => v.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
+            Error::invalid_config(format!("FERRY_READ_TIMEOUT: {v:?} is not a positive number of seconds"))
+        })?,
+        Err(_) => DEFAULT_READ_TIMEOUT_SECS,
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Default of `FERRY_READ_TIMEOUT`: long enough for a server assembling a
+/// multi-GiB object without sending anything (S3 itself sends spaces).
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 300;
 
 /// Builds an S3 store from a configuration string.
 #[derive(Clone, Copy, Debug, Default)]
