@@ -356,8 +356,11 @@ pub(crate) async fn abort_under(
 /// Reads `len` bytes at `offset` and their checksum, off the async threads.
 async fn read_part(file: Arc<std::fs::File>, offset: u64, len: usize, src: &Path) -> Result<(Bytes, String)> {
     let shown = src.to_path_buf();
+    // Allocated here, on a runtime thread, not on the blocking thread: glibc
+    // gives every thread that allocates its own arena, and freed part buffers
+    // sitting in a dozen arenas pushed peak RSS past the memory budget.
+    let mut buf = vec![0u8; len];
     tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; len];
         file.read_exact_at(&mut buf, offset).map_err(|e| local_error(e, "reading", &shown))?;
         let sum = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&buf));
         Ok((Bytes::from(buf), sum))
