@@ -45,6 +45,9 @@ pub struct TransferOptions {
     pub part_size: u64,
     /// Parts of one upload in flight at once.
     pub max_concurrency: usize,
+    /// Ranges of one download in flight at once. Downloads hold about 1 MiB
+    /// per range, not a part, so more can fly than for uploads.
+    pub download_concurrency: usize,
     /// How keys map to object paths.
     pub key_encoding: KeyEncoding,
 }
@@ -55,6 +58,7 @@ impl Default for TransferOptions {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             max_concurrency: 4,
+            download_concurrency: 8,
             key_encoding: KeyEncoding::Verbatim,
         }
     }
@@ -82,6 +86,13 @@ impl TransferOptions {
         self
     }
 
+    /// Sets how many ranges of one download may be in flight.
+    #[must_use]
+    pub fn with_download_concurrency(mut self, ranges: usize) -> Self {
+        self.download_concurrency = ranges.max(1);
+        self
+    }
+
     /// Sets the key encoding.
     #[must_use]
     pub fn with_key_encoding(mut self, encoding: KeyEncoding) -> Self {
@@ -89,8 +100,8 @@ impl TransferOptions {
         self
     }
 
-    /// The defaults, overridden by `FERRY_PART_SIZE`, `FERRY_MAX_CONCURRENCY`
-    /// and `FERRY_MULTIPART_THRESHOLD` where set (sizes as bytes or with a
+    /// The defaults, overridden by `FERRY_PART_SIZE`, `FERRY_MAX_CONCURRENCY`,
+    /// `FERRY_DOWNLOAD_CONCURRENCY` and `FERRY_MULTIPART_THRESHOLD` where set (sizes as bytes or with a
     /// `Ki`/`Mi`/`Gi` suffix). Peak memory of one upload is about part size ×
     /// concurrency.
     pub fn from_env() -> Result<Self> {
@@ -107,6 +118,11 @@ impl TransferOptions {
         if let Ok(v) = std::env::var("FERRY_MAX_CONCURRENCY") {
             o.max_concurrency = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
                 Error::invalid_config(format!("FERRY_MAX_CONCURRENCY: {v:?} is not a positive integer"))
+            })?;
+        }
+        if let Ok(v) = std::env::var("FERRY_DOWNLOAD_CONCURRENCY") {
+            o.download_concurrency = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::invalid_config(format!("FERRY_DOWNLOAD_CONCURRENCY: {v:?} is not a positive integer"))
             })?;
         }
         Ok(o)
@@ -388,7 +404,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
             // Large remote objects come down in parallel ranges, as upload does.
             GetResultPayload::Stream(s) if expected > self.options.multipart_threshold => {
                 let part = self.options.part_size_for(expected);
-                ranged::download(&store.objects, &path, &result.meta, s, dst, part, self.options.max_concurrency)
+                ranged::download(&store.objects, &path, &result.meta, s, dst, part, self.options.download_concurrency)
                     .await?;
                 expected
             }
