@@ -45,6 +45,7 @@ pub use error::{Error, ErrorKind, KIND_HEADER, Result};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
 pub use multipart::{UPLOADS_PREFIX, UploadReport};
+pub use ranged::download_ranges;
 pub use server::{
     DEFAULT_SHUTDOWN_GRACE, DriverService, EXIT_WITH_PARENT_ENV, MAX_FRAME_BYTES, SHUTDOWN_GRACE_ENV, bind,
     init_tracing, run, serve, shutdown_grace, shutdown_signal, socket_path_from_args,

@@ -1,13 +1,15 @@
 //! Parallel ranged download of one large object into a local file: the first
 //! part comes from the GET already open, the others from ranged GETs pinned
-//! to the same ETag, each written at its offset.
+//! to the same object version, each written at its offset.
 
+use crate::driver::ByteStream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transfer::{Staging, local_error};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
+use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,12 +20,44 @@ pub(crate) async fn download(
     store: &Arc<dyn ObjectStore>,
     path: &StorePath,
     meta: &ObjectMeta,
-    mut first: impl Stream<Item = object_store::Result<Bytes>> + Unpin + Send,
+    first: impl Stream<Item = object_store::Result<Bytes>> + Unpin + Send + 'static,
     dst: &Path,
     part_size: u64,
     concurrency: usize,
 ) -> Result<()> {
-    let size = meta.size;
+    let etag = meta.e_tag.clone();
+    let first = first.map_err(Error::from).boxed();
+    download_ranges(dst, meta.size, first, part_size, concurrency, path.as_ref(), |start, end| {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(start..end)),
+            // The object must not change between parts.
+            if_match: etag.clone(),
+            ..GetOptions::default()
+        };
+        async move { Ok(store.get_opts(path, options).await?.into_stream().map_err(Error::from).boxed()) }
+    })
+    .await
+}
+
+/// Downloads an object of `size` bytes to `dst` in ranges of `part_size`,
+/// `concurrency` at once, staged and renamed into place when whole. `first`
+/// is the body of a plain GET of the object (only its first part is read);
+/// `fetch(start, end)` opens the body of the bytes `start..end`, and must pin
+/// the object version (ETag, generation) so parts cannot mix two objects.
+/// `what` names the object in errors.
+pub async fn download_ranges<F, Fut>(
+    dst: &Path,
+    size: u64,
+    mut first: ByteStream,
+    part_size: u64,
+    concurrency: usize,
+    what: &str,
+    fetch: F,
+) -> Result<()>
+where
+    F: Fn(u64, u64) -> Fut,
+    Fut: Future<Output = Result<ByteStream>>,
+{
     let staging = Staging::beside(dst).await?;
     let file = std::fs::File::create(staging.path()).map_err(|e| local_error(e, "creating", staging.path()))?;
     file.set_len(size).map_err(|e| local_error(e, "sizing", staging.path()))?;
@@ -34,27 +68,21 @@ pub(crate) async fn download(
     let got = write_range(&mut first, file.clone(), 0, first_len, staging.path()).await?;
     drop(first);
     if got < first_len {
-        return Err(short(path, 0, got, first_len));
+        return Err(short(what, 0, got, first_len));
     }
 
     let parts = size.div_ceil(part_size);
-    let etag = meta.e_tag.clone();
+    let fetch = &fetch;
     futures::stream::iter(1..parts)
         .map(|i| {
             let (start, end) = (i * part_size, ((i + 1) * part_size).min(size));
-            let options = GetOptions {
-                range: Some(GetRange::Bounded(start..end)),
-                // The object must not change between parts.
-                if_match: etag.clone(),
-                ..GetOptions::default()
-            };
             let file = file.clone();
             let target = staging.path().to_path_buf();
             async move {
-                let mut body = store.get_opts(path, options).await?.into_stream();
+                let mut body = fetch(start, end).await?;
                 let got = write_range(&mut body, file, start, end - start, &target).await?;
                 if got != end - start {
-                    return Err(short(path, start, got, end - start));
+                    return Err(short(what, start, got, end - start));
                 }
                 Ok(())
             }
@@ -72,7 +100,7 @@ const WRITE_BATCH: usize = 1 << 20;
 
 /// Writes up to `len` bytes of `body` at `offset` onwards; returns how many came.
 async fn write_range(
-    body: &mut (impl Stream<Item = object_store::Result<Bytes>> + Unpin + Send),
+    body: &mut ByteStream,
     file: Arc<std::fs::File>,
     offset: u64,
     len: u64,
@@ -108,6 +136,6 @@ async fn write_at(file: Arc<std::fs::File>, data: Bytes, offset: u64, target: &P
     .map_err(|e| Error::other(format!("write task failed: {e}")))?
 }
 
-fn short(path: &StorePath, offset: u64, got: u64, wanted: u64) -> Error {
-    Error::new(ErrorKind::Transient, format!("{path}: the range at {offset} returned {got} of {wanted} bytes"))
+fn short(what: &str, offset: u64, got: u64, wanted: u64) -> Error {
+    Error::new(ErrorKind::Transient, format!("{what}: the range at {offset} returned {got} of {wanted} bytes"))
 }

@@ -1,0 +1,413 @@
+//! The slice of GCS's JSON API the driver uses: object metadata, media
+//! reads, listings, deletes, single-request uploads and resumable sessions.
+//!
+//! Why not a GCS crate: `object_store` speaks the XML API, which the emulator
+//! we test against does not serve, and Google's own `google-cloud-storage`
+//! lists, stats and deletes over gRPC and keeps resumable session URIs
+//! private, so an upload could not be resumed by another process.
+
+use crate::auth::Auth;
+use backon::{ExponentialBuilder, Retryable};
+use base64::Engine;
+use bytes::Bytes;
+use ferry_sdk::{Error, ErrorKind, Result};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Everything but RFC 3986's unreserved characters, so `/` in an object name
+/// becomes `%2F` as the JSON API requires.
+const NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Where requests go when no endpoint is configured.
+pub const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
+
+/// What the driver needs of an object's metadata.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ObjectMeta {
+    /// Its size in bytes (a string on the wire).
+    #[serde(deserialize_with = "u64_string")]
+    pub size: u64,
+    /// Its generation, which changes on every overwrite.
+    #[serde(default)]
+    pub generation: String,
+    /// Base64 of the big-endian CRC32C of its bytes.
+    #[serde(default)]
+    pub crc32c: Option<String>,
+}
+
+impl ObjectMeta {
+    /// The CRC32C, when the server reported one.
+    pub fn crc32c(&self) -> Option<u32> {
+        self.crc32c.as_deref().and_then(decode_crc)
+    }
+}
+
+fn u64_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        S(String),
+        N(u64),
+    }
+    match Num::deserialize(d)? {
+        Num::S(s) => s.parse().map_err(serde::de::Error::custom),
+        Num::N(n) => Ok(n),
+    }
+}
+
+/// Base64 of a big-endian CRC32C, as GCS writes checksums.
+pub fn encode_crc(crc: u32) -> String {
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+/// The inverse of [`encode_crc`].
+pub fn decode_crc(raw: &str) -> Option<u32> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+    Some(u32::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// The CRC32C in an `x-goog-hash` header (`crc32c=...,md5=...`).
+pub fn header_crc(response: &Response) -> Option<u32> {
+    response
+        .headers()
+        .get_all("x-goog-hash")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.split(',').find_map(|part| part.trim().strip_prefix("crc32c=")).and_then(decode_crc))
+}
+
+/// Where a resumable session stands.
+#[derive(Debug)]
+pub enum Session {
+    /// Bytes `0..persisted` are stored; send from `persisted` on.
+    Incomplete {
+        /// How many bytes the server holds.
+        persisted: u64,
+    },
+    /// The object is finished.
+    Done(ObjectMeta),
+    /// The session expired or was cancelled: start over.
+    Gone,
+}
+
+/// One bucket on one endpoint, with its credentials.
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    bucket: String,
+    auth: Auth,
+}
+
+impl Api {
+    /// A client for `bucket` at `base` (no trailing slash).
+    pub fn new(http: reqwest::Client, base: String, bucket: String, auth: Auth) -> Api {
+        Api { http, base, bucket, auth }
+    }
+
+    /// `gs://bucket/name`, for messages.
+    pub fn display(&self, name: &str) -> String {
+        format!("gs://{}/{name}", self.bucket)
+    }
+
+    fn object_url(&self, name: &str) -> String {
+        format!(
+            "{}/storage/v1/b/{}/o/{}",
+            self.base,
+            utf8_percent_encode(&self.bucket, NAME),
+            utf8_percent_encode(name, NAME)
+        )
+    }
+
+    async fn request(&self, method: Method, url: &str) -> Result<RequestBuilder> {
+        let mut r = self.http.request(method, url);
+        if let Some(token) = self.auth.token().await? {
+            r = r.bearer_auth(token);
+        }
+        Ok(r)
+    }
+
+    /// Sends `r`, turning transport failures and error statuses into errors
+    /// about `what`. 308 is not an error: resumable sessions answer it.
+    async fn send(r: RequestBuilder, what: &str) -> Result<Response> {
+        let response = r.send().await.map_err(|e| transport_error(e, what))?;
+        let status = response.status();
+        if status.is_success() || status == StatusCode::PERMANENT_REDIRECT {
+            return Ok(response);
+        }
+        Err(status_error(response, what).await)
+    }
+
+    /// Idempotent calls retried on transient failures only.
+    async fn retried<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        call.retry(backoff()).when(|e: &Error| e.kind() == ErrorKind::Transient).await
+    }
+
+    /// The object's metadata, or `None` when there is no such object.
+    pub async fn stat(&self, name: &str) -> Result<Option<ObjectMeta>> {
+        let url = self.object_url(name);
+        let what = self.display(name);
+        let found = self
+            .retried(|| async {
+                let r = self.request(Method::GET, &url).await?.query(&[("fields", "size,generation,crc32c")]);
+                match Self::send(r, &what).await {
+                    Ok(response) => {
+                        Ok(Some(response.json::<ObjectMeta>().await.map_err(|e| transport_error(e, &what))?))
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        Ok(found)
+    }
+
+    /// Opens the object's bytes, or bytes `range` of them, pinned to
+    /// `generation` when given. A missing object is NotFound.
+    pub async fn read(&self, name: &str, range: Option<(u64, u64)>, generation: Option<&str>) -> Result<Response> {
+        let url = self.object_url(name);
+        let what = self.display(name);
+        self.retried(|| async {
+            let mut r = self.request(Method::GET, &url).await?.query(&[("alt", "media")]);
+            if let Some(g) = generation {
+                r = r.query(&[("ifGenerationMatch", g)]);
+            }
+            if let Some((start, end)) = range {
+                r = r.header(reqwest::header::RANGE, format!("bytes={start}-{}", end - 1));
+            }
+            Self::send(r, &what).await
+        })
+        .await
+    }
+
+    /// Every object name starting with `prefix`, across pages.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            items: Vec<Item>,
+            next_page_token: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Item {
+            name: String,
+        }
+        let url = format!("{}/storage/v1/b/{}/o", self.base, utf8_percent_encode(&self.bucket, NAME));
+        let what = self.display(prefix);
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page: Page = self
+                .retried(|| async {
+                    let mut r = self.request(Method::GET, &url).await?.query(&[
+                        ("prefix", prefix),
+                        ("maxResults", "1000"),
+                        ("fields", "items(name),nextPageToken"),
+                    ]);
+                    if let Some(t) = &token {
+                        r = r.query(&[("pageToken", t)]);
+                    }
+                    Self::send(r, &what).await?.json::<Page>().await.map_err(|e| transport_error(e, &what))
+                })
+                .await?;
+            names.extend(page.items.into_iter().map(|i| i.name));
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    /// Deletes the object; success when there is none.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let url = self.object_url(name);
+        let what = self.display(name);
+        self.retried(|| async {
+            match Self::send(self.request(Method::DELETE, &url).await?, &what).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// Uploads `body` as the whole object in one request.
+    pub async fn upload(&self, name: &str, body: reqwest::Body) -> Result<ObjectMeta> {
+        let url = format!("{}/upload/storage/v1/b/{}/o", self.base, utf8_percent_encode(&self.bucket, NAME));
+        let what = self.display(name);
+        let r = self.request(Method::POST, &url).await?.query(&[("uploadType", "media"), ("name", name)]).body(body);
+        Self::send(r, &what).await?.json().await.map_err(|e| transport_error(e, &what))
+    }
+
+    /// Uploads small `data` in one request, retried on transient failures.
+    pub async fn upload_bytes(&self, name: &str, data: Bytes) -> Result<ObjectMeta> {
+        self.retried(|| self.upload(name, reqwest::Body::from(data.clone()))).await
+    }
+
+    /// Starts a resumable upload of `name` (of `size` bytes, when known) and
+    /// returns the session URI. The URI authorises the upload by itself, so
+    /// it is never logged.
+    pub async fn start_session(&self, name: &str, size: Option<u64>) -> Result<String> {
+        let url = format!("{}/upload/storage/v1/b/{}/o", self.base, utf8_percent_encode(&self.bucket, NAME));
+        let what = self.display(name);
+        let session = self
+            .retried(|| async {
+                let mut r = self
+                    .request(Method::POST, &url)
+                    .await?
+                    .query(&[("uploadType", "resumable"), ("name", name)])
+                    .json(&serde_json::json!({ "name": name }));
+                if let Some(size) = size {
+                    r = r.header("X-Upload-Content-Length", size);
+                }
+                let response = Self::send(r, &what).await?;
+                response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::other(format!("{what}: the server started no upload session (no Location)")))
+            })
+            .await?;
+        Ok(session)
+    }
+
+    /// Sends bytes `start..start+data.len()` of the upload. `total` is the
+    /// object's size when this is the last chunk (or known up front); the
+    /// last chunk carries the whole object's CRC32C so a server that checks
+    /// it refuses to finish a wrong object.
+    pub async fn put_chunk(
+        &self,
+        session: &str,
+        name: &str,
+        start: u64,
+        data: Bytes,
+        total: Option<u64>,
+        crc: Option<u32>,
+    ) -> Result<Session> {
+        let what = self.display(name);
+        let len = data.len() as u64;
+        let range = match (len, total) {
+            (0, Some(t)) => format!("bytes */{t}"),
+            (_, t) => {
+                format!("bytes {start}-{}/{}", start + len - 1, t.map(|t| t.to_string()).unwrap_or_else(|| "*".into()))
+            }
+        };
+        let mut r = self.request(Method::PUT, session).await?.header(reqwest::header::CONTENT_RANGE, range).body(data);
+        if let Some(crc) = crc {
+            r = r.header("x-goog-hash", format!("crc32c={}", encode_crc(crc)));
+        }
+        session_state(r, &what).await
+    }
+
+    /// Asks how much of the upload the server holds.
+    pub async fn query(&self, session: &str, name: &str, total: u64) -> Result<Session> {
+        let what = self.display(name);
+        self.retried(|| async {
+            let r = self
+                .request(Method::PUT, session)
+                .await?
+                .header(reqwest::header::CONTENT_RANGE, format!("bytes */{total}"))
+                .header(reqwest::header::CONTENT_LENGTH, 0)
+                .body(Bytes::new());
+            session_state(r, &what).await
+        })
+        .await
+    }
+
+    /// Cancels an upload session; its parts are discarded by the server.
+    pub async fn cancel(&self, session: &str, name: &str) -> Result<()> {
+        let what = self.display(name);
+        let response =
+            self.request(Method::DELETE, session).await?.send().await.map_err(|e| transport_error(e, &what))?;
+        // GCS answers a cancel with 499; a session already gone is as good.
+        match response.status().as_u16() {
+            499 | 404 | 410 => Ok(()),
+            s if (200..300).contains(&s) => Ok(()),
+            _ => Err(status_error(response, &what).await),
+        }
+    }
+}
+
+async fn session_state(r: RequestBuilder, what: &str) -> Result<Session> {
+    let response = r.send().await.map_err(|e| transport_error(e, what))?;
+    match response.status().as_u16() {
+        // `Range: bytes=0-N` says what is stored; no Range means nothing is.
+        308 => {
+            let persisted = response
+                .headers()
+                .get(reqwest::header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes=0-"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .map_or(0, |last| last + 1);
+            Ok(Session::Incomplete { persisted })
+        }
+        200 | 201 => Ok(Session::Done(response.json().await.map_err(|e| transport_error(e, what))?)),
+        404 | 410 => Ok(Session::Gone),
+        _ => Err(status_error(response, what).await),
+    }
+}
+
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(4)
+        .with_jitter()
+}
+
+/// A failure to get an answer at all.
+pub fn transport_error(e: reqwest::Error, what: &str) -> Error {
+    let kind = if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Other
+    };
+    // Without the URL: a session URI authorises its upload.
+    let e = e.without_url();
+    Error::new(kind, format!("{what}: {e}{}", source_chain(&e)))
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+/// An error status, with GCS's own message when it sent one.
+pub async fn status_error(response: Response, what: &str) -> Error {
+    let status = response.status();
+    let kind = match status.as_u16() {
+        404 => ErrorKind::NotFound,
+        401 | 403 => ErrorKind::PermissionDenied,
+        408 | 429 | 500..=599 => ErrorKind::Transient,
+        _ => ErrorKind::Other,
+    };
+    #[derive(Deserialize)]
+    struct Body {
+        error: Detail,
+    }
+    #[derive(Deserialize)]
+    struct Detail {
+        message: String,
+    }
+    let text = response.text().await.unwrap_or_default();
+    let detail = serde_json::from_str::<Body>(&text)
+        .map(|b| b.error.message)
+        .unwrap_or_else(|_| text.chars().take(200).collect::<String>().trim().to_string());
+    let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+    Error::new(kind, format!("{what}: HTTP {status}{detail}"))
+}
