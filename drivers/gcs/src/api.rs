@@ -242,7 +242,12 @@ impl Api {
     pub async fn upload(&self, name: &str, body: reqwest::Body) -> Result<ObjectMeta> {
         let url = format!("{}/upload/storage/v1/b/{}/o", self.base, utf8_percent_encode(&self.bucket, NAME));
         let what = self.display(name);
-        let r = self.request(Method::POST, &url).await?.query(&[("uploadType", "media"), ("name", name)]).body(body);
+        let r = self
+            .request(Method::POST, &url)
+            .await?
+            .query(&[("uploadType", "media"), ("name", name)])
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
         Self::send(r, &what).await?.json().await.map_err(|e| transport_error(e, &what))
     }
 
@@ -263,7 +268,7 @@ impl Api {
                     .request(Method::POST, &url)
                     .await?
                     .query(&[("uploadType", "resumable"), ("name", name)])
-                    .json(&serde_json::json!({ "name": name }));
+                    .json(&serde_json::json!({ "name": name, "contentType": "application/octet-stream" }));
                 if let Some(size) = size {
                     r = r.header("X-Upload-Content-Length", size);
                 }
