@@ -331,3 +331,179 @@ impl Drop for DriverProcess {
         self.kill();
     }
 }
+
+/// The user [`GitHttp`] accepts.
+pub const GIT_HTTP_USER: &str = "ferry";
+/// [`GIT_HTTP_USER`]'s password.
+pub const GIT_HTTP_PASSWORD: &str = "ferry-git-secret-5b8e";
+
+/// A program a test server needs, or a panic telling how to install it.
+fn require(path: &str) -> &str {
+    assert!(Path::new(path).exists(), "{path} is missing: run scripts/test.sh, which installs the test servers");
+    path
+}
+
+/// lighttpd running `git http-backend` as CGI under `/git/`, basic auth
+/// required ([`GIT_HTTP_USER`] / [`GIT_HTTP_PASSWORD`]); authenticated users
+/// may push. Repositories are bare ones under `root`.
+pub struct GitHttp {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    /// The directory of bare repositories.
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl GitHttp {
+    /// Starts lighttpd with no repositories.
+    pub fn start() -> GitHttp {
+        let lighttpd = require("/usr/sbin/lighttpd");
+        let exec_path = git(Path::new("/"), &["--exec-path"]).trim().to_string();
+        let backend = format!("{exec_path}/git-http-backend");
+        require(&backend);
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = d.join("repos");
+        for sub in ["repos", "www", "tmp"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("users"), format!("{GIT_HTTP_USER}:{GIT_HTTP_PASSWORD}\n")).unwrap();
+        let port = free_port();
+        let conf = format!(
+            r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_setenv", "mod_cgi")
+server.bind = "127.0.0.1"
+server.port = {port}
+server.document-root = "{d}/www"
+server.errorlog = "{d}/error.log"
+server.upload-dirs = ("{d}/tmp")
+auth.backend = "plain"
+auth.backend.plain.userfile = "{d}/users"
+alias.url = ("/git" => "{backend}")
+$HTTP["url"] =~ "^/git" {{
+  cgi.assign = ("" => "")
+  setenv.add-environment = ("GIT_PROJECT_ROOT" => "{d}/repos", "GIT_HTTP_EXPORT_ALL" => "", "PATH" => "{exec_path}:/usr/local/bin:/usr/bin:/bin")
+  auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
+}}
+"#,
+            d = d.display()
+        );
+        std::fs::write(d.join("lighttpd.conf"), conf).unwrap();
+        let child = Command::new(lighttpd)
+            .args(["-D", "-f"])
+            .arg(d.join("lighttpd.conf"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("lighttpd did not start");
+        wait_for_port("lighttpd", port);
+        GitHttp { child, port, root, _dir: dir }
+    }
+
+    /// Creates an empty bare repository `name` (default branch `main`) and returns its URL.
+    pub fn bare_repo(&self, name: &str) -> String {
+        git(&self.root, &["init", "--quiet", "--bare", "--initial-branch=main", name]);
+        self.url(name)
+    }
+
+    /// `http://127.0.0.1:PORT/git/name`, without credentials.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/git/{name}", self.port)
+    }
+
+    /// The URL with the credentials in it, for set-up through the git CLI.
+    pub fn url_with_credentials(&self, name: &str) -> String {
+        format!("http://{GIT_HTTP_USER}:{GIT_HTTP_PASSWORD}@127.0.0.1:{}/git/{name}", self.port)
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// OpenSSH's sshd on a free port, public-key authentication only, for the
+/// current user. Repositories are bare ones under `root`, reached as
+/// `ssh://USER@127.0.0.1:PORT/<root>/<name>`.
+pub struct Sshd {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    /// The directory of bare repositories.
+    pub root: PathBuf,
+    /// The client's private key (OpenSSH format), which the server accepts.
+    pub client_key: String,
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    /// Generates a host key and a client key and starts sshd.
+    pub fn start() -> Sshd {
+        let sshd = require("/usr/sbin/sshd");
+        let keygen = require("/usr/bin/ssh-keygen");
+        // As root, sshd needs its privilege-separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = d.join("repos");
+        std::fs::create_dir_all(&root).unwrap();
+        for key in ["host_ed25519", "client_ed25519"] {
+            let out =
+                Command::new(keygen).args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(d.join(key)).output().unwrap();
+            assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::fs::copy(d.join("client_ed25519.pub"), d.join("authorized_keys")).unwrap();
+        let port = free_port();
+        let conf = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\nPubkeyAuthentication yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+             AcceptEnv GIT_PROTOCOL\nSetEnv PATH=/usr/local/bin:/usr/bin:/bin\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), conf).unwrap();
+        let check = Command::new(sshd).args(["-t", "-f"]).arg(d.join("sshd_config")).output().unwrap();
+        assert!(check.status.success(), "sshd -t: {}", String::from_utf8_lossy(&check.stderr));
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("sshd did not start");
+        wait_for_port("sshd", port);
+        let client_key = std::fs::read_to_string(d.join("client_ed25519")).unwrap();
+        Sshd { child, port, root, client_key, dir }
+    }
+
+    /// Creates an empty bare repository `name` (default branch `main`) and returns its URL.
+    pub fn bare_repo(&self, name: &str) -> String {
+        git(&self.root, &["init", "--quiet", "--bare", "--initial-branch=main", name]);
+        self.url(name)
+    }
+
+    /// `ssh://USER@127.0.0.1:PORT/<root>/name`.
+    pub fn url(&self, name: &str) -> String {
+        let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "root".into());
+        format!("ssh://{user}@127.0.0.1:{}{}/{name}", self.port, self.root.display())
+    }
+
+    /// The client key's file, for set-up through the git CLI.
+    pub fn client_key_path(&self) -> PathBuf {
+        self.dir.path().join("client_ed25519")
+    }
+
+    /// sshd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
