@@ -15,6 +15,9 @@ if [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
     cargo install s3s-fs@0.14.1 --features binary --locked
 fi
 
+# lighttpd (git http-backend with basic auth) and sshd, the git driver's test servers.
+command -v lighttpd >/dev/null && [ -x /usr/sbin/sshd ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lighttpd openssh-server; }
+
 cargo build --workspace --all-targets
 cargo test --workspace
 
@@ -63,5 +66,26 @@ for bucket in ferry-test ferry-test-alt; do
 done
 target/debug/ferry-conformance --profile conformance/profiles/gcs.yaml \
     --junit target/conformance/gcs.junit.xml --json target/conformance/gcs.json
+
+# ferry-driver-git against `git daemon` (git://, push enabled) serving two bare
+# repositories with one commit on `main` each.
+for repo in conformance conformance-alt; do
+    git init -q --bare --initial-branch=main "$s3dir/git/$repo.git"
+    # Saves fetch the branch without blobs when the server allows filters.
+    git -C "$s3dir/git/$repo.git" config uploadpack.allowFilter true
+    git -C "$s3dir/git/$repo.git" -c user.name=ferry -c user.email=ferry@test \
+        commit-tree -m init "$(git -C "$s3dir/git/$repo.git" hash-object -t tree -w --stdin </dev/null)" \
+        | xargs git -C "$s3dir/git/$repo.git" update-ref refs/heads/main
+done
+# git-daemon itself, not the `git` wrapper, so the trap's kill reaches it.
+"$(git --exec-path)/git-daemon" --reuseaddr --export-all --enable=receive-pack --listen=127.0.0.1 --port=19016 \
+    --base-path="$s3dir/git" "$s3dir/git" > "$s3dir/git-daemon.log" 2>&1 &
+servers+=($!)
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/19016) 2>/dev/null && break; sleep 0.1; done
+git -C "$s3dir/git/conformance.git" tag v0 main
+target/debug/ferry-conformance --profile conformance/profiles/git.yaml \
+    --junit target/conformance/git.junit.xml --json target/conformance/git.json
+target/debug/ferry-conformance --profile conformance/profiles/git-readonly.yaml \
+    --junit target/conformance/git-readonly.junit.xml --json target/conformance/git-readonly.json
 
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python

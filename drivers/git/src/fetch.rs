@@ -12,9 +12,19 @@ use std::sync::atomic::AtomicBool;
 /// gix checks this between steps; Ferry never interrupts a clone, it drops the task.
 static NEVER: AtomicBool = AtomicBool::new(false);
 
-/// Clones `c.repo` into `dest` (bare, or with a `.git` but no checkout yet)
-/// and returns the repository with the commit the configuration reads.
-pub fn clone(c: &GitConfig, auth: &Auth, dest: &Path, bare: bool) -> Result<(gix::Repository, ObjectId)> {
+/// How a clone is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// With a `.git` and (after a reset) a worktree, history as configured: Argo's Load.
+    Worktree,
+    /// Bare and one commit deep: the driver's own cache, which only ever reads one tree.
+    TreeOnly,
+}
+
+/// Clones `c.repo` into `dest` and returns the repository with the commit
+/// the configuration reads.
+pub fn clone(c: &GitConfig, auth: &Auth, dest: &Path, kind: Kind) -> Result<(gix::Repository, ObjectId)> {
+    let bare = kind == Kind::TreeOnly;
     let what = format!("cloning {}", crate::classify::redact(&c.repo));
     let err = |e: gix::Error| gix_error(&what, e);
     let url = c.repo.trim();
@@ -52,7 +62,8 @@ pub fn clone(c: &GitConfig, auth: &Auth, dest: &Path, bare: bool) -> Result<(gix
         Start::Commit(sha) => prep.with_revision(Some(sha)).map_err(err)?,
         Start::Ref(name) => prep.with_ref_name(Some(name.as_str())).map_err(err)?,
     };
-    if let Some(depth) = c.depth() {
+    let depth = if bare { Some(std::num::NonZeroU32::MIN) } else { c.depth() };
+    if let Some(depth) = depth {
         prep = prep.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(depth));
     }
     let (repo, _) = prep.fetch_only(gix::progress::Discard, &NEVER).map_err(|e| not_found_if_no_ref(c, err(e)))?;

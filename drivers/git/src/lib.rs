@@ -82,7 +82,7 @@ impl Target {
                 .prefix("ferry-git-")
                 .tempdir()
                 .map_err(|e| Error::from(e).context("creating the clone cache directory"))?;
-            let (repo, commit) = fetch::clone(&cfg, &auth, &dir.path().join("repo.git"), true)?;
+            let (repo, commit) = fetch::clone(&cfg, &auth, &dir.path().join("repo.git"), fetch::Kind::TreeOnly)?;
             let tree = tree::root(&repo, commit)?;
             Ok(Snapshot { _dir: dir, repo: repo.into_sync(), tree, fetched: Instant::now() })
         })
@@ -266,7 +266,7 @@ impl GitDriver {
 /// Load of the root key: a clone with a worktree in `dst`, like Argo's.
 async fn checkout(t: &Target, dst: &Path) -> Result<()> {
     let (cfg, auth, to) = (t.cfg.clone(), t.auth.clone(), dst.to_path_buf());
-    blocking(move || fetch::clone(&cfg, &auth, &to, false).map(drop)).await?;
+    blocking(move || fetch::clone(&cfg, &auth, &to, fetch::Kind::Worktree).map(drop)).await?;
     let result = async {
         // gix has no checkout of the main worktree after a fetch; HEAD already
         // points at the configured commit, so a hard reset writes its files.

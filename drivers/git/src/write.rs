@@ -112,7 +112,8 @@ async fn commit_once(
         }
         Change::Put(key, src) => put(auth, dir, &env, &no_worktree, key, src).await?,
     }
-    let tree = git(auth, dir, &["write-tree"], &env).await?.trim().to_string();
+    // The parent's blobs were never fetched; the remote has them.
+    let tree = git(auth, dir, &["write-tree", "--missing-ok"], &env).await?.trim().to_string();
     if let Some(p) = &parent {
         let old = git(auth, dir, &["rev-parse", &format!("{p}^{{tree}}")], &[]).await?;
         if old.trim() == tree {
@@ -193,7 +194,10 @@ async fn put(
 
 /// The commit `refspec` points to on the remote, or `None` when it does not exist.
 async fn fetch_tip(auth: &Auth, dir: &Path, url: &str, refspec: &str) -> Result<Option<String>> {
-    match git(auth, dir, &["fetch", "-q", "--depth", "1", "--no-tags", url, refspec], &[]).await {
+    // Without blobs: only the trees are needed to build the next one. Servers
+    // without filter support ignore the option and send everything.
+    let args = ["fetch", "-q", "--depth", "1", "--no-tags", "--filter=blob:none", url, refspec];
+    match git(auth, dir, &args, &[]).await {
         Ok(_) => Ok(Some(git(auth, dir, &["rev-parse", "FETCH_HEAD^{commit}"], &[]).await?.trim().to_string())),
         Err(e) if e.kind() == ErrorKind::NotFound && e.message().contains("remote ref") => Ok(None),
         Err(e) => Err(e),

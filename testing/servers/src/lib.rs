@@ -198,6 +198,11 @@ impl FakeGcs {
     pub fn get(&self, path: &str) -> (u16, String) {
         http_request(self.port, "GET", path, "")
     }
+
+    /// The JSON API's answer to `DELETE path` (status and body).
+    pub fn delete(&self, path: &str) -> (u16, String) {
+        http_request(self.port, "DELETE", path, "")
+    }
 }
 
 impl Drop for FakeGcs {
@@ -239,8 +244,10 @@ impl GitDaemon {
     pub fn start() -> GitDaemon {
         let root = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new("git")
-            .args(["daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"])
+        // git-daemon itself, not the `git` wrapper: killing the wrapper would orphan the daemon.
+        let exec_path = git(Path::new("/"), &["--exec-path"]).trim().to_string();
+        let child = Command::new(format!("{exec_path}/git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", root.path().display()))
             .arg(root.path())
