@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod executor;
+mod gcs;
 mod s3;
 
 #[derive(Parser)]
@@ -51,6 +52,16 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data")]
         dir: PathBuf,
     },
+    /// ferry-driver-gcs against fake-gcs-server beside Google's Python client
+    /// and rclone; resume after a kill; OpenStream first byte; peak RSS.
+    Gcs {
+        /// Size of the transferred file in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Scratch directory (needs about 2 × size free; the emulator holds objects in memory).
+        #[arg(long, default_value = "target/bench-data")]
+        dir: PathBuf,
+    },
     /// ferry-driver-s3 against s3s-fs beside rclone, aws-cli and object_store
     /// direct; resume after a kill; OpenStream first byte; peak RSS on a big
     /// file; a directory of small files (against moto).
@@ -83,10 +94,54 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(s3::bench(s3::Plan { transfers: !no_transfers, size_mib, big_gib, files, dir }))
         }
+        Bench::Gcs { size_mib, dir } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(gcs::bench(size_mib, &dir))
+        }
         Bench::Executor { nodes, parallelism, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(executor::bench(nodes.max(1), parallelism.max(1), &dir))
         }
+    }
+}
+
+/// A driver process a benchmark talks to through its socket.
+pub(crate) struct Driver {
+    child: std::process::Child,
+    pub(crate) client: ferry_sdk::client::DriverClient,
+    pub(crate) log: PathBuf,
+}
+
+impl Driver {
+    /// Starts the driver binary `binary` (beside this one) with `env` added;
+    /// its JSON log goes to `<dir>/<name>.log`.
+    pub(crate) async fn start(dir: &Path, name: &str, binary: &str, env: &[(&str, &str)]) -> Result<Driver> {
+        let socket = dir.join(format!("{name}.sock"));
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(driver_binary(binary)?)
+            .arg(&socket)
+            .env("FERRY_LOG", "info")
+            .env("FERRY_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let client = DriverClient::connect(&socket, Duration::from_secs(10)).await?;
+        Ok(Driver { child, client, log })
+    }
+
+    pub(crate) fn rss_mib(&self) -> Result<f64> {
+        Ok(peak_rss_kib(self.child.id())? as f64 / 1024.0)
+    }
+
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

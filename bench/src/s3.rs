@@ -4,16 +4,16 @@
 //! save, OpenStream's first byte, peak RSS on a large file, and a directory
 //! of many small files (on moto: s3s-fs cannot serve directory keys).
 
-use crate::{driver_binary, peak_rss_kib, rate, timed, write_pattern};
+use crate::{Driver, rate, timed, write_pattern};
 use anyhow::{Context, Result, bail};
-use ferry_sdk::client::{DriverClient, Location};
+use ferry_sdk::client::Location;
 use ferry_test_servers::{ACCESS_KEY, BUCKET, Moto, S3sFs, SECRET_KEY};
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,42 +29,15 @@ pub struct Plan {
     pub dir: PathBuf,
 }
 
-struct Driver {
-    child: Child,
-    client: DriverClient,
-    log: PathBuf,
-}
-
-impl Driver {
-    async fn start(dir: &Path, name: &str) -> Result<Driver> {
-        let socket = dir.join(format!("{name}.sock"));
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(driver_binary("ferry-driver-s3")?)
-            .arg(&socket)
-            .env("FERRY_LOG", "info")
-            .env("FERRY_LOG_FORMAT", "json")
-            .env("FERRY_SECRET_S3_ACCESSKEY", ACCESS_KEY)
-            .env("FERRY_SECRET_S3_SECRETKEY", SECRET_KEY)
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        let client = DriverClient::connect(&socket, Duration::from_secs(10)).await?;
-        Ok(Driver { child, client, log })
-    }
-
-    fn rss_mib(&self) -> Result<f64> {
-        Ok(peak_rss_kib(self.child.id())? as f64 / 1024.0)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// ferry-driver-s3 with the test servers' credentials.
+async fn s3_driver(dir: &Path, name: &str) -> Result<Driver> {
+    Driver::start(
+        dir,
+        name,
+        "ferry-driver-s3",
+        &[("FERRY_SECRET_S3_ACCESSKEY", ACCESS_KEY), ("FERRY_SECRET_S3_SECRETKEY", SECRET_KEY)],
+    )
+    .await
 }
 
 fn location(endpoint: &str, key: &str) -> Location {
@@ -223,7 +196,7 @@ async fn transfers(dir: &Path, size_mib: u64) -> Result<()> {
     );
 
     // Ferry through gRPC.
-    let driver = Driver::start(&dir, "s3-driver").await?;
+    let driver = s3_driver(&dir, "s3-driver").await?;
     let at = location(&endpoint, "ferry.bin");
     let back = dir.join("s3-back.bin");
     let f_save = timed(|| async { Ok(driver.client.save(&at, &src).await?) }).await?;
@@ -290,7 +263,7 @@ async fn transfers(dir: &Path, size_mib: u64) -> Result<()> {
     let _ = std::fs::remove_file(s3.object("aws.bin"));
 
     // Killed at half-way, resumed by a new process.
-    let mut killed = Driver::start(&dir, "s3-killed").await?;
+    let mut killed = s3_driver(&dir, "s3-killed").await?;
     let at = location(&endpoint, "resume.bin");
     let client = killed.client.clone();
     let (a, s) = (at.clone(), src.clone());
@@ -306,7 +279,7 @@ async fn transfers(dir: &Path, size_mib: u64) -> Result<()> {
     let _ = save.await;
     let on_server = s3.stored_parts();
     let journaled = journaled_parts(&s3, "resume.bin");
-    let resumed = Driver::start(&dir, "s3-resumed").await?;
+    let resumed = s3_driver(&dir, "s3-resumed").await?;
     resumed.client.save(&at, &src).await?;
     let (_, reused, sent) = upload_report(&resumed.log)?;
     anyhow::ensure!(std::fs::metadata(s3.object("resume.bin"))?.len() == size, "resumed object has a wrong size");
@@ -332,7 +305,7 @@ async fn big(s3: &S3sFs, dir: &Path, gib: u64) -> Result<()> {
     let size = gib << 30;
     let src = dir.join("s3-big.bin");
     std::fs::File::create(&src)?.set_len(size)?;
-    let driver = Driver::start(dir, "s3-big").await?;
+    let driver = s3_driver(dir, "s3-big").await?;
     let at = location(&s3.endpoint(), "big.bin");
     let save = timed(|| async { Ok(driver.client.save(&at, &src).await?) }).await?;
     let after_save = driver.rss_mib()?;
@@ -371,7 +344,7 @@ async fn small_files(dir: &Path, n: usize) -> Result<()> {
         "A directory of {n} files (1-64 KiB, {:.0} MiB) against moto (single Python process)",
         bytes as f64 / 1048576.0
     );
-    let driver = Driver::start(dir, "s3-small").await?;
+    let driver = s3_driver(dir, "s3-small").await?;
     let at = location(&endpoint, "ferry-tree");
     let back = dir.join("s3-tree-back");
     let save = timed(|| async { Ok(driver.client.save(&at, &tree).await?) }).await?;

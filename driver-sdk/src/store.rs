@@ -106,13 +106,13 @@ impl TransferOptions {
     /// concurrency.
     pub fn from_env() -> Result<Self> {
         let mut o = TransferOptions::default();
-        if let Some(v) = env_size("FERRY_PART_SIZE")? {
+        if let Some(v) = crate::config::env_size("FERRY_PART_SIZE")? {
             if v < 5 << 20 {
                 return Err(Error::invalid_config("FERRY_PART_SIZE: parts must be at least 5Mi (S3's minimum)"));
             }
             o.part_size = v;
         }
-        if let Some(v) = env_size("FERRY_MULTIPART_THRESHOLD")? {
+        if let Some(v) = crate::config::env_size("FERRY_MULTIPART_THRESHOLD")? {
             o.multipart_threshold = v;
         }
         if let Ok(v) = std::env::var("FERRY_MAX_CONCURRENCY") {
@@ -132,24 +132,6 @@ impl TransferOptions {
     pub fn part_size_for(&self, size: u64) -> u64 {
         self.part_size.max(size.div_ceil(MAX_PARTS))
     }
-}
-
-fn env_size(name: &str) -> Result<Option<u64>> {
-    let Ok(raw) = std::env::var(name) else { return Ok(None) };
-    let v = raw.trim();
-    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => v.split_at(i),
-        None => (v, ""),
-    };
-    let shift = match unit.trim_end_matches('B') {
-        "" => 0,
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        _ => return Err(Error::invalid_config(format!("{name}: {raw:?}: use bytes or a Ki, Mi or Gi suffix"))),
-    };
-    let n: u64 = digits.parse().map_err(|_| Error::invalid_config(format!("{name}: {raw:?} is not a size")))?;
-    Ok(Some(n << shift))
 }
 
 /// A configured store: the objects, and when the store has the low-level

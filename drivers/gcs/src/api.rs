@@ -293,19 +293,24 @@ impl Api {
         session: &str,
         name: &str,
         start: u64,
-        data: Bytes,
+        data: reqwest::Body,
+        len: u64,
         total: Option<u64>,
         crc: Option<u32>,
     ) -> Result<Session> {
         let what = self.display(name);
-        let len = data.len() as u64;
         let range = match (len, total) {
             (0, Some(t)) => format!("bytes */{t}"),
             (_, t) => {
                 format!("bytes {start}-{}/{}", start + len - 1, t.map(|t| t.to_string()).unwrap_or_else(|| "*".into()))
             }
         };
-        let mut r = self.request(Method::PUT, session).await?.header(reqwest::header::CONTENT_RANGE, range).body(data);
+        let mut r = self
+            .request(Method::PUT, session)
+            .await?
+            .header(reqwest::header::CONTENT_RANGE, range)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(data);
         if let Some(crc) = crc {
             r = r.header("x-goog-hash", format!("crc32c={}", encode_crc(crc)));
         }

@@ -25,6 +25,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+/// File reads and request body pieces.
+const READ_BLOCK: usize = 1 << 20;
+
 /// Chunks of a resumable upload must be multiples of this (except the last).
 const CHUNK_QUANTUM: u64 = 256 << 10;
 
@@ -59,8 +62,24 @@ pub fn journal_name(name: &str) -> String {
     format!("{UPLOADS_PREFIX}/{name}.upload.json")
 }
 
-fn chunk_size(options: &TransferOptions, size: u64) -> u64 {
-    options.part_size_for(size).div_ceil(CHUNK_QUANTUM) * CHUNK_QUANTUM
+/// Environment variable: the chunk size of resumable file uploads (default
+/// [`DEFAULT_CHUNK`]). Chunks stream from the file, so their size costs no
+/// memory; larger chunks mean fewer requests, smaller ones less to resend
+/// where a server cannot resume inside a chunk.
+pub const CHUNK_SIZE_ENV: &str = "FERRY_GCS_CHUNK_SIZE";
+
+/// Default chunk size of resumable file uploads.
+pub const DEFAULT_CHUNK: u64 = 256 << 20;
+
+/// The chunk size of file uploads: [`CHUNK_SIZE_ENV`], rounded up to GCS's 256 KiB quantum.
+pub fn file_chunk_size() -> Result<u64> {
+    let chunk = ferry_sdk::config::env_size(CHUNK_SIZE_ENV)?.unwrap_or(DEFAULT_CHUNK).max(CHUNK_QUANTUM);
+    Ok(chunk.div_ceil(CHUNK_QUANTUM) * CHUNK_QUANTUM)
+}
+
+/// Streams hold one chunk in memory, so theirs is the (smaller) part size.
+fn stream_chunk_size(options: &TransferOptions) -> u64 {
+    options.part_size.div_ceil(CHUNK_QUANTUM) * CHUNK_QUANTUM
 }
 
 fn status_query_enabled() -> bool {
@@ -74,7 +93,7 @@ pub async fn save_file(api: &Api, name: &str, src: &Path, options: &TransferOpti
         return save_small_file(api, name, src, size).await;
     }
     let file = Arc::new(std::fs::File::open(src).map_err(|e| local_error(e, "opening", src))?);
-    let upload = FileUpload { api, name, src, file, size, chunk: chunk_size(options, size) };
+    let upload = FileUpload { api, name, src, file, size, chunk: file_chunk_size()? };
     let mut report = FileReport::default();
     // One start-over when the finished object's checksum disagrees with the
     // file (the file changed under a resumed upload).
@@ -146,18 +165,36 @@ struct FileUpload<'a> {
 }
 
 impl FileUpload<'_> {
-    async fn read_chunk(&self, index: u64) -> Result<Bytes> {
-        let start = index * self.chunk;
-        let len = self.chunk.min(self.size - start) as usize;
+    /// The CRC32C of bytes `start..start+len` of the file, read in 1 MiB blocks.
+    async fn crc_range(&self, start: u64, len: u64) -> Result<u32> {
         let file = self.file.clone();
         let src = self.src.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, start).map_err(|e| local_error(e, "reading", &src))?;
-            Ok(Bytes::from(buf))
+            let mut buf = vec![0u8; READ_BLOCK.min(len as usize)];
+            let (mut crc, mut done) = (0u32, 0u64);
+            while done < len {
+                let n = (len - done).min(buf.len() as u64) as usize;
+                file.read_exact_at(&mut buf[..n], start + done).map_err(|e| local_error(e, "reading", &src))?;
+                crc = crc32c::crc32c_append(crc, &buf[..n]);
+                done += n as u64;
+            }
+            Ok(crc)
         })
         .await
         .map_err(|e| Error::other(format!("read task failed: {e}")))?
+    }
+
+    /// Bytes `start..start+len` of the file as a request body streamed from
+    /// disk, their CRC32C left in `crc` once all were read.
+    async fn range_body(&self, start: u64, len: u64, crc: Arc<AtomicU32>) -> Result<reqwest::Body> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = tokio::fs::File::open(self.src).await.map_err(|e| local_error(e, "opening", self.src))?;
+        file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| local_error(e, "reading", self.src))?;
+        crc.store(0, Ordering::Relaxed);
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_BLOCK).inspect_ok(move |b| {
+            crc.store(crc32c::crc32c_append(crc.load(Ordering::Relaxed), b), Ordering::Relaxed);
+        });
+        Ok(reqwest::Body::wrap_stream(stream))
     }
 
     async fn write_journal(&self, journal: &Journal) -> Result<()> {
@@ -214,7 +251,7 @@ impl FileUpload<'_> {
     async fn verify(&self, mut journal: Journal, persisted: u64) -> Result<Option<Journal>> {
         let held = persisted / self.chunk;
         for index in 0..held {
-            let crc = crc32c::crc32c(&self.read_chunk(index).await?);
+            let crc = self.crc_range(index * self.chunk, self.chunk.min(self.size - index * self.chunk)).await?;
             match journal.crcs.get(index as usize) {
                 Some(&c) if c != crc => {
                     tracing::info!(object = %self.api.display(self.name), "the file changed since the interrupted upload; starting over");
@@ -235,44 +272,53 @@ impl FileUpload<'_> {
         let (mut journal, mut offset) = self.session(fresh, report).await?;
         let mut resumes = 0;
         let mut journaled = journal.crcs.len();
-        let mut next: Option<(u64, Bytes)> = None;
         loop {
             let index = offset / self.chunk;
-            let data = match next.take() {
-                Some((i, d)) if i == index => d,
-                _ => self.read_chunk(index).await?,
-            };
-            if journal.crcs.len() == index as usize {
-                journal.crcs.push(crc32c::crc32c(&data));
-            }
             let start = index * self.chunk;
-            let last = start + data.len() as u64 == self.size;
-            let whole = last.then(|| whole_crc(&journal.crcs, self.chunk, self.size));
-            let body = data.slice((offset - start) as usize..);
-            let sent = body.len() as u64;
+            let end = (start + self.chunk).min(self.size);
+            let last = end == self.size;
+            // Resumed inside a chunk: its head is on the server already.
+            let head = if offset > start { Some(self.crc_range(start, offset - start).await?) } else { None };
+            // The last chunk carries the whole object's checksum, so it is
+            // read once before it is sent.
+            let whole = if last {
+                let mut crcs = journal.crcs.clone();
+                crcs.push(self.crc_range(start, end - start).await?);
+                Some(whole_crc(&crcs, self.chunk, self.size))
+            } else {
+                None
+            };
+            let tail = Arc::new(AtomicU32::new(0));
+            let body = self.range_body(offset, end - offset, tail.clone()).await?;
+            let sent = end - offset;
 
-            // The journal of the chunks acknowledged so far goes up while
-            // this chunk does, and the next chunk is read meanwhile.
-            let snapshot = (journal.crcs.len() - 1 > journaled)
-                .then(|| Journal { crcs: journal.crcs[..journal.crcs.len() - 1].to_vec(), ..journal.clone() });
-            let put = self.api.put_chunk(&journal.session, self.name, offset, body, Some(self.size), whole);
+            // The journal of the chunks acknowledged so far goes up while this chunk does.
+            let snapshot = (journal.crcs.len() > journaled).then(|| journal.clone());
+            let put = self.api.put_chunk(&journal.session, self.name, offset, body, sent, Some(self.size), whole);
             let write = async {
                 match &snapshot {
                     Some(j) => self.write_journal(j).await.map(|()| Some(j.crcs.len())),
                     None => Ok(None),
                 }
             };
-            let prefetch =
-                async { if last { Ok(None) } else { self.read_chunk(index + 1).await.map(|d| Some((index + 1, d))) } };
-            let (put, write, prefetched) = futures::join!(put, write, prefetch);
+            let (put, write) = futures::join!(put, write);
             if let Ok(Some(n)) = write {
                 journaled = n;
             }
-            next = prefetched?;
+            let chunk_crc = || {
+                let tail = tail.load(Ordering::Relaxed);
+                match head {
+                    Some(h) => crc32c::crc32c_combine(h, tail, sent as usize),
+                    None => tail,
+                }
+            };
 
             match put {
                 Ok(Session::Incomplete { persisted }) if persisted > offset => {
                     report.sent_bytes += persisted - offset;
+                    if persisted >= end && journal.crcs.len() == index as usize {
+                        journal.crcs.push(chunk_crc());
+                    }
                     offset = persisted;
                     journal.crcs.truncate((offset / self.chunk) as usize);
                 }
@@ -287,7 +333,11 @@ impl FileUpload<'_> {
                 Ok(Session::Done(meta)) => {
                     report.sent_bytes += sent;
                     self.api.delete(&journal_name(self.name)).await?;
-                    let crc = whole_crc(&journal.crcs, self.chunk, self.size);
+                    let crc = whole.unwrap_or_else(|| {
+                        let mut crcs = journal.crcs.clone();
+                        crcs.push(chunk_crc());
+                        whole_crc(&crcs, self.chunk, self.size)
+                    });
                     return check_object(self.api, self.name, &meta, self.size, crc).await;
                 }
                 Ok(Session::Gone) => {
@@ -316,7 +366,10 @@ impl FileUpload<'_> {
                             }
                             Session::Done(meta) => {
                                 self.api.delete(&journal_name(self.name)).await?;
-                                let crc = whole_crc(&journal.crcs, self.chunk, self.size);
+                                let mut crcs = journal.crcs.clone();
+                                crcs.truncate(index as usize);
+                                crcs.push(self.crc_range(start, end - start).await?);
+                                let crc = whole_crc(&crcs, self.chunk, self.size);
                                 return check_object(self.api, self.name, &meta, self.size, crc).await;
                             }
                             Session::Gone => offset = 0,
@@ -352,7 +405,7 @@ fn whole_crc(crcs: &[u32], chunk: u64, size: u64) -> u32 {
 /// else a resumable session fed chunk by chunk (about two chunks in memory).
 /// A failing stream cancels the session, so nothing appears.
 pub async fn save_stream(api: &Api, name: &str, mut data: ByteStream, options: &TransferOptions) -> Result<()> {
-    let chunk = chunk_size(options, 0) as usize;
+    let chunk = stream_chunk_size(options) as usize;
     let mut buf = BytesMut::new();
     let mut ended = false;
     // Fill until more than a chunk is held, so a chunk is known not to be the last.
@@ -386,7 +439,18 @@ pub async fn save_stream(api: &Api, name: &str, mut data: ByteStream, options: &
             let whole = ended.then_some(crc);
             let mut tries = 0;
             let state = loop {
-                match api.put_chunk(&session, name, offset, piece.clone(), total, whole).await {
+                match api
+                    .put_chunk(
+                        &session,
+                        name,
+                        offset,
+                        reqwest::Body::from(piece.clone()),
+                        piece.len() as u64,
+                        total,
+                        whole,
+                    )
+                    .await
+                {
                     Err(e) if e.kind() == ErrorKind::Transient && tries < RESUME_ATTEMPTS => tries += 1,
                     other => break other?,
                 }
@@ -467,4 +531,27 @@ pub fn checked_stream(response: reqwest::Response, expected: Option<u32>, what: 
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_checksums_combine_into_the_whole_objects() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+        let chunk = 4096u64;
+        let crcs: Vec<u32> = data.chunks(chunk as usize).map(crc32c::crc32c).collect();
+        assert_eq!(whole_crc(&crcs, chunk, data.len() as u64), crc32c::crc32c(&data));
+    }
+
+    #[test]
+    fn checksums_travel_as_gcs_writes_them() {
+        // CRC32C("123456789") is 0xE3069283; GCS sends the big-endian bytes in base64.
+        let crc = crc32c::crc32c(b"123456789");
+        assert_eq!(crc, 0xE306_9283);
+        assert_eq!(crate::api::encode_crc(crc), "4waSgw==");
+        assert_eq!(crate::api::decode_crc("4waSgw=="), Some(crc));
+        assert_eq!(crate::api::decode_crc("not base64"), None);
+    }
 }

@@ -15,7 +15,7 @@ const CHUNK: u64 = 8 << 20;
 
 /// fake-gcs-server finishes a half-uploaded object when asked for a session's
 /// status (its issue #2354), so resumes trust the journal here.
-const ENV: [(&str, &str); 2] = [("FERRY_GCS_STATUS_QUERY", "false"), ("FERRY_PART_SIZE", "8Mi")];
+const ENV: [(&str, &str); 2] = [("FERRY_GCS_STATUS_QUERY", "false"), ("FERRY_GCS_CHUNK_SIZE", "8Mi")];
 
 fn config(gcs: &FakeGcs) -> String {
     format!("{{endpoint: '{}', anonymous: true, bucket: {BUCKET}}}", gcs.endpoint())
@@ -172,7 +172,8 @@ async fn a_missing_object_is_not_found_and_a_missing_bucket_names_itself() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
     let driver = DriverProcess::start(BIN, &ENV).await;
-    let err = driver.client.load(&Location::new("gcs", &config(&gcs), "nope"), &dir.path().join("x")).await.unwrap_err();
+    let err =
+        driver.client.load(&Location::new("gcs", &config(&gcs), "nope"), &dir.path().join("x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 
     let other = format!("{{endpoint: '{}', anonymous: true, bucket: no-such-bucket}}", gcs.endpoint());
