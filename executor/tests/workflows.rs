@@ -224,6 +224,60 @@ fn gc_deletes_on_completion_and_on_deletion_through_the_driver() {
     assert!(!f.ferry(&["get", &wf]).status.success());
 }
 
+/// Argo's `gcs:` blocks and a `plugin:` block reach ferry-driver-gcs, a
+/// separate process, against fake-gcs-server: an artifact passes between
+/// steps through the bucket and artifact GC deletes through the driver.
+#[test]
+fn gcs_blocks_pass_artifacts_and_collect_garbage_through_the_gcs_driver() {
+    let gcs = ferry_test_servers::FakeGcs::start();
+    gcs.create_bucket("ferry-test");
+    let f = Ferry::new();
+    let block = format!("{{endpoint: '{}', anonymous: true, bucket: ferry-test}}", gcs.endpoint());
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: produce, template: produce}
+    - - {name: consume, template: consume}
+  - name: produce
+    container:
+      command: [sh, -c]
+      args: ["mkdir -p /out/report && echo 42 > /out/report/answer.txt && echo scratch > /out/scratch.txt"]
+    outputs:
+      artifacts:
+      - name: report
+        path: /out/report
+        gcs: {BLOCK_KEY: report.tgz}
+      - name: scratch
+        path: /out/scratch.txt
+        gcs: {BLOCK_KEY: scratch.tgz}
+        artifactGC: {strategy: OnWorkflowCompletion}
+  - name: consume
+    inputs:
+      artifacts:
+      - name: report
+        path: /in/report
+        plugin:
+          name: gcs
+          key: gcs-wf/report.tgz
+          configuration: "BLOCK"
+    container:
+      command: [sh, -c]
+      args: ["grep -q 42 /in/report/answer.txt"]
+"#;
+    let inner = block.trim_start_matches('{').trim_end_matches('}');
+    let spec = spec
+        .replace("{BLOCK_KEY: report.tgz}", &format!("{{{inner}, key: gcs-wf/report.tgz}}"))
+        .replace("{BLOCK_KEY: scratch.tgz}", &format!("{{{inner}, key: gcs-wf/scratch.tgz}}"))
+        .replace("BLOCK", &block);
+    let file = f.workflow("gcs-wf", &spec);
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    let exists = |name: &str| gcs.get(&format!("/storage/v1/b/ferry-test/o/gcs-wf%2F{name}")).0 == 200;
+    assert!(exists("report.tgz"), "the output is not in the bucket");
+    assert!(!exists("scratch.tgz"), "OnWorkflowCompletion did not delete through the driver");
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
