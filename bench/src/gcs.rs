@@ -57,7 +57,7 @@ else:
         .status()?;
     if !status.success() {
         bail!(
-            "python google-cloud-storage {op} failed ({status}); install it with `.venv/bin/pip install google-cloud-storage`"
+            "python google-cloud-storage {op} failed ({status}); install it with `.venv/bin/pip install -r bench/requirements.txt`"
         );
     }
     Ok(())
