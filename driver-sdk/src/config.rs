@@ -175,6 +175,26 @@ impl Secrets {
     }
 }
 
+/// Reads the size in the environment variable `name`: bytes, or a number
+/// with a `Ki`, `Mi` or `Gi` suffix (`8Mi`). `None` when unset.
+pub fn env_size(name: &str) -> Result<Option<u64>> {
+    let Ok(raw) = std::env::var(name) else { return Ok(None) };
+    let v = raw.trim();
+    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, ""),
+    };
+    let shift = match unit.trim_end_matches('B') {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        _ => return Err(Error::invalid_config(format!("{name}: {raw:?}: use bytes or a Ki, Mi or Gi suffix"))),
+    };
+    let n: u64 = digits.parse().map_err(|_| Error::invalid_config(format!("{name}: {raw:?} is not a size")))?;
+    Ok(Some(n << shift))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,24 +278,4 @@ mod tests {
         let r = SecretRef { name: "my-s3.creds".into(), key: "accessKey".into() };
         assert_eq!(Secrets::env_var_name(&r), "FERRY_SECRET_MY_S3_CREDS_ACCESSKEY");
     }
-}
-
-/// Reads the size in the environment variable `name`: bytes, or a number
-/// with a `Ki`, `Mi` or `Gi` suffix (`8Mi`). `None` when unset.
-pub fn env_size(name: &str) -> Result<Option<u64>> {
-    let Ok(raw) = std::env::var(name) else { return Ok(None) };
-    let v = raw.trim();
-    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => v.split_at(i),
-        None => (v, ""),
-    };
-    let shift = match unit.trim_end_matches('B') {
-        "" => 0,
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        _ => return Err(Error::invalid_config(format!("{name}: {raw:?}: use bytes or a Ki, Mi or Gi suffix"))),
-    };
-    let n: u64 = digits.parse().map_err(|_| Error::invalid_config(format!("{name}: {raw:?} is not a size")))?;
-    Ok(Some(n << shift))
 }

@@ -55,8 +55,8 @@ pub async fn download_ranges<F, Fut>(
     fetch: F,
 ) -> Result<()>
 where
-    F: Fn(u64, u64) -> Fut,
-    Fut: Future<Output = Result<ByteStream>>,
+    F: Fn(u64, u64) -> Fut + Sync,
+    Fut: Future<Output = Result<ByteStream>> + Send,
 {
     let staging = Staging::beside(dst).await?;
     let file = std::fs::File::create(staging.path()).map_err(|e| local_error(e, "creating", staging.path()))?;

@@ -78,6 +78,20 @@ pub fn header_crc(response: &Response) -> Option<u32> {
         .find_map(|v| v.split(',').find_map(|part| part.trim().strip_prefix("crc32c=")).and_then(decode_crc))
 }
 
+/// One request of a resumable upload.
+pub struct Chunk {
+    /// Offset of its first byte in the object.
+    pub start: u64,
+    /// Its bytes.
+    pub body: reqwest::Body,
+    /// How many bytes `body` holds.
+    pub len: u64,
+    /// The object's size, when known (always on the last chunk).
+    pub total: Option<u64>,
+    /// The whole object's CRC32C, on the last chunk.
+    pub crc: Option<u32>,
+}
+
 /// Where a resumable session stands.
 #[derive(Debug)]
 pub enum Session {
@@ -284,20 +298,11 @@ impl Api {
         Ok(session)
     }
 
-    /// Sends bytes `start..start+data.len()` of the upload. `total` is the
-    /// object's size when this is the last chunk (or known up front); the
-    /// last chunk carries the whole object's CRC32C so a server that checks
-    /// it refuses to finish a wrong object.
-    pub async fn put_chunk(
-        &self,
-        session: &str,
-        name: &str,
-        start: u64,
-        data: reqwest::Body,
-        len: u64,
-        total: Option<u64>,
-        crc: Option<u32>,
-    ) -> Result<Session> {
+    /// Sends one chunk of the upload. The last one carries the whole
+    /// object's CRC32C, so a server that checks it refuses to finish a wrong
+    /// object.
+    pub async fn put_chunk(&self, session: &str, name: &str, chunk: Chunk) -> Result<Session> {
+        let Chunk { start, body: data, len, total, crc } = chunk;
         let what = self.display(name);
         let range = match (len, total) {
             (0, Some(t)) => format!("bytes */{t}"),

@@ -14,7 +14,7 @@
 //! checksum GCS reports is compared again, so bytes changed between a kill
 //! and its resume can never pass as the file.
 
-use crate::api::{Api, ObjectMeta, Session};
+use crate::api::{Api, Chunk, ObjectMeta, Session};
 use bytes::{Bytes, BytesMut};
 use ferry_sdk::transfer::local_error;
 use ferry_sdk::{ByteStream, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX};
@@ -294,7 +294,11 @@ impl FileUpload<'_> {
 
             // The journal of the chunks acknowledged so far goes up while this chunk does.
             let snapshot = (journal.crcs.len() > journaled).then(|| journal.clone());
-            let put = self.api.put_chunk(&journal.session, self.name, offset, body, sent, Some(self.size), whole);
+            let put = self.api.put_chunk(
+                &journal.session,
+                self.name,
+                Chunk { start: offset, body, len: sent, total: Some(self.size), crc: whole },
+            );
             let write = async {
                 match &snapshot {
                     Some(j) => self.write_journal(j).await.map(|()| Some(j.crcs.len())),
@@ -439,18 +443,9 @@ pub async fn save_stream(api: &Api, name: &str, mut data: ByteStream, options: &
             let whole = ended.then_some(crc);
             let mut tries = 0;
             let state = loop {
-                match api
-                    .put_chunk(
-                        &session,
-                        name,
-                        offset,
-                        reqwest::Body::from(piece.clone()),
-                        piece.len() as u64,
-                        total,
-                        whole,
-                    )
-                    .await
-                {
+                let chunk =
+                    Chunk { start: offset, body: piece.clone().into(), len: piece.len() as u64, total, crc: whole };
+                match api.put_chunk(&session, name, chunk).await {
                     Err(e) if e.kind() == ErrorKind::Transient && tries < RESUME_ATTEMPTS => tries += 1,
                     other => break other?,
                 }

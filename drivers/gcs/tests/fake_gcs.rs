@@ -70,7 +70,7 @@ fn encode(name: &str) -> String {
 /// once the journal records `chunks` chunks.
 async fn killed_save(gcs: &FakeGcs, key: &str, src: &Path, chunks: usize) {
     let mut first = DriverProcess::start(BIN, &ENV).await;
-    let at = Location::new("gcs", &config(gcs), key);
+    let at = Location::new("gcs", config(gcs), key);
     let client = first.client.clone();
     let src_owned = src.to_path_buf();
     let save = tokio::spawn(async move { client.save(&at, &src_owned).await });
@@ -94,7 +94,7 @@ async fn a_killed_upload_is_finished_by_another_process() {
     killed_save(&gcs, "wf/big.bin", &src, 6).await;
 
     let second = DriverProcess::start(BIN, &ENV).await;
-    let at = Location::new("gcs", &config(&gcs), "wf/big.bin");
+    let at = Location::new("gcs", config(&gcs), "wf/big.bin");
     second.client.save(&at, &src).await.unwrap();
     assert_eq!(journaled_chunks(&gcs, "wf/big.bin"), 0, "the journal must be gone once the object is whole");
 
@@ -124,7 +124,7 @@ async fn a_changed_source_is_sent_again_in_full() {
     write_file(&src, size, 2);
 
     let second = DriverProcess::start(BIN, &ENV).await;
-    let at = Location::new("gcs", &config(&gcs), "changed.bin");
+    let at = Location::new("gcs", config(&gcs), "changed.bin");
     second.client.save(&at, &src).await.unwrap();
     assert!(second.log().contains("the file changed since the interrupted upload"), "{}", second.log());
     assert!(!second.log().contains("resumed an interrupted upload"));
@@ -142,7 +142,7 @@ async fn delete_cancels_unfinished_uploads_under_the_key() {
     killed_save(&gcs, "run/out/big.bin", &src, 2).await;
 
     let driver = DriverProcess::start(BIN, &ENV).await;
-    driver.client.delete(&Location::new("gcs", &config(&gcs), "run")).await.unwrap();
+    driver.client.delete(&Location::new("gcs", config(&gcs), "run")).await.unwrap();
     assert_eq!(journaled_chunks(&gcs, "run/out/big.bin"), 0, "Delete must remove the journal");
     let (_, listing) = gcs.get(&format!("/storage/v1/b/{BUCKET}/o?prefix=.ferry-uploads%2F"));
     assert!(!listing.contains("run/out"), "{listing}");
@@ -155,7 +155,7 @@ async fn large_objects_come_down_in_ranges_byte_exact() {
     let src = dir.path().join("big.bin");
     write_file(&src, 9 * CHUNK + 777, 11);
     let driver = DriverProcess::start(BIN, &ENV).await;
-    let at = Location::new("gcs", &config(&gcs), "ranged/big.bin");
+    let at = Location::new("gcs", config(&gcs), "ranged/big.bin");
     driver.client.save(&at, &src).await.unwrap();
     let back = dir.path().join("back.bin");
     driver.client.load(&at, &back).await.unwrap();
@@ -173,7 +173,7 @@ async fn a_missing_object_is_not_found_and_a_missing_bucket_names_itself() {
     let dir = tempfile::tempdir().unwrap();
     let driver = DriverProcess::start(BIN, &ENV).await;
     let err =
-        driver.client.load(&Location::new("gcs", &config(&gcs), "nope"), &dir.path().join("x")).await.unwrap_err();
+        driver.client.load(&Location::new("gcs", config(&gcs), "nope"), &dir.path().join("x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 
     let other = format!("{{endpoint: '{}', anonymous: true, bucket: no-such-bucket}}", gcs.endpoint());
