@@ -172,8 +172,7 @@ async fn a_missing_object_is_not_found_and_a_missing_bucket_names_itself() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
     let driver = DriverProcess::start(BIN, &ENV).await;
-    let err =
-        driver.client.load(&Location::new("gcs", config(&gcs), "nope"), &dir.path().join("x")).await.unwrap_err();
+    let err = driver.client.load(&Location::new("gcs", config(&gcs), "nope"), &dir.path().join("x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 
     let other = format!("{{endpoint: '{}', anonymous: true, bucket: no-such-bucket}}", gcs.endpoint());
