@@ -33,7 +33,7 @@ pub fn cases() -> Vec<Case> {
             "AD-CAP-003",
             Must,
             ["Core", "SaveStream"],
-            [SaveStream],
+            [Writable, SaveStream],
             "supports_save_stream=true means SaveStream works",
             |cx| {
                 let data = cx.payload(1000, 1);
