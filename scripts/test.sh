@@ -88,4 +88,24 @@ target/debug/ferry-conformance --profile conformance/profiles/git.yaml \
 target/debug/ferry-conformance --profile conformance/profiles/git-readonly.yaml \
     --junit target/conformance/git-readonly.junit.xml --json target/conformance/git-readonly.json
 
+# The driver images, built here from release binaries (no registry is reachable),
+# run as Argo runs plugin containers: through testcontainers (socket in a shared
+# volume, non-root, SIGTERM -> exit 0, files through the shared volume), then
+# under the conformance suite with --image against the servers above.
+if docker info >/dev/null 2>&1; then
+    [ -x /bin/busybox ] && command -v nginx >/dev/null || {
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static nginx-light; }
+    deploy/images/build.sh
+    docker_host=$(testing/images/docker-api/start.sh "$s3dir/docker-api")
+    [ -f "$s3dir/docker-api/nginx.pid" ] && servers+=("$(cat "$s3dir/docker-api/nginx.pid")")
+    DOCKER_HOST=$docker_host cargo test -p ferry-image-tests -- --ignored
+    for profile in fs s3-moto gcs git-readonly; do
+        driver=${profile%%-*}
+        target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --image "ferry/driver-$driver:dev" \
+            --junit "target/conformance/$profile-image.junit.xml" --json "target/conformance/$profile-image.json"
+    done
+else
+    echo "scripts/test.sh: NO DOCKER ENGINE ('docker info' failed): the driver image tests did NOT run" >&2
+fi
+
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python

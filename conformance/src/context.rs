@@ -213,9 +213,15 @@ pub fn same(got: &[u8], want: &[u8], via: &str) -> Result<()> {
     )
 }
 
-/// A driver process the runner started: `command… <socket>`.
+/// A driver process the runner started: `command… <socket>`, or a container
+/// of the profile's image with the socket path as its only argument.
 pub struct ManagedDriver {
+    /// The program itself, or the attached `docker run` that exits with the container's code.
     child: Child,
+    /// The container's name, when the driver runs in one.
+    container: Option<String>,
+    /// The driver's process id on this host, found once the container runs.
+    pid: std::sync::OnceLock<u32>,
     /// Where the driver listens.
     pub socket: PathBuf,
     /// Where its stderr goes (scanned for secrets).
@@ -224,51 +230,94 @@ pub struct ManagedDriver {
 
 impl ManagedDriver {
     /// Starts the profile's command with `socket` appended, stderr to `stderr_path`.
-    pub fn start(profile: &Profile, socket: &Path, stderr_path: &Path) -> Result<ManagedDriver> {
-        Self::start_with_args(profile, &[socket.to_string_lossy().into_owned()], socket, stderr_path)
+    /// `shared` is the directory the driver and the runner exchange files in.
+    pub fn start(profile: &Profile, shared: &Path, socket: &Path, stderr_path: &Path) -> Result<ManagedDriver> {
+        Self::start_with_args(profile, shared, &[socket.to_string_lossy().into_owned()], socket, stderr_path)
     }
 
     /// Starts the profile's command with exactly `args` appended.
     pub fn start_with_args(
         profile: &Profile,
+        shared: &Path,
         args: &[String],
         socket: &Path,
         stderr_path: &Path,
     ) -> Result<ManagedDriver> {
         let launch = profile.launch.as_ref().context("managed mode needs launch.command in the profile")?;
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(stderr_path)?;
-        let child = Command::new(&launch.command[0])
-            .args(&launch.command[1..])
+        let (mut command, container) = match &launch.image {
+            None => {
+                let mut command = Command::new(&launch.command[0]);
+                command.args(&launch.command[1..]).envs(profile.launch_env()?);
+                (command, None)
+            }
+            Some(image) => {
+                let name = format!("ferry-conformance-{}", uuid::Uuid::new_v4().simple());
+                let shared = shared.to_string_lossy();
+                let mut command = Command::new("docker");
+                // Host networking: the profile's configuration names servers on 127.0.0.1.
+                command.args(["run", "--rm", "--name", &name, "--network", "host", "--stop-timeout", "30"]);
+                command.args(["-v", &format!("{shared}:{shared}")]);
+                for (k, v) in profile.launch_env()? {
+                    command.args(["-e", &format!("{k}={v}")]);
+                }
+                command.arg(image);
+                (command, Some(name))
+            }
+        };
+        let child = command
             .args(args)
-            .envs(profile.launch_env()?)
             .stdin(Stdio::null())
             .stdout(Stdio::from(stderr.try_clone()?))
             .stderr(Stdio::from(stderr))
             .spawn()
-            .with_context(|| format!("starting {:?}", launch.command))?;
-        Ok(ManagedDriver { child, socket: socket.to_path_buf(), stderr_path: stderr_path.to_path_buf() })
+            .with_context(|| format!("starting {:?}", launch.image.as_ref().map_or(&launch.command[0], |i| i)))?;
+        let pid = std::sync::OnceLock::new();
+        if container.is_none() {
+            let _ = pid.set(child.id());
+        }
+        Ok(ManagedDriver {
+            child,
+            container,
+            pid,
+            socket: socket.to_path_buf(),
+            stderr_path: stderr_path.to_path_buf(),
+        })
     }
 
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// The driver's process id on this host (for a container, its entrypoint's).
+    pub fn pid(&self) -> Result<u32> {
+        if let Some(pid) = self.pid.get() {
+            return Ok(*pid);
+        }
+        let name = self.container.as_deref().expect("a process's pid is set at start");
+        let started = Instant::now();
+        loop {
+            let out = Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", name]).output()?;
+            let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+            if pid != 0 {
+                return Ok(*self.pid.get_or_init(|| pid));
+            }
+            ensure!(started.elapsed() < Duration::from_secs(30), "container {name} is not running after 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `VmHWM` (peak RSS) in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64> {
-        proc_status_kib(self.pid(), "VmHWM:")
+        proc_status_kib(self.pid()?, "VmHWM:")
     }
 
     /// Resets the peak-RSS high-water mark, so the next reading covers only
     /// what happens from now on.
     pub fn reset_peak_rss(&self) -> Result<()> {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").context("resetting VmHWM")?;
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()?), "5").context("resetting VmHWM")?;
         Ok(())
     }
 
     /// Open file descriptors.
     pub fn open_fds(&self) -> Result<usize> {
-        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()))?.count())
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()?))?.count())
     }
 
     /// Whether the process has exited, and how.
@@ -280,24 +329,34 @@ impl ManagedDriver {
     /// code (None if killed by a signal) and how long it took.
     pub fn terminate(&mut self, grace: Duration) -> Result<(Option<i32>, Duration)> {
         let started = Instant::now();
-        Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status()?;
+        // Straight to the driver's process, container or not, as the kubelet's
+        // SIGTERM reaches a plugin container's entrypoint.
+        Command::new("kill").arg("-TERM").arg(self.pid()?.to_string()).status()?;
         while started.elapsed() < grace {
             if let Some(status) = self.child.try_wait()? {
                 return Ok((status.code(), started.elapsed()));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        self.kill();
+        bail!("driver did not exit within {grace:?} of SIGTERM (killed)")
+    }
+
+    /// Kills the driver; for a container, the container itself, not only the attached client.
+    fn kill(&mut self) {
+        if let Some(name) = &self.container {
+            let _ =
+                Command::new("docker").args(["rm", "-f", name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        bail!("driver did not exit within {grace:?} of SIGTERM (killed)")
     }
 }
 
 impl Drop for ManagedDriver {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.kill();
         }
     }
 }

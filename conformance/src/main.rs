@@ -16,6 +16,10 @@ struct Cli {
     /// Test a driver already listening on this socket instead of launching it.
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// Launch this local container image (with Docker) instead of the profile's
+    /// command: as Argo runs a plugin image, socket in a shared volume, the image's own user.
+    #[arg(long, conflicts_with = "socket")]
+    image: Option<String>,
     /// quick (smoke), full (every applicable case) or certify (no skipped MUST, no expected failures).
     #[arg(long, value_enum, default_value = "full")]
     mode: Mode,
@@ -63,7 +67,12 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8, (u8, anyhow::Error)> {
     let regex = |r: &Option<String>| r.as_deref().map(regex::Regex::new).transpose().map_err(|e| (2, e.into()));
     let path = cli.profile.clone().expect("clap requires --profile");
-    let profile = Profile::load(&path).map_err(|e| (2, e))?;
+    let mut profile = Profile::load(&path).map_err(|e| (2, e))?;
+    if let Some(image) = &cli.image {
+        let launch = profile.launch.get_or_insert_with(Default::default);
+        launch.command.clear();
+        launch.image = Some(image.clone());
+    }
     if cli.socket.is_none() && profile.launch.is_none() {
         return Err((2, anyhow::anyhow!("the profile has no launch.command; give --socket to test a running driver")));
     }

@@ -46,12 +46,18 @@ pub struct DriverInfo {
     pub version: Option<String>,
 }
 
-/// How the runner starts the driver: `command… <socket path>`, as Argo does.
-#[derive(Clone, Debug, Deserialize)]
+/// How the runner starts the driver: `command… <socket path>`, as Argo does,
+/// or the container image's entrypoint with the socket path, as Argo runs a plugin image.
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Launch {
     /// Program and arguments; the socket path is appended last.
+    #[serde(default)]
     pub command: Vec<String>,
+    /// A local container image to run instead of `command` (`--image` sets it):
+    /// its own user, the run's work directory as the shared volume, host networking.
+    #[serde(default)]
+    pub image: Option<String>,
     /// Extra environment. `${env:NAME}` is replaced from the runner's environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -197,9 +203,9 @@ impl Profile {
         let profile: Profile =
             ferry_sdk::config::parse(&text).map_err(|e| anyhow::anyhow!("profile {}: {e}", path.display()))?;
         if let Some(launch) = &profile.launch
-            && launch.command.is_empty()
+            && launch.command.is_empty() == launch.image.is_none()
         {
-            anyhow::bail!("profile {}: launch.command is empty", path.display());
+            anyhow::bail!("profile {}: launch needs exactly one of `command` (not empty) and `image`", path.display());
         }
         Ok(profile)
     }

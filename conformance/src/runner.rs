@@ -83,6 +83,12 @@ pub async fn run(opts: Options) -> Result<Outcome> {
     let work = opts.work_dir.clone().unwrap_or_else(|| temp.as_ref().expect("temp dir").clone()).join(&run_id);
     std::fs::create_dir_all(&work)?;
     let profile = opts.profile;
+    if profile.launch.as_ref().is_some_and(|l| l.image.is_some()) {
+        // The image runs as its own non-root user, as in Argo, where the
+        // shared volume is an emptyDir anyone may write: so is everything here.
+        rustix::process::umask(rustix::fs::Mode::empty());
+        std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+    }
     let fill = |c: &str| c.replace("{sharedDir}", &work.to_string_lossy());
     let configuration = fill(&profile.plugin.configuration);
     let alt_configuration = profile.plugin.alt_configuration.as_deref().map(fill);
@@ -91,7 +97,7 @@ pub async fn run(opts: Options) -> Result<Outcome> {
         Some(socket) => (None, socket.clone()),
         None => {
             let socket = socket_path(&work, &profile.driver.name);
-            let driver = ManagedDriver::start(&profile, &socket, &work.join("driver.stderr"))?;
+            let driver = ManagedDriver::start(&profile, &work, &socket, &work.join("driver.stderr"))?;
             (Some(Arc::new(std::sync::Mutex::new(driver))), socket)
         }
     };

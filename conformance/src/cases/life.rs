@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 fn start(cx: &Cx, tag: &str) -> anyhow::Result<(ManagedDriver, PathBuf)> {
     let socket = cx.path(&format!("{tag}/artifact-plugins/{}/socket", cx.run.profile.driver.name));
     let _ = std::fs::remove_dir_all(socket.parent().expect("parent"));
-    let driver = ManagedDriver::start(&cx.run.profile, &socket, &cx.path(&format!("{tag}.stderr")))?;
+    let driver = ManagedDriver::start(&cx.run.profile, &cx.run.work, &socket, &cx.path(&format!("{tag}.stderr")))?;
     Ok((driver, socket))
 }
 
@@ -113,7 +113,7 @@ pub fn cases() -> Vec<Case> {
             std::fs::create_dir_all(socket.parent().expect("parent"))?;
             drop(std::os::unix::net::UnixListener::bind(&socket)?);
             ensure!(socket.exists(), "could not plant a stale socket");
-            let _driver = ManagedDriver::start(&cx.run.profile, &socket, &cx.path("l5.stderr"))?;
+            let _driver = ManagedDriver::start(&cx.run.profile, &cx.run.work, &socket, &cx.path("l5.stderr"))?;
             connect(&socket)
                 .await
                 .context("the driver does not serve over a stale socket")?
@@ -129,7 +129,8 @@ pub fn cases() -> Vec<Case> {
             "Without a socket argument the driver exits non-zero with a message",
             |cx| {
                 let stderr = cx.path("l6.stderr");
-                let mut driver = ManagedDriver::start_with_args(&cx.run.profile, &[], &cx.path("l6-none"), &stderr)?;
+                let mut driver =
+                    ManagedDriver::start_with_args(&cx.run.profile, &cx.run.work, &[], &cx.path("l6-none"), &stderr)?;
                 let started = Instant::now();
                 let status = loop {
                     if let Some(s) = driver.try_exit()? {
@@ -229,7 +230,7 @@ pub fn cases() -> Vec<Case> {
                 client.save(&at, &src).await?;
                 first.terminate(grace(&cx))?;
                 drop(client);
-                let _second = ManagedDriver::start(&cx.run.profile, &socket, &cx.path("l10b.stderr"))?;
+                let _second = ManagedDriver::start(&cx.run.profile, &cx.run.work, &socket, &cx.path("l10b.stderr"))?;
                 let client = connect(&socket).await?;
                 let dst = cx.path("l10.tmp");
                 client.load(&at, &dst).await.context("Load after restart")?;
@@ -252,7 +253,13 @@ pub fn cases() -> Vec<Case> {
             |cx| {
                 let socket = cx.path("l13/socket");
                 let arg = format!("unix://{}", socket.display());
-                let _d = ManagedDriver::start_with_args(&cx.run.profile, &[arg], &socket, &cx.path("l13.stderr"))?;
+                let _d = ManagedDriver::start_with_args(
+                    &cx.run.profile,
+                    &cx.run.work,
+                    &[arg],
+                    &socket,
+                    &cx.path("l13.stderr"),
+                )?;
                 let ok = match appears(&socket, Duration::from_secs(5)).await {
                     Ok(_) => connect(&socket).await.is_ok(),
                     Err(_) => false,

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds one image per reference driver with no registry: each is FROM scratch
+# with the release binary and exactly the shared libraries it links (read off
+# `ldd`), CA certificates, /etc/passwd naming the non-root user 65532, and a
+# world-writable /tmp, as Argo's plugin docs require. The git image adds the git
+# CLI (push, submodules), ssh and a static busybox for the shell git runs hooks,
+# GIT_SSH_COMMAND and `git submodule` through.
+#
+#   deploy/images/build.sh [DRIVER...]      # default: every driver
+#   FERRY_IMAGE_PREFIX=ferry/driver- FERRY_IMAGE_TAG=dev   (the defaults)
+#
+# Images are named ${FERRY_IMAGE_PREFIX}<driver>:${FERRY_IMAGE_TAG}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+prefix=${FERRY_IMAGE_PREFIX:-ferry/driver-}
+tag=${FERRY_IMAGE_TAG:-dev}
+drivers=("$@")
+[ ${#drivers[@]} -gt 0 ] || drivers=(fs s3 oss gcs git http)
+
+for d in "${drivers[@]}"; do
+    [ -d "drivers/$d" ] || { echo "build.sh: no driver named \"$d\" (drivers/$d does not exist)" >&2; exit 2; }
+done
+if printf '%s\n' "${drivers[@]}" | grep -qx git && [ ! -x /bin/busybox ]; then
+    echo "build.sh: the git image needs a static busybox: apt-get install busybox-static" >&2
+    exit 2
+fi
+
+packages=()
+for d in "${drivers[@]}"; do packages+=(-p "ferry-driver-$d"); done
+cargo build --release --locked "${packages[@]}"
+
+# Copies an executable (to `dest`, default its own path) and every library it
+# links, at the paths the dynamic loader looks for them, into the root filesystem.
+add_elf() {
+    local root=$1 elf=$2 dest=${3:-$2}
+    mkdir -p "$root$(dirname "$dest")"
+    cp -L "$elf" "$root$dest"
+    ldd "$elf" | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' | while read -r lib; do
+        [ -e "$root$lib" ] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+
+for d in "${drivers[@]}"; do
+    stage="target/images/$d"
+    root="$stage/rootfs"
+    rm -rf "$stage"
+    mkdir -p "$root/tmp" "$root/etc/ssl/certs"
+    chmod 1777 "$root/tmp"
+    add_elf "$root" "target/release/ferry-driver-$d" "/usr/local/bin/ferry-driver-$d"
+    ln -s "/usr/local/bin/ferry-driver-$d" "$root/entrypoint"
+    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nferry:x:65532:65532:ferry:/tmp:/sbin/nologin\n' > "$root/etc/passwd"
+    printf 'root:x:0:\nferry:x:65532:\n' > "$root/etc/group"
+    if [ "$d" = git ]; then
+        add_elf "$root" /usr/bin/git
+        add_elf "$root" /usr/lib/git-core/git-remote-http
+        ln -s git-remote-http "$root/usr/lib/git-core/git-remote-https"
+        cp /usr/lib/git-core/git-submodule /usr/lib/git-core/git-sh-setup /usr/lib/git-core/git-sh-i18n "$root/usr/lib/git-core/"
+        add_elf "$root" /usr/bin/ssh
+        mkdir -p "$root/bin"
+        cp /bin/busybox "$root/bin/busybox"
+        # The applets git's shell scripts and GIT_SSH_COMMAND use.
+        for applet in sh sed tr cat basename dirname mkdir rm ls grep printf expr uname wc head env; do
+            ln -s busybox "$root/bin/$applet"
+        done
+    fi
+    docker build --quiet --build-arg "DRIVER=$d" -t "$prefix$d:$tag" -f deploy/images/Dockerfile "$stage" >/dev/null
+    size=$(docker image inspect -f '{{.Size}}' "$prefix$d:$tag")
+    awk -v n="$prefix$d:$tag" -v s="$size" 'BEGIN { printf "%-28s %6.1f MB\n", n, s / 1e6 }'
+done

@@ -1,0 +1,24 @@
+//! # ferry-image-tests
+//!
+//! The driver images built by `deploy/images/build.sh`, started through
+//! testcontainers the way Argo starts a plugin container: the image's
+//! entrypoint with the socket path as its only argument, the socket in a
+//! volume shared with the caller, the image's own non-root user, and SIGTERM
+//! to stop it. The tests are in `tests/`; they need the images, so they are
+//! `#[ignore]`d in a plain `cargo test` and run by `scripts/test.sh` after it
+//! has built them.
+//!
+//! Image names come from `FERRY_IMAGE_PREFIX` (default `ferry/driver-`) and
+//! `FERRY_IMAGE_TAG` (default `dev`), so the same tests run against images
+//! from a registry where one is reachable.
+
+use testcontainers::GenericImage;
+use testcontainers::core::WaitFor;
+
+/// The image of one driver: `${FERRY_IMAGE_PREFIX}<driver>:${FERRY_IMAGE_TAG}`.
+pub fn driver_image(driver: &str) -> GenericImage {
+    let prefix = std::env::var("FERRY_IMAGE_PREFIX").unwrap_or_else(|_| "ferry/driver-".into());
+    let tag = std::env::var("FERRY_IMAGE_TAG").unwrap_or_else(|_| "dev".into());
+    // Readiness is the socket appearing in the shared volume, which the tests watch themselves.
+    GenericImage::new(format!("{prefix}{driver}"), tag).with_wait_for(WaitFor::Nothing)
+}
