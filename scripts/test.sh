@@ -17,6 +17,8 @@ fi
 
 # lighttpd (git http-backend with basic auth) and sshd, the git driver's test servers.
 command -v lighttpd >/dev/null && [ -x /usr/sbin/sshd ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lighttpd openssh-server; }
+# kubectl renders deploy/argo with its built-in kustomize (tests/python/test_deploy.py).
+command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl; }
 
 cargo build --workspace --all-targets
 cargo test --workspace
