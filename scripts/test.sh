@@ -106,6 +106,11 @@ if docker info >/dev/null 2>&1; then
         target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --image "ferry/driver-$driver:dev" \
             --junit "target/conformance/$profile-image.junit.xml" --json "target/conformance/$profile-image.json"
     done
+    # Writes through the git image's own git CLI (commit, push); the whole
+    # writable profile takes minutes per run, all of it spent on the branch.
+    target/debug/ferry-conformance --profile conformance/profiles/git.yaml --image ferry/driver-git:dev \
+        --focus 'AD-FILE-00[1-3]|AD-DIR-001|AD-DEL-00[1-2]' \
+        --junit target/conformance/git-image.junit.xml --json target/conformance/git-image.json
 else
     echo "scripts/test.sh: NO DOCKER ENGINE ('docker info' failed): the driver image tests did NOT run" >&2
 fi
