@@ -101,14 +101,16 @@ if docker info >/dev/null 2>&1; then
     docker_host=$(testing/images/docker-api/start.sh "$s3dir/docker-api")
     [ -f "$s3dir/docker-api/nginx.pid" ] && servers+=("$(cat "$s3dir/docker-api/nginx.pid")")
     DOCKER_HOST=$docker_host cargo test -p ferry-image-tests -- --ignored
+    # The names build.sh and the testcontainers tests use, from the same variables.
+    image() { echo "${FERRY_IMAGE_PREFIX:-ferry/driver-}$1:${FERRY_IMAGE_TAG:-dev}"; }
     for profile in fs s3-moto gcs git-readonly; do
         driver=${profile%%-*}
-        target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --image "ferry/driver-$driver:dev" \
+        target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --image "$(image "$driver")" \
             --junit "target/conformance/$profile-image.junit.xml" --json "target/conformance/$profile-image.json"
     done
     # Writes through the git image's own git CLI (commit, push); the whole
     # writable profile takes minutes per run, all of it spent on the branch.
-    target/debug/ferry-conformance --profile conformance/profiles/git.yaml --image ferry/driver-git:dev \
+    target/debug/ferry-conformance --profile conformance/profiles/git.yaml --image "$(image git)" \
         --focus 'AD-FILE-00[1-3]|AD-DIR-001|AD-DEL-00[1-2]' \
         --junit target/conformance/git-image.junit.xml --json target/conformance/git-image.json
 else
