@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 mod executor;
 mod gcs;
+mod images;
 mod s3;
 
 #[derive(Parser)]
@@ -48,6 +49,17 @@ enum Bench {
         /// Steps at once, for both ferry and xargs.
         #[arg(long, default_value_t = 4)]
         parallelism: usize,
+        /// Scratch directory.
+        #[arg(long, default_value = "target/bench-data")]
+        dir: PathBuf,
+    },
+    /// The driver images (deploy/images/build.sh): size, cold start beside the
+    /// engine's own container start, and 15 inputs from 3 drivers loaded by one
+    /// group of driver containers beside 15 sequential init containers.
+    Images {
+        /// Cold starts measured per image (the median is reported).
+        #[arg(long, default_value_t = 10)]
+        starts: usize,
         /// Scratch directory.
         #[arg(long, default_value = "target/bench-data")]
         dir: PathBuf,
@@ -97,6 +109,10 @@ fn main() -> Result<()> {
         Bench::Gcs { size_mib, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(gcs::bench(size_mib, &dir))
+        }
+        Bench::Images { starts, dir } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(images::bench(starts.max(1), &std::path::absolute(dir)?))
         }
         Bench::Executor { nodes, parallelism, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
@@ -182,7 +198,7 @@ pub(crate) fn peak_rss_kib(pid: u32) -> Result<u64> {
     Ok(line.split_whitespace().nth(1).context("bad VmHWM")?.parse()?)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
