@@ -101,6 +101,9 @@ if docker info >/dev/null 2>&1; then
     docker_host=$(testing/images/docker-api/start.sh "$s3dir/docker-api")
     [ -f "$s3dir/docker-api/nginx.pid" ] && servers+=("$(cat "$s3dir/docker-api/nginx.pid")")
     DOCKER_HOST=$docker_host cargo test -p ferry-image-tests -- --ignored
+    # `ferry run --runtime docker`, its workflow images mapped to a busybox image built here.
+    testing/images/busybox.sh >/dev/null
+    cargo test -p ferry-executor --test workflows -- --ignored docker_runtime
     # The names build.sh and the testcontainers tests use, from the same variables.
     image() { echo "${FERRY_IMAGE_PREFIX:-ferry/driver-}$1:${FERRY_IMAGE_TAG:-dev}"; }
     for profile in fs s3-moto gcs git-readonly; do

@@ -15,6 +15,7 @@
 pub mod archive;
 pub mod artifacts;
 pub mod controller;
+pub mod docker;
 pub mod drivers;
 pub mod expr;
 pub mod gc;

@@ -41,6 +41,38 @@ struct Inputs {
     drivers: Option<PathBuf>,
 }
 
+/// Where steps run.
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum RuntimeKind {
+    /// Processes of this host, each in its own step directory.
+    #[default]
+    Local,
+    /// One Docker container per step, its declared paths bind-mounted from the step directory.
+    Docker,
+}
+
+#[derive(Args, Clone)]
+struct RuntimeArgs {
+    /// Where steps run.
+    #[arg(long, value_enum, default_value_t)]
+    runtime: RuntimeKind,
+    /// With --runtime docker: run the template image FROM as the local image TO (repeatable).
+    #[arg(long = "image-map", value_name = "FROM=TO")]
+    image_map: Vec<String>,
+}
+
+impl RuntimeArgs {
+    fn build(&self) -> Result<std::sync::Arc<dyn ferry_executor::runtime::Runtime>> {
+        match self.runtime {
+            RuntimeKind::Local if !self.image_map.is_empty() => bail!("--image-map needs --runtime docker"),
+            RuntimeKind::Local => Ok(Home::local_runtime()),
+            RuntimeKind::Docker => Ok(std::sync::Arc::new(
+                ferry_executor::docker::DockerRuntime::new(&self.image_map).map_err(anyhow::Error::msg)?,
+            )),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a workflow to the end.
@@ -61,6 +93,8 @@ enum Command {
         quiet: bool,
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
     },
     /// Check workflows without running them.
     Lint {
@@ -91,6 +125,8 @@ enum Command {
         quiet: bool,
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
     },
     /// Delete a run, deleting its artifacts per their GC strategy first.
     Delete {
@@ -156,7 +192,8 @@ fn registry(drivers: Option<&PathBuf>) -> Result<Registry> {
 async fn dispatch(cli: Cli) -> Result<u8> {
     let home = Home::open(&cli.home.clone().unwrap_or_else(Home::default_dir))?;
     match cli.command {
-        Command::Run { inputs, parameters, parallelism, name, quiet, output } => {
+        Command::Run { inputs, parameters, parallelism, name, quiet, output, runtime } => {
+            let runtime = runtime.build()?;
             let mut params = Vec::new();
             for p in parameters {
                 let (k, v) = p.split_once('=').with_context(|| format!("-p {p}: expected NAME=VALUE"))?;
@@ -174,7 +211,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             if !quiet && matches!(output, Output::Text) {
                 eprintln!("ferry: running {} ({} steps at once)", wf.name, plan.parallelism);
             }
-            let finished = execute(&home, wf, plan, quiet || matches!(output, Output::Json)).await?;
+            let finished = execute(&home, wf, plan, runtime, quiet || matches!(output, Output::Json)).await?;
             report(&home, &finished, output)
         }
         Command::Lint { inputs } => {
@@ -249,7 +286,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Resume { workflow, quiet, output } => {
+        Command::Resume { workflow, quiet, output, runtime } => {
+            let runtime = runtime.build()?;
             let wf = home.workflow(&workflow)?;
             if wf.phase.is_done() {
                 if wf.gc.starts_with("failed") {
@@ -264,7 +302,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 return Ok(u8::from(wf.phase != Phase::Succeeded));
             }
             let plan = home.stored_plan(&wf)?;
-            let finished = execute(&home, wf, plan, quiet || matches!(output, Output::Json)).await?;
+            let finished = execute(&home, wf, plan, runtime, quiet || matches!(output, Output::Json)).await?;
             report(&home, &finished, output)
         }
         Command::Delete { workflow, force } => {
@@ -286,7 +324,13 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     }
 }
 
-async fn execute(home: &Home, wf: WorkflowRecord, plan: ferry_executor::plan::Plan, quiet: bool) -> Result<Finished> {
+async fn execute(
+    home: &Home,
+    wf: WorkflowRecord,
+    plan: ferry_executor::plan::Plan,
+    runtime: std::sync::Arc<dyn ferry_executor::runtime::Runtime>,
+    quiet: bool,
+) -> Result<Finished> {
     let interrupt = CancellationToken::new();
     {
         let interrupt = interrupt.clone();
@@ -302,7 +346,7 @@ async fn execute(home: &Home, wf: WorkflowRecord, plan: ferry_executor::plan::Pl
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = tokio::spawn(show_progress(rx, quiet));
-    let finished = home.execute(wf, plan, Home::local_runtime(), interrupt, Some(tx)).await;
+    let finished = home.execute(wf, plan, runtime, interrupt, Some(tx)).await;
     let _ = progress.await;
     Ok(finished?)
 }

@@ -212,7 +212,7 @@ async fn stop(pid: Option<i32>, child: &mut tokio::process::Child) -> std::io::R
 }
 
 /// Copies a stream into the log, keeping the first `keep` bytes as text.
-async fn copy_output(
+pub(crate) async fn copy_output(
     mut from: impl tokio::io::AsyncRead + Unpin,
     log: Arc<Mutex<std::fs::File>>,
     keep: usize,

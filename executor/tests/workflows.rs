@@ -649,3 +649,73 @@ fn the_examples_run_against_a_real_s3_server() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!object(&key("audit")).exists() && object(&key("report")).is_file());
 }
+
+/// `--runtime docker`: each step's main container runs with Docker, its
+/// paths bind-mounted from the step directory; the workflow images are
+/// mapped to the busybox image `testing/images/busybox.sh` builds.
+/// `#[ignore]`d without Docker; scripts/test.sh runs these with `--ignored`.
+const BUSYBOX: &str = "ferry/busybox:dev";
+
+fn docker_args() -> Vec<String> {
+    let mut args = vec!["--runtime".to_string(), "docker".into()];
+    for image in ["docker/whalesay:latest", "alpine:latest", "alpine:3.20"] {
+        args.extend(["--image-map".into(), format!("{image}={BUSYBOX}")]);
+    }
+    args
+}
+
+impl Ferry {
+    fn run_in_docker(&self, file: &Path) -> (i32, Value) {
+        let args = docker_args();
+        self.run(&[file], &args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+#[test]
+#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+fn docker_runtime_passes_artifacts_between_containers() {
+    let f = Ferry::new();
+    let (code, doc) = f.run_in_docker(&examples().join("artifact-passing.yaml"));
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    let wf = doc["workflow"]["name"].as_str().unwrap();
+    // The second container read what the first one wrote, through the driver.
+    assert_eq!(f.logs(wf, "consume").trim(), "hello world");
+    let key =
+        node(&doc, "generate")["outputs"]["artifacts"]["hello-art"]["location"]["key"].as_str().unwrap().to_string();
+    assert!(f.home.path().join("artifacts").join(&key).exists(), "{key}");
+}
+
+#[test]
+#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+fn docker_runtime_runs_dags_and_collects_garbage() {
+    let f = Ferry::new();
+    let (code, doc) = f.run_in_docker(&examples().join("dag-diamond.yaml"));
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    let (code, doc) = f.run_in_docker(&examples().join("gc-on-completion.yaml"));
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    let stored = |name: &str| {
+        let k = node(&doc, "produce")["outputs"]["artifacts"][name]["location"]["key"].as_str().unwrap().to_string();
+        f.home.path().join("artifacts").join(k)
+    };
+    assert!(!stored("scratch").exists() && stored("report").exists(), "GC after a docker run");
+}
+
+#[test]
+#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+fn docker_runtime_reports_exit_codes_output_and_missing_images() {
+    let f = Ferry::new();
+    let spec = format!(
+        "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: fails, template: fails, continueOn: {{failed: true}}}}\n    - - {{name: nope, template: nope}}\n  - name: fails\n    container: {{image: {BUSYBOX}, command: [sh, -c, 'echo to-the-log; exit 3']}}\n  - name: nope\n    container: {{image: 'ferry/no-such-image:1', command: ['true']}}\n"
+    );
+    let file = f.workflow("docker-exits", &spec);
+    let (code, doc) = f.run_in_docker(&file);
+    assert_ne!(code, 0);
+    let fails = node(&doc, "fails");
+    assert_eq!(fails["phase"], "Failed");
+    assert!(fails["message"].as_str().unwrap_or_default().contains('3'), "{fails}");
+    assert_eq!(f.logs("docker-exits", "fails").trim(), "to-the-log");
+    let nope = node(&doc, "nope");
+    assert_eq!(nope["phase"], "Error", "{nope}");
+    let message = nope["message"].as_str().unwrap_or_default();
+    assert!(message.contains("ferry/no-such-image:1"), "the error should name the image: {message}");
+}

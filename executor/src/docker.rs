@@ -1,0 +1,206 @@
+//! Steps as Docker containers (`ferry run --runtime docker`). The step's
+//! declared paths live in the same per-step directory as with the local
+//! runtime, and are bind-mounted into the container at their own paths, so
+//! the controller loads inputs into them before the start and saves outputs
+//! from them after, through the drivers, exactly as for local steps.
+
+use crate::runtime::{LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, copy_output};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Runs each step's main container with `docker run`.
+#[derive(Clone, Debug, Default)]
+pub struct DockerRuntime {
+    /// Template image → local image (no registry is reachable from some hosts).
+    images: BTreeMap<String, String>,
+}
+
+impl DockerRuntime {
+    /// A runtime that replaces each `FROM=TO` image of the map.
+    pub fn new(image_map: &[String]) -> Result<DockerRuntime, String> {
+        let mut images = BTreeMap::new();
+        for entry in image_map {
+            let (from, to) = entry
+                .split_once('=')
+                .filter(|(f, t)| !f.is_empty() && !t.is_empty())
+                .ok_or_else(|| format!("--image-map {entry:?}: expected TEMPLATE_IMAGE=LOCAL_IMAGE"))?;
+            images.insert(from.to_string(), to.to_string());
+        }
+        Ok(DockerRuntime { images })
+    }
+
+    /// The image a template's image runs as.
+    pub fn image<'a>(&'a self, template: &'a str) -> &'a str {
+        self.images.get(template).map_or(template, String::as_str)
+    }
+
+    /// The directories to bind-mount: the parent of each declared path (so a
+    /// file the step creates lands in the step directory), or the path itself
+    /// where its parent is `/`; none inside another.
+    fn mounts(pod: &PodSpec) -> Vec<String> {
+        let mut dirs: Vec<String> = pod
+            .paths
+            .iter()
+            .chain(pod.files.iter().map(|(p, _)| p))
+            .filter(|p| p.starts_with('/') && p.len() > 1)
+            .map(|p| {
+                let p = p.trim_end_matches('/');
+                match Path::new(p).parent().and_then(Path::to_str) {
+                    Some(parent) if parent != "/" => parent.to_string(),
+                    _ => p.to_string(),
+                }
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let mut outer: Vec<String> = Vec::new();
+        for d in dirs {
+            if !outer.iter().any(|o| d.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('/'))) {
+                outer.push(d);
+            }
+        }
+        outer
+    }
+
+    fn container_name(pod: &PodSpec) -> String {
+        let safe: String =
+            pod.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' }).collect();
+        format!("ferry-{safe}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
+        LocalRuntime.host_path(pod, path)
+    }
+
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
+        let mounts = Self::mounts(pod);
+        for dir in &mounts {
+            let host = self.host_path(pod, dir);
+            std::fs::create_dir_all(&host).map_err(|e| format!("creating {}: {e}", host.display()))?;
+        }
+        for (path, contents) in &pod.files {
+            let host = self.host_path(pod, path);
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&host, contents).map_err(|e| format!("writing {}: {e}", host.display()))?;
+        }
+        let (entrypoint, args) = pod.argv.split_first().ok_or("the template has no command")?;
+        let name = Self::container_name(pod);
+        let mut cmd = tokio::process::Command::new("docker");
+        // Never pull: an image is either here or named in --image-map.
+        cmd.args(["run", "--rm", "--pull", "never", "--name", &name, "--entrypoint", entrypoint]);
+        for dir in &mounts {
+            cmd.arg("-v").arg(format!("{}:{dir}", self.host_path(pod, dir).display()));
+        }
+        for (k, v) in &pod.env {
+            cmd.arg("-e").arg(format!("{k}={v}"));
+        }
+        cmd.arg("-e").arg(format!("FERRY_POD_NAME={}", pod.name));
+        if !pod.working_dir.is_empty() {
+            cmd.args(["-w", &pod.working_dir]);
+        }
+        let image = self.image(&pod.image);
+        if image.is_empty() {
+            return Err("the template has no image".into());
+        }
+        cmd.arg(image).args(args);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&pod.log)
+            .map_err(|e| format!("opening {}: {e}", pod.log.display()))?;
+        let log = Arc::new(Mutex::new(log));
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting docker: {e}"))?;
+        let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
+        let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 64 << 10)));
+        let deadline = async {
+            match pod.deadline {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut exit = PodExit::default();
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = deadline => { exit.timed_out = true; stop(&name, &mut child).await }
+            () = cancel.cancelled() => { exit.cancelled = true; stop(&name, &mut child).await }
+        }
+        .map_err(|e| format!("waiting for docker: {e}"))?;
+        if let Some(task) = stdout {
+            exit.stdout = task.await.unwrap_or_default();
+        }
+        let stderr = match stderr {
+            Some(task) => task.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        // docker run's own failures (no such image, bad option) are 125;
+        // 126 and 127 are the entrypoint's, as in a shell.
+        if status.code() == Some(125) && !exit.timed_out && !exit.cancelled {
+            return Err(format!("docker could not run image {image:?}: {}", stderr.trim()));
+        }
+        if exit.timed_out || exit.cancelled {
+            return Ok(exit);
+        }
+        exit.code = status.code();
+        Ok(exit)
+    }
+}
+
+/// Stops the container (SIGTERM, SIGKILL after 2 s) and waits for `docker run` to return.
+async fn stop(name: &str, child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    let _ = tokio::process::Command::new("docker")
+        .args(["stop", "-t", "2", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.kill().await;
+            child.wait().await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_are_the_outermost_parents() {
+        let pod = PodSpec {
+            paths: vec!["/tmp/out.txt".into(), "/tmp/a/b".into(), "/data".into(), "/in/x/".into()],
+            files: vec![("/argo/staging/script".into(), String::new())],
+            ..Default::default()
+        };
+        assert_eq!(DockerRuntime::mounts(&pod), ["/argo/staging", "/data", "/in", "/tmp"]);
+    }
+
+    #[test]
+    fn image_map_entries_are_checked() {
+        let rt = DockerRuntime::new(&["alpine:3.20=ferry/busybox:dev".into()]).unwrap();
+        assert_eq!(rt.image("alpine:3.20"), "ferry/busybox:dev");
+        assert_eq!(rt.image("python:3"), "python:3");
+        let err = DockerRuntime::new(&["alpine".into()]).unwrap_err();
+        assert!(err.contains("--image-map \"alpine\"") && err.contains("TEMPLATE_IMAGE=LOCAL_IMAGE"), "{err}");
+    }
+}
