@@ -30,18 +30,7 @@ packages=()
 for d in "${drivers[@]}"; do packages+=(-p "ferry-driver-$d"); done
 cargo build --release --locked "${packages[@]}"
 
-# Copies an executable (to `dest`, default its own path) and every library it
-# links, at the paths the dynamic loader looks for them, into the root filesystem.
-add_elf() {
-    local root=$1 elf=$2 dest=${3:-$2}
-    mkdir -p "$root$(dirname "$dest")"
-    cp -L "$elf" "$root$dest"
-    ldd "$elf" | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' | while read -r lib; do
-        [ -e "$root$lib" ] && continue
-        mkdir -p "$root$(dirname "$lib")"
-        cp -L "$lib" "$root$lib"
-    done
-}
+source deploy/images/rootfs.sh
 
 for d in "${drivers[@]}"; do
     stage="target/images/$d"
@@ -52,8 +41,7 @@ for d in "${drivers[@]}"; do
     add_elf "$root" "target/release/ferry-driver-$d" "/usr/local/bin/ferry-driver-$d"
     ln -s "/usr/local/bin/ferry-driver-$d" "$root/entrypoint"
     cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
-    printf 'root:x:0:0:root:/root:/sbin/nologin\nferry:x:65532:65532:ferry:/tmp:/sbin/nologin\n' > "$root/etc/passwd"
-    printf 'root:x:0:\nferry:x:65532:\n' > "$root/etc/group"
+    add_users "$root"
     if [ "$d" = git ]; then
         add_elf "$root" /usr/bin/git
         add_elf "$root" /usr/lib/git-core/git-remote-http

@@ -266,6 +266,25 @@ impl StepContext<'_> {
         }
     }
 
+    /// The drivers the step's outputs (and archived log) will be saved with.
+    pub fn output_drivers(&self) -> std::collections::BTreeSet<String> {
+        let repo = self.repository();
+        let mut names: std::collections::BTreeSet<String> = self
+            .template
+            .outputs
+            .artifacts
+            .iter()
+            .map(|a| match declared(a) {
+                Declared::Full(loc) => loc.driver,
+                Declared::KeyOnly(_) | Declared::Nothing => repo.location.driver.clone(),
+            })
+            .collect();
+        if repo.archive_logs || self.plan.spec.archive_logs.unwrap_or(false) {
+            names.insert(repo.location.driver.clone());
+        }
+        names
+    }
+
     /// Loads every bound input, in parallel. Returns the first failure.
     pub async fn load_inputs(&self, inputs: &[BoundArtifact]) -> (Result<(), String>, Vec<ArtifactRecord>) {
         let loads = inputs.iter().map(|b| self.load_one(b));

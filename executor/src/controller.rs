@@ -15,8 +15,9 @@
 use crate::artifacts;
 use crate::drivers::DriverPool;
 use crate::expr::{self, Depends, TaskOutcome};
+use crate::home::DRIVER_GRACE;
 use crate::plan::{Origin, Plan, now_ms};
-use crate::runtime::{PodSpec, Runtime};
+use crate::runtime::{DriverRole, PodSpec, Runtime};
 use crate::status::{ArtifactRecord, ArtifactValue, Node, NodeKind, Outputs, Phase};
 use crate::store::{Store, WorkflowRecord};
 use crate::vars::{Outcome, Vars, item_label};
@@ -632,10 +633,11 @@ impl Controller {
             Err(e) => return (Phase::Error, e, Outputs::default()),
         };
         let pod = PodSpec { deadline, ..pod };
+        let init = self.step_pool(&pod, DriverRole::Init);
         let ctx = artifacts::StepContext {
             plan: &self.plan,
             runtime: self.runtime.as_ref(),
-            drivers: &self.drivers,
+            drivers: init.as_ref().unwrap_or(&self.drivers),
             pod: &pod,
             node: id,
             template,
@@ -643,14 +645,46 @@ impl Controller {
         };
         let (inputs, records) = ctx.load_inputs(&bound.artifacts).await;
         self.record_artifacts(records);
+        // The init containers end before the main container starts; one that
+        // does not exit 0 fails the pod, as in Kubernetes.
+        let init_failed = match &init {
+            Some(pool) => pool.shutdown(DRIVER_GRACE).await,
+            None => Vec::new(),
+        };
         if let Err(e) = inputs {
             return (Phase::Error, e, Outputs::default());
         }
-        let exit = match self.runtime.run(&pod, cancel.clone()).await {
+        if !init_failed.is_empty() {
+            return (Phase::Error, format!("init containers failed: {}", init_failed.join(", ")), Outputs::default());
+        }
+        let sidecars = self.step_pool(&pod, DriverRole::Sidecar);
+        let ctx = artifacts::StepContext { drivers: sidecars.as_ref().unwrap_or(&self.drivers), ..ctx };
+        let run = self.runtime.run(&pod, cancel.clone());
+        let exit = match &sidecars {
+            Some(pool) => {
+                let names = ctx.output_drivers();
+                let (exit, started) = tokio::join!(run, pool.start_all(&names));
+                if let Err(e) = started {
+                    pool.shutdown(DRIVER_GRACE).await;
+                    return (Phase::Error, e.to_string(), Outputs::default());
+                }
+                exit
+            }
+            None => run.await,
+        };
+        let exit = match exit {
             Ok(exit) => exit,
-            Err(e) => return (Phase::Error, e, Outputs::default()),
+            Err(e) => {
+                if let Some(pool) = &sidecars {
+                    pool.shutdown(DRIVER_GRACE).await;
+                }
+                return (Phase::Error, e, Outputs::default());
+            }
         };
         if exit.cancelled && self.interrupt.is_cancelled() {
+            if let Some(pool) = &sidecars {
+                pool.shutdown(DRIVER_GRACE).await;
+            }
             return (Phase::Running, String::new(), Outputs::default());
         }
         let mut outputs = Outputs { exit_code: exit.code, ..Default::default() };
@@ -665,7 +699,13 @@ impl Controller {
             (None, Some(sig)) => (Phase::Failed, format!("killed by signal {sig}")),
             (None, None) => (Phase::Error, "ended without a status".to_string()),
         };
-        let saved = ctx.save_outputs(phase == Phase::Succeeded, &mut outputs).await;
+        let mut saved = ctx.save_outputs(phase == Phase::Succeeded, &mut outputs).await;
+        if let Some(pool) = &sidecars {
+            let failed = pool.shutdown(DRIVER_GRACE).await;
+            if !failed.is_empty() && saved.error.is_none() && phase == Phase::Succeeded {
+                saved.error = Some(format!("sidecars failed: {}", failed.join(", ")));
+            }
+        }
         self.record_artifacts(saved.records);
         for (global, value) in saved.globals {
             if let Ok(mut s) = self.state.lock() {
@@ -688,6 +728,20 @@ impl Controller {
             let _ = std::fs::remove_dir_all(pod.dir.join("root"));
         }
         (phase, message, outputs)
+    }
+
+    /// A pool for one of a step's driver groups, when the runtime runs
+    /// drivers beside each step; its sockets live in a short directory of
+    /// their own (a unix socket path holds 108 bytes).
+    fn step_pool(&self, pod: &PodSpec, role: DriverRole) -> Option<DriverPool> {
+        let launcher = self.runtime.step_drivers(pod, role)?;
+        let scratch = std::env::temp_dir().join(format!("ferry-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+        let logs = pod.log.parent().map_or_else(|| pod.dir.clone(), std::path::Path::to_path_buf);
+        Some(
+            DriverPool::new(self.plan.registry.clone(), scratch.join("artifact-plugins"), logs)
+                .with_launcher(launcher)
+                .removing_at_shutdown(scratch),
+        )
     }
 
     fn cancel_phase(&self) -> Phase {

@@ -3,8 +3,15 @@
 //! runtime, and are bind-mounted into the container at their own paths, so
 //! the controller loads inputs into them before the start and saves outputs
 //! from them after, through the drivers, exactly as for local steps.
+//!
+//! Each step is a pod-like group: the drivers its inputs use run first as
+//! containers of their images (Argo's init containers) and stop before the
+//! main container starts; the drivers its outputs use start beside the main
+//! container (Argo's sidecars) and are stopped with SIGTERM after the saves.
+//! Each has its own socket directory mounted at `/tmp/artifact-plugins/<name>`.
 
-use crate::runtime::{LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, copy_output};
+use crate::drivers::{ContainerLauncher, Launcher};
+use crate::runtime::{DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, copy_output};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub struct DockerRuntime {
     /// Template image → local image (no registry is reachable from some hosts).
     images: BTreeMap<String, String>,
+    /// Host directories every driver container also sees at their own path
+    /// (the embedded repository's root, for the fs driver).
+    driver_mounts: Vec<PathBuf>,
 }
 
 impl DockerRuntime {
@@ -30,7 +40,24 @@ impl DockerRuntime {
                 .ok_or_else(|| format!("--image-map {entry:?}: expected TEMPLATE_IMAGE=LOCAL_IMAGE"))?;
             images.insert(from.to_string(), to.to_string());
         }
-        Ok(DockerRuntime { images })
+        Ok(DockerRuntime { images, driver_mounts: Vec::new() })
+    }
+
+    /// Also mounts `dir` into every driver container at its own path.
+    #[must_use]
+    pub fn with_driver_mount(mut self, dir: PathBuf) -> DockerRuntime {
+        self.driver_mounts.push(dir);
+        self
+    }
+
+    fn launcher(&self, role: &str, group: &str, mut mounts: Vec<(PathBuf, bool)>) -> Launcher {
+        mounts.extend(self.driver_mounts.iter().map(|d| (d.clone(), false)));
+        Launcher::Container(ContainerLauncher {
+            images: self.images.clone(),
+            mounts,
+            role: role.to_string(),
+            group: group.to_string(),
+        })
     }
 
     /// The image a template's image runs as.
@@ -81,6 +108,20 @@ impl Runtime for DockerRuntime {
 
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         LocalRuntime.host_path(pod, path)
+    }
+
+    fn step_drivers(&self, pod: &PodSpec, role: DriverRole) -> Option<Launcher> {
+        // Loads and saves name files in the step directory; a sidecar also
+        // reads the main container's log when logs are archived.
+        let mut mounts = vec![(pod.dir.clone(), false)];
+        if role == DriverRole::Sidecar {
+            mounts.extend(pod.log.parent().map(|d| (d.to_path_buf(), true)));
+        }
+        Some(self.launcher(role.prefix(), &pod.name, mounts))
+    }
+
+    fn run_drivers(&self, run: &str) -> Launcher {
+        self.launcher("artifact-gc-", run, Vec::new())
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {

@@ -188,14 +188,99 @@ struct Started {
     startup: Duration,
 }
 
+/// Where a pool's drivers run.
+#[derive(Clone, Debug, Default)]
+pub enum Launcher {
+    /// Processes of this host, from each entry's `command` (the local runtime).
+    #[default]
+    Process,
+    /// Containers of each entry's `image`, as Argo runs plugins (the Docker runtime).
+    Container(ContainerLauncher),
+}
+
+/// How a driver runs as a container: its socket directory is the only
+/// thing mounted at `/tmp/artifact-plugins/<name>`, as Argo mounts a plugin's
+/// socket volume, and the directories whose paths Load and Save requests
+/// name are mounted at their own paths, so a request means the same file
+/// on both sides.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerLauncher {
+    /// Registered image → local image (`--image-map`).
+    pub images: BTreeMap<String, String>,
+    /// Host directories mounted at the same path: (path, read-only).
+    pub mounts: Vec<(PathBuf, bool)>,
+    /// Argo's container name prefix for the role (`init-artifact-`,
+    /// `artifact-plugin-`), used in container and log names.
+    pub role: String,
+    /// The pod (or run) the containers belong to, for names and labels.
+    pub group: String,
+}
+
+/// Environment a driver container receives from `ferry`'s own: secrets
+/// (`FERRY_SECRET_*`), transfer settings and the clouds' credential
+/// variables. Passed by name (`-e NAME`), so no value is on a command line.
+const FORWARDED_ENV: [&str; 5] = ["FERRY_", "AWS_", "GOOGLE_", "ALIBABA_CLOUD_", "RUST_LOG"];
+
+impl ContainerLauncher {
+    fn container_name(&self, driver: &str) -> String {
+        let raw =
+            format!("ferry-{}-{}{driver}-{}", self.group, self.role, &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        raw.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '-' })
+            .collect()
+    }
+
+    /// `docker run` in the foreground: the CLI's exit status is the
+    /// container's, and a SIGTERM sent to the CLI reaches the driver (its
+    /// signal proxy), as the kubelet's reaches a sidecar.
+    fn command(&self, spec: &DriverSpec, socket_dir: &Path, container: &str) -> Result<Command, String> {
+        let image = self.images.get(&spec.image).unwrap_or(&spec.image);
+        if image.is_empty() {
+            return Err("the registry gives it no image, and --runtime docker runs drivers from their images".into());
+        }
+        let mut cmd = Command::new("docker");
+        cmd.args(["run", "--rm", "--pull", "never", "--name", container, "--network", "host"]);
+        cmd.arg("--label").arg(format!("ferry.group={}", self.group));
+        // The invoking user, so what a driver writes into the step
+        // directory belongs to whoever ran ferry.
+        cmd.arg("--user").arg(format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()));
+        cmd.arg("-v").arg(format!("{}:/tmp/artifact-plugins/{}", socket_dir.display(), spec.name));
+        for (dir, read_only) in &self.mounts {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let mode = if *read_only { ":ro" } else { "" };
+            cmd.arg("-v").arg(format!("{}:{}{mode}", dir.display(), dir.display()));
+        }
+        let forwarded = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).filter(|k| {
+            FORWARDED_ENV.iter().any(|p| k.starts_with(p))
+                && k != ferry_sdk::EXIT_WITH_PARENT_ENV
+                && k != "FERRY_HOME"
+                && !spec.env.contains_key(k)
+        });
+        for name in forwarded.chain(spec.env.keys().cloned()) {
+            cmd.arg("-e").arg(name);
+        }
+        cmd.envs(&spec.env);
+        cmd.arg(image).arg(format!("/tmp/artifact-plugins/{}/socket", spec.name));
+        Ok(cmd)
+    }
+}
+
 /// The driver processes of one run.
 pub struct DriverPool {
     registry: Registry,
     sockets: PathBuf,
     logs: PathBuf,
     slots: Mutex<HashMap<String, Arc<OnceCell<Started>>>>,
-    children: Mutex<Vec<(String, Child)>>,
+    children: Mutex<Vec<Running>>,
     scratch: Option<PathBuf>,
+    launcher: Launcher,
+}
+
+struct Running {
+    name: String,
+    child: Child,
+    /// The container's name, when the driver runs in one.
+    container: Option<String>,
 }
 
 impl DriverPool {
@@ -209,7 +294,22 @@ impl DriverPool {
             slots: Mutex::new(HashMap::new()),
             children: Mutex::new(Vec::new()),
             scratch: None,
+            launcher: Launcher::Process,
         }
+    }
+
+    /// Starts the drivers with `launcher` instead of as host processes.
+    #[must_use]
+    pub fn with_launcher(mut self, launcher: Launcher) -> DriverPool {
+        self.launcher = launcher;
+        self
+    }
+
+    /// Starts every driver of `names` now, concurrently (sidecars start with
+    /// the main container, not at the first save).
+    pub async fn start_all(&self, names: &std::collections::BTreeSet<String>) -> Result<(), DriverError> {
+        let starts = names.iter().map(|n| self.client(n, 0));
+        futures::future::try_join_all(starts).await.map(|_| ())
     }
 
     /// Removes `dir` (a short-lived socket directory of the pool's own) at shutdown.
@@ -248,27 +348,44 @@ impl DriverPool {
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         std::fs::create_dir_all(&self.logs).map_err(|e| fail(format!("creating {}: {e}", self.logs.display())))?;
         let socket = dir.join("socket");
-        let log_path = self.logs.join(format!("driver-{}.log", spec.name));
+        let log_path = match &self.launcher {
+            Launcher::Process => self.logs.join(format!("driver-{}.log", spec.name)),
+            Launcher::Container(c) => self.logs.join(format!("{}.{}{}.log", c.group, c.role, spec.name)),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| fail(format!("opening {}: {e}", log_path.display())))?;
-        let (program, args) = spec.command.split_first().ok_or_else(|| fail("empty command".into()))?;
-        let program = resolve_program(program);
+        let (mut command, container) = match &self.launcher {
+            Launcher::Process => {
+                let (program, args) = spec.command.split_first().ok_or_else(|| fail("empty command".into()))?;
+                let program = resolve_program(program);
+                let mut command = Command::new(&program);
+                command
+                    .args(args)
+                    .arg(&socket)
+                    .envs(&spec.env)
+                    // A driver must not outlive a killed `ferry`.
+                    .env(ferry_sdk::EXIT_WITH_PARENT_ENV, "1");
+                (command, None)
+            }
+            Launcher::Container(c) => {
+                let name = c.container_name(&spec.name);
+                (c.command(spec, &dir, &name).map_err(fail)?, Some(name))
+            }
+        };
         let began = Instant::now();
-        let mut child = Command::new(&program)
-            .args(args)
-            .arg(&socket)
-            .envs(&spec.env)
-            // A driver must not outlive a killed `ferry`.
-            .env(ferry_sdk::EXIT_WITH_PARENT_ENV, "1")
+        let mut child = command
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(|e| fail(e.to_string()))?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| fail(format!("running {}: {e} (is it installed?)", program.display())))?;
+            .map_err(|e| {
+                let program = command.as_std().get_program().to_string_lossy().into_owned();
+                fail(format!("running {program}: {e} (is it installed?)"))
+            })?;
         let pid = child.id();
         let timeout = Duration::from_secs(u64::from(match (timeout_seconds, spec.connection_timeout_seconds) {
             (0, 0) => DEFAULT_TIMEOUT_SECONDS,
@@ -281,7 +398,11 @@ impl DriverPool {
                 return Err(fail(format!("exited before serving ({status}){}", log_tail(&log_path))));
             }
         };
-        self.children.lock().map_err(|_| poisoned(&spec.name))?.push((spec.name.clone(), child));
+        self.children.lock().map_err(|_| poisoned(&spec.name))?.push(Running {
+            name: spec.name.clone(),
+            child,
+            container,
+        });
         tracing::debug!(driver = %spec.name, ms = began.elapsed().as_millis() as u64, "driver ready");
         Ok(Started { client, pid, startup: began.elapsed() })
     }
@@ -289,11 +410,10 @@ impl DriverPool {
     /// Stops every driver as Kubernetes stops a sidecar: SIGTERM, then a kill
     /// after `grace`. Returns the drivers that did not exit 0.
     pub async fn shutdown(&self, grace: Duration) -> Vec<String> {
-        let children: Vec<(String, Child)> =
-            self.children.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
+        let children: Vec<Running> = self.children.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
         self.slots.lock().map(|mut s| s.clear()).ok();
         let mut waits = Vec::new();
-        for (name, mut child) in children {
+        for Running { name, mut child, container } in children {
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
             }
@@ -303,6 +423,10 @@ impl DriverPool {
                     Ok(Ok(status)) => Some(format!("{name} ({status})")),
                     Ok(Err(e)) => Some(format!("{name} ({e})")),
                     Err(_) => {
+                        // Killing the docker CLI would leave its container running.
+                        if let Some(container) = &container {
+                            let _ = Command::new("docker").args(["rm", "-f", container]).output().await;
+                        }
                         let _ = child.kill().await;
                         Some(format!("{name} (killed after {grace:?})"))
                     }

@@ -44,7 +44,7 @@ pub enum Error {
 type Result<T> = std::result::Result<T, Error>;
 
 /// How long drivers get to exit after SIGTERM at the end of a run.
-const DRIVER_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DRIVER_GRACE: Duration = Duration::from_secs(10);
 
 /// The end of a run or resume.
 #[derive(Debug)]
@@ -174,7 +174,7 @@ impl Home {
     ) -> Result<Finished> {
         let lock = Self::lock_run(&wf, "is being run by another ferry process")?;
         self.store().set_phase(wf.id, Phase::Running, "", None)?;
-        let pool = Arc::new(self.drivers(&wf, plan.registry.clone()));
+        let pool = Arc::new(self.drivers(&wf, plan.registry.clone()).with_launcher(runtime.run_drivers(&wf.name)));
         let plan = Arc::new(plan);
         let controller = Controller::new(
             plan.clone(),

@@ -20,6 +20,7 @@ pub mod drivers;
 pub mod expr;
 pub mod gc;
 pub mod home;
+pub mod kubernetes;
 pub mod lint;
 pub mod names;
 pub mod plan;

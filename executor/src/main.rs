@@ -41,6 +41,13 @@ struct Inputs {
     drivers: Option<PathBuf>,
 }
 
+/// What `ferry render` writes for.
+#[derive(Clone, Copy, ValueEnum)]
+enum RenderTarget {
+    /// Pods for a Kubernetes cluster.
+    Kubernetes,
+}
+
 /// Where steps run.
 #[derive(Clone, Copy, Default, ValueEnum)]
 enum RuntimeKind {
@@ -62,12 +69,15 @@ struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
-    fn build(&self) -> Result<std::sync::Arc<dyn ferry_executor::runtime::Runtime>> {
+    fn build(&self, home: &Home) -> Result<std::sync::Arc<dyn ferry_executor::runtime::Runtime>> {
         match self.runtime {
             RuntimeKind::Local if !self.image_map.is_empty() => bail!("--image-map needs --runtime docker"),
             RuntimeKind::Local => Ok(Home::local_runtime()),
             RuntimeKind::Docker => Ok(std::sync::Arc::new(
-                ferry_executor::docker::DockerRuntime::new(&self.image_map).map_err(anyhow::Error::msg)?,
+                ferry_executor::docker::DockerRuntime::new(&self.image_map)
+                    .map_err(anyhow::Error::msg)?
+                    // The fs driver's container must see the embedded repository.
+                    .with_driver_mount(home.artifacts_dir()),
             )),
         }
     }
@@ -100,6 +110,27 @@ enum Command {
     Lint {
         #[command(flatten)]
         inputs: Inputs,
+    },
+    /// Write the Kubernetes Pods a workflow's steps run as (Argo's layout,
+    /// drivers as init containers and sidecars), one YAML document each.
+    Render {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Where the pods are for (only `kubernetes`).
+        #[arg(long, value_enum)]
+        runtime: RenderTarget,
+        /// metadata.namespace of the pods.
+        #[arg(long, short)]
+        namespace: Option<String>,
+        /// Image of the executor's init and wait containers.
+        #[arg(long, default_value = "quay.io/argoproj/argoexec:v4.0.0")]
+        executor_image: String,
+        /// Memory limit of each driver container.
+        #[arg(long, default_value = "256Mi")]
+        driver_memory_limit: String,
+        /// A workflow parameter, NAME=VALUE (repeatable).
+        #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
+        parameters: Vec<String>,
     },
     /// List runs.
     List {
@@ -193,7 +224,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     let home = Home::open(&cli.home.clone().unwrap_or_else(Home::default_dir))?;
     match cli.command {
         Command::Run { inputs, parameters, parallelism, name, quiet, output, runtime } => {
-            let runtime = runtime.build()?;
+            let runtime = runtime.build(&home)?;
             let mut params = Vec::new();
             for p in parameters {
                 let (k, v) = p.split_once('=').with_context(|| format!("-p {p}: expected NAME=VALUE"))?;
@@ -226,6 +257,25 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     Ok(1)
                 }
             }
+        }
+        Command::Render {
+            inputs,
+            runtime: RenderTarget::Kubernetes,
+            namespace,
+            executor_image,
+            driver_memory_limit,
+            parameters,
+        } => {
+            let mut options = PlanOptions { registry: registry(inputs.drivers.as_ref())?, ..Default::default() };
+            for p in parameters {
+                let (k, v) = p.split_once('=').with_context(|| format!("-p {p}: expected NAME=VALUE"))?;
+                options.parameters.push((k.to_string(), v.to_string()));
+            }
+            let plan = home.plan(&inputs.files, options)?;
+            let render = ferry_executor::kubernetes::RenderOptions { executor_image, namespace, driver_memory_limit };
+            let pods = ferry_executor::kubernetes::render(&plan, &render)?;
+            print!("{}", ferry_executor::kubernetes::to_yaml(&pods).map_err(anyhow::Error::msg)?);
+            Ok(0)
         }
         Command::List { output } => {
             let list = home.store().workflows()?;
@@ -287,7 +337,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Resume { workflow, quiet, output, runtime } => {
-            let runtime = runtime.build()?;
+            let runtime = runtime.build(&home)?;
             let wf = home.workflow(&workflow)?;
             if wf.phase.is_done() {
                 if wf.gc.starts_with("failed") {

@@ -3,6 +3,7 @@
 //! process of this host in a per-step directory. Container runtimes (Docker,
 //! Kubernetes) implement the same trait.
 
+use crate::drivers::Launcher;
 use async_trait::async_trait;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,37 @@ pub trait Runtime: Send + Sync {
 
     /// Runs the step to its end. An `Err` means it could not run at all.
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String>;
+
+    /// How the drivers of one step start when the runtime runs them beside
+    /// the step, as Argo does: `None` (the default) means the run's shared
+    /// pool of host processes serves every step.
+    fn step_drivers(&self, _pod: &PodSpec, _role: DriverRole) -> Option<Launcher> {
+        None
+    }
+
+    /// How the run's own drivers (artifact GC after the run) start.
+    fn run_drivers(&self, _run: &str) -> Launcher {
+        Launcher::Process
+    }
+}
+
+/// A step's two groups of drivers, in Argo's pod layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverRole {
+    /// Load the inputs before the main container (`init-artifact-<name>`).
+    Init,
+    /// Save the outputs, started beside the main container (`artifact-plugin-<name>`).
+    Sidecar,
+}
+
+impl DriverRole {
+    /// Argo's container name prefix for the role.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            DriverRole::Init => "init-artifact-",
+            DriverRole::Sidecar => "artifact-plugin-",
+        }
+    }
 }
 
 /// Runs steps as processes of this host. Absolute paths the step declares

@@ -661,6 +661,10 @@ fn docker_args() -> Vec<String> {
     for image in ["docker/whalesay:latest", "alpine:latest", "alpine:3.20"] {
         args.extend(["--image-map".into(), format!("{image}={BUSYBOX}")]);
     }
+    // The fs driver runs as containers of the image deploy/images/build.sh makes.
+    let prefix = std::env::var("FERRY_IMAGE_PREFIX").unwrap_or_else(|_| "ferry/driver-".into());
+    let tag = std::env::var("FERRY_IMAGE_TAG").unwrap_or_else(|_| "dev".into());
+    args.extend(["--image-map".into(), format!("ferry/driver-fs:{}={prefix}fs:{tag}", env!("CARGO_PKG_VERSION"))]);
     args
 }
 
@@ -672,7 +676,7 @@ impl Ferry {
 }
 
 #[test]
-#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs; run with -- --ignored"]
 fn docker_runtime_passes_artifacts_between_containers() {
     let f = Ferry::new();
     let (code, doc) = f.run_in_docker(&examples().join("artifact-passing.yaml"));
@@ -686,7 +690,7 @@ fn docker_runtime_passes_artifacts_between_containers() {
 }
 
 #[test]
-#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs; run with -- --ignored"]
 fn docker_runtime_runs_dags_and_collects_garbage() {
     let f = Ferry::new();
     let (code, doc) = f.run_in_docker(&examples().join("dag-diamond.yaml"));
@@ -701,7 +705,7 @@ fn docker_runtime_runs_dags_and_collects_garbage() {
 }
 
 #[test]
-#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs; run with -- --ignored"]
 fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     let f = Ferry::new();
     let spec = format!(

@@ -22,3 +22,19 @@ pub fn driver_image(driver: &str) -> GenericImage {
     // Readiness is the socket appearing in the shared volume, which the tests watch themselves.
     GenericImage::new(format!("{prefix}{driver}"), tag).with_wait_for(WaitFor::Nothing)
 }
+
+/// The name of one driver's image, as `--image-map` and `docker` take it.
+pub fn driver_image_name(driver: &str) -> String {
+    let image = driver_image(driver);
+    format!("{}:{}", testcontainers::Image::name(&image), testcontainers::Image::tag(&image))
+}
+
+/// The S3 server image: `FERRY_S3_SERVER_IMAGE` (`name:tag`), default
+/// `ferry/s3s-fs:dev`, which `testing/images/servers.sh` builds. Its
+/// entrypoint must take s3s-fs's arguments (`--host --port --access-key
+/// --secret-key DIR`).
+pub fn s3_server_image() -> GenericImage {
+    let image = std::env::var("FERRY_S3_SERVER_IMAGE").unwrap_or_else(|_| "ferry/s3s-fs:dev".into());
+    let (name, tag) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&image, "latest"));
+    GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing)
+}
