@@ -85,7 +85,10 @@ done
 servers+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/19016) 2>/dev/null && break; sleep 0.1; done
 git -C "$s3dir/git/conformance.git" tag v0 main
-target/debug/ferry-conformance --profile conformance/profiles/git.yaml \
+# Four expected failures of this profile (parallel writes to one branch, see
+# its expectedFailures) each run into the 180 s case deadline; they are left
+# out here to keep CI short and run with the profile alone.
+target/debug/ferry-conformance --profile conformance/profiles/git.yaml --skip 'AD-CONF-008|AD-CONC-00[1-3]' \
     --junit target/conformance/git.junit.xml --json target/conformance/git.json
 target/debug/ferry-conformance --profile conformance/profiles/git-readonly.yaml \
     --junit target/conformance/git-readonly.junit.xml --json target/conformance/git-readonly.json
@@ -98,11 +101,15 @@ if docker info >/dev/null 2>&1; then
     [ -x /bin/busybox ] && command -v nginx >/dev/null || {
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static nginx-light; }
     deploy/images/build.sh
+    # A busybox step image and the S3 server image (s3s-fs), built here.
+    testing/images/busybox.sh >/dev/null
+    testing/images/servers.sh >/dev/null
     docker_host=$(testing/images/docker-api/start.sh "$s3dir/docker-api")
     [ -f "$s3dir/docker-api/nginx.pid" ] && servers+=("$(cat "$s3dir/docker-api/nginx.pid")")
-    DOCKER_HOST=$docker_host cargo test -p ferry-image-tests -- --ignored
-    # `ferry run --runtime docker`, its workflow images mapped to a busybox image built here.
-    testing/images/busybox.sh >/dev/null
+    # The images through testcontainers, and `ferry run --runtime docker` of the
+    # examples against the S3 server in a container.
+    DOCKER_HOST=$docker_host FERRY_ENGINE_DOCKER_HOST=${DOCKER_HOST:-} cargo test -p ferry-image-tests -- --ignored
+    # `ferry run --runtime docker` with the embedded repository (fs driver containers).
     cargo test -p ferry-executor --test workflows -- --ignored docker_runtime
     # The names build.sh and the testcontainers tests use, from the same variables.
     image() { echo "${FERRY_IMAGE_PREFIX:-ferry/driver-}$1:${FERRY_IMAGE_TAG:-dev}"; }

@@ -11,7 +11,9 @@
 //! `FERRY_SECRET_<NAME>_<KEY>` (upper-cased, every character outside `A-Z0-9`
 //! turned into `_`), then from the file `<dir>/<name>/<key>`, which is how
 //! Kubernetes mounts a secret volume. `<dir>` is `$FERRY_SECRETS_DIR`, by
-//! default [`DEFAULT_SECRETS_DIR`].
+//! default [`DEFAULT_SECRETS_DIR`]. Inside a pod, a secret found in neither
+//! place is read from the pod's namespace through the Kubernetes API with the
+//! pod's service account (see [`crate::cluster`]).
 
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -92,6 +94,10 @@ impl fmt::Display for SecretRef {
 pub struct Secret(String);
 
 impl Secret {
+    pub(crate) fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     /// The value, for handing to a storage client.
     pub fn expose(&self) -> &str {
         &self.0
@@ -165,6 +171,11 @@ impl Secrets {
             Ok(bytes) => String::from_utf8(bytes)
                 .map(Secret)
                 .map_err(|_| Error::invalid_config(format!("{secret}: {} is not UTF-8", file.display()))),
+            // In a pod, a secret that is neither in the environment nor
+            // mounted is read through the Kubernetes API.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && self.use_env && crate::cluster::in_cluster() => {
+                crate::cluster::lookup(secret)
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let env_hint =
                     if self.use_env { format!("environment variable {var} is unset and ") } else { String::new() };

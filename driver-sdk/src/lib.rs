@@ -30,6 +30,7 @@
 
 pub mod body_end;
 pub mod client;
+pub mod cluster;
 pub mod config;
 mod driver;
 mod error;

@@ -89,6 +89,14 @@ impl Run {
     fn ferry(&self, args: &[&str]) -> Command {
         let mut c = Command::new(ferry_bin());
         c.arg("--home").arg(self.home.path()).env_remove("FERRY_HOME").args(args);
+        // ferry drives the engine with the docker CLI, whose `docker run`
+        // attach does not pass through the API version proxy that
+        // DOCKER_HOST may point testcontainers at (testing/images/docker-api).
+        match std::env::var("FERRY_ENGINE_DOCKER_HOST") {
+            Ok(host) if !host.is_empty() => c.env("DOCKER_HOST", host),
+            Ok(_) => c.env_remove("DOCKER_HOST"),
+            Err(_) => &mut c,
+        };
         // The secrets reach the driver containers by name, never on a command line.
         c.env("FERRY_SECRET_S3_CREDS_ACCESSKEY", ACCESS).env("FERRY_SECRET_S3_CREDS_SECRETKEY", SECRET);
         c
@@ -141,13 +149,14 @@ fn succeeded(example: &str, doc: &serde_json::Value) -> String {
     doc["workflow"]["name"].as_str().expect("workflow name").to_string()
 }
 
-/// Driver containers this test's runs may have left behind.
-fn leftover_driver_containers() -> String {
+/// Driver containers a run (named `wf`) left behind.
+fn leftover_driver_containers(wf: &str) -> String {
     let out = Command::new("docker")
         .args(["ps", "-a", "--filter", "label=ferry.group", "--format", "{{.Names}}"])
         .output()
         .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let names = String::from_utf8_lossy(&out.stdout).into_owned();
+    names.lines().filter(|n| n.contains(wf)).collect::<Vec<_>>().join(" ")
 }
 
 #[tokio::test]
@@ -158,6 +167,7 @@ async fn examples_run_in_containers_against_an_s3_server_in_a_container() {
 
     let doc = run.run("artifact-passing.yaml", &run.driver_image);
     let wf = succeeded("artifact-passing", &doc);
+    assert_eq!(leftover_driver_containers(&wf), "", "driver containers left after the run");
     let hello = &node(&doc, "generate")["outputs"]["artifacts"]["hello-art"]["location"];
     assert_eq!(hello["driver"], "s3");
     assert!(s3.object(hello["key"].as_str().unwrap()).is_file(), "hello-art is not in the bucket: {hello}");
@@ -177,8 +187,7 @@ async fn examples_run_in_containers_against_an_s3_server_in_a_container() {
     assert!(!s3.object(&key("scratch")).exists(), "the OnWorkflowCompletion artifact is still in the bucket");
     assert!(s3.object(&key("report")).is_file() && s3.object(&key("audit")).is_file());
     assert_eq!(run.driver_logs(&wf, "artifact-gc-s3").len(), 1, "GC ran through a driver container");
-
-    assert_eq!(leftover_driver_containers(), "", "driver containers left after the runs");
+    assert_eq!(leftover_driver_containers(&wf), "", "driver containers left after the run");
 }
 
 #[tokio::test]
@@ -192,5 +201,6 @@ async fn a_missing_driver_image_fails_the_step_naming_the_image() {
     assert_eq!(generate["phase"], "Error", "{generate}");
     let message = generate["message"].as_str().unwrap_or_default();
     assert!(message.contains("ferry/no-such-driver:1") && message.contains("s3"), "{message}");
-    assert_eq!(leftover_driver_containers(), "");
+    let wf = doc["workflow"]["name"].as_str().expect("workflow name");
+    assert_eq!(leftover_driver_containers(wf), "");
 }
