@@ -106,14 +106,15 @@ if docker info >/dev/null 2>&1; then
     testing/images/servers.sh >/dev/null
     docker_host=$(testing/images/docker-api/start.sh "$s3dir/docker-api")
     [ -f "$s3dir/docker-api/nginx.pid" ] && servers+=("$(cat "$s3dir/docker-api/nginx.pid")")
-    # The images through testcontainers, and `ferry run --runtime docker` of the
-    # examples against the S3 server in a container.
+    # The images through testcontainers: their lifecycle, the conformance suite
+    # (fs; gcs against the GCS server in a container), and `ferry run --runtime
+    # docker` of the examples against the S3 server in a container.
     DOCKER_HOST=$docker_host FERRY_ENGINE_DOCKER_HOST=${DOCKER_HOST:-} cargo test -p ferry-image-tests -- --ignored
     # `ferry run --runtime docker` with the embedded repository (fs driver containers).
     cargo test -p ferry-executor --test workflows -- --ignored docker_runtime
     # The names build.sh and the testcontainers tests use, from the same variables.
     image() { echo "${FERRY_IMAGE_PREFIX:-ferry/driver-}$1:${FERRY_IMAGE_TAG:-dev}"; }
-    for profile in fs s3-moto gcs git-readonly; do
+    for profile in fs s3-moto oss-moto gcs git-readonly; do
         driver=${profile%%-*}
         target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --image "$(image "$driver")" \
             --junit "target/conformance/$profile-image.junit.xml" --json "target/conformance/$profile-image.json"

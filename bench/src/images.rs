@@ -95,7 +95,50 @@ pub async fn bench(starts: usize, dir: &Path) -> Result<()> {
         }
         println!("{:<24} {:>6.1} MB {:>22} {:>18}", image(driver), size / 1e6, ms(median(started)), ms(median(ready)));
     }
-    fifteen_inputs(dir).await
+    fifteen_inputs(dir).await?;
+    docker_runtime(starts, dir)
+}
+
+/// `ferry run` of examples/workflows/artifact-passing.yaml (two steps, one
+/// artifact passed through the fs driver): steps and drivers as processes of
+/// this host, beside steps and drivers as containers (`--runtime docker`:
+/// the producer's sidecar, the consumer's init container, each step's main
+/// container, the GC driver).
+fn docker_runtime(runs: usize, dir: &Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let ferry = exe.with_file_name("ferry");
+    ensure!(ferry.exists(), "{} is missing: cargo build --release -p ferry-executor", ferry.display());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/workflows/artifact-passing.yaml");
+    let busybox = "ferry/busybox:dev";
+    docker(&["image", "inspect", busybox]).context("ferry/busybox:dev is missing: testing/images/busybox.sh")?;
+    let fs_image = format!("ferry/driver-fs:{}", env!("CARGO_PKG_VERSION"));
+    let time = |docker_runtime: bool| -> Result<Duration> {
+        let home = dir.join("home");
+        let _ = std::fs::remove_dir_all(&home);
+        let mut c = Command::new(&ferry);
+        c.arg("--home").arg(&home).args(["run", "--quiet"]);
+        if docker_runtime {
+            c.args(["--runtime", "docker"]);
+            for from in ["docker/whalesay:latest", "alpine:latest"] {
+                c.arg("--image-map").arg(format!("{from}={busybox}"));
+            }
+            c.arg("--image-map").arg(format!("{fs_image}={}", image("fs")));
+        }
+        let t = Instant::now();
+        let out = c.arg(&example).stdin(Stdio::null()).output()?;
+        ensure!(out.status.success(), "ferry run: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(t.elapsed())
+    };
+    let (mut local, mut containers) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        local.push(time(false)?);
+        containers.push(time(true)?);
+    }
+    println!();
+    println!("# ferry run of artifact-passing.yaml, 2 steps (median of {runs})");
+    println!("{:<44} {:>14} {:>26}", "", "local", "--runtime docker");
+    println!("{:<44} {:>14} {:>26}", "whole run (steps, drivers, GC)", ms(median(local)), ms(median(containers)));
+    Ok(())
 }
 
 /// 15 artifacts of 1 MiB, 5 in each of 3 stores, each store its own driver

@@ -83,9 +83,10 @@ pub async fn run(opts: Options) -> Result<Outcome> {
     let work = opts.work_dir.clone().unwrap_or_else(|| temp.as_ref().expect("temp dir").clone()).join(&run_id);
     std::fs::create_dir_all(&work)?;
     let profile = opts.profile;
-    if profile.launch.as_ref().is_some_and(|l| l.image.is_some()) {
-        // The image runs as its own non-root user, as in Argo, where the
-        // shared volume is an emptyDir anyone may write: so is everything here.
+    if opts.socket.is_some() || profile.launch.as_ref().is_some_and(|l| l.image.is_some()) {
+        // An image runs as its own non-root user, as in Argo, where the
+        // shared volume is an emptyDir anyone may write, and a driver already
+        // running (--socket) may be such a container: so is everything here.
         rustix::process::umask(rustix::fs::Mode::empty());
         std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
     }

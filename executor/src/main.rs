@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_executor::controller::RunSummary;
 use ferry_executor::drivers::Registry;
 use ferry_executor::home::{Finished, Home};
-use ferry_executor::plan::PlanOptions;
+use ferry_executor::plan::{PlanOptions, RuntimeChoice};
 use ferry_executor::status::{Direction, Node, NodeKind, Phase, display_name};
 use ferry_executor::store::WorkflowRecord;
 use std::collections::BTreeMap;
@@ -49,7 +49,7 @@ enum RenderTarget {
 }
 
 /// Where steps run.
-#[derive(Clone, Copy, Default, ValueEnum)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 enum RuntimeKind {
     /// Processes of this host, each in its own step directory.
     #[default]
@@ -60,17 +60,39 @@ enum RuntimeKind {
 
 #[derive(Args, Clone)]
 struct RuntimeArgs {
-    /// Where steps run.
-    #[arg(long, value_enum, default_value_t)]
-    runtime: RuntimeKind,
+    /// Where steps run (default: local; for resume, where the run started).
+    #[arg(long, value_enum)]
+    runtime: Option<RuntimeKind>,
     /// With --runtime docker: run the template image FROM as the local image TO (repeatable).
     #[arg(long = "image-map", value_name = "FROM=TO")]
     image_map: Vec<String>,
 }
 
 impl RuntimeArgs {
+    /// What a run records, so resume continues in the same runtime.
+    fn choice(&self) -> RuntimeChoice {
+        let runtime = match self.runtime.unwrap_or_default() {
+            RuntimeKind::Local => "local",
+            RuntimeKind::Docker => "docker",
+        };
+        RuntimeChoice { runtime: runtime.into(), image_map: self.image_map.clone() }
+    }
+
+    /// These arguments, or where the run started when none are given.
+    fn or_stored(self, stored: &RuntimeChoice) -> Result<RuntimeArgs> {
+        if self.runtime.is_some() || !self.image_map.is_empty() {
+            return Ok(self);
+        }
+        let runtime = match stored.runtime.as_str() {
+            "" | "local" => RuntimeKind::Local,
+            "docker" => RuntimeKind::Docker,
+            other => bail!("the run was started with an unknown runtime {other:?}; give --runtime"),
+        };
+        Ok(RuntimeArgs { runtime: Some(runtime), image_map: stored.image_map.clone() })
+    }
+
     fn build(&self, home: &Home) -> Result<std::sync::Arc<dyn ferry_executor::runtime::Runtime>> {
-        match self.runtime {
+        match self.runtime.unwrap_or_default() {
             RuntimeKind::Local if !self.image_map.is_empty() => bail!("--image-map needs --runtime docker"),
             RuntimeKind::Local => Ok(Home::local_runtime()),
             RuntimeKind::Docker => Ok(std::sync::Arc::new(
@@ -223,8 +245,8 @@ fn registry(drivers: Option<&PathBuf>) -> Result<Registry> {
 async fn dispatch(cli: Cli) -> Result<u8> {
     let home = Home::open(&cli.home.clone().unwrap_or_else(Home::default_dir))?;
     match cli.command {
-        Command::Run { inputs, parameters, parallelism, name, quiet, output, runtime } => {
-            let runtime = runtime.build(&home)?;
+        Command::Run { inputs, parameters, parallelism, name, quiet, output, runtime: runtime_args } => {
+            let runtime = runtime_args.build(&home)?;
             let mut params = Vec::new();
             for p in parameters {
                 let (k, v) = p.split_once('=').with_context(|| format!("-p {p}: expected NAME=VALUE"))?;
@@ -237,7 +259,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 name,
                 ..Default::default()
             };
-            let plan = home.plan(&inputs.files, options)?;
+            let mut plan = home.plan(&inputs.files, options)?;
+            plan.runtime = runtime_args.choice();
             let wf = home.create(&plan)?;
             if !quiet && matches!(output, Output::Text) {
                 eprintln!("ferry: running {} ({} steps at once)", wf.name, plan.parallelism);
@@ -336,8 +359,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Resume { workflow, quiet, output, runtime } => {
-            let runtime = runtime.build(&home)?;
+        Command::Resume { workflow, quiet, output, runtime: runtime_args } => {
             let wf = home.workflow(&workflow)?;
             if wf.phase.is_done() {
                 if wf.gc.starts_with("failed") {
@@ -352,6 +374,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 return Ok(u8::from(wf.phase != Phase::Succeeded));
             }
             let plan = home.stored_plan(&wf)?;
+            let runtime = runtime_args.or_stored(&plan.runtime)?.build(&home)?;
             let finished = execute(&home, wf, plan, runtime, quiet || matches!(output, Output::Json)).await?;
             report(&home, &finished, output)
         }
@@ -638,4 +661,22 @@ async fn get_artifact(home: &Home, workflow: &str, node: &str, name: &str, out: 
     .await;
     pool.shutdown(std::time::Duration::from_secs(10)).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_continues_in_the_runtime_the_run_started_with_unless_told_otherwise() {
+        let started = RuntimeArgs { runtime: Some(RuntimeKind::Docker), image_map: vec!["a:1=b:2".into()] }.choice();
+        assert_eq!(started, RuntimeChoice { runtime: "docker".into(), image_map: vec!["a:1=b:2".into()] });
+        let none = RuntimeArgs { runtime: None, image_map: Vec::new() };
+        let resumed = none.clone().or_stored(&started).unwrap();
+        assert!(resumed.runtime == Some(RuntimeKind::Docker) && resumed.image_map == ["a:1=b:2"]);
+        let told = RuntimeArgs { runtime: Some(RuntimeKind::Local), image_map: Vec::new() };
+        assert!(told.or_stored(&started).unwrap().runtime == Some(RuntimeKind::Local));
+        // A plan stored before the runtime was kept resumes locally.
+        assert!(none.or_stored(&RuntimeChoice::default()).unwrap().runtime == Some(RuntimeKind::Local));
+    }
 }

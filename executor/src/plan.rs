@@ -36,6 +36,20 @@ pub struct Plan {
     pub parallelism: usize,
     /// The file the workflow came from, for messages.
     pub source: String,
+    /// Where the run's steps run (`--runtime`, `--image-map`), so `ferry
+    /// resume` continues in the same place. Empty for plans stored before it
+    /// was kept: those resume locally unless told otherwise.
+    #[serde(default)]
+    pub runtime: RuntimeChoice,
+}
+
+/// The runtime a run was started with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeChoice {
+    /// `local` or `docker` (empty: local).
+    pub runtime: String,
+    /// `--image-map` entries.
+    pub image_map: Vec<String>,
 }
 
 /// Which set of templates a template name is looked up in.
@@ -216,6 +230,7 @@ impl Plan {
             registry,
             parallelism,
             source: source.clone(),
+            runtime: RuntimeChoice::default(),
         };
         problems.extend(crate::lint::check(&plan));
         if problems.is_empty() { Ok(plan) } else { Err(fail(problems)) }

@@ -34,7 +34,18 @@ pub fn driver_image_name(driver: &str) -> String {
 /// entrypoint must take s3s-fs's arguments (`--host --port --access-key
 /// --secret-key DIR`).
 pub fn s3_server_image() -> GenericImage {
-    let image = std::env::var("FERRY_S3_SERVER_IMAGE").unwrap_or_else(|_| "ferry/s3s-fs:dev".into());
+    image_from_env("FERRY_S3_SERVER_IMAGE", "ferry/s3s-fs:dev")
+}
+
+/// The GCS server image: `FERRY_GCS_SERVER_IMAGE` (`name:tag`), default
+/// `ferry/fake-gcs-server:dev`, which `testing/images/servers.sh` builds;
+/// upstream `fsouza/fake-gcs-server` takes the same arguments.
+pub fn gcs_server_image() -> GenericImage {
+    image_from_env("FERRY_GCS_SERVER_IMAGE", "ferry/fake-gcs-server:dev")
+}
+
+fn image_from_env(var: &str, default: &str) -> GenericImage {
+    let image = std::env::var(var).unwrap_or_else(|_| default.into());
     let (name, tag) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&image, "latest"));
     GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing)
 }
