@@ -8,7 +8,7 @@
 //! `scripts/test.sh` builds them and runs these.
 
 use ferry_image_tests::{driver_image, gcs_server_image};
-use std::io::{Read, Write};
+use ferry_test_servers::http_request;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,20 +37,6 @@ async fn wait_for_port(what: &str, port: u16) {
         assert!(began.elapsed() < Duration::from_secs(30), "{what} is not listening on {port} after 30 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// One plain HTTP/1.1 request; returns the status line.
-fn http(port: u16, method: &str, path: &str, body: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("read");
-    answer.lines().next().unwrap_or_default().to_string()
 }
 
 /// The profile's `launch.env`, which the driver container gets.
@@ -141,8 +127,9 @@ async fn gcs_image_passes_the_suite_against_a_gcs_server_in_a_container() {
         .unwrap_or_else(|e| panic!("starting the GCS server image (testing/images/servers.sh builds it): {e}"));
     wait_for_port("the GCS server", port).await;
     for bucket in ["ferry-test", "ferry-test-alt"] {
-        let status = http(port, "POST", "/storage/v1/b?project=test", &format!("{{\"name\": \"{bucket}\"}}"));
-        assert!(status.contains(" 200"), "creating bucket {bucket}: {status}");
+        let (status, text) =
+            http_request(port, "POST", "/storage/v1/b?project=test", &format!("{{\"name\": \"{bucket}\"}}"));
+        assert_eq!(status, 200, "creating bucket {bucket}: {text}");
     }
     let profile = std::fs::read_to_string(repo().join("conformance/profiles/gcs.yaml")).expect("gcs profile");
     suite_against_image("gcs", &profile.replace("127.0.0.1:19017", &format!("127.0.0.1:{port}"))).await;

@@ -212,18 +212,41 @@ impl Drop for FakeGcs {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`; enough for test set-up.
-fn http_request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request with `Connection: close` to 127.0.0.1:`port`;
+/// enough for test set-up. Returns the status and the body. A connection
+/// reset or refused is tried again (fake-gcs-server resets an occasional
+/// connection while it is busy with an upload, and a test polling it should
+/// not fail on that).
+pub fn http_request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let attempt = || -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    };
+    let mut tries = 0;
+    let answer = loop {
+        match attempt() {
+            Ok(answer) => break answer,
+            Err(e)
+                if tries < 5
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+            }
+            Err(e) => panic!("{method} http://127.0.0.1:{port}{path}: {e}"),
+        }
+    };
     let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let text = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, text)
