@@ -109,7 +109,10 @@ if docker info >/dev/null 2>&1; then
     # The images through testcontainers: their lifecycle, the conformance suite
     # (fs; gcs against the GCS server in a container), and `ferry run --runtime
     # docker` of the examples against the S3 server in a container.
-    DOCKER_HOST=$docker_host FERRY_ENGINE_DOCKER_HOST=${DOCKER_HOST:-} cargo test -p ferry-image-tests -- --ignored
+    # ferry itself drives the engine directly (the docker CLI's attach does not
+    # pass through the proxy); read before DOCKER_HOST is set for the tests.
+    engine_host=${DOCKER_HOST:-}
+    DOCKER_HOST=$docker_host FERRY_ENGINE_DOCKER_HOST=$engine_host cargo test -p ferry-image-tests -- --ignored
     # `ferry run --runtime docker` with the embedded repository (fs driver containers).
     cargo test -p ferry-executor --test workflows -- --ignored docker_runtime
     # The names build.sh and the testcontainers tests use, from the same variables.

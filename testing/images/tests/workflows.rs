@@ -112,7 +112,7 @@ impl Run {
         }
         c.arg("--image-map").arg(format!("{registered}={s3_image}"));
         c.arg(examples().join(example)).arg(&self.repository);
-        let out = c.output().expect("running ferry");
+        let out = output_within(c, Duration::from_secs(300), example);
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!("{example}: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
         })
@@ -132,6 +132,42 @@ impl Run {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(&format!(".{role}.log"))))
             .collect()
+    }
+}
+
+/// Runs `c` to its end, or kills it after `limit` and fails naming `what`
+/// (a docker CLI that cannot reach the engine's attach would hang forever).
+fn output_within(mut c: Command, limit: Duration, what: &str) -> std::process::Output {
+    use std::io::Read;
+    let mut child =
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("running ferry");
+    // Drained while it runs, so a full pipe never blocks it.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for ferry") {
+            break status;
+        }
+        if began.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = stderr.join().unwrap_or_default();
+            panic!("{what}: ferry still running after {limit:?}: {}", String::from_utf8_lossy(&err));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }
 
