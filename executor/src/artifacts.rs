@@ -269,16 +269,8 @@ impl StepContext<'_> {
     /// The drivers the step's outputs (and archived log) will be saved with.
     pub fn output_drivers(&self) -> std::collections::BTreeSet<String> {
         let repo = self.repository();
-        let mut names: std::collections::BTreeSet<String> = self
-            .template
-            .outputs
-            .artifacts
-            .iter()
-            .map(|a| match declared(a) {
-                Declared::Full(loc) => loc.driver,
-                Declared::KeyOnly(_) | Declared::Nothing => repo.location.driver.clone(),
-            })
-            .collect();
+        let mut names: std::collections::BTreeSet<String> =
+            self.template.outputs.artifacts.iter().map(|a| crate::repository::driver_of(a, &repo)).collect();
         if repo.archive_logs || self.plan.spec.archive_logs.unwrap_or(false) {
             names.insert(repo.location.driver.clone());
         }

@@ -13,7 +13,7 @@
 //! names; the images come from the driver registry.
 
 use crate::plan::Plan;
-use crate::repository::{Declared, Repository, declared};
+use crate::repository::{Repository, driver_of};
 use crate::workflow::{Artifact, Template};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements, SecurityContext, Volume,
@@ -84,15 +84,9 @@ pub fn render(plan: &Plan, options: &RenderOptions) -> Result<Vec<Pod>, RenderEr
         .collect()
 }
 
-/// The drivers a list of artifacts uses, as Argo's `GetPluginNames` picks
-/// them: the artifact's own location, else the repository's.
+/// The drivers a list of artifacts uses, as Argo's `GetPluginNames` picks them.
 fn drivers_of<'a>(artifacts: impl Iterator<Item = &'a Artifact>, repo: &Repository) -> BTreeSet<String> {
-    artifacts
-        .map(|a| match declared(a) {
-            Declared::Full(loc) => loc.driver,
-            Declared::KeyOnly(_) | Declared::Nothing => repo.location.driver.clone(),
-        })
-        .collect()
+    artifacts.map(|a| driver_of(a, repo)).collect()
 }
 
 fn empty_dir(name: &str) -> Volume {
@@ -132,6 +126,33 @@ fn log_options() -> Vec<String> {
     ["--loglevel", "info", "--log-format", "text"].map(String::from).to_vec()
 }
 
+/// A driver's container: argoexec in `role` (`artifact-plugin-init …`,
+/// `artifact-plugin-sidecar`) starting the image's entrypoint on the socket,
+/// with the drivers' resources and security context.
+fn driver_container(
+    name: String,
+    image: String,
+    role: Vec<String>,
+    driver: &str,
+    options: &RenderOptions,
+) -> Container {
+    let argv = [
+        role,
+        log_options(),
+        vec!["--".into(), DRIVER_ENTRYPOINT.into(), format!("/tmp/artifact-plugins/{driver}/socket")],
+    ]
+    .concat();
+    Container {
+        name,
+        image: Some(image),
+        command: Some(vec![ARGOEXEC.into()]),
+        args: Some(argv),
+        resources: Some(driver_resources(options)),
+        security_context: Some(driver_security()),
+        ..Default::default()
+    }
+}
+
 fn socket_volume(driver: &str) -> String {
     format!("artifact-plugin-{driver}")
 }
@@ -169,23 +190,11 @@ fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, Render
     }];
     for driver in &inputs {
         let name = format!("init-artifact-{driver}");
-        let argv = [
-            vec!["artifact-plugin-init".to_string(), "--plugin-name".into(), driver.clone()],
-            log_options(),
-            vec!["--".into(), DRIVER_ENTRYPOINT.into(), format!("/tmp/artifact-plugins/{driver}/socket")],
-        ]
-        .concat();
-        init_containers.push(Container {
-            image: Some(image_of(driver)?),
-            command: Some(vec![ARGOEXEC.into()]),
-            args: Some(argv),
-            env: Some(vec![env("ARGO_CONTAINER_NAME", name.clone()), env("ARGO_TEMPLATE", template_json.clone())]),
-            volume_mounts: Some(vec![mount("input-artifacts", "/argo/inputs/artifacts"), var_run_argo.clone()]),
-            resources: Some(driver_resources(options)),
-            security_context: Some(driver_security()),
-            name,
-            ..Default::default()
-        });
+        let role = vec!["artifact-plugin-init".to_string(), "--plugin-name".into(), driver.clone()];
+        let mut c = driver_container(name.clone(), image_of(driver)?, role, driver, options);
+        c.env = Some(vec![env("ARGO_CONTAINER_NAME", name), env("ARGO_TEMPLATE", template_json.clone())]);
+        c.volume_mounts = Some(vec![mount("input-artifacts", "/argo/inputs/artifacts"), var_run_argo.clone()]);
+        init_containers.push(c);
     }
 
     let sidecar_names: Vec<String> = outputs.iter().map(|d| format!("artifact-plugin-{d}")).collect();
@@ -216,33 +225,21 @@ fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, Render
     let mut containers = vec![wait, main(t, &var_run_argo).map_err(|(f, m)| field(&f, m))?];
     for driver in &outputs {
         let name = format!("artifact-plugin-{driver}");
-        let argv = [
-            vec!["artifact-plugin-sidecar".to_string()],
-            log_options(),
-            vec!["--".into(), DRIVER_ENTRYPOINT.into(), format!("/tmp/artifact-plugins/{driver}/socket")],
-        ]
-        .concat();
-        containers.push(Container {
-            image: Some(image_of(driver)?),
-            command: Some(vec![ARGOEXEC.into()]),
-            args: Some(argv),
-            env: Some(vec![env("ARGO_CONTAINER_NAME", name.clone())]),
-            volume_mounts: Some(vec![
-                mount(&socket_volume(driver), &format!("/tmp/artifact-plugins/{driver}")),
-                // The staged outputs the wait container hands over.
-                VolumeMount {
-                    name: "tmp-dir-argo".into(),
-                    mount_path: "/tmp/argo/outputs".into(),
-                    sub_path: Some("tmp/argo/outputs".into()),
-                    ..Default::default()
-                },
-                var_run_argo.clone(),
-            ]),
-            resources: Some(driver_resources(options)),
-            security_context: Some(driver_security()),
-            name,
-            ..Default::default()
-        });
+        let mut c =
+            driver_container(name.clone(), image_of(driver)?, vec!["artifact-plugin-sidecar".into()], driver, options);
+        c.env = Some(vec![env("ARGO_CONTAINER_NAME", name)]);
+        c.volume_mounts = Some(vec![
+            mount(&socket_volume(driver), &format!("/tmp/artifact-plugins/{driver}")),
+            // The staged outputs the wait container hands over.
+            VolumeMount {
+                name: "tmp-dir-argo".into(),
+                mount_path: "/tmp/argo/outputs".into(),
+                sub_path: Some("tmp/argo/outputs".into()),
+                ..Default::default()
+            },
+            var_run_argo.clone(),
+        ]);
+        containers.push(c);
     }
 
     let mut volumes = vec![empty_dir("var-run-argo"), empty_dir("tmp-dir-argo"), empty_dir("input-artifacts")];

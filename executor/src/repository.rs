@@ -239,6 +239,14 @@ pub fn declared(a: &Artifact) -> Declared {
     if complete { Declared::Full(location) } else { Declared::KeyOnly(location.key) }
 }
 
+/// The driver an artifact's location uses: its own, else the repository's.
+pub fn driver_of(a: &Artifact, repo: &Repository) -> String {
+    match declared(a) {
+        Declared::Full(loc) => loc.driver,
+        Declared::KeyOnly(_) | Declared::Nothing => repo.location.driver.clone(),
+    }
+}
+
 /// How many artifact blocks an artifact has (more than one is an error).
 pub fn location_count(a: &Artifact) -> usize {
     [
