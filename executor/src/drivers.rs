@@ -391,11 +391,21 @@ impl DriverPool {
             (0, 0) => DEFAULT_TIMEOUT_SECONDS,
             (0, t) | (t, _) => t,
         }));
-        let client = tokio::select! {
-            connected = DriverClient::connect(&socket, timeout) => connected.map_err(|e| fail(format!("{e}{}", log_tail(&log_path))))?,
+        let connected = tokio::select! {
+            connected = DriverClient::connect(&socket, timeout) => connected.map_err(|e| fail(format!("{e}{}", log_tail(&log_path)))),
             status = child.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                return Err(fail(format!("exited before serving ({status}){}", log_tail(&log_path))));
+                Err(fail(format!("exited before serving ({status}){}", log_tail(&log_path))))
+            }
+        };
+        let client = match connected {
+            Ok(client) => client,
+            Err(e) => {
+                // Dropping the docker CLI would leave its container behind.
+                if let Some(container) = &container {
+                    remove_container(container).await;
+                }
+                return Err(e);
             }
         };
         self.children.lock().map_err(|_| poisoned(&spec.name))?.push(Running {
@@ -425,7 +435,7 @@ impl DriverPool {
                     Err(_) => {
                         // Killing the docker CLI would leave its container running.
                         if let Some(container) = &container {
-                            let _ = Command::new("docker").args(["rm", "-f", container]).output().await;
+                            remove_container(container).await;
                         }
                         let _ = child.kill().await;
                         Some(format!("{name} (killed after {grace:?})"))
@@ -439,6 +449,11 @@ impl DriverPool {
         }
         failed
     }
+}
+
+/// Removes a driver container that will not stop or never served.
+async fn remove_container(container: &str) {
+    let _ = Command::new("docker").args(["rm", "-f", container]).output().await;
 }
 
 fn poisoned(name: &str) -> DriverError {

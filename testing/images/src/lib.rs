@@ -49,3 +49,12 @@ fn image_from_env(var: &str, default: &str) -> GenericImage {
     let (name, tag) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&image, "latest"));
     GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing)
 }
+
+/// A directory anyone may write, like the emptyDir Argo shares with a plugin
+/// container (the images run as a non-root user).
+pub fn shared_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    dir
+}

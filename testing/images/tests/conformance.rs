@@ -7,9 +7,9 @@
 //! `ferry-conformance --image`. `#[ignore]`d without the images;
 //! `scripts/test.sh` builds them and runs these.
 
-use ferry_image_tests::{driver_image, gcs_server_image};
+use ferry_image_tests::{driver_image, gcs_server_image, shared_dir};
 use ferry_test_servers::http_request;
-use std::os::unix::fs::PermissionsExt;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use testcontainers::core::Mount;
@@ -18,13 +18,6 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A directory anyone may write, like the emptyDir Argo shares with a plugin container.
-fn shared_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).expect("chmod");
-    dir
 }
 
 fn free_port() -> u16 {

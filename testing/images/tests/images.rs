@@ -1,9 +1,9 @@
 //! Each driver image run as Argo runs a plugin container (see the crate docs).
 //! `#[ignore]`d without the images; `scripts/test.sh` builds them and runs these.
 
-use ferry_image_tests::driver_image;
+use ferry_image_tests::{driver_image, shared_dir};
 use ferry_sdk::client::{DriverClient, Location};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use testcontainers::core::Mount;
@@ -11,13 +11,6 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
 
 const NEEDS_IMAGES: &str = "needs the driver images: deploy/images/build.sh, then -- --ignored";
-
-/// A directory anyone may write, like the emptyDir Argo shares with a plugin container.
-fn shared_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).expect("chmod");
-    dir
-}
 
 /// A driver container serving on `/tmp/artifact-plugins/<driver>/socket`,
 /// which is `socket` on this side of the shared volume.
