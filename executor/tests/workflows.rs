@@ -4,6 +4,7 @@
 //! process on a unix socket.
 
 use serde_json::Value;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -722,4 +723,121 @@ fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     assert_eq!(nope["phase"], "Error", "{nope}");
     let message = nope["message"].as_str().unwrap_or_default();
     assert!(message.contains("ferry/no-such-image:1"), "the error should name the image: {message}");
+}
+
+/// Files named `name` anywhere under `dir` that are not inside a step's own tree.
+fn outside_steps(dir: &Path, name: &str) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() == name)
+        .map(|e| e.path().to_path_buf())
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "root"))
+        .collect()
+}
+
+#[test]
+fn an_archive_link_chain_cannot_carry_a_second_input_out_of_the_step() {
+    let f = Ferry::new();
+    // `x -> .` and `y -> x/x/x/x/x/../../../../..`: y climbs five levels above
+    // the input's directory; the second input is then placed under y.
+    let store = f.home.path().join("artifacts");
+    std::fs::create_dir_all(&store).unwrap();
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(store.join("chain.tgz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut b = tar::Builder::new(gz);
+    for (name, target) in [("x", "."), ("y", "x/x/x/x/x/../../../../..")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+    let file = f.workflow("chain", "  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {name: a, path: /in/a, plugin: {key: chain.tgz}}\n      - {name: b, path: /in/a/y/escaped, raw: {data: written outside}}\n    container: {image: x, command: ['true']}\n");
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1, "{doc}");
+    let message = node(&doc, "chain")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("refusing") && message.contains("artifact"), "{message}");
+    assert_eq!(outside_steps(f.home.path(), "escaped"), Vec::<PathBuf>::new(), "written outside the step");
+}
+
+#[test]
+fn outputs_that_link_out_of_the_step_are_refused_for_every_strategy() {
+    let f = Ferry::new();
+    let canary = tempfile::tempdir().unwrap();
+    std::fs::write(canary.path().join("secret"), "host secret\n").unwrap();
+    let host = canary.path().display();
+    let strategies = [("tar", "{tar: {}}"), ("zstd", "{zstd: {}}"), ("zip", "{zip: {}}"), ("none", "{none: {}}")];
+    let mut templates = String::new();
+    let mut steps = String::new();
+    for (name, archive) in strategies {
+        for (what, setup) in [
+            ("file", format!("ln -s {host}/secret /out/o")),
+            ("dir", format!("ln -s {host} /out/o")),
+            ("inner", format!("mkdir -p /out/o; ln -s {host}/secret /out/o/leak")),
+        ] {
+            steps.push_str(&format!("      - {{name: {name}-{what}, template: {name}-{what}}}\n"));
+            templates.push_str(&format!("  - name: {name}-{what}\n    container: {{image: x, command: [sh, -c, 'mkdir -p /out; {setup}']}}\n    outputs: {{artifacts: [{{name: o, path: /out/o, archive: {archive}}}]}}\n"));
+        }
+    }
+    let file = f.workflow(
+        "links-out",
+        &format!("  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n{steps}{templates}"),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1, "{doc}");
+    for (name, _) in strategies {
+        for what in ["file", "dir", "inner"] {
+            let n = node(&doc, &format!("{name}-{what}"));
+            let message = n["message"].as_str().unwrap_or_default();
+            assert_eq!(n["phase"], "Error", "{name}-{what}: {n}");
+            assert!(message.contains("refusing") && message.contains("/out/o"), "{name}-{what}: {message}");
+        }
+    }
+    let leaked: Vec<_> = walkdir::WalkDir::new(f.home.path().join("artifacts"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert_eq!(leaked, Vec::<PathBuf>::new(), "nothing is saved");
+}
+
+#[test]
+fn an_archive_bomb_fails_the_step_and_leaves_nothing_unpacked() {
+    let f = Ferry::new();
+    let store = f.home.path().join("artifacts");
+    std::fs::create_dir_all(&store).unwrap();
+    // 8 MiB of zeros in a few KiB of zstd; the bound is lowered to 1 MiB.
+    let z = zstd::Encoder::new(std::fs::File::create(store.join("bomb.tar.zst")).unwrap(), 19).unwrap();
+    let mut b = tar::Builder::new(z);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(8 << 20);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "zeros", std::io::repeat(0).take(8 << 20)).unwrap();
+    b.into_inner().unwrap().finish().unwrap();
+    let file = f.workflow("bomb", "  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {name: a, path: /in/a, plugin: {key: bomb.tar.zst}}\n    container: {image: x, command: ['true']}\n");
+    let out = f
+        .cmd()
+        .env("FERRY_MAX_UNPACKED_BYTES", "1048576")
+        .args(["run", "--output", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    let message = node(&doc, "bomb")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("more than 1048576 bytes") && message.contains("FERRY_MAX_UNPACKED_BYTES"), "{message}");
+    let pods = f.home.path().join("runs/bomb/pods");
+    assert!(pods.is_dir(), "{}", pods.display());
+    let big: Vec<_> = walkdir::WalkDir::new(&pods)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && e.metadata().unwrap().len() > 64 << 10)
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert_eq!(big, Vec::<PathBuf>::new(), "unpacked data left behind");
 }
