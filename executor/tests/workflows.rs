@@ -841,3 +841,43 @@ fn an_archive_bomb_fails_the_step_and_leaves_nothing_unpacked() {
         .collect();
     assert_eq!(big, Vec::<PathBuf>::new(), "unpacked data left behind");
 }
+
+#[test]
+fn a_resume_after_kill_9_never_lets_the_orphaned_step_write_the_output() {
+    let f = Ferry::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().display().to_string();
+    // Each writer tags its lines with its pid and records the pid first.
+    let file = f.workflow("orphan", &format!("  entrypoint: main\n  templates:\n  - name: main\n    container: {{image: x, command: [sh, -c, 'echo $$ >> {dir}/pids; mkdir -p /out; for i in $(seq 1 30); do echo \"$$ $i\" >> /out/lines; sleep 0.05; done']}}\n    outputs: {{artifacts: [{{name: lines, path: /out/lines, archive: {{none: {{}}}}}}]}}\n"));
+    let mut child = f
+        .cmd()
+        .args(["run", "-q", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids = work.path().join("pids");
+    wait_for("the step to write", || {
+        let lines = walkdir::WalkDir::new(f.home.path().join("runs/orphan/pods"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name() == "lines")
+            .and_then(|e| std::fs::read_to_string(e.path()).ok());
+        lines.is_some_and(|l| l.lines().count() >= 3)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let orphan: i32 = std::fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
+    assert!(Path::new(&format!("/proc/{orphan}")).exists() && !is_zombie(orphan), "the step should outlive a kill -9");
+    let o = f.ferry(&["resume", "orphan", "--output", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    assert!(!Path::new(&format!("/proc/{orphan}")).exists() || is_zombie(orphan), "the orphaned step still runs");
+    let key = node(&doc, "orphan")["outputs"]["artifacts"]["lines"]["location"]["key"].as_str().unwrap().to_string();
+    let saved = std::fs::read_to_string(f.home.path().join("artifacts").join(key)).unwrap();
+    let writers: std::collections::BTreeSet<&str> = saved.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(writers.len(), 1, "lines of more than one writer: {saved}");
+    let numbers: Vec<String> = saved.lines().map(|l| l.split(' ').nth(1).unwrap().to_string()).collect();
+    assert_eq!(numbers, (1..=30).map(|i| i.to_string()).collect::<Vec<_>>(), "{saved}");
+}
