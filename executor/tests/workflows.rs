@@ -881,3 +881,25 @@ fn a_resume_after_kill_9_never_lets_the_orphaned_step_write_the_output() {
     let numbers: Vec<String> = saved.lines().map(|l| l.split(' ').nth(1).unwrap().to_string()).collect();
     assert_eq!(numbers, (1..=30).map(|i| i.to_string()).collect::<Vec<_>>(), "{saved}");
 }
+
+#[test]
+fn endless_recursion_stops_at_argos_depth_with_an_error() {
+    let f = Ferry::new();
+    // A DAG that calls itself, through a steps template, forever.
+    let file = f.workflow("recurse", "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: again, template: dag}\n  - name: dag\n    dag:\n      tasks:\n      - {name: deeper, template: main}\n");
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["workflow"]["phase"], "Error", "{}", doc["workflow"]);
+    let deepest: Vec<&Value> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["message"].as_str().unwrap_or_default().starts_with("Maximum recursion depth exceeded"))
+        .collect();
+    assert_eq!(deepest.len(), 1, "one node fails at the limit");
+    assert!(deepest[0]["message"].as_str().unwrap().contains("100 templates deep"), "{}", deepest[0]);
+    // Finished, so a resume has nothing left to run and does not crash.
+    let o = f.ferry(&["resume", "recurse"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.code() == Some(1) && said.contains("already Error"), "{:?}: {said}", o.status);
+}
