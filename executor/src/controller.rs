@@ -786,10 +786,9 @@ impl Controller {
         origin: &Origin,
         vars: &Vars,
         name: String,
-        parent: u32,
-        cancel: &CancellationToken,
-        depth: u32,
+        at: Place<'_>,
     ) -> Result<Call, String> {
+        let Place { parent, cancel, depth } = at;
         let (origin, template) = self
             .plan
             .find(origin, &step.template, step.template_ref.as_ref())
@@ -872,12 +871,18 @@ impl Controller {
             if let Some(skipped) = self.check_when(&step, &vars, &name, parent) {
                 return outcome(&skipped);
             }
-            let call = match self.child_call(&step, &origin, &vars, name.clone(), parent, &cancel, depth + 1) {
+            let call = match self.child_call(
+                &step,
+                &origin,
+                &vars,
+                name.clone(),
+                Place { parent, cancel: &cancel, depth: depth + 1 },
+            ) {
                 Ok(c) => c,
                 Err(e) => return outcome(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
             };
             let result = self.execute(call).await;
-            self.clone().hook(&step, &origin, &vars, &name, parent, &cancel, depth + 1).await;
+            self.clone().hook(&step, &origin, &vars, &name, Place { parent, cancel: &cancel, depth: depth + 1 }).await;
             return outcome(&result);
         };
         // A loop: DAG tasks get a TaskGroup node; steps put items in the group.
@@ -914,7 +919,13 @@ impl Controller {
                 if let Some(skipped) = me.check_when(&step, &v, &child_name, group_id) {
                     return (i, Some(skipped));
                 }
-                let call = match me.child_call(&step, &origin, &v, child_name.clone(), group_id, &cancel, depth + 1) {
+                let call = match me.child_call(
+                    &step,
+                    &origin,
+                    &v,
+                    child_name.clone(),
+                    Place { parent: group_id, cancel: &cancel, depth: depth + 1 },
+                ) {
                     Ok(c) => c,
                     Err(e) => return (i, Some(me.not_run(&child_name, &step.template, group_id, Phase::Error, e))),
                 };
@@ -947,7 +958,7 @@ impl Controller {
             .find(|r| r.phase.is_done() && !r.phase.is_ok())
             .map(|r| format!("child {} {}", r.id, r.message))
             .unwrap_or_default();
-        self.clone().hook(&step, &origin, &vars, &name, parent, &cancel, depth + 1).await;
+        self.clone().hook(&step, &origin, &vars, &name, Place { parent, cancel: &cancel, depth: depth + 1 }).await;
         let mut outcome = Outcome {
             id: group_id.to_string(),
             phase,
@@ -987,22 +998,13 @@ impl Controller {
     }
 
     /// A step's `onExit`, run after it whatever its outcome.
-    async fn hook(
-        self: Arc<Self>,
-        step: &Step,
-        origin: &Origin,
-        vars: &Vars,
-        name: &str,
-        parent: u32,
-        cancel: &CancellationToken,
-        depth: u32,
-    ) {
+    async fn hook(self: Arc<Self>, step: &Step, origin: &Origin, vars: &Vars, name: &str, at: Place<'_>) {
         if step.on_exit.is_empty() || self.interrupt.is_cancelled() {
             return;
         }
         let hook =
             Step { template: step.on_exit.clone(), template_ref: None, arguments: Default::default(), ..step.clone() };
-        if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), parent, cancel, depth) {
+        if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), at) {
             let _ = self.execute(call).await;
         }
     }
@@ -1322,6 +1324,15 @@ impl Controller {
 
 /// Where a step or task runs: its node name and parent, and the policies
 /// its loop follows.
+/// Where a child node hangs: its parent node, the parent's cancellation,
+/// and the child's template depth.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    parent: u32,
+    cancel: &'a CancellationToken,
+    depth: u32,
+}
+
 struct Site {
     name: String,
     parent: u32,
