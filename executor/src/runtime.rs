@@ -197,6 +197,11 @@ impl Runtime for LocalRuntime {
         let log = Arc::new(Mutex::new(log));
         let mut child = tokio::process::Command::new(program)
             .args(args)
+            // A container starts with its image's environment, never the
+            // executor's: the drivers' secrets (FERRY_SECRET_*, cloud
+            // credentials) stay with the drivers.
+            .env_clear()
+            .envs(STEP_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
             .envs(pod.env.iter().map(|(k, v)| (k, self.map_text(pod, v))))
             .env("FERRY_POD_NAME", &pod.name)
             .env("FERRY_ROOT", &root)
@@ -253,6 +258,11 @@ impl Runtime for LocalRuntime {
         Ok(exit)
     }
 }
+
+/// What a local step inherits from `ferry`'s environment: enough to find
+/// programs and behave like the user's shell, nothing that could be a
+/// credential. Everything else comes from the template's `env`.
+pub const STEP_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TERM"];
 
 /// The file in a pod's directory naming its running process group:
 /// `<pgid> <start time of the leader in clock ticks since boot>`.

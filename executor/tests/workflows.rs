@@ -649,6 +649,25 @@ fn the_examples_run_against_a_real_s3_server() {
     let o = cmd().args(["delete", &wf]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!object(&key("audit")).exists() && object(&key("report")).is_file());
+
+    // Steps see none of the drivers' secrets, while the s3 driver still
+    // authenticates with them.
+    let file = f.workflow("env", "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [sh, -c, 'env; echo saved > /tmp/o'], env: [{name: MINE, value: declared}]}\n    outputs: {artifacts: [{name: o, path: /tmp/o}]}\n");
+    let out = cmd()
+        .env("AWS_SECRET_ACCESS_KEY", "aws-leak")
+        .args(["run", "--output", "json"])
+        .arg(&file)
+        .arg(&repo)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    assert!(object(node(&doc, "env")["outputs"]["artifacts"]["o"]["location"]["key"].as_str().unwrap()).is_file());
+    let log = f.logs("env", "env");
+    assert!(log.contains("MINE=declared") && log.contains("PATH="), "{log}");
+    for secret in ["ferry-test-secret", "ferry-test-access", "aws-leak", "FERRY_SECRET"] {
+        assert!(!log.contains(secret), "{secret} reached the step: {log}");
+    }
 }
 
 /// `--runtime docker`: each step's main container runs with Docker, its
