@@ -259,6 +259,33 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Sen
 }
 
 impl StepContext<'_> {
+    /// The host path of the step's `path`, with every symlink on the way
+    /// (and, with `follow_last`, the path itself) resolved against the
+    /// step's own tree. A link leading out of the step's tree is refused: a
+    /// step must not have ferry read host files into an output, nor write an
+    /// input through a link an earlier input or the step made.
+    fn inside_step(&self, path: &str, follow_last: bool) -> Result<PathBuf, String> {
+        let root = self.runtime.host_path(self.pod, "/");
+        let host = self.runtime.host_path(self.pod, path);
+        let relative = host.strip_prefix(&root).map_err(|_| format!("{path} is not inside the step"))?;
+        let (walk, last) = if follow_last {
+            (relative, None)
+        } else {
+            (relative.parent().unwrap_or(Path::new("")), relative.file_name())
+        };
+        let canonical = root.canonicalize().map_err(|e| format!("resolving {}: {e}", root.display()))?;
+        // A local step writes links with host paths (its declared paths are
+        // mapped to them), so an absolute target inside the step is its own.
+        let real = archive::resolve_below(&root, walk, &[&root, &canonical]).map_err(|reason| {
+            format!("refusing {path}: a symlink on the way leads out of the step's files ({reason})")
+        })?;
+        let mut out = root.join(real);
+        if let Some(last) = last {
+            out.push(last);
+        }
+        Ok(out)
+    }
+
     fn repository(&self) -> Repository {
         match &self.template.archive_location {
             Some(a) => Repository::from_archive_location(a, &self.plan.repository),
@@ -300,7 +327,7 @@ impl StepContext<'_> {
         if b.decl.path.is_empty() {
             return Err(format!("inputs.artifacts.{name}.path is required"));
         }
-        let host = self.runtime.host_path(self.pod, &b.decl.path);
+        let host = self.inside_step(&b.decl.path, false).map_err(|e| format!("input artifact {name}: {e}"))?;
         if let Some(parent) = host.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
@@ -336,10 +363,15 @@ impl StepContext<'_> {
         let declared = value.archive.as_deref().and_then(parse_strategy).or(b.decl.strategy());
         let dest = host.clone();
         blocking(move || {
-            if dest.exists() {
+            let limits = archive::Limits::from_env().map_err(|e| e.to_string())?;
+            if std::fs::symlink_metadata(&dest).is_ok() {
                 std::fs::remove_dir_all(&dest).or_else(|_| std::fs::remove_file(&dest)).map_err(|e| e.to_string())?;
             }
-            archive::unpack(&stage, &dest, declared).map_err(|e| e.to_string())
+            let unpacked = archive::unpack(&stage, &dest, declared, &limits).map_err(|e| e.to_string());
+            if unpacked.is_err() {
+                let _ = std::fs::remove_file(&stage);
+            }
+            unpacked
         })
         .await
         .map_err(|e| format!("artifact {name}: {e}"))?;
@@ -425,7 +457,8 @@ impl StepContext<'_> {
         if a.path.is_empty() {
             return Err(format!("outputs.artifacts.{}.path is required", a.name));
         }
-        let host = self.runtime.host_path(self.pod, &a.path);
+        let declared = self.runtime.host_path(self.pod, &a.path);
+        let host = self.inside_step(&a.path, true).map_err(|e| format!("output artifact {}: {e}", a.name))?;
         if !host.exists() {
             if a.optional {
                 return Ok(None);
@@ -433,7 +466,8 @@ impl StepContext<'_> {
             return Err(format!("output artifact {}: {} does not exist", a.name, a.path));
         }
         let strategy = a.strategy().unwrap_or(Strategy::Tar { level: None });
-        let file_name = strategy.file_name(&a.name, &host);
+        // Named after the declared path, even when a link inside the step led elsewhere.
+        let file_name = strategy.file_name(&a.name, &declared);
         let (value, record) = self.save_file(a, &host, strategy, repo, &file_name).await?;
         Ok(Some((a.name.clone(), value, record)))
     }

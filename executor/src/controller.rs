@@ -74,6 +74,9 @@ pub struct Args {
 #[derive(Clone)]
 struct Call {
     name: String,
+    /// How many templates deep this call is (the entrypoint is 1), as
+    /// Argo's stack depth.
+    depth: u32,
     parent: Option<u32>,
     origin: Origin,
     template: String,
@@ -130,6 +133,11 @@ pub struct RunSummary {
 }
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// Argo's `maxAllowedStackDepth`: a template nested this deep (counting the
+/// entrypoint as 1) fails with "Maximum recursion depth exceeded" instead of
+/// recursing on. It also keeps the nested futures well inside a thread's stack.
+pub const MAX_STACK_DEPTH: u32 = 100;
 
 impl Controller {
     /// A controller for the run `wf` of `plan`, picking up the nodes the
@@ -221,6 +229,7 @@ impl Controller {
         }
         let root = Call {
             name: self.plan.name.clone(),
+            depth: 1,
             parent: None,
             origin: Origin::default(),
             template: spec.entrypoint.clone(),
@@ -248,6 +257,7 @@ impl Controller {
             extra.insert("workflow.failures".into(), self.failures_json());
             let exit = Call {
                 name: format!("{}.onExit", self.plan.name),
+                depth: 1,
                 parent: None,
                 origin: Origin::default(),
                 template: spec.on_exit.clone(),
@@ -405,12 +415,33 @@ impl Controller {
         }
     }
 
+    /// Runs a template as a task of its own: nesting templates then nests
+    /// tasks, not polls, so a deep tree never grows one thread's stack. The
+    /// task ends when its parent drops it, as an awaited future would.
     fn execute(self: &Arc<Self>, call: Call) -> BoxFuture<'static, NodeResult> {
         let me = self.clone();
-        Box::pin(async move { me.execute_inner(call).await })
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(me.execute_inner(call)));
+        Box::pin(async move {
+            match task.await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => unreachable!("a node task is only aborted with its parent: {e}"),
+            }
+        })
     }
 
     async fn execute_inner(self: Arc<Self>, call: Call) -> NodeResult {
+        if call.depth >= MAX_STACK_DEPTH {
+            let id = match self.ensure(&call.name, NodeKind::Pod, &call.template, call.parent) {
+                Ok(id) => id,
+                Err(done) => return *done,
+            };
+            let why = format!(
+                "Maximum recursion depth exceeded: template {:?} is {} templates deep (the limit is {MAX_STACK_DEPTH}, as in Argo)",
+                call.template, call.depth
+            );
+            return self.finish(id, Phase::Error, why, Outputs::default());
+        }
         let Some((origin, template)) = self.plan.find(&call.origin, &call.template, None) else {
             let id = match self.ensure(&call.name, NodeKind::Pod, &call.template, call.parent) {
                 Ok(id) => id,
@@ -755,9 +786,9 @@ impl Controller {
         origin: &Origin,
         vars: &Vars,
         name: String,
-        parent: u32,
-        cancel: &CancellationToken,
+        at: Place<'_>,
     ) -> Result<Call, String> {
+        let Place { parent, cancel, depth } = at;
         let (origin, template) = self
             .plan
             .find(origin, &step.template, step.template_ref.as_ref())
@@ -789,6 +820,7 @@ impl Controller {
             .collect();
         Ok(Call {
             name,
+            depth,
             parent: Some(parent),
             origin,
             template: template.name.clone(),
@@ -830,7 +862,7 @@ impl Controller {
     /// Runs one step or task: its `when`, its loop, its retries, its exit
     /// hook. Returns the outcome siblings see.
     async fn run_step(self: Arc<Self>, step: Step, origin: Origin, vars: Vars, site: Site) -> Outcome {
-        let Site { name, parent, cancel, group_kind, parallelism, fail_fast } = site;
+        let Site { name, parent, cancel, group_kind, parallelism, fail_fast, depth } = site;
         let items = match self.expand(&step, &vars) {
             Ok(i) => i,
             Err(e) => return outcome(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
@@ -839,12 +871,18 @@ impl Controller {
             if let Some(skipped) = self.check_when(&step, &vars, &name, parent) {
                 return outcome(&skipped);
             }
-            let call = match self.child_call(&step, &origin, &vars, name.clone(), parent, &cancel) {
+            let call = match self.child_call(
+                &step,
+                &origin,
+                &vars,
+                name.clone(),
+                Place { parent, cancel: &cancel, depth: depth + 1 },
+            ) {
                 Ok(c) => c,
                 Err(e) => return outcome(&self.not_run(&name, &step.template, parent, Phase::Error, e)),
             };
             let result = self.execute(call).await;
-            self.clone().hook(&step, &origin, &vars, &name, parent, &cancel).await;
+            self.clone().hook(&step, &origin, &vars, &name, Place { parent, cancel: &cancel, depth: depth + 1 }).await;
             return outcome(&result);
         };
         // A loop: DAG tasks get a TaskGroup node; steps put items in the group.
@@ -881,7 +919,13 @@ impl Controller {
                 if let Some(skipped) = me.check_when(&step, &v, &child_name, group_id) {
                     return (i, Some(skipped));
                 }
-                let call = match me.child_call(&step, &origin, &v, child_name.clone(), group_id, &cancel) {
+                let call = match me.child_call(
+                    &step,
+                    &origin,
+                    &v,
+                    child_name.clone(),
+                    Place { parent: group_id, cancel: &cancel, depth: depth + 1 },
+                ) {
                     Ok(c) => c,
                     Err(e) => return (i, Some(me.not_run(&child_name, &step.template, group_id, Phase::Error, e))),
                 };
@@ -914,7 +958,7 @@ impl Controller {
             .find(|r| r.phase.is_done() && !r.phase.is_ok())
             .map(|r| format!("child {} {}", r.id, r.message))
             .unwrap_or_default();
-        self.clone().hook(&step, &origin, &vars, &name, parent, &cancel).await;
+        self.clone().hook(&step, &origin, &vars, &name, Place { parent, cancel: &cancel, depth: depth + 1 }).await;
         let mut outcome = Outcome {
             id: group_id.to_string(),
             phase,
@@ -954,21 +998,13 @@ impl Controller {
     }
 
     /// A step's `onExit`, run after it whatever its outcome.
-    async fn hook(
-        self: Arc<Self>,
-        step: &Step,
-        origin: &Origin,
-        vars: &Vars,
-        name: &str,
-        parent: u32,
-        cancel: &CancellationToken,
-    ) {
+    async fn hook(self: Arc<Self>, step: &Step, origin: &Origin, vars: &Vars, name: &str, at: Place<'_>) {
         if step.on_exit.is_empty() || self.interrupt.is_cancelled() {
             return;
         }
         let hook =
             Step { template: step.on_exit.clone(), template_ref: None, arguments: Default::default(), ..step.clone() };
-        if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), parent, cancel) {
+        if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), at) {
             let _ = self.execute(call).await;
         }
     }
@@ -1019,8 +1055,15 @@ impl Controller {
                 let parallelism = template.parallelism.map(|p| p as usize);
                 running.push(async move {
                     let _permit = limit.acquire_owned().await;
-                    let site =
-                        Site { name, parent: gid, cancel, group_kind: NodeKind::StepGroup, parallelism, fail_fast };
+                    let site = Site {
+                        name,
+                        parent: gid,
+                        cancel,
+                        group_kind: NodeKind::StepGroup,
+                        parallelism,
+                        fail_fast,
+                        depth: call.depth,
+                    };
                     let o = me.run_step(step.clone(), origin, vars, site).await;
                     (step, o)
                 });
@@ -1222,8 +1265,15 @@ impl Controller {
                 let parallelism = template.parallelism.map(|p| p as usize);
                 running.push(async move {
                     let _permit = limit.acquire_owned().await;
-                    let site =
-                        Site { name, parent: id, cancel, group_kind: NodeKind::TaskGroup, parallelism, fail_fast };
+                    let site = Site {
+                        name,
+                        parent: id,
+                        cancel,
+                        group_kind: NodeKind::TaskGroup,
+                        parallelism,
+                        fail_fast,
+                        depth: call.depth,
+                    };
                     let o = me.run_step(task, origin, v, site).await;
                     (i, o)
                 });
@@ -1274,6 +1324,15 @@ impl Controller {
 
 /// Where a step or task runs: its node name and parent, and the policies
 /// its loop follows.
+/// Where a child node hangs: its parent node, the parent's cancellation,
+/// and the child's template depth.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    parent: u32,
+    cancel: &'a CancellationToken,
+    depth: u32,
+}
+
 struct Site {
     name: String,
     parent: u32,
@@ -1282,6 +1341,8 @@ struct Site {
     group_kind: NodeKind,
     parallelism: Option<usize>,
     fail_fast: bool,
+    /// The depth of the template the step belongs to.
+    depth: u32,
 }
 
 /// The `workflow.*` variables that do not change during a run.

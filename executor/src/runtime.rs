@@ -79,6 +79,13 @@ pub trait Runtime: Send + Sync {
     fn run_drivers(&self, _run: &str) -> Launcher {
         Launcher::Process
     }
+
+    /// Makes sure no step an earlier `ferry` process started for the run in
+    /// `run_dir` is still running (that process was killed, its steps were
+    /// not), so a re-run step never shares its output with an orphan.
+    fn stop_earlier_steps(&self, _run_dir: &Path) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A step's two groups of drivers, in Argo's pod layout.
@@ -157,6 +164,10 @@ impl Runtime for LocalRuntime {
         Self::root(pod).join(path.trim_start_matches('/'))
     }
 
+    fn stop_earlier_steps(&self, run_dir: &Path) -> Result<(), String> {
+        stop_recorded_groups(run_dir)
+    }
+
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
         let root = Self::root(pod);
         // An image has the parents of the paths it uses (/tmp at least); the
@@ -186,6 +197,11 @@ impl Runtime for LocalRuntime {
         let log = Arc::new(Mutex::new(log));
         let mut child = tokio::process::Command::new(program)
             .args(args)
+            // A container starts with its image's environment, never the
+            // executor's: the drivers' secrets (FERRY_SECRET_*, cloud
+            // credentials) stay with the drivers.
+            .env_clear()
+            .envs(STEP_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
             .envs(pod.env.iter().map(|(k, v)| (k, self.map_text(pod, v))))
             .env("FERRY_POD_NAME", &pod.name)
             .env("FERRY_ROOT", &root)
@@ -200,6 +216,16 @@ impl Runtime for LocalRuntime {
         let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
         let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 0)));
         let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        // Recorded before the step can do much, so a resume after this
+        // process is killed finds the group (see `stop_earlier_steps`).
+        let record = pod.dir.join(PROCESS_RECORD);
+        if let Some(pid) = pid {
+            let line = format!("{pid} {}\n", start_time(pid).unwrap_or(0));
+            if let Err(e) = std::fs::write(&record, line) {
+                let _ = stop(Some(pid), &mut child).await;
+                return Err(format!("recording the step's process in {}: {e}", record.display()));
+            }
+        }
         let deadline = async {
             match pod.deadline {
                 Some(d) => tokio::time::sleep(d).await,
@@ -213,6 +239,13 @@ impl Runtime for LocalRuntime {
             () = cancel.cancelled() => { exit.cancelled = true; stop(pid, &mut child).await }
         }
         .map_err(|e| format!("waiting for {program:?}: {e}"))?;
+        // A container ends with its main process; so do the step's
+        // background processes, which could otherwise still write its
+        // outputs while they are saved.
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_file(&record);
         use std::os::unix::process::ExitStatusExt;
         exit.code = status.code();
         exit.signal = status.signal();
@@ -224,6 +257,70 @@ impl Runtime for LocalRuntime {
         }
         Ok(exit)
     }
+}
+
+/// What a local step inherits from `ferry`'s environment: enough to find
+/// programs and behave like the user's shell, nothing that could be a
+/// credential. Everything else comes from the template's `env`.
+pub const STEP_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TERM"];
+
+/// The file in a pod's directory naming its running process group:
+/// `<pgid> <start time of the leader in clock ticks since boot>`.
+const PROCESS_RECORD: &str = "process";
+
+/// When `pid` started (field 22 of /proc/<pid>/stat), telling a live
+/// process from a later one that reuses its number.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether any process of group `pgid` is still alive (zombies are not: an
+/// orphan's zombie waits for a reaper, but writes nothing).
+fn group_alive(pgid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).any(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let fields: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+            fields.first().is_some_and(|state| *state != "Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+    })
+}
+
+/// Kills the process groups recorded under `<run_dir>/pods/*/process`.
+fn stop_recorded_groups(run_dir: &Path) -> Result<(), String> {
+    use nix::sys::signal::{Signal, killpg};
+    let Ok(pods) = std::fs::read_dir(run_dir.join("pods")) else { return Ok(()) };
+    for pod in pods.filter_map(|e| e.ok()) {
+        let record = pod.path().join(PROCESS_RECORD);
+        let Ok(text) = std::fs::read_to_string(&record) else { continue };
+        let mut parts = text.split_whitespace().map(|p| p.parse::<u64>().ok());
+        let (Some(Some(pgid)), Some(Some(started))) = (parts.next(), parts.next()) else { continue };
+        let Ok(pgid) = i32::try_from(pgid) else { continue };
+        // A leader with another start time is a new process that got the
+        // number after the whole group was gone (a number stays taken
+        // while any member of its group lives); no leader at all means
+        // members may remain, and the group id is still theirs.
+        let reused = start_time(pgid).is_some_and(|now| started != 0 && now != started);
+        if !reused && group_alive(pgid) {
+            tracing::warn!(pgid, pod = %pod.path().display(), "stopping a step an earlier ferry process left running");
+            let _ = killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
+            let began = std::time::Instant::now();
+            while group_alive(pgid) {
+                if began.elapsed() > Duration::from_secs(10) {
+                    return Err(format!(
+                        "process group {pgid} of an earlier attempt of step {} survives SIGKILL; not re-running it beside that process",
+                        pod.file_name().to_string_lossy()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        std::fs::remove_file(&record).map_err(|e| format!("removing {}: {e}", record.display()))?;
+    }
+    Ok(())
 }
 
 /// Stops a step's whole process group: SIGTERM, then SIGKILL after 2 s.
@@ -266,9 +363,16 @@ pub(crate) async fn copy_output(
     String::from_utf8_lossy(&kept).into_owned()
 }
 
-/// The pod directory layout shared by runtimes.
+/// The pod directory layout shared by runtimes. A pod that already has a
+/// directory was started by an earlier `ferry` process of this run (a
+/// resumed run): its attempt gets a fresh directory, `<pod>.2`, `<pod>.3`,
+/// so it never writes into what the earlier attempt left.
 pub fn pod_dir(run_dir: &Path, pod_name: &str) -> PathBuf {
-    run_dir.join("pods").join(pod_name)
+    let first = run_dir.join("pods").join(pod_name);
+    (1u32..)
+        .map(|n| if n == 1 { first.clone() } else { first.with_file_name(format!("{pod_name}.{n}")) })
+        .find(|d| std::fs::symlink_metadata(d).is_err())
+        .expect("some attempt number is free")
 }
 
 #[cfg(test)]

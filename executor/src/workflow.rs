@@ -735,11 +735,138 @@ struct Head {
     kind: String,
 }
 
+/// Largest workflow file read: a few times Kubernetes' own limit on one
+/// object (about 1.5 MiB in etcd), so every real workflow fits.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// Deepest nesting (block indentation plus `[`/`{`) a workflow file may
+/// have. Real workflows stay below 20; the YAML parser slows down
+/// quadratically on deep flow nesting, so deeper input is refused by a scan
+/// before it is parsed.
+pub const MAX_NESTING: usize = 100;
+
+/// Refuses text larger than [`MAX_FILE_BYTES`] or nested deeper than
+/// [`MAX_NESTING`], in one linear pass. The scan over-counts rather than
+/// under-counts: brackets inside plain scalars count, and a quote opens a
+/// quoted scalar only where one can start.
+fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
+    let refuse = |line: usize, message: String| LoadError { file: file.display().to_string(), line, message };
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(refuse(
+            0,
+            format!("{} bytes is more than a workflow file may hold ({} MiB)", text.len(), MAX_FILE_BYTES >> 20),
+        ));
+    }
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<u8> = None;
+    // The indentation of the line that opened a block scalar (`|`, `>`):
+    // deeper lines are text (scripts), not structure.
+    let mut block_scalar: Option<usize> = None;
+    for (n, line) in text.split('\n').enumerate() {
+        let bytes = line.as_bytes();
+        let line_indent = bytes.iter().take_while(|&&b| b == b' ').count();
+        if let Some(parent) = block_scalar {
+            if line_indent == bytes.len() || line_indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut i = 0;
+        let mut end = bytes.len();
+        if quote.is_none() && flow == 0 {
+            // Block structure: each indentation level deeper than the one
+            // above, and each leading `- ` / `? ` / `: ` indicator, nests.
+            let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+            if indent == bytes.len() || bytes[indent] == b'#' {
+                continue;
+            }
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            i = indent;
+            while i + 1 < bytes.len() && matches!(bytes[i], b'-' | b'?' | b':') && bytes[i + 1] == b' ' {
+                i += 2;
+                while i < bytes.len() && bytes[i] == b' ' {
+                    i += 1;
+                }
+                indents.push(i);
+            }
+        }
+        let mut prev = b' ';
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(b'"') if b == b'\\' => i += 1,
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None => match b {
+                    b'#' if prev == b' ' || prev == b'\t' => {
+                        end = i;
+                        break;
+                    }
+                    b'\'' | b'"' if matches!(prev, b' ' | b'\t' | b'[' | b'{' | b',' | b':' | b'-') => quote = Some(b),
+                    b'[' | b'{' => flow += 1,
+                    b']' | b'}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            if indents.len() + flow > MAX_NESTING {
+                return Err(refuse(
+                    n + 1,
+                    format!(
+                        "nested more than {MAX_NESTING} levels deep (indentation, `[` and `{{`); no workflow needs that"
+                    ),
+                ));
+            }
+            prev = b;
+            i += 1;
+        }
+        if indents.len() + flow > MAX_NESTING {
+            return Err(refuse(
+                n + 1,
+                format!(
+                    "nested more than {MAX_NESTING} levels deep (indentation, `[` and `{{`); no workflow needs that"
+                ),
+            ));
+        }
+        if quote.is_none() && flow == 0 {
+            let last = line[..end].split_whitespace().last().unwrap_or("");
+            if (last.starts_with('|') || last.starts_with('>'))
+                && last[1..].bytes().all(|b| b == b'-' || b == b'+' || b.is_ascii_digit())
+            {
+                block_scalar = Some(line_indent);
+            }
+        }
+        // A quoted scalar continues on the next line only inside flow or
+        // as a double-quoted string; a stray quote in a block scalar (a
+        // script's `don't`) must not hide the rest of the file.
+        if quote == Some(b'\'') && flow == 0 {
+            quote = None;
+        }
+    }
+    Ok(())
+}
+
 impl Documents {
     /// Reads every YAML document of `files`.
     pub fn load(files: &[PathBuf]) -> Result<Self, LoadError> {
         let mut docs = Documents::default();
         for file in files {
+            if let Ok(meta) = std::fs::metadata(file)
+                && meta.len() > MAX_FILE_BYTES
+            {
+                return Err(LoadError {
+                    file: file.display().to_string(),
+                    line: 0,
+                    message: format!(
+                        "{} bytes is more than a workflow file may hold ({} MiB)",
+                        meta.len(),
+                        MAX_FILE_BYTES >> 20
+                    ),
+                });
+            }
             let text = std::fs::read_to_string(file).map_err(|e| LoadError {
                 file: file.display().to_string(),
                 line: 0,
@@ -752,6 +879,7 @@ impl Documents {
 
     /// Reads every YAML document of `text`, which came from `file`.
     pub fn add(&mut self, file: &Path, text: &str) -> Result<(), LoadError> {
+        check_bounds(file, text)?;
         for (line, doc) in split_documents(text) {
             if doc.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
                 continue;
@@ -947,6 +1075,32 @@ mod tests {
         let modes: Vec<_> = d.workflows[0].1.spec.arguments.artifacts.iter().map(|a| a.mode).collect();
         assert_eq!(modes, [Some(0o755), Some(0o755), Some(0o600)]);
         assert!(load("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  arguments:\n    artifacts: [{name: a, mode: 0999}]\n").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing_and_large_workflows_still_load() {
+        for (text, line) in [
+            ("[".repeat(100_000), 1),
+            (format!("apiVersion: v1\nkind: ConfigMap\ndata: {}\n", "{a: ".repeat(50_000)), 3),
+            (format!("x:\n{}", (0..200).map(|i| format!("{}- \n", " ".repeat(i))).collect::<String>()), 101),
+            (format!("{}1\n", "- ".repeat(100_000)), 1),
+        ] {
+            let err = load(&text).unwrap_err();
+            assert!(err.message.contains("nested more than 100 levels"), "{err}");
+            assert_eq!((err.file.as_str(), err.line), ("wf.yaml", line), "{err}");
+        }
+        let big = "x".repeat(MAX_FILE_BYTES as usize + 1);
+        assert!(load(&big).unwrap_err().message.contains("more than a workflow file may hold"));
+        // 2,000 templates (about 300 KB), brackets in scripts and quotes
+        // with apostrophes: loads.
+        let templates: String = (0..2000)
+            .map(|i| format!("  - name: t{i}\n    script:\n      image: alpine\n      source: |\n        [ -f x ] && echo \"[[[\" don't [[ stop\n        echo '[' {{\n"))
+            .collect();
+        let text = format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: t0\n  templates:\n{templates}"
+        );
+        assert!(text.len() > 200_000);
+        assert_eq!(load(&text).unwrap().workflows[0].1.spec.templates.len(), 2000);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! process on a unix socket.
 
 use serde_json::Value;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -648,6 +649,25 @@ fn the_examples_run_against_a_real_s3_server() {
     let o = cmd().args(["delete", &wf]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!object(&key("audit")).exists() && object(&key("report")).is_file());
+
+    // Steps see none of the drivers' secrets, while the s3 driver still
+    // authenticates with them.
+    let file = f.workflow("env", "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [sh, -c, 'env; echo saved > /tmp/o'], env: [{name: MINE, value: declared}]}\n    outputs: {artifacts: [{name: o, path: /tmp/o}]}\n");
+    let out = cmd()
+        .env("AWS_SECRET_ACCESS_KEY", "aws-leak")
+        .args(["run", "--output", "json"])
+        .arg(&file)
+        .arg(&repo)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    assert!(object(node(&doc, "env")["outputs"]["artifacts"]["o"]["location"]["key"].as_str().unwrap()).is_file());
+    let log = f.logs("env", "env");
+    assert!(log.contains("MINE=declared") && log.contains("PATH="), "{log}");
+    for secret in ["ferry-test-secret", "ferry-test-access", "aws-leak", "FERRY_SECRET"] {
+        assert!(!log.contains(secret), "{secret} reached the step: {log}");
+    }
 }
 
 /// `--runtime docker`: each step's main container runs with Docker, its
@@ -722,4 +742,183 @@ fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     assert_eq!(nope["phase"], "Error", "{nope}");
     let message = nope["message"].as_str().unwrap_or_default();
     assert!(message.contains("ferry/no-such-image:1"), "the error should name the image: {message}");
+}
+
+/// Files named `name` anywhere under `dir` that are not inside a step's own tree.
+fn outside_steps(dir: &Path, name: &str) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() == name)
+        .map(|e| e.path().to_path_buf())
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "root"))
+        .collect()
+}
+
+#[test]
+fn an_archive_link_chain_cannot_carry_a_second_input_out_of_the_step() {
+    let f = Ferry::new();
+    // `x -> .` and `y -> x/x/x/x/x/../../../../..`: y climbs five levels above
+    // the input's directory; the second input is then placed under y.
+    let store = f.home.path().join("artifacts");
+    std::fs::create_dir_all(&store).unwrap();
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(store.join("chain.tgz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut b = tar::Builder::new(gz);
+    for (name, target) in [("x", "."), ("y", "x/x/x/x/x/../../../../..")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+    let file = f.workflow("chain", "  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {name: a, path: /in/a, plugin: {key: chain.tgz}}\n      - {name: b, path: /in/a/y/escaped, raw: {data: written outside}}\n    container: {image: x, command: ['true']}\n");
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1, "{doc}");
+    let message = node(&doc, "chain")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("refusing") && message.contains("artifact"), "{message}");
+    assert_eq!(outside_steps(f.home.path(), "escaped"), Vec::<PathBuf>::new(), "written outside the step");
+}
+
+#[test]
+fn outputs_that_link_out_of_the_step_are_refused_for_every_strategy() {
+    let f = Ferry::new();
+    let canary = tempfile::tempdir().unwrap();
+    std::fs::write(canary.path().join("secret"), "host secret\n").unwrap();
+    let host = canary.path().display();
+    let strategies = [("tar", "{tar: {}}"), ("zstd", "{zstd: {}}"), ("zip", "{zip: {}}"), ("none", "{none: {}}")];
+    let mut templates = String::new();
+    let mut steps = String::new();
+    for (name, archive) in strategies {
+        for (what, setup) in [
+            ("file", format!("ln -s {host}/secret /out/o")),
+            ("dir", format!("ln -s {host} /out/o")),
+            ("inner", format!("mkdir -p /out/o; ln -s {host}/secret /out/o/leak")),
+        ] {
+            steps.push_str(&format!("      - {{name: {name}-{what}, template: {name}-{what}}}\n"));
+            templates.push_str(&format!("  - name: {name}-{what}\n    container: {{image: x, command: [sh, -c, 'mkdir -p /out; {setup}']}}\n    outputs: {{artifacts: [{{name: o, path: /out/o, archive: {archive}}}]}}\n"));
+        }
+    }
+    let file = f.workflow(
+        "links-out",
+        &format!("  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n{steps}{templates}"),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1, "{doc}");
+    for (name, _) in strategies {
+        for what in ["file", "dir", "inner"] {
+            let n = node(&doc, &format!("{name}-{what}"));
+            let message = n["message"].as_str().unwrap_or_default();
+            assert_eq!(n["phase"], "Error", "{name}-{what}: {n}");
+            assert!(message.contains("refusing") && message.contains("/out/o"), "{name}-{what}: {message}");
+        }
+    }
+    let leaked: Vec<_> = walkdir::WalkDir::new(f.home.path().join("artifacts"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert_eq!(leaked, Vec::<PathBuf>::new(), "nothing is saved");
+}
+
+#[test]
+fn an_archive_bomb_fails_the_step_and_leaves_nothing_unpacked() {
+    let f = Ferry::new();
+    let store = f.home.path().join("artifacts");
+    std::fs::create_dir_all(&store).unwrap();
+    // 8 MiB of zeros in a few KiB of zstd; the bound is lowered to 1 MiB.
+    let z = zstd::Encoder::new(std::fs::File::create(store.join("bomb.tar.zst")).unwrap(), 19).unwrap();
+    let mut b = tar::Builder::new(z);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(8 << 20);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "zeros", std::io::repeat(0).take(8 << 20)).unwrap();
+    b.into_inner().unwrap().finish().unwrap();
+    let file = f.workflow("bomb", "  entrypoint: main\n  templates:\n  - name: main\n    inputs:\n      artifacts:\n      - {name: a, path: /in/a, plugin: {key: bomb.tar.zst}}\n    container: {image: x, command: ['true']}\n");
+    let out = f
+        .cmd()
+        .env("FERRY_MAX_UNPACKED_BYTES", "1048576")
+        .args(["run", "--output", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    let message = node(&doc, "bomb")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("more than 1048576 bytes") && message.contains("FERRY_MAX_UNPACKED_BYTES"), "{message}");
+    let pods = f.home.path().join("runs/bomb/pods");
+    assert!(pods.is_dir(), "{}", pods.display());
+    let big: Vec<_> = walkdir::WalkDir::new(&pods)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && e.metadata().unwrap().len() > 64 << 10)
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert_eq!(big, Vec::<PathBuf>::new(), "unpacked data left behind");
+}
+
+#[test]
+fn a_resume_after_kill_9_never_lets_the_orphaned_step_write_the_output() {
+    let f = Ferry::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().display().to_string();
+    // Each writer tags its lines with its pid and records the pid first.
+    let file = f.workflow("orphan", &format!("  entrypoint: main\n  templates:\n  - name: main\n    container: {{image: x, command: [sh, -c, 'echo $$ >> {dir}/pids; mkdir -p /out; for i in $(seq 1 30); do echo \"$$ $i\" >> /out/lines; sleep 0.05; done']}}\n    outputs: {{artifacts: [{{name: lines, path: /out/lines, archive: {{none: {{}}}}}}]}}\n"));
+    let mut child = f
+        .cmd()
+        .args(["run", "-q", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids = work.path().join("pids");
+    wait_for("the step to write", || {
+        let lines = walkdir::WalkDir::new(f.home.path().join("runs/orphan/pods"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name() == "lines")
+            .and_then(|e| std::fs::read_to_string(e.path()).ok());
+        lines.is_some_and(|l| l.lines().count() >= 3)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let orphan: i32 = std::fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
+    assert!(Path::new(&format!("/proc/{orphan}")).exists() && !is_zombie(orphan), "the step should outlive a kill -9");
+    let o = f.ferry(&["resume", "orphan", "--output", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    assert!(!Path::new(&format!("/proc/{orphan}")).exists() || is_zombie(orphan), "the orphaned step still runs");
+    let key = node(&doc, "orphan")["outputs"]["artifacts"]["lines"]["location"]["key"].as_str().unwrap().to_string();
+    let saved = std::fs::read_to_string(f.home.path().join("artifacts").join(key)).unwrap();
+    let writers: std::collections::BTreeSet<&str> = saved.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(writers.len(), 1, "lines of more than one writer: {saved}");
+    let numbers: Vec<String> = saved.lines().map(|l| l.split(' ').nth(1).unwrap().to_string()).collect();
+    assert_eq!(numbers, (1..=30).map(|i| i.to_string()).collect::<Vec<_>>(), "{saved}");
+}
+
+#[test]
+fn endless_recursion_stops_at_argos_depth_with_an_error() {
+    let f = Ferry::new();
+    // A DAG that calls itself, through a steps template, forever.
+    let file = f.workflow("recurse", "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: again, template: dag}\n  - name: dag\n    dag:\n      tasks:\n      - {name: deeper, template: main}\n");
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["workflow"]["phase"], "Error", "{}", doc["workflow"]);
+    let deepest: Vec<&Value> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["message"].as_str().unwrap_or_default().starts_with("Maximum recursion depth exceeded"))
+        .collect();
+    assert_eq!(deepest.len(), 1, "one node fails at the limit");
+    assert!(deepest[0]["message"].as_str().unwrap().contains("100 templates deep"), "{}", deepest[0]);
+    // Finished, so a resume has nothing left to run and does not crash.
+    let o = f.ferry(&["resume", "recurse"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.code() == Some(1) && said.contains("already Error"), "{:?}: {said}", o.status);
 }
