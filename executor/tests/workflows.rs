@@ -744,6 +744,59 @@ fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     assert!(message.contains("ferry/no-such-image:1"), "the error should name the image: {message}");
 }
 
+/// The ids of the containers (running or not) whose name contains `name`.
+fn containers_named(name: &str) -> Vec<String> {
+    let out = Command::new("docker").args(["ps", "-aq", "--no-trunc", "--filter"]).arg(format!("name={name}")).output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+#[test]
+#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+fn docker_runtime_resume_after_kill_9_removes_the_earlier_attempts_containers() {
+    let f = Ferry::new();
+    let name = format!("docker-orphan-{}", std::process::id());
+    let file = f.workflow(&name, "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: alpine:3.20, command: [sleep, '4']}\n");
+    let args = docker_args();
+    let mut child = f
+        .cmd()
+        .args(["run", "-q", file.to_str().unwrap()])
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut earlier = Vec::new();
+    wait_for("the step's container", || {
+        earlier = containers_named(&format!("ferry-{name}"));
+        !earlier.is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(containers_named(&format!("ferry-{name}")), earlier, "the container should outlive a kill -9");
+    let resume = f
+        .cmd()
+        .args(["resume", &name, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the re-run's container runs, the earlier one must already be gone.
+    let mut seen = Vec::new();
+    wait_for("the re-run's container", || {
+        seen = containers_named(&format!("ferry-{name}"));
+        seen.iter().any(|c| !earlier.contains(c))
+    });
+    let left: Vec<&String> = seen.iter().filter(|c| earlier.contains(c)).collect();
+    let out = resume.wait_with_output().unwrap();
+    assert!(left.is_empty(), "the earlier attempt's container {left:?} ran beside the re-run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    assert_eq!(containers_named(&format!("ferry-{name}")), Vec::<String>::new(), "containers left after the run");
+}
+
 /// Files named `name` anywhere under `dir` that are not inside a step's own tree.
 fn outside_steps(dir: &Path, name: &str) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
