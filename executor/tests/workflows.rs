@@ -744,6 +744,23 @@ fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     assert!(message.contains("ferry/no-such-image:1"), "the error should name the image: {message}");
 }
 
+#[test]
+fn an_input_inside_another_inputs_path_is_placed_after_it_whatever_loads_first() {
+    let f = Ferry::new();
+    // The outer input is a directory (a tar.gz of 64 files, slower to load
+    // and unpack); the inner one a single plain file, listed first. Eight
+    // consumers load both at once, so either may finish first.
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: make, template: make}\n    - - name: use\n        template: use\n        withSequence: {count: '8'}\n        arguments: {artifacts: [{name: dir, from: '{{steps.make.outputs.artifacts.dir}}'}, {name: file, from: '{{steps.make.outputs.artifacts.file}}'}]}\n  - name: make\n    container: {image: x, command: [sh, -c, 'mkdir -p /out/dir; for i in $(seq 1 64); do echo $i > /out/dir/f$i; done; echo inner > /out/file']}\n    outputs: {artifacts: [{name: dir, path: /out/dir}, {name: file, path: /out/file, archive: {none: {}}}]}\n  - name: use\n    inputs: {artifacts: [{name: file, path: /in/a/b/c}, {name: dir, path: /in/a}]}\n    container: {image: x, command: [sh, -c, 'cat /in/a/b/c /in/a/f64; ls /in/a | wc -l']}\n";
+    let file = f.workflow("nested-inputs", spec);
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    for i in 0..8 {
+        let log = f.logs("nested-inputs", &format!("use({i}:{i})"));
+        // f1..f64 and b.
+        assert_eq!(log.split_whitespace().collect::<Vec<_>>(), ["inner", "64", "65"], "consumer {i}");
+    }
+}
+
 /// The ids of the containers (running or not) whose name contains `name`.
 fn containers_named(name: &str) -> Vec<String> {
     let out = Command::new("docker").args(["ps", "-aq", "--no-trunc", "--filter"]).arg(format!("name={name}")).output();
