@@ -250,6 +250,16 @@ pub struct StepContext<'a> {
     pub vars: &'a Vars,
 }
 
+/// An input loaded into the step's staging, not yet at its path.
+enum Fetched {
+    /// Nothing to place: no value, or an optional input that is missing.
+    Nothing,
+    /// Inline contents (`raw:`).
+    Raw(String),
+    /// Loaded and unpacked at this staging path.
+    Staged(PathBuf, ArtifactRecord),
+}
+
 fn staging(pod: &PodSpec, what: &str, name: &str) -> PathBuf {
     pod.dir.join("staging").join(what).join(name)
 }
@@ -304,14 +314,25 @@ impl StepContext<'_> {
         names
     }
 
-    /// Loads every bound input, in parallel. Returns the first failure.
+    /// Loads every bound input. Returns the first failure. The loads run in
+    /// parallel into the step's staging; placing them at their paths runs
+    /// outermost path first, so an input inside another's path (`/in/a/b/c`
+    /// in `/in/a`) is never placed before the outer one, which would replace
+    /// it, and its path is resolved in the tree the outer one made.
     pub async fn load_inputs(&self, inputs: &[BoundArtifact]) -> (Result<(), String>, Vec<ArtifactRecord>) {
-        let loads = inputs.iter().map(|b| self.load_one(b));
-        let results = futures::future::join_all(loads).await;
+        let fetched = futures::future::join_all(inputs.iter().map(|b| self.fetch_input(b))).await;
+        let mut fetched: Vec<Option<Result<Fetched, String>>> = fetched.into_iter().map(Some).collect();
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| Path::new(&inputs[i].decl.path).components().count());
         let mut records = Vec::new();
         let mut first = Ok(());
-        for r in results {
-            match r {
+        for i in order {
+            let Some(result) = fetched[i].take() else { continue };
+            let placed = match result {
+                Ok(f) => self.place_input(&inputs[i], f).await,
+                Err(e) => Err(e),
+            };
+            match placed {
                 Ok(Some(rec)) => records.push(rec),
                 Ok(None) => {}
                 Err(e) if first.is_ok() => first = Err(e),
@@ -321,28 +342,26 @@ impl StepContext<'_> {
         (first, records)
     }
 
-    async fn load_one(&self, b: &BoundArtifact) -> Result<Option<ArtifactRecord>, String> {
+    /// Loads one input and unpacks it in the step's staging.
+    async fn fetch_input(&self, b: &BoundArtifact) -> Result<Fetched, String> {
         let name = &b.decl.name;
-        let Some(value) = &b.value else { return Ok(None) };
+        let Some(value) = &b.value else { return Ok(Fetched::Nothing) };
         if b.decl.path.is_empty() {
             return Err(format!("inputs.artifacts.{name}.path is required"));
         }
-        let host = self.inside_step(&b.decl.path, false).map_err(|e| format!("input artifact {name}: {e}"))?;
-        if let Some(parent) = host.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
-        }
         if let Some(raw) = &value.raw {
-            std::fs::write(&host, raw).map_err(|e| format!("writing {}: {e}", host.display()))?;
-            apply_mode(&host, &b.decl)?;
-            return Ok(None);
+            return Ok(Fetched::Raw(raw.clone()));
         }
-        let Some(location) = &value.location else { return Ok(None) };
+        let Some(location) = &value.location else { return Ok(Fetched::Nothing) };
         let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
         let stage = staging(self.pod, "in", name);
-        let _ = std::fs::remove_dir_all(&stage);
-        let _ = std::fs::remove_file(&stage);
-        if let Some(parent) = stage.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        let unpacked = staging(self.pod, "unpacked", name);
+        for path in [&stage, &unpacked] {
+            let _ = std::fs::remove_dir_all(path);
+            let _ = std::fs::remove_file(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
         }
         match client.load(&location.to_client(), &stage).await {
             Ok(()) => {}
@@ -351,7 +370,7 @@ impl StepContext<'_> {
                     self.pod,
                     &format!("optional input artifact {name} not found at {}: skipped\n", location.key),
                 );
-                return Ok(None);
+                return Ok(Fetched::Nothing);
             }
             Err(e) => {
                 return Err(format!(
@@ -361,22 +380,18 @@ impl StepContext<'_> {
             }
         }
         let declared = value.archive.as_deref().and_then(parse_strategy).or(b.decl.strategy());
-        let dest = host.clone();
+        let dest = unpacked.clone();
         blocking(move || {
             let limits = archive::Limits::from_env().map_err(|e| e.to_string())?;
-            if std::fs::symlink_metadata(&dest).is_ok() {
-                std::fs::remove_dir_all(&dest).or_else(|_| std::fs::remove_file(&dest)).map_err(|e| e.to_string())?;
-            }
-            let unpacked = archive::unpack(&stage, &dest, declared, &limits).map_err(|e| e.to_string());
-            if unpacked.is_err() {
+            let done = archive::unpack(&stage, &dest, declared, &limits).map_err(|e| e.to_string());
+            if done.is_err() {
                 let _ = std::fs::remove_file(&stage);
             }
-            unpacked
+            done
         })
         .await
         .map_err(|e| format!("artifact {name}: {e}"))?;
-        apply_mode(&host, &b.decl)?;
-        Ok(Some(ArtifactRecord {
+        let record = ArtifactRecord {
             node: self.node,
             name: name.clone(),
             direction: Direction::Input,
@@ -384,7 +399,45 @@ impl StepContext<'_> {
             gc: GcStrategy::Never,
             deleted: false,
             error: None,
-        }))
+        };
+        Ok(Fetched::Staged(unpacked, record))
+    }
+
+    /// Puts a fetched input at its path, replacing what is there.
+    async fn place_input(&self, b: &BoundArtifact, fetched: Fetched) -> Result<Option<ArtifactRecord>, String> {
+        let name = &b.decl.name;
+        if matches!(fetched, Fetched::Nothing) {
+            return Ok(None);
+        }
+        let host = self.inside_step(&b.decl.path, false).map_err(|e| format!("input artifact {name}: {e}"))?;
+        if let Some(parent) = host.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        let dest = host.clone();
+        let record = blocking(move || {
+            // Never written through: what is there (a link an outer input
+            // brought, say) is replaced, not followed.
+            if std::fs::symlink_metadata(&dest).is_ok() {
+                std::fs::remove_dir_all(&dest)
+                    .or_else(|_| std::fs::remove_file(&dest))
+                    .map_err(|e| format!("replacing {}: {e}", dest.display()))?;
+            }
+            match fetched {
+                Fetched::Nothing => Ok(None),
+                Fetched::Raw(raw) => {
+                    std::fs::write(&dest, raw).map_err(|e| format!("writing {}: {e}", dest.display()))?;
+                    Ok(None)
+                }
+                Fetched::Staged(unpacked, record) => {
+                    std::fs::rename(&unpacked, &dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
+                    Ok(Some(record))
+                }
+            }
+        })
+        .await
+        .map_err(|e| format!("artifact {name}: {e}"))?;
+        apply_mode(&host, &b.decl)?;
+        Ok(record)
     }
 
     /// Reads output parameters and saves output artifacts. A missing output

@@ -663,7 +663,7 @@ impl Controller {
             Ok(p) => p,
             Err(e) => return (Phase::Error, e, Outputs::default()),
         };
-        let pod = PodSpec { deadline, ..pod };
+        let pod = PodSpec { deadline, run: self.wf.uid.clone(), ..pod };
         let init = self.step_pool(&pod, DriverRole::Init);
         let ctx = artifacts::StepContext {
             plan: &self.plan,

@@ -11,7 +11,11 @@
 //! Each has its own socket directory mounted at `/tmp/artifact-plugins/<name>`.
 
 use crate::drivers::{ContainerLauncher, Launcher};
-use crate::runtime::{DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, copy_output};
+use crate::runtime::{
+    CONTAINERS_RECORD, DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, copy_output,
+    stop_earlier_attempts,
+};
+use crate::store::WorkflowRecord;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,13 +54,14 @@ impl DockerRuntime {
         self
     }
 
-    fn launcher(&self, role: &str, group: &str, mut mounts: Vec<(PathBuf, bool)>) -> Launcher {
+    fn launcher(&self, role: &str, group: &str, run: &str, mut mounts: Vec<(PathBuf, bool)>) -> Launcher {
         mounts.extend(self.driver_mounts.iter().map(|d| (d.clone(), false)));
         Launcher::Container(ContainerLauncher {
             images: self.images.clone(),
             mounts,
             role: role.to_string(),
             group: group.to_string(),
+            run: run.to_string(),
         })
     }
 
@@ -117,11 +122,19 @@ impl Runtime for DockerRuntime {
         if role == DriverRole::Sidecar {
             mounts.extend(pod.log.parent().map(|d| (d.to_path_buf(), true)));
         }
-        Some(self.launcher(role.prefix(), &pod.name, mounts))
+        Some(self.launcher(role.prefix(), &pod.name, &pod.run, mounts))
     }
 
-    fn run_drivers(&self, run: &str) -> Launcher {
-        self.launcher("artifact-gc-", run, Vec::new())
+    fn run_drivers(&self, run: &WorkflowRecord) -> Launcher {
+        self.launcher("artifact-gc-", &run.name, &run.uid, Vec::new())
+    }
+
+    fn stop_earlier_steps(&self, run: &WorkflowRecord) -> Result<(), String> {
+        // Recorded before this attempt starts a container, so a resume
+        // after this process is killed knows to look for them.
+        let record = run.dir.join(CONTAINERS_RECORD);
+        std::fs::write(&record, "").map_err(|e| format!("writing {}: {e}", record.display()))?;
+        stop_earlier_attempts(run)
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
@@ -142,6 +155,8 @@ impl Runtime for DockerRuntime {
         let mut cmd = tokio::process::Command::new("docker");
         // Never pull: an image is either here or named in --image-map.
         cmd.args(["run", "--rm", "--pull", "never", "--name", &name, "--entrypoint", entrypoint]);
+        cmd.arg("--label").arg(format!("{RUN_LABEL}={}", pod.run));
+        cmd.arg("--label").arg(format!("{GROUP_LABEL}={}", pod.name));
         for dir in &mounts {
             cmd.arg("-v").arg(format!("{}:{dir}", self.host_path(pod, dir).display()));
         }
@@ -205,6 +220,49 @@ impl Runtime for DockerRuntime {
     }
 }
 
+/// The label on every container of a run (main and driver containers):
+/// the run's uid, unique across runs and homes.
+pub(crate) const RUN_LABEL: &str = "ferry.run";
+
+/// The label naming a container's pod (or the run, for GC drivers).
+pub(crate) const GROUP_LABEL: &str = "ferry.group";
+
+/// Removes every container labelled with run `uid`, running or not: a
+/// killed `ferry` leaves its steps' containers and their drivers running
+/// (the docker CLI it started dies with it or not; the container does not).
+pub(crate) fn remove_run_containers(uid: &str) -> Result<(), String> {
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("running docker: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("docker {}: {}", args[0], String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect::<Vec<_>>())
+    };
+    let filter = format!("label={RUN_LABEL}={uid}");
+    let list = || docker(&["ps", "-aq", "--no-trunc", "--filter", &filter]);
+    let fail = |e: String| format!("cannot make sure no container of an earlier attempt of this run still runs: {e}");
+    let ids = list().map_err(fail)?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(containers = ids.len(), "removing the containers an earlier ferry process left running");
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    // A container another removal already took is gone either way: the list
+    // after says what is left.
+    let removed = docker(&rm);
+    let left = list().map_err(fail)?;
+    if !left.is_empty() {
+        let why = removed.err().unwrap_or_default();
+        return Err(fail(format!("{} survive docker rm -f {why}", left.join(", "))));
+    }
+    Ok(())
+}
+
 /// Stops the container (SIGTERM, SIGKILL after 2 s) and waits for `docker run` to return.
 async fn stop(name: &str, child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
     let _ = tokio::process::Command::new("docker")
@@ -234,6 +292,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(DockerRuntime::mounts(&pod), ["/argo/staging", "/data", "/in", "/tmp"]);
+    }
+
+    #[test]
+    fn every_driver_container_is_labelled_with_the_run() {
+        let rt = DockerRuntime::default();
+        let pod = PodSpec { name: "p".into(), run: "uid-1".into(), log: "/r/logs/p.log".into(), ..Default::default() };
+        let run = WorkflowRecord {
+            id: 1,
+            name: "wf".into(),
+            uid: "uid-1".into(),
+            phase: crate::status::Phase::Running,
+            message: String::new(),
+            created: 0,
+            finished: None,
+            dir: "/r".into(),
+            gc: String::new(),
+        };
+        let launchers = [
+            rt.step_drivers(&pod, DriverRole::Init),
+            rt.step_drivers(&pod, DriverRole::Sidecar),
+            Some(rt.run_drivers(&run)),
+        ];
+        for launcher in launchers {
+            let Some(Launcher::Container(c)) = launcher else { panic!("not a container launcher") };
+            assert_eq!(c.run, "uid-1");
+        }
     }
 
     #[test]

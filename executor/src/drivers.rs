@@ -214,6 +214,9 @@ pub struct ContainerLauncher {
     pub role: String,
     /// The pod (or run) the containers belong to, for names and labels.
     pub group: String,
+    /// The run's uid, labelled on each container so a resume removes what
+    /// a killed `ferry` left running.
+    pub run: String,
 }
 
 /// Environment a driver container receives from `ferry`'s own: secrets
@@ -240,7 +243,8 @@ impl ContainerLauncher {
         }
         let mut cmd = Command::new("docker");
         cmd.args(["run", "--rm", "--pull", "never", "--name", container, "--network", "host"]);
-        cmd.arg("--label").arg(format!("ferry.group={}", self.group));
+        cmd.arg("--label").arg(format!("{}={}", crate::docker::GROUP_LABEL, self.group));
+        cmd.arg("--label").arg(format!("{}={}", crate::docker::RUN_LABEL, self.run));
         // The invoking user, so what a driver writes into the step
         // directory belongs to whoever ran ferry.
         cmd.arg("--user").arg(format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()));

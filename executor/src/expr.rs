@@ -236,10 +236,18 @@ fn lex_string(expr: &str, start: usize, quote: char) -> Result<(Tok, usize)> {
     Err(syntax(expr, format!("unterminated string starting at offset {start}")))
 }
 
+/// How deep a `when` or `depends` expression may nest: parentheses, `!` and
+/// chained binary operators each add a level. Parsing and evaluating
+/// recurse per level, so an unbounded depth (a file holds millions of `(`)
+/// would overflow the stack; real conditions stay within a handful.
+pub const MAX_NESTING: usize = 100;
+
 struct Parser<'a> {
     expr: &'a str,
     toks: Vec<Token>,
     pos: usize,
+    /// Parentheses and `!` open around the current token.
+    nesting: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -248,7 +256,22 @@ impl<'a> Parser<'a> {
         if toks.is_empty() {
             return Err(syntax(expr, "empty expression".to_string()));
         }
-        Ok(Parser { expr, toks, pos: 0 })
+        Ok(Parser { expr, toks, pos: 0, nesting: 0 })
+    }
+
+    fn too_deep(&self, depth: usize, at: usize) -> Result<()> {
+        if depth > MAX_NESTING {
+            return Err(self.error(format!(
+                "nested more than {MAX_NESTING} levels deep (parentheses, `!` and chained operators each count) at offset {at}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Enters a parenthesis or `!` at byte `at`.
+    fn enter(&mut self, at: usize) -> Result<()> {
+        self.nesting += 1;
+        self.too_deep(self.nesting, at)
     }
 
     fn peek_op(&self) -> Option<&'static str> {
@@ -329,32 +352,49 @@ enum Node {
 }
 
 impl Parser<'_> {
-    fn when_binary(&mut self, level: usize) -> Result<Node> {
+    /// A node and the depth of its tree, which evaluating recurses through.
+    fn when_binary(&mut self, level: usize) -> Result<(Node, usize)> {
         let Some(ops) = WHEN_LEVELS.get(level) else { return self.when_unary() };
-        let mut left = self.when_binary(level + 1)?;
+        let (mut left, mut depth) = self.when_binary(level + 1)?;
         while let Some(op) = self.peek_op().filter(|op| ops.contains(op)) {
+            let at = self.toks[self.pos].start;
             self.pos += 1;
-            left = Node::Binary(op, Box::new(left), Box::new(self.when_binary(level + 1)?));
+            let (right, right_depth) = self.when_binary(level + 1)?;
+            depth = depth.max(right_depth) + 1;
+            self.too_deep(depth, at)?;
+            left = Node::Binary(op, Box::new(left), Box::new(right));
         }
-        Ok(left)
+        Ok((left, depth))
     }
 
-    fn when_unary(&mut self) -> Result<Node> {
+    fn when_unary(&mut self) -> Result<(Node, usize)> {
         let token = self.bump();
+        let at = token.as_ref().map_or(0, |t| t.start);
         Ok(match token.as_ref().map(|t| &t.tok) {
-            Some(Tok::Op("!")) => Node::Not(Box::new(self.when_unary()?)),
+            Some(Tok::Op("!")) => {
+                self.enter(at)?;
+                let (inner, depth) = self.when_unary()?;
+                self.nesting -= 1;
+                self.too_deep(depth + 1, at)?;
+                (Node::Not(Box::new(inner)), depth + 1)
+            }
             Some(Tok::Op("(")) => {
+                self.enter(at)?;
                 let inner = self.when_binary(0)?;
-                self.close(token.map_or(0, |t| t.start))?;
+                self.nesting -= 1;
+                self.close(at)?;
                 inner
             }
-            Some(Tok::Num(n)) => Node::Lit(Value::Num(*n)),
-            Some(Tok::Str(s)) => Node::Lit(Value::Str(s.clone())),
-            Some(Tok::Word(w)) => Node::Lit(match w.as_str() {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                _ => Value::Str(w.clone()),
-            }),
+            Some(Tok::Num(n)) => (Node::Lit(Value::Num(*n)), 1),
+            Some(Tok::Str(s)) => (Node::Lit(Value::Str(s.clone())), 1),
+            Some(Tok::Word(w)) => (
+                Node::Lit(match w.as_str() {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => Value::Str(w.clone()),
+                }),
+                1,
+            ),
             _ => return Err(self.unexpected(token.as_ref())),
         })
     }
@@ -368,7 +408,7 @@ impl Parser<'_> {
 /// [`Error::Type`]. `&&` and `||` short-circuit as in govaluate, so `false && (x > 1)` is false.
 pub fn evaluate_when(expr: &str) -> Result<bool> {
     let mut parser = Parser::new(expr)?;
-    let node = parser.when_binary(0)?;
+    let (node, _) = parser.when_binary(0)?;
     parser.finish()?;
     match eval(&node, expr)? {
         Value::Bool(b) => Ok(b),
@@ -585,9 +625,16 @@ impl Parser<'_> {
     fn dep_unary(&mut self) -> Result<Depends> {
         let Some(token) = self.bump() else { return Err(self.unexpected(None)) };
         match token.tok {
-            Tok::Op("!") => Ok(Depends::Not(Box::new(self.dep_unary()?))),
+            Tok::Op("!") => {
+                self.enter(token.start)?;
+                let inner = self.dep_unary()?;
+                self.nesting -= 1;
+                Ok(Depends::Not(Box::new(inner)))
+            }
             Tok::Op("(") => {
+                self.enter(token.start)?;
                 let inner = self.dep_or()?;
+                self.nesting -= 1;
                 self.close(token.start)?;
                 Ok(inner)
             }
@@ -922,6 +969,28 @@ mod tests {
             let message = syntax_message(evaluate_when(expr));
             assert!(message.contains(want), "{expr}: {message}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_a_clear_error_not_a_stack_overflow() {
+        let deep = 10_000;
+        let parens = format!("{}true{}", "(".repeat(deep), ")".repeat(deep));
+        let nots = format!("{}true", "!".repeat(deep));
+        let chain = vec!["1 == 1"; deep].join(" && ");
+        for when in [&parens, &nots, &chain] {
+            let message = syntax_message(evaluate_when(when));
+            assert!(message.contains("nested more than 100 levels deep"), "{}", &message[..message.len().min(300)]);
+        }
+        let deps = format!("{}a{}", "(".repeat(deep), ")".repeat(deep));
+        for depends in [&deps, &format!("{}a", "!".repeat(deep))] {
+            let message = syntax_message(parse_depends(depends));
+            assert!(message.contains("nested more than 100 levels deep"), "{}", &message[..message.len().min(300)]);
+        }
+        // A long flat `depends` is no nesting, and the limit leaves room for real conditions.
+        let many = (0..deep).map(|i| format!("t{i}")).collect::<Vec<_>>().join(" && ");
+        assert_eq!(parse_depends(&many).unwrap().tasks().len(), deep);
+        let fine = format!("{}true{}", "(".repeat(50), ")".repeat(50));
+        assert_eq!(evaluate_when(&format!("{fine} && !!{fine}")), Ok(true));
     }
 
     #[test]

@@ -173,9 +173,9 @@ impl Home {
         observer: Option<Observer>,
     ) -> Result<Finished> {
         let lock = Self::lock_run(&wf, "is being run by another ferry process")?;
-        runtime.stop_earlier_steps(&wf.dir).map_err(Error::Conflict)?;
+        runtime.stop_earlier_steps(&wf).map_err(Error::Conflict)?;
         self.store().set_phase(wf.id, Phase::Running, "", None)?;
-        let pool = Arc::new(self.drivers(&wf, plan.registry.clone()).with_launcher(runtime.run_drivers(&wf.name)));
+        let pool = Arc::new(self.drivers(&wf, plan.registry.clone()).with_launcher(runtime.run_drivers(&wf)));
         let plan = Arc::new(plan);
         let controller = Controller::new(
             plan.clone(),

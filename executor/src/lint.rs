@@ -6,7 +6,8 @@ use crate::expr;
 use crate::plan::{Origin, Plan, Problem};
 use crate::repository::{Declared, declared, location_count};
 use crate::workflow::{Artifact, Step, Template};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 struct Scope<'a> {
     params: HashSet<&'a str>,
@@ -14,9 +15,60 @@ struct Scope<'a> {
     out_params: HashSet<&'a str>,
     out_artifacts: HashSet<&'a str>,
     workflow_params: &'a HashSet<String>,
-    /// `steps` or `tasks`, and the names that may be referenced.
-    siblings: Option<(&'static str, HashSet<String>)>,
+    /// The steps or tasks that may be referenced.
+    siblings: Option<Siblings>,
     in_loop: bool,
+}
+
+/// Which sibling steps or tasks a field may reference. Shared by every step
+/// of a template and asked per reference, so a template of 10,000 steps or
+/// tasks costs neither a set per step nor time quadratic in its size.
+#[derive(Clone)]
+enum Siblings {
+    /// Steps of a group before `before` (`usize::MAX`: any group).
+    Steps { group_of: Rc<HashMap<String, usize>>, before: usize },
+    /// Tasks `task` depends on, directly or not (`None`: any task).
+    Tasks { index: Rc<HashMap<String, usize>>, edges: Rc<Vec<Vec<usize>>>, task: Option<usize> },
+}
+
+impl Siblings {
+    fn kind(&self) -> &'static str {
+        match self {
+            Siblings::Steps { .. } => "steps",
+            Siblings::Tasks { .. } => "tasks",
+        }
+    }
+
+    fn may_reference(&self, name: &str) -> bool {
+        match self {
+            Siblings::Steps { group_of, before } => group_of.get(name).is_some_and(|g| g < before),
+            Siblings::Tasks { index, edges, task } => {
+                let Some(&target) = index.get(name) else { return false };
+                match task {
+                    None => true,
+                    Some(from) => reaches(edges, *from, target),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `target` is a dependency of `from`, directly or not.
+fn reaches(edges: &[Vec<usize>], from: usize, target: usize) -> bool {
+    if edges[from].contains(&target) {
+        return true;
+    }
+    let mut seen = vec![false; edges.len()];
+    let mut stack = edges[from].clone();
+    while let Some(n) = stack.pop() {
+        if n == target {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[n], true) {
+            stack.extend(&edges[n]);
+        }
+    }
+    false
 }
 
 /// Every problem in `plan`.
@@ -175,8 +227,13 @@ fn check_template(
         });
     }
     if let Some(groups) = &t.steps {
-        let all: HashSet<String> = groups.iter().flatten().map(|s| s.name.clone()).collect();
-        let mut earlier: HashSet<String> = HashSet::new();
+        let mut group_of = HashMap::new();
+        for (g, group) in groups.iter().enumerate() {
+            for step in group {
+                group_of.entry(step.name.clone()).or_insert(g);
+            }
+        }
+        let group_of = Rc::new(group_of);
         for (g, group) in groups.iter().enumerate() {
             let mut names = HashSet::new();
             for (i, step) in group.iter().enumerate() {
@@ -187,14 +244,13 @@ fn check_template(
                         message: format!("step name {:?} is used twice in one group", step.name),
                     });
                 }
-                let s =
-                    Scope { siblings: Some(("steps", earlier.clone())), in_loop: has_loop(step), ..scope_copy(&scope) };
+                let siblings = Siblings::Steps { group_of: group_of.clone(), before: g };
+                let s = Scope { siblings: Some(siblings), in_loop: has_loop(step), ..scope_copy(&scope) };
                 check_step(plan, origin, step, &p, &s, problems);
             }
-            earlier.extend(group.iter().map(|s| s.name.clone()));
         }
         let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
-        let s = Scope { siblings: Some(("steps", all)), ..scope_copy(&scope) };
+        let s = Scope { siblings: Some(Siblings::Steps { group_of, before: usize::MAX }), ..scope_copy(&scope) };
         check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
     }
     if let Some(dag) = &t.dag {
@@ -271,53 +327,55 @@ fn check_dag(
             message: format!("dependency cycle: {}", names.join(" -> ")),
         });
     }
+    let index: Rc<HashMap<String, usize>> = Rc::new(names.iter().map(|(n, &i)| (n.to_string(), i)).collect());
+    let edges = Rc::new(edges);
+    let siblings = |task| Siblings::Tasks { index: index.clone(), edges: edges.clone(), task };
     for (i, task) in dag.tasks.iter().enumerate() {
-        let ancestors = ancestors(&edges, i).into_iter().map(|j| dag.tasks[j].name.clone()).collect();
-        let s = Scope { siblings: Some(("tasks", ancestors)), in_loop: has_loop(task), ..scope_copy(scope) };
+        let s = Scope { siblings: Some(siblings(Some(i))), in_loop: has_loop(task), ..scope_copy(scope) };
         check_step(plan, origin, task, &format!("{path}.dag.tasks[{i}]"), &s, problems);
     }
-    let all = dag.tasks.iter().map(|t| t.name.clone()).collect();
     let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
-    let s = Scope { siblings: Some(("tasks", all)), ..scope_copy(scope) };
+    let s = Scope { siblings: Some(siblings(None)), ..scope_copy(scope) };
     check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
 }
 
-fn ancestors(edges: &[Vec<usize>], start: usize) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::new();
-    let mut stack = edges[start].clone();
-    while let Some(n) = stack.pop() {
-        if seen.insert(n) {
-            stack.extend(&edges[n]);
-        }
-    }
-    seen
-}
-
+/// A dependency cycle, as the tasks on it from the first one met, or none.
+/// Depth-first with an explicit stack: a chain of tasks as long as a
+/// workflow file can hold must not grow the thread's stack.
 fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
-    // 0 unvisited, 1 on the stack, 2 done.
+    // 0 unvisited, 1 on the path, 2 done.
     let mut state = vec![0u8; edges.len()];
-    let mut stack: Vec<usize> = Vec::new();
-    fn visit(n: usize, edges: &[Vec<usize>], state: &mut [u8], stack: &mut Vec<usize>) -> Option<Vec<usize>> {
-        state[n] = 1;
-        stack.push(n);
-        for &m in &edges[n] {
-            if state[m] == 1 {
-                let at = stack.iter().position(|&x| x == m).unwrap_or(0);
-                let mut cycle = stack[at..].to_vec();
-                cycle.push(m);
-                return Some(cycle);
-            }
-            if state[m] == 0
-                && let Some(c) = visit(m, edges, state, stack)
-            {
-                return Some(c);
+    // The current path: each task with the index of its next edge to follow.
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for start in 0..edges.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        state[start] = 1;
+        path.push((start, 0));
+        while let Some(&mut (n, ref mut next)) = path.last_mut() {
+            let Some(&m) = edges[n].get(*next) else {
+                state[n] = 2;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            match state[m] {
+                1 => {
+                    let at = path.iter().position(|&(x, _)| x == m).unwrap_or(0);
+                    let mut cycle: Vec<usize> = path[at..].iter().map(|&(x, _)| x).collect();
+                    cycle.push(m);
+                    return Some(cycle);
+                }
+                0 => {
+                    state[m] = 1;
+                    path.push((m, 0));
+                }
+                _ => {}
             }
         }
-        stack.pop();
-        state[n] = 2;
-        None
     }
-    (0..edges.len()).find_map(|n| if state[n] == 0 { visit(n, edges, &mut state, &mut stack) } else { None })
+    None
 }
 
 fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Scope<'_>, problems: &mut Vec<Problem>) {
@@ -528,8 +586,8 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
             }
         }
         [scope @ ("steps" | "tasks"), name, rest @ ..] => match &s.siblings {
-            Some((kind, names)) if kind == scope => {
-                if !names.contains(*name) {
+            Some(siblings) if siblings.kind() == *scope => {
+                if !siblings.may_reference(name) {
                     let hint =
                         if *scope == "tasks" { "a task this one depends on" } else { "a step of an earlier group" };
                     return unknown(&format!("{name:?} is not {hint}"));
@@ -577,6 +635,27 @@ mod tests {
             "{HEAD}  - name: main\n    dag:\n      tasks:\n      - {{name: a, template: echo}}\n      - {{name: b, template: echo, depends: a, arguments: {{parameters: [{{name: m, value: '{{{{tasks.a.outputs.result}}}}'}}]}}}}\n  - name: echo\n    inputs: {{parameters: [{{name: m, default: x}}]}}\n    container: {{image: a, command: [echo, '{{{{inputs.parameters.m}}}}']}}\n"
         ));
         assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_ten_thousand_task_chain_lints_without_deep_recursion() {
+        let mut yaml = format!("{HEAD}  - name: main\n    dag:\n      tasks:\n      - {{name: t0, template: echo}}\n");
+        // Each task reads its predecessor's result; the last one the first's.
+        for i in 1..10_000 {
+            let from = if i == 9_999 { 0 } else { i - 1 };
+            yaml.push_str(&format!("      - {{name: t{i}, template: echo, depends: t{}, arguments: {{parameters: [{{name: m, value: '{{{{tasks.t{from}.outputs.result}}}}'}}]}}}}\n", i - 1));
+        }
+        yaml.push_str("  - name: echo\n    inputs: {parameters: [{name: m, default: x}]}\n    container: {image: a, command: [echo]}\n");
+        assert!(yaml.len() < 4 << 20, "inside the workflow file cap");
+        assert_eq!(problems(&yaml), Vec::<String>::new());
+        // t1 cannot read t5, which runs after it.
+        let early = yaml.replacen("value: '{{tasks.t0.outputs.result}}'", "value: '{{tasks.t5.outputs.result}}'", 1);
+        let all = problems(&early).join("\n");
+        assert!(all.contains("dag.tasks[1].arguments.parameters[0].value: {{tasks.t5.outputs.result}}: \"t5\" is not a task this one depends on"), "{all}");
+        // Closed into a cycle, it is found and named from its first task.
+        let cyclic = yaml.replace("{name: t0, template: echo}", "{name: t0, template: echo, depends: t9999}");
+        let all = problems(&cyclic).join("\n");
+        assert!(all.contains("dependency cycle: t0 -> t9999 -> t9998 -> "), "{}", &all[..all.len().min(300)]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Kubernetes) implement the same trait.
 
 use crate::drivers::Launcher;
+use crate::store::WorkflowRecord;
 use async_trait::async_trait;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ pub const MAX_RESULT_BYTES: usize = 256 << 10;
 pub struct PodSpec {
     /// The pod name (`{{pod.name}}`).
     pub name: String,
+    /// The run's uid, which container runtimes label the pod's containers
+    /// with, so a resume finds those an earlier attempt left running.
+    pub run: String,
     /// The step's directory on this host.
     pub dir: PathBuf,
     /// The template's image.
@@ -76,16 +80,31 @@ pub trait Runtime: Send + Sync {
     }
 
     /// How the run's own drivers (artifact GC after the run) start.
-    fn run_drivers(&self, _run: &str) -> Launcher {
+    fn run_drivers(&self, _run: &WorkflowRecord) -> Launcher {
         Launcher::Process
     }
 
-    /// Makes sure no step an earlier `ferry` process started for the run in
-    /// `run_dir` is still running (that process was killed, its steps were
-    /// not), so a re-run step never shares its output with an orphan.
-    fn stop_earlier_steps(&self, _run_dir: &Path) -> Result<(), String> {
-        Ok(())
+    /// Makes sure nothing an earlier `ferry` process started for `run` is
+    /// still running (that process was killed, its steps and their drivers
+    /// were not), so a re-run step never shares its output with an orphan.
+    /// Whatever runtime the earlier attempts used.
+    fn stop_earlier_steps(&self, run: &WorkflowRecord) -> Result<(), String> {
+        stop_earlier_attempts(run)
     }
+}
+
+/// The file in a run's directory saying that an attempt ran containers,
+/// so every later attempt, in whatever runtime, looks for them.
+pub(crate) const CONTAINERS_RECORD: &str = "containers";
+
+/// Kills the process groups recorded by local steps of earlier attempts and
+/// removes the containers of earlier Docker attempts (by their run label).
+pub fn stop_earlier_attempts(run: &WorkflowRecord) -> Result<(), String> {
+    stop_recorded_groups(&run.dir)?;
+    if run.dir.join(CONTAINERS_RECORD).exists() {
+        crate::docker::remove_run_containers(&run.uid)?;
+    }
+    Ok(())
 }
 
 /// A step's two groups of drivers, in Argo's pod layout.
@@ -162,10 +181,6 @@ impl Runtime for LocalRuntime {
 
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         Self::root(pod).join(path.trim_start_matches('/'))
-    }
-
-    fn stop_earlier_steps(&self, run_dir: &Path) -> Result<(), String> {
-        stop_recorded_groups(run_dir)
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {

@@ -744,6 +744,76 @@ fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     assert!(message.contains("ferry/no-such-image:1"), "the error should name the image: {message}");
 }
 
+#[test]
+fn an_input_inside_another_inputs_path_is_placed_after_it_whatever_loads_first() {
+    let f = Ferry::new();
+    // The outer input is a directory (a tar.gz of 64 files, slower to load
+    // and unpack); the inner one a single plain file, listed first. Eight
+    // consumers load both at once, so either may finish first.
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: make, template: make}\n    - - name: use\n        template: use\n        withSequence: {count: '8'}\n        arguments: {artifacts: [{name: dir, from: '{{steps.make.outputs.artifacts.dir}}'}, {name: file, from: '{{steps.make.outputs.artifacts.file}}'}]}\n  - name: make\n    container: {image: x, command: [sh, -c, 'mkdir -p /out/dir; for i in $(seq 1 64); do echo $i > /out/dir/f$i; done; echo inner > /out/file']}\n    outputs: {artifacts: [{name: dir, path: /out/dir}, {name: file, path: /out/file, archive: {none: {}}}]}\n  - name: use\n    inputs: {artifacts: [{name: file, path: /in/a/b/c}, {name: dir, path: /in/a}]}\n    container: {image: x, command: [sh, -c, 'cat /in/a/b/c /in/a/f64; ls /in/a | wc -l']}\n";
+    let file = f.workflow("nested-inputs", spec);
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    for i in 0..8 {
+        let log = f.logs("nested-inputs", &format!("use({i}:{i})"));
+        // f1..f64 and b.
+        assert_eq!(log.split_whitespace().collect::<Vec<_>>(), ["inner", "64", "65"], "consumer {i}");
+    }
+}
+
+/// The ids of the containers (running or not) whose name contains `name`.
+fn containers_named(name: &str) -> Vec<String> {
+    let out = Command::new("docker").args(["ps", "-aq", "--no-trunc", "--filter"]).arg(format!("name={name}")).output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+#[test]
+#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+fn docker_runtime_resume_after_kill_9_removes_the_earlier_attempts_containers() {
+    let f = Ferry::new();
+    let name = format!("docker-orphan-{}", std::process::id());
+    let file = f.workflow(&name, "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: alpine:3.20, command: [sleep, '4']}\n");
+    let args = docker_args();
+    let mut child = f
+        .cmd()
+        .args(["run", "-q", file.to_str().unwrap()])
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut earlier = Vec::new();
+    wait_for("the step's container", || {
+        earlier = containers_named(&format!("ferry-{name}"));
+        !earlier.is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(containers_named(&format!("ferry-{name}")), earlier, "the container should outlive a kill -9");
+    let resume = f
+        .cmd()
+        .args(["resume", &name, "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the re-run's container runs, the earlier one must already be gone.
+    let mut seen = Vec::new();
+    wait_for("the re-run's container", || {
+        seen = containers_named(&format!("ferry-{name}"));
+        seen.iter().any(|c| !earlier.contains(c))
+    });
+    let left: Vec<&String> = seen.iter().filter(|c| earlier.contains(c)).collect();
+    let out = resume.wait_with_output().unwrap();
+    assert!(left.is_empty(), "the earlier attempt's container {left:?} ran beside the re-run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    assert_eq!(containers_named(&format!("ferry-{name}")), Vec::<String>::new(), "containers left after the run");
+}
+
 /// Files named `name` anywhere under `dir` that are not inside a step's own tree.
 fn outside_steps(dir: &Path, name: &str) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
