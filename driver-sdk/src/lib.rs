@@ -15,7 +15,7 @@
 //!   secret references in Argo's `{name, key}` shape resolved from mounted
 //!   files or environment variables, never logged.
 //! - **Semantics Argo relies on**: directories (every object under `key/`),
-//!   recursive idempotent delete, full-key listings, not-found as gRPC
+//!   idempotent delete of one object or, for a key ending in `/`, of a directory, full-key listings, not-found as gRPC
 //!   `NOT_FOUND`, atomic local writes, OpenStream frames of at most 2 MiB
 //!   ending in an empty `is_end` frame, mid-stream failures as errors.
 //! - **A client** ([`client::DriverClient`]) for calling any driver.
@@ -41,7 +41,7 @@ mod server;
 mod store;
 pub mod transfer;
 
-pub use driver::{ByteStream, Capabilities, Driver};
+pub use driver::{ByteStream, Capabilities, DeleteTarget, Driver};
 pub use error::{Error, ErrorKind, KIND_HEADER, Result};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};

@@ -252,10 +252,12 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
+        // `ArtifactKey` drops the trailing `/`, so what to delete is read from the wire key.
+        let target = crate::driver::DeleteTarget::of_raw_key(&key);
         let result = async {
             self.refuse_if_read_only("delete")?;
             let (cfg, key) = self.target(req.artifact.as_ref()).await?;
-            self.driver.delete(&cfg, &key).await
+            self.driver.delete(&cfg, &key, target).await
         }
         .await;
         in_band("delete", &key, started, result, |success, error| pb::DeleteArtifactResponse { success, error })

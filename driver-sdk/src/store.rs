@@ -1,6 +1,6 @@
 //! Any [`object_store::ObjectStore`] as a complete driver.
 
-use crate::driver::{ByteStream, Driver};
+use crate::driver::{ByteStream, DeleteTarget, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
 use crate::multipart::{self, FileUpload, UPLOADS_PREFIX};
@@ -197,8 +197,8 @@ where
     }
 }
 
-/// A [`Driver`] over object stores: files and directories, recursive and
-/// idempotent delete, bounded-memory streaming both ways, parallel multipart
+/// A [`Driver`] over object stores: files and directories, idempotent delete
+/// of one object or a directory, bounded-memory streaming both ways, parallel multipart
 /// uploads and parallel directory transfer.
 ///
 /// ```
@@ -426,24 +426,33 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         }
     }
 
-    async fn delete(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
+    async fn delete(&self, store: &Self::Config, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
         key.require_object("delete")?;
-        let prefix = self.store_path(key)?;
-        // Children first: on a filesystem the key is their directory.
-        let children = store.objects.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
-        store.objects.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(
-            |e| match e {
-                object_store::Error::NotFound { .. } => Ok(()),
-                e => Err(Error::from(e)),
-            },
-        )?;
-        if self.exists(store, key).await? {
-            self.delete_object(store, key).await?;
+        let path = self.store_path(key)?;
+        match target {
+            DeleteTarget::Object => {
+                if let Err(e) = self.delete_object(store, key).await {
+                    // A filesystem refuses to unlink a directory; a key naming
+                    // one holds no object, so there is nothing to delete.
+                    if self.exists(store, key).await? {
+                        return Err(e);
+                    }
+                }
+            }
+            DeleteTarget::Directory => {
+                let children = store.objects.list(Some(&path)).map_ok(|meta| meta.location).boxed();
+                store.objects.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(
+                    |e| match e {
+                        object_store::Error::NotFound { .. } => Ok(()),
+                        e => Err(Error::from(e)),
+                    },
+                )?;
+            }
         }
         if let Some(multipart) = &store.multipart {
-            let aborted = multipart::abort_under(&store.objects, multipart, &prefix).await?;
+            let aborted = multipart::abort_deleted(&store.objects, multipart, &path, target).await?;
             if aborted > 0 {
-                tracing::info!(key = %key, aborted, "aborted unfinished uploads under the deleted key");
+                tracing::info!(key = %key, aborted, "aborted unfinished uploads of the deleted key");
             }
         }
         Ok(())

@@ -178,9 +178,12 @@ class Driver(pb_grpc.ArtifactServiceServicer):
     def Delete(self, request, context):
         try:
             root, path = locate(request.artifact)
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
+            # Argo's rule: a key ending in "/" is a directory (everything under
+            # it), any other key exactly one object, never what lies under key/.
+            if request.artifact.plugin.key.endswith("/"):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+            elif path.is_symlink() or path.is_file():
                 path.unlink()
             return pb.DeleteArtifactResponse(success=True)
         except Exception as e:  # noqa: BLE001

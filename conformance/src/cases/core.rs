@@ -3,7 +3,7 @@
 use crate::case;
 use crate::case::Case;
 use crate::context::{Cx, same};
-use anyhow::{bail, ensure};
+use anyhow::{Context, bail, ensure};
 use std::time::{Duration, Instant};
 
 pub fn cases() -> Vec<Case> {
@@ -339,6 +339,30 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "AD-DEL-009",
+            Must,
+            ["Core", "Security"],
+            [Writable, Directories],
+            "Delete of the file key `k` never touches `k/child`; `k/` deletes it",
+            |cx| {
+                // Argo deletes under `k/` only for a key ending in `/`: the
+                // objects under a file artifact's key may belong to others.
+                for (name, data) in [("k/child", b"child".as_slice()), ("k/sub/deep", b"deep"), ("k-sibling", b"sib")] {
+                    cx.save_bytes(name, data).await?;
+                }
+                cx.client().delete(&cx.at("k")).await?;
+                same(&cx.load_bytes("k/child").await.context("after Delete of `k`")?, b"child", "k/child")?;
+                same(&cx.load_bytes("k/sub/deep").await.context("after Delete of `k`")?, b"deep", "k/sub/deep")?;
+                cx.client().delete(&cx.raw_at(&format!("{}/", cx.key("k")))).await?;
+                cx.failed_cleanly(
+                    "Load of k/child after Delete of `k/`",
+                    cx.client().load(&cx.at("k/child"), &cx.path("c.tmp")).await,
+                )?;
+                ensure!(!cx.client().is_directory(&cx.at("k")).await?, "objects remain under k/ after Delete of `k/`");
+                same(&cx.load_bytes("k-sibling").await?, b"sib", "k-sibling")
+            }
+        ),
+        case!(
             "AD-DEL-007",
             Must,
             ["Core", "Dir"],
@@ -350,7 +374,7 @@ pub fn cases() -> Vec<Case> {
                 let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
                 cx.save_tree("t", &refs).await?;
                 let started = Instant::now();
-                cx.client().delete(&cx.at("t")).await?;
+                cx.client().delete(&cx.raw_at(&format!("{}/", cx.key("t")))).await?;
                 let limit = Duration::from_secs(cx.run.profile.limits.rpc_deadline_seconds);
                 ensure!(started.elapsed() < limit, "took {:?}", started.elapsed());
                 ensure!(!cx.client().is_directory(&cx.at("t")).await?, "objects left after Delete");

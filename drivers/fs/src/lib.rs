@@ -15,7 +15,7 @@ mod confined;
 pub use confined::{ConfinedStore, STAGING_DIR};
 use ferry_sdk::transfer::{self, Staging, local_error};
 use ferry_sdk::{
-    ArtifactKey, ByteStream, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store, StoreBuilder,
+    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store, StoreBuilder,
     TransferOptions,
 };
 use serde::Deserialize;
@@ -136,8 +136,8 @@ impl Driver for FsDriver {
         self.inner.delete_object(&root.store, key).await
     }
 
-    async fn delete(&self, root: &FsRoot, key: &ArtifactKey) -> Result<()> {
-        self.inner.delete(&root.store, key).await
+    async fn delete(&self, root: &FsRoot, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
+        self.inner.delete(&root.store, key, target).await
     }
 
     async fn list(&self, root: &FsRoot, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {

@@ -246,7 +246,7 @@ async fn missing_keys_are_not_found_and_leave_nothing_behind() {
 }
 
 #[tokio::test]
-async fn delete_is_idempotent_recursive_and_prefix_safe() {
+async fn delete_is_idempotent_scoped_and_prefix_safe() {
     let d = Driver::start().await;
     let src = d.scratch("f");
     std::fs::write(&src, b"keep").unwrap();
@@ -254,8 +254,12 @@ async fn delete_is_idempotent_recursive_and_prefix_safe() {
     for key in ["p/a/x", "p/a/y/z", "p/ab", "p/a-b/x", "q/a", "q/ab", "q/a-b/x"] {
         d.client.save(&d.at(key), &src).await.unwrap();
     }
+    // A file key never reaches under `key/`: on disk `p/a` is a directory,
+    // and its files are not the object `p/a`.
+    d.client.delete(&d.at("p/a")).await.unwrap();
+    assert_eq!(d.client.list(&d.at("p/a")).await.unwrap().len(), 2, "Delete of the file key p/a emptied p/a/");
     for _ in 0..3 {
-        d.client.delete(&d.at("p/a")).await.unwrap();
+        d.client.delete(&d.at("p/a/")).await.unwrap();
         d.client.delete(&d.at("q/a")).await.unwrap();
     }
     for dir in ["p", "q"] {

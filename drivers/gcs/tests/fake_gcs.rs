@@ -134,7 +134,7 @@ async fn a_changed_source_is_sent_again_in_full() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn delete_cancels_unfinished_uploads_under_the_key() {
+async fn delete_cancels_unfinished_uploads_of_what_it_deletes() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.bin");
@@ -142,7 +142,10 @@ async fn delete_cancels_unfinished_uploads_under_the_key() {
     killed_save(&gcs, "run/out/big.bin", &src, 2).await;
 
     let driver = DriverProcess::start(BIN, &ENV).await;
+    // The file key `run` is one object: uploads under run/ are not its own.
     driver.client.delete(&Location::new("gcs", config(&gcs), "run")).await.unwrap();
+    assert!(journaled_chunks(&gcs, "run/out/big.bin") > 0, "a file Delete cancelled an upload under key/");
+    driver.client.delete(&Location::new("gcs", config(&gcs), "run/")).await.unwrap();
     assert_eq!(journaled_chunks(&gcs, "run/out/big.bin"), 0, "Delete must remove the journal");
     let (_, listing) = gcs.get(&format!("/storage/v1/b/{BUCKET}/o?prefix=.ferry-uploads%2F"));
     assert!(!listing.contains("run/out"), "{listing}");

@@ -356,8 +356,12 @@ async fn save_is_refused_when_read_only_and_delete_unless_allowed() {
 
     // allowDelete: a key's removal is a commit; the empty key deletes the branch.
     let cfg = format!("{{repo: '{}', revision: dev, allowDelete: true}}", s.url);
+    // A file key (no trailing `/`) never removes a directory of that name.
+    let before = d.client.list(&at(&cfg, "")).await.unwrap();
     d.client.delete(&at(&cfg, "src")).await.unwrap();
-    d.client.delete(&at(&cfg, "src")).await.unwrap();
+    assert_eq!(d.client.list(&at(&cfg, "")).await.unwrap(), before, "Delete of the file key `src` removed src/");
+    d.client.delete(&at(&cfg, "src/")).await.unwrap();
+    d.client.delete(&at(&cfg, "src/")).await.unwrap();
     assert_eq!(d.client.list(&at(&cfg, "")).await.unwrap().len(), 2);
     d.client.delete(&at(&cfg, "")).await.unwrap();
     d.client.delete(&at(&cfg, "")).await.unwrap();

@@ -90,7 +90,10 @@ async fn directories_round_trip() {
     assert_eq!(std::fs::read(back.join("sub/c.txt")).unwrap(), b"c");
     assert!(back.join("empty").is_dir(), "an empty directory's marker becomes an empty directory");
 
+    // Delete of the file key `run/out` is one object: the tree stays.
     driver.client.delete(&at).await.unwrap();
+    assert_eq!(driver.client.list(&at).await.unwrap(), vec!["run/out/a.txt", "run/out/sub/b.txt"]);
+    driver.client.delete(&at.with_key("run/out/")).await.unwrap();
     let gone = driver.client.list(&at).await.unwrap_err();
     assert_eq!(gone.kind(), ferry_sdk::ErrorKind::NotFound, "{gone}");
 }

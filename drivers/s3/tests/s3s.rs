@@ -147,10 +147,13 @@ async fn a_changed_source_resends_the_changed_parts_and_delete_aborts_unfinished
     kill_mid_upload(&s3, "gone/other.bin", &src, 3).await;
     assert!(s3.stored_parts() > 0);
     let driver = DriverProcess::start(BIN, &env()).await;
+    // The file key `gone` is one object: uploads under gone/ are not its own.
     driver.client.delete(&at.with_key("gone")).await.unwrap();
+    assert!(s3.stored_parts() > 0, "a file Delete aborted an upload under key/");
+    driver.client.delete(&at.with_key("gone/")).await.unwrap();
     assert_eq!(s3.stored_parts(), 0, "Delete aborts unfinished uploads under the key");
     assert!(!s3.object(".ferry-uploads/gone/other.bin.upload.json").exists());
-    assert!(driver.log().contains("aborted unfinished uploads under the deleted key"));
+    assert!(driver.log().contains("aborted unfinished uploads of the deleted key"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
