@@ -170,6 +170,7 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::BadConfigurations => p.bad_configurations.is_empty(),
         Need::Secrets => p.secrets.is_empty(),
         Need::FaultHook => p.hooks.backend_down.is_none(),
+        Need::NoRootKey => p.claims.root_key,
     };
     missing.then_some(match need {
         Need::Directories => "the profile does not claim directories",
@@ -181,6 +182,7 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::BadConfigurations => "the profile lists no badConfigurations",
         Need::Secrets => "the profile lists no secrets",
         Need::FaultHook => "the profile has no hooks.backendDown command",
+        Need::NoRootKey => "the profile claims rootKey: the empty key is the whole repository",
     })
 }
 

@@ -40,18 +40,29 @@ pub struct Capabilities {
     pub read_only: bool,
     /// A key can name a directory: every object under `key/`.
     pub directories: bool,
+    /// The empty key is an artifact of its own (a git repository's whole
+    /// tree). Without it the SDK refuses an empty key in every call: on an
+    /// object store it would name the whole bucket or root.
+    pub root_key: bool,
 }
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities { save_stream: true, read_only: false, directories: true }
+        Capabilities { save_stream: true, read_only: false, directories: true, root_key: false }
     }
 }
 
 impl Capabilities {
     /// Capabilities of a driver that refuses every write.
     pub fn read_only() -> Self {
-        Capabilities { save_stream: false, read_only: true, directories: true }
+        Capabilities { save_stream: false, read_only: true, directories: true, root_key: false }
+    }
+
+    /// These capabilities, with the empty key accepted as the whole storage.
+    #[must_use]
+    pub fn with_root_key(mut self) -> Self {
+        self.root_key = true;
+        self
     }
 }
 

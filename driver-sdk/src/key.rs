@@ -12,7 +12,9 @@ use std::fmt;
 /// - At most 1,024 bytes, the limit S3 and GCS share.
 /// - One trailing `/` is accepted and dropped: `a/b/` and `a/b` are the same key,
 ///   as Argo's directory keys are written both ways.
-/// - The empty key is the storage root; it may be listed but never written or deleted.
+/// - The empty key is the storage root. The server refuses it in every call
+///   unless the driver declares [`Capabilities::root_key`](crate::Capabilities::root_key)
+///   (git: the whole repository); it is never written or deleted by the SDK's defaults.
 ///
 /// ```
 /// use ferry_sdk::ArtifactKey;

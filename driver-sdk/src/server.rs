@@ -120,6 +120,14 @@ impl<D: Driver> DriverService<D> {
             .as_ref()
             .ok_or_else(|| Error::invalid_argument(format!("artifact {:?} has no plugin block", artifact.name)))?;
         let key = ArtifactKey::parse(&plugin.key)?;
+        if key.is_root() && !self.driver.capabilities().root_key {
+            // Argo never sends one; a template parameter that rendered empty
+            // does, and on an object store it would load the whole bucket.
+            return Err(Error::invalid_argument(format!(
+                "artifact {:?} has an empty key; a key naming an object or directory is required",
+                artifact.name
+            )));
+        }
         let cfg = self
             .config(&plugin.configuration)
             .await

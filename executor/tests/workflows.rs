@@ -650,6 +650,50 @@ fn the_examples_run_against_a_real_s3_server() {
     assert!(!object(&key("audit")).exists() && object(&key("report")).is_file());
 }
 
+/// An input key that renders empty (`-p k=`) names the whole repository:
+/// the step fails with a message naming the artifact and loads nothing
+/// (issue 14: it loaded every object of the repository into the step).
+#[test]
+fn an_input_whose_key_renders_empty_fails_and_loads_nothing() {
+    let f = Ferry::new();
+    let stored = f.home.path().join("artifacts/someone-else/secret.txt");
+    std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+    std::fs::write(&stored, "not for this step").unwrap();
+    let spec = r#"  entrypoint: main
+  arguments:
+    parameters: [{name: k, value: x}]
+  templates:
+  - name: main
+    inputs:
+      artifacts:
+      - {name: data, path: /in/data, archive: {none: {}}, s3: {key: "{{workflow.parameters.k}}"}}
+    container:
+      command: [sh, -c]
+      args: ["cat /in/data/someone-else/secret.txt"]
+"#;
+    let file = f.workflow("empty-key", spec);
+    let (code, doc) = f.run(&[&file], &["-p", "k="]);
+    assert_ne!(code, 0, "{doc}");
+    let message = node(&doc, "empty-key")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("artifact data") && message.contains("empty key"), "{message}");
+    let steps = f.home.path().join("runs");
+    let leaked = walk(&steps).into_iter().any(|p| p.ends_with("secret.txt"));
+    assert!(!leaked, "the repository's objects were loaded into the step");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Artifact GC deletes exactly what the run saved (issue 14): an output FILE
 /// at `team/models` is one object, and `team/models/prod/weights-v1.bin`,
 /// which the run never wrote, survives; an `archive: none` directory output

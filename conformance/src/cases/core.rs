@@ -239,6 +239,44 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "AD-KEY-011",
+            Must,
+            ["Core", "Security"],
+            [NoRootKey],
+            "An empty key is refused by Load, OpenStream, ListObjects and IsDirectory; nothing is loaded",
+            |cx| {
+                // A template parameter that renders empty sends this; on an
+                // object store it would name the whole bucket or root.
+                // The caller's mistake, not a missing object: never NOT_FOUND
+                // (an optional input would be skipped silently).
+                let invalid = |what: &str, err: ferry_sdk::Error| {
+                    ensure!(!Cx::is_not_found(&err), "{what} with an empty key answered NOT_FOUND: {err}");
+                    Ok(())
+                };
+                let dst = cx.path("empty-key.tmp");
+                invalid(
+                    "Load",
+                    cx.failed_cleanly("Load with an empty key", cx.client().load(&cx.raw_at(""), &dst).await)?,
+                )?;
+                ensure!(!dst.exists(), "Load with an empty key wrote {}", dst.display());
+                invalid(
+                    "OpenStream",
+                    cx.failed_cleanly(
+                        "OpenStream with an empty key",
+                        cx.client().open_stream(&cx.raw_at("")).await.map(drop),
+                    )?,
+                )?;
+                invalid(
+                    "ListObjects",
+                    cx.failed_cleanly("ListObjects with an empty key", cx.client().list(&cx.raw_at("")).await)?,
+                )?;
+                invalid(
+                    "IsDirectory",
+                    cx.failed_cleanly("IsDirectory with an empty key", cx.client().is_directory(&cx.raw_at("")).await)?,
+                )
+            }
+        ),
+        case!(
             "AD-KEY-010",
             Must,
             ["Core"],

@@ -146,7 +146,9 @@ impl Driver for GitDriver {
     /// GetCapabilities carries no configuration, so this is what the driver
     /// can do at best; a read-only configuration refuses writes per call.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        // The empty key is the repository itself: what ferry sends for a git
+        // artifact, which carries no key in Argo.
+        Capabilities::default().with_root_key()
     }
 
     async fn open_stream(&self, t: &Target, key: &ArtifactKey) -> Result<ByteStream> {

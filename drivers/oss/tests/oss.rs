@@ -108,8 +108,9 @@ async fn lifecycle_rules_are_written_and_bad_ones_refused() {
         &(MOTO_REGION.to_owned()
             + ", createBucketIfNotPresent: true, lifecycleRule: {markInfrequentAccessAfterDays: 30, markDeletionAfterDays: 90}"),
     );
-    let at = Location::new("oss", cfg.clone(), "");
-    assert!(driver.client.list(&at).await.unwrap().is_empty());
+    let at = Location::new("oss", cfg.clone(), "probe");
+    let probe = driver.client.list(&at).await.unwrap_err();
+    assert_eq!(probe.kind(), ferry_sdk::ErrorKind::NotFound, "{probe}");
 
     // Read the rules back through the same signed client path.
     let oss = ferry_driver_oss::OssConfig::parse(&cfg).unwrap();
@@ -126,7 +127,7 @@ async fn lifecycle_rules_are_written_and_bad_ones_refused() {
         "oss-made",
         ", lifecycleRule: {markInfrequentAccessAfterDays: 90, markDeletionAfterDays: 30}",
     );
-    let err = driver.client.list(&Location::new("oss", bad, "")).await.unwrap_err();
+    let err = driver.client.list(&Location::new("oss", bad, "probe")).await.unwrap_err();
     assert!(
         err.to_string().contains("markInfrequentAccessAfterDays (90) must be less than markDeletionAfterDays (30)"),
         "{err}"

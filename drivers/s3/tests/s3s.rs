@@ -116,9 +116,9 @@ async fn a_killed_save_resumes_in_a_new_process_sending_only_missing_parts() {
     assert_eq!(journaled_parts(&s3, "big.bin"), 0);
     assert!(!s3.object(".ferry-uploads/big.bin.upload.json").exists(), "journal removed after completion");
     assert_eq!(s3.stored_parts(), 0, "no parts left behind");
-    // The reserved prefix never shows in listings.
-    let listed = driver.client.list(&at.with_key("")).await.unwrap();
-    assert_eq!(listed, vec!["big.bin".to_string()]);
+    // The bucket as a whole is never an artifact: listing it is refused.
+    let err = driver.client.list(&at.with_key("")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,12 +200,13 @@ async fn create_bucket_if_not_present_makes_the_bucket_when_configured() {
     let driver = DriverProcess::start(BIN, &env()).await;
     // Without the option a missing bucket is an error naming it.
     let missing = config(&s3.endpoint(), "").replace(BUCKET, "made-by-ferry");
-    let err = driver.client.list(&Location::new("s3", missing, "")).await.unwrap_err();
+    let err = driver.client.list(&Location::new("s3", missing, "probe")).await.unwrap_err();
     assert!(err.to_string().contains("NoSuchBucket") || err.to_string().contains("made-by-ferry"), "{err}");
     assert!(!s3.data.path().join("made-by-ferry").exists());
     // With it, configuring is enough (a listing writes nothing).
     let cfg = config(&s3.endpoint(), ", createBucketIfNotPresent: {}").replace(BUCKET, "made-by-ferry");
-    assert!(driver.client.list(&Location::new("s3", cfg.clone(), "")).await.unwrap().is_empty());
+    let probe = driver.client.list(&Location::new("s3", cfg.clone(), "probe")).await.unwrap_err();
+    assert_eq!(probe.kind(), ErrorKind::NotFound, "{probe}");
     assert!(s3.data.path().join("made-by-ferry").is_dir(), "bucket not created");
     // s3s-fs has no lifecycle API: the rule is skipped with a warning, not an error.
     assert!(driver.log().contains("could not add the rule aborting incomplete multipart uploads"), "{}", driver.log());
