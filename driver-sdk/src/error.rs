@@ -243,6 +243,30 @@ impl From<tonic::Status> for Error {
     }
 }
 
+/// The longest part of a user's value ever echoed in a message.
+pub const SHOWN_BYTES: usize = 256;
+
+/// A user-supplied value (a key, an endpoint, a path) as messages echo it:
+/// quoted, and cut to [`SHOWN_BYTES`] with its full length after. Messages
+/// travel in gRPC status headers, whose 8 KiB limit a 10 KB key exceeded,
+/// so the caller saw RESOURCE_EXHAUSTED instead of the real error.
+///
+/// ```
+/// assert_eq!(ferry_sdk::shown("a/b"), "\"a/b\"");
+/// let long = ferry_sdk::shown(&"k".repeat(10_000));
+/// assert!(long.len() < 300 && long.ends_with("…(10000 bytes)"));
+/// ```
+pub fn shown(value: &str) -> String {
+    if value.len() <= SHOWN_BYTES {
+        return format!("{value:?}");
+    }
+    let mut cut = SHOWN_BYTES;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{:?}…({} bytes)", &value[..cut], value.len())
+}
+
 /// Response metadata key carrying an [`ErrorKind`] name next to in-band
 /// (`success=false`) errors, so Ferry clients keep the kind while Argo, which
 /// ignores metadata, still sees the plain message.

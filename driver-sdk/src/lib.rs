@@ -42,7 +42,7 @@ mod store;
 pub mod transfer;
 
 pub use driver::{ByteStream, Capabilities, DeleteTarget, Driver};
-pub use error::{Error, ErrorKind, KIND_HEADER, Result};
+pub use error::{Error, ErrorKind, KIND_HEADER, Result, SHOWN_BYTES, shown};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
 pub use multipart::{UPLOADS_PREFIX, UploadReport};

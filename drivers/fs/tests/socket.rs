@@ -479,3 +479,18 @@ fn sigterm_during_start_up_still_exits_zero() {
         assert_eq!(child.wait().unwrap().code(), Some(0), "start-up #{i}");
     }
 }
+
+/// No configuration value makes the driver panic; it answers each with an
+/// error or a result and keeps serving (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    let root = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_ferry-driver-fs");
+    let d =
+        ferry_test_servers::DriverProcess::start(bin, &[("FERRY_SECRETS_DIR", secrets.path().to_str().unwrap())]).await;
+    let good = root.path().join("store");
+    let fields = [ferry_test_servers::Field::Value { name: "root", template: "{}", good: good.to_str().unwrap() }];
+    let sent = ferry_test_servers::survives_hostile_configurations(&d, "fs", secrets.path(), &fields, "k").await;
+    assert!(sent >= 5, "{sent}");
+}

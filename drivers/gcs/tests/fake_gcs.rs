@@ -235,3 +235,23 @@ async fn a_service_account_key_and_the_emulator_variable_work() {
     assert_eq!(std::fs::read(&back).unwrap(), b"hello gcs");
     assert!(!driver.log().contains(&pem_body), "the private key reached the log");
 }
+
+/// No configuration value or secret makes the driver panic; it answers
+/// each with an error or a result and keeps serving (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    use ferry_test_servers::Field;
+    let gcs = server();
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let driver = DriverProcess::start(BIN, &[("FERRY_SECRETS_DIR", dir)]).await;
+    let endpoint = gcs.endpoint();
+    let fields = [
+        Field::Value { name: "endpoint", template: "{}", good: &endpoint },
+        Field::Value { name: "anonymous", template: "true", good: "" },
+        Field::Value { name: "bucket", template: "{}", good: BUCKET },
+        Field::Secret { name: "serviceAccountKeySecret", good: "" },
+    ];
+    let sent = ferry_test_servers::survives_hostile_configurations(&driver, "gcs", secrets.path(), &fields, "k").await;
+    assert!(sent >= 30, "{sent}");
+}

@@ -133,3 +133,28 @@ async fn lifecycle_rules_are_written_and_bad_ones_refused() {
         "{err}"
     );
 }
+
+/// No configuration value or secret makes the driver panic; see the S3
+/// driver's test of the same name (OSS shares its engine).
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    use ferry_test_servers::Field;
+    let moto = Moto::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let driver =
+        DriverProcess::start(BIN, &[("FERRY_SECRETS_DIR", dir), ("FERRY_RESOLVE", "ferry.test=127.0.0.1")]).await;
+    let endpoint = format!("oss-cn-test.ferry.test:{}", moto.port);
+    let fields = [
+        Field::Value { name: "endpoint", template: "{}", good: &endpoint },
+        Field::Value { name: "insecure", template: "true", good: "" },
+        Field::Value { name: "createBucketIfNotPresent", template: "true", good: "" },
+        Field::Value { name: "bucket", template: "{}", good: "oss-hostile" },
+        Field::Value { name: "region", template: "{}", good: "us-east-1" },
+        Field::Value { name: "securityToken", template: "{}", good: "" },
+        Field::Secret { name: "accessKeySecret", good: ACCESS_KEY },
+        Field::Secret { name: "secretKeySecret", good: "ferry-test-secret\n" },
+    ];
+    let sent = ferry_test_servers::survives_hostile_configurations(&driver, "oss", secrets.path(), &fields, "k").await;
+    assert!(sent >= 40, "{sent}");
+}

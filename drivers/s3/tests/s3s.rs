@@ -211,3 +211,37 @@ async fn create_bucket_if_not_present_makes_the_bucket_when_configured() {
     // s3s-fs has no lifecycle API: the rule is skipped with a warning, not an error.
     assert!(driver.log().contains("could not add the rule aborting incomplete multipart uploads"), "{}", driver.log());
 }
+
+/// No configuration value or secret makes the driver panic (issue 14: a
+/// control character in `region`, or a secret file ending in a newline,
+/// panicked inside object_store on every request); it answers each with an
+/// error or a result and keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    use ferry_test_servers::Field;
+    let s3 = S3sFs::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let driver = DriverProcess::start(BIN, &[("FERRY_SECRETS_DIR", dir)]).await;
+    let endpoint = s3.endpoint();
+    let fields = [
+        Field::Value { name: "endpoint", template: "{}", good: &endpoint },
+        Field::Value { name: "insecure", template: "true", good: "" },
+        Field::Value { name: "bucket", template: "{}", good: BUCKET },
+        Field::Value { name: "region", template: "{}", good: "us-east-1" },
+        Field::Value { name: "addressing", template: "{}", good: "path" },
+        Field::Value { name: "encryptionOptions", template: "{kmsKeyId: {}}", good: "" },
+        Field::Secret { name: "accessKeySecret", good: ACCESS_KEY },
+        // `echo value > file`: the newline is trimmed, the good secret works.
+        Field::Secret { name: "secretKeySecret", good: "ferry-test-secret\n" },
+        Field::Secret { name: "sessionTokenSecret", good: "" },
+        Field::Secret { name: "caSecret", good: "" },
+    ];
+    let sent = ferry_test_servers::survives_hostile_configurations(&driver, "s3", secrets.path(), &fields, "k").await;
+    assert!(sent >= 80, "{sent}");
+    // The region of the issue: a clear configuration error naming the field.
+    let bad = config(&endpoint, ", region: \"eu\\u0001west\"");
+    let err = driver.client.list(&Location::new("s3", bad, "k")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.message().contains("field `region`"), "{err}");
+}
