@@ -245,3 +245,27 @@ async fn hostile_configuration_values_never_crash_the_driver() {
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     assert!(err.message().contains("field `region`"), "{err}");
 }
+
+/// NOT_FOUND means a missing key, nothing else: an endpoint with a path
+/// (`host:port/some/path`) sent every request elsewhere and Save answered
+/// NOT_FOUND (issue 14). Argo's endpoint is host[:port]; anything more is
+/// refused at configure time, naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_with_a_path_is_a_configuration_error() {
+    let s3 = S3sFs::start();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.txt");
+    std::fs::write(&src, "x").unwrap();
+    for endpoint in
+        [format!("{}/some/path", s3.endpoint()), format!("http://{}/p?q=1", s3.endpoint()), "user@host:1".to_string()]
+    {
+        let at = Location::new("s3", config(&endpoint, ""), "k");
+        let err = driver.client.save(&at, &src).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{endpoint}: {err}");
+        assert!(err.message().contains("field `endpoint`") && err.message().contains("host[:port]"), "{err}");
+    }
+    // A trailing slash is still just the host.
+    let at = Location::new("s3", config(&format!("{}/", s3.endpoint()), ""), "k");
+    driver.client.save(&at, &src).await.unwrap();
+}
