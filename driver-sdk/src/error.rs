@@ -216,9 +216,24 @@ fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The longest message a status carries. It travels in the `grpc-message`
+/// header, and clients refuse response headers over 8 KiB: a longer one
+/// reached them as RESOURCE_EXHAUSTED instead of the real error.
+const MAX_STATUS_MESSAGE_BYTES: usize = 4 << 10;
+
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
-        let mut status = tonic::Status::new(err.kind.grpc_code(), err.message);
+        let mut message = err.message;
+        if message.len() > MAX_STATUS_MESSAGE_BYTES {
+            let mut cut = MAX_STATUS_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let total = message.len();
+            message.truncate(cut);
+            message.push_str(&format!("…(message cut from {total} bytes)"));
+        }
+        let mut status = tonic::Status::new(err.kind.grpc_code(), message);
         if let Ok(v) = err.kind.as_str().parse() {
             status.metadata_mut().insert(KIND_HEADER, v);
         }
@@ -301,6 +316,16 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         let e = Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(e.is_transient());
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_status_header() {
+        let status: tonic::Status = Error::invalid_argument("é".repeat(10_000)).into();
+        assert!(status.message().len() < 4200, "{}", status.message().len());
+        assert!(status.message().ends_with("…(message cut from 20000 bytes)"));
+        assert_eq!(shown("ab"), "\"ab\"");
+        let long = shown(&"é".repeat(200));
+        assert!(long.starts_with("\"éé") && long.ends_with("…(400 bytes)"), "{long}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 impl ArtifactKey {
     /// Validates `raw` against the invariants above.
     pub fn parse(raw: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid_argument(format!("invalid key {raw:?}: {why}"));
+        let bad = |why: &str| Error::invalid_argument(format!("invalid key {}: {why}", crate::shown(raw)));
         if raw.len() > MAX_KEY_BYTES {
             return Err(bad(&format!("longer than {MAX_KEY_BYTES} bytes")));
         }

@@ -494,3 +494,22 @@ async fn hostile_configuration_values_never_crash_the_driver() {
     let sent = ferry_test_servers::survives_hostile_configurations(&d, "fs", secrets.path(), &fields, "k").await;
     assert!(sent >= 5, "{sent}");
 }
+
+/// A 10 KB key was echoed whole in the gRPC status, past the client's 8 KiB
+/// header limit: the caller got RESOURCE_EXHAUSTED instead of the real error
+/// (issue 14). Echoed values are cut, on every error channel.
+#[tokio::test]
+async fn huge_values_are_cut_in_error_messages() {
+    let d = Driver::start().await;
+    let key = "k".repeat(10_000);
+    let err = d.client.open_stream(&d.at(&key)).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message().len() < 1024 && err.message().contains("(10000 bytes)"), "{err}");
+    let err = d.client.load(&d.at(&key), &d.scratch("x")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message().len() < 1024, "{err}");
+    let root = format!("root: {}", "r".repeat(60_000));
+    let err = d.client.list(&Location::new("fs", root, "k")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.message().len() < 1024 && err.message().contains("absolute"), "{err}");
+}

@@ -118,12 +118,12 @@ fn base_url(config: &GcsConfig) -> Result<(String, bool)> {
         }
         _ => (DEFAULT_ENDPOINT.to_string(), false),
     };
-    let url = reqwest::Url::parse(&raw).map_err(|e| bad(format!("{raw:?} is not a URL ({e})")))?;
+    let url = reqwest::Url::parse(&raw).map_err(|e| bad(format!("{} is not a URL ({e})", ferry_sdk::shown(&raw))))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(format!("{raw:?}: only http and https are supported")));
+        return Err(bad(format!("{}: only http and https are supported", ferry_sdk::shown(&raw))));
     }
     if url.query().is_some() {
-        return Err(bad(format!("{raw:?}: no query string allowed")));
+        return Err(bad(format!("{}: no query string allowed", ferry_sdk::shown(&raw))));
     }
     Ok((raw.trim_end_matches('/').to_string(), emulator))
 }
