@@ -234,7 +234,7 @@ async fn cleanup(cx: &RunContext) {
     let root = format!("{}{}", cx.profile.plugin.key_prefix, cx.run_id);
     let at = Location::new(&cx.profile.driver.name, &cx.configuration, &root);
     // The trailing `/` makes it a directory delete: everything the run wrote.
-    if let Err(e) = cx.client.delete(&at.with_key(&format!("{root}/"))).await {
+    if let Err(e) = cx.client.delete(&at.with_key(format!("{root}/"))).await {
         println!("# cleanup: deleting {root} failed: {e}");
     } else if let Ok(left) = cx.client.list(&at).await
         && !left.is_empty()
