@@ -32,6 +32,7 @@ pub mod body_end;
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod decode_status;
 mod driver;
 mod error;
 mod key;
@@ -41,6 +42,7 @@ mod server;
 mod store;
 pub mod transfer;
 
+pub use decode_status::decode_failure_as_invalid_argument;
 pub use driver::{ByteStream, Capabilities, DeleteTarget, Driver};
 pub use error::{Error, ErrorKind, KIND_HEADER, Result, SHOWN_BYTES, shown};
 pub use ferry_proto as pb;

@@ -526,6 +526,7 @@ pub async fn serve<D: Driver>(
     };
     let server = tonic::transport::Server::builder()
         .layer(tower::util::MapRequestLayer::new(crate::body_end::watch))
+        .layer(tower::util::MapResponseLayer::new(crate::decode_status::decode_failure_as_invalid_argument))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ArtifactServiceServer::new(service))

@@ -513,3 +513,30 @@ async fn huge_values_are_cut_in_error_messages() {
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     assert!(err.message().len() < 1024 && err.message().contains("absolute"), "{err}");
 }
+
+/// A `LoadArtifactRequest` whose `path` (a `string`) is sent as raw bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawLoad {
+    #[prost(message, optional, tag = "1")]
+    input_artifact: Option<pb::Artifact>,
+    #[prost(bytes = "vec", tag = "2")]
+    path: Vec<u8>,
+}
+
+/// Invalid UTF-8 in a string field is the caller's error: INVALID_ARGUMENT,
+/// not INTERNAL (tonic's answer to a message it cannot decode; issue 14).
+#[tokio::test]
+async fn invalid_utf8_in_a_request_is_invalid_argument() {
+    let d = Driver::start().await;
+    let channel = DriverClient::channel(&d.socket, Duration::from_secs(5)).await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let request = RawLoad { input_artifact: Some(d.at("k").to_artifact()), path: vec![b'/', 0xff, 0xfe] };
+    let method = tonic::codegen::http::uri::PathAndQuery::from_static("/artifact.ArtifactService/Load");
+    let codec = tonic_prost::ProstCodec::<RawLoad, pb::LoadArtifactResponse>::default();
+    let status = grpc.unary(tonic::Request::new(request), method, codec).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("UTF-8") || status.message().contains("utf-8"), "{status:?}");
+    // The driver keeps serving.
+    assert_eq!(d.client.list(&d.at("nothing")).await.unwrap_err().kind(), ErrorKind::NotFound);
+}
