@@ -190,7 +190,42 @@ impl From<object_store::Error> for Error {
             Os::Generic { source, .. } if looks_transient(source.as_ref()) => ErrorKind::Transient,
             _ => ErrorKind::Other,
         };
-        Error { kind, message: err.to_string(), source: Some(Box::new(err)) }
+        let message = match &err {
+            // Its text carries the store's own path (a host path for a
+            // filesystem) and the server's raw body; the caller names the key.
+            Os::NotFound { source, .. } => match server_code(&source.to_string()) {
+                Some(code) => format!("not found (server error code {code})"),
+                None => "not found".to_string(),
+            },
+            _ => without_body(&err.to_string()),
+        };
+        Error { kind, message, source: Some(Box::new(err)) }
+    }
+}
+
+/// The `<Code>` of an S3-style XML error body in `text`.
+fn server_code(text: &str) -> Option<&str> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(&text[start..start + len]).filter(|c| !c.is_empty() && c.len() <= 64)
+}
+
+/// `text` with a raw XML error body replaced by the server's error code and
+/// message: bodies break one-line displays (`ferry get`) and say nothing
+/// the code does not.
+fn without_body(text: &str) -> String {
+    let Some(at) = text.find("<?xml").or_else(|| text.find("<Error>")) else { return text.to_string() };
+    let head = text[..at].trim_end().trim_end_matches(':');
+    let detail = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{tag}>"))?;
+        Some(crate::shown(&text[start..start + len]))
+    };
+    match (server_code(text), detail("Message")) {
+        (Some(code), Some(m)) => format!("{head}: server error code {code}: {m}"),
+        (Some(code), None) => format!("{head}: server error code {code}"),
+        _ => format!("{head} (the server's body was not an S3 error)"),
     }
 }
 
@@ -326,6 +361,18 @@ mod tests {
         assert_eq!(shown("ab"), "\"ab\"");
         let long = shown(&"é".repeat(200));
         assert!(long.starts_with("\"éé") && long.ends_with("…(400 bytes)"), "{long}");
+    }
+
+    #[test]
+    fn store_errors_carry_the_server_code_not_the_body_or_a_host_path() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = Error::from(object_store::Error::NotFound { path: "/srv/host/root/k".into(), source: Box::new(io) });
+        assert_eq!((err.kind(), err.message()), (ErrorKind::NotFound, "not found"));
+        let body = "Client error with status 404 Not Found: <?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key does not exist</Message></Error>";
+        let err = Error::from(object_store::Error::NotFound { path: "k".into(), source: body.into() });
+        assert_eq!(err.message(), "not found (server error code NoSuchKey)");
+        let err = Error::from(object_store::Error::Generic { store: "S3", source: body.into() });
+        assert!(!err.message().contains('<') && err.message().contains("NoSuchKey"), "{err}");
     }
 
     #[test]

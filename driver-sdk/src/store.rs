@@ -140,6 +140,8 @@ impl TransferOptions {
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
     multipart: Option<Arc<dyn MultipartStore>>,
+    /// Where the objects live, for messages (`bucket "b"`).
+    label: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,13 +157,31 @@ impl Store {
     /// A store whose large uploads go through object_store's `WriteMultipart`
     /// (aborted on failure, never resumed).
     pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
-        Store { objects, multipart: None }
+        Store { objects, multipart: None, label: None }
     }
 
     /// A store whose file uploads resume after an interruption, even in
     /// another process: see [`UPLOADS_PREFIX`] for where the journal lives.
     pub fn resumable<S: ObjectStore + MultipartStore>(store: Arc<S>) -> Self {
-        Store { objects: store.clone(), multipart: Some(store) }
+        Store { objects: store.clone(), multipart: Some(store), label: None }
+    }
+
+    /// Names where the objects live (`bucket "b"`) in error messages, next to
+    /// the key. Never a host path: messages reach the workflow's status.
+    #[must_use]
+    pub fn labelled(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// An object_store failure about `key`, as the SDK's error naming the
+    /// key (and where it lives) instead of the store's own path.
+    fn error_at(&self, key: &ArtifactKey) -> impl Fn(object_store::Error) -> Error + '_ {
+        let at = match &self.label {
+            Some(label) => format!("key {} in {label}", crate::shown(key.as_str())),
+            None => format!("key {}", crate::shown(key.as_str())),
+        };
+        move |e| Error::from(e).context(&at)
     }
 
     /// The object store.
@@ -304,7 +324,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn open_stream(&self, store: &Self::Config, key: &ArtifactKey) -> Result<ByteStream> {
         key.require_object("open a stream")?;
-        let result = store.objects.get(&self.store_path(key)?).await?;
+        let result = store.objects.get(&self.store_path(key)?).await.map_err(store.error_at(key))?;
         let expected = result.meta.size;
         let stream = match result.payload {
             GetResultPayload::File(file, path) => local_file_stream(file, path),
@@ -380,7 +400,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
     async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
         key.require_object("load")?;
         let path = self.store_path(key)?;
-        let result = store.objects.get(&path).await?;
+        let result = store.objects.get(&path).await.map_err(store.error_at(key))?;
         let expected = result.meta.size;
         let written = match result.payload {
             // Large remote objects come down in parallel ranges, as upload does.

@@ -540,3 +540,16 @@ async fn invalid_utf8_in_a_request_is_invalid_argument() {
     // The driver keeps serving.
     assert_eq!(d.client.list(&d.at("nothing")).await.unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+/// A missing key's message names the key, never the driver's host path
+/// (issue 14: OpenStream showed the root's absolute path).
+#[tokio::test]
+async fn not_found_names_the_key_not_the_host_path() {
+    let d = Driver::start().await;
+    let root = d.root().display().to_string();
+    let err = d.client.open_stream(&d.at("no/such/key")).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.message().contains("\"no/such/key\"") && !err.message().contains(&root), "{err}");
+    let err = d.client.load(&d.at("no/such/key"), &d.scratch("x")).await.unwrap_err();
+    assert!(err.message().contains("\"no/such/key\"") && !err.message().contains(&root), "{err}");
+}

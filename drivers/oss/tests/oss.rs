@@ -158,3 +158,17 @@ async fn hostile_configuration_values_never_crash_the_driver() {
     let sent = ferry_test_servers::survives_hostile_configurations(&driver, "oss", secrets.path(), &fields, "k").await;
     assert!(sent >= 40, "{sent}");
 }
+
+/// A missing key's message names the key, the bucket and the server's error
+/// code, never the raw XML body (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn not_found_names_key_bucket_and_server_code_without_the_body() {
+    let moto = Moto::start();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let cfg = config(moto.port, "oss-nf", &(MOTO_REGION.to_owned() + ", createBucketIfNotPresent: true"));
+    let err = driver.client.open_stream(&Location::new("oss", cfg, "no/such/key")).await.err().unwrap();
+    assert_eq!(err.kind(), ferry_sdk::ErrorKind::NotFound, "{err}");
+    let m = err.message();
+    assert!(m.contains("\"no/such/key\"") && m.contains("oss-nf") && m.contains("NoSuchKey"), "{err}");
+    assert!(!m.contains('<') && !m.contains('\n'), "{err}");
+}

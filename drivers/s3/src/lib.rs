@@ -138,7 +138,8 @@ pub struct Connection {
 impl Connection {
     /// The SDK's view of this connection.
     pub fn into_store(self) -> Store {
-        Store::resumable(self.store)
+        let bucket = ferry_sdk::shown(self.admin.bucket.name());
+        Store::resumable(self.store).labelled(format!("bucket {bucket}"))
     }
 }
 

@@ -269,3 +269,18 @@ async fn an_endpoint_with_a_path_is_a_configuration_error() {
     let at = Location::new("s3", config(&format!("{}/", s3.endpoint()), ""), "k");
     driver.client.save(&at, &src).await.unwrap();
 }
+
+/// A missing key's message names the key, the bucket and the server's error
+/// code, never the raw XML body (issue 14: the body also broke `ferry get`'s
+/// table).
+#[tokio::test(flavor = "multi_thread")]
+async fn not_found_names_key_bucket_and_server_code_without_the_body() {
+    let s3 = S3sFs::start();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let at = Location::new("s3", config(&s3.endpoint(), ""), "no/such/key");
+    let err = driver.client.open_stream(&at).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let m = err.message();
+    assert!(m.contains("\"no/such/key\"") && m.contains(BUCKET) && m.contains("NoSuchKey"), "{err}");
+    assert!(!m.contains('<') && !m.contains('\n'), "{err}");
+}
