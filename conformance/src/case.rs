@@ -46,6 +46,8 @@ pub enum Need {
     Secrets,
     /// The profile has a `hooks.backendDown` command.
     FaultHook,
+    /// The profile does not claim `rootKey` (the empty key as an artifact).
+    NoRootKey,
 }
 
 /// A conformance case.

@@ -110,6 +110,10 @@ pub struct Claims {
     /// Whether GetCapabilities should advertise SaveStream; checked by AD-CAP-005.
     #[serde(default)]
     pub save_stream: Option<bool>,
+    /// The empty key names an artifact (git: the whole repository) instead of
+    /// being refused; skips AD-KEY-011.
+    #[serde(default)]
+    pub root_key: bool,
 }
 
 /// Commands (argv arrays) the runner runs to break or restore the backend.
@@ -132,7 +136,7 @@ fn yes() -> bool {
 
 impl Default for Claims {
     fn default() -> Self {
-        Claims { directories: true, read_only: false, persistent: true, save_stream: None }
+        Claims { directories: true, read_only: false, persistent: true, save_stream: None, root_key: false }
     }
 }
 

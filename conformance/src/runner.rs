@@ -170,6 +170,7 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::BadConfigurations => p.bad_configurations.is_empty(),
         Need::Secrets => p.secrets.is_empty(),
         Need::FaultHook => p.hooks.backend_down.is_none(),
+        Need::NoRootKey => p.claims.root_key,
     };
     missing.then_some(match need {
         Need::Directories => "the profile does not claim directories",
@@ -181,6 +182,7 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::BadConfigurations => "the profile lists no badConfigurations",
         Need::Secrets => "the profile lists no secrets",
         Need::FaultHook => "the profile has no hooks.backendDown command",
+        Need::NoRootKey => "the profile claims rootKey: the empty key is the whole repository",
     })
 }
 
@@ -231,7 +233,8 @@ async fn cleanup(cx: &RunContext) {
     }
     let root = format!("{}{}", cx.profile.plugin.key_prefix, cx.run_id);
     let at = Location::new(&cx.profile.driver.name, &cx.configuration, &root);
-    if let Err(e) = cx.client.delete(&at).await {
+    // The trailing `/` makes it a directory delete: everything the run wrote.
+    if let Err(e) = cx.client.delete(&at.with_key(format!("{root}/"))).await {
         println!("# cleanup: deleting {root} failed: {e}");
     } else if let Ok(left) = cx.client.list(&at).await
         && !left.is_empty()

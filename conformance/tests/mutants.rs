@@ -90,6 +90,11 @@ fn delete_that_is_not_idempotent() {
 }
 
 #[test]
+fn delete_of_a_file_key_that_reaches_under_it() {
+    check("recursive-file-delete", &["AD-DEL-009"]);
+}
+
+#[test]
 fn keys_that_escape_with_dot_dot() {
     check("dotdot-escape", &["AD-KEY-007"]);
 }

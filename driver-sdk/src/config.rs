@@ -94,7 +94,16 @@ impl fmt::Display for SecretRef {
 pub struct Secret(String);
 
 impl Secret {
-    pub(crate) fn new(value: String) -> Secret {
+    /// The value with exactly one trailing newline (`\n` or `\r\n`) removed:
+    /// `echo value > file` and `kubectl create secret --from-file` keep the
+    /// shell's newline, which is never part of a key or token and, sent in
+    /// an HTTP header, made storage clients panic.
+    pub(crate) fn new(mut value: String) -> Secret {
+        if value.ends_with("\r\n") {
+            value.truncate(value.len() - 2);
+        } else if value.ends_with('\n') {
+            value.pop();
+        }
         Secret(value)
     }
 
@@ -114,6 +123,30 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
+}
+
+/// The longest value accepted where it travels in an HTTP header (region,
+/// keys, tokens): far above any real one (STS tokens are about 2 KiB), far
+/// below what servers refuse, so an oversized value is a clear error here.
+pub const MAX_HEADER_VALUE_BYTES: usize = 8 << 10;
+
+/// Checks a configuration value that ends up in an HTTP header (or a URL),
+/// where a control character, a non-ASCII character or a huge value would
+/// otherwise fail deep inside a storage client (object_store panics on an
+/// invalid header value). Fails with
+/// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming
+/// `what` (a field or a secret), never the value, which may be a secret.
+pub fn check_header_value(what: &str, value: &str) -> Result<()> {
+    let why = if value.len() > MAX_HEADER_VALUE_BYTES {
+        format!("is {} bytes long (at most {MAX_HEADER_VALUE_BYTES})", value.len())
+    } else if let Some(c) = value.chars().find(|c| c.is_control()) {
+        format!("contains the control character U+{:04X}", c as u32)
+    } else if !value.is_ascii() {
+        "contains a non-ASCII character".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid_config(format!("invalid configuration: {what} {why}; it is sent in an HTTP header")))
 }
 
 /// Resolves [`SecretRef`]s from the environment and a mounted secrets directory.
@@ -164,12 +197,12 @@ impl Secrets {
         if self.use_env
             && let Ok(value) = std::env::var(&var)
         {
-            return Ok(Secret(value));
+            return Ok(Secret::new(value));
         }
         let file = self.dir.join(&secret.name).join(&secret.key);
         match std::fs::read(&file) {
             Ok(bytes) => String::from_utf8(bytes)
-                .map(Secret)
+                .map(Secret::new)
                 .map_err(|_| Error::invalid_config(format!("{secret}: {} is not UTF-8", file.display()))),
             // In a pod, a secret that is neither in the environment nor
             // mounted is read through the Kubernetes API.
@@ -282,6 +315,29 @@ mod tests {
 
         let escape = SecretRef { name: "..".into(), key: "passwd".into() };
         assert!(secrets.resolve(&escape).is_err());
+    }
+
+    #[test]
+    fn one_trailing_newline_is_trimmed_from_secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("s")).unwrap();
+        let secrets = Secrets::from_dir(dir.path());
+        for (stored, want) in [("v\n", "v"), ("v\r\n", "v"), ("v\n\n", "v\n"), ("v", "v"), ("\n", ""), (" v ", " v ")] {
+            std::fs::write(dir.path().join("s/k"), stored).unwrap();
+            let r = SecretRef { name: "s".into(), key: "k".into() };
+            assert_eq!(secrets.resolve(&r).unwrap().expose(), want, "{stored:?}");
+        }
+    }
+
+    #[test]
+    fn header_values_are_checked_without_echoing_them() {
+        check_header_value("field `region`", "eu-west-1").unwrap();
+        for bad in ["a\u{7}b", "nul\0", "new\nline", "é", &"x".repeat(MAX_HEADER_VALUE_BYTES + 1)] {
+            let err = check_header_value("secret s/k", bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidConfig);
+            assert!(err.message().contains("secret s/k"), "{err}");
+            assert!(!err.message().contains(bad), "the value is echoed: {err}");
+        }
     }
 
     #[test]

@@ -12,6 +12,23 @@ use std::path::Path;
 /// failed: consumers must never treat the bytes before it as the whole object.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
+/// What a Delete removes. Argo's rule: a key ending in `/` names a directory
+/// artifact, any other key exactly one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeleteTarget {
+    /// Exactly the object at the key; objects under `key/` are untouched.
+    Object,
+    /// Every object under `key/`; an object at the key itself is untouched.
+    Directory,
+}
+
+impl DeleteTarget {
+    /// The target a wire key names: `Directory` when it ends in `/`.
+    pub fn of_raw_key(raw: &str) -> DeleteTarget {
+        if raw.ends_with('/') { DeleteTarget::Directory } else { DeleteTarget::Object }
+    }
+}
+
 /// What a driver can do, reported through `GetCapabilities` and used by the
 /// conformance suite to decide which cases apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,18 +40,29 @@ pub struct Capabilities {
     pub read_only: bool,
     /// A key can name a directory: every object under `key/`.
     pub directories: bool,
+    /// The empty key is an artifact of its own (a git repository's whole
+    /// tree). Without it the SDK refuses an empty key in every call: on an
+    /// object store it would name the whole bucket or root.
+    pub root_key: bool,
 }
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities { save_stream: true, read_only: false, directories: true }
+        Capabilities { save_stream: true, read_only: false, directories: true, root_key: false }
     }
 }
 
 impl Capabilities {
     /// Capabilities of a driver that refuses every write.
     pub fn read_only() -> Self {
-        Capabilities { save_stream: false, read_only: true, directories: true }
+        Capabilities { save_stream: false, read_only: true, directories: true, root_key: false }
+    }
+
+    /// These capabilities, with the empty key accepted as the whole storage.
+    #[must_use]
+    pub fn with_root_key(mut self) -> Self {
+        self.root_key = true;
+        self
     }
 }
 
@@ -42,7 +70,7 @@ impl Capabilities {
 ///
 /// Implement the five required methods (configuration, reading a stream,
 /// writing a stream, deleting one object, listing a prefix); everything Argo
-/// needs on top of them (files, directories, recursive delete, is-directory,
+/// needs on top of them (files, directories, directory delete, is-directory,
 /// atomic local writes) has a default built from those five. Override a
 /// default only when the storage can do it better, as the
 /// [`ObjectStoreDriver`](crate::ObjectStoreDriver) does for multipart uploads.
@@ -106,14 +134,30 @@ pub trait Driver: Send + Sync + 'static {
         async move { Ok(!self.list(config, key).await?.is_empty()) }
     }
 
-    /// Deletes the object at `key` and every object under `key/`. Idempotent.
-    fn delete(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<()>> + Send {
+    /// Deletes what `target` says: exactly the object at `key`, or every
+    /// object under `key/` (never `key` itself, never `key-sibling`).
+    /// Idempotent: deleting what is not there succeeds.
+    ///
+    /// The SDK picks `target` from the wire key as Argo does: a key ending in
+    /// `/` is a directory, any other key one object. A file key must never
+    /// reach objects under `key/`: those may belong to someone else.
+    fn delete(
+        &self,
+        config: &Self::Config,
+        key: &ArtifactKey,
+        target: DeleteTarget,
+    ) -> impl Future<Output = Result<()>> + Send {
         async move {
             key.require_object("delete")?;
-            for child in self.list(config, key).await? {
-                self.delete_object(config, &child).await?;
+            match target {
+                DeleteTarget::Object => self.delete_object(config, key).await,
+                DeleteTarget::Directory => {
+                    for child in self.list(config, key).await? {
+                        self.delete_object(config, &child).await?;
+                    }
+                    Ok(())
+                }
             }
-            self.delete_object(config, key).await
         }
     }
 

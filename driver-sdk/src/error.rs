@@ -190,7 +190,42 @@ impl From<object_store::Error> for Error {
             Os::Generic { source, .. } if looks_transient(source.as_ref()) => ErrorKind::Transient,
             _ => ErrorKind::Other,
         };
-        Error { kind, message: err.to_string(), source: Some(Box::new(err)) }
+        let message = match &err {
+            // Its text carries the store's own path (a host path for a
+            // filesystem) and the server's raw body; the caller names the key.
+            Os::NotFound { source, .. } => match server_code(&source.to_string()) {
+                Some(code) => format!("not found (server error code {code})"),
+                None => "not found".to_string(),
+            },
+            _ => without_body(&err.to_string()),
+        };
+        Error { kind, message, source: Some(Box::new(err)) }
+    }
+}
+
+/// The `<Code>` of an S3-style XML error body in `text`.
+fn server_code(text: &str) -> Option<&str> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(&text[start..start + len]).filter(|c| !c.is_empty() && c.len() <= 64)
+}
+
+/// `text` with a raw XML error body replaced by the server's error code and
+/// message: bodies break one-line displays (`ferry get`) and say nothing
+/// the code does not.
+fn without_body(text: &str) -> String {
+    let Some(at) = text.find("<?xml").or_else(|| text.find("<Error>")) else { return text.to_string() };
+    let head = text[..at].trim_end().trim_end_matches(':');
+    let detail = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{tag}>"))?;
+        Some(crate::shown(&text[start..start + len]))
+    };
+    match (server_code(text), detail("Message")) {
+        (Some(code), Some(m)) => format!("{head}: server error code {code}: {m}"),
+        (Some(code), None) => format!("{head}: server error code {code}"),
+        _ => format!("{head} (the server's body was not an S3 error)"),
     }
 }
 
@@ -216,9 +251,24 @@ fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The longest message a status carries. It travels in the `grpc-message`
+/// header, and clients refuse response headers over 8 KiB: a longer one
+/// reached them as RESOURCE_EXHAUSTED instead of the real error.
+const MAX_STATUS_MESSAGE_BYTES: usize = 4 << 10;
+
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
-        let mut status = tonic::Status::new(err.kind.grpc_code(), err.message);
+        let mut message = err.message;
+        if message.len() > MAX_STATUS_MESSAGE_BYTES {
+            let mut cut = MAX_STATUS_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let total = message.len();
+            message.truncate(cut);
+            message.push_str(&format!("…(message cut from {total} bytes)"));
+        }
+        let mut status = tonic::Status::new(err.kind.grpc_code(), message);
         if let Ok(v) = err.kind.as_str().parse() {
             status.metadata_mut().insert(KIND_HEADER, v);
         }
@@ -241,6 +291,30 @@ impl From<tonic::Status> for Error {
         };
         Error::new(kind, message)
     }
+}
+
+/// The longest part of a user's value ever echoed in a message.
+pub const SHOWN_BYTES: usize = 256;
+
+/// A user-supplied value (a key, an endpoint, a path) as messages echo it:
+/// quoted, and cut to [`SHOWN_BYTES`] with its full length after. Messages
+/// travel in gRPC status headers, whose 8 KiB limit a 10 KB key exceeded,
+/// so the caller saw RESOURCE_EXHAUSTED instead of the real error.
+///
+/// ```
+/// assert_eq!(ferry_sdk::shown("a/b"), "\"a/b\"");
+/// let long = ferry_sdk::shown(&"k".repeat(10_000));
+/// assert!(long.len() < 300 && long.ends_with("…(10000 bytes)"));
+/// ```
+pub fn shown(value: &str) -> String {
+    if value.len() <= SHOWN_BYTES {
+        return format!("{value:?}");
+    }
+    let mut cut = SHOWN_BYTES;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{:?}…({} bytes)", &value[..cut], value.len())
 }
 
 /// Response metadata key carrying an [`ErrorKind`] name next to in-band
@@ -277,6 +351,28 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         let e = Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(e.is_transient());
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_status_header() {
+        let status: tonic::Status = Error::invalid_argument("é".repeat(10_000)).into();
+        assert!(status.message().len() < 4200, "{}", status.message().len());
+        assert!(status.message().ends_with("…(message cut from 20000 bytes)"));
+        assert_eq!(shown("ab"), "\"ab\"");
+        let long = shown(&"é".repeat(200));
+        assert!(long.starts_with("\"éé") && long.ends_with("…(400 bytes)"), "{long}");
+    }
+
+    #[test]
+    fn store_errors_carry_the_server_code_not_the_body_or_a_host_path() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = Error::from(object_store::Error::NotFound { path: "/srv/host/root/k".into(), source: Box::new(io) });
+        assert_eq!((err.kind(), err.message()), (ErrorKind::NotFound, "not found"));
+        let body = "Client error with status 404 Not Found: <?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key does not exist</Message></Error>";
+        let err = Error::from(object_store::Error::NotFound { path: "k".into(), source: body.into() });
+        assert_eq!(err.message(), "not found (server error code NoSuchKey)");
+        let err = Error::from(object_store::Error::Generic { store: "S3", source: body.into() });
+        assert!(!err.message().contains('<') && err.message().contains("NoSuchKey"), "{err}");
     }
 
     #[test]

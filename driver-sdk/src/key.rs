@@ -12,7 +12,9 @@ use std::fmt;
 /// - At most 1,024 bytes, the limit S3 and GCS share.
 /// - One trailing `/` is accepted and dropped: `a/b/` and `a/b` are the same key,
 ///   as Argo's directory keys are written both ways.
-/// - The empty key is the storage root; it may be listed but never written or deleted.
+/// - The empty key is the storage root. The server refuses it in every call
+///   unless the driver declares [`Capabilities::root_key`](crate::Capabilities::root_key)
+///   (git: the whole repository); it is never written or deleted by the SDK's defaults.
 ///
 /// ```
 /// use ferry_sdk::ArtifactKey;
@@ -31,7 +33,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 impl ArtifactKey {
     /// Validates `raw` against the invariants above.
     pub fn parse(raw: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid_argument(format!("invalid key {raw:?}: {why}"));
+        let bad = |why: &str| Error::invalid_argument(format!("invalid key {}: {why}", crate::shown(raw)));
         if raw.len() > MAX_KEY_BYTES {
             return Err(bad(&format!("longer than {MAX_KEY_BYTES} bytes")));
         }

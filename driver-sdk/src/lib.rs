@@ -15,7 +15,7 @@
 //!   secret references in Argo's `{name, key}` shape resolved from mounted
 //!   files or environment variables, never logged.
 //! - **Semantics Argo relies on**: directories (every object under `key/`),
-//!   recursive idempotent delete, full-key listings, not-found as gRPC
+//!   idempotent delete of one object or, for a key ending in `/`, of a directory, full-key listings, not-found as gRPC
 //!   `NOT_FOUND`, atomic local writes, OpenStream frames of at most 2 MiB
 //!   ending in an empty `is_end` frame, mid-stream failures as errors.
 //! - **A client** ([`client::DriverClient`]) for calling any driver.
@@ -32,6 +32,7 @@ pub mod body_end;
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod decode_status;
 mod driver;
 mod error;
 mod key;
@@ -41,8 +42,9 @@ mod server;
 mod store;
 pub mod transfer;
 
-pub use driver::{ByteStream, Capabilities, Driver};
-pub use error::{Error, ErrorKind, KIND_HEADER, Result};
+pub use decode_status::decode_failure_as_invalid_argument;
+pub use driver::{ByteStream, Capabilities, DeleteTarget, Driver};
+pub use error::{Error, ErrorKind, KIND_HEADER, Result, SHOWN_BYTES, shown};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
 pub use multipart::{UPLOADS_PREFIX, UploadReport};

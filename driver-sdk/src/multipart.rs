@@ -16,6 +16,7 @@
 //! The journal lives in the store itself, under [`UPLOADS_PREFIX`], because the
 //! process that resumes may run in another pod on another node.
 
+use crate::driver::DeleteTarget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transfer::local_error;
 use bytes::Bytes;
@@ -325,17 +326,22 @@ async fn abort_recorded(
     }
 }
 
-/// Aborts every unfinished upload recorded for `path` or for objects under
-/// `path/` (the Delete of a key gives up its uploads too). Returns how many.
-pub(crate) async fn abort_under(
+/// Aborts the unfinished uploads a Delete of `path` gives up: the one of
+/// exactly `path` for an object, those of objects under `path/` for a
+/// directory (the same rule as the objects themselves). Returns how many.
+pub(crate) async fn abort_deleted(
     objects: &Arc<dyn ObjectStore>,
     multipart: &Arc<dyn MultipartStore>,
     path: &StorePath,
+    target: DeleteTarget,
 ) -> Result<usize> {
     let mut aborted = 0;
-    if let Some(j) = read_journal(objects, path).await? {
-        abort_recorded(objects, multipart, path, &j).await;
-        aborted += 1;
+    if target == DeleteTarget::Object {
+        if let Some(j) = read_journal(objects, path).await? {
+            abort_recorded(objects, multipart, path, &j).await;
+            aborted += 1;
+        }
+        return Ok(aborted);
     }
     let under: Vec<StorePath> = objects.list(Some(&journal_dir(path))).map_ok(|m| m.location).try_collect().await?;
     for journal in under {

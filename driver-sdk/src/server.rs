@@ -120,6 +120,14 @@ impl<D: Driver> DriverService<D> {
             .as_ref()
             .ok_or_else(|| Error::invalid_argument(format!("artifact {:?} has no plugin block", artifact.name)))?;
         let key = ArtifactKey::parse(&plugin.key)?;
+        if key.is_root() && !self.driver.capabilities().root_key {
+            // Argo never sends one; a template parameter that rendered empty
+            // does, and on an object store it would load the whole bucket.
+            return Err(Error::invalid_argument(format!(
+                "artifact {:?} has an empty key; a key naming an object or directory is required",
+                artifact.name
+            )));
+        }
         let cfg = self
             .config(&plugin.configuration)
             .await
@@ -252,10 +260,12 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
+        // `ArtifactKey` drops the trailing `/`, so what to delete is read from the wire key.
+        let target = crate::driver::DeleteTarget::of_raw_key(&key);
         let result = async {
             self.refuse_if_read_only("delete")?;
             let (cfg, key) = self.target(req.artifact.as_ref()).await?;
-            self.driver.delete(&cfg, &key).await
+            self.driver.delete(&cfg, &key, target).await
         }
         .await;
         in_band("delete", &key, started, result, |success, error| pb::DeleteArtifactResponse { success, error })
@@ -516,6 +526,7 @@ pub async fn serve<D: Driver>(
     };
     let server = tonic::transport::Server::builder()
         .layer(tower::util::MapRequestLayer::new(crate::body_end::watch))
+        .layer(tower::util::MapResponseLayer::new(crate::decode_status::decode_failure_as_invalid_argument))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ArtifactServiceServer::new(service))

@@ -1,6 +1,6 @@
 //! Any [`object_store::ObjectStore`] as a complete driver.
 
-use crate::driver::{ByteStream, Driver};
+use crate::driver::{ByteStream, DeleteTarget, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
 use crate::multipart::{self, FileUpload, UPLOADS_PREFIX};
@@ -140,6 +140,8 @@ impl TransferOptions {
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
     multipart: Option<Arc<dyn MultipartStore>>,
+    /// Where the objects live, for messages (`bucket "b"`).
+    label: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,13 +157,31 @@ impl Store {
     /// A store whose large uploads go through object_store's `WriteMultipart`
     /// (aborted on failure, never resumed).
     pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
-        Store { objects, multipart: None }
+        Store { objects, multipart: None, label: None }
     }
 
     /// A store whose file uploads resume after an interruption, even in
     /// another process: see [`UPLOADS_PREFIX`] for where the journal lives.
     pub fn resumable<S: ObjectStore + MultipartStore>(store: Arc<S>) -> Self {
-        Store { objects: store.clone(), multipart: Some(store) }
+        Store { objects: store.clone(), multipart: Some(store), label: None }
+    }
+
+    /// Names where the objects live (`bucket "b"`) in error messages, next to
+    /// the key. Never a host path: messages reach the workflow's status.
+    #[must_use]
+    pub fn labelled(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// An object_store failure about `key`, as the SDK's error naming the
+    /// key (and where it lives) instead of the store's own path.
+    fn error_at(&self, key: &ArtifactKey) -> impl Fn(object_store::Error) -> Error + '_ {
+        let at = match &self.label {
+            Some(label) => format!("key {} in {label}", crate::shown(key.as_str())),
+            None => format!("key {}", crate::shown(key.as_str())),
+        };
+        move |e| Error::from(e).context(&at)
     }
 
     /// The object store.
@@ -197,8 +217,8 @@ where
     }
 }
 
-/// A [`Driver`] over object stores: files and directories, recursive and
-/// idempotent delete, bounded-memory streaming both ways, parallel multipart
+/// A [`Driver`] over object stores: files and directories, idempotent delete
+/// of one object or a directory, bounded-memory streaming both ways, parallel multipart
 /// uploads and parallel directory transfer.
 ///
 /// ```
@@ -304,7 +324,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
 
     async fn open_stream(&self, store: &Self::Config, key: &ArtifactKey) -> Result<ByteStream> {
         key.require_object("open a stream")?;
-        let result = store.objects.get(&self.store_path(key)?).await?;
+        let result = store.objects.get(&self.store_path(key)?).await.map_err(store.error_at(key))?;
         let expected = result.meta.size;
         let stream = match result.payload {
             GetResultPayload::File(file, path) => local_file_stream(file, path),
@@ -380,7 +400,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
     async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
         key.require_object("load")?;
         let path = self.store_path(key)?;
-        let result = store.objects.get(&path).await?;
+        let result = store.objects.get(&path).await.map_err(store.error_at(key))?;
         let expected = result.meta.size;
         let written = match result.payload {
             // Large remote objects come down in parallel ranges, as upload does.
@@ -426,24 +446,33 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         }
     }
 
-    async fn delete(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
+    async fn delete(&self, store: &Self::Config, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
         key.require_object("delete")?;
-        let prefix = self.store_path(key)?;
-        // Children first: on a filesystem the key is their directory.
-        let children = store.objects.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
-        store.objects.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(
-            |e| match e {
-                object_store::Error::NotFound { .. } => Ok(()),
-                e => Err(Error::from(e)),
-            },
-        )?;
-        if self.exists(store, key).await? {
-            self.delete_object(store, key).await?;
+        let path = self.store_path(key)?;
+        match target {
+            DeleteTarget::Object => {
+                if let Err(e) = self.delete_object(store, key).await {
+                    // A filesystem refuses to unlink a directory; a key naming
+                    // one holds no object, so there is nothing to delete.
+                    if self.exists(store, key).await? {
+                        return Err(e);
+                    }
+                }
+            }
+            DeleteTarget::Directory => {
+                let children = store.objects.list(Some(&path)).map_ok(|meta| meta.location).boxed();
+                store.objects.delete_stream(children).try_for_each(|_| std::future::ready(Ok(()))).await.or_else(
+                    |e| match e {
+                        object_store::Error::NotFound { .. } => Ok(()),
+                        e => Err(Error::from(e)),
+                    },
+                )?;
+            }
         }
         if let Some(multipart) = &store.multipart {
-            let aborted = multipart::abort_under(&store.objects, multipart, &prefix).await?;
+            let aborted = multipart::abort_deleted(&store.objects, multipart, &path, target).await?;
             if aborted > 0 {
-                tracing::info!(key = %key, aborted, "aborted unfinished uploads under the deleted key");
+                tracing::info!(key = %key, aborted, "aborted unfinished uploads of the deleted key");
             }
         }
         Ok(())

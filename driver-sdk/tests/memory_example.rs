@@ -51,8 +51,11 @@ async fn the_thirty_line_driver_is_complete() {
     }
     assert_eq!(sizes, vec![(2 << 20, false), (1 << 20, false), (0, true)]);
 
+    // Without the trailing `/` Delete names one object, and none is at `wf/out`.
     client.delete(&at("wf/out")).await.unwrap();
-    client.delete(&at("wf/out")).await.unwrap();
+    assert!(client.is_directory(&at("wf/out")).await.unwrap());
+    client.delete(&at("wf/out/")).await.unwrap();
+    client.delete(&at("wf/out/")).await.unwrap();
     assert_eq!(client.list(&at("wf/out")).await.unwrap_err().kind(), ErrorKind::NotFound);
     let err = client.load(&at("wf/out"), &dir.path().join("gone")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);

@@ -134,7 +134,10 @@ async fn keys_are_verbatim_and_directories_list_recursively() {
     assert!(s.client.is_directory(&at("p/b")).await.unwrap());
     assert!(!s.client.is_directory(&at("p/a")).await.unwrap());
 
+    // The file key `p` is one object, and there is none: nothing under p/ goes.
     s.client.delete(&at("p")).await.unwrap();
+    assert_eq!(s.client.list(&at("p")).await.unwrap().len(), 4);
+    s.client.delete(&at("p/")).await.unwrap();
     let left: Vec<_> = s.store.list(None).map(|m| m.unwrap().location.to_string()).collect().await;
     assert_eq!(left, vec!["px/z"]);
 }

@@ -63,15 +63,14 @@ def parse_root(configuration):
     return root.resolve()
 
 
-def locate(artifact, allow_root=False):
+def locate(artifact):
     """The (root, path) an artifact names; rejects keys that could escape the root."""
     if artifact is None or not artifact.HasField("plugin"):
         raise BadRequest("request has no artifact plugin block")
     root = parse_root(artifact.plugin.configuration)
     key = artifact.plugin.key.rstrip("/") if artifact.plugin.key != "/" else "/"
     if key == "":
-        if allow_root:
-            return root, root
+        # It would name the whole root: refused for every call, as Argo never sends one.
         raise BadRequest("an empty key names no object")
     parts = key.split("/")
     if key.startswith("/") or any(p in ("", ".", "..") for p in parts) or any(ord(c) < 32 for c in key):
@@ -178,9 +177,12 @@ class Driver(pb_grpc.ArtifactServiceServicer):
     def Delete(self, request, context):
         try:
             root, path = locate(request.artifact)
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
+            # Argo's rule: a key ending in "/" is a directory (everything under
+            # it), any other key exactly one object, never what lies under key/.
+            if request.artifact.plugin.key.endswith("/"):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+            elif path.is_symlink() or path.is_file():
                 path.unlink()
             return pb.DeleteArtifactResponse(success=True)
         except Exception as e:  # noqa: BLE001
@@ -188,7 +190,7 @@ class Driver(pb_grpc.ArtifactServiceServicer):
 
     def ListObjects(self, request, context):
         try:
-            root, path = locate(request.artifact, allow_root=True)
+            root, path = locate(request.artifact)
             if path.is_dir():
                 return pb.ListObjectsResponse(objects=listing(root, path))
             if path.is_file():
@@ -199,7 +201,7 @@ class Driver(pb_grpc.ArtifactServiceServicer):
 
     def IsDirectory(self, request, context):
         try:
-            root, path = locate(request.artifact, allow_root=True)
+            root, path = locate(request.artifact)
             return pb.IsDirectoryResponse(is_directory=path.is_dir() and bool(listing(root, path)))
         except Exception as e:  # noqa: BLE001
             return pb.IsDirectoryResponse(error=self._fail(context, e))

@@ -560,6 +560,10 @@ impl StepContext<'_> {
             .map_err(|e| format!("output artifact {name}: {e}"))?;
             staged
         };
+        // GC deletes what the run saved: a directory (`archive: none`) as
+        // `key/`, anything else as exactly one object, never `key/…` it did
+        // not write. The record's key carries the difference to the driver.
+        let saved_directory = upload.is_dir();
         let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
         client.save(&location.to_client(), &upload).await.map_err(|e| {
             format!("output artifact {name} failed to save to {} key {:?}: {e}", location.driver, location.key)
@@ -577,13 +581,20 @@ impl StepContext<'_> {
             node: self.node,
             name: name.clone(),
             direction: Direction::Output,
-            location,
+            location: Location { key: gc_key(&location.key, saved_directory), ..location },
             gc: if gc == GcStrategy::Unset { GcStrategy::Never } else { gc },
             deleted: false,
             error: None,
         };
         Ok((value, record))
     }
+}
+
+/// The key GC deletes for an output stored at `key`: `key/` for a saved
+/// directory (every object under it), the bare key for one object.
+fn gc_key(key: &str, directory: bool) -> String {
+    let bare = key.trim_end_matches('/');
+    if directory { format!("{bare}/") } else { bare.to_string() }
 }
 
 fn apply_mode(path: &Path, a: &Artifact) -> Result<(), String> {

@@ -670,6 +670,107 @@ fn the_examples_run_against_a_real_s3_server() {
     }
 }
 
+/// An input key that renders empty (`-p k=`) names the whole repository:
+/// the step fails with a message naming the artifact and loads nothing
+/// (issue 14: it loaded every object of the repository into the step).
+#[test]
+fn an_input_whose_key_renders_empty_fails_and_loads_nothing() {
+    let f = Ferry::new();
+    let stored = f.home.path().join("artifacts/someone-else/secret.txt");
+    std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+    std::fs::write(&stored, "not for this step").unwrap();
+    let spec = r#"  entrypoint: main
+  arguments:
+    parameters: [{name: k, value: x}]
+  templates:
+  - name: main
+    inputs:
+      artifacts:
+      - {name: data, path: /in/data, archive: {none: {}}, s3: {key: "{{workflow.parameters.k}}"}}
+    container:
+      command: [sh, -c]
+      args: ["cat /in/data/someone-else/secret.txt"]
+"#;
+    let file = f.workflow("empty-key", spec);
+    let (code, doc) = f.run(&[&file], &["-p", "k="]);
+    assert_ne!(code, 0, "{doc}");
+    let message = node(&doc, "empty-key")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("artifact data") && message.contains("empty key"), "{message}");
+    let steps = f.home.path().join("runs");
+    let leaked = walk(&steps).into_iter().any(|p| p.ends_with("secret.txt"));
+    assert!(!leaked, "the repository's objects were loaded into the step");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Artifact GC deletes exactly what the run saved (issue 14): an output FILE
+/// at `team/models` is one object, and `team/models/prod/weights-v1.bin`,
+/// which the run never wrote, survives; an `archive: none` directory output
+/// is deleted whole. Against moto, through ferry-driver-s3.
+#[test]
+fn gc_of_a_file_artifact_never_deletes_objects_under_its_key() {
+    let moto = ferry_test_servers::Moto::start();
+    let f = Ferry::new();
+    let block = format!(
+        "endpoint: '{}', insecure: true, bucket: ferry-gc, createBucketIfNotPresent: {{}}, \
+         accessKeySecret: {{name: s3-creds, key: accessKey}}, secretKeySecret: {{name: s3-creds, key: secretKey}}",
+        moto.endpoint()
+    );
+    let secrets = [("FERRY_SECRET_S3_CREDS_ACCESSKEY", "ferry-test-access"), ("FERRY_SECRET_S3_CREDS_SECRETKEY", "s")];
+    let s3 = |key: &str| ferry_sdk::client::Location::new("s3", format!("{{{block}}}"), key);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-driver-s3");
+    let driver = rt.block_on(ferry_test_servers::DriverProcess::start(bin.to_str().unwrap(), &secrets));
+    let precious = f.home.path().join("weights-v1.bin");
+    std::fs::write(&precious, "someone else's model").unwrap();
+    for key in ["team/models/prod/weights-v1.bin", "team/tree-sibling"] {
+        rt.block_on(driver.client.save(&s3(key), &precious)).unwrap();
+    }
+    let spec = r#"  entrypoint: main
+  artifactGC: {strategy: OnWorkflowCompletion}
+  templates:
+  - name: main
+    container:
+      command: [sh, -c]
+      args: ["echo v2 > /out/model.bin && mkdir -p /out/tree/sub && echo a > /out/tree/a && echo b > /out/tree/sub/b"]
+    outputs:
+      artifacts:
+      - {name: model, path: /out/model.bin, s3: {BLOCK, key: team/models}}
+      - {name: tree, path: /out/tree, archive: {none: {}}, s3: {BLOCK, key: team/tree}}
+"#
+    .replace("BLOCK", &block);
+    let file = f.workflow("gc-scope", &spec);
+    let mut cmd = f.cmd();
+    cmd.envs(secrets).args(["run", "--output", "json"]).arg(&file);
+    let out = cmd.output().unwrap();
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    assert_eq!(doc["gc"]["deleted"], 2, "{doc}");
+    rt.block_on(async {
+        let c = &driver.client;
+        let gone = c.open_stream(&s3("team/models")).await.err().map(|e| e.kind());
+        assert_eq!(gone, Some(ferry_sdk::ErrorKind::NotFound), "the file artifact was not deleted");
+        let back = f.home.path().join("back.bin");
+        c.load(&s3("team/models/prod/weights-v1.bin"), &back).await.expect("GC of team/models deleted team/models/…");
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), "someone else's model");
+        let tree = c.list(&s3("team/tree")).await.err().map(|e| e.kind());
+        assert_eq!(tree, Some(ferry_sdk::ErrorKind::NotFound), "the directory artifact was not deleted whole");
+        c.load(&s3("team/tree-sibling"), &back).await.expect("GC of team/tree/ deleted a sibling");
+    });
+}
+
 /// `--runtime docker`: each step's main container runs with Docker, its
 /// paths bind-mounted from the step directory; the workflow images are
 /// mapped to the busybox image `testing/images/busybox.sh` builds.

@@ -3,7 +3,7 @@
 use crate::case;
 use crate::case::Case;
 use crate::context::{Cx, same};
-use anyhow::{bail, ensure};
+use anyhow::{Context, bail, ensure};
 use std::time::{Duration, Instant};
 
 pub fn cases() -> Vec<Case> {
@@ -239,6 +239,44 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "AD-KEY-011",
+            Must,
+            ["Core", "Security"],
+            [NoRootKey],
+            "An empty key is refused by Load, OpenStream, ListObjects and IsDirectory; nothing is loaded",
+            |cx| {
+                // A template parameter that renders empty sends this; on an
+                // object store it would name the whole bucket or root.
+                // The caller's mistake, not a missing object: never NOT_FOUND
+                // (an optional input would be skipped silently).
+                let invalid = |what: &str, err: ferry_sdk::Error| {
+                    ensure!(!Cx::is_not_found(&err), "{what} with an empty key answered NOT_FOUND: {err}");
+                    Ok(())
+                };
+                let dst = cx.path("empty-key.tmp");
+                invalid(
+                    "Load",
+                    cx.failed_cleanly("Load with an empty key", cx.client().load(&cx.raw_at(""), &dst).await)?,
+                )?;
+                ensure!(!dst.exists(), "Load with an empty key wrote {}", dst.display());
+                invalid(
+                    "OpenStream",
+                    cx.failed_cleanly(
+                        "OpenStream with an empty key",
+                        cx.client().open_stream(&cx.raw_at("")).await.map(drop),
+                    )?,
+                )?;
+                invalid(
+                    "ListObjects",
+                    cx.failed_cleanly("ListObjects with an empty key", cx.client().list(&cx.raw_at("")).await)?,
+                )?;
+                invalid(
+                    "IsDirectory",
+                    cx.failed_cleanly("IsDirectory with an empty key", cx.client().is_directory(&cx.raw_at("")).await)?,
+                )
+            }
+        ),
+        case!(
             "AD-KEY-010",
             Must,
             ["Core"],
@@ -339,6 +377,30 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "AD-DEL-009",
+            Must,
+            ["Core", "Security"],
+            [Writable, Directories],
+            "Delete of the file key `k` never touches `k/child`; `k/` deletes it",
+            |cx| {
+                // Argo deletes under `k/` only for a key ending in `/`: the
+                // objects under a file artifact's key may belong to others.
+                for (name, data) in [("k/child", b"child".as_slice()), ("k/sub/deep", b"deep"), ("k-sibling", b"sib")] {
+                    cx.save_bytes(name, data).await?;
+                }
+                cx.client().delete(&cx.at("k")).await?;
+                same(&cx.load_bytes("k/child").await.context("after Delete of `k`")?, b"child", "k/child")?;
+                same(&cx.load_bytes("k/sub/deep").await.context("after Delete of `k`")?, b"deep", "k/sub/deep")?;
+                cx.client().delete(&cx.raw_at(&format!("{}/", cx.key("k")))).await?;
+                cx.failed_cleanly(
+                    "Load of k/child after Delete of `k/`",
+                    cx.client().load(&cx.at("k/child"), &cx.path("c.tmp")).await,
+                )?;
+                ensure!(!cx.client().is_directory(&cx.at("k")).await?, "objects remain under k/ after Delete of `k/`");
+                same(&cx.load_bytes("k-sibling").await?, b"sib", "k-sibling")
+            }
+        ),
+        case!(
             "AD-DEL-007",
             Must,
             ["Core", "Dir"],
@@ -350,7 +412,7 @@ pub fn cases() -> Vec<Case> {
                 let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
                 cx.save_tree("t", &refs).await?;
                 let started = Instant::now();
-                cx.client().delete(&cx.at("t")).await?;
+                cx.client().delete(&cx.raw_at(&format!("{}/", cx.key("t")))).await?;
                 let limit = Duration::from_secs(cx.run.profile.limits.rpc_deadline_seconds);
                 ensure!(started.elapsed() < limit, "took {:?}", started.elapsed());
                 ensure!(!cx.client().is_directory(&cx.at("t")).await?, "objects left after Delete");

@@ -281,21 +281,6 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!(
-            "AD-DEL-005",
-            Should,
-            ["Dir"],
-            [Writable, Directories],
-            "Delete of a directory key without a trailing slash is recursive",
-            |cx| {
-                save_base(&cx, "t").await?;
-                cx.client().delete(&cx.at("t")).await?;
-                let recursive = !cx.client().is_directory(&cx.at("t")).await?;
-                cx.observe("deleteRecursiveNoSlash", recursive);
-                ensure!(recursive, "objects remain under K/ (Argo GC sends this shape)");
-                Ok(())
-            }
-        ),
-        case!(
             "AD-DEL-006",
             Must,
             ["Dir"],

@@ -15,7 +15,7 @@ mod confined;
 pub use confined::{ConfinedStore, STAGING_DIR};
 use ferry_sdk::transfer::{self, Staging, local_error};
 use ferry_sdk::{
-    ArtifactKey, ByteStream, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store, StoreBuilder,
+    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store, StoreBuilder,
     TransferOptions,
 };
 use serde::Deserialize;
@@ -36,14 +36,13 @@ pub struct FsConfig {
 /// Builds the confined store for one configuration string.
 pub fn build_store(configuration: &str) -> Result<ConfinedStore> {
     let config: FsConfig = ferry_sdk::config::parse(configuration)?;
+    let shown = ferry_sdk::shown(&config.root.to_string_lossy());
     if !config.root.is_absolute() {
         return Err(Error::invalid_config(format!(
-            "invalid configuration: field `root`: {:?} must be an absolute path",
-            config.root
+            "invalid configuration: field `root`: {shown} must be an absolute path"
         )));
     }
-    std::fs::create_dir_all(&config.root)
-        .map_err(|e| Error::from(e).context(format!("creating root {}", config.root.display())))?;
+    std::fs::create_dir_all(&config.root).map_err(|e| Error::from(e).context(format!("creating root {shown}")))?;
     ConfinedStore::new(&config.root)
 }
 
@@ -136,8 +135,8 @@ impl Driver for FsDriver {
         self.inner.delete_object(&root.store, key).await
     }
 
-    async fn delete(&self, root: &FsRoot, key: &ArtifactKey) -> Result<()> {
-        self.inner.delete(&root.store, key).await
+    async fn delete(&self, root: &FsRoot, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
+        self.inner.delete(&root.store, key, target).await
     }
 
     async fn list(&self, root: &FsRoot, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {

@@ -246,7 +246,7 @@ async fn missing_keys_are_not_found_and_leave_nothing_behind() {
 }
 
 #[tokio::test]
-async fn delete_is_idempotent_recursive_and_prefix_safe() {
+async fn delete_is_idempotent_scoped_and_prefix_safe() {
     let d = Driver::start().await;
     let src = d.scratch("f");
     std::fs::write(&src, b"keep").unwrap();
@@ -254,8 +254,12 @@ async fn delete_is_idempotent_recursive_and_prefix_safe() {
     for key in ["p/a/x", "p/a/y/z", "p/ab", "p/a-b/x", "q/a", "q/ab", "q/a-b/x"] {
         d.client.save(&d.at(key), &src).await.unwrap();
     }
+    // A file key never reaches under `key/`: on disk `p/a` is a directory,
+    // and its files are not the object `p/a`.
+    d.client.delete(&d.at("p/a")).await.unwrap();
+    assert_eq!(d.client.list(&d.at("p/a")).await.unwrap().len(), 2, "Delete of the file key p/a emptied p/a/");
     for _ in 0..3 {
-        d.client.delete(&d.at("p/a")).await.unwrap();
+        d.client.delete(&d.at("p/a/")).await.unwrap();
         d.client.delete(&d.at("q/a")).await.unwrap();
     }
     for dir in ["p", "q"] {
@@ -268,9 +272,18 @@ async fn delete_is_idempotent_recursive_and_prefix_safe() {
     // A directory key with a trailing slash, as Argo GC sends for archive: none.
     d.client.delete(&d.at("p/")).await.unwrap();
     assert!(!d.client.is_directory(&d.at("p")).await.unwrap());
-    // An empty key would delete the whole root: refused.
+    // An empty key would name the whole root: refused by every call, and
+    // nothing is loaded (issue 14: Load of "" copied the whole root).
     let err = d.client.delete(&d.at("")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    let dst = d.scratch("everything");
+    let err = d.client.load(&d.at(""), &dst).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message().contains("empty key"), "{err}");
+    assert!(!dst.exists(), "Load of the empty key wrote {}", dst.display());
+    assert_eq!(d.client.list(&d.at("")).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(d.client.is_directory(&d.at("")).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(d.client.open_stream(&d.at("")).await.err().map(|e| e.kind()), Some(ErrorKind::InvalidArgument));
 }
 
 #[tokio::test]
@@ -319,8 +332,10 @@ async fn keys_and_symlinks_cannot_escape_the_root() {
     assert!(d.client.open_stream(&d.at("link/canary")).await.is_err());
     d.client.save(&d.at("link/planted"), &src).await.unwrap_err();
     assert!(!outside.join("planted").exists());
-    let listed = d.client.list(&d.at("")).await.unwrap();
-    assert!(!listed.iter().any(|k| k.contains("canary")), "{listed:?}");
+    match d.client.list(&d.at("link")).await {
+        Ok(listed) => assert!(!listed.iter().any(|k| k.contains("canary")), "{listed:?}"),
+        Err(e) => assert_ne!(e.kind(), ErrorKind::Other, "{e}"),
+    }
 
     // A step's output directory with a symlink out of it is refused, so the
     // canary is never uploaded.
@@ -463,4 +478,78 @@ fn sigterm_during_start_up_still_exits_zero() {
         Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
         assert_eq!(child.wait().unwrap().code(), Some(0), "start-up #{i}");
     }
+}
+
+/// No configuration value makes the driver panic; it answers each with an
+/// error or a result and keeps serving (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    let root = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_ferry-driver-fs");
+    let d =
+        ferry_test_servers::DriverProcess::start(bin, &[("FERRY_SECRETS_DIR", secrets.path().to_str().unwrap())]).await;
+    let good = root.path().join("store");
+    let fields = [ferry_test_servers::Field::Value { name: "root", template: "{}", good: good.to_str().unwrap() }];
+    let sent = ferry_test_servers::survives_hostile_configurations(&d, "fs", secrets.path(), &fields, "k").await;
+    assert!(sent >= 5, "{sent}");
+}
+
+/// A 10 KB key was echoed whole in the gRPC status, past the client's 8 KiB
+/// header limit: the caller got RESOURCE_EXHAUSTED instead of the real error
+/// (issue 14). Echoed values are cut, on every error channel.
+#[tokio::test]
+async fn huge_values_are_cut_in_error_messages() {
+    let d = Driver::start().await;
+    let key = "k".repeat(10_000);
+    let err = d.client.open_stream(&d.at(&key)).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message().len() < 1024 && err.message().contains("(10000 bytes)"), "{err}");
+    let err = d.client.load(&d.at(&key), &d.scratch("x")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message().len() < 1024, "{err}");
+    let root = format!("root: {}", "r".repeat(60_000));
+    let err = d.client.list(&Location::new("fs", root, "k")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.message().len() < 1024 && err.message().contains("absolute"), "{err}");
+}
+
+/// A `LoadArtifactRequest` whose `path` (a `string`) is sent as raw bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawLoad {
+    #[prost(message, optional, tag = "1")]
+    input_artifact: Option<pb::Artifact>,
+    #[prost(bytes = "vec", tag = "2")]
+    path: Vec<u8>,
+}
+
+/// Invalid UTF-8 in a string field is the caller's error: INVALID_ARGUMENT,
+/// not INTERNAL (tonic's answer to a message it cannot decode; issue 14).
+#[tokio::test]
+async fn invalid_utf8_in_a_request_is_invalid_argument() {
+    let d = Driver::start().await;
+    let channel = DriverClient::channel(&d.socket, Duration::from_secs(5)).await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let request = RawLoad { input_artifact: Some(d.at("k").to_artifact()), path: vec![b'/', 0xff, 0xfe] };
+    let method = tonic::codegen::http::uri::PathAndQuery::from_static("/artifact.ArtifactService/Load");
+    let codec = tonic_prost::ProstCodec::<RawLoad, pb::LoadArtifactResponse>::default();
+    let status = grpc.unary(tonic::Request::new(request), method, codec).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("UTF-8") || status.message().contains("utf-8"), "{status:?}");
+    // The driver keeps serving.
+    assert_eq!(d.client.list(&d.at("nothing")).await.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+/// A missing key's message names the key, never the driver's host path
+/// (issue 14: OpenStream showed the root's absolute path).
+#[tokio::test]
+async fn not_found_names_the_key_not_the_host_path() {
+    let d = Driver::start().await;
+    let root = d.root().display().to_string();
+    let err = d.client.open_stream(&d.at("no/such/key")).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.message().contains("\"no/such/key\"") && !err.message().contains(&root), "{err}");
+    let err = d.client.load(&d.at("no/such/key"), &d.scratch("x")).await.unwrap_err();
+    assert!(err.message().contains("\"no/such/key\"") && !err.message().contains(&root), "{err}");
 }

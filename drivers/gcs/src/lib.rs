@@ -24,7 +24,9 @@ pub mod upload;
 use api::{Api, DEFAULT_ENDPOINT};
 use auth::Auth;
 use ferry_sdk::config::{SecretRef, Secrets};
-use ferry_sdk::{ArtifactKey, ByteStream, Driver, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX};
+use ferry_sdk::{
+    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX,
+};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use std::path::Path;
@@ -116,12 +118,12 @@ fn base_url(config: &GcsConfig) -> Result<(String, bool)> {
         }
         _ => (DEFAULT_ENDPOINT.to_string(), false),
     };
-    let url = reqwest::Url::parse(&raw).map_err(|e| bad(format!("{raw:?} is not a URL ({e})")))?;
+    let url = reqwest::Url::parse(&raw).map_err(|e| bad(format!("{} is not a URL ({e})", ferry_sdk::shown(&raw))))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(format!("{raw:?}: only http and https are supported")));
+        return Err(bad(format!("{}: only http and https are supported", ferry_sdk::shown(&raw))));
     }
     if url.query().is_some() {
-        return Err(bad(format!("{raw:?}: no query string allowed")));
+        return Err(bad(format!("{}: no query string allowed", ferry_sdk::shown(&raw))));
     }
     Ok((raw.trim_end_matches('/').to_string(), emulator))
 }
@@ -182,17 +184,21 @@ impl Driver for GcsDriver {
         Ok(b.api.stat(object_name(key)?).await?.is_some())
     }
 
-    async fn delete(&self, b: &Bucket, key: &ArtifactKey) -> Result<()> {
+    async fn delete(&self, b: &Bucket, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
         let name = object_name(key.require_object("delete")?)?;
         // Unfinished uploads first, so none completes after its artifact is gone.
-        upload::abort_under(&b.api, name).await?;
-        let children = self.list(b, key).await?;
-        futures::stream::iter(children)
-            .map(|child| async move { b.api.delete(child.as_str()).await })
-            .buffer_unordered(16)
-            .try_collect::<()>()
-            .await?;
-        b.api.delete(name).await
+        upload::abort_deleted(&b.api, name, target).await?;
+        match target {
+            DeleteTarget::Object => b.api.delete(name).await,
+            DeleteTarget::Directory => {
+                let children = self.list(b, key).await?;
+                futures::stream::iter(children)
+                    .map(|child| async move { b.api.delete(child.as_str()).await })
+                    .buffer_unordered(16)
+                    .try_collect::<()>()
+                    .await
+            }
+        }
     }
 
     async fn save_file(&self, b: &Bucket, key: &ArtifactKey, src: &Path) -> Result<()> {

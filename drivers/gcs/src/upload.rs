@@ -17,7 +17,7 @@
 use crate::api::{Api, Chunk, ObjectMeta, Session};
 use bytes::{Bytes, BytesMut};
 use ferry_sdk::transfer::local_error;
-use ferry_sdk::{ByteStream, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX};
+use ferry_sdk::{ByteStream, DeleteTarget, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::FileExt;
@@ -474,17 +474,23 @@ pub async fn save_stream(api: &Api, name: &str, mut data: ByteStream, options: &
     result
 }
 
-/// Cancels the unfinished uploads under `prefix` (a name or a directory) and
-/// removes their journals, so deleting an artifact leaves nothing billable.
-pub async fn abort_under(api: &Api, prefix: &str) -> Result<()> {
-    let journals = api.list(&format!("{UPLOADS_PREFIX}/{prefix}")).await?;
+/// Cancels the unfinished uploads a Delete of `name` gives up (of exactly
+/// `name` for an object, of names under `name/` for a directory: the rule of
+/// the objects themselves) and removes their journals, so deleting an
+/// artifact leaves nothing billable.
+pub async fn abort_deleted(api: &Api, name: &str, scope: DeleteTarget) -> Result<()> {
+    let journals = api.list(&format!("{UPLOADS_PREFIX}/{name}")).await?;
     for journal in journals {
         let Some(target) =
             journal.strip_prefix(&format!("{UPLOADS_PREFIX}/")).and_then(|n| n.strip_suffix(".upload.json"))
         else {
             continue;
         };
-        if target != prefix && !target.starts_with(&format!("{prefix}/")) {
+        let deleted = match scope {
+            DeleteTarget::Object => target == name,
+            DeleteTarget::Directory => target.starts_with(&format!("{name}/")),
+        };
+        if !deleted {
             continue;
         }
         if let Ok(response) = api.read(&journal, None, None).await

@@ -134,7 +134,7 @@ async fn a_changed_source_is_sent_again_in_full() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn delete_cancels_unfinished_uploads_under_the_key() {
+async fn delete_cancels_unfinished_uploads_of_what_it_deletes() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.bin");
@@ -142,7 +142,10 @@ async fn delete_cancels_unfinished_uploads_under_the_key() {
     killed_save(&gcs, "run/out/big.bin", &src, 2).await;
 
     let driver = DriverProcess::start(BIN, &ENV).await;
+    // The file key `run` is one object: uploads under run/ are not its own.
     driver.client.delete(&Location::new("gcs", config(&gcs), "run")).await.unwrap();
+    assert!(journaled_chunks(&gcs, "run/out/big.bin") > 0, "a file Delete cancelled an upload under key/");
+    driver.client.delete(&Location::new("gcs", config(&gcs), "run/")).await.unwrap();
     assert_eq!(journaled_chunks(&gcs, "run/out/big.bin"), 0, "Delete must remove the journal");
     let (_, listing) = gcs.get(&format!("/storage/v1/b/{BUCKET}/o?prefix=.ferry-uploads%2F"));
     assert!(!listing.contains("run/out"), "{listing}");
@@ -231,4 +234,24 @@ async fn a_service_account_key_and_the_emulator_variable_work() {
     driver.client.load(&Location::new("gcs", &emulated, "auth/keyed.txt"), &back).await.unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"hello gcs");
     assert!(!driver.log().contains(&pem_body), "the private key reached the log");
+}
+
+/// No configuration value or secret makes the driver panic; it answers
+/// each with an error or a result and keeps serving (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    use ferry_test_servers::Field;
+    let gcs = server();
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let driver = DriverProcess::start(BIN, &[("FERRY_SECRETS_DIR", dir)]).await;
+    let endpoint = gcs.endpoint();
+    let fields = [
+        Field::Value { name: "endpoint", template: "{}", good: &endpoint },
+        Field::Value { name: "anonymous", template: "true", good: "" },
+        Field::Value { name: "bucket", template: "{}", good: BUCKET },
+        Field::Secret { name: "serviceAccountKeySecret", good: "" },
+    ];
+    let sent = ferry_test_servers::survives_hostile_configurations(&driver, "gcs", secrets.path(), &fields, "k").await;
+    assert!(sent >= 30, "{sent}");
 }

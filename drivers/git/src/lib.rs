@@ -23,7 +23,7 @@ mod write;
 
 use auth::Auth;
 use bytes::Bytes;
-use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, Driver, Error, Result};
+use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, DeleteTarget, Driver, Error, Result};
 use futures::StreamExt;
 use gix::ObjectId;
 use settings::{GitConfig, Start};
@@ -146,7 +146,9 @@ impl Driver for GitDriver {
     /// GetCapabilities carries no configuration, so this is what the driver
     /// can do at best; a read-only configuration refuses writes per call.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        // The empty key is the repository itself: what ferry sends for a git
+        // artifact, which carries no key in Argo.
+        Capabilities::default().with_root_key()
     }
 
     async fn open_stream(&self, t: &Target, key: &ArtifactKey) -> Result<ByteStream> {
@@ -198,7 +200,7 @@ impl Driver for GitDriver {
         Ok(matches!(t.node(key).await?.1, Some(Node::Tree(_))))
     }
 
-    async fn delete(&self, t: &Target, key: &ArtifactKey) -> Result<()> {
+    async fn delete(&self, t: &Target, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
         self.refuse_delete(t)?;
         if key.is_root() {
             let (branch, _) = t.write_branch("delete")?;
@@ -207,7 +209,11 @@ impl Driver for GitDriver {
             *t.snapshot.lock().await = None;
             return result;
         }
-        t.commit("delete", write::Change::RemoveTree(key)).await
+        match target {
+            // `update-index --force-remove` of a directory's path removes nothing.
+            DeleteTarget::Object => t.commit("delete", write::Change::RemoveFile(key)).await,
+            DeleteTarget::Directory => t.commit("delete", write::Change::RemoveTree(key)).await,
+        }
     }
 
     async fn save_file(&self, t: &Target, key: &ArtifactKey, src: &Path) -> Result<()> {

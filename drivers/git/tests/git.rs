@@ -356,8 +356,12 @@ async fn save_is_refused_when_read_only_and_delete_unless_allowed() {
 
     // allowDelete: a key's removal is a commit; the empty key deletes the branch.
     let cfg = format!("{{repo: '{}', revision: dev, allowDelete: true}}", s.url);
+    // A file key (no trailing `/`) never removes a directory of that name.
+    let before = d.client.list(&at(&cfg, "")).await.unwrap();
     d.client.delete(&at(&cfg, "src")).await.unwrap();
-    d.client.delete(&at(&cfg, "src")).await.unwrap();
+    assert_eq!(d.client.list(&at(&cfg, "")).await.unwrap(), before, "Delete of the file key `src` removed src/");
+    d.client.delete(&at(&cfg, "src/")).await.unwrap();
+    d.client.delete(&at(&cfg, "src/")).await.unwrap();
     assert_eq!(d.client.list(&at(&cfg, "")).await.unwrap().len(), 2);
     d.client.delete(&at(&cfg, "")).await.unwrap();
     d.client.delete(&at(&cfg, "")).await.unwrap();
@@ -459,4 +463,27 @@ async fn ssh_with_a_private_key_secret() {
     let err = d.client.load(&at(&no_key, ""), &out.path().join("x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     assert!(!d.log().contains("PRIVATE KEY"));
+}
+
+/// No configuration value or secret makes the driver panic; it answers
+/// each with an error or a result and keeps serving (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    use ferry_test_servers::Field;
+    let daemon = GitDaemon::start();
+    let s = seed(&daemon.bare_repo("r.git"));
+    let secrets = tempfile::tempdir().unwrap();
+    let d = DriverProcess::start(BIN, &[("FERRY_SECRETS_DIR", secrets.path().to_str().unwrap())]).await;
+    let fields = [
+        Field::Value { name: "repo", template: "{}", good: &s.url },
+        Field::Value { name: "revision", template: "{}", good: "main" },
+        Field::Value { name: "branch", template: "{}", good: "main" },
+        Field::Value { name: "fetch", template: "[{}]", good: "+refs/heads/main:refs/remotes/origin/main" },
+        Field::Value { name: "commit", template: "{authorName: {}}", good: "ferry" },
+        Field::Secret { name: "usernameSecret", good: "" },
+        Field::Secret { name: "passwordSecret", good: "" },
+        Field::Secret { name: "sshPrivateKeySecret", good: "" },
+    ];
+    let sent = ferry_test_servers::survives_hostile_configurations(&d, "git", secrets.path(), &fields, "k").await;
+    assert!(sent >= 60, "{sent}");
 }

@@ -90,7 +90,10 @@ async fn directories_round_trip() {
     assert_eq!(std::fs::read(back.join("sub/c.txt")).unwrap(), b"c");
     assert!(back.join("empty").is_dir(), "an empty directory's marker becomes an empty directory");
 
+    // Delete of the file key `run/out` is one object: the tree stays.
     driver.client.delete(&at).await.unwrap();
+    assert_eq!(driver.client.list(&at).await.unwrap(), vec!["run/out/a.txt", "run/out/sub/b.txt"]);
+    driver.client.delete(&at.with_key("run/out/")).await.unwrap();
     let gone = driver.client.list(&at).await.unwrap_err();
     assert_eq!(gone.kind(), ferry_sdk::ErrorKind::NotFound, "{gone}");
 }
@@ -105,8 +108,9 @@ async fn lifecycle_rules_are_written_and_bad_ones_refused() {
         &(MOTO_REGION.to_owned()
             + ", createBucketIfNotPresent: true, lifecycleRule: {markInfrequentAccessAfterDays: 30, markDeletionAfterDays: 90}"),
     );
-    let at = Location::new("oss", cfg.clone(), "");
-    assert!(driver.client.list(&at).await.unwrap().is_empty());
+    let at = Location::new("oss", cfg.clone(), "probe");
+    let probe = driver.client.list(&at).await.unwrap_err();
+    assert_eq!(probe.kind(), ferry_sdk::ErrorKind::NotFound, "{probe}");
 
     // Read the rules back through the same signed client path.
     let oss = ferry_driver_oss::OssConfig::parse(&cfg).unwrap();
@@ -123,9 +127,48 @@ async fn lifecycle_rules_are_written_and_bad_ones_refused() {
         "oss-made",
         ", lifecycleRule: {markInfrequentAccessAfterDays: 90, markDeletionAfterDays: 30}",
     );
-    let err = driver.client.list(&Location::new("oss", bad, "")).await.unwrap_err();
+    let err = driver.client.list(&Location::new("oss", bad, "probe")).await.unwrap_err();
     assert!(
         err.to_string().contains("markInfrequentAccessAfterDays (90) must be less than markDeletionAfterDays (30)"),
         "{err}"
     );
+}
+
+/// No configuration value or secret makes the driver panic; see the S3
+/// driver's test of the same name (OSS shares its engine).
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    use ferry_test_servers::Field;
+    let moto = Moto::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let driver =
+        DriverProcess::start(BIN, &[("FERRY_SECRETS_DIR", dir), ("FERRY_RESOLVE", "ferry.test=127.0.0.1")]).await;
+    let endpoint = format!("oss-cn-test.ferry.test:{}", moto.port);
+    let fields = [
+        Field::Value { name: "endpoint", template: "{}", good: &endpoint },
+        Field::Value { name: "insecure", template: "true", good: "" },
+        Field::Value { name: "createBucketIfNotPresent", template: "true", good: "" },
+        Field::Value { name: "bucket", template: "{}", good: "oss-hostile" },
+        Field::Value { name: "region", template: "{}", good: "us-east-1" },
+        Field::Value { name: "securityToken", template: "{}", good: "" },
+        Field::Secret { name: "accessKeySecret", good: ACCESS_KEY },
+        Field::Secret { name: "secretKeySecret", good: "ferry-test-secret\n" },
+    ];
+    let sent = ferry_test_servers::survives_hostile_configurations(&driver, "oss", secrets.path(), &fields, "k").await;
+    assert!(sent >= 40, "{sent}");
+}
+
+/// A missing key's message names the key, the bucket and the server's error
+/// code, never the raw XML body (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn not_found_names_key_bucket_and_server_code_without_the_body() {
+    let moto = Moto::start();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let cfg = config(moto.port, "oss-nf", &(MOTO_REGION.to_owned() + ", createBucketIfNotPresent: true"));
+    let err = driver.client.open_stream(&Location::new("oss", cfg, "no/such/key")).await.err().unwrap();
+    assert_eq!(err.kind(), ferry_sdk::ErrorKind::NotFound, "{err}");
+    let m = err.message();
+    assert!(m.contains("\"no/such/key\"") && m.contains("oss-nf") && m.contains("NoSuchKey"), "{err}");
+    assert!(!m.contains('<') && !m.contains('\n'), "{err}");
 }

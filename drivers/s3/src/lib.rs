@@ -21,7 +21,7 @@ pub mod bucket;
 pub mod resolve;
 
 use bucket::{BucketAdmin, LifecycleRules};
-use ferry_sdk::config::{SecretRef, Secrets};
+use ferry_sdk::config::{SecretRef, Secrets, check_header_value};
 use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreBuilder, TransferOptions};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpConnector, ReqwestConnector};
@@ -138,7 +138,8 @@ pub struct Connection {
 impl Connection {
     /// The SDK's view of this connection.
     pub fn into_store(self) -> Store {
-        Store::resumable(self.store)
+        let bucket = ferry_sdk::shown(self.admin.bucket.name());
+        Store::resumable(self.store).labelled(format!("bucket {bucket}"))
     }
 }
 
@@ -220,6 +221,51 @@ impl S3Config {
             .map_err(|e| Error::invalid_config(format!("invalid configuration: fields `endpoint` and `bucket`: {e}")))
     }
 
+    /// Refuses values that would fail (or panic) inside the HTTP client: a
+    /// region, bucket or endpoint with control or non-ASCII characters, and
+    /// an endpoint that is more than `[scheme://]host[:port]`. A path there
+    /// sent every request elsewhere and Save answered NOT_FOUND.
+    fn check_values(&self) -> Result<()> {
+        check_header_value("field `region`", &self.region)?;
+        check_header_value("field `bucket`", &self.bucket)?;
+        if self.bucket.contains(['/', '?', '#', ' ']) {
+            return Err(Error::invalid_config(
+                "invalid configuration: field `bucket`: a bucket name has no '/', '?', '#' or space",
+            ));
+        }
+        if let Some(e) = &self.encryption_options {
+            check_header_value("field `encryptionOptions.kmsKeyId`", &e.kms_key_id)?;
+        }
+        if let Some(t) = &self.session_token {
+            check_header_value("the session token", t)?;
+        }
+        if let Some((id, key)) = &self.static_credentials {
+            check_header_value("the access key id", id)?;
+            check_header_value("the secret access key", key)?;
+        }
+        if self.endpoint.is_empty() {
+            return Ok(());
+        }
+        check_header_value("field `endpoint`", &self.endpoint)?;
+        let shown = ferry_sdk::shown(&self.endpoint);
+        let url = url::Url::parse(&self.endpoint_url())
+            .map_err(|e| Error::invalid_config(format!("invalid configuration: field `endpoint`: {shown}: {e}")))?;
+        let only_host = url.host_str().is_some_and(|h| !h.is_empty())
+            && matches!(url.scheme(), "http" | "https")
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !only_host {
+            return Err(Error::invalid_config(format!(
+                "invalid configuration: field `endpoint`: {shown} is not host[:port] (as in Argo): \
+                 a path, query or credentials there would send every request elsewhere"
+            )));
+        }
+        Ok(())
+    }
+
     fn region_or_default(&self) -> &str {
         if self.region.is_empty() { "us-east-1" } else { &self.region }
     }
@@ -235,7 +281,14 @@ impl S3Config {
         if self.bucket.is_empty() {
             return Err(Error::invalid_config("invalid configuration: field `bucket` is required"));
         }
+        self.check_values()?;
         let secrets = Secrets::from_env();
+        // Every credential travels in (or signs) an HTTP header.
+        let secret = |field: &str, r: &SecretRef| -> Result<ferry_sdk::config::Secret> {
+            let value = secrets.resolve(r)?;
+            check_header_value(&format!("field `{field}` ({r})"), value.expose())?;
+            Ok(value)
+        };
         // No limit on a whole request: a 20 GiB stream to argo-server or the
         // Complete of a huge upload takes minutes. A connection that stalls is
         // what fails, after FERRY_READ_TIMEOUT seconds without a byte.
@@ -286,10 +339,10 @@ impl S3Config {
             }
             (Some(a), Some(s)) => {
                 b = b
-                    .with_access_key_id(secrets.resolve(a)?.expose())
-                    .with_secret_access_key(secrets.resolve(s)?.expose());
+                    .with_access_key_id(secret("accessKeySecret", a)?.expose())
+                    .with_secret_access_key(secret("secretKeySecret", s)?.expose());
                 if let Some(t) = &self.session_token_secret {
-                    b = b.with_token(secrets.resolve(t)?.expose());
+                    b = b.with_token(secret("sessionTokenSecret", t)?.expose());
                 } else if let Some(t) = &self.session_token {
                     b = b.with_token(t);
                 }
@@ -310,7 +363,7 @@ impl S3Config {
                 ));
             }
             if let Some(k) = &e.server_side_customer_key_secret {
-                b = b.with_ssec_encryption(secrets.resolve(k)?.expose());
+                b = b.with_ssec_encryption(secret("encryptionOptions.serverSideCustomerKeySecret", k)?.expose());
             } else if e.enable_encryption && !e.kms_key_id.is_empty() {
                 b = b.with_sse_kms_encryption(&e.kms_key_id);
             } else if e.enable_encryption {

@@ -116,9 +116,9 @@ async fn a_killed_save_resumes_in_a_new_process_sending_only_missing_parts() {
     assert_eq!(journaled_parts(&s3, "big.bin"), 0);
     assert!(!s3.object(".ferry-uploads/big.bin.upload.json").exists(), "journal removed after completion");
     assert_eq!(s3.stored_parts(), 0, "no parts left behind");
-    // The reserved prefix never shows in listings.
-    let listed = driver.client.list(&at.with_key("")).await.unwrap();
-    assert_eq!(listed, vec!["big.bin".to_string()]);
+    // The bucket as a whole is never an artifact: listing it is refused.
+    let err = driver.client.list(&at.with_key("")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,10 +147,13 @@ async fn a_changed_source_resends_the_changed_parts_and_delete_aborts_unfinished
     kill_mid_upload(&s3, "gone/other.bin", &src, 3).await;
     assert!(s3.stored_parts() > 0);
     let driver = DriverProcess::start(BIN, &env()).await;
+    // The file key `gone` is one object: uploads under gone/ are not its own.
     driver.client.delete(&at.with_key("gone")).await.unwrap();
+    assert!(s3.stored_parts() > 0, "a file Delete aborted an upload under key/");
+    driver.client.delete(&at.with_key("gone/")).await.unwrap();
     assert_eq!(s3.stored_parts(), 0, "Delete aborts unfinished uploads under the key");
     assert!(!s3.object(".ferry-uploads/gone/other.bin.upload.json").exists());
-    assert!(driver.log().contains("aborted unfinished uploads under the deleted key"));
+    assert!(driver.log().contains("aborted unfinished uploads of the deleted key"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,13 +200,87 @@ async fn create_bucket_if_not_present_makes_the_bucket_when_configured() {
     let driver = DriverProcess::start(BIN, &env()).await;
     // Without the option a missing bucket is an error naming it.
     let missing = config(&s3.endpoint(), "").replace(BUCKET, "made-by-ferry");
-    let err = driver.client.list(&Location::new("s3", missing, "")).await.unwrap_err();
+    let err = driver.client.list(&Location::new("s3", missing, "probe")).await.unwrap_err();
     assert!(err.to_string().contains("NoSuchBucket") || err.to_string().contains("made-by-ferry"), "{err}");
     assert!(!s3.data.path().join("made-by-ferry").exists());
     // With it, configuring is enough (a listing writes nothing).
     let cfg = config(&s3.endpoint(), ", createBucketIfNotPresent: {}").replace(BUCKET, "made-by-ferry");
-    assert!(driver.client.list(&Location::new("s3", cfg.clone(), "")).await.unwrap().is_empty());
+    let probe = driver.client.list(&Location::new("s3", cfg.clone(), "probe")).await.unwrap_err();
+    assert_eq!(probe.kind(), ErrorKind::NotFound, "{probe}");
     assert!(s3.data.path().join("made-by-ferry").is_dir(), "bucket not created");
     // s3s-fs has no lifecycle API: the rule is skipped with a warning, not an error.
     assert!(driver.log().contains("could not add the rule aborting incomplete multipart uploads"), "{}", driver.log());
+}
+
+/// No configuration value or secret makes the driver panic (issue 14: a
+/// control character in `region`, or a secret file ending in a newline,
+/// panicked inside object_store on every request); it answers each with an
+/// error or a result and keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_configuration_values_never_crash_the_driver() {
+    use ferry_test_servers::Field;
+    let s3 = S3sFs::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().to_str().unwrap();
+    let driver = DriverProcess::start(BIN, &[("FERRY_SECRETS_DIR", dir)]).await;
+    let endpoint = s3.endpoint();
+    let fields = [
+        Field::Value { name: "endpoint", template: "{}", good: &endpoint },
+        Field::Value { name: "insecure", template: "true", good: "" },
+        Field::Value { name: "bucket", template: "{}", good: BUCKET },
+        Field::Value { name: "region", template: "{}", good: "us-east-1" },
+        Field::Value { name: "addressing", template: "{}", good: "path" },
+        Field::Value { name: "encryptionOptions", template: "{kmsKeyId: {}}", good: "" },
+        Field::Secret { name: "accessKeySecret", good: ACCESS_KEY },
+        // `echo value > file`: the newline is trimmed, the good secret works.
+        Field::Secret { name: "secretKeySecret", good: "ferry-test-secret\n" },
+        Field::Secret { name: "sessionTokenSecret", good: "" },
+        Field::Secret { name: "caSecret", good: "" },
+    ];
+    let sent = ferry_test_servers::survives_hostile_configurations(&driver, "s3", secrets.path(), &fields, "k").await;
+    assert!(sent >= 80, "{sent}");
+    // The region of the issue: a clear configuration error naming the field.
+    let bad = config(&endpoint, ", region: \"eu\\u0001west\"");
+    let err = driver.client.list(&Location::new("s3", bad, "k")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.message().contains("field `region`"), "{err}");
+}
+
+/// NOT_FOUND means a missing key, nothing else: an endpoint with a path
+/// (`host:port/some/path`) sent every request elsewhere and Save answered
+/// NOT_FOUND (issue 14). Argo's endpoint is host[:port]; anything more is
+/// refused at configure time, naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_with_a_path_is_a_configuration_error() {
+    let s3 = S3sFs::start();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.txt");
+    std::fs::write(&src, "x").unwrap();
+    for endpoint in
+        [format!("{}/some/path", s3.endpoint()), format!("http://{}/p?q=1", s3.endpoint()), "user@host:1".to_string()]
+    {
+        let at = Location::new("s3", config(&endpoint, ""), "k");
+        let err = driver.client.save(&at, &src).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{endpoint}: {err}");
+        assert!(err.message().contains("field `endpoint`") && err.message().contains("host[:port]"), "{err}");
+    }
+    // A trailing slash is still just the host.
+    let at = Location::new("s3", config(&format!("{}/", s3.endpoint()), ""), "k");
+    driver.client.save(&at, &src).await.unwrap();
+}
+
+/// A missing key's message names the key, the bucket and the server's error
+/// code, never the raw XML body (issue 14: the body also broke `ferry get`'s
+/// table).
+#[tokio::test(flavor = "multi_thread")]
+async fn not_found_names_key_bucket_and_server_code_without_the_body() {
+    let s3 = S3sFs::start();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let at = Location::new("s3", config(&s3.endpoint(), ""), "no/such/key");
+    let err = driver.client.open_stream(&at).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let m = err.message();
+    assert!(m.contains("\"no/such/key\"") && m.contains(BUCKET) && m.contains("NoSuchKey"), "{err}");
+    assert!(!m.contains('<') && !m.contains('\n'), "{err}");
 }

@@ -537,3 +537,125 @@ impl Drop for Sshd {
         let _ = self.child.wait();
     }
 }
+
+/// Values that once crashed drivers when put in a configuration field or a
+/// secret (issue 14: a control character in `region` and a secret file
+/// ending in a newline made object_store panic on every request).
+pub fn hostile_values() -> Vec<String> {
+    vec![
+        "bell\u{7}".into(),
+        "nul\0byte".into(),
+        "line\nbreak".into(),
+        "trailing-newline\n".into(),
+        "crlf\r\n".into(),
+        "del\u{7f}".into(),
+        "ünïcödé 🚀 \u{202e}".into(),
+        "%00%0a'\"{}[]".into(),
+        "x".repeat(1 << 20),
+    ]
+}
+
+/// One field of a driver configuration for [`survives_hostile_configurations`].
+pub enum Field<'a> {
+    /// `name: TEMPLATE` with `{}` in the template replaced by a quoted value
+    /// (the good one, or each hostile value in turn).
+    Value {
+        /// The field.
+        name: &'a str,
+        /// Its YAML, `{}` standing for the value.
+        template: &'a str,
+        /// The value that works.
+        good: &'a str,
+    },
+    /// `name: {name: S, key: value}`, a secret reference whose file in the
+    /// driver's `FERRY_SECRETS_DIR` holds the good value, or a hostile one.
+    Secret {
+        /// The field.
+        name: &'a str,
+        /// The secret value that works; "" for an optional secret, then
+        /// left out unless it is the field under test.
+        good: &'a str,
+    },
+}
+
+/// A string as a YAML double-quoted scalar (JSON escapes, which YAML reads).
+fn quoted(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Puts every [`hostile_values`] value into every field of a configuration in
+/// turn (the other fields kept good) and sends a ListObjects of `key` with
+/// it. Whatever each call answers, the driver must never panic, and must
+/// still answer the good configuration afterwards (`Ok` or `NotFound`).
+/// `secrets_dir` is the driver's `FERRY_SECRETS_DIR`. Returns how many
+/// configurations were sent.
+pub async fn survives_hostile_configurations(
+    driver: &DriverProcess,
+    driver_name: &str,
+    secrets_dir: &Path,
+    fields: &[Field<'_>],
+    key: &str,
+) -> usize {
+    use ferry_sdk::client::Location;
+    let mut n = 0usize;
+    let mut secret = |value: &str| -> String {
+        n += 1;
+        let dir = secrets_dir.join(format!("s{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("value"), value).unwrap();
+        format!("{{name: s{n}, key: value}}")
+    };
+    let render = |field: &Field<'_>, value: &str, secret: &mut dyn FnMut(&str) -> String| match field {
+        Field::Value { name, template, .. } => format!("{name}: {}", template.replace("{}", &quoted(value))),
+        // An optional secret (good value "") is left out of good configurations.
+        Field::Secret { good: "", .. } if value.is_empty() => String::new(),
+        Field::Secret { name, .. } => format!("{name}: {}", secret(value)),
+    };
+    let good_of = |field: &Field<'_>| match field {
+        Field::Value { good, .. } | Field::Secret { good, .. } => good.to_string(),
+    };
+    let mut configurations = Vec::new();
+    for (i, target) in fields.iter().enumerate() {
+        for bad in hostile_values() {
+            let parts: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(j, f)| render(f, &if i == j { bad.clone() } else { good_of(f) }, &mut secret))
+                .filter(|part| !part.is_empty())
+                .collect();
+            configurations.push((target_name(target), format!("{{{}}}", parts.join(", "))));
+        }
+    }
+    let good_parts: Vec<String> =
+        fields.iter().map(|f| render(f, &good_of(f), &mut secret)).filter(|p| !p.is_empty()).collect();
+    let good = format!("{{{}}}", good_parts.join(", "));
+    for (field, configuration) in &configurations {
+        let at = Location::new(driver_name, configuration, key);
+        let answered = tokio::time::timeout(Duration::from_secs(60), driver.client.list(&at)).await;
+        assert!(answered.is_ok(), "{driver_name}: no answer within 60 s for a hostile `{field}`");
+        assert!(!driver.log().contains("panicked"), "{driver_name} panicked on a hostile `{field}`:\n{}", driver.log());
+    }
+    match driver.client.list(&Location::new(driver_name, &good, key)).await {
+        Ok(_) => {}
+        Err(e) => {
+            assert_eq!(e.kind(), ferry_sdk::ErrorKind::NotFound, "{driver_name}: the good configuration fails: {e}")
+        }
+    }
+    configurations.len()
+}
+
+fn target_name<'a>(field: &Field<'a>) -> &'a str {
+    match field {
+        Field::Value { name, .. } | Field::Secret { name, .. } => name,
+    }
+}
