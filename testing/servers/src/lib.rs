@@ -2,9 +2,13 @@
 //! [`S3sFs`] (s3s-fs, which checks SigV4 signatures), [`Moto`] (moto's S3),
 //! [`FakeGcs`] (fake-gcs-server, GCS's JSON API), [`GitDaemon`] (`git
 //! daemon`, read and write), and [`DriverProcess`], a driver binary serving
-//! its socket as Argo runs it.
+//! its socket as Argo runs it; [`FaultProxy`] puts network faults between a
+//! driver and a server.
 //! Installing the servers is `scripts/test.sh`'s job; a missing one is a
 //! panic naming the script, never a silent skip.
+
+pub mod fault;
+pub use fault::{Fault, FaultProxy};
 
 use ferry_sdk::client::DriverClient;
 use std::path::{Path, PathBuf};
