@@ -206,6 +206,29 @@ pub fn env_size(name: &str) -> Result<Option<u64>> {
     Ok(Some(n << shift))
 }
 
+/// `FERRY_RETRY_TIMEOUT`: the wall time over which a transient failure is
+/// retried (one HTTP request by the client, one upload by resuming it).
+pub const RETRY_TIMEOUT_ENV: &str = "FERRY_RETRY_TIMEOUT";
+
+/// Default of [`RETRY_TIMEOUT_ENV`]: longer than a MinIO restart or a load
+/// balancer fail-over, short enough that a dead endpoint fails the step soon.
+pub const DEFAULT_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads a duration in whole seconds from the environment variable `name`;
+/// `default` when unset. Zero and non-numbers are configuration errors.
+pub fn env_seconds(name: &str, default: std::time::Duration) -> Result<std::time::Duration> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| Error::invalid_config(format!("{name}: {v:?} is not a positive number of seconds"))),
+        Err(_) => Ok(default),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

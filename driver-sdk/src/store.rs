@@ -50,6 +50,9 @@ pub struct TransferOptions {
     pub download_concurrency: usize,
     /// How keys map to object paths.
     pub key_encoding: KeyEncoding,
+    /// Wall time over which an interrupted file upload is resumed within one
+    /// Save (`FERRY_RETRY_TIMEOUT`); the journal is kept when it runs out.
+    pub retry_timeout: std::time::Duration,
 }
 
 impl Default for TransferOptions {
@@ -60,6 +63,7 @@ impl Default for TransferOptions {
             max_concurrency: 4,
             download_concurrency: 8,
             key_encoding: KeyEncoding::Verbatim,
+            retry_timeout: crate::config::DEFAULT_RETRY_TIMEOUT,
         }
     }
 }
@@ -101,7 +105,7 @@ impl TransferOptions {
     }
 
     /// The defaults, overridden by `FERRY_PART_SIZE`, `FERRY_MAX_CONCURRENCY`,
-    /// `FERRY_DOWNLOAD_CONCURRENCY` and `FERRY_MULTIPART_THRESHOLD` where set (sizes as bytes or with a
+    /// `FERRY_DOWNLOAD_CONCURRENCY`, `FERRY_MULTIPART_THRESHOLD` and `FERRY_RETRY_TIMEOUT` where set (sizes as bytes or with a
     /// `Ki`/`Mi`/`Gi` suffix). Peak memory of one upload is about part size ×
     /// concurrency.
     pub fn from_env() -> Result<Self> {
@@ -125,6 +129,7 @@ impl TransferOptions {
                 Error::invalid_config(format!("FERRY_DOWNLOAD_CONCURRENCY: {v:?} is not a positive integer"))
             })?;
         }
+        o.retry_timeout = crate::config::env_seconds(crate::config::RETRY_TIMEOUT_ENV, o.retry_timeout)?;
         Ok(o)
     }
 
@@ -347,6 +352,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
                 size,
                 part_size: self.options.part_size_for(size),
                 concurrency: self.options.max_concurrency,
+                retry_for: self.options.retry_timeout,
             }
             .run()
             .await?;

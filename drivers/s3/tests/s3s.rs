@@ -1,13 +1,14 @@
 //! ferry-driver-s3 as a separate process against s3s-fs, a real S3 server
 //! that checks signatures: resumable uploads across processes, aborting what
 //! is given up, virtual-hosted addressing, credentials errors, buckets created
-//! on demand.
+//! on demand, outages and blackholed endpoints (through a FaultProxy).
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
-use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, S3sFs, SECRET_KEY};
+use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, Fault, FaultProxy, S3sFs, SECRET_KEY};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry-driver-s3");
@@ -206,4 +207,85 @@ async fn create_bucket_if_not_present_makes_the_bucket_when_configured() {
     assert!(s3.data.path().join("made-by-ferry").is_dir(), "bucket not created");
     // s3s-fs has no lifecycle API: the rule is skipped with a warning, not an error.
     assert!(driver.log().contains("could not add the rule aborting incomplete multipart uploads"), "{}", driver.log());
+}
+
+/// The driver with 5 MiB parts from 5 MiB up, one part in flight: a few MiB
+/// make a multipart upload slow enough to hit in the middle.
+fn small_parts_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = env();
+    env.extend([("FERRY_PART_SIZE", "5Mi"), ("FERRY_MULTIPART_THRESHOLD", "5Mi"), ("FERRY_MAX_CONCURRENCY", "1")]);
+    env
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multipart_save_survives_a_three_second_outage_in_the_middle() {
+    let s3 = S3sFs::start();
+    let proxy = Arc::new(FaultProxy::start(s3.port));
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("outage.bin");
+    let size = 4 * (5 << 20) + 777;
+    write_file(&src, size, 4);
+    let driver = DriverProcess::start(BIN, &small_parts_env()).await;
+    let at = Location::new("s3", config(&proxy.endpoint(), ""), "outage.bin");
+    let client = driver.client.clone();
+    let (at2, src2) = (at.clone(), src.clone());
+    let save = tokio::spawn(async move { client.save(&at2, &src2).await });
+    // Refused connections (and open ones reset) once the second part is on its way.
+    let p = proxy.clone();
+    let outage_start = tokio::task::spawn_blocking(move || {
+        p.wait_for_upstream_bytes(7 << 20, Duration::from_secs(60));
+        let t = Instant::now();
+        p.outage(Duration::from_secs(3));
+        t
+    })
+    .await
+    .unwrap();
+    let result = save.await.unwrap();
+    let took = outage_start.elapsed();
+    result.unwrap_or_else(|e| panic!("the save did not survive a 3 s outage: {e}\n{}", driver.log()));
+    eprintln!("save finished {took:?} after a 3 s outage began");
+    assert!(took >= Duration::from_secs(3), "the outage did not hit the save ({took:?})");
+    assert!(same_bytes(&src, &s3.object("outage.bin")), "the object is byte-exact");
+    assert!(!s3.object(".ferry-uploads/outage.bin.upload.json").exists(), "journal removed after completion");
+    assert_eq!(s3.stored_parts(), 0, "no parts left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_naming_host_and_cause() {
+    let s3 = S3sFs::start();
+    let proxy = FaultProxy::start(s3.port);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("small.txt");
+    std::fs::write(&src, "small").unwrap();
+    let mut env = env();
+    env.extend([("FERRY_CONNECT_TIMEOUT", "1"), ("FERRY_FIRST_BYTE_TIMEOUT", "1"), ("FERRY_RETRY_TIMEOUT", "2")]);
+    let driver = DriverProcess::start(BIN, &env).await;
+    let at = Location::new("s3", config(&proxy.endpoint(), ""), "small.txt");
+    let c = &driver.client;
+    let back = dir.path().join("back.txt");
+    for (fault, cause) in [(Fault::Blackhole, "timed out"), (Fault::Refuse, "connection refused")] {
+        proxy.set(fault);
+        for rpc in ["save", "load", "delete", "list"] {
+            let start = Instant::now();
+            let call = async {
+                match rpc {
+                    "save" => c.save(&at, &src).await,
+                    "load" => c.load(&at, &back).await,
+                    "delete" => c.delete(&at).await,
+                    _ => c.list(&at).await.map(drop),
+                }
+            };
+            let err = tokio::time::timeout(Duration::from_secs(40), call)
+                .await
+                .unwrap_or_else(|_| panic!("{rpc} against a {fault:?} endpoint still waits after 40 s"))
+                .unwrap_err();
+            let took = start.elapsed();
+            let text = err.to_string();
+            assert!(took < Duration::from_secs(20), "{rpc} ({fault:?}) took {took:?}: {text}");
+            assert!(text.contains(cause), "{rpc} ({fault:?}): the message should say {cause:?}: {text}");
+            assert!(text.contains(&proxy.endpoint()), "{rpc} ({fault:?}): the message should name the host: {text}");
+            assert_eq!(err.kind(), ErrorKind::Transient, "{rpc} ({fault:?}): {text}");
+            eprintln!("{rpc} ({fault:?}) failed in {took:?}: {text}");
+        }
+    }
 }
