@@ -310,14 +310,18 @@ impl StepContext<'_> {
             return Ok(None);
         }
         let Some(location) = &value.location else { return Ok(None) };
-        let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
         let stage = staging(self.pod, "in", name);
         let _ = std::fs::remove_dir_all(&stage);
         let _ = std::fs::remove_file(&stage);
         if let Some(parent) = stage.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
-        match client.load(&location.to_client(), &stage).await {
+        let at = location.to_client();
+        let loaded = self.drivers.call(&location.driver, location.timeout, |c| {
+            let (at, stage) = (at.clone(), stage.clone());
+            async move { c.load(&at, &stage).await }
+        });
+        match loaded.await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound && b.decl.optional => {
                 append_log(
@@ -473,8 +477,12 @@ impl StepContext<'_> {
             .map_err(|e| format!("output artifact {name}: {e}"))?;
             staged
         };
-        let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
-        client.save(&location.to_client(), &upload).await.map_err(|e| {
+        let at = location.to_client();
+        let save = self.drivers.call(&location.driver, location.timeout, |c| {
+            let (at, upload) = (at.clone(), upload.clone());
+            async move { c.save(&at, &upload).await }
+        });
+        save.await.map_err(|e| {
             format!("output artifact {name} failed to save to {} key {:?}: {e}", location.driver, location.key)
         })?;
         if upload != host {
