@@ -315,7 +315,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<Streaming<pb::SaveStreamArtifactRequest>>,
     ) -> std::result::Result<Response<pb::SaveArtifactResponse>, Status> {
-        let _call = self.in_flight.enter();
+        let call = self.in_flight.enter();
         if !self.driver.capabilities().save_stream {
             return Err(Status::unimplemented("this driver does not accept SaveStream; use Save"));
         }
@@ -342,7 +342,18 @@ impl<D: Driver> ArtifactService for DriverService<D> {
                 .chain(CancelledAtEnd { end: body_end, checked: false })
                 .filter(|chunk| std::future::ready(!matches!(chunk, Ok(c) if c.is_empty())))
                 .boxed();
-            self.driver.save_stream(&cfg, &key, data).await
+            // On a cancel (RST_STREAM) tonic drops this handler at once, and
+            // with it any upload future it awaits: no abort would run and
+            // the multipart upload would stay behind. In its own task the
+            // save lives on, sees the request stream fail, and cleans up as
+            // on any other error; the in-flight guard keeps shutdown waiting
+            // for that.
+            let driver = self.driver.clone();
+            let task = tokio::spawn(async move {
+                let _call = call;
+                driver.save_stream(&cfg, &key, data).await
+            });
+            task.await.map_err(|e| Error::other(format!("SaveStream task failed: {e}")))?
         }
         .await;
         in_band("save_stream", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })

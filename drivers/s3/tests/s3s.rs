@@ -5,7 +5,7 @@
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
-use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, Fault, FaultProxy, S3sFs, SECRET_KEY};
+use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, Fault, FaultProxy, Moto, S3sFs, SECRET_KEY, http_request};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -288,4 +288,52 @@ async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_nami
             eprintln!("{rpc} ({fault:?}) failed in {took:?}: {text}");
         }
     }
+}
+
+/// Unfinished multipart uploads moto holds in [`BUCKET`] (ListMultipartUploads).
+fn moto_uploads(moto: &Moto) -> usize {
+    let (status, body) = http_request(moto.port, "GET", &format!("/{BUCKET}?uploads"), "");
+    assert_eq!(status, 200, "{body}");
+    body.matches("<UploadId>").count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_save_stream_cancelled_by_the_client_aborts_its_multipart_upload() {
+    let moto = Moto::start();
+    let (status, body) = http_request(moto.port, "PUT", &format!("/{BUCKET}"), "");
+    assert_eq!(status, 200, "{body}");
+    let driver = DriverProcess::start(BIN, &small_parts_env()).await;
+    let at = Location::new("s3", config(&moto.endpoint(), ""), "cancelled.bin");
+    // 12 MiB (above the 5 MiB threshold: a multipart upload with two parts
+    // sent), then the source fails: the client cancels the call mid-stream.
+    let (tx, rx) = tokio::sync::mpsc::channel::<ferry_sdk::Result<bytes::Bytes>>(1);
+    let data = tokio_stream_of(rx);
+    let client = driver.client.clone();
+    let save = tokio::spawn(async move { client.save_stream(&at, data).await });
+    for _ in 0..12 {
+        tx.send(Ok(bytes::Bytes::from(vec![7u8; 1 << 20]))).await.unwrap();
+    }
+    let start = Instant::now();
+    while moto_uploads(&moto) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no multipart upload started: {}", driver.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(Err(ferry_sdk::Error::other("source failed"))).await.unwrap();
+    assert!(save.await.unwrap().is_err(), "a cancelled SaveStream must not succeed");
+    let start = Instant::now();
+    while moto_uploads(&moto) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the multipart upload of a cancelled SaveStream is still there: {}",
+            driver.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = http_request(moto.port, "HEAD", &format!("/{BUCKET}/cancelled.bin"), "");
+    assert_eq!(status, 404, "nothing may be saved under the key");
+}
+
+fn tokio_stream_of(mut rx: tokio::sync::mpsc::Receiver<ferry_sdk::Result<bytes::Bytes>>) -> ferry_sdk::ByteStream {
+    use futures::StreamExt;
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
