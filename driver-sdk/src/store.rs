@@ -526,30 +526,33 @@ fn part_stream(
 /// a few of these, and argo-server may serve many downloads at once.
 const STREAM_CHUNK: usize = 256 << 10;
 
-/// Streams a local file in [`STREAM_CHUNK`] pieces from a blocking thread;
-/// object_store's own chunking (8 KiB) costs a thread hop per 8 KiB.
-fn local_file_stream(mut file: std::fs::File, path: std::path::PathBuf) -> ByteStream {
+/// Streams a local file in [`STREAM_CHUNK`] pieces, each read on a blocking
+/// thread when the reader asks for it (object_store's own chunking, 8 KiB,
+/// costs a thread hop per 8 KiB). Nothing is read ahead and no thread is held
+/// between reads, so a client that stops reading costs an open file, not a
+/// blocking thread: a thousand stalled streams must not take every blocking
+/// thread the runtime has and starve the other calls.
+fn local_file_stream(file: std::fs::File, path: std::path::PathBuf) -> ByteStream {
     use std::io::Read;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
-    tokio::task::spawn_blocking(move || {
-        loop {
+    futures::stream::try_unfold(Some((file, path)), |state| async move {
+        let Some((mut file, path)) = state else { return Ok(None) };
+        let (file, path, read) = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; STREAM_CHUNK];
-            let item = match file.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(Bytes::from(buf))
-                }
-                Err(e) => Err(local_error(e, "reading", &path)),
-            };
-            let failed = item.is_err();
-            // A closed channel means the reader went away: stop reading.
-            if tx.blocking_send(item).is_err() || failed {
-                return;
-            }
+            let read = file.read(&mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            });
+            (file, path, read)
+        })
+        .await
+        .map_err(|e| Error::other(format!("read task failed: {e}")))?;
+        match read {
+            Ok(buf) if buf.is_empty() => Ok(None),
+            Ok(buf) => Ok(Some((Bytes::from(buf), Some((file, path))))),
+            Err(e) => Err(local_error(e, "reading", &path)),
         }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    })
+    .boxed()
 }
 
 /// Fails the stream if it ends before `expected` bytes, so a connection cut
