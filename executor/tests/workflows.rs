@@ -809,3 +809,41 @@ fn a_driver_that_dies_every_time_fails_the_call_naming_the_signal() {
     assert_eq!(attempts, MAX_RESTARTS + 1, "each restart repeats the call once");
     rt.block_on(pool.shutdown(Duration::from_secs(1)));
 }
+
+#[test]
+fn a_driver_call_that_fails_transiently_is_retried_and_a_permanent_failure_is_not() {
+    use ferry_executor::drivers::{DriverPool, DriverSpec, Registry};
+    use ferry_sdk::{Error, ErrorKind};
+    let fs = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-driver-fs");
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::default();
+    let spec = DriverSpec {
+        name: "fs".into(),
+        image: String::new(),
+        connection_timeout_seconds: 10,
+        command: vec![fs.display().to_string()],
+        env: Default::default(),
+    };
+    registry.merge(vec![spec]).unwrap();
+    let pool = DriverPool::new(registry, dir.path().join("sockets"), dir.path().join("logs"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let attempt = |fail_first: u32, kind: ErrorKind| {
+        let mut n = 0;
+        let result = rt.block_on(pool.call("fs", 0, |client| {
+            n += 1;
+            let fail = n <= fail_first;
+            async move {
+                client.supports_save_stream().await?;
+                if fail { Err(Error::new(kind, "the store blinked")) } else { Ok(()) }
+            }
+        }));
+        (result, n)
+    };
+    let (result, n) = attempt(2, ErrorKind::Transient);
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(n, 3, "two transient failures, then success");
+    let (result, n) = attempt(1, ErrorKind::PermissionDenied);
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(n, 1, "a permanent failure is not repeated");
+    rt.block_on(pool.shutdown(Duration::from_secs(1)));
+}
