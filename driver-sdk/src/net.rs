@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use object_store::client::{
-    DnsResolver, HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody, HttpResponse,
-    HttpResponseBody, HttpService,
+    DnsResolver, HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpResponseBody,
+    HttpService,
 };
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use std::pin::Pin;
@@ -209,42 +209,96 @@ struct Service {
 #[async_trait::async_trait]
 impl HttpService for Service {
     async fn call(&self, req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
-        let host: Arc<str> = req.uri().authority().map(|a| a.as_str()).unwrap_or("(no host)").into();
         let (parts, body) = req.into_parts();
         let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
         let mut request = reqwest::Request::new(parts.method, url);
         *request.headers_mut() = parts.headers;
-        let progress = Arc::new(Progress::new());
-        *request.body_mut() =
-            Some(reqwest::Body::wrap(Tracked { inner: body, pending: None, progress: progress.clone() }));
-
-        let limit = self.options.first_byte_timeout;
-        let stalled = async {
-            loop {
-                let idle = progress.idle();
-                if idle >= limit {
-                    return;
-                }
-                tokio::time::sleep(limit - idle).await;
-            }
-        };
-        let response = tokio::select! {
-            r = self.client.execute(request) => r.map_err(|e| classify(&e, &host))?,
-            () = stalled => {
-                return Err(HttpError::new(
-                    HttpErrorKind::Timeout,
-                    NetError::new(&host, format!(
-                        "timed out: no response within {} s ({FIRST_BYTE_TIMEOUT_ENV})", limit.as_secs()
-                    )),
-                ));
-            }
-        };
+        *request.body_mut() = Some(reqwest::Body::wrap(body));
+        let response =
+            execute(&self.client, request, &self.options).await.map_err(|(kind, e)| HttpError::new(kind, e))?;
         let response: http::Response<reqwest::Body> = response.into();
         let (parts, body) = response.into_parts();
-        let idle = self.options.read_timeout;
-        let body = IdleLimited { inner: body, timer: Box::pin(tokio::time::sleep(idle)), idle, host };
-        Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
+        Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(ToHttpError(body))))
     }
+}
+
+/// A response body whose errors are object_store's.
+struct ToHttpError(reqwest::Body);
+
+impl Body for ToHttpError {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.0).poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                let host = e.url().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+                let (kind, net) = classify(&e, &host);
+                Poll::Ready(Some(Err(HttpError::new(kind, net))))
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// Sends `request` with `client` under `options`' first-byte and idle read
+/// timeouts; for drivers that use reqwest directly. A failure is a
+/// [`NetError`] naming the host and the cause, with the kind object_store's
+/// retry loop would give it.
+pub async fn execute(
+    client: &reqwest::Client,
+    mut request: reqwest::Request,
+    options: &NetOptions,
+) -> std::result::Result<reqwest::Response, (HttpErrorKind, NetError)> {
+    let url = request.url();
+    let host: Arc<str> = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}").into(),
+        (Some(h), None) => h.into(),
+        _ => "(no host)".into(),
+    };
+    let progress = Arc::new(Progress::new());
+    if let Some(body) = request.body_mut().take() {
+        *request.body_mut() =
+            Some(reqwest::Body::wrap(Tracked { inner: body, pending: None, progress: progress.clone() }));
+    }
+    let limit = options.first_byte_timeout;
+    let stalled = async {
+        loop {
+            let idle = progress.idle();
+            if idle >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - idle).await;
+        }
+    };
+    let response = tokio::select! {
+        r = client.execute(request) => r.map_err(|e| classify(&e, &host))?,
+        () = stalled => {
+            return Err((
+                HttpErrorKind::Timeout,
+                NetError::new(&host, format!("timed out: no response within {} s ({FIRST_BYTE_TIMEOUT_ENV})", limit.as_secs())),
+            ));
+        }
+    };
+    // The URL travels in the parts' extensions, and comes back with them.
+    let response: http::Response<reqwest::Body> = response.into();
+    let (parts, body) = response.into_parts();
+    let idle = options.read_timeout;
+    let body = IdleLimited { inner: body, timer: Box::pin(tokio::time::sleep(idle)), idle, host };
+    Ok(reqwest::Response::from(http::Response::from_parts(parts, reqwest::Body::wrap(body))))
 }
 
 /// When the request last made progress (milliseconds since `start`).
@@ -268,13 +322,13 @@ impl Progress {
 }
 
 /// The request body, in slices, noting each one the connection takes.
-struct Tracked {
-    inner: HttpRequestBody,
+struct Tracked<B> {
+    inner: B,
     pending: Option<Bytes>,
     progress: Arc<Progress>,
 }
 
-impl Tracked {
+impl<B> Tracked<B> {
     fn slice(&mut self, mut data: Bytes) -> Frame<Bytes> {
         if data.len() > SLICE {
             self.pending = Some(data.split_off(SLICE));
@@ -284,14 +338,14 @@ impl Tracked {
     }
 }
 
-impl Body for Tracked {
+impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
     type Data = Bytes;
-    type Error = HttpError;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, HttpError>>> {
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, B::Error>>> {
         if let Some(data) = self.pending.take() {
             return Poll::Ready(Some(Ok(self.slice(data))));
         }
@@ -331,31 +385,31 @@ struct IdleLimited {
 
 impl Body for IdleLimited {
     type Data = Bytes;
-    type Error = HttpError;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, HttpError>>> {
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 let deadline = tokio::time::Instant::now() + self.idle;
                 self.timer.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(classify(&e, &self.host)))),
+            Poll::Ready(Some(Err(e))) => {
+                let (_, net) = classify(&e, &self.host);
+                Poll::Ready(Some(Err(Box::new(net))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::new(
-                    HttpErrorKind::Timeout,
-                    NetError::new(
-                        &self.host,
-                        format!(
-                            "timed out: no data for {} s while reading the response ({READ_TIMEOUT_ENV})",
-                            self.idle.as_secs()
-                        ),
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(NetError::new(
+                    &self.host,
+                    format!(
+                        "timed out: no data for {} s while reading the response ({READ_TIMEOUT_ENV})",
+                        self.idle.as_secs()
                     ),
-                )))),
+                ))))),
                 Poll::Pending => Poll::Pending,
             },
         }
@@ -373,7 +427,7 @@ impl Body for IdleLimited {
 /// Names the cause of a failed request by walking its error chain, and picks
 /// the kind object_store's retry loop acts on (connect and request errors are
 /// retried, timeouts and cut connections when the request is idempotent).
-fn classify(err: &reqwest::Error, host: &str) -> HttpError {
+fn classify(err: &reqwest::Error, host: &str) -> (HttpErrorKind, NetError) {
     use std::io::ErrorKind as Io;
     let mut kind = if err.is_timeout() {
         HttpErrorKind::Timeout
@@ -390,6 +444,10 @@ fn classify(err: &reqwest::Error, host: &str) -> HttpError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         innermost = e.to_string();
+        if let Some(net) = e.downcast_ref::<NetError>() {
+            let kind = if net.cause.starts_with("timed out") { HttpErrorKind::Timeout } else { kind };
+            return (kind, NetError { host: net.host.clone(), cause: net.cause.clone(), transient: net.transient });
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             let (k, text) = match io.kind() {
                 Io::ConnectionRefused => (HttpErrorKind::Connect, "connection refused"),
@@ -443,7 +501,7 @@ fn classify(err: &reqwest::Error, host: &str) -> HttpError {
         None if err.is_connect() => format!("could not connect: {innermost}"),
         None => innermost,
     };
-    HttpError::new(kind, NetError { host: host.to_string(), cause, transient })
+    (kind, NetError { host: host.to_string(), cause, transient })
 }
 
 fn innermost_of(mut e: &(dyn std::error::Error + 'static)) -> String {
@@ -472,9 +530,9 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let client = reqwest::Client::new();
         let err = client.get(format!("http://127.0.0.1:{port}/x")).send().await.unwrap_err();
-        let e = classify(&err, &format!("127.0.0.1:{port}"));
-        assert_eq!(e.kind(), HttpErrorKind::Connect);
-        let text = std::error::Error::source(&e).unwrap().to_string();
+        let (kind, e) = classify(&err, &format!("127.0.0.1:{port}"));
+        assert_eq!(kind, HttpErrorKind::Connect);
+        let text = e.to_string();
         assert_eq!(text, format!("127.0.0.1:{port}: connection refused"));
     }
 
@@ -482,9 +540,10 @@ mod tests {
     async fn an_unknown_host_says_dns() {
         let client = reqwest::Client::new();
         let err = client.get("http://no-such-host.invalid/x").send().await.unwrap_err();
-        let e = classify(&err, "no-such-host.invalid");
-        let text = std::error::Error::source(&e).unwrap().to_string();
+        let (kind, e) = classify(&err, "no-such-host.invalid");
+        let text = e.to_string();
         assert!(text.starts_with("no-such-host.invalid: DNS lookup failed: "), "{text}");
-        assert_eq!(e.kind(), HttpErrorKind::Unknown, "not retried for the whole bound");
+        assert_eq!(kind, HttpErrorKind::Unknown, "not retried for the whole bound");
+        assert!(!e.is_transient());
     }
 }
