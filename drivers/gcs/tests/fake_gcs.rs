@@ -5,9 +5,10 @@
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
-use ferry_test_servers::{BUCKET, DriverProcess, FakeGcs};
+use ferry_test_servers::{BUCKET, DriverProcess, FakeGcs, Fault, FaultProxy, free_port};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry-driver-gcs");
@@ -231,4 +232,81 @@ async fn a_service_account_key_and_the_emulator_variable_work() {
     driver.client.load(&Location::new("gcs", &emulated, "auth/keyed.txt"), &back).await.unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"hello gcs");
     assert!(!driver.log().contains(&pem_body), "the private key reached the log");
+}
+
+fn config_at(endpoint: &str) -> String {
+    format!("{{endpoint: 'http://{endpoint}', anonymous: true, bucket: {BUCKET}}}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumable_upload_survives_a_three_second_outage_in_the_middle() {
+    let port = free_port();
+    let proxy = Arc::new(FaultProxy::start(port));
+    let gcs = FakeGcs::start_at(port, Some(proxy.port));
+    gcs.create_bucket(BUCKET);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("outage.bin");
+    write_file(&src, 2 * CHUNK + 4321, 7);
+    let driver = DriverProcess::start(BIN, &ENV).await;
+    let at = Location::new("gcs", config_at(&proxy.endpoint()), "outage.bin");
+    let client = driver.client.clone();
+    let (at2, src2) = (at.clone(), src.clone());
+    let save = tokio::spawn(async move { client.save(&at2, &src2).await });
+    let p = proxy.clone();
+    let outage_start = tokio::task::spawn_blocking(move || {
+        p.wait_for_upstream_bytes(CHUNK + (1 << 20), Duration::from_secs(60));
+        let t = Instant::now();
+        p.outage(Duration::from_secs(3));
+        t
+    })
+    .await
+    .unwrap();
+    let result = save.await.unwrap();
+    let took = outage_start.elapsed();
+    result.unwrap_or_else(|e| panic!("the save did not survive a 3 s outage: {e}\n{}", driver.log()));
+    eprintln!("save finished {took:?} after a 3 s outage began");
+    assert!(took >= Duration::from_secs(3), "the outage did not hit the save ({took:?})");
+    let back = dir.path().join("back.bin");
+    driver.client.load(&at, &back).await.unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&src).unwrap(), "the object is byte-exact");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_naming_host_and_cause() {
+    let gcs = server();
+    let proxy = FaultProxy::start(gcs.port);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("small.txt");
+    std::fs::write(&src, "small").unwrap();
+    let mut env = ENV.to_vec();
+    env.extend([("FERRY_CONNECT_TIMEOUT", "1"), ("FERRY_FIRST_BYTE_TIMEOUT", "1"), ("FERRY_RETRY_TIMEOUT", "2")]);
+    let driver = DriverProcess::start(BIN, &env).await;
+    let at = Location::new("gcs", config_at(&proxy.endpoint()), "small.txt");
+    let c = &driver.client;
+    let back = dir.path().join("back.txt");
+    for (fault, cause) in [(Fault::Blackhole, "timed out"), (Fault::Refuse, "connection refused")] {
+        proxy.set(fault);
+        for rpc in ["save", "load", "delete", "list"] {
+            let start = Instant::now();
+            let call = async {
+                match rpc {
+                    "save" => c.save(&at, &src).await,
+                    "load" => c.load(&at, &back).await,
+                    "delete" => c.delete(&at).await,
+                    _ => c.list(&at).await.map(drop),
+                }
+            };
+            let err = tokio::time::timeout(Duration::from_secs(40), call)
+                .await
+                .unwrap_or_else(|_| panic!("{rpc} against a {fault:?} endpoint still waits after 40 s"))
+                .unwrap_err();
+            let took = start.elapsed();
+            let text = err.to_string();
+            eprintln!("{rpc} ({fault:?}) failed in {took:?}: {text}");
+            assert!(took < Duration::from_secs(20), "{rpc} ({fault:?}) took {took:?}: {text}");
+            assert!(text.contains(cause), "{rpc} ({fault:?}): the message should say {cause:?}: {text}");
+            assert!(text.contains(&proxy.endpoint()), "{rpc} ({fault:?}): the message should name the host: {text}");
+            assert_eq!(err.kind(), ErrorKind::Transient, "{rpc} ({fault:?}): {text}");
+        }
+    }
 }

@@ -159,12 +159,19 @@ pub struct FakeGcs {
 impl FakeGcs {
     /// Starts the emulator with no buckets.
     pub fn start() -> FakeGcs {
+        FakeGcs::start_at(free_port(), None)
+    }
+
+    /// Starts the emulator on `port`; the URLs it hands out (upload
+    /// sessions) name `public_port` instead when given, so that a
+    /// [`FaultProxy`] there sees every request of an upload.
+    pub fn start_at(port: u16, public_port: Option<u16>) -> FakeGcs {
         let bin = FakeGcs::binary();
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let public = public_port.unwrap_or(port);
+        let url = format!("http://127.0.0.1:{public}");
         let child = Command::new(bin)
             .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "memory"])
-            .args(["-external-url", &url, "-public-host", &format!("127.0.0.1:{port}")])
+            .args(["-external-url", &url, "-public-host", &format!("127.0.0.1:{public}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
