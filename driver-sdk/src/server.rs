@@ -102,15 +102,7 @@ const STREAM_QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// The limit of open streams from [`MAX_STREAMS_ENV`], else [`DEFAULT_MAX_STREAMS`].
 pub fn max_streams() -> Result<usize> {
-    match std::env::var(MAX_STREAMS_ENV) {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| Error::invalid_config(format!("{MAX_STREAMS_ENV}={v:?} is not a positive whole number"))),
-        Err(_) => Ok(DEFAULT_MAX_STREAMS),
-    }
+    Ok(crate::config::env_positive(MAX_STREAMS_ENV)?.map_or(DEFAULT_MAX_STREAMS, |n| n as usize))
 }
 
 impl<D: Driver> DriverService<D> {
@@ -629,12 +621,7 @@ pub const MAX_BLOCKING_THREADS_ENV: &str = "FERRY_MAX_BLOCKING_THREADS";
 pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 64;
 
 fn max_blocking_threads() -> Result<usize> {
-    match std::env::var(MAX_BLOCKING_THREADS_ENV) {
-        Ok(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            Error::invalid_config(format!("{MAX_BLOCKING_THREADS_ENV}={v:?} is not a positive whole number"))
-        }),
-        Err(_) => Ok(DEFAULT_MAX_BLOCKING_THREADS),
-    }
+    Ok(crate::config::env_positive(MAX_BLOCKING_THREADS_ENV)?.map_or(DEFAULT_MAX_BLOCKING_THREADS, |n| n as usize))
 }
 
 /// The grace period from [`SHUTDOWN_GRACE_ENV`], else [`DEFAULT_SHUTDOWN_GRACE`].

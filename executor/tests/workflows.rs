@@ -530,23 +530,7 @@ fn drivers_do_not_outlive_a_killed_ferry() {
         .spawn()
         .unwrap();
     wait_for("the second step", || work.path().join("second-started").exists());
-    // The driver's socket is under the home, or under $TMPDIR/ferry-<uid>-<ferry pid>
-    // when the home's path is too long for a socket.
-    let home = f.home.path().canonicalize().unwrap().to_string_lossy().into_owned();
-    let scratch = format!("-{}/artifact-plugins", child.id());
-    let drivers = || -> Vec<i32> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                    let c = String::from_utf8_lossy(&c);
-                    c.contains("ferry-driver-fs") && (c.contains(&home) || c.contains(&scratch))
-                })
-            })
-            .collect()
-    };
-    let before = drivers();
+    let before = fs_drivers_of(f.home.path(), child.id());
     assert_eq!(before.len(), 1, "expected one fs driver process, found {before:?}");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -724,16 +708,19 @@ fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     assert!(message.contains("ferry/no-such-image:1"), "the error should name the image: {message}");
 }
 
-/// Process ids of the fs drivers a run under `home` started.
-fn fs_drivers_of(home: &Path) -> Vec<i32> {
+/// Process ids of the live fs drivers the `ferry` process `ferry_pid`
+/// running under `home` started. Their socket is under the home, or under
+/// $TMPDIR/ferry-<uid>-<ferry pid> when the home's path is too long for a socket.
+fn fs_drivers_of(home: &Path, ferry_pid: u32) -> Vec<i32> {
     let home = home.canonicalize().unwrap().to_string_lossy().into_owned();
+    let scratch = format!("-{ferry_pid}/artifact-plugins");
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
                 let c = String::from_utf8_lossy(&c);
-                c.contains("ferry-driver-fs") && c.contains(&home)
+                c.contains("ferry-driver-fs") && (c.contains(&home) || c.contains(&scratch))
             }) && !is_zombie(*pid)
         })
         .collect()
@@ -761,10 +748,10 @@ fn a_driver_killed_between_steps_is_restarted_and_the_run_succeeds() {
         .unwrap();
     // The first step saved through the driver; the second waits for us.
     wait_for("the second step", || work.path().join("waiting").exists());
-    let pids = fs_drivers_of(f.home.path());
+    let pids = fs_drivers_of(f.home.path(), child.id());
     assert_eq!(pids.len(), 1, "expected one fs driver, found {pids:?}");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
-    wait_for("the driver to die", || fs_drivers_of(f.home.path()).is_empty());
+    wait_for("the driver to die", || fs_drivers_of(f.home.path(), child.id()).is_empty());
     std::fs::write(work.path().join("go"), "").unwrap();
     let out = child.wait_with_output().unwrap();
     let doc: Value =

@@ -1,11 +1,13 @@
 //! ferry-driver-gcs as a separate process against fake-gcs-server (GCS's JSON
 //! API): uploads resumed by another process, a changed source sent again,
 //! Delete cancelling unfinished uploads, large ranged downloads, and the
-//! three ways of authenticating.
+//! three ways of authenticating, outages and blackholed endpoints (through a
+//! FaultProxy).
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
-use ferry_test_servers::{BUCKET, DriverProcess, FakeGcs, Fault, FaultProxy, free_port};
+use ferry_test_servers::fault::assert_calls_fail_clearly;
+use ferry_test_servers::{BUCKET, DriverProcess, FakeGcs, FaultProxy, free_port};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -275,38 +277,9 @@ async fn a_resumable_upload_survives_a_three_second_outage_in_the_middle() {
 async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_naming_host_and_cause() {
     let gcs = server();
     let proxy = FaultProxy::start(gcs.port);
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("small.txt");
-    std::fs::write(&src, "small").unwrap();
     let mut env = ENV.to_vec();
     env.extend([("FERRY_CONNECT_TIMEOUT", "1"), ("FERRY_FIRST_BYTE_TIMEOUT", "1"), ("FERRY_RETRY_TIMEOUT", "2")]);
     let driver = DriverProcess::start(BIN, &env).await;
     let at = Location::new("gcs", config_at(&proxy.endpoint()), "small.txt");
-    let c = &driver.client;
-    let back = dir.path().join("back.txt");
-    for (fault, cause) in [(Fault::Blackhole, "timed out"), (Fault::Refuse, "connection refused")] {
-        proxy.set(fault);
-        for rpc in ["save", "load", "delete", "list"] {
-            let start = Instant::now();
-            let call = async {
-                match rpc {
-                    "save" => c.save(&at, &src).await,
-                    "load" => c.load(&at, &back).await,
-                    "delete" => c.delete(&at).await,
-                    _ => c.list(&at).await.map(drop),
-                }
-            };
-            let err = tokio::time::timeout(Duration::from_secs(40), call)
-                .await
-                .unwrap_or_else(|_| panic!("{rpc} against a {fault:?} endpoint still waits after 40 s"))
-                .unwrap_err();
-            let took = start.elapsed();
-            let text = err.to_string();
-            eprintln!("{rpc} ({fault:?}) failed in {took:?}: {text}");
-            assert!(took < Duration::from_secs(20), "{rpc} ({fault:?}) took {took:?}: {text}");
-            assert!(text.contains(cause), "{rpc} ({fault:?}): the message should say {cause:?}: {text}");
-            assert!(text.contains(&proxy.endpoint()), "{rpc} ({fault:?}): the message should name the host: {text}");
-            assert_eq!(err.kind(), ErrorKind::Transient, "{rpc} ({fault:?}): {text}");
-        }
-    }
+    assert_calls_fail_clearly(&driver.client, &at, &proxy, Duration::from_secs(20)).await;
 }

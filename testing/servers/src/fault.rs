@@ -260,6 +260,48 @@ fn reset(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
+/// Makes `proxy` blackhole, then refuse, and calls Save, Load, Delete and
+/// List of `at` (whose endpoint is the proxy) through `client` each time:
+/// every call must fail within `bound`, of kind Transient, with a message
+/// naming the proxy's host and the cause ("timed out", "connection
+/// refused"). Prints each message with its time, for the test's output.
+pub async fn assert_calls_fail_clearly(
+    client: &ferry_sdk::client::DriverClient,
+    at: &ferry_sdk::client::Location,
+    proxy: &FaultProxy,
+    bound: Duration,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("small.txt");
+    std::fs::write(&src, "small").unwrap();
+    let back = dir.path().join("back.txt");
+    for (fault, cause) in [(Fault::Blackhole, "timed out"), (Fault::Refuse, "connection refused")] {
+        proxy.set(fault);
+        for rpc in ["save", "load", "delete", "list"] {
+            let start = Instant::now();
+            let call = async {
+                match rpc {
+                    "save" => client.save(at, &src).await,
+                    "load" => client.load(at, &back).await,
+                    "delete" => client.delete(at).await,
+                    _ => client.list(at).await.map(drop),
+                }
+            };
+            let err = tokio::time::timeout(bound * 2, call)
+                .await
+                .unwrap_or_else(|_| panic!("{rpc} against a {fault:?} endpoint still waits after {:?}", bound * 2))
+                .unwrap_err();
+            let took = start.elapsed();
+            let text = err.to_string();
+            eprintln!("{rpc} ({fault:?}) failed in {took:?}: {text}");
+            assert!(took < bound, "{rpc} ({fault:?}) took {took:?}: {text}");
+            assert!(text.contains(cause), "{rpc} ({fault:?}): the message should say {cause:?}: {text}");
+            assert!(text.contains(&proxy.endpoint()), "{rpc} ({fault:?}): the message should name the host: {text}");
+            assert_eq!(err.kind(), ferry_sdk::ErrorKind::Transient, "{rpc} ({fault:?}): {text}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
