@@ -251,20 +251,10 @@ async fn a_resumable_upload_survives_a_three_second_outage_in_the_middle() {
     write_file(&src, 2 * CHUNK + 4321, 7);
     let driver = DriverProcess::start(BIN, &ENV).await;
     let at = Location::new("gcs", config_at(&proxy.endpoint()), "outage.bin");
-    let client = driver.client.clone();
-    let (at2, src2) = (at.clone(), src.clone());
-    let save = tokio::spawn(async move { client.save(&at2, &src2).await });
-    let p = proxy.clone();
-    let outage_start = tokio::task::spawn_blocking(move || {
-        p.wait_for_upstream_bytes(CHUNK + (1 << 20), Duration::from_secs(60));
-        let t = Instant::now();
-        p.outage(Duration::from_secs(3));
-        t
-    })
-    .await
-    .unwrap();
-    let result = save.await.unwrap();
-    let took = outage_start.elapsed();
+    // Connections refused (open ones reset) once the second part is on its way.
+    let outage = proxy.outage_after(CHUNK + (1 << 20), Duration::from_secs(3));
+    let result = driver.client.save(&at, &src).await;
+    let took = outage.join().unwrap().elapsed();
     result.unwrap_or_else(|e| panic!("the save did not survive a 3 s outage: {e}\n{}", driver.log()));
     eprintln!("save finished {took:?} after a 3 s outage began");
     assert!(took >= Duration::from_secs(3), "the outage did not hit the save ({took:?})");

@@ -110,6 +110,20 @@ impl FaultProxy {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
+    /// On a thread of its own: once `bytes` more went upstream, an outage of
+    /// `duration` (see [`FaultProxy::outage`]). The handle gives the instant
+    /// it began.
+    pub fn outage_after(self: &Arc<Self>, bytes: u64, duration: Duration) -> std::thread::JoinHandle<Instant> {
+        let proxy = self.clone();
+        let target = proxy.upstream_bytes() + bytes;
+        std::thread::spawn(move || {
+            proxy.wait_for_upstream_bytes(target, Duration::from_secs(60));
+            let began = Instant::now();
+            proxy.outage(duration);
+            began
+        })
+    }
+
     /// Blocks until `n` bytes went upstream (panics after `timeout`).
     pub fn wait_for_upstream_bytes(&self, n: u64, timeout: Duration) {
         let start = Instant::now();
