@@ -211,6 +211,7 @@ impl HttpService for Service {
     async fn call(&self, req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
         let (parts, body) = req.into_parts();
         let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
+        let host = parts.uri.authority().map_or_else(|| "(no host)".to_string(), |a| a.to_string());
         let mut request = reqwest::Request::new(parts.method, url);
         *request.headers_mut() = parts.headers;
         *request.body_mut() = Some(reqwest::Body::wrap(body));
@@ -218,12 +219,12 @@ impl HttpService for Service {
             execute(&self.client, request, &self.options).await.map_err(|(kind, e)| HttpError::new(kind, e))?;
         let response: http::Response<reqwest::Body> = response.into();
         let (parts, body) = response.into_parts();
-        Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(ToHttpError(body))))
+        Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(ToHttpError(body, host))))
     }
 }
 
 /// A response body whose errors are object_store's.
-struct ToHttpError(reqwest::Body);
+struct ToHttpError(reqwest::Body, String);
 
 impl Body for ToHttpError {
     type Data = Bytes;
@@ -235,8 +236,7 @@ impl Body for ToHttpError {
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, HttpError>>> {
         match Pin::new(&mut self.0).poll_frame(cx) {
             Poll::Ready(Some(Err(e))) => {
-                let host = e.url().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-                let (kind, net) = classify(&e, &host);
+                let (kind, net) = classify(&e, &self.1);
                 Poll::Ready(Some(Err(HttpError::new(kind, net))))
             }
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),

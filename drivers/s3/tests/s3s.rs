@@ -6,7 +6,7 @@
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
 use ferry_test_servers::fault::assert_calls_fail_clearly;
-use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, FaultProxy, Moto, S3sFs, SECRET_KEY, http_request};
+use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, Fault, FaultProxy, Moto, S3sFs, SECRET_KEY, http_request};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -297,4 +297,46 @@ async fn a_save_stream_cancelled_by_the_client_aborts_its_multipart_upload() {
 fn tokio_stream_of(mut rx: tokio::sync::mpsc::Receiver<ferry_sdk::Result<bytes::Bytes>>) -> ferry_sdk::ByteStream {
     use futures::StreamExt;
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_whose_body_stalls_fails_after_the_idle_read_timeout_saying_so() {
+    let s3 = S3sFs::start();
+    let proxy = Arc::new(FaultProxy::start(s3.port));
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("stall.bin");
+    write_file(&src, 32 << 20, 5);
+    std::fs::write(s3.object("stall.bin"), std::fs::read(&src).unwrap()).unwrap();
+    // One GET for the whole object; the first-byte timeout far above the
+    // idle one, so that only the idle one can end the call this soon. (With
+    // time left in the retry bound, object_store asks again for the rest of
+    // the object; here the bound is spent when the body stalls.)
+    let mut env = env();
+    env.extend([
+        ("FERRY_MULTIPART_THRESHOLD", "64Mi"),
+        ("FERRY_FIRST_BYTE_TIMEOUT", "30"),
+        ("FERRY_READ_TIMEOUT", "1"),
+        ("FERRY_RETRY_TIMEOUT", "1"),
+    ]);
+    let driver = DriverProcess::start(BIN, &env).await;
+    let at = Location::new("s3", config(&proxy.endpoint(), ""), "stall.bin");
+    let p = proxy.clone();
+    let stall = std::thread::spawn(move || {
+        while p.downstream_bytes() < 1 << 20 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        p.set(Fault::Blackhole);
+    });
+    let start = Instant::now();
+    let back = dir.path().join("back.bin");
+    let err = tokio::time::timeout(Duration::from_secs(20), driver.client.load(&at, &back))
+        .await
+        .expect("a stalled body still waits after 20 s")
+        .unwrap_err();
+    stall.join().unwrap();
+    let text = err.to_string();
+    eprintln!("load failed in {:?}: {text}", start.elapsed());
+    assert!(text.contains("timed out: no data for 1 s"), "{text}");
+    assert!(text.contains(&proxy.endpoint()), "{text}");
+    assert!(!back.exists(), "a failed load leaves no file behind");
 }

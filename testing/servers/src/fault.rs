@@ -26,7 +26,9 @@ pub enum Fault {
     /// Stop listening: connections are refused. Open ones are reset, as when
     /// the server process dies.
     Refuse,
-    /// Accept and read, never forward and never answer. Open ones go silent too.
+    /// Accept and read, never forward and never answer. Open connections go
+    /// silent too (kept open, nothing more forwarded), as when a path dies
+    /// mid-transfer.
     Blackhole,
 }
 
@@ -39,6 +41,7 @@ struct Shared {
     /// When set, a [`Fault::Refuse`] that turns into [`Fault::Pass`] then.
     heal_at: Mutex<Option<Instant>>,
     upstream_bytes: AtomicU64,
+    downstream_bytes: AtomicU64,
     accepted: AtomicU64,
     stop: AtomicBool,
 }
@@ -62,6 +65,7 @@ impl FaultProxy {
             applied: AtomicU64::new(0),
             heal_at: Mutex::new(None),
             upstream_bytes: AtomicU64::new(0),
+            downstream_bytes: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
@@ -76,7 +80,8 @@ impl FaultProxy {
     }
 
     /// Switches the mode; connections already open end (a real fault hits
-    /// them too). Returns once the listener is closed or open as the mode needs.
+    /// them too), or go silent for [`Fault::Blackhole`]. Returns once the
+    /// listener is closed or open as the mode needs.
     pub fn set(&self, fault: Fault) {
         *self.shared.heal_at.lock().unwrap() = None;
         *self.shared.mode.lock().unwrap() = fault;
@@ -103,6 +108,11 @@ impl FaultProxy {
     /// to inject a fault in the middle of a transfer).
     pub fn upstream_bytes(&self) -> u64 {
         self.shared.upstream_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Bytes forwarded from the server to clients so far.
+    pub fn downstream_bytes(&self) -> u64 {
+        self.shared.downstream_bytes.load(Ordering::SeqCst)
     }
 
     /// Connections accepted so far.
@@ -225,11 +235,28 @@ fn serve(client: TcpStream, upstream: u16, mode: Fault, shared: Arc<Shared>) {
         move || {
             let (mut from, mut to) = (from, to);
             let mut buf = vec![0u8; 64 << 10];
-            while !done.load(Ordering::SeqCst)
-                && !shared.stop.load(Ordering::SeqCst)
-                && shared.generation.load(Ordering::SeqCst) == generation
-            {
+            let mut current = generation;
+            // A switch to Blackhole silences this connection instead of
+            // ending it: what a client sees when a path dies mid-transfer.
+            let mut silent = false;
+            // Whether to go on after a switch: silently for a blackhole.
+            let still_open = |silent: &mut bool, current: &mut u64| {
+                let now = shared.generation.load(Ordering::SeqCst);
+                if now == *current {
+                    return true;
+                }
+                if *silent || *shared.mode.lock().unwrap() != Fault::Blackhole {
+                    return false;
+                }
+                (*silent, *current) = (true, now);
+                true
+            };
+            while !done.load(Ordering::SeqCst) && !shared.stop.load(Ordering::SeqCst) {
+                if !still_open(&mut silent, &mut current) {
+                    break;
+                }
                 let n = match from.read(&mut buf) {
+                    Ok(0) if silent => return,
                     Ok(0) => {
                         let _ = to.shutdown(Shutdown::Write);
                         return;
@@ -238,6 +265,13 @@ fn serve(client: TcpStream, upstream: u16, mode: Fault, shared: Arc<Shared>) {
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
                     Err(_) => break,
                 };
+                // A switch while the read waited applies to what it read.
+                if !still_open(&mut silent, &mut current) {
+                    break;
+                }
+                if silent {
+                    continue;
+                }
                 let mut n = n;
                 let mut cut = false;
                 if let Some(b) = &budget {
@@ -248,11 +282,10 @@ fn serve(client: TcpStream, upstream: u16, mode: Fault, shared: Arc<Shared>) {
                     }
                     b.fetch_sub(n as u64, Ordering::SeqCst);
                 }
+                let counter = if up { &shared.upstream_bytes } else { &shared.downstream_bytes };
+                counter.fetch_add(n as u64, Ordering::SeqCst);
                 if to.write_all(&buf[..n]).is_err() {
                     break;
-                }
-                if up {
-                    shared.upstream_bytes.fetch_add(n as u64, Ordering::SeqCst);
                 }
                 if cut {
                     break;
@@ -385,6 +418,21 @@ mod tests {
         let mut got = [0u8; 2];
         c.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"ab");
+    }
+
+    #[test]
+    fn a_blackhole_silences_open_connections_without_closing_them() {
+        let proxy = FaultProxy::start(echo());
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        c.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        c.read_exact(&mut one).unwrap();
+        assert_eq!(proxy.downstream_bytes(), 1);
+        proxy.set(Fault::Blackhole);
+        c.write_all(b"y").unwrap();
+        let err = c.read(&mut one).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{err:?}");
     }
 
     #[test]
