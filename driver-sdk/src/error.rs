@@ -234,6 +234,12 @@ fn without_body(text: &str) -> String {
 fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(err);
     while let Some(e) = cur {
+        // The SDK's HTTP connector knows: refused, reset and timed out are
+        // worth another try later, DNS and TLS failures are not.
+        #[cfg(feature = "http")]
+        if let Some(net) = e.downcast_ref::<crate::net::NetError>() {
+            return net.is_transient();
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return Error::from(std::io::Error::new(io.kind(), "")).is_transient();
         }

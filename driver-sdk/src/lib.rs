@@ -37,6 +37,8 @@ mod driver;
 mod error;
 mod key;
 mod multipart;
+#[cfg(feature = "http")]
+pub mod net;
 mod ranged;
 mod server;
 mod store;

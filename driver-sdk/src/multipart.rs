@@ -35,10 +35,8 @@ use std::time::Duration;
 /// Keys under it are refused and listings of the root hide it.
 pub const UPLOADS_PREFIX: &str = ".ferry-uploads";
 
-/// Attempts, in one Save, to carry an upload through transient failures
-/// (each attempt resumes the last); the HTTP client retries single requests
-/// below this.
-const ATTEMPTS: u32 = 3;
+/// Longest pause between two resumes of one upload.
+const MAX_RESUME_PAUSE: Duration = Duration::from_secs(4);
 
 /// The journal of one unfinished upload.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -90,6 +88,11 @@ pub(crate) struct FileUpload<'a> {
     pub size: u64,
     pub part_size: u64,
     pub concurrency: usize,
+    /// Wall time over which the upload is resumed after transient failures
+    /// (each resume continues the last; the HTTP client retries single
+    /// requests below this). Time, not a count: an outage lasts seconds
+    /// whatever the number of attempts made in them.
+    pub retry_for: Duration,
 }
 
 impl FileUpload<'_> {
@@ -97,21 +100,25 @@ impl FileUpload<'_> {
     pub async fn run(&self) -> Result<UploadReport> {
         let file = Arc::new(std::fs::File::open(self.src).map_err(|e| local_error(e, "opening", self.src))?);
         let mut total = UploadReport::default();
-        let mut attempt = 0;
+        let deadline = std::time::Instant::now() + self.retry_for;
+        let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.attempt(&file, &mut total).await {
+            let result = self.attempt(&file, &mut total).await;
+            let time_left = std::time::Instant::now() < deadline;
+            match result {
                 Ok(()) => return Ok(total),
-                Err(Failure::Keep(err)) if attempt < ATTEMPTS => {
+                Err(Failure::Keep(err)) if time_left => {
                     tracing::warn!(error = %err, attempt, "upload interrupted; resuming");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    let pause = Duration::from_millis(200u64 << attempt.min(10)).min(MAX_RESUME_PAUSE);
+                    tokio::time::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
                 }
                 Err(Failure::Keep(err)) => {
                     // Left for a later Save to resume; the journal names it,
                     // and Delete of the key aborts it.
                     return Err(err.context("upload interrupted; a retried Save of the same file resumes it"));
                 }
-                Err(Failure::Vanished(err)) if attempt < ATTEMPTS => {
+                Err(Failure::Vanished(err)) if time_left => {
                     // Aborted meanwhile (a lifecycle rule, a Delete): start over.
                     tracing::warn!(error = %err, "the recorded multipart upload is gone; starting a new one");
                     if let Err(e) = self.objects.delete(&journal_path(self.path)).await {

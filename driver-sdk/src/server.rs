@@ -86,12 +86,46 @@ pub struct DriverService<D: Driver> {
     driver: Arc<D>,
     configs: ConfigCache<D::Config>,
     in_flight: InFlight,
+    streams: Arc<tokio::sync::Semaphore>,
+    max_streams: usize,
+}
+
+/// `FERRY_MAX_STREAMS`: OpenStreams served at once.
+pub const MAX_STREAMS_ENV: &str = "FERRY_MAX_STREAMS";
+
+/// Default of [`MAX_STREAMS_ENV`]. Each open stream holds a few frames (about
+/// 1 MiB at most), so 64 stay well inside the 256 MiB a driver container gets.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
+
+/// How long an OpenStream waits for a free slot before RESOURCE_EXHAUSTED.
+const STREAM_QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// The limit of open streams from [`MAX_STREAMS_ENV`], else [`DEFAULT_MAX_STREAMS`].
+pub fn max_streams() -> Result<usize> {
+    Ok(crate::config::env_positive(MAX_STREAMS_ENV)?.map_or(DEFAULT_MAX_STREAMS, |n| n as usize))
 }
 
 impl<D: Driver> DriverService<D> {
-    /// Wraps `driver`.
+    /// Wraps `driver`, serving at most [`DEFAULT_MAX_STREAMS`] OpenStreams at once.
     pub fn new(driver: D) -> Self {
-        DriverService { driver: Arc::new(driver), configs: Mutex::new(HashMap::new()), in_flight: InFlight::default() }
+        DriverService {
+            driver: Arc::new(driver),
+            configs: Mutex::new(HashMap::new()),
+            in_flight: InFlight::default(),
+            streams: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_STREAMS)),
+            max_streams: DEFAULT_MAX_STREAMS,
+        }
+    }
+
+    /// Serves at most `n` OpenStreams at once: a client that opens streams and
+    /// never reads them holds their buffers, and without a bound a thousand of
+    /// them exhaust the driver's memory. Further ones wait a few seconds for
+    /// a slot, then get RESOURCE_EXHAUSTED; other calls are not affected.
+    #[must_use]
+    pub fn with_max_streams(mut self, n: usize) -> Self {
+        self.streams = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self.max_streams = n.max(1);
+        self
     }
 
     async fn config(&self, raw: &str) -> Result<Arc<D::Config>> {
@@ -215,6 +249,20 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         let call = self.in_flight.enter();
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
+        let permit = match tokio::time::timeout(STREAM_QUEUE_WAIT, self.streams.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::info!(op = "open_stream", key, limit = self.max_streams, "too many open streams; refused");
+                let mut status = Status::resource_exhausted(format!(
+                    "{} streams are open already ({MAX_STREAMS_ENV}); try again later",
+                    self.max_streams
+                ));
+                if let Ok(v) = ErrorKind::Transient.as_str().parse() {
+                    status.metadata_mut().insert(KIND_HEADER, v);
+                }
+                return Err(status);
+            }
+        };
         let opened = async {
             let (cfg, key) = self.target(req.artifact.as_ref()).await?;
             self.driver.open_stream(&cfg, &key).await
@@ -223,7 +271,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         match opened {
             Ok(data) => {
                 tracing::info!(op = "open_stream", key, "streaming");
-                Ok(Response::new(frames(data, key, call)))
+                Ok(Response::new(frames(data, key, (call, permit))))
             }
             Err(err) => {
                 tracing::info!(op = "open_stream", key, kind = %err.kind(), error = %err, "failed");
@@ -325,7 +373,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         &self,
         request: Request<Streaming<pb::SaveStreamArtifactRequest>>,
     ) -> std::result::Result<Response<pb::SaveArtifactResponse>, Status> {
-        let _call = self.in_flight.enter();
+        let call = self.in_flight.enter();
         if !self.driver.capabilities().save_stream {
             return Err(Status::unimplemented("this driver does not accept SaveStream; use Save"));
         }
@@ -352,7 +400,18 @@ impl<D: Driver> ArtifactService for DriverService<D> {
                 .chain(CancelledAtEnd { end: body_end, checked: false })
                 .filter(|chunk| std::future::ready(!matches!(chunk, Ok(c) if c.is_empty())))
                 .boxed();
-            self.driver.save_stream(&cfg, &key, data).await
+            // On a cancel (RST_STREAM) tonic drops this handler at once, and
+            // with it any upload future it awaits: no abort would run and
+            // the multipart upload would stay behind. In its own task the
+            // save lives on, sees the request stream fail, and cleans up as
+            // on any other error; the in-flight guard keeps shutdown waiting
+            // for that.
+            let driver = self.driver.clone();
+            let task = tokio::spawn(async move {
+                let _call = call;
+                driver.save_stream(&cfg, &key, data).await
+            });
+            task.await.map_err(|e| Error::other(format!("SaveStream task failed: {e}")))?
         }
         .await;
         in_band("save_stream", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
@@ -406,7 +465,7 @@ impl Stream for CancelledAtEnd {
 /// (never a clean end), and the stream ends with one `is_end` frame without
 /// data, since Argo drops data sent in that frame. At most a few frames are
 /// in flight, so memory stays bounded however slow the client reads.
-fn frames(data: ByteStream, key: String, call: CallGuard) -> FrameStream {
+fn frames(data: ByteStream, key: String, call: (CallGuard, tokio::sync::OwnedSemaphorePermit)) -> FrameStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::OpenStreamResponse, Status>>(2);
     tokio::spawn(async move {
         let _call = call;
@@ -516,7 +575,7 @@ pub async fn serve<D: Driver>(
         .build_v1()
         .map_err(|e| Error::other(format!("building reflection service: {e}")))?;
 
-    let service = DriverService::new(driver);
+    let service = DriverService::new(driver).with_max_streams(max_streams()?);
     let in_flight = service.in_flight.clone();
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -564,6 +623,16 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
             _ = int.recv() => {}
         }
     })
+}
+
+/// `FERRY_MAX_BLOCKING_THREADS`: threads for blocking work (file I/O).
+pub const MAX_BLOCKING_THREADS_ENV: &str = "FERRY_MAX_BLOCKING_THREADS";
+
+/// Default of [`MAX_BLOCKING_THREADS_ENV`].
+pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 64;
+
+fn max_blocking_threads() -> Result<usize> {
+    Ok(crate::config::env_positive(MAX_BLOCKING_THREADS_ENV)?.map_or(DEFAULT_MAX_BLOCKING_THREADS, |n| n as usize))
 }
 
 /// The grace period from [`SHUTDOWN_GRACE_ENV`], else [`DEFAULT_SHUTDOWN_GRACE`].
@@ -633,6 +702,9 @@ pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
         let socket = socket_path_from_args(std::env::args())?;
         let grace = shutdown_grace()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
+            // Blocking work (file reads and copies) queues beyond this
+            // instead of growing to tokio's 512 threads under a flood.
+            .max_blocking_threads(max_blocking_threads()?)
             .enable_all()
             .build()
             .map_err(|e| Error::other(format!("starting the async runtime: {e}")))?;

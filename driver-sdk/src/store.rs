@@ -50,6 +50,9 @@ pub struct TransferOptions {
     pub download_concurrency: usize,
     /// How keys map to object paths.
     pub key_encoding: KeyEncoding,
+    /// Wall time over which an interrupted file upload is resumed within one
+    /// Save (`FERRY_RETRY_TIMEOUT`); the journal is kept when it runs out.
+    pub retry_timeout: std::time::Duration,
 }
 
 impl Default for TransferOptions {
@@ -60,6 +63,7 @@ impl Default for TransferOptions {
             max_concurrency: 4,
             download_concurrency: 8,
             key_encoding: KeyEncoding::Verbatim,
+            retry_timeout: crate::config::DEFAULT_RETRY_TIMEOUT,
         }
     }
 }
@@ -101,7 +105,7 @@ impl TransferOptions {
     }
 
     /// The defaults, overridden by `FERRY_PART_SIZE`, `FERRY_MAX_CONCURRENCY`,
-    /// `FERRY_DOWNLOAD_CONCURRENCY` and `FERRY_MULTIPART_THRESHOLD` where set (sizes as bytes or with a
+    /// `FERRY_DOWNLOAD_CONCURRENCY`, `FERRY_MULTIPART_THRESHOLD` and `FERRY_RETRY_TIMEOUT` where set (sizes as bytes or with a
     /// `Ki`/`Mi`/`Gi` suffix). Peak memory of one upload is about part size ×
     /// concurrency.
     pub fn from_env() -> Result<Self> {
@@ -125,6 +129,7 @@ impl TransferOptions {
                 Error::invalid_config(format!("FERRY_DOWNLOAD_CONCURRENCY: {v:?} is not a positive integer"))
             })?;
         }
+        o.retry_timeout = crate::config::env_seconds(crate::config::RETRY_TIMEOUT_ENV, o.retry_timeout)?;
         Ok(o)
     }
 
@@ -367,6 +372,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
                 size,
                 part_size: self.options.part_size_for(size),
                 concurrency: self.options.max_concurrency,
+                retry_for: self.options.retry_timeout,
             }
             .run()
             .await?;
@@ -549,30 +555,33 @@ fn part_stream(
 /// a few of these, and argo-server may serve many downloads at once.
 const STREAM_CHUNK: usize = 256 << 10;
 
-/// Streams a local file in [`STREAM_CHUNK`] pieces from a blocking thread;
-/// object_store's own chunking (8 KiB) costs a thread hop per 8 KiB.
-fn local_file_stream(mut file: std::fs::File, path: std::path::PathBuf) -> ByteStream {
+/// Streams a local file in [`STREAM_CHUNK`] pieces, each read on a blocking
+/// thread when the reader asks for it (object_store's own chunking, 8 KiB,
+/// costs a thread hop per 8 KiB). Nothing is read ahead and no thread is held
+/// between reads, so a client that stops reading costs an open file, not a
+/// blocking thread: a thousand stalled streams must not take every blocking
+/// thread the runtime has and starve the other calls.
+fn local_file_stream(file: std::fs::File, path: std::path::PathBuf) -> ByteStream {
     use std::io::Read;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
-    tokio::task::spawn_blocking(move || {
-        loop {
+    futures::stream::try_unfold(Some((file, path)), |state| async move {
+        let Some((mut file, path)) = state else { return Ok(None) };
+        let (file, path, read) = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; STREAM_CHUNK];
-            let item = match file.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(Bytes::from(buf))
-                }
-                Err(e) => Err(local_error(e, "reading", &path)),
-            };
-            let failed = item.is_err();
-            // A closed channel means the reader went away: stop reading.
-            if tx.blocking_send(item).is_err() || failed {
-                return;
-            }
+            let read = file.read(&mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            });
+            (file, path, read)
+        })
+        .await
+        .map_err(|e| Error::other(format!("read task failed: {e}")))?;
+        match read {
+            Ok(buf) if buf.is_empty() => Ok(None),
+            Ok(buf) => Ok(Some((Bytes::from(buf), Some((file, path))))),
+            Err(e) => Err(local_error(e, "reading", &path)),
         }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    })
+    .boxed()
 }
 
 /// Fails the stream if it ends before `expected` bytes, so a connection cut

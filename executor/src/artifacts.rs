@@ -353,7 +353,6 @@ impl StepContext<'_> {
             return Ok(Fetched::Raw(raw.clone()));
         }
         let Some(location) = &value.location else { return Ok(Fetched::Nothing) };
-        let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
         let stage = staging(self.pod, "in", name);
         let unpacked = staging(self.pod, "unpacked", name);
         for path in [&stage, &unpacked] {
@@ -363,7 +362,12 @@ impl StepContext<'_> {
                 std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
             }
         }
-        match client.load(&location.to_client(), &stage).await {
+        let at = location.to_client();
+        let loaded = self.drivers.call(&location.driver, location.timeout, |c| {
+            let (at, stage) = (at.clone(), stage.clone());
+            async move { c.load(&at, &stage).await }
+        });
+        match loaded.await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound && b.decl.optional => {
                 append_log(
@@ -564,8 +568,12 @@ impl StepContext<'_> {
         // `key/`, anything else as exactly one object, never `key/…` it did
         // not write. The record's key carries the difference to the driver.
         let saved_directory = upload.is_dir();
-        let client = self.drivers.client(&location.driver, location.timeout).await.map_err(|e| e.to_string())?;
-        client.save(&location.to_client(), &upload).await.map_err(|e| {
+        let at = location.to_client();
+        let save = self.drivers.call(&location.driver, location.timeout, |c| {
+            let (at, upload) = (at.clone(), upload.clone());
+            async move { c.save(&at, &upload).await }
+        });
+        save.await.map_err(|e| {
             format!("output artifact {name} failed to save to {} key {:?}: {e}", location.driver, location.key)
         })?;
         if upload != host {

@@ -19,6 +19,13 @@ use tokio::sync::OnceCell;
 /// Ferry's reference drivers, registered unless a registry file overrides them.
 pub const BUILTIN_DRIVERS: [&str; 6] = ["fs", "s3", "oss", "gcs", "git", "http"];
 
+/// Restarts of one driver in one run before its calls fail for good: a
+/// driver that keeps dying is broken, not unlucky.
+pub const MAX_RESTARTS: u32 = 3;
+
+/// Pauses between retries of a call that failed transiently, doubling up to this.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(8);
+
 /// Argo's default `connectionTimeoutSeconds`.
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 5;
 
@@ -278,6 +285,7 @@ pub struct DriverPool {
     children: Mutex<Vec<Running>>,
     scratch: Option<PathBuf>,
     launcher: Launcher,
+    restarts: Mutex<HashMap<String, u32>>,
 }
 
 struct Running {
@@ -299,6 +307,7 @@ impl DriverPool {
             children: Mutex::new(Vec::new()),
             scratch: None,
             launcher: Launcher::Process,
+            restarts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -335,6 +344,84 @@ impl DriverPool {
         let slot = self.slots.lock().map_err(|_| poisoned(name))?.entry(name.to_string()).or_default().clone();
         let started = slot.get_or_try_init(|| self.start(&spec, timeout_seconds)).await?;
         Ok(started.client.clone())
+    }
+
+    /// Runs `op` with a client of driver `name`. A driver that died (killed,
+    /// crashed, OOM) is started again and the call made again, up to
+    /// [`MAX_RESTARTS`] times per driver in this run; then the error says how
+    /// it died. A call that failed transiently (the driver's own retries ran
+    /// out) is made again with backoff while less than the retry bound
+    /// (`FERRY_RETRY_TIMEOUT`) has passed since the first attempt. Every
+    /// driver call may be repeated: Save overwrites, Load writes atomically,
+    /// Delete is idempotent.
+    pub async fn call<T, F, Fut>(&self, name: &str, timeout_seconds: u32, mut op: F) -> ferry_sdk::Result<T>
+    where
+        F: FnMut(DriverClient) -> Fut,
+        Fut: std::future::Future<Output = ferry_sdk::Result<T>>,
+    {
+        let began = Instant::now();
+        let bound = ferry_sdk::config::env_seconds(
+            ferry_sdk::config::RETRY_TIMEOUT_ENV,
+            ferry_sdk::config::DEFAULT_RETRY_TIMEOUT,
+        )?;
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let client = self
+                .client(name, timeout_seconds)
+                .await
+                .map_err(|e| ferry_sdk::Error::new(ferry_sdk::ErrorKind::Other, e.to_string()))?;
+            let err = match op(client).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if let Some(how) = self.reap_dead(name, err.kind() == ferry_sdk::ErrorKind::Transient).await {
+                let restarts = {
+                    let mut r = self.restarts.lock().map_err(|_| ferry_sdk::Error::other("internal lock poisoned"))?;
+                    let n = r.entry(name.to_string()).or_default();
+                    *n += 1;
+                    *n
+                };
+                if restarts > MAX_RESTARTS {
+                    return Err(ferry_sdk::Error::new(
+                        ferry_sdk::ErrorKind::Other,
+                        format!(
+                            "artifact driver {name:?} died ({how}); it was restarted {MAX_RESTARTS} times in this run already, giving up: {err}"
+                        ),
+                    ));
+                }
+                tracing::warn!(driver = %name, %how, restarts, "artifact driver died; starting it again and repeating the call");
+                continue;
+            }
+            if err.kind() == ferry_sdk::ErrorKind::Transient && began.elapsed() < bound {
+                tracing::warn!(driver = %name, error = %err, "driver call failed transiently; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    /// If driver `name` has exited, forgets it (the next use starts it again)
+    /// and says how it ended. A call cut by the driver's death can fail a
+    /// moment before the exit is visible, so `settle` waits briefly for it.
+    async fn reap_dead(&self, name: &str, settle: bool) -> Option<String> {
+        let tries = if settle { 15 } else { 1 };
+        for i in 0..tries {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let status = {
+                let mut children = self.children.lock().ok()?;
+                let at = children.iter_mut().position(|r| r.name == name && matches!(r.child.try_wait(), Ok(Some(_))));
+                at.map(|i| children.remove(i)).and_then(|mut r| r.child.try_wait().ok().flatten())
+            };
+            if let Some(status) = status {
+                self.slots.lock().ok()?.remove(name);
+                return Some(describe_exit(status));
+            }
+        }
+        None
     }
 
     /// How long each started driver took from spawn to a ready socket.
@@ -452,6 +539,19 @@ impl DriverPool {
             let _ = std::fs::remove_dir_all(dir);
         }
         failed
+    }
+}
+
+/// "killed by signal 9 (SIGKILL)" or "exited with code 3".
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
+            Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
+            Err(_) => format!("killed by signal {sig}"),
+        },
+        (None, None) => status.to_string(),
     }
 }
 

@@ -8,10 +8,6 @@ use crate::store::{Store, StoreError, WorkflowRecord};
 use crate::workflow::GcStrategy;
 use futures::StreamExt;
 use std::sync::Mutex;
-use std::time::Duration;
-
-/// Attempts per artifact, as Argo's GC pod retries (5 steps).
-const ATTEMPTS: u32 = 5;
 
 /// What a collection did.
 #[derive(Clone, Debug, Default)]
@@ -84,23 +80,17 @@ pub async fn collect(
 }
 
 async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<(), String> {
-    let mut wait = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
-        let result = match pool.client(&r.location.driver, r.location.timeout).await {
-            Ok(client) => client.delete(&r.location.to_client()).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) => last = e,
-        }
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-        }
-    }
-    Err(format!("{last} (after {ATTEMPTS} attempts)"))
+    // The pool restarts a dead driver and retries transient failures within
+    // FERRY_RETRY_TIMEOUT; a permanent failure (permission, configuration)
+    // is not worth repeating, and repeating a timed-out one five times is
+    // what kept `ferry delete` against a blackholed endpoint waiting 25 min.
+    let at = r.location.to_client();
+    pool.call(&r.location.driver, r.location.timeout, |client| {
+        let at = at.clone();
+        async move { client.delete(&at).await }
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 fn lock_error() -> StoreError {

@@ -531,23 +531,7 @@ fn drivers_do_not_outlive_a_killed_ferry() {
         .spawn()
         .unwrap();
     wait_for("the second step", || work.path().join("second-started").exists());
-    // The driver's socket is under the home, or under $TMPDIR/ferry-<uid>-<ferry pid>
-    // when the home's path is too long for a socket.
-    let home = f.home.path().canonicalize().unwrap().to_string_lossy().into_owned();
-    let scratch = format!("-{}/artifact-plugins", child.id());
-    let drivers = || -> Vec<i32> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                    let c = String::from_utf8_lossy(&c);
-                    c.contains("ferry-driver-fs") && (c.contains(&home) || c.contains(&scratch))
-                })
-            })
-            .collect()
-    };
-    let before = drivers();
+    let before = fs_drivers_of(f.home.path(), child.id());
     assert_eq!(before.len(), 1, "expected one fs driver process, found {before:?}");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -1092,4 +1076,131 @@ fn endless_recursion_stops_at_argos_depth_with_an_error() {
     let o = f.ferry(&["resume", "recurse"]);
     let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.code() == Some(1) && said.contains("already Error"), "{:?}: {said}", o.status);
+}
+
+/// Process ids of the live fs drivers the `ferry` process `ferry_pid`
+/// running under `home` started. Their socket is under the home, or under
+/// $TMPDIR/ferry-<uid>-<ferry pid> when the home's path is too long for a socket.
+fn fs_drivers_of(home: &Path, ferry_pid: u32) -> Vec<i32> {
+    let home = home.canonicalize().unwrap().to_string_lossy().into_owned();
+    let scratch = format!("-{ferry_pid}/artifact-plugins");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("ferry-driver-fs") && (c.contains(&home) || c.contains(&scratch))
+            }) && !is_zombie(*pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_driver_killed_between_steps_is_restarted_and_the_run_succeeds() {
+    let f = Ferry::new();
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path().display();
+    let file = write(
+        work.path(),
+        "restart.yaml",
+        &format!(
+            "{}  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: first, template: produce, arguments: {{parameters: [{{name: wait, value: 'no'}}]}}}}\n    - - {{name: second, template: produce, arguments: {{parameters: [{{name: wait, value: 'yes'}}]}}}}\n    - - {{name: third, template: consume, arguments: {{artifacts: [{{name: in, from: '{{{{steps.second.outputs.artifacts.out}}}}'}}]}}}}\n  - name: produce\n    inputs: {{parameters: [{{name: wait}}]}}\n    container: {{image: x, command: [sh, -c, 'if [ {{{{inputs.parameters.wait}}}} = yes ]; then touch {d}/waiting; while [ ! -e {d}/go ]; do sleep 0.05; done; fi; echo payload > /tmp/out']}}\n    outputs: {{artifacts: [{{name: out, path: /tmp/out}}]}}\n  - name: consume\n    inputs: {{artifacts: [{{name: in, path: /tmp/in}}]}}\n    container: {{image: x, command: [cat, /tmp/in]}}\n",
+            HEAD.replace("NAME", "restart-me")
+        ),
+    );
+    let child = f
+        .cmd()
+        .args(["run", "--output", "json", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first step saved through the driver; the second waits for us.
+    wait_for("the second step", || work.path().join("waiting").exists());
+    let pids = fs_drivers_of(f.home.path(), child.id());
+    assert_eq!(pids.len(), 1, "expected one fs driver, found {pids:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("the driver to die", || fs_drivers_of(f.home.path(), child.id()).is_empty());
+    std::fs::write(work.path().join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc:#}");
+    assert_eq!(f.logs("restart-me", "third").trim(), "payload");
+}
+
+#[test]
+fn a_driver_that_dies_every_time_fails_the_call_naming_the_signal() {
+    use ferry_executor::drivers::{DriverPool, DriverSpec, MAX_RESTARTS, Registry};
+    let fs = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-driver-fs");
+    let dir = tempfile::tempdir().unwrap();
+    // Serves, then SIGKILLs itself 0.3 s later: every call made after that finds it dead.
+    let script =
+        format!("( while [ ! -S \"$0\" ]; do sleep 0.01; done; sleep 0.3; kill -9 $$ ) & exec {} \"$0\"", fs.display());
+    let mut registry = Registry::default();
+    let spec = DriverSpec {
+        name: "dying".into(),
+        image: String::new(),
+        connection_timeout_seconds: 10,
+        command: vec!["sh".into(), "-c".into(), script],
+        env: Default::default(),
+    };
+    registry.merge(vec![spec]).unwrap();
+    let pool = DriverPool::new(registry, dir.path().join("sockets"), dir.path().join("logs"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut attempts = 0;
+    let err = rt
+        .block_on(pool.call("dying", 0, |client| {
+            attempts += 1;
+            let at = ferry_sdk::client::Location::new("fs", "", "k");
+            async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                client.list(&at).await
+            }
+        }))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("\"dying\" died (killed by signal 9 (SIGKILL))"), "{text}");
+    assert!(text.contains(&format!("restarted {MAX_RESTARTS} times")), "{text}");
+    assert_eq!(attempts, MAX_RESTARTS + 1, "each restart repeats the call once");
+    rt.block_on(pool.shutdown(Duration::from_secs(1)));
+}
+
+#[test]
+fn a_driver_call_that_fails_transiently_is_retried_and_a_permanent_failure_is_not() {
+    use ferry_executor::drivers::{DriverPool, DriverSpec, Registry};
+    use ferry_sdk::{Error, ErrorKind};
+    let fs = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-driver-fs");
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::default();
+    let spec = DriverSpec {
+        name: "fs".into(),
+        image: String::new(),
+        connection_timeout_seconds: 10,
+        command: vec![fs.display().to_string()],
+        env: Default::default(),
+    };
+    registry.merge(vec![spec]).unwrap();
+    let pool = DriverPool::new(registry, dir.path().join("sockets"), dir.path().join("logs"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let attempt = |fail_first: u32, kind: ErrorKind| {
+        let mut n = 0;
+        let result = rt.block_on(pool.call("fs", 0, |client| {
+            n += 1;
+            let fail = n <= fail_first;
+            async move {
+                client.supports_save_stream().await?;
+                if fail { Err(Error::new(kind, "the store blinked")) } else { Ok(()) }
+            }
+        }));
+        (result, n)
+    };
+    let (result, n) = attempt(2, ErrorKind::Transient);
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(n, 3, "two transient failures, then success");
+    let (result, n) = attempt(1, ErrorKind::PermissionDenied);
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(n, 1, "a permanent failure is not repeated");
+    rt.block_on(pool.shutdown(Duration::from_secs(1)));
 }

@@ -553,3 +553,66 @@ async fn not_found_names_the_key_not_the_host_path() {
     let err = d.client.load(&d.at("no/such/key"), &d.scratch("x")).await.unwrap_err();
     assert!(err.message().contains("\"no/such/key\"") && !err.message().contains(&root), "{err}");
 }
+
+/// `VmRSS` (KiB) and `Threads` of a process, from /proc.
+fn rss_and_threads(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_stalled_open_streams_keep_memory_threads_and_other_calls_bounded() {
+    let d = Driver::start().await;
+    let src = d.scratch("big.bin");
+    std::fs::write(&src, pattern(4 << 20, 9)).unwrap();
+    d.client.save(&d.at("big.bin"), &src).await.unwrap();
+    // Ten connections (a server takes a bounded number of streams per
+    // connection), a hundred OpenStreams each, none ever read. Those beyond
+    // FERRY_MAX_STREAMS (64) wait 5 s for a slot, then are refused.
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        clients.push(DriverClient::connect(&d.socket, Duration::from_secs(10)).await.unwrap());
+    }
+    let opens = (0..1000).map(|i| {
+        let (client, at) = (clients[i % 10].clone(), d.at("big.bin"));
+        tokio::spawn(async move { client.open_stream(&at).await })
+    });
+    let results = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(opens))
+        .await
+        .expect("opening the streams hung");
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for r in results {
+        match r.unwrap() {
+            Ok(stream) => held.push(stream),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+                assert!(e.to_string().contains("FERRY_MAX_STREAMS"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    // Let every held stream fill whatever buffers it may.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let small = d.scratch("small.txt");
+    std::fs::write(&small, "still answering").unwrap();
+    let back = d.scratch("small-back.txt");
+    let others = async {
+        d.client.save(&d.at("small.txt"), &small).await.unwrap();
+        d.client.load(&d.at("small.txt"), &back).await.unwrap();
+        d.client.supports_save_stream().await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(20), others).await.expect("Save and Load did not answer within 20 s");
+    assert_eq!(std::fs::read(&back).unwrap(), b"still answering");
+
+    let (rss_kib, threads) = rss_and_threads(d.child.id());
+    eprintln!("{} streams held, {refused} refused: RSS {} MiB, {threads} threads", held.len(), rss_kib >> 10);
+    assert!(rss_kib < 256 << 10, "RSS {} MiB with {} stalled streams", rss_kib >> 10, held.len());
+    assert!(threads < 128, "{threads} threads with {} stalled streams", held.len());
+    drop(held);
+}

@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
 use bytes::Bytes;
+use ferry_sdk::net::NetOptions;
 use ferry_sdk::{Error, ErrorKind, Result};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -112,12 +113,47 @@ pub struct Api {
     base: String,
     bucket: String,
     auth: Auth,
+    net: NetOptions,
+}
+
+/// Paces attempts after transient failures over the wall-time bound
+/// (`FERRY_RETRY_TIMEOUT`): an outage lasts seconds, whatever the number of
+/// attempts made in them.
+pub struct Retry {
+    began: std::time::Instant,
+    bound: Duration,
+    pause: Duration,
+}
+
+impl Retry {
+    /// Whether `e` may be tried again: transient, and within the bound.
+    pub fn allows(&self, e: &Error) -> bool {
+        e.kind() == ErrorKind::Transient && self.began.elapsed() < self.bound
+    }
+
+    /// Waits before the next attempt (doubling, up to 4 s).
+    pub async fn pause(&mut self) {
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_secs(4));
+    }
 }
 
 impl Api {
     /// A client for `bucket` at `base` (no trailing slash).
     pub fn new(http: reqwest::Client, base: String, bucket: String, auth: Auth) -> Api {
-        Api { http, base, bucket, auth }
+        Api { http, base, bucket, auth, net: NetOptions::default() }
+    }
+
+    /// Uses `net`'s first-byte and read timeouts and retry bound.
+    #[must_use]
+    pub fn with_net(mut self, net: NetOptions) -> Api {
+        self.net = net;
+        self
+    }
+
+    /// A pacer for retrying one operation.
+    pub fn retry(&self) -> Retry {
+        Retry { began: std::time::Instant::now(), bound: self.net.retry_timeout, pause: Duration::from_millis(200) }
     }
 
     /// `gs://bucket/name`, for messages.
@@ -144,13 +180,23 @@ impl Api {
 
     /// Sends `r`, turning transport failures and error statuses into errors
     /// about `what`. 308 is not an error: resumable sessions answer it.
-    async fn send(r: RequestBuilder, what: &str) -> Result<Response> {
-        let response = r.send().await.map_err(|e| transport_error(e, what))?;
+    async fn send(&self, r: RequestBuilder, what: &str) -> Result<Response> {
+        let response = self.transport(r, what).await?;
         let status = response.status();
         if status.is_success() || status == StatusCode::PERMANENT_REDIRECT {
             return Ok(response);
         }
         Err(status_error(response, what).await)
+    }
+
+    /// Sends `r` under the network timeouts; a failure names host and cause.
+    async fn transport(&self, r: RequestBuilder, what: &str) -> Result<Response> {
+        let (client, request) = r.build_split();
+        let request = request.map_err(|e| transport_error(e, what))?;
+        ferry_sdk::net::execute(&client, request, &self.net).await.map_err(|(_, e)| {
+            let kind = if e.is_transient() { ErrorKind::Transient } else { ErrorKind::Other };
+            Error::new(kind, format!("{what}: {e}"))
+        })
     }
 
     /// Idempotent calls retried on transient failures only.
@@ -159,7 +205,8 @@ impl Api {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        call.retry(backoff()).when(|e: &Error| e.kind() == ErrorKind::Transient).await
+        let retry = self.retry();
+        call.retry(backoff()).when(|e: &Error| retry.allows(e)).await
     }
 
     /// The object's metadata, or `None` when there is no such object.
@@ -169,7 +216,7 @@ impl Api {
         let found = self
             .retried(|| async {
                 let r = self.request(Method::GET, &url).await?.query(&[("fields", "size,generation,crc32c")]);
-                match Self::send(r, &what).await {
+                match self.send(r, &what).await {
                     Ok(response) => {
                         Ok(Some(response.json::<ObjectMeta>().await.map_err(|e| transport_error(e, &what))?))
                     }
@@ -194,7 +241,7 @@ impl Api {
             if let Some((start, end)) = range {
                 r = r.header(reqwest::header::RANGE, format!("bytes={start}-{}", end - 1));
             }
-            Self::send(r, &what).await
+            self.send(r, &what).await
         })
         .await
     }
@@ -227,7 +274,7 @@ impl Api {
                     if let Some(t) = &token {
                         r = r.query(&[("pageToken", t)]);
                     }
-                    Self::send(r, &what).await?.json::<Page>().await.map_err(|e| transport_error(e, &what))
+                    self.send(r, &what).await?.json::<Page>().await.map_err(|e| transport_error(e, &what))
                 })
                 .await?;
             names.extend(page.items.into_iter().map(|i| i.name));
@@ -243,7 +290,7 @@ impl Api {
         let url = self.object_url(name);
         let what = self.display(name);
         self.retried(|| async {
-            match Self::send(self.request(Method::DELETE, &url).await?, &what).await {
+            match self.send(self.request(Method::DELETE, &url).await?, &what).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e),
@@ -262,7 +309,7 @@ impl Api {
             .query(&[("uploadType", "media"), ("name", name)])
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
-        Self::send(r, &what).await?.json().await.map_err(|e| transport_error(e, &what))
+        self.send(r, &what).await?.json().await.map_err(|e| transport_error(e, &what))
     }
 
     /// Uploads small `data` in one request, retried on transient failures.
@@ -286,7 +333,7 @@ impl Api {
                 if let Some(size) = size {
                     r = r.header("X-Upload-Content-Length", size);
                 }
-                let response = Self::send(r, &what).await?;
+                let response = self.send(r, &what).await?;
                 response
                     .headers()
                     .get(reqwest::header::LOCATION)
@@ -319,7 +366,7 @@ impl Api {
         if let Some(crc) = crc {
             r = r.header("x-goog-hash", format!("crc32c={}", encode_crc(crc)));
         }
-        session_state(r, &what).await
+        session_state(self.transport(r, &what).await?, &what).await
     }
 
     /// Asks how much of the upload the server holds.
@@ -332,7 +379,7 @@ impl Api {
                 .header(reqwest::header::CONTENT_RANGE, format!("bytes */{total}"))
                 .header(reqwest::header::CONTENT_LENGTH, 0)
                 .body(Bytes::new());
-            session_state(r, &what).await
+            session_state(self.transport(r, &what).await?, &what).await
         })
         .await
     }
@@ -340,8 +387,7 @@ impl Api {
     /// Cancels an upload session; its parts are discarded by the server.
     pub async fn cancel(&self, session: &str, name: &str) -> Result<()> {
         let what = self.display(name);
-        let response =
-            self.request(Method::DELETE, session).await?.send().await.map_err(|e| transport_error(e, &what))?;
+        let response = self.transport(self.request(Method::DELETE, session).await?, &what).await?;
         // GCS answers a cancel with 499; a session already gone is as good.
         match response.status().as_u16() {
             499 | 404 | 410 => Ok(()),
@@ -351,8 +397,7 @@ impl Api {
     }
 }
 
-async fn session_state(r: RequestBuilder, what: &str) -> Result<Session> {
-    let response = r.send().await.map_err(|e| transport_error(e, what))?;
+async fn session_state(response: Response, what: &str) -> Result<Session> {
     match response.status().as_u16() {
         // `Range: bytes=0-N` says what is stored; no Range means nothing is.
         308 => {
@@ -374,8 +419,8 @@ async fn session_state(r: RequestBuilder, what: &str) -> Result<Session> {
 fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_max_times(4)
+        .with_max_delay(Duration::from_secs(4))
+        .without_max_times()
         .with_jitter()
 }
 

@@ -24,6 +24,7 @@ pub mod upload;
 use api::{Api, DEFAULT_ENDPOINT};
 use auth::Auth;
 use ferry_sdk::config::{SecretRef, Secrets};
+use ferry_sdk::net::NetOptions;
 use ferry_sdk::{
     ArtifactKey, ByteStream, DeleteTarget, Driver, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX,
 };
@@ -69,32 +70,29 @@ impl Bucket {
 /// The GCS driver.
 pub struct GcsDriver {
     http: reqwest::Client,
+    net: NetOptions,
     options: TransferOptions,
 }
 
 /// The driver with transfer options from the environment (`FERRY_PART_SIZE`
-/// and friends) and the read timeout from `FERRY_READ_TIMEOUT`.
+/// and friends) and the network timeouts and retry bound from
+/// `FERRY_CONNECT_TIMEOUT`, `FERRY_FIRST_BYTE_TIMEOUT`, `FERRY_READ_TIMEOUT`
+/// and `FERRY_RETRY_TIMEOUT` (see [`ferry_sdk::net`]).
 pub fn driver() -> Result<GcsDriver> {
-    let read_timeout = match std::env::var("FERRY_READ_TIMEOUT") {
-        Ok(v) => v
-            .trim()
-            .trim_end_matches('s')
-            .parse::<u64>()
-            .map_err(|_| Error::invalid_config(format!("FERRY_READ_TIMEOUT: {v:?} is not a number of seconds")))?,
-        Err(_) => 300,
-    };
+    let net = NetOptions::from_env()?;
+    // No read timeout here: ferry_sdk::net applies the first-byte timeout
+    // to the wait for an answer and the idle one to the body, apart.
     let http = reqwest::Client::builder()
         // Resumable sessions answer 308 without a Location: not a redirect.
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(read_timeout))
+        .connect_timeout(net.connect_timeout)
         // Bursts (32 parallel Saves) would otherwise leave every connection
         // they opened idle in the pool for 90 s.
         .pool_max_idle_per_host(8)
         .pool_idle_timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| Error::other(format!("building the HTTP client: {e}")))?;
-    Ok(GcsDriver { http, options: TransferOptions::from_env()? })
+    Ok(GcsDriver { http, net, options: TransferOptions::from_env()? })
 }
 
 /// The object name of `key`; the journal prefix is reserved.
@@ -145,7 +143,7 @@ impl Driver for GcsDriver {
             (None, true) => Auth::Anonymous,
             (None, false) => Auth::application_default()?,
         };
-        Ok(Bucket { api: Api::new(self.http.clone(), base, config.bucket, auth) })
+        Ok(Bucket { api: Api::new(self.http.clone(), base, config.bucket, auth).with_net(self.net) })
     }
 
     async fn open_stream(&self, b: &Bucket, key: &ArtifactKey) -> Result<ByteStream> {

@@ -31,7 +31,7 @@ const READ_BLOCK: usize = 1 << 20;
 /// Chunks of a resumable upload must be multiples of this (except the last).
 const CHUNK_QUANTUM: u64 = 256 << 10;
 
-/// How often one Save picks a session up again after transient failures.
+/// How often one Save starts a new session when the one it had vanished.
 const RESUME_ATTEMPTS: u32 = 3;
 
 /// Environment variable: `false` skips the session status query when
@@ -120,10 +120,10 @@ async fn save_small_file(api: &Api, name: &str, src: &Path, size: u64) -> Result
         let meta = api.upload(name, reqwest::Body::wrap_stream(body)).await?;
         Ok::<_, Error>((meta, crc.load(Ordering::Relaxed), read.load(Ordering::Relaxed)))
     };
-    let mut tries = 0;
+    let mut retry = api.retry();
     let (meta, crc, read) = loop {
         match attempt().await {
-            Err(e) if e.kind() == ErrorKind::Transient && tries < RESUME_ATTEMPTS => tries += 1,
+            Err(e) if retry.allows(&e) => retry.pause().await,
             other => break other?,
         }
     };
@@ -271,6 +271,7 @@ impl FileUpload<'_> {
     async fn run(&self, fresh: bool, report: &mut FileReport) -> Result<Result<()>> {
         let (mut journal, mut offset) = self.session(fresh, report).await?;
         let mut resumes = 0;
+        let mut retry = self.api.retry();
         let mut journaled = journal.crcs.len();
         loop {
             let index = offset / self.chunk;
@@ -359,8 +360,9 @@ impl FileUpload<'_> {
                     journaled = 0;
                     offset = 0;
                 }
-                Err(e) if e.kind() == ErrorKind::Transient && resumes < RESUME_ATTEMPTS => {
+                Err(e) if retry.allows(&e) => {
                     resumes += 1;
+                    retry.pause().await;
                     tracing::warn!(object = %self.api.display(self.name), error = %e, attempt = resumes, "resuming the upload");
                     if status_query_enabled() {
                         match self.api.query(&journal.session, self.name, self.size).await? {
@@ -441,12 +443,12 @@ pub async fn save_stream(api: &Api, name: &str, mut data: ByteStream, options: &
             crc = crc32c::crc32c_append(crc, &piece);
             let total = ended.then_some(offset + piece.len() as u64);
             let whole = ended.then_some(crc);
-            let mut tries = 0;
+            let mut retry = api.retry();
             let state = loop {
                 let chunk =
                     Chunk { start: offset, body: piece.clone().into(), len: piece.len() as u64, total, crc: whole };
                 match api.put_chunk(&session, name, chunk).await {
-                    Err(e) if e.kind() == ErrorKind::Transient && tries < RESUME_ATTEMPTS => tries += 1,
+                    Err(e) if retry.allows(&e) => retry.pause().await,
                     other => break other?,
                 }
             };

@@ -1,13 +1,16 @@
 //! ferry-driver-gcs as a separate process against fake-gcs-server (GCS's JSON
 //! API): uploads resumed by another process, a changed source sent again,
 //! Delete cancelling unfinished uploads, large ranged downloads, and the
-//! three ways of authenticating.
+//! three ways of authenticating, outages and blackholed endpoints (through a
+//! FaultProxy).
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
-use ferry_test_servers::{BUCKET, DriverProcess, FakeGcs};
+use ferry_test_servers::fault::assert_calls_fail_clearly;
+use ferry_test_servers::{BUCKET, DriverProcess, FakeGcs, FaultProxy, free_port};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry-driver-gcs");
@@ -254,4 +257,42 @@ async fn hostile_configuration_values_never_crash_the_driver() {
     ];
     let sent = ferry_test_servers::survives_hostile_configurations(&driver, "gcs", secrets.path(), &fields, "k").await;
     assert!(sent >= 30, "{sent}");
+}
+
+fn config_at(endpoint: &str) -> String {
+    format!("{{endpoint: 'http://{endpoint}', anonymous: true, bucket: {BUCKET}}}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumable_upload_survives_a_three_second_outage_in_the_middle() {
+    let port = free_port();
+    let proxy = Arc::new(FaultProxy::start(port));
+    let gcs = FakeGcs::start_at(port, Some(proxy.port));
+    gcs.create_bucket(BUCKET);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("outage.bin");
+    write_file(&src, 2 * CHUNK + 4321, 7);
+    let driver = DriverProcess::start(BIN, &ENV).await;
+    let at = Location::new("gcs", config_at(&proxy.endpoint()), "outage.bin");
+    // Connections refused (open ones reset) once the second part is on its way.
+    let outage = proxy.outage_after(CHUNK + (1 << 20), Duration::from_secs(3));
+    let result = driver.client.save(&at, &src).await;
+    let took = outage.join().unwrap().elapsed();
+    result.unwrap_or_else(|e| panic!("the save did not survive a 3 s outage: {e}\n{}", driver.log()));
+    eprintln!("save finished {took:?} after a 3 s outage began");
+    assert!(took >= Duration::from_secs(3), "the outage did not hit the save ({took:?})");
+    let back = dir.path().join("back.bin");
+    driver.client.load(&at, &back).await.unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&src).unwrap(), "the object is byte-exact");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_naming_host_and_cause() {
+    let gcs = server();
+    let proxy = FaultProxy::start(gcs.port);
+    let mut env = ENV.to_vec();
+    env.extend([("FERRY_CONNECT_TIMEOUT", "1"), ("FERRY_FIRST_BYTE_TIMEOUT", "1"), ("FERRY_RETRY_TIMEOUT", "2")]);
+    let driver = DriverProcess::start(BIN, &env).await;
+    let at = Location::new("gcs", config_at(&proxy.endpoint()), "small.txt");
+    assert_calls_fail_clearly(&driver.client, &at, &proxy, Duration::from_secs(20)).await;
 }

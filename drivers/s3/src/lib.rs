@@ -22,10 +22,11 @@ pub mod resolve;
 
 use bucket::{BucketAdmin, LifecycleRules};
 use ferry_sdk::config::{SecretRef, Secrets, check_header_value};
+use ferry_sdk::net::{Connector, NetOptions};
 use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreBuilder, TransferOptions};
+use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::client::{HttpConnector, ReqwestConnector};
-use object_store::{Certificate, ClientOptions};
+use object_store::client::HttpConnector;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -177,12 +178,12 @@ impl S3Config {
     /// Validates, resolves secrets, connects and creates the bucket when asked
     /// to, writing no lifecycle rule.
     pub async fn open(&self) -> Result<Connection> {
-        let (builder, client_options) = self.builder()?;
+        let (builder, client_options, connector) = self.builder()?;
         let store =
             Arc::new(builder.build().map_err(|e| Error::invalid_config(format!("invalid configuration: {e}")))?);
         let admin = BucketAdmin {
             bucket: self.admin_bucket()?,
-            client: ReqwestConnector::default().connect(&client_options)?,
+            client: connector.connect(&client_options)?,
             credentials: (self.access_key_secret.is_some() || self.static_credentials.is_some() || self.use_sdk_creds)
                 .then(|| store.credentials().clone()),
         };
@@ -270,8 +271,9 @@ impl S3Config {
         if self.region.is_empty() { "us-east-1" } else { &self.region }
     }
 
-    /// The object_store builder and client options this configuration describes.
-    pub fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions)> {
+    /// The object_store builder, client options and HTTP connector this
+    /// configuration (and the environment's `FERRY_*_TIMEOUT`s) describes.
+    pub fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions, Connector)> {
         if self.role_arn.is_some() {
             return Err(unsupported(
                 "roleARN",
@@ -290,23 +292,16 @@ impl S3Config {
             Ok(value)
         };
         // No limit on a whole request: a 20 GiB stream to argo-server or the
-        // Complete of a huge upload takes minutes. A connection that stalls is
-        // what fails, after FERRY_READ_TIMEOUT seconds without a byte.
-        let mut options = ClientOptions::new()
-            .with_allow_http(true)
-            .with_timeout_disabled()
-            .with_connect_timeout(std::time::Duration::from_secs(10))
-            .with_read_timeout(read_timeout()?);
+        // Complete of a huge upload takes minutes. What fails is a connection
+        // that cannot be opened, no answer, or a body that stalls (see
+        // ferry_sdk::net for the separate timeouts), and retries end after a
+        // bounded wall time.
+        let net = NetOptions::from_env()?;
+        let mut connector = Connector::new(net);
+        let mut options = ClientOptions::new().with_allow_http(true);
         if let Some(ca) = &self.ca_secret {
             let pem = secrets.resolve(ca)?;
-            let certs = Certificate::from_pem_bundle(pem.expose().as_bytes())
-                .map_err(|e| Error::invalid_config(format!("invalid configuration: field `caSecret`: {e}")))?;
-            if certs.is_empty() {
-                return Err(Error::invalid_config("invalid configuration: field `caSecret` holds no PEM certificate"));
-            }
-            for cert in certs {
-                options = options.with_root_certificate(cert);
-            }
+            connector = connector.with_root_certificates(pem.expose().as_bytes(), "field `caSecret`")?;
         }
         let overrides = match &self.resolve {
             Some(o) => Some(o.clone()),
@@ -375,26 +370,13 @@ impl S3Config {
                 );
             }
         }
-        b = b.with_client_options(options.clone());
-        Ok((b, options))
+        b = b
+            .with_client_options(options.clone())
+            .with_retry(net.retry_config())
+            .with_http_connector(connector.clone());
+        Ok((b, options, connector))
     }
 }
-
-/// Seconds without a byte after which a request fails (and is retried):
-/// `FERRY_READ_TIMEOUT`, default [`DEFAULT_READ_TIMEOUT_SECS`].
-fn read_timeout() -> Result<std::time::Duration> {
-    let secs = match std::env::var("FERRY_READ_TIMEOUT") {
-        Ok(v) => v.trim().parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
-            Error::invalid_config(format!("FERRY_READ_TIMEOUT: {v:?} is not a positive number of seconds"))
-        })?,
-        Err(_) => DEFAULT_READ_TIMEOUT_SECS,
-    };
-    Ok(std::time::Duration::from_secs(secs))
-}
-
-/// Default of `FERRY_READ_TIMEOUT`: long enough for a server assembling a
-/// multi-GiB object without sending anything (S3 itself sends spaces).
-pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 300;
 
 /// Builds an S3 store from a configuration string.
 #[derive(Clone, Copy, Debug, Default)]

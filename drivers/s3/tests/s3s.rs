@@ -1,13 +1,15 @@
 //! ferry-driver-s3 as a separate process against s3s-fs, a real S3 server
 //! that checks signatures: resumable uploads across processes, aborting what
 //! is given up, virtual-hosted addressing, credentials errors, buckets created
-//! on demand.
+//! on demand, outages and blackholed endpoints (through a FaultProxy).
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
-use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, S3sFs, SECRET_KEY};
+use ferry_test_servers::fault::assert_calls_fail_clearly;
+use ferry_test_servers::{ACCESS_KEY, BUCKET, DriverProcess, Fault, FaultProxy, Moto, S3sFs, SECRET_KEY, http_request};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry-driver-s3");
@@ -283,4 +285,135 @@ async fn not_found_names_key_bucket_and_server_code_without_the_body() {
     let m = err.message();
     assert!(m.contains("\"no/such/key\"") && m.contains(BUCKET) && m.contains("NoSuchKey"), "{err}");
     assert!(!m.contains('<') && !m.contains('\n'), "{err}");
+}
+
+/// The driver with 5 MiB parts from 5 MiB up, one part in flight: a few MiB
+/// make a multipart upload slow enough to hit in the middle.
+fn small_parts_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = env();
+    env.extend([("FERRY_PART_SIZE", "5Mi"), ("FERRY_MULTIPART_THRESHOLD", "5Mi"), ("FERRY_MAX_CONCURRENCY", "1")]);
+    env
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multipart_save_survives_a_three_second_outage_in_the_middle() {
+    let s3 = S3sFs::start();
+    let proxy = Arc::new(FaultProxy::start(s3.port));
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("outage.bin");
+    let size = 4 * (5 << 20) + 777;
+    write_file(&src, size, 4);
+    let driver = DriverProcess::start(BIN, &small_parts_env()).await;
+    let at = Location::new("s3", config(&proxy.endpoint(), ""), "outage.bin");
+    // Connections refused (open ones reset) once the second part is on its way.
+    let outage = proxy.outage_after(7 << 20, Duration::from_secs(3));
+    let result = driver.client.save(&at, &src).await;
+    let took = outage.join().unwrap().elapsed();
+    result.unwrap_or_else(|e| panic!("the save did not survive a 3 s outage: {e}\n{}", driver.log()));
+    eprintln!("save finished {took:?} after a 3 s outage began");
+    assert!(took >= Duration::from_secs(3), "the outage did not hit the save ({took:?})");
+    assert!(same_bytes(&src, &s3.object("outage.bin")), "the object is byte-exact");
+    assert!(!s3.object(".ferry-uploads/outage.bin.upload.json").exists(), "journal removed after completion");
+    assert_eq!(s3.stored_parts(), 0, "no parts left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_naming_host_and_cause() {
+    let s3 = S3sFs::start();
+    let proxy = FaultProxy::start(s3.port);
+    let mut env = env();
+    env.extend([("FERRY_CONNECT_TIMEOUT", "1"), ("FERRY_FIRST_BYTE_TIMEOUT", "1"), ("FERRY_RETRY_TIMEOUT", "2")]);
+    let driver = DriverProcess::start(BIN, &env).await;
+    let at = Location::new("s3", config(&proxy.endpoint(), ""), "small.txt");
+    assert_calls_fail_clearly(&driver.client, &at, &proxy, Duration::from_secs(20)).await;
+}
+
+/// Unfinished multipart uploads moto holds in [`BUCKET`] (ListMultipartUploads).
+fn moto_uploads(moto: &Moto) -> usize {
+    let (status, body) = http_request(moto.port, "GET", &format!("/{BUCKET}?uploads"), "");
+    assert_eq!(status, 200, "{body}");
+    body.matches("<UploadId>").count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_save_stream_cancelled_by_the_client_aborts_its_multipart_upload() {
+    let moto = Moto::start();
+    let (status, body) = http_request(moto.port, "PUT", &format!("/{BUCKET}"), "");
+    assert_eq!(status, 200, "{body}");
+    let driver = DriverProcess::start(BIN, &small_parts_env()).await;
+    let at = Location::new("s3", config(&moto.endpoint(), ""), "cancelled.bin");
+    // 12 MiB (above the 5 MiB threshold: a multipart upload with two parts
+    // sent), then the source fails: the client cancels the call mid-stream.
+    let (tx, rx) = tokio::sync::mpsc::channel::<ferry_sdk::Result<bytes::Bytes>>(1);
+    let data = tokio_stream_of(rx);
+    let client = driver.client.clone();
+    let save = tokio::spawn(async move { client.save_stream(&at, data).await });
+    for _ in 0..12 {
+        tx.send(Ok(bytes::Bytes::from(vec![7u8; 1 << 20]))).await.unwrap();
+    }
+    let start = Instant::now();
+    while moto_uploads(&moto) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no multipart upload started: {}", driver.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(Err(ferry_sdk::Error::other("source failed"))).await.unwrap();
+    assert!(save.await.unwrap().is_err(), "a cancelled SaveStream must not succeed");
+    let start = Instant::now();
+    while moto_uploads(&moto) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the multipart upload of a cancelled SaveStream is still there: {}",
+            driver.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = http_request(moto.port, "HEAD", &format!("/{BUCKET}/cancelled.bin"), "");
+    assert_eq!(status, 404, "nothing may be saved under the key");
+}
+
+fn tokio_stream_of(mut rx: tokio::sync::mpsc::Receiver<ferry_sdk::Result<bytes::Bytes>>) -> ferry_sdk::ByteStream {
+    use futures::StreamExt;
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_whose_body_stalls_fails_after_the_idle_read_timeout_saying_so() {
+    let s3 = S3sFs::start();
+    let proxy = Arc::new(FaultProxy::start(s3.port));
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("stall.bin");
+    write_file(&src, 32 << 20, 5);
+    std::fs::write(s3.object("stall.bin"), std::fs::read(&src).unwrap()).unwrap();
+    // One GET for the whole object; the first-byte timeout far above the
+    // idle one, so that only the idle one can end the call this soon. (With
+    // time left in the retry bound, object_store asks again for the rest of
+    // the object; here the bound is spent when the body stalls.)
+    let mut env = env();
+    env.extend([
+        ("FERRY_MULTIPART_THRESHOLD", "64Mi"),
+        ("FERRY_FIRST_BYTE_TIMEOUT", "30"),
+        ("FERRY_READ_TIMEOUT", "1"),
+        ("FERRY_RETRY_TIMEOUT", "1"),
+    ]);
+    let driver = DriverProcess::start(BIN, &env).await;
+    let at = Location::new("s3", config(&proxy.endpoint(), ""), "stall.bin");
+    let p = proxy.clone();
+    let stall = std::thread::spawn(move || {
+        while p.downstream_bytes() < 1 << 20 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        p.set(Fault::Blackhole);
+    });
+    let start = Instant::now();
+    let back = dir.path().join("back.bin");
+    let err = tokio::time::timeout(Duration::from_secs(20), driver.client.load(&at, &back))
+        .await
+        .expect("a stalled body still waits after 20 s")
+        .unwrap_err();
+    stall.join().unwrap();
+    let text = err.to_string();
+    eprintln!("load failed in {:?}: {text}", start.elapsed());
+    assert!(text.contains("timed out: no data for 1 s"), "{text}");
+    assert!(text.contains(&proxy.endpoint()), "{text}");
+    assert!(!back.exists(), "a failed load leaves no file behind");
 }

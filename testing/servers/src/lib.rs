@@ -2,9 +2,13 @@
 //! [`S3sFs`] (s3s-fs, which checks SigV4 signatures), [`Moto`] (moto's S3),
 //! [`FakeGcs`] (fake-gcs-server, GCS's JSON API), [`GitDaemon`] (`git
 //! daemon`, read and write), and [`DriverProcess`], a driver binary serving
-//! its socket as Argo runs it.
+//! its socket as Argo runs it; [`FaultProxy`] puts network faults between a
+//! driver and a server.
 //! Installing the servers is `scripts/test.sh`'s job; a missing one is a
 //! panic naming the script, never a silent skip.
+
+pub mod fault;
+pub use fault::{Fault, FaultProxy};
 
 use ferry_sdk::client::DriverClient;
 use std::path::{Path, PathBuf};
@@ -155,12 +159,19 @@ pub struct FakeGcs {
 impl FakeGcs {
     /// Starts the emulator with no buckets.
     pub fn start() -> FakeGcs {
+        FakeGcs::start_at(free_port(), None)
+    }
+
+    /// Starts the emulator on `port`; the URLs it hands out (upload
+    /// sessions) name `public_port` instead when given, so that a
+    /// [`FaultProxy`] there sees every request of an upload.
+    pub fn start_at(port: u16, public_port: Option<u16>) -> FakeGcs {
         let bin = FakeGcs::binary();
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let public = public_port.unwrap_or(port);
+        let url = format!("http://127.0.0.1:{public}");
         let child = Command::new(bin)
             .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "memory"])
-            .args(["-external-url", &url, "-public-host", &format!("127.0.0.1:{port}")])
+            .args(["-external-url", &url, "-public-host", &format!("127.0.0.1:{public}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
