@@ -100,11 +100,23 @@ impl FileUpload<'_> {
     pub async fn run(&self) -> Result<UploadReport> {
         let file = Arc::new(std::fs::File::open(self.src).map_err(|e| local_error(e, "opening", self.src))?);
         let mut total = UploadReport::default();
-        let deadline = std::time::Instant::now() + self.retry_for;
+        // The bound is on a streak of failures, not on the whole upload: a
+        // 100 GiB upload takes far longer than the bound, and an outage in its
+        // last minute must be resumed like one in its first. Every part
+        // acknowledged since the last failure starts the window again.
+        let acked = std::sync::atomic::AtomicU64::new(0);
+        let mut acked_at_failure = 0;
+        let mut deadline = std::time::Instant::now() + self.retry_for;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let result = self.attempt(&file, &mut total).await;
+            let result = self.attempt(&file, &mut total, &acked).await;
+            let now_acked = acked.load(std::sync::atomic::Ordering::Relaxed);
+            if result.is_err() && now_acked > acked_at_failure {
+                acked_at_failure = now_acked;
+                deadline = std::time::Instant::now() + self.retry_for;
+                attempt = 1;
+            }
             let time_left = std::time::Instant::now() < deadline;
             match result {
                 Ok(()) => return Ok(total),
@@ -124,6 +136,8 @@ impl FileUpload<'_> {
                     if let Err(e) = self.objects.delete(&journal_path(self.path)).await {
                         tracing::warn!(error = %e, "removing the upload journal failed");
                     }
+                    // An upload that keeps vanishing must not spin.
+                    tokio::time::sleep(Duration::from_millis(200u64 << attempt.min(4))).await;
                 }
                 Err(Failure::Vanished(err)) => return Err(Error::new(ErrorKind::Transient, err.message().to_string())),
                 Err(Failure::GiveUp(err, id)) => {
@@ -136,7 +150,12 @@ impl FileUpload<'_> {
         }
     }
 
-    async fn attempt(&self, file: &Arc<std::fs::File>, total: &mut UploadReport) -> std::result::Result<(), Failure> {
+    async fn attempt(
+        &self,
+        file: &Arc<std::fs::File>,
+        total: &mut UploadReport,
+        acked: &std::sync::atomic::AtomicU64,
+    ) -> std::result::Result<(), Failure> {
         let parts = self.size.div_ceil(self.part_size) as usize;
         let journal = self.start().await.map_err(Failure::keep_or_give_up(None))?;
         let id = journal.upload_id.clone();
@@ -161,6 +180,7 @@ impl FileUpload<'_> {
                     }
                     let part = self.multipart.put_part(self.path, &id, idx, PutPayload::from(data)).await?;
                     state.record(idx, PartRecord { xxh3: sum, etag: part.content_id.clone() }).await?;
+                    acked.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
                     Ok((idx, part, false, len))
                 }
             })

@@ -351,7 +351,7 @@ impl DriverPool {
     /// [`MAX_RESTARTS`] times per driver in this run; then the error says how
     /// it died. A call that failed transiently (the driver's own retries ran
     /// out) is made again with backoff while less than the retry bound
-    /// (`FERRY_RETRY_TIMEOUT`) has passed since the first attempt. Every
+    /// (`FERRY_RETRY_TIMEOUT`) has passed since the first failure. Every
     /// driver call may be repeated: Save overwrites, Load writes atomically,
     /// Delete is idempotent.
     pub async fn call<T, F, Fut>(&self, name: &str, timeout_seconds: u32, mut op: F) -> ferry_sdk::Result<T>
@@ -359,7 +359,10 @@ impl DriverPool {
         F: FnMut(DriverClient) -> Fut,
         Fut: std::future::Future<Output = ferry_sdk::Result<T>>,
     {
-        let began = Instant::now();
+        // Measured from the first failure, not from the call: a Save that
+        // ran for an hour before failing still gets its retries (which
+        // resume from the driver's journal).
+        let mut failing_since: Option<Instant> = None;
         let bound = ferry_sdk::config::env_seconds(
             ferry_sdk::config::RETRY_TIMEOUT_ENV,
             ferry_sdk::config::DEFAULT_RETRY_TIMEOUT,
@@ -392,7 +395,9 @@ impl DriverPool {
                 tracing::warn!(driver = %name, %how, restarts, "artifact driver died; starting it again and repeating the call");
                 continue;
             }
-            if err.kind() == ferry_sdk::ErrorKind::Transient && began.elapsed() < bound {
+            if err.kind() == ferry_sdk::ErrorKind::Transient
+                && failing_since.get_or_insert_with(Instant::now).elapsed() < bound
+            {
                 tracing::warn!(driver = %name, error = %err, "driver call failed transiently; trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);

@@ -116,19 +116,37 @@ pub struct Api {
     net: NetOptions,
 }
 
+/// The first pause after a transient failure.
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
+
 /// Paces attempts after transient failures over the wall-time bound
 /// (`FERRY_RETRY_TIMEOUT`): an outage lasts seconds, whatever the number of
 /// attempts made in them.
+///
+/// The bound is on a streak of failures, measured from its first one: an
+/// upload that has run for an hour must still survive an outage in its last
+/// minute. [`Retry::progressed`] ends a streak.
 pub struct Retry {
-    began: std::time::Instant,
+    failing_since: std::sync::Mutex<Option<std::time::Instant>>,
     bound: Duration,
     pause: Duration,
 }
 
 impl Retry {
-    /// Whether `e` may be tried again: transient, and within the bound.
+    /// Whether `e` may be tried again: transient, and within the bound of the
+    /// current streak of failures (which `e` starts if it is the first).
     pub fn allows(&self, e: &Error) -> bool {
-        e.kind() == ErrorKind::Transient && self.began.elapsed() < self.bound
+        if e.kind() != ErrorKind::Transient {
+            return false;
+        }
+        let mut since = self.failing_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        since.get_or_insert_with(std::time::Instant::now).elapsed() < self.bound
+    }
+
+    /// The operation moved forward: the next failure starts a new streak.
+    pub fn progressed(&mut self) {
+        *self.failing_since.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.pause = FIRST_PAUSE;
     }
 
     /// Waits before the next attempt (doubling, up to 4 s).
@@ -153,7 +171,7 @@ impl Api {
 
     /// A pacer for retrying one operation.
     pub fn retry(&self) -> Retry {
-        Retry { began: std::time::Instant::now(), bound: self.net.retry_timeout, pause: Duration::from_millis(200) }
+        Retry { failing_since: std::sync::Mutex::new(None), bound: self.net.retry_timeout, pause: FIRST_PAUSE }
     }
 
     /// `gs://bucket/name`, for messages.

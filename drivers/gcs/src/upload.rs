@@ -320,6 +320,7 @@ impl FileUpload<'_> {
 
             match put {
                 Ok(Session::Incomplete { persisted }) if persisted > offset => {
+                    retry.progressed();
                     report.sent_bytes += persisted - offset;
                     if persisted >= end && journal.crcs.len() == index as usize {
                         journal.crcs.push(chunk_crc());
