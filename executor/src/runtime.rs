@@ -235,7 +235,7 @@ impl Runtime for LocalRuntime {
         // process is killed finds the group (see `stop_earlier_steps`).
         let record = pod.dir.join(PROCESS_RECORD);
         if let Some(pid) = pid {
-            let line = format!("{pid} {}\n", start_time(pid).unwrap_or(0));
+            let line = format!("{pid} {} {}\n", start_time(pid).unwrap_or(0), boot_id());
             if let Err(e) = std::fs::write(&record, line) {
                 let _ = stop(Some(pid), &mut child).await;
                 return Err(format!("recording the step's process in {}: {e}", record.display()));
@@ -280,8 +280,14 @@ impl Runtime for LocalRuntime {
 pub const STEP_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TERM"];
 
 /// The file in a pod's directory naming its running process group:
-/// `<pgid> <start time of the leader in clock ticks since boot>`.
+/// `<pgid> <start time of the leader in clock ticks since boot> <boot id>`.
 const PROCESS_RECORD: &str = "process";
+
+/// This boot's id: process numbers and start times mean nothing across a
+/// reboot, so a record from another boot names no process of ours.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|id| id.trim().to_string()).unwrap_or_default()
+}
 
 /// When `pid` started (field 22 of /proc/<pid>/stat), telling a live
 /// process from a later one that reuses its number.
@@ -311,15 +317,20 @@ fn stop_recorded_groups(run_dir: &Path) -> Result<(), String> {
     for pod in pods.filter_map(|e| e.ok()) {
         let record = pod.path().join(PROCESS_RECORD);
         let Ok(text) = std::fs::read_to_string(&record) else { continue };
-        let mut parts = text.split_whitespace().map(|p| p.parse::<u64>().ok());
-        let (Some(Some(pgid)), Some(Some(started))) = (parts.next(), parts.next()) else { continue };
+        let mut parts = text.split_whitespace();
+        let mut number = || parts.next().and_then(|p| p.parse::<u64>().ok());
+        let (Some(pgid), Some(started)) = (number(), number()) else { continue };
+        let recorded_boot = parts.next().unwrap_or_default();
         let Ok(pgid) = i32::try_from(pgid) else { continue };
+        // Never kill on a guess: without the leader's start time, or from
+        // another boot, the number may belong to anyone by now.
+        let ours = started != 0 && !recorded_boot.is_empty() && recorded_boot == boot_id();
         // A leader with another start time is a new process that got the
         // number after the whole group was gone (a number stays taken
         // while any member of its group lives); no leader at all means
         // members may remain, and the group id is still theirs.
-        let reused = start_time(pgid).is_some_and(|now| started != 0 && now != started);
-        if !reused && group_alive(pgid) {
+        let reused = start_time(pgid).is_some_and(|now| now != started);
+        if ours && !reused && group_alive(pgid) {
             tracing::warn!(pgid, pod = %pod.path().display(), "stopping a step an earlier ferry process left running");
             let _ = killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
             let began = std::time::Instant::now();
@@ -393,6 +404,32 @@ pub fn pod_dir(run_dir: &Path, pod_name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resume kills a recorded group only when the record proves it is
+    /// ours: this boot, and the leader's start time. Anything else may be
+    /// another program's group by now.
+    #[test]
+    fn only_groups_recorded_in_this_boot_are_killed() {
+        use std::os::unix::process::CommandExt;
+        let run = tempfile::tempdir().unwrap();
+        let pod = run.path().join("pods/p");
+        std::fs::create_dir_all(&pod).unwrap();
+        let mut child = std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let pid = child.id() as i32;
+        let started = start_time(pid).unwrap();
+        for (record, killed) in [
+            (format!("{pid} {started} another-boot\n"), false),
+            (format!("{pid} 0 {}\n", boot_id()), false),
+            (format!("{pid} {started}\n"), false),
+            (format!("{pid} {started} {}\n", boot_id()), true),
+        ] {
+            std::fs::write(pod.join(PROCESS_RECORD), &record).unwrap();
+            stop_recorded_groups(run.path()).unwrap();
+            let exited = child.try_wait().unwrap().is_some();
+            assert_eq!(exited, killed, "record {record:?}");
+            assert!(!pod.join(PROCESS_RECORD).exists(), "the record is consumed");
+        }
+    }
 
     fn pod() -> PodSpec {
         PodSpec {
