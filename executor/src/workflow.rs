@@ -760,14 +760,20 @@ fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
     let mut indents: Vec<usize> = Vec::new();
     let mut flow = 0usize;
     let mut quote: Option<u8> = None;
-    // The indentation of the line that opened a block scalar (`|`, `>`):
-    // deeper lines are text (scripts), not structure.
-    let mut block_scalar: Option<usize> = None;
+    // A block scalar (`|`, `>`): the indentation of the line that opened it,
+    // and that of its first line of text. Lines indented at least that far
+    // are text (scripts), not structure; the first line indented less ends
+    // it, as in YAML, so a less indented line cannot pass for script text.
+    let mut block_scalar: Option<(usize, Option<usize>)> = None;
     for (n, line) in text.split('\n').enumerate() {
         let bytes = line.as_bytes();
         let line_indent = bytes.iter().take_while(|&&b| b == b' ').count();
-        if let Some(parent) = block_scalar {
-            if line_indent == bytes.len() || line_indent > parent {
+        if let Some((parent, content)) = &mut block_scalar {
+            if line_indent == bytes.len() {
+                continue;
+            }
+            let content = *content.get_or_insert(line_indent);
+            if line_indent > *parent && line_indent >= content {
                 continue;
             }
             block_scalar = None;
@@ -795,22 +801,37 @@ fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
             }
         }
         let mut prev = b' ';
+        // Whether a scalar may start here: at the start of the line's content,
+        // after `[`, `{`, `,`, or an indicator (`: `, `- `). Only there does a
+        // quote open a quoted string; inside a plain scalar (`a "b`) it is
+        // just a character, and counting it as a string would hide the rest
+        // of the line or file from this scan.
+        let mut scalar_start = true;
         while i < bytes.len() {
             let b = bytes[i];
             match quote {
                 Some(b'"') if b == b'\\' => i += 1,
                 Some(q) if b == q => quote = None,
                 Some(_) => {}
-                None => match b {
-                    b'#' if prev == b' ' || prev == b'\t' => {
-                        end = i;
-                        break;
+                None => {
+                    match b {
+                        b'#' if prev == b' ' || prev == b'\t' => {
+                            end = i;
+                            break;
+                        }
+                        b'\'' | b'"' if scalar_start => quote = Some(b),
+                        b'[' | b'{' => flow += 1,
+                        b']' | b'}' => flow = flow.saturating_sub(1),
+                        _ => {}
                     }
-                    b'\'' | b'"' if matches!(prev, b' ' | b'\t' | b'[' | b'{' | b',' | b':' | b'-') => quote = Some(b),
-                    b'[' | b'{' => flow += 1,
-                    b']' | b'}' => flow = flow.saturating_sub(1),
-                    _ => {}
-                },
+                    let next_is_space = bytes.get(i + 1).is_none_or(|&c| c == b' ' || c == b'\t');
+                    scalar_start = match b {
+                        b' ' | b'\t' => scalar_start,
+                        b'[' | b'{' | b',' => true,
+                        b':' | b'-' | b'?' => next_is_space,
+                        _ => false,
+                    };
+                }
             }
             if indents.len() + flow > MAX_NESTING {
                 return Err(refuse(
@@ -836,7 +857,7 @@ fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
             if (last.starts_with('|') || last.starts_with('>'))
                 && last[1..].bytes().all(|b| b == b'-' || b == b'+' || b.is_ascii_digit())
             {
-                block_scalar = Some(line_indent);
+                block_scalar = Some((line_indent, None));
             }
         }
         // A quoted scalar continues on the next line only inside flow or
@@ -1084,6 +1105,11 @@ mod tests {
             (format!("apiVersion: v1\nkind: ConfigMap\ndata: {}\n", "{a: ".repeat(50_000)), 3),
             (format!("x:\n{}", (0..200).map(|i| format!("{}- \n", " ".repeat(i))).collect::<String>()), 101),
             (format!("{}1\n", "- ".repeat(100_000)), 1),
+            // Lines less indented than a script's text end the script.
+            (format!("t:\n  - script: |\n      echo\n    name: {}\n", "[".repeat(100_000)), 4),
+            // A quote inside a plain scalar opens no string.
+            (format!("entrypoint: a \"b\nx: {}\n", "[".repeat(100_000)), 2),
+            (format!("x: [a 'b, {}\n", "[".repeat(100_000)), 1),
         ] {
             let err = load(&text).unwrap_err();
             assert!(err.message.contains("nested more than 100 levels"), "{err}");
