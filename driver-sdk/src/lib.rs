@@ -52,8 +52,9 @@ pub use key::{ArtifactKey, MAX_KEY_BYTES};
 pub use multipart::{UPLOADS_PREFIX, UploadReport};
 pub use ranged::download_ranges;
 pub use server::{
-    DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_MAX_STREAMS, DEFAULT_SHUTDOWN_GRACE, DriverService, EXIT_WITH_PARENT_ENV,
-    MAX_BLOCKING_THREADS_ENV, MAX_FRAME_BYTES, MAX_STREAMS_ENV, SHUTDOWN_GRACE_ENV, bind, init_tracing, max_streams,
-    run, serve, shutdown_grace, shutdown_signal, socket_path_from_args,
+    DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_MAX_STREAMS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STREAM_IDLE_TIMEOUT,
+    DriverService, EXIT_WITH_PARENT_ENV, MAX_BLOCKING_THREADS_ENV, MAX_FRAME_BYTES, MAX_STREAMS_ENV,
+    SHUTDOWN_GRACE_ENV, STREAM_IDLE_TIMEOUT_ENV, bind, init_tracing, max_streams, run, serve, shutdown_grace,
+    shutdown_signal, socket_path_from_args,
 };
 pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreBuilder, TransferOptions};

@@ -88,6 +88,7 @@ pub struct DriverService<D: Driver> {
     in_flight: InFlight,
     streams: Arc<tokio::sync::Semaphore>,
     max_streams: usize,
+    stream_idle: Duration,
 }
 
 /// `FERRY_MAX_STREAMS`: OpenStreams served at once.
@@ -114,6 +115,7 @@ impl<D: Driver> DriverService<D> {
             in_flight: InFlight::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_STREAMS)),
             max_streams: DEFAULT_MAX_STREAMS,
+            stream_idle: DEFAULT_STREAM_IDLE_TIMEOUT,
         }
     }
 
@@ -125,6 +127,14 @@ impl<D: Driver> DriverService<D> {
     pub fn with_max_streams(mut self, n: usize) -> Self {
         self.streams = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
         self.max_streams = n.max(1);
+        self
+    }
+
+    /// Fails an OpenStream whose client has taken no data for `idle`, freeing
+    /// its slot (see [`DriverService::with_max_streams`]).
+    #[must_use]
+    pub fn with_stream_idle_timeout(mut self, idle: Duration) -> Self {
+        self.stream_idle = idle;
         self
     }
 
@@ -271,7 +281,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         match opened {
             Ok(data) => {
                 tracing::info!(op = "open_stream", key, "streaming");
-                Ok(Response::new(frames(data, key, (call, permit))))
+                Ok(Response::new(frames(data, key, (call, permit), self.stream_idle)))
             }
             Err(err) => {
                 tracing::info!(op = "open_stream", key, kind = %err.kind(), error = %err, "failed");
@@ -460,67 +470,114 @@ impl Stream for CancelledAtEnd {
     }
 }
 
+/// `FERRY_STREAM_IDLE_TIMEOUT`: seconds an OpenStream may wait for its
+/// client to take the next frame before it fails.
+pub const STREAM_IDLE_TIMEOUT_ENV: &str = "FERRY_STREAM_IDLE_TIMEOUT";
+
+/// Default of [`STREAM_IDLE_TIMEOUT_ENV`]: the HTTP clients' idle read
+/// timeout, so a reader stalled this long is gone for any practical purpose.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Frames a byte stream for OpenStream: small pieces are gathered, no frame
 /// carries more than [`MAX_FRAME_BYTES`], a failure becomes an error status
 /// (never a clean end), and the stream ends with one `is_end` frame without
 /// data, since Argo drops data sent in that frame. At most a few frames are
-/// in flight, so memory stays bounded however slow the client reads.
-fn frames(data: ByteStream, key: String, call: (CallGuard, tokio::sync::OwnedSemaphorePermit)) -> FrameStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<pb::OpenStreamResponse, Status>>(2);
+/// in flight, so memory stays bounded however slow the client reads. A client
+/// that takes no frame for `idle` gets an error status in place of the rest
+/// (trailers are not held back by flow control, so it arrives even then) and
+/// its stream slot is freed; the stream never just stops.
+fn frames(
+    data: ByteStream,
+    key: String,
+    call: (CallGuard, tokio::sync::OwnedSemaphorePermit),
+    idle: Duration,
+) -> FrameStream {
+    type Item = std::result::Result<pb::OpenStreamResponse, Status>;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Item>(2);
+    let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<Status>();
     tokio::spawn(async move {
         let _call = call;
-        let send = |data: Bytes| {
-            let tx = tx.clone();
-            async move { tx.send(Ok(pb::OpenStreamResponse { data, ..Default::default() })).await.is_ok() }
-        };
-        let mut data = data;
-        let mut small = BytesMut::new();
-        loop {
-            let next = if small.is_empty() {
-                data.next().await
-            } else {
-                // Flush gathered bytes as soon as nothing more is ready.
-                match futures::FutureExt::now_or_never(data.next()) {
-                    Some(item) => item,
-                    None => {
-                        if !send(small.split().freeze()).await {
-                            return;
-                        }
-                        continue;
+        let stalled = std::sync::atomic::AtomicBool::new(false);
+        // False when the stream must stop: the client went away, or stalled.
+        let send = |item: Item| {
+            let (tx, stalled) = (tx.clone(), &stalled);
+            async move {
+                match tokio::time::timeout(idle, tx.send(item)).await {
+                    Ok(sent) => sent.is_ok(),
+                    Err(_) => {
+                        stalled.store(true, std::sync::atomic::Ordering::Relaxed);
+                        false
                     }
                 }
-            };
-            match next {
-                Some(Ok(chunk)) if chunk.len() < COALESCE_BELOW && small.len() + chunk.len() <= MAX_FRAME_BYTES => {
-                    small.extend_from_slice(&chunk);
-                }
-                Some(Ok(mut chunk)) => {
-                    if !small.is_empty() && !send(small.split().freeze()).await {
+            }
+        };
+        let frame = |data: Bytes| Ok(pb::OpenStreamResponse { data, ..Default::default() });
+        let pump = async {
+            let mut data = data;
+            let mut small = BytesMut::new();
+            loop {
+                let next = if small.is_empty() {
+                    data.next().await
+                } else {
+                    // Flush gathered bytes as soon as nothing more is ready.
+                    match futures::FutureExt::now_or_never(data.next()) {
+                        Some(item) => item,
+                        None => {
+                            if !send(frame(small.split().freeze())).await {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                };
+                match next {
+                    Some(Ok(chunk)) if chunk.len() < COALESCE_BELOW && small.len() + chunk.len() <= MAX_FRAME_BYTES => {
+                        small.extend_from_slice(&chunk);
+                    }
+                    Some(Ok(mut chunk)) => {
+                        if !small.is_empty() && !send(frame(small.split().freeze())).await {
+                            return;
+                        }
+                        while !chunk.is_empty() {
+                            let piece = chunk.split_to(chunk.len().min(MAX_FRAME_BYTES));
+                            if !send(frame(piece)).await {
+                                // The client went away; dropping `data` cancels the read.
+                                return;
+                            }
+                        }
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(op = "open_stream", key, error = %err, "failed mid-stream");
+                        send(Err(Status::from(err))).await;
                         return;
                     }
-                    while !chunk.is_empty() {
-                        let frame = chunk.split_to(chunk.len().min(MAX_FRAME_BYTES));
-                        if !send(frame).await {
-                            // The client went away; dropping `data` cancels the read.
-                            return;
-                        }
-                    }
+                    None => break,
                 }
-                Some(Err(err)) => {
-                    tracing::warn!(op = "open_stream", key, error = %err, "failed mid-stream");
-                    let _ = tx.send(Err(Status::from(err))).await;
-                    return;
-                }
-                None => break,
             }
+            if !small.is_empty() && !send(frame(small.split().freeze())).await {
+                return;
+            }
+            send(Ok(pb::OpenStreamResponse { data: Bytes::new(), is_end: true, error: String::new() })).await;
+        };
+        pump.await;
+        if stalled.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                op = "open_stream",
+                key,
+                idle_seconds = idle.as_secs(),
+                "client took no data; stream failed"
+            );
+            let _ = fail_tx.send(Status::deadline_exceeded(format!(
+                "the client took no data for {} s ({STREAM_IDLE_TIMEOUT_ENV}); the stream is incomplete",
+                idle.as_secs()
+            )));
         }
-        if !small.is_empty() && !send(small.split().freeze()).await {
-            return;
-        }
-        let end = pb::OpenStreamResponse { data: Bytes::new(), is_end: true, error: String::new() };
-        let _ = tx.send(Ok(end)).await;
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    // The failure goes first: the frames queued behind a stalled client are
+    // never delivered, and the status ends the call as an error.
+    let failed = futures::stream::once(fail_rx).filter_map(|r| std::future::ready(r.ok().map(Err)));
+    let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
+    futures::stream::select_with_strategy(failed, frames, |_: &mut ()| futures::stream::PollNext::Left).boxed()
 }
 
 /// The socket path Argo passes as the last argument; a `unix://` prefix is
@@ -575,7 +632,9 @@ pub async fn serve<D: Driver>(
         .build_v1()
         .map_err(|e| Error::other(format!("building reflection service: {e}")))?;
 
-    let service = DriverService::new(driver).with_max_streams(max_streams()?);
+    let service = DriverService::new(driver)
+        .with_max_streams(max_streams()?)
+        .with_stream_idle_timeout(crate::config::env_seconds(STREAM_IDLE_TIMEOUT_ENV, DEFAULT_STREAM_IDLE_TIMEOUT)?);
     let in_flight = service.in_flight.clone();
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let signal = async move {

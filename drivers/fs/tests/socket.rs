@@ -19,11 +19,16 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Driver {
+        Driver::start_with(&[]).await
+    }
+
+    async fn start_with(env: &[(&str, &str)]) -> Driver {
         let dir = tempfile::tempdir().unwrap();
         // The socket directory does not exist yet: the driver must create it.
         let socket = dir.path().join("artifact-plugins/fs/socket");
         let child = Command::new(env!("CARGO_BIN_EXE_ferry-driver-fs"))
             .arg(&socket)
+            .envs(env.iter().copied())
             .env("FERRY_LOG", std::env::var("TEST_DRIVER_LOG").unwrap_or("warn".into()))
             .stderr(if std::env::var_os("TEST_DRIVER_LOG").is_some() { Stdio::inherit() } else { Stdio::piped() })
             .spawn()
@@ -615,4 +620,34 @@ async fn a_thousand_stalled_open_streams_keep_memory_threads_and_other_calls_bou
     assert!(rss_kib < 256 << 10, "RSS {} MiB with {} stalled streams", rss_kib >> 10, held.len());
     assert!(threads < 128, "{threads} threads with {} stalled streams", held.len());
     drop(held);
+}
+
+/// A client that opens a stream and stops reading does not keep its slot
+/// forever: after FERRY_STREAM_IDLE_TIMEOUT the stream fails (what the client
+/// reads next ends in an error, never in a clean end) and the slot is free
+/// for the next OpenStream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_stream_fails_after_the_idle_timeout_and_frees_its_slot() {
+    let d = Driver::start_with(&[("FERRY_MAX_STREAMS", "1"), ("FERRY_STREAM_IDLE_TIMEOUT", "1")]).await;
+    let src = d.scratch("big.bin");
+    std::fs::write(&src, pattern(16 << 20, 3)).unwrap();
+    d.client.save(&d.at("big.bin"), &src).await.unwrap();
+    let mut stalled = d.client.open_stream(&d.at("big.bin")).await.unwrap();
+    // The only slot is taken; once the stalled stream has failed, a second
+    // OpenStream gets it and streams the whole object.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let other = DriverClient::connect(&d.socket, Duration::from_secs(10)).await.unwrap();
+    let whole = streamed(&other, &d.at("big.bin")).await;
+    assert_eq!(whole.len(), 16 << 20);
+    let mut read = 0usize;
+    let end = loop {
+        match stalled.next().await {
+            Some(Ok(chunk)) => read += chunk.len(),
+            Some(Err(e)) => break Some(e),
+            None => break None,
+        }
+    };
+    let err = end.unwrap_or_else(|| panic!("the stalled stream ended cleanly after {read} of {} bytes", 16 << 20));
+    assert!(read < 16 << 20, "{read}");
+    assert!(err.to_string().contains("FERRY_STREAM_IDLE_TIMEOUT"), "{err}");
 }
