@@ -12,7 +12,7 @@
 //! | `FERRY_CONNECT_TIMEOUT` | seconds to open a connection (TCP and TLS) | 10 |
 //! | `FERRY_FIRST_BYTE_TIMEOUT` | seconds without progress before the response headers: nothing of the request body taken, or no answer after it | 30 |
 //! | `FERRY_READ_TIMEOUT` | seconds without a byte of the response body | 300 |
-//! | `FERRY_RETRY_TIMEOUT` | wall time over which one request, or one upload, is retried | 60 |
+//! | `FERRY_RETRY_TIMEOUT` | wall time over which a streak of failures of one request or one upload is retried (an upload that moves forward starts a new streak) | 60 |
 
 use crate::error::{Error, Result};
 use bytes::Bytes;

@@ -489,3 +489,25 @@ pub async fn status_error(response: Response, what: &str) -> Error {
     let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
     Error::new(kind, format!("{what}: HTTP {status}{detail}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound runs from the first failure of a streak, not from when the
+    /// operation began: an upload that has run longer than the bound must
+    /// still be retried when it first fails, and progress starts a new streak.
+    #[test]
+    fn the_retry_window_is_a_streak_of_failures() {
+        let mut retry =
+            Retry { failing_since: std::sync::Mutex::new(None), bound: Duration::from_millis(50), pause: FIRST_PAUSE };
+        let transient = Error::new(ErrorKind::Transient, "connection reset");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(retry.allows(&transient), "a first failure after a long run is retried");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!retry.allows(&transient), "a streak longer than the bound is not");
+        retry.progressed();
+        assert!(retry.allows(&transient), "progress starts a new streak");
+        assert!(!retry.allows(&Error::new(ErrorKind::PermissionDenied, "denied")), "permanent errors never are");
+    }
+}
