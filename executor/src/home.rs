@@ -173,7 +173,13 @@ impl Home {
         observer: Option<Observer>,
     ) -> Result<Finished> {
         let lock = Self::lock_run(&wf, "is being run by another ferry process")?;
-        runtime.stop_earlier_steps(&wf).map_err(Error::Conflict)?;
+        // Waits for killed processes and calls the docker CLI: blocking work,
+        // kept off the async workers.
+        let (earlier, run) = (runtime.clone(), wf.clone());
+        tokio::task::spawn_blocking(move || earlier.stop_earlier_steps(&run))
+            .await
+            .map_err(|e| Error::Conflict(format!("stopping earlier attempts failed: {e}")))?
+            .map_err(Error::Conflict)?;
         self.store().set_phase(wf.id, Phase::Running, "", None)?;
         let pool = Arc::new(self.drivers(&wf, plan.registry.clone()).with_launcher(runtime.run_drivers(&wf)));
         let plan = Arc::new(plan);
