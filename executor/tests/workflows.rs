@@ -901,13 +901,12 @@ fn docker_runtime_resume_after_kill_9_removes_the_earlier_attempts_containers() 
 
 /// Files named `name` anywhere under `dir` that are not inside a step's own tree.
 fn outside_steps(dir: &Path, name: &str) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name() == name)
-        .map(|e| e.path().to_path_buf())
-        .filter(|p| !p.components().any(|c| c.as_os_str() == "root"))
-        .collect()
+    entries_under(dir, |e| e.file_name() == name && !e.path().components().any(|c| c.as_os_str() == "root"))
+}
+
+/// The paths of the entries under `dir` that `keep` accepts.
+fn entries_under(dir: &Path, keep: impl Fn(&walkdir::DirEntry) -> bool) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()).filter(keep).map(|e| e.path().to_path_buf()).collect()
 }
 
 #[test]
@@ -971,12 +970,7 @@ fn outputs_that_link_out_of_the_step_are_refused_for_every_strategy() {
             assert!(message.contains("refusing") && message.contains("/out/o"), "{name}-{what}: {message}");
         }
     }
-    let leaked: Vec<_> = walkdir::WalkDir::new(f.home.path().join("artifacts"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().to_path_buf())
-        .collect();
+    let leaked = entries_under(&f.home.path().join("artifacts"), |e| e.file_type().is_file());
     assert_eq!(leaked, Vec::<PathBuf>::new(), "nothing is saved");
 }
 
@@ -1007,12 +1001,7 @@ fn an_archive_bomb_fails_the_step_and_leaves_nothing_unpacked() {
     assert!(message.contains("more than 1048576 bytes") && message.contains("FERRY_MAX_UNPACKED_BYTES"), "{message}");
     let pods = f.home.path().join("runs/bomb/pods");
     assert!(pods.is_dir(), "{}", pods.display());
-    let big: Vec<_> = walkdir::WalkDir::new(&pods)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file() && e.metadata().unwrap().len() > 64 << 10)
-        .map(|e| e.path().to_path_buf())
-        .collect();
+    let big = entries_under(&pods, |e| e.file_type().is_file() && e.metadata().unwrap().len() > 64 << 10);
     assert_eq!(big, Vec::<PathBuf>::new(), "unpacked data left behind");
 }
 
@@ -1032,11 +1021,9 @@ fn a_resume_after_kill_9_never_lets_the_orphaned_step_write_the_output() {
         .unwrap();
     let pids = work.path().join("pids");
     wait_for("the step to write", || {
-        let lines = walkdir::WalkDir::new(f.home.path().join("runs/orphan/pods"))
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .find(|e| e.file_name() == "lines")
-            .and_then(|e| std::fs::read_to_string(e.path()).ok());
+        let lines = entries_under(&f.home.path().join("runs/orphan/pods"), |e| e.file_name() == "lines")
+            .first()
+            .and_then(|p| std::fs::read_to_string(p).ok());
         lines.is_some_and(|l| l.lines().count() >= 3)
     });
     child.kill().unwrap();
