@@ -146,14 +146,11 @@ impl Default for Limits {
 impl Limits {
     /// The defaults, overridden by [`MAX_UNPACKED_BYTES_ENV`] and [`MAX_UNPACK_RATIO_ENV`].
     pub fn from_env() -> Result<Limits> {
+        // The SDK's rule for positive whole-number settings, with this crate's error.
         let read = |name: &'static str, default: u64| -> Result<u64> {
-            match std::env::var(name) {
-                Err(_) => Ok(default),
-                Ok(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(Error::BadSetting { name, value: v }),
-                },
-            }
+            let value = ferry_sdk::config::env_positive(name)
+                .map_err(|_| Error::BadSetting { name, value: std::env::var(name).unwrap_or_default() })?;
+            Ok(value.unwrap_or(default))
         };
         let d = Limits::default();
         Ok(Limits {
