@@ -25,28 +25,11 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-/// How an artifact is archived.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    /// gzip over tar; `level` 0-9, `None` for the default (6). Argo's default.
-    Tar {
-        /// gzip `compressionLevel`.
-        level: Option<u32>,
-    },
-    /// Uploaded as it is: a file, or a directory of files.
-    None,
-    /// A zip file (deflate).
-    Zip,
-    /// zstd over tar; `level` 1-22, `None` for the default (3).
-    Zstd {
-        /// zstd level.
-        level: Option<i32>,
-    },
-}
+use ferry_workflow::strategy::Strategy;
 
 /// What can go wrong packing or unpacking.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Reading or writing a local path failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -116,9 +99,9 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error
 }
 
 /// Environment variable bounding what one archive may unpack to, in bytes.
-pub const MAX_UNPACKED_BYTES_ENV: &str = "FERRY_MAX_UNPACKED_BYTES";
+pub(crate) const MAX_UNPACKED_BYTES_ENV: &str = "FERRY_MAX_UNPACKED_BYTES";
 /// Environment variable bounding unpacked size as a multiple of the archive's size.
-pub const MAX_UNPACK_RATIO_ENV: &str = "FERRY_MAX_UNPACK_RATIO";
+pub(crate) const MAX_UNPACK_RATIO_ENV: &str = "FERRY_MAX_UNPACK_RATIO";
 
 /// How far one archive may expand. A real artifact compresses a few times to
 /// a few dozen times (text, logs, JSON); gzip tops out near 1000:1 and zstd
@@ -126,7 +109,7 @@ pub const MAX_UNPACK_RATIO_ENV: &str = "FERRY_MAX_UNPACK_RATIO";
 /// while the absolute bound keeps any single artifact from filling a laptop's
 /// disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Most bytes one archive may unpack to.
     pub max_bytes: u64,
     /// Most bytes unpacked per byte of archive, once past [`RATIO_FLOOR`].
@@ -135,7 +118,7 @@ pub struct Limits {
 
 /// Up to this many bytes, any ratio is allowed: small archives of zeros or
 /// of one repeated line are normal.
-pub const RATIO_FLOOR: u64 = 1 << 30;
+pub(crate) const RATIO_FLOOR: u64 = 1 << 30;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -145,7 +128,7 @@ impl Default for Limits {
 
 impl Limits {
     /// The defaults, overridden by [`MAX_UNPACKED_BYTES_ENV`] and [`MAX_UNPACK_RATIO_ENV`].
-    pub fn from_env() -> Result<Limits> {
+    pub(crate) fn from_env() -> Result<Limits> {
         // The SDK's rule for positive whole-number settings, with this crate's error.
         let read = |name: &'static str, default: u64| -> Result<u64> {
             let value = ferry_sdk::config::env_positive(name)
@@ -203,24 +186,12 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-impl Strategy {
-    /// The file name Argo gives an artifact staged with this strategy.
-    pub fn file_name(&self, artifact: &str, source: &Path) -> String {
-        match self {
-            Strategy::Tar { .. } => format!("{artifact}.tgz"),
-            Strategy::Zip => format!("{artifact}.zip"),
-            Strategy::Zstd { .. } => format!("{artifact}.tar.zst"),
-            Strategy::None => source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        }
-    }
-}
-
 /// Archives `src` (a file or a directory) into the file `dst`. With
 /// [`Strategy::None`] nothing is written and `src` is to be uploaded as it is.
 ///
 /// `src` must not itself be a symlink (resolve it first); links under it are
 /// kept when they stay inside `src` and refused otherwise.
-pub fn pack(src: &Path, dst: &Path, strategy: Strategy) -> Result<()> {
+pub(crate) fn pack(src: &Path, dst: &Path, strategy: Strategy) -> Result<()> {
     let name = src.file_name().ok_or_else(|| Error::Io {
         action: "archiving",
         path: src.to_path_buf(),
@@ -316,7 +287,7 @@ fn check_links_to_pack(src: &Path, zip: bool) -> Result<()> {
 /// leads (relative to `root`), or why it leaves `root`. An absolute link
 /// target is allowed only when it lies under one of `absolute_roots` (the
 /// host paths of `root`, for links a local step wrote with host paths).
-pub fn resolve_below(
+pub(crate) fn resolve_below(
     root: &Path,
     relative: &Path,
     absolute_roots: &[&Path],
@@ -398,7 +369,7 @@ fn zip_error(path: &Path, e: zip::result::ZipError) -> Error {
 
 /// What an archive file turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Detected {
+pub(crate) enum Detected {
     /// gzip-compressed tar.
     TarGz,
     /// zstd-compressed tar.
@@ -411,7 +382,7 @@ pub enum Detected {
 
 /// Sniffs the first bytes of `path`. Like Argo, a zip is only taken as an
 /// archive when the artifact says `zip` (a plain file may start with `PK`).
-pub fn detect(path: &Path, declared: Option<Strategy>) -> Result<Detected> {
+pub(crate) fn detect(path: &Path, declared: Option<Strategy>) -> Result<Detected> {
     if path.is_dir() || declared == Some(Strategy::None) {
         return Ok(Detected::Plain);
     }
@@ -429,7 +400,7 @@ pub fn detect(path: &Path, declared: Option<Strategy>) -> Result<Detected> {
 /// renames it there when it is not an archive. A single top-level entry
 /// becomes `dest` itself. Expansion beyond `limits` fails with
 /// [`Error::TooLarge`] and leaves nothing behind.
-pub fn unpack(src: &Path, dest: &Path, declared: Option<Strategy>, limits: &Limits) -> Result<()> {
+pub(crate) fn unpack(src: &Path, dest: &Path, declared: Option<Strategy>, limits: &Limits) -> Result<()> {
     let kind = detect(src, declared)?;
     if kind == Detected::Plain {
         return std::fs::rename(src, dest).map_err(io("renaming into", dest));

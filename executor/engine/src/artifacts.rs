@@ -2,228 +2,23 @@
 //! before the step starts (the init-container role), outputs saved after it
 //! ends (the sidecar role). The executor itself never opens storage.
 
-use crate::archive::{self, Strategy};
-use crate::controller::BoundArtifact;
-use crate::drivers::DriverPool;
-use crate::plan::Plan;
-use crate::repository::{Declared, Repository, declared};
-use crate::runtime::{PodSpec, Runtime, pod_dir};
-use crate::status::{ArtifactRecord, ArtifactValue, Direction, Location, Outputs};
-use crate::vars::Vars;
-use crate::workflow::{Artifact, GcStrategy, Template};
+use crate::archive;
+use crate::drivers::{DriverPool, ToClient};
+use crate::runtime::{PodSpec, Runtime};
+use crate::status::{ArtifactRecord, Direction};
 use ferry_sdk::ErrorKind;
+use ferry_workflow::binding::BoundArtifact;
+use ferry_workflow::model::{Artifact, GcStrategy, Template};
+use ferry_workflow::plan::Plan;
+use ferry_workflow::repository::{Declared, Repository, declared};
+use ferry_workflow::strategy::Strategy;
+use ferry_workflow::values::{ArtifactValue, Location, Outputs};
+use ferry_workflow::vars::Vars;
 use std::path::{Path, PathBuf};
-
-/// Where a script template's source is placed inside the step.
-pub const SCRIPT_PATH: &str = "/argo/staging/script";
-
-/// The text form of an archive strategy, as stored with an artifact.
-pub fn strategy_text(s: Strategy) -> String {
-    match s {
-        Strategy::Tar { level: None } => "tar".into(),
-        Strategy::Tar { level: Some(l) } => format!("tar:{l}"),
-        Strategy::None => "none".into(),
-        Strategy::Zip => "zip".into(),
-        Strategy::Zstd { level: None } => "zstd".into(),
-        Strategy::Zstd { level: Some(l) } => format!("zstd:{l}"),
-    }
-}
-
-/// Parses [`strategy_text`].
-pub fn parse_strategy(text: &str) -> Option<Strategy> {
-    let (kind, level) = text.split_once(':').map_or((text, None), |(k, l)| (k, Some(l)));
-    Some(match kind {
-        "tar" => Strategy::Tar { level: level.and_then(|l| l.parse().ok()) },
-        "none" => Strategy::None,
-        "zip" => Strategy::Zip,
-        "zstd" => Strategy::Zstd { level: level.and_then(|l| l.parse().ok()) },
-        _ => return None,
-    })
-}
-
-/// Strips `{{ }}` from a `from:` reference.
-fn reference(text: &str) -> Option<&str> {
-    Some(text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim())
-}
-
-/// The value an artifact argument (or a template's own input declaration)
-/// stands for. `Ok(None)` when it names nothing that exists.
-pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Option<ArtifactValue>, String> {
-    if crate::repository::location_count(a) > 1 {
-        return Err("names more than one location (plugin, s3, oss, gcs, git, http, raw): keep one".into());
-    }
-    if !a.from.is_empty() && !a.from_expression.is_empty() {
-        return Err("has both from and fromExpression".into());
-    }
-    let mut value = if !a.from.is_empty() {
-        let r =
-            reference(&a.from).ok_or_else(|| format!("from {:?} must be a single {{{{...}}}} reference", a.from))?;
-        vars.artifact(r)
-    } else if !a.from_expression.is_empty() {
-        from_expression(&a.from_expression, vars)?
-    } else if let Some(raw) = &a.raw {
-        Some(ArtifactValue {
-            raw: Some(vars.substitute(&raw.data).map_err(|e| format!("raw.data: {e}"))?),
-            ..Default::default()
-        })
-    } else {
-        let sub = |t: &str, field: &str| vars.substitute(t).map_err(|e| format!("{field}: {e}"));
-        let location = match declared(a) {
-            Declared::Nothing => None,
-            Declared::KeyOnly(key) => Some(Location { key: sub(&key, "key")?, ..repo.location.clone() }),
-            Declared::Full(loc) => Some(Location {
-                key: sub(&loc.key, "key")?,
-                configuration: sub(&loc.configuration, "configuration")?,
-                ..loc
-            }),
-        };
-        location.map(|l| ArtifactValue { location: Some(l), raw: None, archive: a.strategy().map(strategy_text) })
-    };
-    if let (Some(v), false) = (&mut value, a.sub_path.is_empty()) {
-        let sub = vars.substitute(&a.sub_path).map_err(|e| format!("subPath: {e}"))?;
-        let clean = sub.trim_matches('/');
-        if clean.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(format!("subPath {sub:?} must be a relative path without `..`"));
-        }
-        if let Some(loc) = &mut v.location {
-            loc.key = format!("{}/{clean}", loc.key.trim_end_matches('/'));
-            v.archive = Some("none".into());
-        }
-    }
-    Ok(value)
-}
-
-/// `fromExpression`: a reference, or `condition ? reference : reference`
-/// where the condition is a `when`-style comparison over step or task values.
-fn from_expression(text: &str, vars: &Vars) -> Result<Option<ArtifactValue>, String> {
-    let normalised = normalise_refs(text);
-    let Some((cond, branches)) = normalised.split_once('?') else {
-        return Ok(vars.artifact(normalised.trim()));
-    };
-    let (yes, no) = branches.split_once(':').ok_or_else(|| format!("fromExpression {text:?}: `?` without `:`"))?;
-    let mut condition = String::new();
-    for word in split_keep(cond) {
-        let is_ref = ["steps.", "tasks.", "inputs.", "workflow."].iter().any(|p| word.starts_with(p));
-        if is_ref {
-            match vars.resolve(word) {
-                crate::expr::Resolved::Value(v) => condition.push_str(&format!("'{}'", v.replace('\'', "\\'"))),
-                _ => return Err(format!("fromExpression: {word} is unknown here")),
-            }
-        } else {
-            condition.push_str(word);
-        }
-    }
-    let chosen =
-        if crate::expr::evaluate_when(&condition.replace("\"", "'")).map_err(|e| format!("fromExpression: {e}"))? {
-            yes
-        } else {
-            no
-        };
-    Ok(vars.artifact(chosen.trim()))
-}
-
-/// `tasks['a-b'].outputs` → `tasks.a-b.outputs` (expr-lang's index syntax).
-fn normalise_refs(text: &str) -> String {
-    let mut out = text.to_string();
-    for q in ['\'', '"'] {
-        loop {
-            let open = format!("[{q}");
-            let Some(start) = out.find(&open) else { break };
-            let close = format!("{q}]");
-            let Some(end) = out[start..].find(&close).map(|e| start + e) else { break };
-            let name = out[start + 2..end].to_string();
-            out.replace_range(start..end + 2, &format!(".{name}"));
-        }
-    }
-    out.replace("==", " == ").replace("!=", " != ")
-}
-
-/// Splits text into words and separators, keeping both.
-fn split_keep(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let is_word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
-    let mut in_word = false;
-    for (i, c) in text.char_indices() {
-        if is_word(c) != in_word {
-            if i > start {
-                parts.push(&text[start..i]);
-            }
-            start = i;
-            in_word = is_word(c);
-        }
-    }
-    parts.push(&text[start..]);
-    parts
-}
-
-/// The pod a template runs as.
-pub fn pod_spec(run_dir: &Path, pod_name: &str, template: &Template) -> Result<PodSpec, String> {
-    let dir = pod_dir(run_dir, pod_name);
-    let logs = run_dir.join("logs");
-    std::fs::create_dir_all(dir.join("root")).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    std::fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
-    let mut pod =
-        PodSpec { name: pod_name.to_string(), dir, log: logs.join(format!("{pod_name}.log")), ..Default::default() };
-    let env = |vars: &[crate::workflow::EnvVar]| vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
-    if let Some(c) = &template.container {
-        pod.image = c.image.clone();
-        pod.argv = c.command.iter().chain(&c.args).cloned().collect();
-        if c.command.is_empty() {
-            return Err(format!(
-                "template {}: container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command",
-                template.name, c.image
-            ));
-        }
-        pod.env = env(&c.env);
-        pod.working_dir = c.working_dir.clone();
-    } else if let Some(s) = &template.script {
-        pod.image = s.image.clone();
-        let command = if s.command.is_empty() { vec!["sh".to_string()] } else { s.command.clone() };
-        pod.argv = command.into_iter().chain([SCRIPT_PATH.to_string()]).chain(s.args.iter().cloned()).collect();
-        pod.files.push((SCRIPT_PATH.to_string(), s.source.clone()));
-        pod.env = env(&s.env);
-        pod.working_dir = s.working_dir.clone();
-        pod.paths.push(SCRIPT_PATH.to_string());
-    } else {
-        return Err(format!("template {} runs nothing (no container, script, steps or dag)", template.name));
-    }
-    pod.paths.extend(template.inputs.artifacts.iter().map(|a| a.path.clone()));
-    pod.paths.extend(template.outputs.artifacts.iter().map(|a| a.path.clone()));
-    pod.paths.extend(template.outputs.parameters.iter().filter_map(|p| p.value_from.as_ref().map(|v| v.path.clone())));
-    pod.paths.retain(|p| !p.is_empty());
-    if !pod.working_dir.is_empty() {
-        pod.paths.push(pod.working_dir.clone());
-    }
-    // A step also names its paths through their directory (`/out/a$i`), so
-    // the directory of a declared path is the step's own too; system and
-    // shared directories (/tmp, /home, ...) stay the host's, since host paths
-    // passed in parameters live there.
-    let parents: Vec<String> = pod
-        .paths
-        .iter()
-        .filter_map(|p| Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()))
-        .filter(|d| d.starts_with('/') && !is_system_dir(d))
-        .collect();
-    for d in parents {
-        if !pod.paths.contains(&d) {
-            pod.paths.push(d);
-        }
-    }
-    Ok(pod)
-}
-
-fn is_system_dir(dir: &str) -> bool {
-    const SYSTEM: [&str; 19] = [
-        "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp", "/home",
-        "/root", "/mnt", "/media", "/opt", "/srv", "/boot",
-    ];
-    dir == "/" || SYSTEM.iter().any(|s| dir == *s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/')))
-}
 
 /// What saving outputs produced.
 #[derive(Default)]
-pub struct Saved {
+pub(crate) struct Saved {
     /// Artifact records to persist.
     pub records: Vec<ArtifactRecord>,
     /// `globalName` parameters.
@@ -233,7 +28,7 @@ pub struct Saved {
 }
 
 /// Everything one step's artifact work needs.
-pub struct StepContext<'a> {
+pub(crate) struct StepContext<'a> {
     /// The run's plan.
     pub plan: &'a Plan,
     /// The runtime (maps container paths to host paths).
@@ -297,21 +92,12 @@ impl StepContext<'_> {
     }
 
     fn repository(&self) -> Repository {
-        match &self.template.archive_location {
-            Some(a) => Repository::from_archive_location(a, &self.plan.repository),
-            None => self.plan.repository.clone(),
-        }
+        self.plan.repository_for(self.template)
     }
 
     /// The drivers the step's outputs (and archived log) will be saved with.
-    pub fn output_drivers(&self) -> std::collections::BTreeSet<String> {
-        let repo = self.repository();
-        let mut names: std::collections::BTreeSet<String> =
-            self.template.outputs.artifacts.iter().map(|a| crate::repository::driver_of(a, &repo)).collect();
-        if repo.archive_logs || self.plan.spec.archive_logs.unwrap_or(false) {
-            names.insert(repo.location.driver.clone());
-        }
-        names
+    pub(crate) fn output_drivers(&self) -> std::collections::BTreeSet<String> {
+        self.plan.output_drivers(self.template)
     }
 
     /// Loads every bound input. Returns the first failure. The loads run in
@@ -319,7 +105,7 @@ impl StepContext<'_> {
     /// outermost path first, so an input inside another's path (`/in/a/b/c`
     /// in `/in/a`) is never placed before the outer one, which would replace
     /// it, and its path is resolved in the tree the outer one made.
-    pub async fn load_inputs(&self, inputs: &[BoundArtifact]) -> (Result<(), String>, Vec<ArtifactRecord>) {
+    pub(crate) async fn load_inputs(&self, inputs: &[BoundArtifact]) -> (Result<(), String>, Vec<ArtifactRecord>) {
         let fetched = futures::future::join_all(inputs.iter().map(|b| self.fetch_input(b))).await;
         let mut fetched: Vec<Option<Result<Fetched, String>>> = fetched.into_iter().map(Some).collect();
         let mut order: Vec<usize> = (0..inputs.len()).collect();
@@ -383,7 +169,7 @@ impl StepContext<'_> {
                 ));
             }
         }
-        let declared = value.archive.as_deref().and_then(parse_strategy).or(b.decl.strategy());
+        let declared = value.archive.as_deref().and_then(Strategy::parse).or(b.decl.strategy());
         let dest = unpacked.clone();
         blocking(move || {
             let limits = archive::Limits::from_env().map_err(|e| e.to_string())?;
@@ -447,7 +233,7 @@ impl StepContext<'_> {
     /// Reads output parameters and saves output artifacts. A missing output
     /// is only an error when the step succeeded (and the output is not
     /// optional): a failed step's missing files are a symptom, not news.
-    pub async fn save_outputs(&self, succeeded: bool, outputs: &mut Outputs) -> Saved {
+    pub(crate) async fn save_outputs(&self, succeeded: bool, outputs: &mut Outputs) -> Saved {
         let mut saved = Saved::default();
         let fail = |saved: &mut Saved, e: String| {
             if succeeded && saved.error.is_none() {
@@ -493,7 +279,7 @@ impl StepContext<'_> {
                 Err(e) => fail(&mut saved, e),
             }
         }
-        if repo.archive_logs || self.plan.spec.archive_logs.unwrap_or(false) {
+        if self.plan.archives_logs(&repo) {
             let log = Artifact { name: "main-logs".into(), path: String::new(), ..Default::default() };
             match self.save_file(&log, &self.pod.log, Strategy::None, &repo, "main.log").await {
                 Ok((value, record)) => {
@@ -583,8 +369,7 @@ impl StepContext<'_> {
             Some(s) if s != GcStrategy::Unset => s,
             _ => self.plan.spec.artifact_gc.as_ref().map(|g| g.strategy).unwrap_or(GcStrategy::Never),
         };
-        let value =
-            ArtifactValue { location: Some(location.clone()), raw: None, archive: Some(strategy_text(strategy)) };
+        let value = ArtifactValue { location: Some(location.clone()), raw: None, archive: Some(strategy.to_string()) };
         let record = ArtifactRecord {
             node: self.node,
             name: name.clone(),

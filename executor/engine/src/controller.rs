@@ -13,15 +13,19 @@
 //! polling, no pass over every node per event.
 
 use crate::artifacts;
-use crate::drivers::DriverPool;
-use crate::expr::{self, Depends, TaskOutcome};
-use crate::home::DRIVER_GRACE;
-use crate::plan::{Origin, Plan, now_ms};
+use crate::drivers::{DRIVER_GRACE, DriverPool};
 use crate::runtime::{DriverRole, PodSpec, Runtime};
-use crate::status::{ArtifactRecord, ArtifactValue, Node, NodeKind, Outputs, Phase};
+use crate::status::{ArtifactRecord, Node, NodeKind};
 use crate::store::{Store, WorkflowRecord};
-use crate::vars::{Outcome, Vars, item_label};
-use crate::workflow::{Artifact, RetryPolicy, Step, Template};
+use ferry_workflow::binding::{self, Args, Bound, BoundArtifact};
+use ferry_workflow::expr::{self, Depends, TaskOutcome};
+use ferry_workflow::model::{ContinueOn, RetryPolicy, Step, Template};
+use ferry_workflow::plan::{Origin, Plan};
+use ferry_workflow::repository::Repository;
+use ferry_workflow::time::{active_deadline, now_ms, parse_duration, rfc3339, strftime_parts};
+use ferry_workflow::values::{Outputs, Phase};
+use ferry_workflow::vars::{Outcome, Vars, item_label};
+use ferry_workflow::{naming, sequence};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -61,15 +65,6 @@ impl NodeResult {
     }
 }
 
-/// Input values handed to a template.
-#[derive(Clone, Debug, Default)]
-pub struct Args {
-    /// Parameter values.
-    pub parameters: BTreeMap<String, String>,
-    /// Artifact values; `None` for an optional artifact that does not exist.
-    pub artifacts: BTreeMap<String, Option<ArtifactValue>>,
-}
-
 /// A request to run a template as a node.
 #[derive(Clone)]
 struct Call {
@@ -83,15 +78,6 @@ struct Call {
     args: Args,
     cancel: CancellationToken,
     extra: BTreeMap<String, String>,
-}
-
-/// An input artifact bound to a template.
-#[derive(Clone, Debug)]
-pub struct BoundArtifact {
-    /// The template's declaration (path, mode, ...), substituted.
-    pub decl: Artifact,
-    /// Where it comes from; `None` when optional and missing.
-    pub value: Option<ArtifactValue>,
 }
 
 #[derive(Default)]
@@ -188,11 +174,6 @@ impl Controller {
         }))
     }
 
-    /// The run's directory.
-    pub fn dir(&self) -> &PathBuf {
-        &self.wf.dir
-    }
-
     /// Runs the workflow (and its exit handler) to the end, or until
     /// interrupted, persisting as it goes.
     pub async fn run(self: &Arc<Self>) -> Result<RunSummary, crate::store::StoreError> {
@@ -220,7 +201,7 @@ impl Controller {
         let vars = self.workflow_vars();
         let mut problems = Vec::new();
         for a in &spec.arguments.artifacts {
-            match artifacts::argument_value(a, &vars, &self.plan.repository) {
+            match binding::argument_value(a, &vars, &self.plan.repository) {
                 Ok(v) => {
                     args.artifacts.insert(a.name.clone(), v);
                 }
@@ -309,7 +290,7 @@ impl Controller {
             .map(|n| {
                 serde_json::json!({
                     "displayName": n.display_name(), "message": n.message, "templateName": n.template,
-                    "phase": n.phase.as_str(), "podName": crate::names::pod_name(&self.plan.name, &n.template, &n.name),
+                    "phase": n.phase.as_str(), "podName": naming::pod_name(&self.plan.name, &n.template, &n.name),
                     "finishedAt": n.finished,
                 })
             })
@@ -472,10 +453,10 @@ impl Controller {
         let limit = strategy.limit.as_ref().and_then(|l| l.0.trim().parse::<u32>().ok());
         let policy = strategy.retry_policy.unwrap_or_default();
         let backoff = strategy.backoff.clone().unwrap_or_default();
-        let base = backoff.duration.as_ref().and_then(|d| crate::names::parse_duration(&d.0)).unwrap_or(Duration::ZERO);
+        let base = backoff.duration.as_ref().and_then(|d| parse_duration(&d.0)).unwrap_or(Duration::ZERO);
         let factor = backoff.factor.as_ref().and_then(|f| f.0.trim().parse::<f64>().ok()).unwrap_or(1.0);
-        let cap = backoff.cap.as_ref().and_then(|d| crate::names::parse_duration(&d.0));
-        let max_duration = backoff.max_duration.as_ref().and_then(|d| crate::names::parse_duration(&d.0));
+        let cap = backoff.cap.as_ref().and_then(|d| parse_duration(&d.0));
+        let max_duration = backoff.max_duration.as_ref().and_then(|d| parse_duration(&d.0));
         let began = std::time::Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -540,14 +521,7 @@ impl Controller {
         // Read after substitution: the deadline may be `{{inputs.parameters.t}}`.
         let deadline = match &template.active_deadline_seconds {
             None => None,
-            Some(d) => match d
-                .0
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs)
-                .or_else(|| crate::names::parse_duration(&d.0))
-            {
+            Some(d) => match active_deadline(&d.0) {
                 Some(d) => Some(d),
                 None => {
                     let why = format!("activeDeadlineSeconds {:?} is not a number of seconds", d.0);
@@ -581,7 +555,7 @@ impl Controller {
         vars.plain.extend(call.extra.clone());
         vars.plain.insert("node.name".into(), call.name.clone());
         if pod {
-            vars.plain.insert("pod.name".into(), crate::names::pod_name(&self.plan.name, &template.name, &call.name));
+            vars.plain.insert("pod.name".into(), naming::pod_name(&self.plan.name, &template.name, &call.name));
         }
         for a in &template.inputs.artifacts {
             vars.plain.insert(format!("inputs.artifacts.{}.path", a.name), a.path.clone());
@@ -623,7 +597,7 @@ impl Controller {
         for a in &template.inputs.artifacts {
             let value = match call.args.artifacts.get(&a.name) {
                 Some(v) => v.clone(),
-                None => artifacts::argument_value(a, &vars, &self.plan.repository)
+                None => binding::argument_value(a, &vars, &self.plan.repository)
                     .map_err(|e| format!("inputs.artifacts.{}: {e}", a.name))?,
             };
             if value.is_none() && !a.optional {
@@ -658,8 +632,8 @@ impl Controller {
             Err(_) => return (Phase::Error, "controller shutting down".into(), Outputs::default()),
         };
         self.set_running(id);
-        let pod_name = crate::names::pod_name(&self.plan.name, &template.name, &call.name);
-        let pod = match artifacts::pod_spec(&self.wf.dir, &pod_name, template) {
+        let pod_name = naming::pod_name(&self.plan.name, &template.name, &call.name);
+        let pod = match PodSpec::from_template(&self.wf.dir, &pod_name, template) {
             Ok(p) => p,
             Err(e) => return (Phase::Error, e, Outputs::default()),
         };
@@ -800,7 +774,7 @@ impl Controller {
             args.parameters.insert(p.name.clone(), value);
         }
         for a in &step.arguments.artifacts {
-            let value = artifacts::argument_value(a, vars, &self.plan.repository)
+            let value = binding::argument_value(a, vars, &self.plan.repository)
                 .map_err(|e| format!("arguments.artifacts.{}: {e}", a.name))?;
             let optional = a.optional || template.inputs.artifacts.iter().any(|i| i.name == a.name && i.optional);
             if value.is_none() && !optional {
@@ -854,7 +828,7 @@ impl Controller {
             return Ok(Some(list));
         }
         if let Some(seq) = &step.with_sequence {
-            return crate::names::sequence(seq, vars).map(Some);
+            return sequence::sequence(seq, vars).map(Some);
         }
         Ok(None)
     }
@@ -1352,8 +1326,8 @@ fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
     plain.insert("workflow.uid".into(), p.uid.clone());
     plain.insert("workflow.namespace".into(), p.namespace.clone());
     plain.insert("workflow.mainEntrypoint".into(), p.spec.entrypoint.clone());
-    plain.insert("workflow.creationTimestamp".into(), crate::names::rfc3339(p.created));
-    for (k, v) in crate::names::strftime_parts(p.created) {
+    plain.insert("workflow.creationTimestamp".into(), rfc3339(p.created));
+    for (k, v) in strftime_parts(p.created) {
         plain.insert(format!("workflow.creationTimestamp.{k}"), v);
     }
     for (k, v) in &p.parameters {
@@ -1369,15 +1343,6 @@ fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
     plain
 }
 
-/// The bound inputs of a template, as variables.
-#[derive(Clone, Debug)]
-pub struct Bound {
-    /// Variables including `inputs.*`.
-    pub vars: Vars,
-    /// Input artifacts.
-    pub artifacts: Vec<BoundArtifact>,
-}
-
 fn outcome(r: &NodeResult) -> Outcome {
     Outcome {
         id: r.id.to_string(),
@@ -1389,7 +1354,7 @@ fn outcome(r: &NodeResult) -> Outcome {
     }
 }
 
-fn continues(c: crate::workflow::ContinueOn, phase: Phase) -> bool {
+fn continues(c: ContinueOn, phase: Phase) -> bool {
     (c.failed && phase == Phase::Failed) || (c.error && phase == Phase::Error)
 }
 
@@ -1468,11 +1433,7 @@ fn substitute_json(v: &serde_json::Value, vars: &Vars) -> Result<serde_json::Val
 }
 
 /// A steps or DAG template's outputs, from its children's.
-fn composite_outputs(
-    template: &Template,
-    vars: &Vars,
-    repo: &crate::repository::Repository,
-) -> Result<Outputs, String> {
+fn composite_outputs(template: &Template, vars: &Vars, repo: &Repository) -> Result<Outputs, String> {
     let mut out = Outputs::default();
     for p in &template.outputs.parameters {
         let raw = p
@@ -1494,7 +1455,7 @@ fn composite_outputs(
         out.parameters.insert(p.name.clone(), value);
     }
     for a in &template.outputs.artifacts {
-        match artifacts::argument_value(a, vars, repo) {
+        match binding::argument_value(a, vars, repo) {
             Ok(Some(v)) => {
                 out.artifacts.insert(a.name.clone(), v);
             }

@@ -1,14 +1,12 @@
-//! Driver registration and the driver processes of a run.
-//!
-//! The registry reads Argo's workflow-controller ConfigMap format
-//! (`artifactDrivers: [{name, image, connectionTimeoutSeconds}]`), extended
-//! with `command` so the same file says how to start the driver locally. The
-//! pool starts each driver once per run, on first use, on a unix socket under
+//! The driver processes of a run (the registry, ferry_workflow::registry,
+//! says which drivers exist and how each starts). The pool starts each
+//! driver once per run, on first use, on a unix socket under
 //! `<run>/artifact-plugins/<name>/socket`, and every step of the run shares it:
 //! a template with 15 artifacts on one driver pays one start-up, not 15.
 
 use ferry_sdk::client::DriverClient;
-use serde::{Deserialize, Serialize};
+use ferry_workflow::registry::{DEFAULT_TIMEOUT_SECONDS, DriverSpec, Registry, RegistryError};
+use ferry_workflow::values::Location;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,61 +14,22 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 
-/// Ferry's reference drivers, registered unless a registry file overrides them.
-pub const BUILTIN_DRIVERS: [&str; 6] = ["fs", "s3", "oss", "gcs", "git", "http"];
+/// How long drivers get to exit after SIGTERM at the end of a run or step.
+pub const DRIVER_GRACE: Duration = Duration::from_secs(10);
 
-/// Restarts of one driver in one run before its calls fail for good: a
-/// driver that keeps dying is broken, not unlucky.
-pub const MAX_RESTARTS: u32 = 3;
+/// The label on every container of a run (main and driver containers):
+/// the run's uid, unique across runs and homes.
+pub(crate) const RUN_LABEL: &str = "ferry.run";
 
-/// Pauses between retries of a call that failed transiently, doubling up to this.
-const MAX_RETRY_PAUSE: Duration = Duration::from_secs(8);
-
-/// Argo's default `connectionTimeoutSeconds`.
-pub const DEFAULT_TIMEOUT_SECONDS: u32 = 5;
-
-/// One `artifactDrivers` entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DriverSpec {
-    /// The plugin name artifacts refer to.
-    pub name: String,
-    /// The image Argo runs (recorded; used by the container runtimes).
-    #[serde(default)]
-    pub image: String,
-    /// Seconds to wait for the socket.
-    #[serde(default)]
-    pub connection_timeout_seconds: u32,
-    /// Ferry's extension: how to start the driver locally. The socket path
-    /// is appended as the last argument, as Argo does.
-    #[serde(default)]
-    pub command: Vec<String>,
-    /// Ferry's extension: extra environment for the local process.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-}
-
-/// The drivers a run may use.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Registry {
-    /// By name.
-    pub drivers: BTreeMap<String, DriverSpec>,
-}
+/// The label naming a container's pod (or the run, for GC drivers).
+pub(crate) const GROUP_LABEL: &str = "ferry.group";
 
 /// A registry or driver failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The registry file is malformed.
-    #[error("driver registry {file}: {message}")]
-    Registry {
-        /// The file.
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// No such driver.
-    #[error("artifact driver {0:?} is not registered (known: {1})")]
-    Unknown(String, String),
+    /// The registry refused the driver.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The driver did not start.
     #[error("artifact driver {name:?} did not start: {message}")]
     Start {
@@ -81,100 +40,28 @@ pub enum DriverError {
     },
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RegistryFile {
-    artifact_drivers: Vec<DriverSpec>,
+/// The SDK client's form of a location.
+pub trait ToClient {
+    /// The location as the driver client takes it.
+    fn to_client(&self) -> ferry_sdk::client::Location;
 }
 
-impl Registry {
-    /// Ferry's reference drivers, started from binaries named
-    /// `ferry-driver-<name>` beside the `ferry` executable or on `PATH`.
-    pub fn builtin() -> Registry {
-        let version = env!("CARGO_PKG_VERSION");
-        let drivers = BUILTIN_DRIVERS
-            .iter()
-            .map(|name| {
-                let spec = DriverSpec {
-                    name: name.to_string(),
-                    image: format!("ferry/driver-{name}:{version}"),
-                    connection_timeout_seconds: 0,
-                    command: vec![format!("ferry-driver-{name}")],
-                    env: BTreeMap::new(),
-                };
-                (name.to_string(), spec)
-            })
-            .collect();
-        Registry { drivers }
-    }
-
-    /// Adds the entries of a registry file over these: a workflow-controller
-    /// ConfigMap (`data.artifactDrivers` holds the list as text) or a plain
-    /// `artifactDrivers:` document.
-    pub fn merge_file(&mut self, file: &Path) -> Result<(), DriverError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| DriverError::Registry { file: file.display().to_string(), message: e.to_string() })?;
-        self.merge_text(&text, &file.display().to_string())
-    }
-
-    /// As [`Registry::merge_file`], from text.
-    pub fn merge_text(&mut self, text: &str, file: &str) -> Result<(), DriverError> {
-        let err = |message: String| DriverError::Registry { file: file.to_string(), message };
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
-        let entries: Vec<DriverSpec> = if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") {
-            let list = value
-                .get("data")
-                .and_then(|d| d.get("artifactDrivers"))
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| err("ConfigMap has no data.artifactDrivers".into()))?;
-            serde_yaml_ng::from_str(list).map_err(|e| err(format!("data.artifactDrivers: {e}")))?
-        } else {
-            let parsed: RegistryFile = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
-            parsed.artifact_drivers
-        };
-        self.merge(entries).map_err(err)
-    }
-
-    /// Adds entries over these; an entry without `command` keeps the
-    /// existing command for that name.
-    pub fn merge(&mut self, entries: Vec<DriverSpec>) -> Result<(), String> {
-        for mut spec in entries {
-            if !valid_name(&spec.name) {
-                return Err(format!(
-                    "driver name {:?} must be a DNS-1123 label of at most 49 characters (Argo builds container names from it)",
-                    spec.name
-                ));
-            }
-            if spec.command.is_empty() {
-                match self.drivers.get(&spec.name) {
-                    Some(old) => spec.command = old.command.clone(),
-                    None => spec.command = vec![format!("ferry-driver-{}", spec.name)],
-                }
-            }
-            self.drivers.insert(spec.name.clone(), spec);
-        }
-        Ok(())
-    }
-
-    /// One driver's entry.
-    pub fn get(&self, name: &str) -> Result<&DriverSpec, DriverError> {
-        self.drivers.get(name).ok_or_else(|| {
-            DriverError::Unknown(name.to_string(), self.drivers.keys().cloned().collect::<Vec<_>>().join(", "))
-        })
+impl ToClient for Location {
+    fn to_client(&self) -> ferry_sdk::client::Location {
+        ferry_sdk::client::Location::new(&self.driver, &self.configuration, &self.key)
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 49
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
+/// Restarts of one driver in one run before its calls fail for good: a
+/// driver that keeps dying is broken, not unlucky.
+pub const MAX_RESTARTS: u32 = 3;
+
+/// Pauses between retries of a call that failed transiently, doubling up to this.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(8);
 
 /// Resolves a command's program: beside the running executable first (so a
 /// build tree works without installing), then `PATH`.
-pub fn resolve_program(program: &str) -> PathBuf {
+pub(crate) fn resolve_program(program: &str) -> PathBuf {
     if program.contains('/') {
         return PathBuf::from(program);
     }
@@ -250,8 +137,8 @@ impl ContainerLauncher {
         }
         let mut cmd = Command::new("docker");
         cmd.args(["run", "--rm", "--pull", "never", "--name", container, "--network", "host"]);
-        cmd.arg("--label").arg(format!("{}={}", crate::docker::GROUP_LABEL, self.group));
-        cmd.arg("--label").arg(format!("{}={}", crate::docker::RUN_LABEL, self.run));
+        cmd.arg("--label").arg(format!("{}={}", GROUP_LABEL, self.group));
+        cmd.arg("--label").arg(format!("{}={}", RUN_LABEL, self.run));
         // The invoking user, so what a driver writes into the step
         // directory belongs to whoever ran ferry.
         cmd.arg("--user").arg(format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()));
@@ -330,11 +217,6 @@ impl DriverPool {
     pub fn removing_at_shutdown(mut self, dir: PathBuf) -> DriverPool {
         self.scratch = Some(dir);
         self
-    }
-
-    /// The registry.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
     }
 
     /// A client for `name`, starting the driver on first use. Concurrent
@@ -576,41 +458,5 @@ fn log_tail(path: &Path) -> String {
         String::new()
     } else {
         format!("; last lines of {}:\n  {}", path.display(), lines.into_iter().rev().collect::<Vec<_>>().join("\n  "))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_workflow_controller_configmap() {
-        let mut r = Registry::builtin();
-        r.merge_text(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: workflow-controller-configmap}\ndata:\n  artifactDrivers: |\n    - name: my-s3\n      image: example/s3:1\n      connectionTimeoutSeconds: 10\n      command: [/opt/s3-driver, --verbose]\n",
-            "cm.yaml",
-        )
-        .unwrap();
-        let d = r.get("my-s3").unwrap();
-        assert_eq!(d.command, ["/opt/s3-driver", "--verbose"]);
-        assert_eq!(d.connection_timeout_seconds, 10);
-        assert!(r.get("fs").is_ok());
-    }
-
-    #[test]
-    fn an_entry_without_command_keeps_the_builtin_one() {
-        let mut r = Registry::builtin();
-        r.merge_text("artifactDrivers:\n- name: s3\n  image: mine/s3:2\n", "f").unwrap();
-        assert_eq!(r.get("s3").unwrap().command, ["ferry-driver-s3"]);
-        assert_eq!(r.get("s3").unwrap().image, "mine/s3:2");
-    }
-
-    #[test]
-    fn bad_names_and_unknown_drivers_are_clear() {
-        let mut r = Registry::builtin();
-        let err = r.merge_text("artifactDrivers:\n- name: My_Driver\n", "f").unwrap_err();
-        assert!(err.to_string().contains("My_Driver"), "{err}");
-        let err = r.get("nope").unwrap_err().to_string();
-        assert!(err.contains("\"nope\"") && err.contains("fs"), "{err}");
     }
 }

@@ -2,10 +2,10 @@
 //! their drivers, with retries, and records what was deleted so a failed
 //! collection is retried later instead of forgotten.
 
-use crate::drivers::DriverPool;
+use crate::drivers::{DriverPool, ToClient};
 use crate::status::{ArtifactRecord, Direction};
 use crate::store::{Store, StoreError, WorkflowRecord};
-use crate::workflow::GcStrategy;
+use ferry_workflow::model::GcStrategy;
 use futures::StreamExt;
 use std::sync::Mutex;
 
@@ -37,7 +37,7 @@ impl GcReport {
 
 /// Deletes every not yet deleted output artifact of `wf` whose strategy is
 /// one of `strategies`, through `pool`.
-pub async fn collect(
+pub(crate) async fn collect(
     store: &Mutex<Store>,
     wf: &WorkflowRecord,
     pool: &DriverPool,

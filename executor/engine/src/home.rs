@@ -2,14 +2,18 @@
 //! commands are thin layers over this.
 
 use crate::controller::{Controller, Observer, RunSummary};
-use crate::drivers::{DriverPool, Registry};
+use crate::drivers::{DRIVER_GRACE, DriverError, DriverPool};
 use crate::gc::{self, GcReport};
-use crate::plan::{Plan, PlanError, PlanOptions, now_ms};
-use crate::repository::Repository;
 use crate::runtime::{LocalRuntime, Runtime};
-use crate::status::Phase;
 use crate::store::{Store, StoreError, WorkflowRecord};
-use crate::workflow::{Documents, GcStrategy, LoadError};
+use ferry_workflow::lint;
+use ferry_workflow::model::{Documents, GcStrategy, LoadError};
+use ferry_workflow::plan::{Plan, PlanOptions};
+use ferry_workflow::problem::PlanError;
+use ferry_workflow::registry::Registry;
+use ferry_workflow::repository::Repository;
+use ferry_workflow::time::now_ms;
+use ferry_workflow::values::Phase;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +33,7 @@ pub enum Error {
     Store(#[from] StoreError),
     /// A driver could not be registered or started.
     #[error(transparent)]
-    Driver(#[from] crate::drivers::DriverError),
+    Driver(#[from] DriverError),
     /// The request conflicts with the state (a name in use, a run in progress).
     #[error("{0}")]
     Conflict(String),
@@ -42,9 +46,6 @@ pub enum Error {
 }
 
 type Result<T> = std::result::Result<T, Error>;
-
-/// How long drivers get to exit after SIGTERM at the end of a run.
-pub(crate) const DRIVER_GRACE: Duration = Duration::from_secs(10);
 
 /// The end of a run or resume.
 #[derive(Debug)]
@@ -88,11 +89,6 @@ impl Home {
         Ok(Home { dir, store: Arc::new(Mutex::new(store)) })
     }
 
-    /// The home directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Where the embedded default repository (the fs driver) keeps objects.
     pub fn artifacts_dir(&self) -> PathBuf {
         self.dir.join("artifacts")
@@ -109,7 +105,7 @@ impl Home {
         if options.fallback_repository.is_none() {
             options.fallback_repository = Some(Repository::embedded(&self.artifacts_dir()));
         }
-        Ok(Plan::build(&docs, &options)?)
+        Ok(lint::checked(Plan::build(&docs, &options)?)?)
     }
 
     /// Records a new run of `plan`.

@@ -5,8 +5,9 @@
 //! MB. Writes come in batches, one transaction each: the controller flushes
 //! what changed every few tens of milliseconds instead of once per event.
 
-use crate::status::{ArtifactRecord, Direction, Location, Node, NodeKind, Outputs, Phase};
-use crate::workflow::GcStrategy;
+use crate::status::{ArtifactRecord, Direction, Node, NodeKind};
+use ferry_workflow::model::GcStrategy;
+use ferry_workflow::values::{Location, Outputs, Phase};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -140,11 +141,6 @@ impl Store {
         Ok(Store { conn, path: path.to_path_buf() })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + use<> {
         let path = self.path.clone();
         move |source| StoreError::Sql { path: path.clone(), source }
@@ -155,7 +151,7 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO workflows (name, uid, phase, created, dir, plan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![name, uid, Phase::Running.code(), now, dir.to_string_lossy(), plan],
+                params![name, uid, phase_code(Phase::Running), now, dir.to_string_lossy(), plan],
             )
             .map_err(self.sql())?;
         self.workflow(name)
@@ -176,7 +172,7 @@ impl Store {
             id: r.get(0)?,
             name: r.get(1)?,
             uid: r.get(2)?,
-            phase: Phase::from_code(r.get(3)?),
+            phase: phase_of(r.get(3)?),
             message: r.get(4)?,
             created: r.get(5)?,
             finished: r.get(6)?,
@@ -218,7 +214,7 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE workflows SET phase = ?2, message = ?3, finished = ?4 WHERE id = ?1",
-                params![wf, phase.code(), message, finished],
+                params![wf, phase_code(phase), message, finished],
             )
             .map_err(self.sql())?;
         Ok(())
@@ -251,7 +247,7 @@ impl Store {
                     n.parent,
                     n.kind.code(),
                     n.template,
-                    n.phase.code(),
+                    phase_code(n.phase),
                     n.started,
                     n.finished,
                     message,
@@ -303,7 +299,7 @@ impl Store {
                         parent: r.get(2)?,
                         kind: NodeKind::from_code(r.get(3)?),
                         template: r.get(4)?,
-                        phase: Phase::from_code(r.get(5)?),
+                        phase: phase_of(r.get(5)?),
                         started: r.get(6)?,
                         finished: r.get(7)?,
                         message: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
@@ -370,5 +366,22 @@ impl Store {
             tx.execute(table, [wf]).map_err(&sql)?;
         }
         tx.commit().map_err(&sql)
+    }
+}
+/// The integer a phase is stored as: its place in [`Phase`], which must
+/// therefore never change.
+fn phase_code(p: Phase) -> i64 {
+    p as i64
+}
+
+fn phase_of(code: i64) -> Phase {
+    match code {
+        0 => Phase::Pending,
+        1 => Phase::Running,
+        2 => Phase::Succeeded,
+        3 => Phase::Failed,
+        4 => Phase::Error,
+        5 => Phase::Skipped,
+        _ => Phase::Omitted,
     }
 }

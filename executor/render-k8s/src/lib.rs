@@ -12,9 +12,13 @@
 //! in Ferry, so `s3:`, `gcs:` and `oss:` blocks appear as the drivers of those
 //! names; the images come from the driver registry.
 
-use crate::plan::Plan;
-use crate::repository::{Repository, driver_of};
-use crate::workflow::{Artifact, Template};
+#![warn(unreachable_pub)]
+
+use ferry_workflow::model::Template;
+use ferry_workflow::naming::{INIT_DRIVER_PREFIX, SIDECAR_DRIVER_PREFIX, pod_name};
+use ferry_workflow::plan::Plan;
+use ferry_workflow::registry::RegistryError;
+use ferry_workflow::time::active_deadline;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements, SecurityContext, Volume,
     VolumeMount,
@@ -70,7 +74,7 @@ pub enum RenderError {
         /// The template.
         template: String,
         /// The registry's answer.
-        source: crate::drivers::DriverError,
+        source: RegistryError,
     },
 }
 
@@ -82,11 +86,6 @@ pub fn render(plan: &Plan, options: &RenderOptions) -> Result<Vec<Pod>, RenderEr
         .filter(|t| t.container.is_some() || t.script.is_some())
         .map(|t| pod(plan, t, options))
         .collect()
-}
-
-/// The drivers a list of artifacts uses, as Argo's `GetPluginNames` picks them.
-fn drivers_of<'a>(artifacts: impl Iterator<Item = &'a Artifact>, repo: &Repository) -> BTreeSet<String> {
-    artifacts.map(|a| driver_of(a, repo)).collect()
 }
 
 fn empty_dir(name: &str) -> Volume {
@@ -154,106 +153,142 @@ fn driver_container(
 }
 
 fn socket_volume(driver: &str) -> String {
-    format!("artifact-plugin-{driver}")
+    format!("{SIDECAR_DRIVER_PREFIX}{driver}")
 }
 
-fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, RenderError> {
-    let field =
-        |field: &str, message: String| RenderError::Field { template: t.name.clone(), field: field.into(), message };
-    let repo = match &t.archive_location {
-        Some(a) => Repository::from_archive_location(a, &plan.repository),
-        None => plan.repository.clone(),
-    };
-    let inputs = drivers_of(t.inputs.artifacts.iter(), &repo);
-    let mut outputs = drivers_of(t.outputs.artifacts.iter(), &repo);
-    if repo.archive_logs || plan.spec.archive_logs.unwrap_or(false) {
-        outputs.insert(repo.location.driver.clone());
+/// What every container of one template's pod is built from.
+struct PodParts<'a> {
+    t: &'a Template,
+    options: &'a RenderOptions,
+    /// The template as JSON (`ARGO_TEMPLATE`).
+    template_json: String,
+    var_run_argo: VolumeMount,
+}
+
+impl PodParts<'_> {
+    fn field(&self, field: &str, message: String) -> RenderError {
+        RenderError::Field { template: self.t.name.clone(), field: field.into(), message }
     }
+
+    /// `init`, which loads what no plugin loads and copies argoexec for the
+    /// others, then one `init-artifact-<driver>` per input driver.
+    fn init_containers(&self, inputs: &BTreeSet<String>, image_of: &ImageOf) -> Result<Vec<Container>, RenderError> {
+        let mut init_containers = vec![Container {
+            name: "init".into(),
+            image: Some(self.options.executor_image.clone()),
+            command: Some(vec!["argoexec".into()]),
+            args: Some([vec!["init".to_string()], log_options()].concat()),
+            env: Some(vec![env("ARGO_CONTAINER_NAME", "init"), env("ARGO_TEMPLATE", self.template_json.clone())]),
+            volume_mounts: Some(vec![mount("input-artifacts", "/argo/inputs/artifacts"), self.var_run_argo.clone()]),
+            ..Default::default()
+        }];
+        for driver in inputs {
+            let name = format!("{INIT_DRIVER_PREFIX}{driver}");
+            let role = vec!["artifact-plugin-init".to_string(), "--plugin-name".into(), driver.clone()];
+            let mut c = driver_container(name.clone(), image_of(driver)?, role, driver, self.options);
+            c.env = Some(vec![env("ARGO_CONTAINER_NAME", name), env("ARGO_TEMPLATE", self.template_json.clone())]);
+            c.volume_mounts = Some(vec![mount("input-artifacts", "/argo/inputs/artifacts"), self.var_run_argo.clone()]);
+            init_containers.push(c);
+        }
+        Ok(init_containers)
+    }
+
+    /// `wait`, which hands the outputs to the sidecars' sockets.
+    fn wait(&self, outputs: &BTreeSet<String>) -> Container {
+        let sidecar_names: Vec<String> = outputs.iter().map(|d| format!("{SIDECAR_DRIVER_PREFIX}{d}")).collect();
+        let mut wait_mounts = vec![
+            self.var_run_argo.clone(),
+            VolumeMount {
+                name: "tmp-dir-argo".into(),
+                mount_path: "/tmp".into(),
+                sub_path: Some("tmp".into()),
+                ..Default::default()
+            },
+        ];
+        wait_mounts.extend(outputs.iter().map(|d| mount(&socket_volume(d), &format!("/tmp/artifact-plugins/{d}"))));
+        Container {
+            name: "wait".into(),
+            image: Some(self.options.executor_image.clone()),
+            command: Some(vec!["argoexec".into()]),
+            args: Some([vec!["wait".to_string()], log_options()].concat()),
+            env: Some(vec![
+                env("ARGO_CONTAINER_NAME", "wait"),
+                env("ARGO_TEMPLATE", self.template_json.clone()),
+                env("ARGO_ARTIFACT_PLUGIN_NAMES", sidecar_names.join(",")),
+            ]),
+            volume_mounts: Some(wait_mounts),
+            ..Default::default()
+        }
+    }
+
+    /// One `artifact-plugin-<driver>` sidecar per output driver.
+    fn sidecars(&self, outputs: &BTreeSet<String>, image_of: &ImageOf) -> Result<Vec<Container>, RenderError> {
+        let mut containers = Vec::new();
+        for driver in outputs {
+            let name = format!("{SIDECAR_DRIVER_PREFIX}{driver}");
+            let role = vec!["artifact-plugin-sidecar".into()];
+            let mut c = driver_container(name.clone(), image_of(driver)?, role, driver, self.options);
+            c.env = Some(vec![env("ARGO_CONTAINER_NAME", name)]);
+            c.volume_mounts = Some(vec![
+                mount(&socket_volume(driver), &format!("/tmp/artifact-plugins/{driver}")),
+                // The staged outputs the wait container hands over.
+                VolumeMount {
+                    name: "tmp-dir-argo".into(),
+                    mount_path: "/tmp/argo/outputs".into(),
+                    sub_path: Some("tmp/argo/outputs".into()),
+                    ..Default::default()
+                },
+                self.var_run_argo.clone(),
+            ]);
+            containers.push(c);
+        }
+        Ok(containers)
+    }
+
+    /// `activeDeadlineSeconds`, in whole seconds (rounded up, as the API takes no fraction).
+    fn deadline(&self) -> Result<Option<i64>, RenderError> {
+        match &self.t.active_deadline_seconds {
+            // An expression is resolved when the step runs, not here.
+            Some(s) if s.0.contains("{{") => Ok(None),
+            Some(s) => {
+                let d = active_deadline(&s.0).ok_or_else(|| {
+                    self.field("activeDeadlineSeconds", format!("{:?} is not a number of seconds", s.0))
+                })?;
+                let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                Ok(Some(i64::try_from(whole).unwrap_or(i64::MAX)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// A driver's image, from the registry.
+type ImageOf<'a> = dyn Fn(&str) -> Result<String, RenderError> + 'a;
+
+fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, RenderError> {
+    let parts = PodParts {
+        t,
+        options,
+        template_json: serde_json::to_string(t).map_err(|e| RenderError::Field {
+            template: t.name.clone(),
+            field: "(template)".into(),
+            message: e.to_string(),
+        })?,
+        var_run_argo: mount("var-run-argo", "/var/run/argo"),
+    };
+    let (inputs, outputs) = (plan.input_drivers(t), plan.output_drivers(t));
     let image_of = |driver: &str| {
         plan.registry
             .get(driver)
             .map(|d| d.image.clone())
             .map_err(|source| RenderError::Driver { template: t.name.clone(), source })
     };
-    let template_json = serde_json::to_string(t).map_err(|e| field("(template)", e.to_string()))?;
-    let var_run_argo = mount("var-run-argo", "/var/run/argo");
-
-    // `init` loads what no plugin loads and copies argoexec for the others.
-    let mut init_containers = vec![Container {
-        name: "init".into(),
-        image: Some(options.executor_image.clone()),
-        command: Some(vec!["argoexec".into()]),
-        args: Some([vec!["init".to_string()], log_options()].concat()),
-        env: Some(vec![env("ARGO_CONTAINER_NAME", "init"), env("ARGO_TEMPLATE", template_json.clone())]),
-        volume_mounts: Some(vec![mount("input-artifacts", "/argo/inputs/artifacts"), var_run_argo.clone()]),
-        ..Default::default()
-    }];
-    for driver in &inputs {
-        let name = format!("init-artifact-{driver}");
-        let role = vec!["artifact-plugin-init".to_string(), "--plugin-name".into(), driver.clone()];
-        let mut c = driver_container(name.clone(), image_of(driver)?, role, driver, options);
-        c.env = Some(vec![env("ARGO_CONTAINER_NAME", name), env("ARGO_TEMPLATE", template_json.clone())]);
-        c.volume_mounts = Some(vec![mount("input-artifacts", "/argo/inputs/artifacts"), var_run_argo.clone()]);
-        init_containers.push(c);
-    }
-
-    let sidecar_names: Vec<String> = outputs.iter().map(|d| format!("artifact-plugin-{d}")).collect();
-    let mut wait_mounts = vec![
-        var_run_argo.clone(),
-        VolumeMount {
-            name: "tmp-dir-argo".into(),
-            mount_path: "/tmp".into(),
-            sub_path: Some("tmp".into()),
-            ..Default::default()
-        },
-    ];
-    wait_mounts.extend(outputs.iter().map(|d| mount(&socket_volume(d), &format!("/tmp/artifact-plugins/{d}"))));
-    let wait = Container {
-        name: "wait".into(),
-        image: Some(options.executor_image.clone()),
-        command: Some(vec!["argoexec".into()]),
-        args: Some([vec!["wait".to_string()], log_options()].concat()),
-        env: Some(vec![
-            env("ARGO_CONTAINER_NAME", "wait"),
-            env("ARGO_TEMPLATE", template_json),
-            env("ARGO_ARTIFACT_PLUGIN_NAMES", sidecar_names.join(",")),
-        ]),
-        volume_mounts: Some(wait_mounts),
-        ..Default::default()
-    };
-
-    let mut containers = vec![wait, main(t, &var_run_argo).map_err(|(f, m)| field(&f, m))?];
-    for driver in &outputs {
-        let name = format!("artifact-plugin-{driver}");
-        let mut c =
-            driver_container(name.clone(), image_of(driver)?, vec!["artifact-plugin-sidecar".into()], driver, options);
-        c.env = Some(vec![env("ARGO_CONTAINER_NAME", name)]);
-        c.volume_mounts = Some(vec![
-            mount(&socket_volume(driver), &format!("/tmp/artifact-plugins/{driver}")),
-            // The staged outputs the wait container hands over.
-            VolumeMount {
-                name: "tmp-dir-argo".into(),
-                mount_path: "/tmp/argo/outputs".into(),
-                sub_path: Some("tmp/argo/outputs".into()),
-                ..Default::default()
-            },
-            var_run_argo.clone(),
-        ]);
-        containers.push(c);
-    }
-
+    let init_containers = parts.init_containers(&inputs, &image_of)?;
+    let mut containers = vec![parts.wait(&outputs), main(t, &parts.var_run_argo).map_err(|(f, m)| parts.field(&f, m))?];
+    containers.extend(parts.sidecars(&outputs, &image_of)?);
     let mut volumes = vec![empty_dir("var-run-argo"), empty_dir("tmp-dir-argo"), empty_dir("input-artifacts")];
     volumes.extend(outputs.iter().map(|d| empty_dir(&socket_volume(d))));
     let node = format!("{}.{}", plan.name, t.name);
-    let deadline = match &t.active_deadline_seconds {
-        // An expression is resolved when the step runs, not here.
-        Some(s) if s.0.contains("{{") => None,
-        Some(s) => Some(
-            s.0.parse::<i64>()
-                .map_err(|_| field("activeDeadlineSeconds", format!("{:?} is not a number of seconds", s.0)))?,
-        ),
-        None => None,
-    };
     let service_account = t
         .service_account_name
         .as_ref()
@@ -262,7 +297,7 @@ fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, Render
         .map(String::from);
     Ok(Pod {
         metadata: ObjectMeta {
-            name: Some(crate::names::pod_name(&plan.name, &t.name, &node)),
+            name: Some(pod_name(&plan.name, &t.name, &node)),
             namespace: options.namespace.clone(),
             labels: Some(BTreeMap::from([
                 ("workflows.argoproj.io/workflow".to_string(), plan.name.clone()),
@@ -276,7 +311,7 @@ fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, Render
         },
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
-            active_deadline_seconds: deadline,
+            active_deadline_seconds: parts.deadline()?,
             service_account_name: service_account,
             init_containers: Some(init_containers),
             containers,
@@ -293,8 +328,7 @@ fn main(t: &Template, var_run_argo: &VolumeMount) -> Result<Container, (String, 
     let (image, command, args, env_vars, working_dir, resources) = match (&t.container, &t.script) {
         (Some(c), _) => (&c.image, c.command.clone(), c.args.clone(), &c.env, &c.working_dir, &c.resources),
         (None, Some(s)) => {
-            let command = if s.command.is_empty() { vec!["sh".to_string()] } else { s.command.clone() };
-            let args = [vec![crate::artifacts::SCRIPT_PATH.to_string()], s.args.clone()].concat();
+            let (command, args) = s.command_and_args();
             (&s.image, command, args, &s.env, &s.working_dir, &s.resources)
         }
         (None, None) => return Err(("container".into(), "the template runs nothing".into())),
@@ -349,19 +383,20 @@ pub fn to_yaml(pods: &[Pod]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlanOptions;
-    use crate::workflow::Documents;
+    use ferry_workflow::model::{Documents, SCRIPT_PATH};
+    use ferry_workflow::plan::PlanOptions;
+    use ferry_workflow::repository::Repository;
 
     fn plan(spec: &str) -> Plan {
         let text = format!("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: wf}}\nspec:\n{spec}");
         let mut docs = Documents::default();
         docs.add(std::path::Path::new("wf.yaml"), &text).unwrap();
         let options = PlanOptions {
-            registry: crate::drivers::Registry::builtin(),
+            registry: ferry_workflow::registry::Registry::builtin(),
             fallback_repository: Some(Repository::embedded(std::path::Path::new("/repo"))),
             ..Default::default()
         };
-        Plan::build(&docs, &options).unwrap()
+        ferry_workflow::lint::checked(Plan::build(&docs, &options).unwrap()).unwrap()
     }
 
     const PASSING: &str = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: produce}\n    - - {name: b, template: consume, arguments: {artifacts: [{name: in, from: '{{steps.a.outputs.artifacts.out}}'}]}}\n  - name: produce\n    container:\n      image: alpine:3.20\n      command: [sh, -c, 'echo hi > /tmp/out']\n      resources: {limits: {memory: 64Mi, cpu: '1'}}\n    outputs:\n      artifacts:\n      - {name: out, path: /tmp/out}\n      - {name: big, path: /tmp/big, s3: {bucket: b, key: k}}\n  - name: consume\n    activeDeadlineSeconds: 30\n    inputs:\n      artifacts: [{name: in, path: /in/file}]\n    script: {image: alpine:3.20, source: 'cat /in/file'}\n";
@@ -425,7 +460,7 @@ mod tests {
         let main = &spec.containers[1];
         let input = main.volume_mounts.as_ref().unwrap().iter().find(|m| m.mount_path == "/in/file").unwrap();
         assert_eq!((input.name.as_str(), input.sub_path.as_deref()), ("input-artifacts", Some("in")));
-        assert!(main.args.as_ref().unwrap().ends_with(&["sh".to_string(), crate::artifacts::SCRIPT_PATH.to_string()]));
+        assert!(main.args.as_ref().unwrap().ends_with(&["sh".to_string(), SCRIPT_PATH.to_string()]));
     }
 
     #[test]

@@ -416,6 +416,72 @@ pub fn evaluate_when(expr: &str) -> Result<bool> {
     }
 }
 
+/// `fromExpression`: a reference, or `condition ? reference : reference`
+/// where the condition is a `when`-style comparison over step or task
+/// values. Returns the chosen reference (such as
+/// `steps.gen.outputs.artifacts.out`), with expr-lang's index syntax
+/// (`tasks['a-b']`) turned into dots.
+pub fn from_expression(text: &str, resolve: &mut dyn FnMut(&str) -> Resolved) -> std::result::Result<String, String> {
+    let normalised = normalise_refs(text);
+    let Some((cond, branches)) = normalised.split_once('?') else {
+        return Ok(normalised.trim().to_string());
+    };
+    let (yes, no) = branches.split_once(':').ok_or_else(|| format!("fromExpression {text:?}: `?` without `:`"))?;
+    let mut condition = String::new();
+    for word in split_keep(cond) {
+        let is_ref = ["steps.", "tasks.", "inputs.", "workflow."].iter().any(|p| word.starts_with(p));
+        if is_ref {
+            match resolve(word) {
+                Resolved::Value(v) => condition.push_str(&format!("'{}'", v.replace('\'', "\\'"))),
+                _ => return Err(format!("fromExpression: {word} is unknown here")),
+            }
+        } else {
+            condition.push_str(word);
+        }
+    }
+    let chosen = if evaluate_when(&condition.replace("\"", "'")).map_err(|e| format!("fromExpression: {e}"))? {
+        yes
+    } else {
+        no
+    };
+    Ok(chosen.trim().to_string())
+}
+
+/// `tasks['a-b'].outputs` → `tasks.a-b.outputs` (expr-lang's index syntax).
+fn normalise_refs(text: &str) -> String {
+    let mut out = text.to_string();
+    for q in ['\'', '"'] {
+        loop {
+            let open = format!("[{q}");
+            let Some(start) = out.find(&open) else { break };
+            let close = format!("{q}]");
+            let Some(end) = out[start..].find(&close).map(|e| start + e) else { break };
+            let name = out[start + 2..end].to_string();
+            out.replace_range(start..end + 2, &format!(".{name}"));
+        }
+    }
+    out.replace("==", " == ").replace("!=", " != ")
+}
+
+/// Splits text into words and separators, keeping both.
+fn split_keep(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let is_word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut in_word = false;
+    for (i, c) in text.char_indices() {
+        if is_word(c) != in_word {
+            if i > start {
+                parts.push(&text[start..i]);
+            }
+            start = i;
+            in_word = is_word(c);
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
 fn type_error(expr: &str, message: String) -> Error {
     Error::Type { expr: expr.to_string(), message }
 }

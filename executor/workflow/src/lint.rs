@@ -3,9 +3,10 @@
 //! Each problem names the field path it is about.
 
 use crate::expr;
-use crate::plan::{Origin, Plan, Problem};
+use crate::model::{Artifact, Step, Template};
+use crate::plan::{Draft, Origin, Plan};
+use crate::problem::{PlanError, Problem};
 use crate::repository::{Declared, declared, location_count};
-use crate::workflow::{Artifact, Step, Template};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -69,6 +70,14 @@ fn reaches(edges: &[Vec<usize>], from: usize, target: usize) -> bool {
         }
     }
     false
+}
+
+/// The plan of a draft, if neither building it nor linting it found a
+/// problem; else every problem found, the builder's first.
+pub fn checked(draft: Draft) -> Result<Plan, PlanError> {
+    let Draft { plan, mut problems } = draft;
+    problems.extend(check(&plan));
+    if problems.is_empty() { Ok(plan) } else { Err(PlanError { file: plan.source, problems }) }
 }
 
 /// Every problem in `plan`.
@@ -199,7 +208,7 @@ fn check_template(
         if let Some(b) = &r.backoff {
             for (field, v) in [("duration", &b.duration), ("maxDuration", &b.max_duration), ("cap", &b.cap)] {
                 if let Some(v) = v
-                    && crate::names::parse_duration(&v.0).is_none()
+                    && crate::time::parse_duration(&v.0).is_none()
                 {
                     problems.push(Problem {
                         path: format!("{path}.retryStrategy.backoff.{field}"),
@@ -219,7 +228,7 @@ fn check_template(
     }
     if let Some(d) = &t.active_deadline_seconds
         && !d.0.contains("{{")
-        && crate::names::parse_duration(&d.0).is_none()
+        && crate::time::parse_duration(&d.0).is_none()
     {
         problems.push(Problem {
             path: format!("{path}.activeDeadlineSeconds"),
@@ -278,7 +287,7 @@ fn check_dag(
     plan: &Plan,
     origin: &Origin,
     t: &Template,
-    dag: &crate::workflow::Dag,
+    dag: &crate::model::Dag,
     path: &str,
     scope: &Scope<'_>,
     problems: &mut Vec<Problem>,
@@ -613,15 +622,15 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Documents;
     use crate::plan::PlanOptions;
-    use crate::workflow::Documents;
     use std::path::Path;
 
     fn problems(yaml: &str) -> Vec<String> {
         let mut docs = Documents::default();
         docs.add(Path::new("wf.yaml"), yaml).unwrap();
-        let options = PlanOptions { registry: crate::drivers::Registry::builtin(), ..Default::default() };
-        match Plan::build(&docs, &options) {
+        let options = PlanOptions { registry: crate::registry::Registry::builtin(), ..Default::default() };
+        match Plan::build(&docs, &options).and_then(checked) {
             Ok(_) => Vec::new(),
             Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
         }

@@ -6,6 +6,7 @@
 //! local run (`serviceAccountName`, `nodeSelector`, ...) are accepted and kept
 //! as they are, so the same file runs on a cluster and here.
 
+use crate::strategy::Strategy;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
@@ -975,10 +976,21 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
     docs
 }
 
+/// Where a script template's source is placed inside the step.
+pub const SCRIPT_PATH: &str = "/argo/staging/script";
+
+impl Script {
+    /// The interpreter (`sh` when none is given), and its arguments: the
+    /// script's file first, as Argo runs a script.
+    pub fn command_and_args(&self) -> (Vec<String>, Vec<String>) {
+        let command = if self.command.is_empty() { vec!["sh".to_string()] } else { self.command.clone() };
+        (command, [vec![SCRIPT_PATH.to_string()], self.args.clone()].concat())
+    }
+}
+
 impl Artifact {
     /// The archive strategy declared on this artifact, if any.
-    pub fn strategy(&self) -> Option<crate::archive::Strategy> {
-        use crate::archive::Strategy;
+    pub fn strategy(&self) -> Option<Strategy> {
         let a = self.archive.as_ref()?;
         if a.none.is_some() {
             Some(Strategy::None)

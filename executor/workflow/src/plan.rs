@@ -3,11 +3,14 @@
 //! plan is stored with the run, so `ferry resume` continues the same plan
 //! even if the files changed since.
 
-use crate::drivers::Registry;
-use crate::repository::Repository;
-use crate::workflow::{Documents, Metadata, Template, TemplateRef, Workflow, WorkflowSpec};
+use crate::model::{Documents, Metadata, Template, TemplateRef, Workflow, WorkflowSpec};
+use crate::naming::random_suffix;
+use crate::problem::{PlanError, Problem, problem};
+use crate::registry::Registry;
+use crate::repository::{Repository, driver_of};
+use crate::time::now_ms;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The resolved workflow.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,31 +59,6 @@ pub struct RuntimeChoice {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Origin(pub Option<String>);
 
-/// A problem that stops a workflow from running, with the field it is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The field path, such as `spec.templates[1].dag.tasks[0].depends`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
-    }
-}
-
-/// Problems found in a set of files.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .problems.iter().map(|p| format!("{}: {p}", .file)).collect::<Vec<_>>().join("\n"))]
-pub struct PlanError {
-    /// The workflow's file.
-    pub file: String,
-    /// Every problem found.
-    pub problems: Vec<Problem>,
-}
-
 /// What the user chose on the command line.
 #[derive(Clone, Debug, Default)]
 pub struct PlanOptions {
@@ -96,129 +74,146 @@ pub struct PlanOptions {
     pub name: Option<String>,
 }
 
-fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
-    Problem { path: path.into(), message: message.into() }
+/// A plan as built, with the problems found building it. Lint judges it
+/// next ([`crate::lint::checked`]), so every problem is reported at once.
+#[derive(Debug)]
+pub struct Draft {
+    /// The plan.
+    pub plan: Plan,
+    /// What building it found wrong.
+    pub problems: Vec<Problem>,
 }
 
-/// A random lowercase suffix for `generateName`, as the API server adds.
-pub fn random_suffix() -> String {
-    let id = uuid::Uuid::new_v4();
-    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-    id.as_bytes().iter().take(5).map(|b| alphabet[usize::from(*b) % alphabet.len()] as char).collect()
+/// The key a `WorkflowTemplate` (or, with `cluster`, a
+/// `ClusterWorkflowTemplate`) has in [`Plan::library`].
+fn library_key(name: &str, cluster: bool) -> String {
+    if cluster { format!("cluster/{name}") } else { name.to_string() }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// The one `Workflow` among `docs`, with the file it came from.
+fn the_workflow(docs: &Documents) -> Result<(String, &Workflow), PlanError> {
+    match docs.workflows.as_slice() {
+        [one] => Ok((one.0.to_string(), &one.1)),
+        [] => Err(PlanError {
+            file: "input".into(),
+            problems: vec![problem("", "no Workflow document among the files given")],
+        }),
+        many => Err(PlanError {
+            file: many[1].0.to_string(),
+            problems: vec![problem("", "more than one Workflow document: run one at a time")],
+        }),
+    }
+}
+
+/// The workflow's parameters: `-p` over the file's value over its default.
+fn parameters(spec: &WorkflowSpec, options: &PlanOptions, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+    let mut parameters = BTreeMap::new();
+    for (i, p) in spec.arguments.parameters.iter().enumerate() {
+        let given = options.parameters.iter().rev().find(|(k, _)| *k == p.name).map(|(_, v)| v.clone());
+        match given
+            .or_else(|| p.value.as_ref().map(|v| v.0.clone()))
+            .or_else(|| p.default.as_ref().map(|v| v.0.clone()))
+        {
+            Some(v) => {
+                if !p.allowed.is_empty() && !p.allowed.iter().any(|a| a.0 == v) {
+                    problems.push(problem(
+                        format!("spec.arguments.parameters[{i}]"),
+                        format!(
+                            "value {v:?} of {} is not one of its enum values ({})",
+                            p.name,
+                            p.allowed.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                parameters.insert(p.name.clone(), v);
+            }
+            None => problems.push(problem(
+                format!("spec.arguments.parameters[{i}].value"),
+                format!("parameter {} has no value: give one with -p {}=VALUE", p.name, p.name),
+            )),
+        }
+    }
+    for (k, _) in &options.parameters {
+        if !spec.arguments.parameters.iter().any(|p| &p.name == k) {
+            problems.push(problem(
+                "spec.arguments.parameters",
+                format!("-p {k}: the workflow declares no parameter {k:?}"),
+            ));
+        }
+    }
+    parameters
+}
+
+/// The artifact repository the files name, else the fallback.
+fn repository(
+    docs: &Documents,
+    spec: &WorkflowSpec,
+    options: &PlanOptions,
+    problems: &mut Vec<Problem>,
+) -> Option<Repository> {
+    let fallback =
+        options.fallback_repository.clone().unwrap_or_else(|| Repository::embedded(std::path::Path::new("artifacts")));
+    let config_maps: Vec<_> = docs.config_maps.iter().map(|(_, c)| c.clone()).collect();
+    match Repository::resolve(&config_maps, spec.artifact_repository_ref.as_ref(), fallback) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            problems.push(problem("spec.artifactRepositoryRef", e.0));
+            None
+        }
+    }
+}
+
+/// The drivers given, with those the files' ConfigMaps register over them.
+fn registry(docs: &Documents, options: &PlanOptions, problems: &mut Vec<Problem>) -> Registry {
+    let mut registry = options.registry.clone();
+    for (_, cm) in &docs.config_maps {
+        if let Some(list) = cm.data.get("artifactDrivers")
+            && let Err(e) = registry
+                .merge_text(&format!("artifactDrivers:\n{}", indent(list)), &format!("ConfigMap {}", cm.metadata.name))
+        {
+            problems.push(problem(format!("ConfigMap {}.data.artifactDrivers", cm.metadata.name), e.to_string()));
+        }
+    }
+    registry
+}
+
+/// `--name`, else `metadata.name`, else `generateName` (or `workflow-`) and a random suffix.
+fn run_name(wf: &Workflow, options: &PlanOptions) -> String {
+    options.name.clone().unwrap_or_else(|| {
+        if wf.metadata.name.is_empty() {
+            format!(
+                "{}{}",
+                if wf.metadata.generate_name.is_empty() { "workflow-" } else { &wf.metadata.generate_name },
+                random_suffix()
+            )
+        } else {
+            wf.metadata.name.clone()
+        }
+    })
 }
 
 impl Plan {
-    /// Builds the plan for the one `Workflow` among `docs`.
-    pub fn build(docs: &Documents, options: &PlanOptions) -> Result<Plan, PlanError> {
-        let (source, wf) = match docs.workflows.as_slice() {
-            [one] => (one.0.to_string(), &one.1),
-            [] => {
-                return Err(PlanError {
-                    file: "input".into(),
-                    problems: vec![problem("", "no Workflow document among the files given")],
-                });
-            }
-            many => {
-                return Err(PlanError {
-                    file: many[1].0.to_string(),
-                    problems: vec![problem("", "more than one Workflow document: run one at a time")],
-                });
-            }
-        };
-        let fail = |problems: Vec<Problem>| PlanError { file: source.clone(), problems };
-        let mut library = BTreeMap::new();
-        for (_, t) in &docs.templates {
-            let key = if t.kind == "ClusterWorkflowTemplate" {
-                format!("cluster/{}", t.metadata.name)
-            } else {
-                t.metadata.name.clone()
-            };
-            library.insert(key, t.spec.clone());
-        }
-        let spec = merged_spec(wf, &library).map_err(|p| fail(vec![p]))?;
-        let mut parameters = BTreeMap::new();
+    /// Builds the plan for the one `Workflow` among `docs`. A problem that
+    /// leaves nothing to build on is the error; the others come with the plan.
+    pub fn build(docs: &Documents, options: &PlanOptions) -> Result<Draft, PlanError> {
+        let (source, wf) = the_workflow(docs)?;
+        let library: BTreeMap<String, WorkflowSpec> = docs
+            .templates
+            .iter()
+            .map(|(_, t)| (library_key(&t.metadata.name, t.kind == "ClusterWorkflowTemplate"), t.spec.clone()))
+            .collect();
+        let spec = merged_spec(wf, &library).map_err(|p| PlanError { file: source.clone(), problems: vec![p] })?;
         let mut problems = Vec::new();
-        for (i, p) in spec.arguments.parameters.iter().enumerate() {
-            let given = options.parameters.iter().rev().find(|(k, _)| *k == p.name).map(|(_, v)| v.clone());
-            match given
-                .or_else(|| p.value.as_ref().map(|v| v.0.clone()))
-                .or_else(|| p.default.as_ref().map(|v| v.0.clone()))
-            {
-                Some(v) => {
-                    if !p.allowed.is_empty() && !p.allowed.iter().any(|a| a.0 == v) {
-                        problems.push(problem(
-                            format!("spec.arguments.parameters[{i}]"),
-                            format!(
-                                "value {v:?} of {} is not one of its enum values ({})",
-                                p.name,
-                                p.allowed.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(", ")
-                            ),
-                        ));
-                    }
-                    parameters.insert(p.name.clone(), v);
-                }
-                None => problems.push(problem(
-                    format!("spec.arguments.parameters[{i}].value"),
-                    format!("parameter {} has no value: give one with -p {}=VALUE", p.name, p.name),
-                )),
-            }
-        }
-        for (k, _) in &options.parameters {
-            if !spec.arguments.parameters.iter().any(|p| &p.name == k) {
-                problems.push(problem(
-                    "spec.arguments.parameters",
-                    format!("-p {k}: the workflow declares no parameter {k:?}"),
-                ));
-            }
-        }
-        let fallback = options
-            .fallback_repository
-            .clone()
-            .unwrap_or_else(|| Repository::embedded(std::path::Path::new("artifacts")));
-        let config_maps: Vec<_> = docs.config_maps.iter().map(|(_, c)| c.clone()).collect();
-        let repository = Repository::resolve(&config_maps, spec.artifact_repository_ref.as_ref(), fallback)
-            .map_err(|e| problem("spec.artifactRepositoryRef", e.0));
-        let repository = match repository {
-            Ok(r) => Some(r),
-            Err(p) => {
-                problems.push(p);
-                None
-            }
-        };
-        let mut registry = options.registry.clone();
-        for (_, cm) in &docs.config_maps {
-            if let Some(list) = cm.data.get("artifactDrivers")
-                && let Err(e) = registry.merge_text(
-                    &format!("artifactDrivers:\n{}", indent(list)),
-                    &format!("ConfigMap {}", cm.metadata.name),
-                )
-            {
-                problems.push(problem(format!("ConfigMap {}.data.artifactDrivers", cm.metadata.name), e.to_string()));
-            }
-        }
-        let name = options.name.clone().unwrap_or_else(|| {
-            if wf.metadata.name.is_empty() {
-                format!(
-                    "{}{}",
-                    if wf.metadata.generate_name.is_empty() { "workflow-" } else { &wf.metadata.generate_name },
-                    random_suffix()
-                )
-            } else {
-                wf.metadata.name.clone()
-            }
-        });
+        let parameters = parameters(&spec, options, &mut problems);
+        let repository = repository(docs, &spec, options, &mut problems);
+        let registry = registry(docs, options, &mut problems);
         let parallelism = options
             .parallelism
             .or(spec.parallelism.map(|p| p as usize))
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4))
             .max(1);
         let plan = Plan {
-            name,
+            name: run_name(wf, options),
             uid: uuid::Uuid::new_v4().to_string(),
             namespace: if wf.metadata.namespace.is_empty() { "default".into() } else { wf.metadata.namespace.clone() },
             created: now_ms(),
@@ -226,14 +221,43 @@ impl Plan {
             spec,
             library,
             parameters,
-            repository: repository.clone().unwrap_or_else(|| Repository::embedded(std::path::Path::new("."))),
+            repository: repository.unwrap_or_else(|| Repository::embedded(std::path::Path::new("."))),
             registry,
             parallelism,
-            source: source.clone(),
+            source,
             runtime: RuntimeChoice::default(),
         };
-        problems.extend(crate::lint::check(&plan));
-        if problems.is_empty() { Ok(plan) } else { Err(fail(problems)) }
+        Ok(Draft { plan, problems })
+    }
+
+    /// The repository a template's outputs go to: its `archiveLocation`
+    /// over the workflow's.
+    pub fn repository_for(&self, t: &Template) -> Repository {
+        match &t.archive_location {
+            Some(a) => Repository::from_archive_location(a, &self.repository),
+            None => self.repository.clone(),
+        }
+    }
+
+    /// Whether a template whose outputs go to `repo` archives its log there.
+    pub fn archives_logs(&self, repo: &Repository) -> bool {
+        repo.archive_logs || self.spec.archive_logs.unwrap_or(false)
+    }
+
+    /// The drivers a template loads its inputs with, as Argo's `GetPluginNames` picks them.
+    pub fn input_drivers(&self, t: &Template) -> BTreeSet<String> {
+        let repo = self.repository_for(t);
+        t.inputs.artifacts.iter().map(|a| driver_of(a, &repo)).collect()
+    }
+
+    /// The drivers a template saves its outputs (and archived log) with.
+    pub fn output_drivers(&self, t: &Template) -> BTreeSet<String> {
+        let repo = self.repository_for(t);
+        let mut names: BTreeSet<String> = t.outputs.artifacts.iter().map(|a| driver_of(a, &repo)).collect();
+        if self.archives_logs(&repo) {
+            names.insert(repo.location.driver.clone());
+        }
+        names
     }
 
     /// The templates of an origin.
@@ -252,7 +276,7 @@ impl Plan {
         template_ref: Option<&TemplateRef>,
     ) -> Option<(Origin, &Template)> {
         let origin = match template_ref {
-            Some(r) => Origin(Some(if r.cluster_scope { format!("cluster/{}", r.name) } else { r.name.clone() })),
+            Some(r) => Origin(Some(library_key(&r.name, r.cluster_scope))),
             None => origin.clone(),
         };
         let name = template_ref.map(|r| r.template.as_str()).unwrap_or(template);
@@ -271,8 +295,7 @@ fn merged_spec(wf: &Workflow, library: &BTreeMap<String, WorkflowSpec>) -> Resul
     let Some(r) = &wf.spec.workflow_template_ref else {
         return Ok(wf.spec.clone());
     };
-    let key = if r.cluster_scope { format!("cluster/{}", r.name) } else { r.name.clone() };
-    let base = library.get(&key).ok_or_else(|| {
+    let base = library.get(&library_key(&r.name, r.cluster_scope)).ok_or_else(|| {
         problem(
             "spec.workflowTemplateRef.name",
             format!("WorkflowTemplate {:?} not found among the files given", r.name),

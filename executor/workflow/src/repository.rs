@@ -3,8 +3,8 @@
 //! and Argo's built-in `s3:`, `oss:`, `gcs:`, `git:`, `http:` — into one
 //! [`Location`] that a Ferry driver serves.
 
-use crate::status::Location;
-use crate::workflow::{ArchiveLocation, Artifact, ConfigMap, PluginLocation};
+use crate::model::{ArchiveLocation, Artifact, ConfigMap, PluginLocation};
+use crate::values::Location;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
@@ -112,7 +112,7 @@ impl Repository {
     /// key, else `fallback`.
     pub fn resolve(
         config_maps: &[ConfigMap],
-        reference: Option<&crate::workflow::ArtifactRepositoryRef>,
+        reference: Option<&crate::model::ArtifactRepositoryRef>,
         fallback: Repository,
     ) -> Result<Repository, RepositoryError> {
         let cm_name =
@@ -266,7 +266,7 @@ pub fn location_count(a: &Artifact) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflow::Metadata;
+    use crate::model::Metadata;
     use std::collections::BTreeMap;
 
     fn cm(name: &str, default: Option<&str>, data: &[(&str, &str)]) -> ConfigMap {
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn a_missing_ref_is_a_clear_error() {
         let fallback = Repository::embedded(std::path::Path::new("/d"));
-        let reference = crate::workflow::ArtifactRepositoryRef { config_map: "repos".into(), key: "k".into() };
+        let reference = crate::model::ArtifactRepositoryRef { config_map: "repos".into(), key: "k".into() };
         let err = Repository::resolve(&[], Some(&reference), fallback).unwrap_err();
         assert!(err.0.contains("\"repos\""), "{err}");
     }

@@ -2,7 +2,7 @@
 //! inputs, the outcomes of sibling steps and tasks, and loop items.
 
 use crate::expr::Resolved;
-use crate::status::{ArtifactValue, Outputs, Phase};
+use crate::values::{ArtifactValue, Outputs, Phase};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -108,7 +108,7 @@ impl Vars {
             return None;
         }
         let o = self.siblings.get(&format!("{scope}.{step}"))?;
-        let fmt_time = |t: Option<i64>| t.map(crate::names::rfc3339).unwrap_or_default();
+        let fmt_time = |t: Option<i64>| t.map(crate::time::rfc3339).unwrap_or_default();
         match rest {
             "status" => Some(o.phase.to_string()),
             "id" => Some(o.id.clone()),

@@ -10,7 +10,7 @@
 //! container (Argo's sidecars) and are stopped with SIGTERM after the saves.
 //! Each has its own socket directory mounted at `/tmp/artifact-plugins/<name>`.
 
-use crate::drivers::{ContainerLauncher, Launcher};
+use crate::drivers::{ContainerLauncher, GROUP_LABEL, Launcher, RUN_LABEL};
 use crate::runtime::{
     CONTAINERS_RECORD, DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, copy_output,
     stop_earlier_attempts,
@@ -220,13 +220,6 @@ impl Runtime for DockerRuntime {
     }
 }
 
-/// The label on every container of a run (main and driver containers):
-/// the run's uid, unique across runs and homes.
-pub(crate) const RUN_LABEL: &str = "ferry.run";
-
-/// The label naming a container's pod (or the run, for GC drivers).
-pub(crate) const GROUP_LABEL: &str = "ferry.group";
-
 /// Removes every container labelled with run `uid`, running or not: a
 /// killed `ferry` leaves its steps' containers and their drivers running
 /// (the docker CLI it started dies with it or not; the container does not).
@@ -302,7 +295,7 @@ mod tests {
             id: 1,
             name: "wf".into(),
             uid: "uid-1".into(),
-            phase: crate::status::Phase::Running,
+            phase: ferry_workflow::values::Phase::Running,
             message: String::new(),
             created: 0,
             finished: None,

@@ -1,11 +1,16 @@
 //! Where a step's process runs. The controller hands a [`PodSpec`] to a
 //! [`Runtime`]; this module has the local one, which runs the command as a
-//! process of this host in a per-step directory. Container runtimes (Docker,
-//! Kubernetes) implement the same trait.
+//! process of this host in a per-step directory, and [`docker`] the one
+//! that runs it as a container. (Kubernetes pods are rendered by
+//! ferry-render-k8s, not run.)
+
+pub(crate) mod docker;
 
 use crate::drivers::Launcher;
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;
+use ferry_workflow::model::{EnvVar, SCRIPT_PATH, Template};
+use ferry_workflow::naming::{INIT_DRIVER_PREFIX, SIDECAR_DRIVER_PREFIX};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 /// Argo keeps at most this much standard output as `outputs.result`.
-pub const MAX_RESULT_BYTES: usize = 256 << 10;
+pub(crate) const MAX_RESULT_BYTES: usize = 256 << 10;
 
 /// One step's process, in container terms.
 #[derive(Clone, Debug, Default)]
@@ -99,10 +104,10 @@ pub(crate) const CONTAINERS_RECORD: &str = "containers";
 
 /// Kills the process groups recorded by local steps of earlier attempts and
 /// removes the containers of earlier Docker attempts (by their run label).
-pub fn stop_earlier_attempts(run: &WorkflowRecord) -> Result<(), String> {
+pub(crate) fn stop_earlier_attempts(run: &WorkflowRecord) -> Result<(), String> {
     stop_recorded_groups(&run.dir)?;
     if run.dir.join(CONTAINERS_RECORD).exists() {
-        crate::docker::remove_run_containers(&run.uid)?;
+        docker::remove_run_containers(&run.uid)?;
     }
     Ok(())
 }
@@ -120,10 +125,81 @@ impl DriverRole {
     /// Argo's container name prefix for the role.
     pub fn prefix(self) -> &'static str {
         match self {
-            DriverRole::Init => "init-artifact-",
-            DriverRole::Sidecar => "artifact-plugin-",
+            DriverRole::Init => INIT_DRIVER_PREFIX,
+            DriverRole::Sidecar => SIDECAR_DRIVER_PREFIX,
         }
     }
+}
+
+impl PodSpec {
+    /// The pod `template` runs as, in its directory under `run_dir` (made here).
+    pub fn from_template(run_dir: &Path, pod_name: &str, template: &Template) -> Result<PodSpec, String> {
+        let dir = pod_dir(run_dir, pod_name);
+        let logs = run_dir.join("logs");
+        std::fs::create_dir_all(dir.join("root")).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
+        let mut pod = PodSpec {
+            name: pod_name.to_string(),
+            dir,
+            log: logs.join(format!("{pod_name}.log")),
+            ..Default::default()
+        };
+        let env = |vars: &[EnvVar]| vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+        if let Some(c) = &template.container {
+            pod.image = c.image.clone();
+            pod.argv = c.command.iter().chain(&c.args).cloned().collect();
+            if c.command.is_empty() {
+                return Err(format!(
+                    "template {}: container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command",
+                    template.name, c.image
+                ));
+            }
+            pod.env = env(&c.env);
+            pod.working_dir = c.working_dir.clone();
+        } else if let Some(s) = &template.script {
+            pod.image = s.image.clone();
+            let (command, args) = s.command_and_args();
+            pod.argv = command.into_iter().chain(args).collect();
+            pod.files.push((SCRIPT_PATH.to_string(), s.source.clone()));
+            pod.env = env(&s.env);
+            pod.working_dir = s.working_dir.clone();
+            pod.paths.push(SCRIPT_PATH.to_string());
+        } else {
+            return Err(format!("template {} runs nothing (no container, script, steps or dag)", template.name));
+        }
+        pod.paths.extend(template.inputs.artifacts.iter().map(|a| a.path.clone()));
+        pod.paths.extend(template.outputs.artifacts.iter().map(|a| a.path.clone()));
+        pod.paths
+            .extend(template.outputs.parameters.iter().filter_map(|p| p.value_from.as_ref().map(|v| v.path.clone())));
+        pod.paths.retain(|p| !p.is_empty());
+        if !pod.working_dir.is_empty() {
+            pod.paths.push(pod.working_dir.clone());
+        }
+        // A step also names its paths through their directory (`/out/a$i`), so
+        // the directory of a declared path is the step's own too; system and
+        // shared directories (/tmp, /home, ...) stay the host's, since host paths
+        // passed in parameters live there.
+        let parents: Vec<String> = pod
+            .paths
+            .iter()
+            .filter_map(|p| Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()))
+            .filter(|d| d.starts_with('/') && !is_system_dir(d))
+            .collect();
+        for d in parents {
+            if !pod.paths.contains(&d) {
+                pod.paths.push(d);
+            }
+        }
+        Ok(pod)
+    }
+}
+
+fn is_system_dir(dir: &str) -> bool {
+    const SYSTEM: [&str; 19] = [
+        "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp", "/home",
+        "/root", "/mnt", "/media", "/opt", "/srv", "/boot",
+    ];
+    dir == "/" || SYSTEM.iter().any(|s| dir == *s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// Runs steps as processes of this host. Absolute paths the step declares
@@ -277,7 +353,7 @@ impl Runtime for LocalRuntime {
 /// What a local step inherits from `ferry`'s environment: enough to find
 /// programs and behave like the user's shell, nothing that could be a
 /// credential. Everything else comes from the template's `env`.
-pub const STEP_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TERM"];
+pub(crate) const STEP_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TERM"];
 
 /// The file in a pod's directory naming its running process group:
 /// `<pgid> <start time of the leader in clock ticks since boot> <boot id>`.
@@ -393,7 +469,7 @@ pub(crate) async fn copy_output(
 /// directory was started by an earlier `ferry` process of this run (a
 /// resumed run): its attempt gets a fresh directory, `<pod>.2`, `<pod>.3`,
 /// so it never writes into what the earlier attempt left.
-pub fn pod_dir(run_dir: &Path, pod_name: &str) -> PathBuf {
+pub(crate) fn pod_dir(run_dir: &Path, pod_name: &str) -> PathBuf {
     let first = run_dir.join("pods").join(pod_name);
     (1u32..)
         .map(|n| if n == 1 { first.clone() } else { first.with_file_name(format!("{pod_name}.{n}")) })
