@@ -3,7 +3,7 @@
 //! Each problem names the field path it is about.
 
 use crate::expr;
-use crate::model::{Artifact, Step, Template};
+use crate::model::{Artifact, RetryStrategy, Step, Template};
 use crate::plan::{Draft, Origin, Plan};
 use crate::problem::{PlanError, Problem};
 use crate::repository::{Declared, declared, location_count};
@@ -122,20 +122,7 @@ fn check_template(
     wp: &HashSet<String>,
     problems: &mut Vec<Problem>,
 ) {
-    let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
-    match t.kind() {
-        "several" => {
-            push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name))
-        }
-        "none" => push(
-            path.into(),
-            format!(
-                "template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)",
-                t.name
-            ),
-        ),
-        _ => {}
-    }
+    check_kind(t, path, problems);
     let pod = matches!(t.kind(), "container" | "script");
     let scope = Scope {
         params: t.inputs.parameters.iter().map(|p| p.name.as_str()).collect(),
@@ -155,6 +142,48 @@ fn check_template(
         }
     }
     check_strings(&own, &scope, path, problems);
+    check_inputs_and_outputs(plan, t, path, pod, problems);
+    if let Some(r) = &t.retry_strategy {
+        check_retry(r, path, problems);
+    }
+    if let Some(d) = &t.active_deadline_seconds
+        && !d.0.contains("{{")
+        && crate::time::active_deadline(&d.0).is_none()
+    {
+        problems.push(Problem {
+            path: format!("{path}.activeDeadlineSeconds"),
+            message: format!("{:?} is not a number of seconds", d.0),
+        });
+    }
+    if let Some(groups) = &t.steps {
+        check_steps(plan, origin, t, groups, path, &scope, problems);
+    }
+    if let Some(dag) = &t.dag {
+        check_dag(plan, origin, t, dag, path, &scope, problems);
+    }
+}
+
+/// A template runs exactly one of container, script, steps or dag.
+fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
+    let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
+    match t.kind() {
+        "several" => {
+            push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name))
+        }
+        "none" => push(
+            path.into(),
+            format!(
+                "template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)",
+                t.name
+            ),
+        ),
+        _ => {}
+    }
+}
+
+/// Paths of a pod's artifacts, `from` of a steps or DAG template's output
+/// artifacts, where output parameters come from, and every artifact's location.
+fn check_inputs_and_outputs(plan: &Plan, t: &Template, path: &str, pod: bool, problems: &mut Vec<Problem>) {
     for (i, a) in t.inputs.artifacts.iter().enumerate() {
         let p = format!("{path}.inputs.artifacts[{i}]");
         if pod && a.path.is_empty() {
@@ -196,75 +225,76 @@ fn check_template(
             });
         }
     }
-    if let Some(r) = &t.retry_strategy {
-        if let Some(l) = &r.limit
-            && l.0.trim().parse::<u32>().is_err()
-        {
-            problems.push(Problem {
-                path: format!("{path}.retryStrategy.limit"),
-                message: format!("{:?} is not a whole number", l.0),
-            });
-        }
-        if let Some(b) = &r.backoff {
-            for (field, v) in [("duration", &b.duration), ("maxDuration", &b.max_duration), ("cap", &b.cap)] {
-                if let Some(v) = v
-                    && crate::time::parse_duration(&v.0).is_none()
-                {
-                    problems.push(Problem {
-                        path: format!("{path}.retryStrategy.backoff.{field}"),
-                        message: format!("{:?} is not a duration such as 10s, 2m or 1h", v.0),
-                    });
-                }
-            }
-            if let Some(f) = &b.factor
-                && f.0.trim().parse::<f64>().is_err()
+}
+
+/// `retryStrategy`: a whole-number limit, durations and a numeric factor.
+fn check_retry(r: &RetryStrategy, path: &str, problems: &mut Vec<Problem>) {
+    if let Some(l) = &r.limit
+        && l.0.trim().parse::<u32>().is_err()
+    {
+        problems.push(Problem {
+            path: format!("{path}.retryStrategy.limit"),
+            message: format!("{:?} is not a whole number", l.0),
+        });
+    }
+    if let Some(b) = &r.backoff {
+        for (field, v) in [("duration", &b.duration), ("maxDuration", &b.max_duration), ("cap", &b.cap)] {
+            if let Some(v) = v
+                && crate::time::parse_duration(&v.0).is_none()
             {
                 problems.push(Problem {
-                    path: format!("{path}.retryStrategy.backoff.factor"),
-                    message: format!("{:?} is not a number", f.0),
+                    path: format!("{path}.retryStrategy.backoff.{field}"),
+                    message: format!("{:?} is not a duration such as 10s, 2m or 1h", v.0),
                 });
             }
         }
-    }
-    if let Some(d) = &t.active_deadline_seconds
-        && !d.0.contains("{{")
-        && crate::time::parse_duration(&d.0).is_none()
-    {
-        problems.push(Problem {
-            path: format!("{path}.activeDeadlineSeconds"),
-            message: format!("{:?} is not a number of seconds", d.0),
-        });
-    }
-    if let Some(groups) = &t.steps {
-        let mut group_of = HashMap::new();
-        for (g, group) in groups.iter().enumerate() {
-            for step in group {
-                group_of.entry(step.name.clone()).or_insert(g);
-            }
+        if let Some(f) = &b.factor
+            && f.0.trim().parse::<f64>().is_err()
+        {
+            problems.push(Problem {
+                path: format!("{path}.retryStrategy.backoff.factor"),
+                message: format!("{:?} is not a number", f.0),
+            });
         }
-        let group_of = Rc::new(group_of);
-        for (g, group) in groups.iter().enumerate() {
-            let mut names = HashSet::new();
-            for (i, step) in group.iter().enumerate() {
-                let p = format!("{path}.steps[{g}][{i}]");
-                if !names.insert(step.name.as_str()) {
-                    problems.push(Problem {
-                        path: p.clone(),
-                        message: format!("step name {:?} is used twice in one group", step.name),
-                    });
-                }
-                let siblings = Siblings::Steps { group_of: group_of.clone(), before: g };
-                let s = Scope { siblings: Some(siblings), in_loop: has_loop(step), ..scope_copy(&scope) };
-                check_step(plan, origin, step, &p, &s, problems);
-            }
+    }
+}
+
+/// A steps template's groups: unique step names per group, each step checked
+/// with the steps it may reference, and the outputs with every step.
+fn check_steps(
+    plan: &Plan,
+    origin: &Origin,
+    t: &Template,
+    groups: &[Vec<Step>],
+    path: &str,
+    scope: &Scope<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut group_of = HashMap::new();
+    for (g, group) in groups.iter().enumerate() {
+        for step in group {
+            group_of.entry(step.name.clone()).or_insert(g);
         }
-        let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
-        let s = Scope { siblings: Some(Siblings::Steps { group_of, before: usize::MAX }), ..scope_copy(&scope) };
-        check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
     }
-    if let Some(dag) = &t.dag {
-        check_dag(plan, origin, t, dag, path, &scope, problems);
+    let group_of = Rc::new(group_of);
+    for (g, group) in groups.iter().enumerate() {
+        let mut names = HashSet::new();
+        for (i, step) in group.iter().enumerate() {
+            let p = format!("{path}.steps[{g}][{i}]");
+            if !names.insert(step.name.as_str()) {
+                problems.push(Problem {
+                    path: p.clone(),
+                    message: format!("step name {:?} is used twice in one group", step.name),
+                });
+            }
+            let siblings = Siblings::Steps { group_of: group_of.clone(), before: g };
+            let s = Scope { siblings: Some(siblings), in_loop: has_loop(step), ..scope_copy(scope) };
+            check_step(plan, origin, step, &p, &s, problems);
+        }
     }
+    let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
+    let s = Scope { siblings: Some(Siblings::Steps { group_of, before: usize::MAX }), ..scope_copy(scope) };
+    check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
 }
 
 fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
