@@ -446,6 +446,18 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
             problems.push(Problem { path: format!("{path}.when"), message: e.to_string() });
         }
     }
+    check_loop(step, path, problems);
+    if !step.on_exit.is_empty() && plan.find(origin, &step.on_exit, None).is_none() {
+        problems.push(Problem {
+            path: format!("{path}.onExit"),
+            message: format!("template {:?} not found", step.on_exit),
+        });
+    }
+    check_arguments(plan, step, target, path, problems);
+}
+
+/// At most one of `withItems`, `withParam`, `withSequence`, each well formed.
+fn check_loop(step: &Step, path: &str, problems: &mut Vec<Problem>) {
     if !step.with_param.is_empty()
         && !step.with_param.contains("{{")
         && serde_json::from_str::<Vec<serde_json::Value>>(&step.with_param).is_err()
@@ -471,12 +483,10 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
     {
         problems.push(Problem { path: path.into(), message: "use one of withItems, withParam, withSequence".into() });
     }
-    if !step.on_exit.is_empty() && plan.find(origin, &step.on_exit, None).is_none() {
-        problems.push(Problem {
-            path: format!("{path}.onExit"),
-            message: format!("template {:?} not found", step.on_exit),
-        });
-    }
+}
+
+/// A step supplies every input its template needs, and its artifacts are well formed.
+fn check_arguments(plan: &Plan, step: &Step, target: &Template, path: &str, problems: &mut Vec<Problem>) {
     for p in &target.inputs.parameters {
         let given = step.arguments.parameters.iter().any(|a| a.name == p.name);
         if !given && p.value.is_none() && p.default.is_none() {
@@ -565,49 +575,21 @@ fn check_strings(value: &serde_json::Value, scope: &Scope<'_>, path: &str, probl
 fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
     let parts: Vec<&str> = var.split('.').collect();
     let unknown = |what: &str| Err(format!("{{{{{var}}}}}: {what}"));
+    let declared = |found: bool, what: &str| if found { Ok(()) } else { unknown(what) };
     match parts.as_slice() {
-        ["inputs", "parameters", p] => {
-            if s.params.contains(p) {
-                Ok(())
-            } else {
-                unknown("the template declares no such input parameter")
-            }
-        }
+        ["inputs", "parameters", p] => declared(s.params.contains(p), "the template declares no such input parameter"),
         ["inputs", "parameters"] => Ok(()),
-        ["inputs", "artifacts", a, "path"] => {
-            if s.in_artifacts.contains(a) {
-                Ok(())
-            } else {
-                unknown("the template declares no such input artifact")
-            }
-        }
-        ["inputs", "artifacts", a] => {
-            if s.in_artifacts.contains(a) {
-                Ok(())
-            } else {
-                unknown("the template declares no such input artifact")
-            }
+        ["inputs", "artifacts", a, "path"] | ["inputs", "artifacts", a] => {
+            declared(s.in_artifacts.contains(a), "the template declares no such input artifact")
         }
         ["outputs", "parameters", p, "path"] => {
-            if s.out_params.contains(p) {
-                Ok(())
-            } else {
-                unknown("the template declares no such output parameter")
-            }
+            declared(s.out_params.contains(p), "the template declares no such output parameter")
         }
         ["outputs", "artifacts", a, "path"] => {
-            if s.out_artifacts.contains(a) {
-                Ok(())
-            } else {
-                unknown("the template declares no such output artifact")
-            }
+            declared(s.out_artifacts.contains(a), "the template declares no such output artifact")
         }
         ["workflow", "parameters", p] => {
-            if s.workflow_params.contains(*p) {
-                Ok(())
-            } else {
-                unknown("the workflow declares no such parameter")
-            }
+            declared(s.workflow_params.contains(*p), "the workflow declares no such parameter")
         }
         ["workflow", "outputs", "parameters", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
         [
@@ -617,35 +599,34 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
         ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),
         ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
-        ["item", ..] => {
-            if s.in_loop {
-                Ok(())
-            } else {
-                unknown("item is only set in withItems, withParam or withSequence loops")
+        ["item", ..] => declared(s.in_loop, "item is only set in withItems, withParam or withSequence loops"),
+        [scope @ ("steps" | "tasks"), name, rest @ ..] => known_sibling(scope, name, rest, s).or_else(|e| unknown(&e)),
+        _ => unknown("unknown variable"),
+    }
+}
+
+/// `steps.NAME.REST` or `tasks.NAME.REST`: a sibling this field may reference,
+/// and a field of it that exists. `Err` says why not.
+fn known_sibling(scope: &str, name: &str, rest: &[&str], s: &Scope<'_>) -> Result<(), String> {
+    match &s.siblings {
+        Some(siblings) if siblings.kind() == scope => {
+            if !siblings.may_reference(name) {
+                let hint = if scope == "tasks" { "a task this one depends on" } else { "a step of an earlier group" };
+                return Err(format!("{name:?} is not {hint}"));
+            }
+            match rest {
+                ["outputs", "result"]
+                | ["outputs", "parameters"]
+                | ["outputs", "parameters", _]
+                | ["outputs", "artifacts", _] => Ok(()),
+                ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] => Ok(()),
+                _ => Err("unknown field".into()),
             }
         }
-        [scope @ ("steps" | "tasks"), name, rest @ ..] => match &s.siblings {
-            Some(siblings) if siblings.kind() == *scope => {
-                if !siblings.may_reference(name) {
-                    let hint =
-                        if *scope == "tasks" { "a task this one depends on" } else { "a step of an earlier group" };
-                    return unknown(&format!("{name:?} is not {hint}"));
-                }
-                match rest {
-                    ["outputs", "result"]
-                    | ["outputs", "parameters"]
-                    | ["outputs", "parameters", _]
-                    | ["outputs", "artifacts", _] => Ok(()),
-                    ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] => Ok(()),
-                    _ => unknown("unknown field"),
-                }
-            }
-            _ => unknown(&format!(
-                "{scope}.* is only available inside a {} template",
-                if *scope == "steps" { "steps" } else { "dag" }
-            )),
-        },
-        _ => unknown("unknown variable"),
+        _ => Err(format!(
+            "{scope}.* is only available inside a {} template",
+            if scope == "steps" { "steps" } else { "dag" }
+        )),
     }
 }
 

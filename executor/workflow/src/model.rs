@@ -758,49 +758,100 @@ fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
             format!("{} bytes is more than a workflow file may hold ({} MiB)", text.len(), MAX_FILE_BYTES >> 20),
         ));
     }
-    let mut indents: Vec<usize> = Vec::new();
-    let mut flow = 0usize;
-    let mut quote: Option<u8> = None;
-    // A block scalar (`|`, `>`): the indentation of the line that opened it,
-    // and that of its first line of text. Lines indented at least that far
-    // are text (scripts), not structure; the first line indented less ends
-    // it, as in YAML, so a less indented line cannot pass for script text.
-    let mut block_scalar: Option<(usize, Option<usize>)> = None;
+    let too_deep = |n: usize| {
+        refuse(
+            n + 1,
+            format!("nested more than {MAX_NESTING} levels deep (indentation, `[` and `{{`); no workflow needs that"),
+        )
+    };
+    let mut scan = Nesting::default();
     for (n, line) in text.split('\n').enumerate() {
         let bytes = line.as_bytes();
         let line_indent = bytes.iter().take_while(|&&b| b == b' ').count();
-        if let Some((parent, content)) = &mut block_scalar {
-            if line_indent == bytes.len() {
-                continue;
+        if scan.in_block_scalar(line_indent, bytes.len()) {
+            continue;
+        }
+        let start = if scan.quote.is_none() && scan.flow == 0 {
+            match scan.block_structure(bytes) {
+                Some(start) => start,
+                None => continue,
+            }
+        } else {
+            0
+        };
+        let end = scan.scan(bytes, start).ok_or_else(|| too_deep(n))?;
+        if scan.depth() > MAX_NESTING {
+            return Err(too_deep(n));
+        }
+        scan.end_line(line, end, line_indent);
+    }
+    Ok(())
+}
+
+/// What [`check_bounds`] carries from one line to the next.
+#[derive(Default)]
+struct Nesting {
+    /// The indentation of each open block level.
+    indents: Vec<usize>,
+    /// Open `[` and `{`.
+    flow: usize,
+    /// The quote of an open quoted scalar.
+    quote: Option<u8>,
+    /// A block scalar (`|`, `>`): the indentation of the line that opened it,
+    /// and that of its first line of text. Lines indented at least that far
+    /// are text (scripts), not structure; the first line indented less ends
+    /// it, as in YAML, so a less indented line cannot pass for script text.
+    block_scalar: Option<(usize, Option<usize>)>,
+}
+
+impl Nesting {
+    fn depth(&self) -> usize {
+        self.indents.len() + self.flow
+    }
+
+    /// Whether a line indented `line_indent` (of `len` bytes) is text of the
+    /// open block scalar; the first line that is not ends it.
+    fn in_block_scalar(&mut self, line_indent: usize, len: usize) -> bool {
+        if let Some((parent, content)) = &mut self.block_scalar {
+            if line_indent == len {
+                return true;
             }
             let content = *content.get_or_insert(line_indent);
             if line_indent > *parent && line_indent >= content {
-                continue;
+                return true;
             }
-            block_scalar = None;
+            self.block_scalar = None;
         }
-        let mut i = 0;
-        let mut end = bytes.len();
-        if quote.is_none() && flow == 0 {
-            // Block structure: each indentation level deeper than the one
-            // above, and each leading `- ` / `? ` / `: ` indicator, nests.
-            let indent = bytes.iter().take_while(|&&b| b == b' ').count();
-            if indent == bytes.len() || bytes[indent] == b'#' {
-                continue;
-            }
-            while indents.last().is_some_and(|&top| top >= indent) {
-                indents.pop();
-            }
-            indents.push(indent);
-            i = indent;
-            while i + 1 < bytes.len() && matches!(bytes[i], b'-' | b'?' | b':') && bytes[i + 1] == b' ' {
-                i += 2;
-                while i < bytes.len() && bytes[i] == b' ' {
-                    i += 1;
-                }
-                indents.push(i);
-            }
+        false
+    }
+
+    /// Block structure: each indentation level deeper than the one above,
+    /// and each leading `- ` / `? ` / `: ` indicator, nests. Where the line's
+    /// content starts, or `None` for a blank or comment line.
+    fn block_structure(&mut self, bytes: &[u8]) -> Option<usize> {
+        let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+        if indent == bytes.len() || bytes[indent] == b'#' {
+            return None;
         }
+        while self.indents.last().is_some_and(|&top| top >= indent) {
+            self.indents.pop();
+        }
+        self.indents.push(indent);
+        let mut i = indent;
+        while i + 1 < bytes.len() && matches!(bytes[i], b'-' | b'?' | b':') && bytes[i + 1] == b' ' {
+            i += 2;
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            self.indents.push(i);
+        }
+        Some(i)
+    }
+
+    /// Follows quotes and flow brackets through `bytes[i..]`. Where the
+    /// content ends (a comment starts), or `None` as soon as the nesting is
+    /// deeper than [`MAX_NESTING`].
+    fn scan(&mut self, bytes: &[u8], mut i: usize) -> Option<usize> {
         let mut prev = b' ';
         // Whether a scalar may start here: at the start of the line's content,
         // after `[`, `{`, `,`, or an indicator (`: `, `- `). Only there does a
@@ -810,19 +861,16 @@ fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
         let mut scalar_start = true;
         while i < bytes.len() {
             let b = bytes[i];
-            match quote {
+            match self.quote {
                 Some(b'"') if b == b'\\' => i += 1,
-                Some(q) if b == q => quote = None,
+                Some(q) if b == q => self.quote = None,
                 Some(_) => {}
                 None => {
                     match b {
-                        b'#' if prev == b' ' || prev == b'\t' => {
-                            end = i;
-                            break;
-                        }
-                        b'\'' | b'"' if scalar_start => quote = Some(b),
-                        b'[' | b'{' => flow += 1,
-                        b']' | b'}' => flow = flow.saturating_sub(1),
+                        b'#' if prev == b' ' || prev == b'\t' => return Some(i),
+                        b'\'' | b'"' if scalar_start => self.quote = Some(b),
+                        b'[' | b'{' => self.flow += 1,
+                        b']' | b'}' => self.flow = self.flow.saturating_sub(1),
                         _ => {}
                     }
                     let next_is_space = bytes.get(i + 1).is_none_or(|&c| c == b' ' || c == b'\t');
@@ -834,41 +882,33 @@ fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
                     };
                 }
             }
-            if indents.len() + flow > MAX_NESTING {
-                return Err(refuse(
-                    n + 1,
-                    format!(
-                        "nested more than {MAX_NESTING} levels deep (indentation, `[` and `{{`); no workflow needs that"
-                    ),
-                ));
+            if self.depth() > MAX_NESTING {
+                return None;
             }
             prev = b;
             i += 1;
         }
-        if indents.len() + flow > MAX_NESTING {
-            return Err(refuse(
-                n + 1,
-                format!(
-                    "nested more than {MAX_NESTING} levels deep (indentation, `[` and `{{`); no workflow needs that"
-                ),
-            ));
-        }
-        if quote.is_none() && flow == 0 {
+        Some(bytes.len())
+    }
+
+    /// After a line whose content ends at `end`: a block scalar it opens,
+    /// and the end of a single-quoted scalar outside flow.
+    fn end_line(&mut self, line: &str, end: usize, line_indent: usize) {
+        if self.quote.is_none() && self.flow == 0 {
             let last = line[..end].split_whitespace().last().unwrap_or("");
             if (last.starts_with('|') || last.starts_with('>'))
                 && last[1..].bytes().all(|b| b == b'-' || b == b'+' || b.is_ascii_digit())
             {
-                block_scalar = Some((line_indent, None));
+                self.block_scalar = Some((line_indent, None));
             }
         }
         // A quoted scalar continues on the next line only inside flow or
         // as a double-quoted string; a stray quote in a block scalar (a
         // script's `don't`) must not hide the rest of the file.
-        if quote == Some(b'\'') && flow == 0 {
-            quote = None;
+        if self.quote == Some(b'\'') && self.flow == 0 {
+            self.quote = None;
         }
     }
-    Ok(())
 }
 
 impl Documents {

@@ -98,6 +98,53 @@ impl DockerRuntime {
         outer
     }
 
+    /// Makes the directories mounted into the container, and the step's files.
+    fn stage(&self, pod: &PodSpec, mounts: &[String]) -> Result<(), String> {
+        for dir in mounts {
+            let host = self.host_path(pod, dir);
+            std::fs::create_dir_all(&host).map_err(|e| format!("creating {}: {e}", host.display()))?;
+        }
+        for (path, contents) in &pod.files {
+            let host = self.host_path(pod, path);
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&host, contents).map_err(|e| format!("writing {}: {e}", host.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `docker run` of the step's main container named `name`, and the image it runs.
+    fn command<'a>(
+        &'a self,
+        pod: &'a PodSpec,
+        mounts: &[String],
+        name: &str,
+    ) -> Result<(tokio::process::Command, &'a str), String> {
+        let (entrypoint, args) = pod.argv.split_first().ok_or("the template has no command")?;
+        let mut cmd = tokio::process::Command::new("docker");
+        // Never pull: an image is either here or named in --image-map.
+        cmd.args(["run", "--rm", "--pull", "never", "--name", name, "--entrypoint", entrypoint]);
+        cmd.arg("--label").arg(format!("{RUN_LABEL}={}", pod.run));
+        cmd.arg("--label").arg(format!("{GROUP_LABEL}={}", pod.name));
+        for dir in mounts {
+            cmd.arg("-v").arg(format!("{}:{dir}", self.host_path(pod, dir).display()));
+        }
+        for (k, v) in &pod.env {
+            cmd.arg("-e").arg(format!("{k}={v}"));
+        }
+        cmd.arg("-e").arg(format!("FERRY_POD_NAME={}", pod.name));
+        if !pod.working_dir.is_empty() {
+            cmd.args(["-w", &pod.working_dir]);
+        }
+        let image = self.image(&pod.image);
+        if image.is_empty() {
+            return Err("the template has no image".into());
+        }
+        cmd.arg(image).args(args);
+        Ok((cmd, image))
+    }
+
     fn container_name(pod: &PodSpec) -> String {
         let safe: String =
             pod.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' }).collect();
@@ -139,39 +186,9 @@ impl Runtime for DockerRuntime {
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
         let mounts = Self::mounts(pod);
-        for dir in &mounts {
-            let host = self.host_path(pod, dir);
-            std::fs::create_dir_all(&host).map_err(|e| format!("creating {}: {e}", host.display()))?;
-        }
-        for (path, contents) in &pod.files {
-            let host = self.host_path(pod, path);
-            if let Some(parent) = host.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
-            }
-            std::fs::write(&host, contents).map_err(|e| format!("writing {}: {e}", host.display()))?;
-        }
-        let (entrypoint, args) = pod.argv.split_first().ok_or("the template has no command")?;
+        self.stage(pod, &mounts)?;
         let name = Self::container_name(pod);
-        let mut cmd = tokio::process::Command::new("docker");
-        // Never pull: an image is either here or named in --image-map.
-        cmd.args(["run", "--rm", "--pull", "never", "--name", &name, "--entrypoint", entrypoint]);
-        cmd.arg("--label").arg(format!("{RUN_LABEL}={}", pod.run));
-        cmd.arg("--label").arg(format!("{GROUP_LABEL}={}", pod.name));
-        for dir in &mounts {
-            cmd.arg("-v").arg(format!("{}:{dir}", self.host_path(pod, dir).display()));
-        }
-        for (k, v) in &pod.env {
-            cmd.arg("-e").arg(format!("{k}={v}"));
-        }
-        cmd.arg("-e").arg(format!("FERRY_POD_NAME={}", pod.name));
-        if !pod.working_dir.is_empty() {
-            cmd.args(["-w", &pod.working_dir]);
-        }
-        let image = self.image(&pod.image);
-        if image.is_empty() {
-            return Err("the template has no image".into());
-        }
-        cmd.arg(image).args(args);
+        let (mut cmd, image) = self.command(pod, &mounts, &name)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

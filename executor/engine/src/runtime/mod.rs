@@ -210,6 +210,60 @@ fn is_system_dir(dir: &str) -> bool {
 pub struct LocalRuntime;
 
 impl LocalRuntime {
+    /// Makes the step's tree ready: the parents of its declared paths (an
+    /// image has them, /tmp at least; the step's empty root does not), its
+    /// files, and its working directory, which it returns.
+    fn stage(&self, pod: &PodSpec, root: &Path) -> Result<PathBuf, String> {
+        // An image has the parents of the paths it uses (/tmp at least); the
+        // step's empty root does not.
+        for path in &pod.paths {
+            if let Some(parent) = self.host_path(pod, path).parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+        }
+        for (path, contents) in &pod.files {
+            let host = self.host_path(pod, path);
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&host, self.map_text(pod, contents))
+                .map_err(|e| format!("writing {}: {e}", host.display()))?;
+        }
+        let cwd = if pod.working_dir.is_empty() { root.to_path_buf() } else { self.host_path(pod, &pod.working_dir) };
+        std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+        Ok(cwd)
+    }
+
+    /// The step's process: in its working directory and own process group,
+    /// with only the step's environment.
+    fn command(
+        &self,
+        pod: &PodSpec,
+        root: &Path,
+        cwd: &Path,
+        program: &str,
+        args: &[String],
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            // A container starts with its image's environment, never the
+            // executor's: the drivers' secrets (FERRY_SECRET_*, cloud
+            // credentials) stay with the drivers.
+            .env_clear()
+            .envs(STEP_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+            .envs(pod.env.iter().map(|(k, v)| (k, self.map_text(pod, v))))
+            .env("FERRY_POD_NAME", &pod.name)
+            .env("FERRY_ROOT", root)
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        command
+    }
+
     fn root(pod: &PodSpec) -> PathBuf {
         pod.dir.join("root")
     }
@@ -261,23 +315,7 @@ impl Runtime for LocalRuntime {
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
         let root = Self::root(pod);
-        // An image has the parents of the paths it uses (/tmp at least); the
-        // step's empty root does not.
-        for path in &pod.paths {
-            if let Some(parent) = self.host_path(pod, path).parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
-            }
-        }
-        for (path, contents) in &pod.files {
-            let host = self.host_path(pod, path);
-            if let Some(parent) = host.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
-            }
-            std::fs::write(&host, self.map_text(pod, contents))
-                .map_err(|e| format!("writing {}: {e}", host.display()))?;
-        }
-        let cwd = if pod.working_dir.is_empty() { root.clone() } else { self.host_path(pod, &pod.working_dir) };
-        std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+        let cwd = self.stage(pod, &root)?;
         let argv: Vec<String> = pod.argv.iter().map(|a| self.map_text(pod, a)).collect();
         let (program, args) = argv.split_first().ok_or("the template has no command")?;
         let log = std::fs::OpenOptions::new()
@@ -286,24 +324,8 @@ impl Runtime for LocalRuntime {
             .open(&pod.log)
             .map_err(|e| format!("opening {}: {e}", pod.log.display()))?;
         let log = Arc::new(Mutex::new(log));
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            // A container starts with its image's environment, never the
-            // executor's: the drivers' secrets (FERRY_SECRET_*, cloud
-            // credentials) stay with the drivers.
-            .env_clear()
-            .envs(STEP_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
-            .envs(pod.env.iter().map(|(k, v)| (k, self.map_text(pod, v))))
-            .env("FERRY_POD_NAME", &pod.name)
-            .env("FERRY_ROOT", &root)
-            .current_dir(&cwd)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting {program:?}: {e}"))?;
+        let mut child =
+            self.command(pod, &root, &cwd, program, args).spawn().map_err(|e| format!("starting {program:?}: {e}"))?;
         let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
         let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 0)));
         let pid = child.id().and_then(|p| i32::try_from(p).ok());
