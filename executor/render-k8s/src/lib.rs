@@ -480,4 +480,26 @@ mod tests {
         assert_eq!(yaml.matches("kind: Pod\n").count(), 2, "{yaml}");
         assert_eq!(yaml.matches("apiVersion: v1\n").count(), 2);
     }
+
+    #[test]
+    fn a_deadline_renders_in_whole_seconds_as_ferry_run_reads_it() {
+        let deadline = |value: &str| {
+            let spec = format!(
+                "  entrypoint: main\n  templates:\n  - name: main\n    activeDeadlineSeconds: {value}\n    container: {{image: a, command: [sh]}}\n"
+            );
+            let options = PlanOptions { registry: ferry_workflow::registry::Registry::builtin(), ..Default::default() };
+            let mut docs = Documents::default();
+            let text =
+                format!("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: wf}}\nspec:\n{spec}");
+            docs.add(std::path::Path::new("wf.yaml"), &text).unwrap();
+            // Built without lint, so a value lint refuses still reaches the renderer.
+            let plan = Plan::build(&docs, &options).unwrap().plan;
+            render(&plan, &RenderOptions::default()).map(|pods| pods[0].spec.as_ref().unwrap().active_deadline_seconds)
+        };
+        assert_eq!(deadline("30").unwrap(), Some(30));
+        assert_eq!(deadline("'1m30s'").unwrap(), Some(90));
+        assert_eq!(deadline("'1500ms'").unwrap(), Some(2), "rounded up: the API takes whole seconds");
+        let err = deadline("'soon'").unwrap_err().to_string();
+        assert!(err.contains("activeDeadlineSeconds") && err.contains("\"soon\" is not a number of seconds"), "{err}");
+    }
 }
