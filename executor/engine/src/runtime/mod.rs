@@ -56,7 +56,7 @@ pub struct PodExit {
     pub code: Option<i32>,
     /// The signal that ended it, when killed.
     pub signal: Option<i32>,
-    /// Standard output, at most [`MAX_RESULT_BYTES`].
+    /// Standard output, at most 256 KiB (as Argo keeps for `outputs.result`).
     pub stdout: String,
     /// Killed at its deadline.
     pub timed_out: bool,
