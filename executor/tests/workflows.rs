@@ -88,7 +88,7 @@ fn node<'a>(doc: &'a Value, display: &str) -> &'a Value {
         .iter()
         .find(|n| {
             let name = n["name"].as_str().unwrap();
-            ferry_executor::status::display_name(name) == display || name == display
+            ferry_engine::display_name(name) == display || name == display
         })
         .unwrap_or_else(|| panic!("no node {display}"))
 }
@@ -1119,7 +1119,8 @@ fn a_driver_killed_between_steps_is_restarted_and_the_run_succeeds() {
 
 #[test]
 fn a_driver_that_dies_every_time_fails_the_call_naming_the_signal() {
-    use ferry_executor::drivers::{DriverPool, DriverSpec, MAX_RESTARTS, Registry};
+    use ferry_engine::{DriverPool, MAX_RESTARTS};
+    use ferry_workflow::registry::{DriverSpec, Registry};
     let fs = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-driver-fs");
     let dir = tempfile::tempdir().unwrap();
     // Serves, then SIGKILLs itself 0.3 s later: every call made after that finds it dead.
@@ -1156,8 +1157,9 @@ fn a_driver_that_dies_every_time_fails_the_call_naming_the_signal() {
 
 #[test]
 fn a_driver_call_that_fails_transiently_is_retried_and_a_permanent_failure_is_not() {
-    use ferry_executor::drivers::{DriverPool, DriverSpec, Registry};
+    use ferry_engine::DriverPool;
     use ferry_sdk::{Error, ErrorKind};
+    use ferry_workflow::registry::{DriverSpec, Registry};
     let fs = Path::new(env!("CARGO_BIN_EXE_ferry")).with_file_name("ferry-driver-fs");
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::default();

@@ -1,0 +1,35 @@
+//! # ferry-engine
+//!
+//! Runs a workflow plan (ferry-workflow's [`Plan`](ferry_workflow::plan::Plan))
+//! against a persisted state, reaching storage only through artifact drivers
+//! speaking Argo's gRPC contract.
+//!
+//! - [`Home`]: a Ferry home (its database and run directories), what the CLI drives.
+//! - [`Controller`]: runs a plan, node by node, against the [`Store`].
+//! - [`Node`], [`ArtifactRecord`]: the records of a run.
+//! - [`DriverPool`]: the driver processes of a run; [`GcReport`]: artifact garbage collection.
+//! - [`Runtime`]: where steps run ([`LocalRuntime`], [`DockerRuntime`]).
+//!
+//! Inside: `controller` schedules; `artifacts` and `archive` move and pack a
+//! step's artifacts; `drivers` runs the driver processes; `gc` deletes
+//! artifacts; `store` is the SQLite state; `home` ties them together.
+#![warn(unreachable_pub)]
+
+mod archive;
+mod artifacts;
+mod controller;
+mod drivers;
+mod gc;
+mod home;
+mod runtime;
+mod status;
+mod store;
+
+pub use controller::{Controller, MAX_STACK_DEPTH, NodeResult, Observer, RunSummary};
+pub use drivers::{ContainerLauncher, DRIVER_GRACE, DriverError, DriverPool, Launcher, MAX_RESTARTS, ToClient};
+pub use gc::GcReport;
+pub use home::{Error, Finished, Home};
+pub use runtime::docker::DockerRuntime;
+pub use runtime::{DriverRole, LocalRuntime, PodExit, PodSpec, Runtime};
+pub use status::{ArtifactRecord, Direction, Node, NodeKind, display_name};
+pub use store::{Store, StoreError, WorkflowRecord};

@@ -1,0 +1,573 @@
+//! Where a step's process runs. The controller hands a [`PodSpec`] to a
+//! [`Runtime`]; this module has the local one, which runs the command as a
+//! process of this host in a per-step directory, and [`docker`] the one
+//! that runs it as a container. (Kubernetes pods are rendered by
+//! ferry-render-k8s, not run.)
+
+pub(crate) mod docker;
+
+use crate::drivers::Launcher;
+use crate::store::WorkflowRecord;
+use async_trait::async_trait;
+use ferry_workflow::model::{EnvVar, SCRIPT_PATH, Template};
+use ferry_workflow::naming::{INIT_DRIVER_PREFIX, SIDECAR_DRIVER_PREFIX};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+/// Argo keeps at most this much standard output as `outputs.result`.
+pub(crate) const MAX_RESULT_BYTES: usize = 256 << 10;
+
+/// One step's process, in container terms.
+#[derive(Clone, Debug, Default)]
+pub struct PodSpec {
+    /// The pod name (`{{pod.name}}`).
+    pub name: String,
+    /// The run's uid, which container runtimes label the pod's containers
+    /// with, so a resume finds those an earlier attempt left running.
+    pub run: String,
+    /// The step's directory on this host.
+    pub dir: PathBuf,
+    /// The template's image.
+    pub image: String,
+    /// Command and arguments, as the container would see them.
+    pub argv: Vec<String>,
+    /// Environment added to the process.
+    pub env: Vec<(String, String)>,
+    /// The container's working directory (empty: the runtime's default).
+    pub working_dir: String,
+    /// Files to create before the start (container path, contents): script sources.
+    pub files: Vec<(String, String)>,
+    /// Container paths the step reads or writes (artifacts, parameter files).
+    pub paths: Vec<String>,
+    /// Where the combined output goes.
+    pub log: PathBuf,
+    /// Killed after this long.
+    pub deadline: Option<Duration>,
+}
+
+/// How a step's process ended.
+#[derive(Clone, Debug, Default)]
+pub struct PodExit {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, when killed.
+    pub signal: Option<i32>,
+    /// Standard output, at most 256 KiB (as Argo keeps for `outputs.result`).
+    pub stdout: String,
+    /// Killed at its deadline.
+    pub timed_out: bool,
+    /// Killed because the run was stopped.
+    pub cancelled: bool,
+}
+
+/// Runs steps.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// The runtime's name, for messages.
+    fn name(&self) -> &'static str;
+
+    /// Where a container path of this pod lives on this host, so the
+    /// controller can load inputs before the start and read outputs after.
+    fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf;
+
+    /// Runs the step to its end. An `Err` means it could not run at all.
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String>;
+
+    /// How the drivers of one step start when the runtime runs them beside
+    /// the step, as Argo does: `None` (the default) means the run's shared
+    /// pool of host processes serves every step.
+    fn step_drivers(&self, _pod: &PodSpec, _role: DriverRole) -> Option<Launcher> {
+        None
+    }
+
+    /// How the run's own drivers (artifact GC after the run) start.
+    fn run_drivers(&self, _run: &WorkflowRecord) -> Launcher {
+        Launcher::Process
+    }
+
+    /// Makes sure nothing an earlier `ferry` process started for `run` is
+    /// still running (that process was killed, its steps and their drivers
+    /// were not), so a re-run step never shares its output with an orphan.
+    /// Whatever runtime the earlier attempts used.
+    fn stop_earlier_steps(&self, run: &WorkflowRecord) -> Result<(), String> {
+        stop_earlier_attempts(run)
+    }
+}
+
+/// The file in a run's directory saying that an attempt ran containers,
+/// so every later attempt, in whatever runtime, looks for them.
+pub(crate) const CONTAINERS_RECORD: &str = "containers";
+
+/// Kills the process groups recorded by local steps of earlier attempts and
+/// removes the containers of earlier Docker attempts (by their run label).
+pub(crate) fn stop_earlier_attempts(run: &WorkflowRecord) -> Result<(), String> {
+    stop_recorded_groups(&run.dir)?;
+    if run.dir.join(CONTAINERS_RECORD).exists() {
+        docker::remove_run_containers(&run.uid)?;
+    }
+    Ok(())
+}
+
+/// A step's two groups of drivers, in Argo's pod layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverRole {
+    /// Load the inputs before the main container (`init-artifact-<name>`).
+    Init,
+    /// Save the outputs, started beside the main container (`artifact-plugin-<name>`).
+    Sidecar,
+}
+
+impl DriverRole {
+    /// Argo's container name prefix for the role.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            DriverRole::Init => INIT_DRIVER_PREFIX,
+            DriverRole::Sidecar => SIDECAR_DRIVER_PREFIX,
+        }
+    }
+}
+
+impl PodSpec {
+    /// The pod `template` runs as, in its directory under `run_dir` (made here).
+    pub fn from_template(run_dir: &Path, pod_name: &str, template: &Template) -> Result<PodSpec, String> {
+        let dir = pod_dir(run_dir, pod_name);
+        let logs = run_dir.join("logs");
+        std::fs::create_dir_all(dir.join("root")).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
+        let mut pod = PodSpec {
+            name: pod_name.to_string(),
+            dir,
+            log: logs.join(format!("{pod_name}.log")),
+            ..Default::default()
+        };
+        let env = |vars: &[EnvVar]| vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+        if let Some(c) = &template.container {
+            pod.image = c.image.clone();
+            pod.argv = c.command.iter().chain(&c.args).cloned().collect();
+            if c.command.is_empty() {
+                return Err(format!(
+                    "template {}: container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command",
+                    template.name, c.image
+                ));
+            }
+            pod.env = env(&c.env);
+            pod.working_dir = c.working_dir.clone();
+        } else if let Some(s) = &template.script {
+            pod.image = s.image.clone();
+            let (command, args) = s.command_and_args();
+            pod.argv = command.into_iter().chain(args).collect();
+            pod.files.push((SCRIPT_PATH.to_string(), s.source.clone()));
+            pod.env = env(&s.env);
+            pod.working_dir = s.working_dir.clone();
+            pod.paths.push(SCRIPT_PATH.to_string());
+        } else {
+            return Err(format!("template {} runs nothing (no container, script, steps or dag)", template.name));
+        }
+        pod.paths.extend(template.inputs.artifacts.iter().map(|a| a.path.clone()));
+        pod.paths.extend(template.outputs.artifacts.iter().map(|a| a.path.clone()));
+        pod.paths
+            .extend(template.outputs.parameters.iter().filter_map(|p| p.value_from.as_ref().map(|v| v.path.clone())));
+        pod.paths.retain(|p| !p.is_empty());
+        if !pod.working_dir.is_empty() {
+            pod.paths.push(pod.working_dir.clone());
+        }
+        // A step also names its paths through their directory (`/out/a$i`), so
+        // the directory of a declared path is the step's own too; system and
+        // shared directories (/tmp, /home, ...) stay the host's, since host paths
+        // passed in parameters live there.
+        let parents: Vec<String> = pod
+            .paths
+            .iter()
+            .filter_map(|p| Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()))
+            .filter(|d| d.starts_with('/') && !is_system_dir(d))
+            .collect();
+        for d in parents {
+            if !pod.paths.contains(&d) {
+                pod.paths.push(d);
+            }
+        }
+        Ok(pod)
+    }
+}
+
+fn is_system_dir(dir: &str) -> bool {
+    const SYSTEM: [&str; 19] = [
+        "/bin", "/sbin", "/usr", "/etc", "/lib", "/lib64", "/dev", "/proc", "/sys", "/run", "/var", "/tmp", "/home",
+        "/root", "/mnt", "/media", "/opt", "/srv", "/boot",
+    ];
+    dir == "/" || SYSTEM.iter().any(|s| dir == *s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// Runs steps as processes of this host. Absolute paths the step declares
+/// (artifacts, parameter files, its script) are mapped into the step's
+/// directory, and occurrences of them in the command, arguments,
+/// environment and script are rewritten to the mapped path.
+#[derive(Clone, Debug, Default)]
+pub struct LocalRuntime;
+
+impl LocalRuntime {
+    /// Makes the step's tree ready: the parents of its declared paths (an
+    /// image has them, /tmp at least; the step's empty root does not), its
+    /// files, and its working directory, which it returns.
+    fn stage(&self, pod: &PodSpec, root: &Path) -> Result<PathBuf, String> {
+        // An image has the parents of the paths it uses (/tmp at least); the
+        // step's empty root does not.
+        for path in &pod.paths {
+            if let Some(parent) = self.host_path(pod, path).parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+        }
+        for (path, contents) in &pod.files {
+            let host = self.host_path(pod, path);
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&host, self.map_text(pod, contents))
+                .map_err(|e| format!("writing {}: {e}", host.display()))?;
+        }
+        let cwd = if pod.working_dir.is_empty() { root.to_path_buf() } else { self.host_path(pod, &pod.working_dir) };
+        std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+        Ok(cwd)
+    }
+
+    /// The step's process: in its working directory and own process group,
+    /// with only the step's environment.
+    fn command(
+        &self,
+        pod: &PodSpec,
+        root: &Path,
+        cwd: &Path,
+        program: &str,
+        args: &[String],
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            // A container starts with its image's environment, never the
+            // executor's: the drivers' secrets (FERRY_SECRET_*, cloud
+            // credentials) stay with the drivers.
+            .env_clear()
+            .envs(STEP_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+            .envs(pod.env.iter().map(|(k, v)| (k, self.map_text(pod, v))))
+            .env("FERRY_POD_NAME", &pod.name)
+            .env("FERRY_ROOT", root)
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        command
+    }
+
+    fn root(pod: &PodSpec) -> PathBuf {
+        pod.dir.join("root")
+    }
+
+    /// Rewrites every whole-path occurrence of a declared path in `text`.
+    pub fn map_text(&self, pod: &PodSpec, text: &str) -> String {
+        let mut paths: Vec<&String> = pod.paths.iter().filter(|p| p.starts_with('/') && p.len() > 1).collect();
+        // Longest first, so /tmp/out/x wins over /tmp/out.
+        paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        let mut out = String::with_capacity(text.len());
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        'scan: while i < text.len() {
+            if bytes[i] == b'/' && (i == 0 || !is_path_byte(bytes[i - 1])) {
+                for p in &paths {
+                    let end = i + p.len();
+                    if text[i..].starts_with(p.as_str()) && (end == text.len() || !is_name_byte(bytes[end])) {
+                        out.push_str(&self.host_path(pod, p).to_string_lossy());
+                        i = end;
+                        continue 'scan;
+                    }
+                }
+            }
+            let ch = text[i..].chars().next().unwrap_or('\0');
+            out.push(ch);
+            i += ch.len_utf8().max(1);
+        }
+        out
+    }
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+fn is_path_byte(b: u8) -> bool {
+    is_name_byte(b) || b == b'/'
+}
+
+#[async_trait]
+impl Runtime for LocalRuntime {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
+        Self::root(pod).join(path.trim_start_matches('/'))
+    }
+
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
+        let root = Self::root(pod);
+        let cwd = self.stage(pod, &root)?;
+        let argv: Vec<String> = pod.argv.iter().map(|a| self.map_text(pod, a)).collect();
+        let (program, args) = argv.split_first().ok_or("the template has no command")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&pod.log)
+            .map_err(|e| format!("opening {}: {e}", pod.log.display()))?;
+        let log = Arc::new(Mutex::new(log));
+        let mut child =
+            self.command(pod, &root, &cwd, program, args).spawn().map_err(|e| format!("starting {program:?}: {e}"))?;
+        let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
+        let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 0)));
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        // Recorded before the step can do much, so a resume after this
+        // process is killed finds the group (see `stop_earlier_steps`).
+        let record = pod.dir.join(PROCESS_RECORD);
+        if let Some(pid) = pid {
+            let line = format!("{pid} {} {}\n", start_time(pid).unwrap_or(0), boot_id());
+            if let Err(e) = std::fs::write(&record, line) {
+                let _ = stop(Some(pid), &mut child).await;
+                return Err(format!("recording the step's process in {}: {e}", record.display()));
+            }
+        }
+        let deadline = async {
+            match pod.deadline {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut exit = PodExit::default();
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = deadline => { exit.timed_out = true; stop(pid, &mut child).await }
+            () = cancel.cancelled() => { exit.cancelled = true; stop(pid, &mut child).await }
+        }
+        .map_err(|e| format!("waiting for {program:?}: {e}"))?;
+        // A container ends with its main process; so do the step's
+        // background processes, which could otherwise still write its
+        // outputs while they are saved.
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_file(&record);
+        use std::os::unix::process::ExitStatusExt;
+        exit.code = status.code();
+        exit.signal = status.signal();
+        if let Some(task) = stdout {
+            exit.stdout = task.await.unwrap_or_default();
+        }
+        if let Some(task) = stderr {
+            let _ = task.await;
+        }
+        Ok(exit)
+    }
+}
+
+/// What a local step inherits from `ferry`'s environment: enough to find
+/// programs and behave like the user's shell, nothing that could be a
+/// credential. Everything else comes from the template's `env`.
+pub(crate) const STEP_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TERM"];
+
+/// The file in a pod's directory naming its running process group:
+/// `<pgid> <start time of the leader in clock ticks since boot> <boot id>`.
+const PROCESS_RECORD: &str = "process";
+
+/// This boot's id: process numbers and start times mean nothing across a
+/// reboot, so a record from another boot names no process of ours.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|id| id.trim().to_string()).unwrap_or_default()
+}
+
+/// When `pid` started (field 22 of /proc/<pid>/stat), telling a live
+/// process from a later one that reuses its number.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether any process of group `pgid` is still alive (zombies are not: an
+/// orphan's zombie waits for a reaper, but writes nothing).
+fn group_alive(pgid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).any(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let fields: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+            fields.first().is_some_and(|state| *state != "Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+    })
+}
+
+/// Kills the process groups recorded under `<run_dir>/pods/*/process`.
+fn stop_recorded_groups(run_dir: &Path) -> Result<(), String> {
+    use nix::sys::signal::{Signal, killpg};
+    let Ok(pods) = std::fs::read_dir(run_dir.join("pods")) else { return Ok(()) };
+    for pod in pods.filter_map(|e| e.ok()) {
+        let record = pod.path().join(PROCESS_RECORD);
+        let Ok(text) = std::fs::read_to_string(&record) else { continue };
+        let mut parts = text.split_whitespace();
+        let mut number = || parts.next().and_then(|p| p.parse::<u64>().ok());
+        let (Some(pgid), Some(started)) = (number(), number()) else { continue };
+        let recorded_boot = parts.next().unwrap_or_default();
+        let Ok(pgid) = i32::try_from(pgid) else { continue };
+        // Never kill on a guess: without the leader's start time, or from
+        // another boot, the number may belong to anyone by now.
+        let ours = started != 0 && !recorded_boot.is_empty() && recorded_boot == boot_id();
+        // A leader with another start time is a new process that got the
+        // number after the whole group was gone (a number stays taken
+        // while any member of its group lives); no leader at all means
+        // members may remain, and the group id is still theirs.
+        let reused = start_time(pgid).is_some_and(|now| now != started);
+        if ours && !reused && group_alive(pgid) {
+            tracing::warn!(pgid, pod = %pod.path().display(), "stopping a step an earlier ferry process left running");
+            let _ = killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
+            let began = std::time::Instant::now();
+            while group_alive(pgid) {
+                if began.elapsed() > Duration::from_secs(10) {
+                    return Err(format!(
+                        "process group {pgid} of an earlier attempt of step {} survives SIGKILL; not re-running it beside that process",
+                        pod.file_name().to_string_lossy()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        std::fs::remove_file(&record).map_err(|e| format!("removing {}: {e}", record.display()))?;
+    }
+    Ok(())
+}
+
+/// Stops a step's whole process group: SIGTERM, then SIGKILL after 2 s.
+async fn stop(pid: Option<i32>, child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    use nix::sys::signal::{Signal, killpg};
+    if let Some(pid) = pid {
+        let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            if let Some(pid) = pid {
+                let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            child.wait().await
+        }
+    }
+}
+
+/// Copies a stream into the log, keeping the first `keep` bytes as text.
+pub(crate) async fn copy_output(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    log: Arc<Mutex<std::fs::File>>,
+    keep: usize,
+) -> String {
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Ok(mut f) = log.lock() {
+                    let _ = f.write_all(&buf[..n]);
+                }
+                let room = keep.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// The pod directory layout shared by runtimes. A pod that already has a
+/// directory was started by an earlier `ferry` process of this run (a
+/// resumed run): its attempt gets a fresh directory, `<pod>.2`, `<pod>.3`,
+/// so it never writes into what the earlier attempt left.
+pub(crate) fn pod_dir(run_dir: &Path, pod_name: &str) -> PathBuf {
+    let first = run_dir.join("pods").join(pod_name);
+    (1u32..)
+        .map(|n| if n == 1 { first.clone() } else { first.with_file_name(format!("{pod_name}.{n}")) })
+        .find(|d| std::fs::symlink_metadata(d).is_err())
+        .expect("some attempt number is free")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resume kills a recorded group only when the record proves it is
+    /// ours: this boot, and the leader's start time. Anything else may be
+    /// another program's group by now.
+    #[test]
+    fn only_groups_recorded_in_this_boot_are_killed() {
+        use std::os::unix::process::CommandExt;
+        let run = tempfile::tempdir().unwrap();
+        let pod = run.path().join("pods/p");
+        std::fs::create_dir_all(&pod).unwrap();
+        let mut child = std::process::Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let pid = child.id() as i32;
+        let started = start_time(pid).unwrap();
+        for (record, killed) in [
+            (format!("{pid} {started} another-boot\n"), false),
+            (format!("{pid} 0 {}\n", boot_id()), false),
+            (format!("{pid} {started}\n"), false),
+            (format!("{pid} {started} {}\n", boot_id()), true),
+        ] {
+            std::fs::write(pod.join(PROCESS_RECORD), &record).unwrap();
+            stop_recorded_groups(run.path()).unwrap();
+            let exited = child.try_wait().unwrap().is_some();
+            assert_eq!(exited, killed, "record {record:?}");
+            assert!(!pod.join(PROCESS_RECORD).exists(), "the record is consumed");
+        }
+    }
+
+    fn pod() -> PodSpec {
+        PodSpec {
+            dir: PathBuf::from("/r/pods/p"),
+            paths: vec!["/tmp/out".into(), "/tmp/out/x".into(), "/data".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_whole_declared_paths_are_mapped() {
+        let rt = LocalRuntime;
+        let p = pod();
+        assert_eq!(rt.map_text(&p, "cat /tmp/out > /data"), "cat /r/pods/p/root/tmp/out > /r/pods/p/root/data");
+        assert_eq!(rt.map_text(&p, "ls /tmp/out/x/y"), "ls /r/pods/p/root/tmp/out/x/y");
+        assert_eq!(rt.map_text(&p, "ls /tmp/output /database /x/data"), "ls /tmp/output /database /x/data");
+        assert_eq!(rt.map_text(&p, "open('/data/f.txt')"), "open('/r/pods/p/root/data/f.txt')");
+        assert_eq!(rt.map_text(&p, "é /data"), "é /r/pods/p/root/data");
+    }
+
+    #[tokio::test]
+    async fn runs_captures_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PodSpec {
+            name: "p".into(),
+            dir: dir.path().to_path_buf(),
+            argv: vec!["sh".into(), "-c".into(), "echo hello; echo oops >&2; cat /in/f; exit 3".into()],
+            files: vec![("/in/f".into(), "file\n".into())],
+            paths: vec!["/in/f".into()],
+            log: dir.path().join("log"),
+            ..Default::default()
+        };
+        let exit = LocalRuntime.run(&p, CancellationToken::new()).await.unwrap();
+        assert_eq!(exit.code, Some(3));
+        assert_eq!(exit.stdout, "hello\nfile\n");
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+        assert!(log.contains("oops") && log.contains("hello"), "{log}");
+        p.argv = vec!["sh".into(), "-c".into(), "sleep 30".into()];
+        p.deadline = Some(Duration::from_millis(200));
+        let exit = LocalRuntime.run(&p, CancellationToken::new()).await.unwrap();
+        assert!(exit.timed_out && exit.code.is_none(), "{exit:?}");
+    }
+}

@@ -1,0 +1,387 @@
+//! The persisted state of every run: one SQLite database per Ferry home.
+//!
+//! Nodes are stored in a compact row each (integer phase and kind, outputs as
+//! JSON only when there are any), so a 100,000-node run stays a few tens of
+//! MB. Writes come in batches, one transaction each: the controller flushes
+//! what changed every few tens of milliseconds instead of once per event.
+
+use crate::status::{ArtifactRecord, Direction, Node, NodeKind};
+use ferry_workflow::model::GcStrategy;
+use ferry_workflow::values::{Location, Outputs, Phase};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused.
+    #[error("state database {path}: {source}")]
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// No such workflow.
+    #[error("no workflow named {0:?}")]
+    NotFound(String),
+    /// A stored record is not readable.
+    #[error("state database {path}: corrupt record: {detail}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// A workflow run's summary row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowRecord {
+    /// Row id.
+    pub id: i64,
+    /// The workflow's name (unique).
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// Why it failed.
+    pub message: String,
+    /// Unix milliseconds.
+    pub created: i64,
+    /// Unix milliseconds.
+    pub finished: Option<i64>,
+    /// The run's directory (logs, pods, sockets).
+    pub dir: PathBuf,
+    /// Artifact GC state: `none`, `pending`, `done`, `failed: ...`.
+    pub gc: String,
+}
+
+/// The state database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS workflows (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    uid TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    created INTEGER NOT NULL,
+    finished INTEGER,
+    dir TEXT NOT NULL,
+    gc TEXT NOT NULL DEFAULT 'none',
+    plan BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    wf INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    parent INTEGER,
+    kind INTEGER NOT NULL,
+    template TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    started INTEGER,
+    finished INTEGER,
+    message TEXT,
+    outputs BLOB,
+    PRIMARY KEY (wf, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    wf INTEGER NOT NULL,
+    node INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    direction INTEGER NOT NULL,
+    driver TEXT NOT NULL,
+    configuration TEXT NOT NULL,
+    key TEXT NOT NULL,
+    gc INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (wf, node, direction, name)
+) WITHOUT ROWID;
+";
+
+fn gc_code(g: GcStrategy) -> i64 {
+    match g {
+        GcStrategy::Unset | GcStrategy::Never => 0,
+        GcStrategy::OnWorkflowCompletion => 1,
+        GcStrategy::OnWorkflowDeletion => 2,
+    }
+}
+
+fn gc_from(c: i64) -> GcStrategy {
+    match c {
+        1 => GcStrategy::OnWorkflowCompletion,
+        2 => GcStrategy::OnWorkflowDeletion,
+        _ => GcStrategy::Never,
+    }
+}
+
+impl Store {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let sql = |source| StoreError::Sql { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + use<> {
+        let path = self.path.clone();
+        move |source| StoreError::Sql { path: path.clone(), source }
+    }
+
+    /// Records a new run with its plan (the resolved workflow, as JSON).
+    pub fn create_workflow(&self, name: &str, uid: &str, dir: &Path, plan: &[u8], now: i64) -> Result<WorkflowRecord> {
+        self.conn
+            .execute(
+                "INSERT INTO workflows (name, uid, phase, created, dir, plan) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, uid, phase_code(Phase::Running), now, dir.to_string_lossy(), plan],
+            )
+            .map_err(self.sql())?;
+        self.workflow(name)
+    }
+
+    /// Whether a workflow of this name exists.
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        let found: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM workflows WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
+        Ok(found.is_some())
+    }
+
+    fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkflowRecord> {
+        Ok(WorkflowRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            uid: r.get(2)?,
+            phase: phase_of(r.get(3)?),
+            message: r.get(4)?,
+            created: r.get(5)?,
+            finished: r.get(6)?,
+            dir: PathBuf::from(r.get::<_, String>(7)?),
+            gc: r.get(8)?,
+        })
+    }
+
+    /// One workflow's summary.
+    pub fn workflow(&self, name: &str) -> Result<WorkflowRecord> {
+        self.conn
+            .query_row(
+                "SELECT id, name, uid, phase, message, created, finished, dir, gc FROM workflows WHERE name = ?1",
+                [name],
+                Self::row,
+            )
+            .optional()
+            .map_err(self.sql())?
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    /// Every workflow, newest first.
+    pub fn workflows(&self) -> Result<Vec<WorkflowRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, uid, phase, message, created, finished, dir, gc FROM workflows ORDER BY created DESC, id DESC")
+            .map_err(self.sql())?;
+        let rows = stmt.query_map([], Self::row).map_err(self.sql())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.sql())
+    }
+
+    /// The plan a run was started with.
+    pub fn plan(&self, wf: i64) -> Result<Vec<u8>> {
+        self.conn.query_row("SELECT plan FROM workflows WHERE id = ?1", [wf], |r| r.get(0)).map_err(self.sql())
+    }
+
+    /// Sets a workflow's phase and message.
+    pub fn set_phase(&self, wf: i64, phase: Phase, message: &str, finished: Option<i64>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE workflows SET phase = ?2, message = ?3, finished = ?4 WHERE id = ?1",
+                params![wf, phase_code(phase), message, finished],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// Sets a workflow's GC state.
+    pub fn set_gc(&self, wf: i64, gc: &str) -> Result<()> {
+        self.conn.execute("UPDATE workflows SET gc = ?2 WHERE id = ?1", params![wf, gc]).map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// Writes nodes and artifact records in one transaction.
+    pub fn save(&mut self, wf: i64, nodes: &[Node], artifacts: &[ArtifactRecord]) -> Result<()> {
+        let sql = self.sql();
+        let tx = self.conn.transaction().map_err(&sql)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO nodes (wf, id, name, parent, kind, template, phase, started, finished, message, outputs)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(&sql)?;
+            for n in nodes {
+                let outputs = if n.outputs.is_empty() { None } else { serde_json::to_vec(&n.outputs).ok() };
+                let message = if n.message.is_empty() { None } else { Some(n.message.as_str()) };
+                put.execute(params![
+                    wf,
+                    n.id,
+                    n.name,
+                    n.parent,
+                    n.kind.code(),
+                    n.template,
+                    phase_code(n.phase),
+                    n.started,
+                    n.finished,
+                    message,
+                    outputs
+                ])
+                .map_err(&sql)?;
+            }
+            let mut art = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO artifacts (wf, node, name, direction, driver, configuration, key, gc, deleted, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(&sql)?;
+            for a in artifacts {
+                art.execute(params![
+                    wf,
+                    a.node,
+                    a.name,
+                    (a.direction == Direction::Output) as i64,
+                    a.location.driver,
+                    a.location.configuration,
+                    a.location.key,
+                    gc_code(a.gc),
+                    a.deleted as i64,
+                    a.error
+                ])
+                .map_err(&sql)?;
+            }
+        }
+        tx.commit().map_err(&sql)
+    }
+
+    /// Every node of a run, by id.
+    pub fn nodes(&self, wf: i64) -> Result<Vec<Node>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, name, parent, kind, template, phase, started, finished, message, outputs
+                 FROM nodes WHERE wf = ?1 ORDER BY id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([wf], |r| {
+                let outputs: Option<Vec<u8>> = r.get(9)?;
+                Ok((
+                    Node {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        parent: r.get(2)?,
+                        kind: NodeKind::from_code(r.get(3)?),
+                        template: r.get(4)?,
+                        phase: phase_of(r.get(5)?),
+                        started: r.get(6)?,
+                        finished: r.get(7)?,
+                        message: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                        outputs: Outputs::default(),
+                    },
+                    outputs,
+                ))
+            })
+            .map_err(self.sql())?;
+        let mut nodes = Vec::new();
+        for row in rows {
+            let (mut node, outputs) = row.map_err(self.sql())?;
+            if let Some(bytes) = outputs {
+                node.outputs = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("outputs of node {}: {e}", node.name),
+                })?;
+            }
+            nodes.push(node);
+        }
+        Ok(nodes)
+    }
+
+    /// Every artifact record of a run.
+    pub fn artifacts(&self, wf: i64) -> Result<Vec<ArtifactRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT node, name, direction, driver, configuration, key, gc, deleted, error
+                 FROM artifacts WHERE wf = ?1 ORDER BY node, direction, name",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([wf], |r| {
+                Ok(ArtifactRecord {
+                    node: r.get(0)?,
+                    name: r.get(1)?,
+                    direction: if r.get::<_, i64>(2)? == 1 { Direction::Output } else { Direction::Input },
+                    location: Location { driver: r.get(3)?, configuration: r.get(4)?, key: r.get(5)?, timeout: 0 },
+                    gc: gc_from(r.get(6)?),
+                    deleted: r.get::<_, i64>(7)? != 0,
+                    error: r.get(8)?,
+                })
+            })
+            .map_err(self.sql())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.sql())
+    }
+
+    /// Folds the write-ahead log into the database and truncates it, so the
+    /// database on disk is its real size after a run.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(self.sql())
+    }
+
+    /// Removes a run's records.
+    pub fn delete_workflow(&mut self, wf: i64) -> Result<()> {
+        let sql = self.sql();
+        let tx = self.conn.transaction().map_err(&sql)?;
+        for table in [
+            "DELETE FROM nodes WHERE wf = ?1",
+            "DELETE FROM artifacts WHERE wf = ?1",
+            "DELETE FROM workflows WHERE id = ?1",
+        ] {
+            tx.execute(table, [wf]).map_err(&sql)?;
+        }
+        tx.commit().map_err(&sql)
+    }
+}
+/// The integer a phase is stored as: its place in [`Phase`], which must
+/// therefore never change.
+fn phase_code(p: Phase) -> i64 {
+    p as i64
+}
+
+fn phase_of(code: i64) -> Phase {
+    match code {
+        0 => Phase::Pending,
+        1 => Phase::Running,
+        2 => Phase::Succeeded,
+        3 => Phase::Failed,
+        4 => Phase::Error,
+        5 => Phase::Skipped,
+        _ => Phase::Omitted,
+    }
+}

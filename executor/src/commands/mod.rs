@@ -1,0 +1,119 @@
+//! One module per `ferry` command; this one dispatches and holds what
+//! several commands share.
+
+mod artifacts;
+mod delete;
+mod get;
+mod lint;
+mod list;
+mod logs;
+mod render;
+mod resume;
+mod run;
+
+use crate::cli::{ArtifactsCommand, Cli, Command, RuntimeArgs, RuntimeKind};
+use crate::output::progress::show_progress;
+use anyhow::{Context, Result, bail};
+use ferry_engine::{DockerRuntime, Finished, Home, Runtime, WorkflowRecord};
+use ferry_workflow::plan::Plan;
+use ferry_workflow::registry::Registry;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the command; the exit code on success.
+pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
+    let home = Home::open(&cli.home.clone().unwrap_or_else(Home::default_dir))?;
+    match cli.command {
+        Command::Run { inputs, parameters, parallelism, name, quiet, output, runtime } => {
+            let options = run::Options { parameters, parallelism, name, quiet, output };
+            run::run(&home, &inputs, options, runtime).await
+        }
+        Command::Lint { inputs } => lint::lint(&home, &inputs),
+        Command::Render { inputs, runtime: _, namespace, executor_image, driver_memory_limit, parameters } => {
+            let options = ferry_render_k8s::RenderOptions { executor_image, namespace, driver_memory_limit };
+            render::render(&home, &inputs, parameters, options)
+        }
+        Command::List { output } => list::list(&home, output),
+        Command::Get { workflow, output } => get::get(&home, &workflow, output),
+        Command::Logs { workflow, node } => logs::logs(&home, &workflow, node.as_deref()),
+        Command::Resume { workflow, quiet, output, runtime } => {
+            resume::resume(&home, &workflow, quiet, output, runtime).await
+        }
+        Command::Delete { workflow, force } => delete::delete(&home, &workflow, force).await,
+        Command::Artifacts { workflow, output, get } => match (workflow, get) {
+            (_, Some(ArtifactsCommand::Get { workflow, node, name, out })) => {
+                artifacts::get(&home, &workflow, &node, &name, out).await?;
+                Ok(0)
+            }
+            (Some(workflow), None) => {
+                artifacts::list(&home, &workflow, output)?;
+                Ok(0)
+            }
+            (None, None) => bail!("give a workflow: ferry artifacts WF, or ferry artifacts get WF NODE NAME"),
+        },
+    }
+}
+
+/// The built-in drivers, with `--drivers` over them.
+fn registry(drivers: Option<&PathBuf>) -> Result<Registry> {
+    let mut r = Registry::builtin();
+    if let Some(f) = drivers {
+        r.merge_file(f)?;
+    }
+    Ok(r)
+}
+
+/// `-p NAME=VALUE` arguments as pairs.
+fn parameters(given: Vec<String>) -> Result<Vec<(String, String)>> {
+    given
+        .into_iter()
+        .map(|p| {
+            let (k, v) = p.split_once('=').with_context(|| format!("-p {p}: expected NAME=VALUE"))?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The runtime the arguments choose.
+fn build_runtime(args: &RuntimeArgs, home: &Home) -> Result<Arc<dyn Runtime>> {
+    match args.runtime.unwrap_or_default() {
+        RuntimeKind::Local if !args.image_map.is_empty() => bail!("--image-map needs --runtime docker"),
+        RuntimeKind::Local => Ok(Home::local_runtime()),
+        RuntimeKind::Docker => Ok(Arc::new(
+            DockerRuntime::new(&args.image_map)
+                .map_err(anyhow::Error::msg)?
+                // The fs driver's container must see the embedded repository.
+                .with_driver_mount(home.artifacts_dir()),
+        )),
+    }
+}
+
+/// Runs (or resumes) a run to the end, showing progress; Ctrl-C or SIGTERM
+/// stops it so that `ferry resume` continues it.
+async fn execute(
+    home: &Home,
+    wf: WorkflowRecord,
+    plan: Plan,
+    runtime: Arc<dyn Runtime>,
+    quiet: bool,
+) -> Result<Finished> {
+    let interrupt = CancellationToken::new();
+    {
+        let interrupt = interrupt.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+            }
+            eprintln!("ferry: stopping; `ferry resume` continues the run");
+            interrupt.cancel();
+        });
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = tokio::spawn(show_progress(rx, quiet));
+    let finished = home.execute(wf, plan, runtime, interrupt, Some(tx)).await;
+    let _ = progress.await;
+    Ok(finished?)
+}

@@ -1,0 +1,35 @@
+//! `ferry resume`: continues a stopped run without re-running finished
+//! steps, or retries the failed artifact GC of a finished one.
+
+use super::{build_runtime, execute};
+use crate::cli::{Output, RuntimeArgs};
+use crate::output::report::report;
+use anyhow::Result;
+use ferry_engine::Home;
+use ferry_workflow::values::Phase;
+
+pub(super) async fn resume(
+    home: &Home,
+    workflow: &str,
+    quiet: bool,
+    output: Output,
+    runtime_args: RuntimeArgs,
+) -> Result<u8> {
+    let wf = home.workflow(workflow)?;
+    if wf.phase.is_done() {
+        if wf.gc.starts_with("failed") {
+            let r = home.retry_gc(&wf).await?;
+            println!("{}: artifact GC retried: {} deleted, {} failed", wf.name, r.deleted, r.failed.len());
+            for f in &r.failed {
+                eprintln!("  {f}");
+            }
+            return Ok(u8::from(!r.failed.is_empty()));
+        }
+        println!("{} already {}", wf.name, wf.phase);
+        return Ok(u8::from(wf.phase != Phase::Succeeded));
+    }
+    let plan = home.stored_plan(&wf)?;
+    let runtime = build_runtime(&runtime_args.or_stored(&plan.runtime)?, home)?;
+    let finished = execute(home, wf, plan, runtime, quiet || matches!(output, Output::Json)).await?;
+    report(home, &finished, output)
+}

@@ -1,0 +1,29 @@
+//! # ferry-workflow
+//!
+//! What Ferry knows about a workflow before anything runs, with no I/O beyond
+//! reading the files: the Argo documents, the expressions and variables in
+//! them, the plan a run follows, and the checks before a run.
+//!
+//! - [`model`]: the documents, refusing unsupported fields by path and line.
+//! - [`expr`], [`vars`]: `{{...}}` tags, `when`, `depends`, and the values they read.
+//! - [`plan`], [`lint`], [`problem`]: the resolved workflow and what stops it from running.
+//! - [`binding`]: the values a template's input artifacts stand for.
+//! - [`registry`], [`repository`]: the drivers a run may use, and where artifacts go.
+//! - [`values`], [`strategy`]: what steps hand on, and how artifacts are packed.
+//! - [`naming`], [`time`], [`sequence`]: Argo's names, times and `withSequence`.
+#![warn(unreachable_pub)]
+
+pub mod binding;
+pub mod expr;
+pub mod lint;
+pub mod model;
+pub mod naming;
+pub mod plan;
+pub mod problem;
+pub mod registry;
+pub mod repository;
+pub mod sequence;
+pub mod strategy;
+pub mod time;
+pub mod values;
+pub mod vars;

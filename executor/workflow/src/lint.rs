@@ -1,0 +1,719 @@
+//! Checks that find a broken workflow before anything runs: unknown
+//! templates, cycles, missing inputs, unknown variables, bad expressions.
+//! Each problem names the field path it is about.
+
+use crate::expr;
+use crate::model::{Artifact, RetryStrategy, Step, Template};
+use crate::plan::{Draft, Origin, Plan};
+use crate::problem::{PlanError, Problem};
+use crate::repository::{Declared, declared, location_count};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+struct Scope<'a> {
+    params: HashSet<&'a str>,
+    in_artifacts: HashSet<&'a str>,
+    out_params: HashSet<&'a str>,
+    out_artifacts: HashSet<&'a str>,
+    workflow_params: &'a HashSet<String>,
+    /// The steps or tasks that may be referenced.
+    siblings: Option<Siblings>,
+    in_loop: bool,
+}
+
+/// Which sibling steps or tasks a field may reference. Shared by every step
+/// of a template and asked per reference, so a template of 10,000 steps or
+/// tasks costs neither a set per step nor time quadratic in its size.
+#[derive(Clone)]
+enum Siblings {
+    /// Steps of a group before `before` (`usize::MAX`: any group).
+    Steps { group_of: Rc<HashMap<String, usize>>, before: usize },
+    /// Tasks `task` depends on, directly or not (`None`: any task).
+    Tasks { index: Rc<HashMap<String, usize>>, edges: Rc<Vec<Vec<usize>>>, task: Option<usize> },
+}
+
+impl Siblings {
+    fn kind(&self) -> &'static str {
+        match self {
+            Siblings::Steps { .. } => "steps",
+            Siblings::Tasks { .. } => "tasks",
+        }
+    }
+
+    fn may_reference(&self, name: &str) -> bool {
+        match self {
+            Siblings::Steps { group_of, before } => group_of.get(name).is_some_and(|g| g < before),
+            Siblings::Tasks { index, edges, task } => {
+                let Some(&target) = index.get(name) else { return false };
+                match task {
+                    None => true,
+                    Some(from) => reaches(edges, *from, target),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `target` is a dependency of `from`, directly or not.
+fn reaches(edges: &[Vec<usize>], from: usize, target: usize) -> bool {
+    if edges[from].contains(&target) {
+        return true;
+    }
+    let mut seen = vec![false; edges.len()];
+    let mut stack = edges[from].clone();
+    while let Some(n) = stack.pop() {
+        if n == target {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[n], true) {
+            stack.extend(&edges[n]);
+        }
+    }
+    false
+}
+
+/// The plan of a draft, if neither building it nor linting it found a
+/// problem; else every problem found, the builder's first.
+pub fn checked(draft: Draft) -> Result<Plan, PlanError> {
+    let Draft { plan, mut problems } = draft;
+    problems.extend(check(&plan));
+    if problems.is_empty() { Ok(plan) } else { Err(PlanError { file: plan.source, problems }) }
+}
+
+/// Every problem in `plan`.
+pub fn check(plan: &Plan) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut push = |path: String, message: String| problems.push(Problem { path, message });
+    let spec = &plan.spec;
+    let root = Origin::default();
+    if spec.entrypoint.is_empty() {
+        push("spec.entrypoint".into(), "is required".into());
+    } else if plan.find(&root, &spec.entrypoint, None).is_none() {
+        push("spec.entrypoint".into(), format!("template {:?} not found", spec.entrypoint));
+    }
+    if !spec.on_exit.is_empty() && plan.find(&root, &spec.on_exit, None).is_none() {
+        push("spec.onExit".into(), format!("template {:?} not found", spec.on_exit));
+    }
+    let workflow_params: HashSet<String> = spec.arguments.parameters.iter().map(|p| p.name.clone()).collect();
+    let mut origins = vec![(root, "spec".to_string())];
+    origins.extend(plan.library.keys().map(|k| (Origin(Some(k.clone())), format!("WorkflowTemplate {k}: spec"))));
+    for (origin, prefix) in origins {
+        let mut seen = HashSet::new();
+        for (i, t) in plan.templates(&origin).iter().enumerate() {
+            let path = format!("{prefix}.templates[{i}]");
+            if !seen.insert(t.name.as_str()) {
+                problems
+                    .push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
+            }
+            check_template(plan, &origin, t, &path, &workflow_params, &mut problems);
+        }
+    }
+    for (i, a) in spec.arguments.artifacts.iter().enumerate() {
+        check_artifact(plan, a, &format!("spec.arguments.artifacts[{i}]"), &mut problems);
+    }
+    problems
+}
+
+fn check_template(
+    plan: &Plan,
+    origin: &Origin,
+    t: &Template,
+    path: &str,
+    wp: &HashSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    check_kind(t, path, problems);
+    let pod = matches!(t.kind(), "container" | "script");
+    let scope = Scope {
+        params: t.inputs.parameters.iter().map(|p| p.name.as_str()).collect(),
+        in_artifacts: t.inputs.artifacts.iter().map(|a| a.name.as_str()).collect(),
+        out_params: t.outputs.parameters.iter().map(|p| p.name.as_str()).collect(),
+        out_artifacts: t.outputs.artifacts.iter().map(|a| a.name.as_str()).collect(),
+        workflow_params: wp,
+        siblings: None,
+        in_loop: false,
+    };
+    let mut own = serde_json::to_value(t.clone_without_children()).unwrap_or_default();
+    if let Some(map) = own.as_object_mut() {
+        map.remove("steps");
+        map.remove("dag");
+        if !pod {
+            map.remove("outputs");
+        }
+    }
+    check_strings(&own, &scope, path, problems);
+    check_inputs_and_outputs(plan, t, path, pod, problems);
+    if let Some(r) = &t.retry_strategy {
+        check_retry(r, path, problems);
+    }
+    if let Some(d) = &t.active_deadline_seconds
+        && !d.0.contains("{{")
+        && crate::time::active_deadline(&d.0).is_none()
+    {
+        problems.push(Problem {
+            path: format!("{path}.activeDeadlineSeconds"),
+            message: format!("{:?} is not a number of seconds", d.0),
+        });
+    }
+    if let Some(groups) = &t.steps {
+        check_steps(plan, origin, t, groups, path, &scope, problems);
+    }
+    if let Some(dag) = &t.dag {
+        check_dag(plan, origin, t, dag, path, &scope, problems);
+    }
+}
+
+/// A template runs exactly one of container, script, steps or dag.
+fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
+    let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
+    match t.kind() {
+        "several" => {
+            push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name))
+        }
+        "none" => push(
+            path.into(),
+            format!(
+                "template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)",
+                t.name
+            ),
+        ),
+        _ => {}
+    }
+}
+
+/// Paths of a pod's artifacts, `from` of a steps or DAG template's output
+/// artifacts, where output parameters come from, and every artifact's location.
+fn check_inputs_and_outputs(plan: &Plan, t: &Template, path: &str, pod: bool, problems: &mut Vec<Problem>) {
+    for (i, a) in t.inputs.artifacts.iter().enumerate() {
+        let p = format!("{path}.inputs.artifacts[{i}]");
+        if pod && a.path.is_empty() {
+            problems.push(Problem {
+                path: format!("{p}.path"),
+                message: format!("input artifact {:?} needs a path", a.name),
+            });
+        }
+        check_artifact(plan, a, &p, problems);
+    }
+    for (i, a) in t.outputs.artifacts.iter().enumerate() {
+        let p = format!("{path}.outputs.artifacts[{i}]");
+        if pod && a.path.is_empty() {
+            problems.push(Problem {
+                path: format!("{p}.path"),
+                message: format!("output artifact {:?} needs a path", a.name),
+            });
+        }
+        if !pod && a.from.is_empty() && a.from_expression.is_empty() {
+            problems.push(Problem {
+                path: format!("{p}.from"),
+                message: format!("output artifact {:?} of a {} template needs from", a.name, t.kind()),
+            });
+        }
+        check_artifact(plan, a, &p, problems);
+    }
+    for (i, p) in t.outputs.parameters.iter().enumerate() {
+        let vf = p.value_from.as_ref();
+        let ok = if pod {
+            p.value.is_some() || vf.is_some_and(|v| !v.path.is_empty())
+        } else {
+            p.value.is_some() || vf.is_some_and(|v| !v.parameter.is_empty())
+        };
+        if !ok {
+            let need = if pod { "valueFrom.path or value" } else { "valueFrom.parameter or value" };
+            problems.push(Problem {
+                path: format!("{path}.outputs.parameters[{i}]"),
+                message: format!("output parameter {:?} needs {need}", p.name),
+            });
+        }
+    }
+}
+
+/// `retryStrategy`: a whole-number limit, durations and a numeric factor.
+fn check_retry(r: &RetryStrategy, path: &str, problems: &mut Vec<Problem>) {
+    if let Some(l) = &r.limit
+        && l.0.trim().parse::<u32>().is_err()
+    {
+        problems.push(Problem {
+            path: format!("{path}.retryStrategy.limit"),
+            message: format!("{:?} is not a whole number", l.0),
+        });
+    }
+    if let Some(b) = &r.backoff {
+        for (field, v) in [("duration", &b.duration), ("maxDuration", &b.max_duration), ("cap", &b.cap)] {
+            if let Some(v) = v
+                && crate::time::parse_duration(&v.0).is_none()
+            {
+                problems.push(Problem {
+                    path: format!("{path}.retryStrategy.backoff.{field}"),
+                    message: format!("{:?} is not a duration such as 10s, 2m or 1h", v.0),
+                });
+            }
+        }
+        if let Some(f) = &b.factor
+            && f.0.trim().parse::<f64>().is_err()
+        {
+            problems.push(Problem {
+                path: format!("{path}.retryStrategy.backoff.factor"),
+                message: format!("{:?} is not a number", f.0),
+            });
+        }
+    }
+}
+
+/// A steps template's groups: unique step names per group, each step checked
+/// with the steps it may reference, and the outputs with every step.
+fn check_steps(
+    plan: &Plan,
+    origin: &Origin,
+    t: &Template,
+    groups: &[Vec<Step>],
+    path: &str,
+    scope: &Scope<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut group_of = HashMap::new();
+    for (g, group) in groups.iter().enumerate() {
+        for step in group {
+            group_of.entry(step.name.clone()).or_insert(g);
+        }
+    }
+    let group_of = Rc::new(group_of);
+    for (g, group) in groups.iter().enumerate() {
+        let mut names = HashSet::new();
+        for (i, step) in group.iter().enumerate() {
+            let p = format!("{path}.steps[{g}][{i}]");
+            if !names.insert(step.name.as_str()) {
+                problems.push(Problem {
+                    path: p.clone(),
+                    message: format!("step name {:?} is used twice in one group", step.name),
+                });
+            }
+            let siblings = Siblings::Steps { group_of: group_of.clone(), before: g };
+            let s = Scope { siblings: Some(siblings), in_loop: has_loop(step), ..scope_copy(scope) };
+            check_step(plan, origin, step, &p, &s, problems);
+        }
+    }
+    let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
+    let s = Scope { siblings: Some(Siblings::Steps { group_of, before: usize::MAX }), ..scope_copy(scope) };
+    check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
+}
+
+fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
+    Scope {
+        params: s.params.clone(),
+        in_artifacts: s.in_artifacts.clone(),
+        out_params: s.out_params.clone(),
+        out_artifacts: s.out_artifacts.clone(),
+        workflow_params: s.workflow_params,
+        siblings: s.siblings.clone(),
+        in_loop: s.in_loop,
+    }
+}
+
+fn has_loop(step: &Step) -> bool {
+    step.with_items.is_some() || !step.with_param.is_empty() || step.with_sequence.is_some()
+}
+
+fn check_dag(
+    plan: &Plan,
+    origin: &Origin,
+    t: &Template,
+    dag: &crate::model::Dag,
+    path: &str,
+    scope: &Scope<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    let names: HashMap<&str, usize> = dag.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    if names.len() != dag.tasks.len() {
+        problems.push(Problem { path: format!("{path}.dag.tasks"), message: "task names must be unique".into() });
+    }
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
+    for (i, task) in dag.tasks.iter().enumerate() {
+        let p = format!("{path}.dag.tasks[{i}]");
+        if !task.depends.is_empty() && !task.dependencies.is_empty() {
+            problems.push(Problem {
+                path: p.clone(),
+                message: format!("task {:?} has both depends and dependencies", task.name),
+            });
+        }
+        let deps: Vec<String> = if !task.depends.trim().is_empty() {
+            match expr::parse_depends(&task.depends) {
+                Ok(d) => d.tasks(),
+                Err(e) => {
+                    problems.push(Problem { path: format!("{p}.depends"), message: e.to_string() });
+                    Vec::new()
+                }
+            }
+        } else {
+            task.dependencies.clone()
+        };
+        for d in deps {
+            match names.get(d.as_str()) {
+                Some(&j) => edges[i].push(j),
+                None => problems.push(Problem {
+                    path: format!("{p}.{}", if task.depends.is_empty() { "dependencies" } else { "depends" }),
+                    message: format!(
+                        "task {:?} depends on {d:?}, which is not a task of template {:?}",
+                        task.name, t.name
+                    ),
+                }),
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&edges) {
+        let names: Vec<&str> = cycle.iter().map(|&i| dag.tasks[i].name.as_str()).collect();
+        problems.push(Problem {
+            path: format!("{path}.dag.tasks"),
+            message: format!("dependency cycle: {}", names.join(" -> ")),
+        });
+    }
+    let index: Rc<HashMap<String, usize>> = Rc::new(names.iter().map(|(n, &i)| (n.to_string(), i)).collect());
+    let edges = Rc::new(edges);
+    let siblings = |task| Siblings::Tasks { index: index.clone(), edges: edges.clone(), task };
+    for (i, task) in dag.tasks.iter().enumerate() {
+        let s = Scope { siblings: Some(siblings(Some(i))), in_loop: has_loop(task), ..scope_copy(scope) };
+        check_step(plan, origin, task, &format!("{path}.dag.tasks[{i}]"), &s, problems);
+    }
+    let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
+    let s = Scope { siblings: Some(siblings(None)), ..scope_copy(scope) };
+    check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
+}
+
+/// A dependency cycle, as the tasks on it from the first one met, or none.
+/// Depth-first with an explicit stack: a chain of tasks as long as a
+/// workflow file can hold must not grow the thread's stack.
+fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    // 0 unvisited, 1 on the path, 2 done.
+    let mut state = vec![0u8; edges.len()];
+    // The current path: each task with the index of its next edge to follow.
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for start in 0..edges.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        state[start] = 1;
+        path.push((start, 0));
+        while let Some(&mut (n, ref mut next)) = path.last_mut() {
+            let Some(&m) = edges[n].get(*next) else {
+                state[n] = 2;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            match state[m] {
+                1 => {
+                    let at = path.iter().position(|&(x, _)| x == m).unwrap_or(0);
+                    let mut cycle: Vec<usize> = path[at..].iter().map(|&(x, _)| x).collect();
+                    cycle.push(m);
+                    return Some(cycle);
+                }
+                0 => {
+                    state[m] = 1;
+                    path.push((m, 0));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Scope<'_>, problems: &mut Vec<Problem>) {
+    let target = plan.find(origin, &step.template, step.template_ref.as_ref());
+    let Some((_, target)) = target else {
+        let what = match &step.template_ref {
+            Some(r) => format!("templateRef {}/{}", r.name, r.template),
+            None if step.template.is_empty() => "no template".into(),
+            None => format!("template {:?}", step.template),
+        };
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("{:?} refers to {what}, which is not found", step.name),
+        });
+        return;
+    };
+    let mut fields = serde_json::to_value(step).unwrap_or_default();
+    if let Some(map) = fields.as_object_mut() {
+        for k in ["name", "template", "templateRef", "dependencies", "depends", "onExit"] {
+            map.remove(k);
+        }
+    }
+    check_strings(&fields, scope, path, problems);
+    if !step.when.is_empty() {
+        let probe = expr::substitute(&step.when, &mut |_| expr::Resolved::Value("x".into()));
+        if let Ok(text) = probe
+            && let Err(e @ (expr::Error::Syntax { .. } | expr::Error::Unsupported { .. })) = expr::evaluate_when(&text)
+        {
+            problems.push(Problem { path: format!("{path}.when"), message: e.to_string() });
+        }
+    }
+    check_loop(step, path, problems);
+    if !step.on_exit.is_empty() && plan.find(origin, &step.on_exit, None).is_none() {
+        problems.push(Problem {
+            path: format!("{path}.onExit"),
+            message: format!("template {:?} not found", step.on_exit),
+        });
+    }
+    check_arguments(plan, step, target, path, problems);
+}
+
+/// At most one of `withItems`, `withParam`, `withSequence`, each well formed.
+fn check_loop(step: &Step, path: &str, problems: &mut Vec<Problem>) {
+    if !step.with_param.is_empty()
+        && !step.with_param.contains("{{")
+        && serde_json::from_str::<Vec<serde_json::Value>>(&step.with_param).is_err()
+    {
+        problems.push(Problem {
+            path: format!("{path}.withParam"),
+            message: "is neither a {{...}} reference nor a JSON list".into(),
+        });
+    }
+    if let Some(seq) = &step.with_sequence
+        && seq.count.is_some() == seq.end.is_some()
+    {
+        problems.push(Problem {
+            path: format!("{path}.withSequence"),
+            message: "give exactly one of count and end".into(),
+        });
+    }
+    if [step.with_items.is_some(), !step.with_param.is_empty(), step.with_sequence.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count()
+        > 1
+    {
+        problems.push(Problem { path: path.into(), message: "use one of withItems, withParam, withSequence".into() });
+    }
+}
+
+/// A step supplies every input its template needs, and its artifacts are well formed.
+fn check_arguments(plan: &Plan, step: &Step, target: &Template, path: &str, problems: &mut Vec<Problem>) {
+    for p in &target.inputs.parameters {
+        let given = step.arguments.parameters.iter().any(|a| a.name == p.name);
+        if !given && p.value.is_none() && p.default.is_none() {
+            problems.push(Problem {
+                path: format!("{path}.arguments.parameters"),
+                message: format!(
+                    "{:?} does not supply input parameter {:?} of template {:?}",
+                    step.name, p.name, target.name
+                ),
+            });
+        }
+    }
+    for a in &target.inputs.artifacts {
+        let given = step.arguments.artifacts.iter().any(|x| x.name == a.name);
+        if !given && !a.optional && !a.has_location() {
+            problems.push(Problem {
+                path: format!("{path}.arguments.artifacts"),
+                message: format!(
+                    "{:?} does not supply input artifact {:?} of template {:?}",
+                    step.name, a.name, target.name
+                ),
+            });
+        }
+    }
+    for (i, a) in step.arguments.artifacts.iter().enumerate() {
+        check_artifact(plan, a, &format!("{path}.arguments.artifacts[{i}]"), problems);
+    }
+}
+
+fn check_artifact(plan: &Plan, a: &Artifact, path: &str, problems: &mut Vec<Problem>) {
+    if location_count(a) > 1 {
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("artifact {:?} names more than one location", a.name),
+        });
+    }
+    if !a.from.is_empty() && !a.from_expression.is_empty() {
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("artifact {:?} has both from and fromExpression", a.name),
+        });
+    }
+    if !a.from.is_empty() {
+        let t = a.from.trim();
+        if !(t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1) {
+            problems.push(Problem {
+                path: format!("{path}.from"),
+                message: format!("{:?} must be one {{{{...}}}} reference", a.from),
+            });
+        }
+    }
+    if let Declared::Full(loc) = declared(a)
+        && let Err(e) = plan.registry.get(&loc.driver)
+    {
+        problems.push(Problem { path: path.into(), message: e.to_string() });
+    }
+}
+
+/// Checks every `{{...}}` tag in the strings of `value`.
+fn check_strings(value: &serde_json::Value, scope: &Scope<'_>, path: &str, problems: &mut Vec<Problem>) {
+    match value {
+        serde_json::Value::String(s) if s.contains("{{") => match expr::variables(s) {
+            Ok(vars) => {
+                for v in vars {
+                    if let Err(m) = known(&v, scope) {
+                        problems.push(Problem { path: path.into(), message: m });
+                    }
+                }
+            }
+            Err(e) => problems.push(Problem { path: path.into(), message: e.to_string() }),
+        },
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                check_strings(v, scope, &format!("{path}[{i}]"), problems);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                check_strings(v, scope, &format!("{path}.{k}"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
+    let parts: Vec<&str> = var.split('.').collect();
+    let unknown = |what: &str| Err(format!("{{{{{var}}}}}: {what}"));
+    let declared = |found: bool, what: &str| if found { Ok(()) } else { unknown(what) };
+    match parts.as_slice() {
+        ["inputs", "parameters", p] => declared(s.params.contains(p), "the template declares no such input parameter"),
+        ["inputs", "parameters"] => Ok(()),
+        ["inputs", "artifacts", a, "path"] | ["inputs", "artifacts", a] => {
+            declared(s.in_artifacts.contains(a), "the template declares no such input artifact")
+        }
+        ["outputs", "parameters", p, "path"] => {
+            declared(s.out_params.contains(p), "the template declares no such output parameter")
+        }
+        ["outputs", "artifacts", a, "path"] => {
+            declared(s.out_artifacts.contains(a), "the template declares no such output artifact")
+        }
+        ["workflow", "parameters", p] => {
+            declared(s.workflow_params.contains(*p), "the workflow declares no such parameter")
+        }
+        ["workflow", "outputs", "parameters", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
+        [
+            "workflow",
+            "name" | "uid" | "namespace" | "status" | "failures" | "parameters" | "mainEntrypoint"
+            | "creationTimestamp",
+        ] => Ok(()),
+        ["workflow", "creationTimestamp", _] => Ok(()),
+        ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
+        ["item", ..] => declared(s.in_loop, "item is only set in withItems, withParam or withSequence loops"),
+        [scope @ ("steps" | "tasks"), name, rest @ ..] => known_sibling(scope, name, rest, s).or_else(|e| unknown(&e)),
+        _ => unknown("unknown variable"),
+    }
+}
+
+/// `steps.NAME.REST` or `tasks.NAME.REST`: a sibling this field may reference,
+/// and a field of it that exists. `Err` says why not.
+fn known_sibling(scope: &str, name: &str, rest: &[&str], s: &Scope<'_>) -> Result<(), String> {
+    match &s.siblings {
+        Some(siblings) if siblings.kind() == scope => {
+            if !siblings.may_reference(name) {
+                let hint = if scope == "tasks" { "a task this one depends on" } else { "a step of an earlier group" };
+                return Err(format!("{name:?} is not {hint}"));
+            }
+            match rest {
+                ["outputs", "result"]
+                | ["outputs", "parameters"]
+                | ["outputs", "parameters", _]
+                | ["outputs", "artifacts", _] => Ok(()),
+                ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] => Ok(()),
+                _ => Err("unknown field".into()),
+            }
+        }
+        _ => Err(format!(
+            "{scope}.* is only available inside a {} template",
+            if scope == "steps" { "steps" } else { "dag" }
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Documents;
+    use crate::plan::PlanOptions;
+    use std::path::Path;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let mut docs = Documents::default();
+        docs.add(Path::new("wf.yaml"), yaml).unwrap();
+        let options = PlanOptions { registry: crate::registry::Registry::builtin(), ..Default::default() };
+        match Plan::build(&docs, &options).and_then(checked) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    const HEAD: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: t}\nspec:\n  entrypoint: main\n  templates:\n";
+
+    #[test]
+    fn a_good_dag_has_no_problems() {
+        let p = problems(&format!(
+            "{HEAD}  - name: main\n    dag:\n      tasks:\n      - {{name: a, template: echo}}\n      - {{name: b, template: echo, depends: a, arguments: {{parameters: [{{name: m, value: '{{{{tasks.a.outputs.result}}}}'}}]}}}}\n  - name: echo\n    inputs: {{parameters: [{{name: m, default: x}}]}}\n    container: {{image: a, command: [echo, '{{{{inputs.parameters.m}}}}']}}\n"
+        ));
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_ten_thousand_task_chain_lints_without_deep_recursion() {
+        let mut yaml = format!("{HEAD}  - name: main\n    dag:\n      tasks:\n      - {{name: t0, template: echo}}\n");
+        // Each task reads its predecessor's result; the last one the first's.
+        for i in 1..10_000 {
+            let from = if i == 9_999 { 0 } else { i - 1 };
+            yaml.push_str(&format!("      - {{name: t{i}, template: echo, depends: t{}, arguments: {{parameters: [{{name: m, value: '{{{{tasks.t{from}.outputs.result}}}}'}}]}}}}\n", i - 1));
+        }
+        yaml.push_str("  - name: echo\n    inputs: {parameters: [{name: m, default: x}]}\n    container: {image: a, command: [echo]}\n");
+        assert!(yaml.len() < 4 << 20, "inside the workflow file cap");
+        assert_eq!(problems(&yaml), Vec::<String>::new());
+        // t1 cannot read t5, which runs after it.
+        let early = yaml.replacen("value: '{{tasks.t0.outputs.result}}'", "value: '{{tasks.t5.outputs.result}}'", 1);
+        let all = problems(&early).join("\n");
+        assert!(all.contains("dag.tasks[1].arguments.parameters[0].value: {{tasks.t5.outputs.result}}: \"t5\" is not a task this one depends on"), "{all}");
+        // Closed into a cycle, it is found and named from its first task.
+        let cyclic = yaml.replace("{name: t0, template: echo}", "{name: t0, template: echo, depends: t9999}");
+        let all = problems(&cyclic).join("\n");
+        assert!(all.contains("dependency cycle: t0 -> t9999 -> t9998 -> "), "{}", &all[..all.len().min(300)]);
+    }
+
+    #[test]
+    fn cycles_unknown_templates_and_missing_inputs_are_named() {
+        let p = problems(&format!(
+            "{HEAD}  - name: main\n    dag:\n      tasks:\n      - {{name: a, template: echo, depends: c}}\n      - {{name: b, template: echo, depends: a}}\n      - {{name: c, template: echo, depends: b}}\n      - {{name: d, template: nope}}\n      - {{name: e, template: need}}\n  - name: echo\n    container: {{image: a, command: [echo]}}\n  - name: need\n    inputs: {{parameters: [{{name: m}}]}}\n    container: {{image: a, command: [echo]}}\n"
+        ));
+        let all = p.join("\n");
+        assert!(all.contains("spec.templates[0].dag.tasks: dependency cycle: a -> c -> b -> a"), "{all}");
+        assert!(all.contains("spec.templates[0].dag.tasks[3]: \"d\" refers to template \"nope\""), "{all}");
+        assert!(
+            all.contains("dag.tasks[4].arguments.parameters: \"e\" does not supply input parameter \"m\""),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn bad_expressions_and_variables_are_named() {
+        let p = problems(&format!(
+            "{HEAD}  - name: main\n    steps:\n    - - {{name: a, template: echo, when: '(1 == 1'}}\n    - - {{name: b, template: echo, when: '{{{{steps.zz.outputs.result}}}} == x'}}\n  - name: echo\n    container: {{image: a, command: [echo, '{{{{inputs.parameters.nope}}}}', '{{{{item}}}}']}}\n"
+        ));
+        let all = p.join("\n");
+        assert!(all.contains("spec.templates[0].steps[0][0].when"), "{all}");
+        assert!(
+            all.contains("steps[1][0].when: {{steps.zz.outputs.result}}: \"zz\" is not a step of an earlier group"),
+            "{all}"
+        );
+        assert!(all.contains("container.command[1]: {{inputs.parameters.nope}}"), "{all}");
+        assert!(all.contains("{{item}}: item is only set"), "{all}");
+    }
+
+    #[test]
+    fn unknown_dependencies_and_entrypoints_are_named() {
+        let p = problems(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: missing\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: a, template: main, depends: 'ghost.Succeeded'}\n",
+        );
+        let all = p.join("\n");
+        assert!(all.contains("spec.entrypoint: template \"missing\" not found"), "{all}");
+        assert!(all.contains("dag.tasks[0].depends: task \"a\" depends on \"ghost\""), "{all}");
+    }
+}

@@ -1,0 +1,1189 @@
+//! The Argo `Workflow` documents Ferry reads, as users write them today.
+//!
+//! Every struct refuses fields it does not know, so anything Ferry does not
+//! support fails at load time with the field's path and line instead of being
+//! silently ignored. A few pod-scheduling fields that have no meaning for a
+//! local run (`serviceAccountName`, `nodeSelector`, ...) are accepted and kept
+//! as they are, so the same file runs on a cluster and here.
+
+use crate::strategy::Strategy;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A YAML value accepted and carried along but not acted on locally.
+pub type Recorded = Option<Value>;
+
+/// A string that YAML may spell as a number or a boolean (Argo's `AnyString`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AnyString(pub String);
+
+impl<'de> Deserialize<'de> for AnyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = AnyString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AnyString, E> {
+                Ok(AnyString(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<AnyString, E> {
+                Ok(AnyString(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<AnyString, E> {
+                Ok(AnyString(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<AnyString, E> {
+                Ok(AnyString(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<AnyString, E> {
+                Ok(AnyString(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for AnyString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Argo reads YAML 1.1, where `0755` is octal; YAML 1.2 (and this parser)
+/// would take it as the string "0755" or decimal 755, so the text decides.
+fn file_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(text) = Option::<AnyString>::deserialize(d)? else { return Ok(None) };
+    let t = text.0.trim();
+    let parsed = if let Some(oct) = t.strip_prefix("0o") {
+        u32::from_str_radix(oct, 8)
+    } else if t.len() > 1 && t.starts_with('0') {
+        u32::from_str_radix(&t[1..], 8)
+    } else {
+        t.parse()
+    };
+    match parsed {
+        Ok(m) if m <= 0o7777 => Ok(Some(m)),
+        _ => Err(de::Error::custom(format!("mode {t:?} is not a file mode such as 0755"))),
+    }
+}
+
+/// `metadata` of any document.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// The name.
+    #[serde(default)]
+    pub name: String,
+    /// A prefix to which a random suffix is added.
+    #[serde(default)]
+    pub generate_name: String,
+    /// The namespace (recorded).
+    #[serde(default)]
+    pub namespace: String,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A `Workflow`, `WorkflowTemplate` or `ClusterWorkflowTemplate`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Workflow {
+    /// `argoproj.io/v1alpha1`.
+    pub api_version: String,
+    /// The document kind.
+    pub kind: String,
+    /// Name and labels.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// What to run.
+    #[serde(default)]
+    pub spec: WorkflowSpec,
+}
+
+/// `spec` of a workflow.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowSpec {
+    /// The template the workflow starts with.
+    #[serde(default)]
+    pub entrypoint: String,
+    /// Workflow parameters and artifacts.
+    #[serde(default)]
+    pub arguments: Arguments,
+    /// The templates.
+    #[serde(default)]
+    pub templates: Vec<Template>,
+    /// A template run after the workflow, whatever its outcome.
+    #[serde(default)]
+    pub on_exit: String,
+    /// At most this many pods at once.
+    pub parallelism: Option<u32>,
+    /// The whole workflow fails after this many seconds.
+    pub active_deadline_seconds: Option<u64>,
+    /// Which artifact repository key-only artifacts use.
+    pub artifact_repository_ref: Option<ArtifactRepositoryRef>,
+    /// Artifact garbage collection for the whole workflow.
+    #[serde(rename = "artifactGC")]
+    pub artifact_gc: Option<WorkflowArtifactGc>,
+    /// Runs a `WorkflowTemplate` as this workflow.
+    pub workflow_template_ref: Option<WorkflowTemplateRef>,
+    /// Archive the main container's logs as an artifact.
+    pub archive_logs: Option<bool>,
+    /// Recorded: no effect locally.
+    pub service_account_name: Recorded,
+    /// Recorded: no effect locally.
+    pub image_pull_secrets: Recorded,
+    /// Recorded: no effect locally.
+    pub node_selector: Recorded,
+    /// Recorded: no effect locally.
+    pub tolerations: Recorded,
+    /// Recorded: no effect locally.
+    pub security_context: Recorded,
+    /// Recorded: no effect locally.
+    pub pod_metadata: Recorded,
+    /// Recorded: no effect locally.
+    #[serde(rename = "podGC")]
+    pub pod_gc: Recorded,
+    /// Recorded: no effect locally.
+    pub ttl_strategy: Recorded,
+}
+
+/// `spec.workflowTemplateRef`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowTemplateRef {
+    /// The `WorkflowTemplate`'s name.
+    pub name: String,
+    /// Refers to a `ClusterWorkflowTemplate`.
+    #[serde(default)]
+    pub cluster_scope: bool,
+}
+
+/// `spec.artifactRepositoryRef`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArtifactRepositoryRef {
+    /// The ConfigMap; `artifact-repositories` when empty.
+    #[serde(default)]
+    pub config_map: String,
+    /// The key in it; the ConfigMap's default annotation when empty.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// `spec.artifactGC`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowArtifactGc {
+    /// The default strategy for every output artifact.
+    #[serde(default)]
+    pub strategy: GcStrategy,
+    /// Remove the workflow even when its GC failed.
+    #[serde(default)]
+    pub force_finalizer_removal: bool,
+    /// Recorded: no effect locally.
+    pub service_account_name: Recorded,
+    /// Recorded: no effect locally.
+    pub pod_metadata: Recorded,
+    /// Recorded: no effect locally.
+    pub pod_spec_patch: Recorded,
+}
+
+/// `artifactGC` of one artifact.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArtifactGc {
+    /// Overrides the workflow's strategy.
+    #[serde(default)]
+    pub strategy: GcStrategy,
+    /// Recorded: no effect locally.
+    pub service_account_name: Recorded,
+    /// Recorded: no effect locally.
+    pub pod_metadata: Recorded,
+}
+
+/// When an output artifact is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum GcStrategy {
+    /// Not set here: inherit.
+    #[default]
+    #[serde(rename = "")]
+    Unset,
+    /// Deleted when the workflow completes.
+    OnWorkflowCompletion,
+    /// Deleted when the workflow is deleted.
+    OnWorkflowDeletion,
+    /// Kept.
+    Never,
+}
+
+/// Parameters and artifacts passed in.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Arguments {
+    /// Parameters.
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    /// Artifacts.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A parameter in `inputs`, `outputs` or `arguments`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Parameter {
+    /// The name.
+    pub name: String,
+    /// The value.
+    pub value: Option<AnyString>,
+    /// Used when no value is given.
+    pub default: Option<AnyString>,
+    /// The allowed values.
+    #[serde(rename = "enum", default)]
+    pub allowed: Vec<AnyString>,
+    /// Where an output parameter's value comes from.
+    pub value_from: Option<ValueFrom>,
+    /// Exported as `workflow.outputs.parameters.<globalName>`.
+    #[serde(default)]
+    pub global_name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `valueFrom` of an output parameter.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValueFrom {
+    /// A file the step wrote.
+    #[serde(default)]
+    pub path: String,
+    /// A child's parameter, for steps and DAG templates.
+    #[serde(default)]
+    pub parameter: String,
+    /// Used when the file is missing.
+    pub default: Option<AnyString>,
+}
+
+/// An artifact in `inputs`, `outputs` or `arguments`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Artifact {
+    /// The name.
+    pub name: String,
+    /// Where it lives in the step's file system.
+    #[serde(default)]
+    pub path: String,
+    /// `{{steps.X.outputs.artifacts.Y}}` or `{{tasks.X...}}`.
+    #[serde(default)]
+    pub from: String,
+    /// An expression choosing the artifact: `tasks.X.outputs.artifacts.Y`, or
+    /// `cond ? a : b` over such references.
+    #[serde(default)]
+    pub from_expression: String,
+    /// A missing artifact is not an error.
+    #[serde(default)]
+    pub optional: bool,
+    /// A path inside an `archive: none` directory artifact.
+    #[serde(default)]
+    pub sub_path: String,
+    /// File mode applied after loading: `0755` (octal, as Argo's YAML reads
+    /// it), `0o755`, or a decimal number such as `493`.
+    #[serde(default, deserialize_with = "file_mode")]
+    pub mode: Option<u32>,
+    /// Apply `mode` to the whole tree.
+    #[serde(default)]
+    pub recurse_mode: bool,
+    /// How the artifact is archived.
+    pub archive: Option<ArchiveStrategy>,
+    /// Exported as `workflow.outputs.artifacts.<globalName>`.
+    #[serde(default)]
+    pub global_name: String,
+    /// Garbage collection for this artifact.
+    #[serde(rename = "artifactGC")]
+    pub artifact_gc: Option<ArtifactGc>,
+    /// Argo v4 plugin location.
+    pub plugin: Option<PluginLocation>,
+    /// Argo's S3 block, served by Ferry's `s3` driver.
+    pub s3: Option<serde_yaml_ng::Mapping>,
+    /// Argo's OSS block, served by Ferry's `oss` driver.
+    pub oss: Option<serde_yaml_ng::Mapping>,
+    /// Argo's GCS block, served by Ferry's `gcs` driver.
+    pub gcs: Option<serde_yaml_ng::Mapping>,
+    /// Argo's Git block, served by Ferry's `git` driver.
+    pub git: Option<serde_yaml_ng::Mapping>,
+    /// Argo's HTTP block, served by Ferry's `http` driver.
+    pub http: Option<serde_yaml_ng::Mapping>,
+    /// Inline contents.
+    pub raw: Option<RawArtifact>,
+}
+
+/// `raw:` artifact contents.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArtifact {
+    /// The file's contents.
+    pub data: String,
+}
+
+/// `plugin:` block of an artifact (Argo v4).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PluginLocation {
+    /// The driver's name in `artifactDrivers`.
+    #[serde(default)]
+    pub name: String,
+    /// The driver's configuration, handed over as it is.
+    #[serde(default)]
+    pub configuration: String,
+    /// The object key.
+    #[serde(default)]
+    pub key: String,
+    /// How long to wait for the driver's socket.
+    #[serde(default)]
+    pub connection_timeout_seconds: u32,
+}
+
+/// `archive:` of an artifact.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArchiveStrategy {
+    /// gzip over tar.
+    pub tar: Option<TarStrategy>,
+    /// As it is.
+    pub none: Option<Empty>,
+    /// zip.
+    pub zip: Option<Empty>,
+    /// zstd over tar (Ferry's addition).
+    pub zstd: Option<ZstdStrategy>,
+}
+
+/// An empty YAML object (`none: {}`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// `tar:` options.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TarStrategy {
+    /// gzip level 0-9.
+    pub compression_level: Option<i32>,
+}
+
+/// `zstd:` options.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ZstdStrategy {
+    /// zstd level 1-22.
+    pub level: Option<i32>,
+}
+
+/// Inputs of a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Inputs {
+    /// Parameters.
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    /// Artifacts.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
+}
+
+/// Outputs of a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Outputs {
+    /// Parameters.
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    /// Artifacts.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
+}
+
+/// One template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Template {
+    /// The name.
+    pub name: String,
+    /// Inputs.
+    #[serde(default)]
+    pub inputs: Inputs,
+    /// Outputs.
+    #[serde(default)]
+    pub outputs: Outputs,
+    /// A container to run.
+    pub container: Option<Container>,
+    /// A script to run.
+    pub script: Option<Script>,
+    /// Groups of steps: groups run in order, the steps of a group in parallel.
+    pub steps: Option<Vec<Vec<Step>>>,
+    /// A DAG of tasks.
+    pub dag: Option<Dag>,
+    /// Retries.
+    pub retry_strategy: Option<RetryStrategy>,
+    /// At most this many children at once.
+    pub parallelism: Option<u32>,
+    /// Stop starting children after one fails (steps and loops).
+    pub fail_fast: Option<bool>,
+    /// The step fails after this many seconds.
+    pub active_deadline_seconds: Option<AnyString>,
+    /// Where this template's outputs go.
+    pub archive_location: Option<ArchiveLocation>,
+    /// Recorded: no effect locally.
+    pub metadata: Recorded,
+    /// Recorded: no effect locally.
+    pub node_selector: Recorded,
+    /// Recorded: no effect locally.
+    pub tolerations: Recorded,
+    /// Recorded: no effect locally.
+    pub service_account_name: Recorded,
+    /// Recorded: no effect locally.
+    pub security_context: Recorded,
+    /// Recorded: no effect locally.
+    pub pod_spec_patch: Recorded,
+}
+
+/// `archiveLocation` of a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ArchiveLocation {
+    /// Archive the main container's logs.
+    pub archive_logs: Option<bool>,
+    /// A plugin location.
+    pub plugin: Option<PluginLocation>,
+    /// An S3 location.
+    pub s3: Option<serde_yaml_ng::Mapping>,
+    /// An OSS location.
+    pub oss: Option<serde_yaml_ng::Mapping>,
+    /// A GCS location.
+    pub gcs: Option<serde_yaml_ng::Mapping>,
+}
+
+/// An environment variable.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvVar {
+    /// The name.
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `container:` of a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Container {
+    /// The image (recorded; the local runtime runs the command on this host).
+    #[serde(default)]
+    pub image: String,
+    /// The command.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// The working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Recorded: no effect locally.
+    pub resources: Recorded,
+    /// Recorded: no effect locally.
+    pub image_pull_policy: Recorded,
+    /// Recorded: no effect locally.
+    pub security_context: Recorded,
+    /// Recorded: no effect locally.
+    pub name: Recorded,
+}
+
+/// `script:` of a template: a container whose command runs `source`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Script {
+    /// The image (recorded).
+    #[serde(default)]
+    pub image: String,
+    /// The interpreter; `sh` when empty.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Extra arguments after the script file.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The script.
+    pub source: String,
+    /// Environment.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// The working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Recorded: no effect locally.
+    pub resources: Recorded,
+    /// Recorded: no effect locally.
+    pub image_pull_policy: Recorded,
+    /// Recorded: no effect locally.
+    pub security_context: Recorded,
+    /// Recorded: no effect locally.
+    pub name: Recorded,
+}
+
+/// `templateRef:` to a template of a `WorkflowTemplate`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TemplateRef {
+    /// The `WorkflowTemplate`.
+    pub name: String,
+    /// The template in it.
+    pub template: String,
+    /// Refers to a `ClusterWorkflowTemplate`.
+    #[serde(default)]
+    pub cluster_scope: bool,
+}
+
+/// `continueOn:`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinueOn {
+    /// Go on when the step failed.
+    #[serde(default)]
+    pub failed: bool,
+    /// Go on when the step errored.
+    #[serde(default)]
+    pub error: bool,
+}
+
+/// `withSequence:`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sequence {
+    /// How many numbers, from `start`.
+    pub count: Option<AnyString>,
+    /// The first number (0).
+    pub start: Option<AnyString>,
+    /// The last number, inclusive.
+    pub end: Option<AnyString>,
+    /// printf format, such as `%02d`.
+    #[serde(default)]
+    pub format: String,
+}
+
+/// Fields a step and a DAG task share.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Step {
+    /// The name.
+    pub name: String,
+    /// The template to run.
+    #[serde(default)]
+    pub template: String,
+    /// Or a template of a `WorkflowTemplate`.
+    pub template_ref: Option<TemplateRef>,
+    /// Arguments.
+    #[serde(default)]
+    pub arguments: Arguments,
+    /// Run only when true.
+    #[serde(default)]
+    pub when: String,
+    /// A loop over these values.
+    pub with_items: Option<Vec<serde_json::Value>>,
+    /// A loop over a JSON list.
+    #[serde(default)]
+    pub with_param: String,
+    /// A loop over numbers.
+    pub with_sequence: Option<Sequence>,
+    /// Failure of this step does not fail its parent.
+    pub continue_on: Option<ContinueOn>,
+    /// A template run after this step.
+    #[serde(default)]
+    pub on_exit: String,
+    /// DAG only: the tasks this one needs to have succeeded.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    /// DAG only: an expression over other tasks' results.
+    #[serde(default)]
+    pub depends: String,
+}
+
+/// `dag:` of a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Dag {
+    /// The tasks.
+    pub tasks: Vec<Step>,
+    /// Stop starting tasks after one fails (default true).
+    pub fail_fast: Option<bool>,
+}
+
+/// `retryStrategy:`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetryStrategy {
+    /// Retries after the first attempt (unbounded when absent).
+    pub limit: Option<AnyString>,
+    /// Which failures are retried.
+    pub retry_policy: Option<RetryPolicy>,
+    /// Waits between attempts.
+    pub backoff: Option<Backoff>,
+}
+
+/// `retryPolicy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum RetryPolicy {
+    /// Failures and errors.
+    Always,
+    /// Failures only (the step exited non-zero). Argo's default.
+    #[default]
+    OnFailure,
+    /// Errors only (the step could not run).
+    OnError,
+    /// Errors that look transient.
+    OnTransientError,
+}
+
+/// `backoff:` of a retry strategy.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Backoff {
+    /// The first wait: seconds or a duration such as `2s`, `1m`.
+    pub duration: Option<AnyString>,
+    /// Each wait is this many times the previous one.
+    pub factor: Option<AnyString>,
+    /// Give up retrying after this long.
+    pub max_duration: Option<AnyString>,
+    /// Never wait longer than this.
+    pub cap: Option<AnyString>,
+}
+
+/// A `ConfigMap` (artifact repositories, controller configuration).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigMap {
+    /// `v1`.
+    pub api_version: String,
+    /// `ConfigMap`.
+    pub kind: String,
+    /// Name and annotations.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The entries.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+}
+
+/// Where a document came from, for messages.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The file.
+    pub file: PathBuf,
+    /// The line where the document starts.
+    pub line: usize,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// Everything read from a set of files.
+#[derive(Clone, Debug, Default)]
+pub struct Documents {
+    /// `Workflow` documents.
+    pub workflows: Vec<(Source, Workflow)>,
+    /// `WorkflowTemplate` and `ClusterWorkflowTemplate` documents.
+    pub templates: Vec<(Source, Workflow)>,
+    /// `ConfigMap` documents.
+    pub config_maps: Vec<(Source, ConfigMap)>,
+}
+
+/// A document that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct LoadError {
+    /// The file.
+    pub file: String,
+    /// The line (1-based) closest to the problem.
+    pub line: usize,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Largest workflow file read: a few times Kubernetes' own limit on one
+/// object (about 1.5 MiB in etcd), so every real workflow fits.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// Deepest nesting (block indentation plus `[`/`{`) a workflow file may
+/// have. Real workflows stay below 20; the YAML parser slows down
+/// quadratically on deep flow nesting, so deeper input is refused by a scan
+/// before it is parsed.
+pub const MAX_NESTING: usize = 100;
+
+/// Refuses text larger than [`MAX_FILE_BYTES`] or nested deeper than
+/// [`MAX_NESTING`], in one linear pass. The scan over-counts rather than
+/// under-counts: brackets inside plain scalars count, and a quote opens a
+/// quoted scalar only where one can start.
+fn check_bounds(file: &Path, text: &str) -> Result<(), LoadError> {
+    let refuse = |line: usize, message: String| LoadError { file: file.display().to_string(), line, message };
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(refuse(
+            0,
+            format!("{} bytes is more than a workflow file may hold ({} MiB)", text.len(), MAX_FILE_BYTES >> 20),
+        ));
+    }
+    let too_deep = |n: usize| {
+        refuse(
+            n + 1,
+            format!("nested more than {MAX_NESTING} levels deep (indentation, `[` and `{{`); no workflow needs that"),
+        )
+    };
+    let mut scan = Nesting::default();
+    for (n, line) in text.split('\n').enumerate() {
+        let bytes = line.as_bytes();
+        let line_indent = bytes.iter().take_while(|&&b| b == b' ').count();
+        if scan.in_block_scalar(line_indent, bytes.len()) {
+            continue;
+        }
+        let start = if scan.quote.is_none() && scan.flow == 0 {
+            match scan.block_structure(bytes) {
+                Some(start) => start,
+                None => continue,
+            }
+        } else {
+            0
+        };
+        let end = scan.scan(bytes, start).ok_or_else(|| too_deep(n))?;
+        if scan.depth() > MAX_NESTING {
+            return Err(too_deep(n));
+        }
+        scan.end_line(line, end, line_indent);
+    }
+    Ok(())
+}
+
+/// What [`check_bounds`] carries from one line to the next.
+#[derive(Default)]
+struct Nesting {
+    /// The indentation of each open block level.
+    indents: Vec<usize>,
+    /// Open `[` and `{`.
+    flow: usize,
+    /// The quote of an open quoted scalar.
+    quote: Option<u8>,
+    /// A block scalar (`|`, `>`): the indentation of the line that opened it,
+    /// and that of its first line of text. Lines indented at least that far
+    /// are text (scripts), not structure; the first line indented less ends
+    /// it, as in YAML, so a less indented line cannot pass for script text.
+    block_scalar: Option<(usize, Option<usize>)>,
+}
+
+impl Nesting {
+    fn depth(&self) -> usize {
+        self.indents.len() + self.flow
+    }
+
+    /// Whether a line indented `line_indent` (of `len` bytes) is text of the
+    /// open block scalar; the first line that is not ends it.
+    fn in_block_scalar(&mut self, line_indent: usize, len: usize) -> bool {
+        if let Some((parent, content)) = &mut self.block_scalar {
+            if line_indent == len {
+                return true;
+            }
+            let content = *content.get_or_insert(line_indent);
+            if line_indent > *parent && line_indent >= content {
+                return true;
+            }
+            self.block_scalar = None;
+        }
+        false
+    }
+
+    /// Block structure: each indentation level deeper than the one above,
+    /// and each leading `- ` / `? ` / `: ` indicator, nests. Where the line's
+    /// content starts, or `None` for a blank or comment line.
+    fn block_structure(&mut self, bytes: &[u8]) -> Option<usize> {
+        let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+        if indent == bytes.len() || bytes[indent] == b'#' {
+            return None;
+        }
+        while self.indents.last().is_some_and(|&top| top >= indent) {
+            self.indents.pop();
+        }
+        self.indents.push(indent);
+        let mut i = indent;
+        while i + 1 < bytes.len() && matches!(bytes[i], b'-' | b'?' | b':') && bytes[i + 1] == b' ' {
+            i += 2;
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            self.indents.push(i);
+        }
+        Some(i)
+    }
+
+    /// Follows quotes and flow brackets through `bytes[i..]`. Where the
+    /// content ends (a comment starts), or `None` as soon as the nesting is
+    /// deeper than [`MAX_NESTING`].
+    fn scan(&mut self, bytes: &[u8], mut i: usize) -> Option<usize> {
+        let mut prev = b' ';
+        // Whether a scalar may start here: at the start of the line's content,
+        // after `[`, `{`, `,`, or an indicator (`: `, `- `). Only there does a
+        // quote open a quoted string; inside a plain scalar (`a "b`) it is
+        // just a character, and counting it as a string would hide the rest
+        // of the line or file from this scan.
+        let mut scalar_start = true;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.quote {
+                Some(b'"') if b == b'\\' => i += 1,
+                Some(q) if b == q => self.quote = None,
+                Some(_) => {}
+                None => {
+                    match b {
+                        b'#' if prev == b' ' || prev == b'\t' => return Some(i),
+                        b'\'' | b'"' if scalar_start => self.quote = Some(b),
+                        b'[' | b'{' => self.flow += 1,
+                        b']' | b'}' => self.flow = self.flow.saturating_sub(1),
+                        _ => {}
+                    }
+                    let next_is_space = bytes.get(i + 1).is_none_or(|&c| c == b' ' || c == b'\t');
+                    scalar_start = match b {
+                        b' ' | b'\t' => scalar_start,
+                        b'[' | b'{' | b',' => true,
+                        b':' | b'-' | b'?' => next_is_space,
+                        _ => false,
+                    };
+                }
+            }
+            if self.depth() > MAX_NESTING {
+                return None;
+            }
+            prev = b;
+            i += 1;
+        }
+        Some(bytes.len())
+    }
+
+    /// After a line whose content ends at `end`: a block scalar it opens,
+    /// and the end of a single-quoted scalar outside flow.
+    fn end_line(&mut self, line: &str, end: usize, line_indent: usize) {
+        if self.quote.is_none() && self.flow == 0 {
+            let last = line[..end].split_whitespace().last().unwrap_or("");
+            if (last.starts_with('|') || last.starts_with('>'))
+                && last[1..].bytes().all(|b| b == b'-' || b == b'+' || b.is_ascii_digit())
+            {
+                self.block_scalar = Some((line_indent, None));
+            }
+        }
+        // A quoted scalar continues on the next line only inside flow or
+        // as a double-quoted string; a stray quote in a block scalar (a
+        // script's `don't`) must not hide the rest of the file.
+        if self.quote == Some(b'\'') && self.flow == 0 {
+            self.quote = None;
+        }
+    }
+}
+
+impl Documents {
+    /// Reads every YAML document of `files`.
+    pub fn load(files: &[PathBuf]) -> Result<Self, LoadError> {
+        let mut docs = Documents::default();
+        for file in files {
+            if let Ok(meta) = std::fs::metadata(file)
+                && meta.len() > MAX_FILE_BYTES
+            {
+                return Err(LoadError {
+                    file: file.display().to_string(),
+                    line: 0,
+                    message: format!(
+                        "{} bytes is more than a workflow file may hold ({} MiB)",
+                        meta.len(),
+                        MAX_FILE_BYTES >> 20
+                    ),
+                });
+            }
+            let text = std::fs::read_to_string(file).map_err(|e| LoadError {
+                file: file.display().to_string(),
+                line: 0,
+                message: format!("cannot read: {e}"),
+            })?;
+            docs.add(file, &text)?;
+        }
+        Ok(docs)
+    }
+
+    /// Reads every YAML document of `text`, which came from `file`.
+    pub fn add(&mut self, file: &Path, text: &str) -> Result<(), LoadError> {
+        check_bounds(file, text)?;
+        for (line, doc) in split_documents(text) {
+            if doc.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+                continue;
+            }
+            let source = Source { file: file.to_path_buf(), line };
+            let err = |line_in_doc: usize, message: String| LoadError {
+                file: file.display().to_string(),
+                line: line + line_in_doc.saturating_sub(1),
+                message,
+            };
+            let head: Head = serde_yaml_ng::from_str(doc).map_err(|e| {
+                let l = e.location().map(|l| l.line()).unwrap_or(1);
+                err(l, format!("not a YAML object: {}", strip_location(&e.to_string())))
+            })?;
+            match (head.api_version.as_str(), head.kind.as_str()) {
+                ("argoproj.io/v1alpha1", "Workflow") => docs_push(&mut self.workflows, source, typed(doc, &err)?),
+                ("argoproj.io/v1alpha1", "WorkflowTemplate" | "ClusterWorkflowTemplate") => {
+                    docs_push(&mut self.templates, source, typed(doc, &err)?)
+                }
+                ("v1", "ConfigMap") => docs_push(&mut self.config_maps, source, typed(doc, &err)?),
+                (api, kind) => {
+                    return Err(err(
+                        1,
+                        format!(
+                            "unsupported document `apiVersion: {api}`, `kind: {kind}`: expected an argoproj.io/v1alpha1 \
+                             Workflow, WorkflowTemplate or ClusterWorkflowTemplate, or a v1 ConfigMap"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn docs_push<T>(list: &mut Vec<(Source, T)>, source: Source, value: T) {
+    list.push((source, value));
+}
+
+fn typed<T: serde::de::DeserializeOwned>(doc: &str, err: &dyn Fn(usize, String) -> LoadError) -> Result<T, LoadError> {
+    let de = serde_yaml_ng::Deserializer::from_str(doc);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner.location().map(|l| l.line()).unwrap_or(1);
+        err(line, format!("field `{path}`: {}", strip_location(&inner.to_string())))
+    })
+}
+
+/// serde_yaml_ng appends "at line L column C" to some messages; we print our own.
+fn strip_location(message: &str) -> String {
+    message.split(" at line ").next().unwrap_or(message).to_string()
+}
+
+/// Splits a multi-document YAML text at `---` lines, with each document's
+/// first line number, so errors can name lines of the whole file.
+fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") {
+            docs.push((start_line, &text[start..offset]));
+            start = offset + line.len();
+            start_line = i + 2;
+        }
+        offset += line.len();
+    }
+    docs.push((start_line, &text[start..]));
+    docs
+}
+
+/// Where a script template's source is placed inside the step.
+pub const SCRIPT_PATH: &str = "/argo/staging/script";
+
+impl Script {
+    /// The interpreter (`sh` when none is given), and its arguments: the
+    /// script's file first, as Argo runs a script.
+    pub fn command_and_args(&self) -> (Vec<String>, Vec<String>) {
+        let command = if self.command.is_empty() { vec!["sh".to_string()] } else { self.command.clone() };
+        (command, [vec![SCRIPT_PATH.to_string()], self.args.clone()].concat())
+    }
+}
+
+impl Artifact {
+    /// The archive strategy declared on this artifact, if any.
+    pub fn strategy(&self) -> Option<Strategy> {
+        let a = self.archive.as_ref()?;
+        if a.none.is_some() {
+            Some(Strategy::None)
+        } else if a.zip.is_some() {
+            Some(Strategy::Zip)
+        } else if let Some(z) = &a.zstd {
+            Some(Strategy::Zstd { level: z.level })
+        } else {
+            Some(Strategy::Tar {
+                level: a.tar.as_ref().and_then(|t| t.compression_level).and_then(|l| u32::try_from(l).ok()),
+            })
+        }
+    }
+
+    /// True when the artifact names a storage location (fully or by key).
+    pub fn has_location(&self) -> bool {
+        self.plugin.is_some()
+            || self.s3.is_some()
+            || self.oss.is_some()
+            || self.gcs.is_some()
+            || self.git.is_some()
+            || self.http.is_some()
+            || self.raw.is_some()
+    }
+}
+
+impl Template {
+    /// A copy without `steps` and `dag`: what is left is small, whatever
+    /// the number of children.
+    pub fn clone_without_children(&self) -> Template {
+        Template {
+            name: self.name.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            container: self.container.clone(),
+            script: self.script.clone(),
+            steps: None,
+            dag: None,
+            retry_strategy: self.retry_strategy.clone(),
+            parallelism: self.parallelism,
+            fail_fast: self.fail_fast,
+            active_deadline_seconds: self.active_deadline_seconds.clone(),
+            archive_location: self.archive_location.clone(),
+            metadata: self.metadata.clone(),
+            node_selector: self.node_selector.clone(),
+            tolerations: self.tolerations.clone(),
+            service_account_name: self.service_account_name.clone(),
+            security_context: self.security_context.clone(),
+            pod_spec_patch: self.pod_spec_patch.clone(),
+        }
+    }
+
+    /// The kind of template, for messages and dispatch.
+    pub fn kind(&self) -> &'static str {
+        match (&self.container, &self.script, &self.steps, &self.dag) {
+            (Some(_), None, None, None) => "container",
+            (None, Some(_), None, None) => "script",
+            (None, None, Some(_), None) => "steps",
+            (None, None, None, Some(_)) => "dag",
+            (None, None, None, None) => "none",
+            _ => "several",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Documents, LoadError> {
+        let mut d = Documents::default();
+        d.add(Path::new("wf.yaml"), text).map(|()| d)
+    }
+
+    #[test]
+    fn reads_a_multi_document_file() {
+        let d = load(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: a-}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: alpine, command: [echo, 1]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: artifact-repositories}\ndata: {x: 'y'}\n",
+        )
+        .unwrap();
+        assert_eq!(d.workflows.len(), 1);
+        assert_eq!(d.config_maps.len(), 1);
+        assert_eq!(d.config_maps[0].0.line, 10);
+        assert_eq!(d.workflows[0].1.spec.templates[0].kind(), "container");
+    }
+
+    #[test]
+    fn an_unsupported_field_is_named_with_its_line() {
+        let err = load(
+            "# leading comment\n---\napiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    suspend: {}\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 9, "{err}");
+        assert!(err.message.contains("spec.templates[0]"), "{err}");
+        assert!(err.message.contains("suspend"), "{err}");
+    }
+
+    #[test]
+    fn numbers_are_accepted_where_argo_takes_any_string() {
+        let d = load(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  arguments:\n    parameters: [{name: n, value: 3}, {name: b, value: true}]\n",
+        )
+        .unwrap();
+        let p = &d.workflows[0].1.spec.arguments.parameters;
+        assert_eq!(p[0].value.as_ref().unwrap().0, "3");
+        assert_eq!(p[1].value.as_ref().unwrap().0, "true");
+    }
+
+    #[test]
+    fn file_modes_read_as_argo_reads_them() {
+        let d = load(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  arguments:\n    artifacts: [{name: a, mode: 0755}, {name: b, mode: 493}, {name: c, mode: '0o600'}]\n",
+        )
+        .unwrap();
+        let modes: Vec<_> = d.workflows[0].1.spec.arguments.artifacts.iter().map(|a| a.mode).collect();
+        assert_eq!(modes, [Some(0o755), Some(0o755), Some(0o600)]);
+        assert!(load("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  arguments:\n    artifacts: [{name: a, mode: 0999}]\n").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing_and_large_workflows_still_load() {
+        for (text, line) in [
+            ("[".repeat(100_000), 1),
+            (format!("apiVersion: v1\nkind: ConfigMap\ndata: {}\n", "{a: ".repeat(50_000)), 3),
+            (format!("x:\n{}", (0..200).map(|i| format!("{}- \n", " ".repeat(i))).collect::<String>()), 101),
+            (format!("{}1\n", "- ".repeat(100_000)), 1),
+            // Lines less indented than a script's text end the script.
+            (format!("t:\n  - script: |\n      echo\n    name: {}\n", "[".repeat(100_000)), 4),
+            // A quote inside a plain scalar opens no string.
+            (format!("entrypoint: a \"b\nx: {}\n", "[".repeat(100_000)), 2),
+            (format!("x: [a 'b, {}\n", "[".repeat(100_000)), 1),
+        ] {
+            let err = load(&text).unwrap_err();
+            assert!(err.message.contains("nested more than 100 levels"), "{err}");
+            assert_eq!((err.file.as_str(), err.line), ("wf.yaml", line), "{err}");
+        }
+        let big = "x".repeat(MAX_FILE_BYTES as usize + 1);
+        assert!(load(&big).unwrap_err().message.contains("more than a workflow file may hold"));
+        // 2,000 templates (about 300 KB), brackets in scripts and quotes
+        // with apostrophes: loads.
+        let templates: String = (0..2000)
+            .map(|i| format!("  - name: t{i}\n    script:\n      image: alpine\n      source: |\n        [ -f x ] && echo \"[[[\" don't [[ stop\n        echo '[' {{\n"))
+            .collect();
+        let text = format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: t0\n  templates:\n{templates}"
+        );
+        assert!(text.len() > 200_000);
+        assert_eq!(load(&text).unwrap().workflows[0].1.spec.templates.len(), 2000);
+    }
+
+    #[test]
+    fn unknown_kinds_are_refused() {
+        let err = load("apiVersion: v1\nkind: Pod\n").unwrap_err();
+        assert!(err.message.contains("kind: Pod"), "{err}");
+    }
+}

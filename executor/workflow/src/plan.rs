@@ -1,0 +1,333 @@
+//! A run's plan: the workflow as it will run, with its `WorkflowTemplate`
+//! references, parameters, artifact repository and drivers resolved. The
+//! plan is stored with the run, so `ferry resume` continues the same plan
+//! even if the files changed since.
+
+use crate::model::{Documents, Metadata, Template, TemplateRef, Workflow, WorkflowSpec};
+use crate::naming::random_suffix;
+use crate::problem::{PlanError, Problem, problem};
+use crate::registry::Registry;
+use crate::repository::{Repository, driver_of};
+use crate::time::now_ms;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The resolved workflow.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// The run's name (`{{workflow.name}}`).
+    pub name: String,
+    /// `{{workflow.uid}}`.
+    pub uid: String,
+    /// `{{workflow.namespace}}`.
+    pub namespace: String,
+    /// Unix milliseconds.
+    pub created: i64,
+    /// The workflow's metadata.
+    pub metadata: Metadata,
+    /// The spec, merged with its `workflowTemplateRef`.
+    pub spec: WorkflowSpec,
+    /// `WorkflowTemplate`s (and `cluster/<name>` for cluster ones) for `templateRef`.
+    pub library: BTreeMap<String, WorkflowSpec>,
+    /// `{{workflow.parameters.*}}`.
+    pub parameters: BTreeMap<String, String>,
+    /// Where key-only and keyless artifacts go.
+    pub repository: Repository,
+    /// The drivers the run may start.
+    pub registry: Registry,
+    /// The most pods at once.
+    pub parallelism: usize,
+    /// The file the workflow came from, for messages.
+    pub source: String,
+    /// Where the run's steps run (`--runtime`, `--image-map`), so `ferry
+    /// resume` continues in the same place. Empty for plans stored before it
+    /// was kept: those resume locally unless told otherwise.
+    #[serde(default)]
+    pub runtime: RuntimeChoice,
+}
+
+/// The runtime a run was started with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeChoice {
+    /// `local` or `docker` (empty: local).
+    pub runtime: String,
+    /// `--image-map` entries.
+    pub image_map: Vec<String>,
+}
+
+/// Which set of templates a template name is looked up in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin(pub Option<String>);
+
+/// What the user chose on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// `-p name=value`.
+    pub parameters: Vec<(String, String)>,
+    /// `--parallelism`.
+    pub parallelism: Option<usize>,
+    /// Used when the files name no repository.
+    pub fallback_repository: Option<Repository>,
+    /// The drivers.
+    pub registry: Registry,
+    /// `--name`.
+    pub name: Option<String>,
+}
+
+/// A plan as built, with the problems found building it. Lint judges it
+/// next ([`crate::lint::checked`]), so every problem is reported at once.
+#[derive(Debug)]
+pub struct Draft {
+    /// The plan.
+    pub plan: Plan,
+    /// What building it found wrong.
+    pub problems: Vec<Problem>,
+}
+
+/// The key a `WorkflowTemplate` (or, with `cluster`, a
+/// `ClusterWorkflowTemplate`) has in [`Plan::library`].
+fn library_key(name: &str, cluster: bool) -> String {
+    if cluster { format!("cluster/{name}") } else { name.to_string() }
+}
+
+/// The one `Workflow` among `docs`, with the file it came from.
+fn the_workflow(docs: &Documents) -> Result<(String, &Workflow), PlanError> {
+    match docs.workflows.as_slice() {
+        [one] => Ok((one.0.to_string(), &one.1)),
+        [] => Err(PlanError {
+            file: "input".into(),
+            problems: vec![problem("", "no Workflow document among the files given")],
+        }),
+        many => Err(PlanError {
+            file: many[1].0.to_string(),
+            problems: vec![problem("", "more than one Workflow document: run one at a time")],
+        }),
+    }
+}
+
+/// The workflow's parameters: `-p` over the file's value over its default.
+fn parameters(spec: &WorkflowSpec, options: &PlanOptions, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+    let mut parameters = BTreeMap::new();
+    for (i, p) in spec.arguments.parameters.iter().enumerate() {
+        let given = options.parameters.iter().rev().find(|(k, _)| *k == p.name).map(|(_, v)| v.clone());
+        match given
+            .or_else(|| p.value.as_ref().map(|v| v.0.clone()))
+            .or_else(|| p.default.as_ref().map(|v| v.0.clone()))
+        {
+            Some(v) => {
+                if !p.allowed.is_empty() && !p.allowed.iter().any(|a| a.0 == v) {
+                    problems.push(problem(
+                        format!("spec.arguments.parameters[{i}]"),
+                        format!(
+                            "value {v:?} of {} is not one of its enum values ({})",
+                            p.name,
+                            p.allowed.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                parameters.insert(p.name.clone(), v);
+            }
+            None => problems.push(problem(
+                format!("spec.arguments.parameters[{i}].value"),
+                format!("parameter {} has no value: give one with -p {}=VALUE", p.name, p.name),
+            )),
+        }
+    }
+    for (k, _) in &options.parameters {
+        if !spec.arguments.parameters.iter().any(|p| &p.name == k) {
+            problems.push(problem(
+                "spec.arguments.parameters",
+                format!("-p {k}: the workflow declares no parameter {k:?}"),
+            ));
+        }
+    }
+    parameters
+}
+
+/// The artifact repository the files name, else the fallback.
+fn repository(
+    docs: &Documents,
+    spec: &WorkflowSpec,
+    options: &PlanOptions,
+    problems: &mut Vec<Problem>,
+) -> Option<Repository> {
+    let fallback =
+        options.fallback_repository.clone().unwrap_or_else(|| Repository::embedded(std::path::Path::new("artifacts")));
+    let config_maps: Vec<_> = docs.config_maps.iter().map(|(_, c)| c.clone()).collect();
+    match Repository::resolve(&config_maps, spec.artifact_repository_ref.as_ref(), fallback) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            problems.push(problem("spec.artifactRepositoryRef", e.0));
+            None
+        }
+    }
+}
+
+/// The drivers given, with those the files' ConfigMaps register over them.
+fn registry(docs: &Documents, options: &PlanOptions, problems: &mut Vec<Problem>) -> Registry {
+    let mut registry = options.registry.clone();
+    for (_, cm) in &docs.config_maps {
+        if let Some(list) = cm.data.get("artifactDrivers")
+            && let Err(e) = registry
+                .merge_text(&format!("artifactDrivers:\n{}", indent(list)), &format!("ConfigMap {}", cm.metadata.name))
+        {
+            problems.push(problem(format!("ConfigMap {}.data.artifactDrivers", cm.metadata.name), e.to_string()));
+        }
+    }
+    registry
+}
+
+/// `--name`, else `metadata.name`, else `generateName` (or `workflow-`) and a random suffix.
+fn run_name(wf: &Workflow, options: &PlanOptions) -> String {
+    options.name.clone().unwrap_or_else(|| {
+        if wf.metadata.name.is_empty() {
+            format!(
+                "{}{}",
+                if wf.metadata.generate_name.is_empty() { "workflow-" } else { &wf.metadata.generate_name },
+                random_suffix()
+            )
+        } else {
+            wf.metadata.name.clone()
+        }
+    })
+}
+
+impl Plan {
+    /// Builds the plan for the one `Workflow` among `docs`. A problem that
+    /// leaves nothing to build on is the error; the others come with the plan.
+    pub fn build(docs: &Documents, options: &PlanOptions) -> Result<Draft, PlanError> {
+        let (source, wf) = the_workflow(docs)?;
+        let library: BTreeMap<String, WorkflowSpec> = docs
+            .templates
+            .iter()
+            .map(|(_, t)| (library_key(&t.metadata.name, t.kind == "ClusterWorkflowTemplate"), t.spec.clone()))
+            .collect();
+        let spec = merged_spec(wf, &library).map_err(|p| PlanError { file: source.clone(), problems: vec![p] })?;
+        let mut problems = Vec::new();
+        let parameters = parameters(&spec, options, &mut problems);
+        let repository = repository(docs, &spec, options, &mut problems);
+        let registry = registry(docs, options, &mut problems);
+        let parallelism = options
+            .parallelism
+            .or(spec.parallelism.map(|p| p as usize))
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4))
+            .max(1);
+        let plan = Plan {
+            name: run_name(wf, options),
+            uid: uuid::Uuid::new_v4().to_string(),
+            namespace: if wf.metadata.namespace.is_empty() { "default".into() } else { wf.metadata.namespace.clone() },
+            created: now_ms(),
+            metadata: wf.metadata.clone(),
+            spec,
+            library,
+            parameters,
+            repository: repository.unwrap_or_else(|| Repository::embedded(std::path::Path::new("."))),
+            registry,
+            parallelism,
+            source,
+            runtime: RuntimeChoice::default(),
+        };
+        Ok(Draft { plan, problems })
+    }
+
+    /// The repository a template's outputs go to: its `archiveLocation`
+    /// over the workflow's.
+    pub fn repository_for(&self, t: &Template) -> Repository {
+        match &t.archive_location {
+            Some(a) => Repository::from_archive_location(a, &self.repository),
+            None => self.repository.clone(),
+        }
+    }
+
+    /// Whether a template whose outputs go to `repo` archives its log there.
+    pub fn archives_logs(&self, repo: &Repository) -> bool {
+        repo.archive_logs || self.spec.archive_logs.unwrap_or(false)
+    }
+
+    /// The drivers a template loads its inputs with, as Argo's `GetPluginNames` picks them.
+    pub fn input_drivers(&self, t: &Template) -> BTreeSet<String> {
+        let repo = self.repository_for(t);
+        t.inputs.artifacts.iter().map(|a| driver_of(a, &repo)).collect()
+    }
+
+    /// The drivers a template saves its outputs (and archived log) with.
+    pub fn output_drivers(&self, t: &Template) -> BTreeSet<String> {
+        let repo = self.repository_for(t);
+        let mut names: BTreeSet<String> = t.outputs.artifacts.iter().map(|a| driver_of(a, &repo)).collect();
+        if self.archives_logs(&repo) {
+            names.insert(repo.location.driver.clone());
+        }
+        names
+    }
+
+    /// The templates of an origin.
+    pub fn templates(&self, origin: &Origin) -> &[Template] {
+        match &origin.0 {
+            None => &self.spec.templates,
+            Some(key) => self.library.get(key).map(|s| s.templates.as_slice()).unwrap_or_default(),
+        }
+    }
+
+    /// Finds the template a step names, and the origin its own references use.
+    pub fn find(
+        &self,
+        origin: &Origin,
+        template: &str,
+        template_ref: Option<&TemplateRef>,
+    ) -> Option<(Origin, &Template)> {
+        let origin = match template_ref {
+            Some(r) => Origin(Some(library_key(&r.name, r.cluster_scope))),
+            None => origin.clone(),
+        };
+        let name = template_ref.map(|r| r.template.as_str()).unwrap_or(template);
+        let found = self.templates(&origin).iter().find(|t| t.name == name)?;
+        Some((origin, found))
+    }
+}
+
+fn indent(list: &str) -> String {
+    list.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Argo's merge of a workflow over the `WorkflowTemplate` it references:
+/// the workflow's own fields win, parameters merge by name, templates add up.
+fn merged_spec(wf: &Workflow, library: &BTreeMap<String, WorkflowSpec>) -> Result<WorkflowSpec, Problem> {
+    let Some(r) = &wf.spec.workflow_template_ref else {
+        return Ok(wf.spec.clone());
+    };
+    let base = library.get(&library_key(&r.name, r.cluster_scope)).ok_or_else(|| {
+        problem(
+            "spec.workflowTemplateRef.name",
+            format!("WorkflowTemplate {:?} not found among the files given", r.name),
+        )
+    })?;
+    let own = &wf.spec;
+    let mut spec = base.clone();
+    if !own.entrypoint.is_empty() {
+        spec.entrypoint = own.entrypoint.clone();
+    }
+    for p in &own.arguments.parameters {
+        match spec.arguments.parameters.iter_mut().find(|q| q.name == p.name) {
+            Some(q) => *q = p.clone(),
+            None => spec.arguments.parameters.push(p.clone()),
+        }
+    }
+    for a in &own.arguments.artifacts {
+        spec.arguments.artifacts.retain(|b| b.name != a.name);
+        spec.arguments.artifacts.push(a.clone());
+    }
+    spec.templates.extend(own.templates.iter().cloned());
+    if !own.on_exit.is_empty() {
+        spec.on_exit = own.on_exit.clone();
+    }
+    spec.parallelism = own.parallelism.or(spec.parallelism);
+    spec.active_deadline_seconds = own.active_deadline_seconds.or(spec.active_deadline_seconds);
+    if own.artifact_repository_ref.is_some() {
+        spec.artifact_repository_ref = own.artifact_repository_ref.clone();
+    }
+    if own.artifact_gc.is_some() {
+        spec.artifact_gc = own.artifact_gc.clone();
+    }
+    spec.workflow_template_ref = None;
+    Ok(spec)
+}

@@ -1,0 +1,181 @@
+//! Values that `{{...}}` tags resolve to: workflow globals, a template's
+//! inputs, the outcomes of sibling steps and tasks, and loop items.
+
+use crate::expr::Resolved;
+use crate::values::{ArtifactValue, Outputs, Phase};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// What a finished step or task left for its siblings.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The node (the loop's group node for loops).
+    pub id: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// Its outputs (for a loop: none; see `children`).
+    pub outputs: Outputs,
+    /// Loop iterations, in order.
+    pub children: Option<Vec<(Phase, Outputs)>>,
+    /// Unix ms.
+    pub started: Option<i64>,
+    /// Unix ms.
+    pub finished: Option<i64>,
+}
+
+/// The outcomes of a steps or DAG template's children, shared by every
+/// clone: a DAG of 10,000 tasks hands each task a handle, not a copy.
+#[derive(Clone, Debug, Default)]
+pub struct Siblings(Arc<RwLock<BTreeMap<String, Outcome>>>);
+
+impl Siblings {
+    /// Records a child's outcome.
+    pub fn insert(&self, name: String, outcome: Outcome) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(name, outcome);
+        }
+    }
+
+    /// A child's outcome.
+    pub fn get(&self, name: &str) -> Option<Outcome> {
+        self.0.read().ok()?.get(name).cloned()
+    }
+}
+
+/// The variables in force where a text is substituted.
+#[derive(Clone, Debug, Default)]
+pub struct Vars {
+    /// `workflow.*`, `pod.name`, `retries`, ... by full name.
+    pub plain: BTreeMap<String, String>,
+    /// `inputs.parameters.*` values.
+    pub inputs: BTreeMap<String, String>,
+    /// Outcomes of steps (`steps.X`) or tasks (`tasks.X`), by `steps.X` / `tasks.X`.
+    pub siblings: Siblings,
+    /// The template's bound input artifacts (`inputs.artifacts.X`).
+    pub input_artifacts: BTreeMap<String, ArtifactValue>,
+    /// The loop item.
+    pub item: Option<serde_json::Value>,
+    /// Names to leave for a later pass (prefixes such as `steps.`).
+    pub keep: Vec<&'static str>,
+}
+
+fn text_of(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Vars {
+    /// Resolves one tag name.
+    pub fn resolve(&self, name: &str) -> Resolved {
+        if let Some(v) = self.plain.get(name) {
+            return Resolved::Value(v.clone());
+        }
+        if let Some(p) = name.strip_prefix("inputs.parameters.")
+            && let Some(v) = self.inputs.get(p)
+        {
+            return Resolved::Value(v.clone());
+        }
+        if name == "inputs.parameters" {
+            return Resolved::Value(serde_json::to_string(&self.inputs).unwrap_or_default());
+        }
+        if (name == "item" || name.starts_with("item."))
+            && let Some(item) = &self.item
+        {
+            let mut v = item;
+            for part in name.split('.').skip(1) {
+                match v.get(part) {
+                    Some(x) => v = x,
+                    None => return Resolved::Unknown,
+                }
+            }
+            return Resolved::Value(text_of(v));
+        }
+        if let Some(v) = self.sibling(name) {
+            return Resolved::Value(v);
+        }
+        if self.keep.iter().any(|k| name.starts_with(k)) {
+            return Resolved::Keep;
+        }
+        Resolved::Unknown
+    }
+
+    fn sibling(&self, name: &str) -> Option<String> {
+        let mut parts = name.splitn(3, '.');
+        let (scope, step, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        if scope != "steps" && scope != "tasks" {
+            return None;
+        }
+        let o = self.siblings.get(&format!("{scope}.{step}"))?;
+        let fmt_time = |t: Option<i64>| t.map(crate::time::rfc3339).unwrap_or_default();
+        match rest {
+            "status" => Some(o.phase.to_string()),
+            "id" => Some(o.id.clone()),
+            "startedAt" => Some(fmt_time(o.started)),
+            "finishedAt" => Some(fmt_time(o.finished)),
+            "exitCode" => o.outputs.exit_code.map(|c| c.to_string()),
+            "outputs.result" => match &o.children {
+                Some(children) => Some(
+                    serde_json::to_string(
+                        &children.iter().map(|(_, c)| c.result.clone().unwrap_or_default()).collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default(),
+                ),
+                None => Some(o.outputs.result.clone().unwrap_or_default()),
+            },
+            "outputs.parameters" => o.children.as_ref().map(|children| {
+                serde_json::to_string(&children.iter().map(|(_, c)| c.parameters.clone()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            }),
+            _ => {
+                let p = rest.strip_prefix("outputs.parameters.")?;
+                match &o.children {
+                    Some(children) => Some(
+                        serde_json::to_string(
+                            &children.iter().filter_map(|(_, c)| c.parameters.get(p).cloned()).collect::<Vec<_>>(),
+                        )
+                        .unwrap_or_default(),
+                    ),
+                    None => o.outputs.parameters.get(p).cloned(),
+                }
+            }
+        }
+    }
+
+    /// The artifact a reference such as `steps.X.outputs.artifacts.A` names.
+    pub fn artifact(&self, reference: &str) -> Option<ArtifactValue> {
+        if let Some(name) = reference.strip_prefix("inputs.artifacts.") {
+            return self.input_artifacts.get(name).cloned();
+        }
+        let mut parts = reference.splitn(3, '.');
+        let (scope, step, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        let name = rest.strip_prefix("outputs.artifacts.")?;
+        if scope != "steps" && scope != "tasks" {
+            return None;
+        }
+        let o = self.siblings.get(&format!("{scope}.{step}"))?;
+        o.outputs.artifacts.get(name).cloned()
+    }
+
+    /// Substitutes every tag of `text`.
+    pub fn substitute(&self, text: &str) -> Result<String, crate::expr::Error> {
+        if !text.contains("{{") {
+            return Ok(text.to_string());
+        }
+        crate::expr::substitute(text, &mut |name| self.resolve(name))
+    }
+}
+
+/// The text Argo puts in a loop child's name: `0:a` for a scalar, `1:k:v,k2:v2` for an object.
+pub fn item_label(index: usize, item: &serde_json::Value) -> String {
+    let value = match item {
+        serde_json::Value::Object(map) => {
+            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}:{}", text_of(v))).collect();
+            pairs.sort();
+            pairs.join(",")
+        }
+        other => text_of(other),
+    };
+    format!("{index}:{value}")
+}
