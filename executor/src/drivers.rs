@@ -203,6 +203,11 @@ pub enum Launcher {
     Process,
     /// Containers of each entry's `image`, as Argo runs plugins (the Docker runtime).
     Container(ContainerLauncher),
+    /// Drivers that something else runs and already serves: driver name →
+    /// its socket, as a pod's sidecars or a driver embedded in the same
+    /// process serve them. The pool starts and stops nothing; it connects,
+    /// and a driver that goes away is not restarted, since the pool cannot.
+    Attached(BTreeMap<String, PathBuf>),
 }
 
 /// How a driver runs as a container: its socket directory is the only
@@ -440,6 +445,19 @@ impl DriverPool {
 
     async fn start(&self, spec: &DriverSpec, timeout_seconds: u32) -> Result<Started, DriverError> {
         let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
+        if let Launcher::Attached(sockets) = &self.launcher {
+            let socket = sockets.get(&spec.name).ok_or_else(|| {
+                fail(format!(
+                    "not among the attached drivers ({})",
+                    sockets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let began = Instant::now();
+            let client = DriverClient::connect(socket, connect_timeout(spec, timeout_seconds))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            return Ok(Started { client, pid: None, startup: began.elapsed() });
+        }
         let dir = self.sockets.join(&spec.name);
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         std::fs::create_dir_all(&self.logs).map_err(|e| fail(format!("creating {}: {e}", self.logs.display())))?;
@@ -447,6 +465,7 @@ impl DriverPool {
         let log_path = match &self.launcher {
             Launcher::Process => self.logs.join(format!("driver-{}.log", spec.name)),
             Launcher::Container(c) => self.logs.join(format!("{}.{}{}.log", c.group, c.role, spec.name)),
+            Launcher::Attached(_) => unreachable!("attached drivers returned above"),
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -470,6 +489,7 @@ impl DriverPool {
                 let name = c.container_name(&spec.name);
                 (c.command(spec, &dir, &name).map_err(fail)?, Some(name))
             }
+            Launcher::Attached(_) => unreachable!("attached drivers returned above"),
         };
         let began = Instant::now();
         let mut child = command
@@ -483,12 +503,8 @@ impl DriverPool {
                 fail(format!("running {program}: {e} (is it installed?)"))
             })?;
         let pid = child.id();
-        let timeout = Duration::from_secs(u64::from(match (timeout_seconds, spec.connection_timeout_seconds) {
-            (0, 0) => DEFAULT_TIMEOUT_SECONDS,
-            (0, t) | (t, _) => t,
-        }));
         let connected = tokio::select! {
-            connected = DriverClient::connect(&socket, timeout) => connected.map_err(|e| fail(format!("{e}{}", log_tail(&log_path)))),
+            connected = DriverClient::connect(&socket, connect_timeout(spec, timeout_seconds)) => connected.map_err(|e| fail(format!("{e}{}", log_tail(&log_path)))),
             status = child.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 Err(fail(format!("exited before serving ({status}){}", log_tail(&log_path))))
@@ -545,6 +561,15 @@ impl DriverPool {
         }
         failed
     }
+}
+
+/// How long to wait for a driver's socket: the artifact's own timeout, else
+/// the registry's, else Argo's default.
+fn connect_timeout(spec: &DriverSpec, timeout_seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(match (timeout_seconds, spec.connection_timeout_seconds) {
+        (0, 0) => DEFAULT_TIMEOUT_SECONDS,
+        (0, t) | (t, _) => t,
+    }))
 }
 
 /// "killed by signal 9 (SIGKILL)" or "exited with code 3".
