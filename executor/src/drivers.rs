@@ -445,35 +445,26 @@ impl DriverPool {
 
     async fn start(&self, spec: &DriverSpec, timeout_seconds: u32) -> Result<Started, DriverError> {
         let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
-        if let Launcher::Attached(sockets) = &self.launcher {
-            let socket = sockets.get(&spec.name).ok_or_else(|| {
-                fail(format!(
-                    "not among the attached drivers ({})",
-                    sockets.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))
-            })?;
-            let began = Instant::now();
-            let client = DriverClient::connect(socket, connect_timeout(spec, timeout_seconds))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            return Ok(Started { client, pid: None, startup: began.elapsed() });
-        }
+        let container = match &self.launcher {
+            Launcher::Attached(sockets) => return attach(spec, sockets, timeout_seconds).await,
+            Launcher::Process => None,
+            Launcher::Container(c) => Some(c),
+        };
         let dir = self.sockets.join(&spec.name);
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         std::fs::create_dir_all(&self.logs).map_err(|e| fail(format!("creating {}: {e}", self.logs.display())))?;
         let socket = dir.join("socket");
-        let log_path = match &self.launcher {
-            Launcher::Process => self.logs.join(format!("driver-{}.log", spec.name)),
-            Launcher::Container(c) => self.logs.join(format!("{}.{}{}.log", c.group, c.role, spec.name)),
-            Launcher::Attached(_) => unreachable!("attached drivers returned above"),
+        let log_path = match container {
+            None => self.logs.join(format!("driver-{}.log", spec.name)),
+            Some(c) => self.logs.join(format!("{}.{}{}.log", c.group, c.role, spec.name)),
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| fail(format!("opening {}: {e}", log_path.display())))?;
-        let (mut command, container) = match &self.launcher {
-            Launcher::Process => {
+        let (mut command, container) = match container {
+            None => {
                 let (program, args) = spec.command.split_first().ok_or_else(|| fail("empty command".into()))?;
                 let program = resolve_program(program);
                 let mut command = Command::new(&program);
@@ -485,11 +476,10 @@ impl DriverPool {
                     .env(ferry_sdk::EXIT_WITH_PARENT_ENV, "1");
                 (command, None)
             }
-            Launcher::Container(c) => {
+            Some(c) => {
                 let name = c.container_name(&spec.name);
                 (c.command(spec, &dir, &name).map_err(fail)?, Some(name))
             }
-            Launcher::Attached(_) => unreachable!("attached drivers returned above"),
         };
         let began = Instant::now();
         let mut child = command
@@ -561,6 +551,22 @@ impl DriverPool {
         }
         failed
     }
+}
+
+/// Connects to a driver that something else serves (see [`Launcher::Attached`]).
+async fn attach(
+    spec: &DriverSpec,
+    sockets: &BTreeMap<String, PathBuf>,
+    timeout_seconds: u32,
+) -> Result<Started, DriverError> {
+    let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
+    let socket = sockets.get(&spec.name).ok_or_else(|| {
+        fail(format!("not among the attached drivers ({})", sockets.keys().cloned().collect::<Vec<_>>().join(", ")))
+    })?;
+    let began = Instant::now();
+    let client =
+        DriverClient::connect(socket, connect_timeout(spec, timeout_seconds)).await.map_err(|e| fail(e.to_string()))?;
+    Ok(Started { client, pid: None, startup: began.elapsed() })
 }
 
 /// How long to wait for a driver's socket: the artifact's own timeout, else

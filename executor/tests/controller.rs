@@ -15,7 +15,7 @@ mod memory_driver;
 
 use fake_runtime::{FakeRuntime, Record, Script};
 use ferry_executor::status::{Direction, NodeKind, Phase};
-use harness::{Harness, WF};
+use harness::{Harness, UNATTACHED, WF};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +42,11 @@ fn args_of(h: &Harness, template: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dag_task_starts_only_after_every_task_it_depends_on_has_ended() {
-    let h = Harness::new(FakeRuntime::new(WF).on("work", |_| Script::ok().takes(ms(60))));
+    let h = Harness::new(
+        FakeRuntime::new(WF)
+            .on("work", |_| Script::ok().takes(ms(30)))
+            .on("pair", |_| Script::ok().gathers(2).takes(ms(30))),
+    );
     let ran = h
         .run(
             r#"
@@ -53,11 +57,13 @@ spec:
     dag:
       tasks:
       - {name: d, template: work, dependencies: [b, c]}
-      - {name: b, template: work, dependencies: [a]}
-      - {name: c, template: work, depends: a}
+      - {name: b, template: pair, dependencies: [a]}
+      - {name: c, template: pair, depends: a}
       - {name: a, template: work}
   - name: work
     container: {image: fake, command: [work], args: ["{{node.name}}"]}
+  - name: pair
+    container: {image: fake, command: [pair], args: ["{{node.name}}"]}
 "#,
         )
         .await;
@@ -103,7 +109,10 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dag_never_runs_more_tasks_at_once_than_its_parallelism() {
-    let h = Harness::new(FakeRuntime::new(WF).on("work", |_| Script::ok().takes(ms(40))));
+    // Runs pair up (0 and 1, 2 and 3, ...): a limit of 2 lets exactly two
+    // overlap; no limit would let all six.
+    let h =
+        Harness::new(FakeRuntime::new(WF).on("work", |run| Script::ok().gathers((run.nth / 2 + 1) * 2).takes(ms(20))));
     let ran = h
         .run(
             r#"
@@ -588,15 +597,16 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_items_runs_a_pod_per_item_and_aggregates_their_outputs_in_item_order() {
-    // The first item finishes last, so finishing order is not item order.
+    // All three start, then the first item finishes last: finishing order
+    // is not item order.
     let h = Harness::new(FakeRuntime::new(WF).on("echo", |run| {
         let item = run.arg(0).to_string();
         let takes = match item.as_str() {
-            "c" => ms(90),
-            "a" => ms(50),
-            _ => ms(10),
+            "c" => ms(80),
+            "a" => ms(40),
+            _ => ms(0),
         };
-        Script::ok().takes(takes).prints(format!("{item}\n")).writes("/tmp/upper", item.to_uppercase())
+        Script::ok().gathers(3).takes(takes).prints(format!("{item}\n")).writes("/tmp/upper", item.to_uppercase())
     }));
     let ran = h
         .run(
@@ -858,6 +868,40 @@ spec:
     assert!(h.driver.objects().await.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_on_a_registered_driver_that_nothing_serves_errors_the_step() {
+    let h = Harness::new(FakeRuntime::new(WF).on("produce", |_| Script::ok().writes("/tmp/out.txt", "x")));
+    let ran = h
+        .run(&format!(
+            r#"
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {{name: s, template: produce}}
+  - name: produce
+    container: {{image: fake, command: [produce]}}
+    outputs:
+      artifacts:
+      - name: out
+        path: /tmp/out.txt
+        plugin: {{name: {UNATTACHED}, configuration: "x: 1", key: out.txt}}
+"#
+        ))
+        .await;
+    let node = ran.node("wf[0].s");
+    assert_eq!(node.phase, Phase::Error);
+    assert!(
+        node.message.contains(&format!(
+            "artifact driver \"{UNATTACHED}\" did not start: not among the attached drivers (memory)"
+        )),
+        "{}",
+        node.message
+    );
+    assert!(h.driver.objects().await.is_empty());
+}
+
 // ---- resume from a recorded state ---------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -870,6 +914,7 @@ async fn a_resumed_dag_reruns_only_the_tasks_that_had_not_finished() {
     let body = r#"
 spec:
   entrypoint: main
+  onExit: report
   templates:
   - name: main
     dag:
@@ -881,6 +926,8 @@ spec:
     container: {image: fake, command: [slow]}
   - name: work
     container: {image: fake, command: [work]}
+  - name: report
+    container: {image: fake, command: [report], args: ["{{workflow.status}}"]}
 "#;
     let interrupt = CancellationToken::new();
     let stop = async {
@@ -892,13 +939,15 @@ spec:
     assert_eq!(first.node("wf.a").phase, Phase::Succeeded);
     assert!(!first.node("wf.b").phase.is_done());
     assert!(!first.has("wf.c"));
+    assert!(h.runtime.runs_of("report").is_empty(), "an interrupted run has not ended: no exit handler yet");
 
     let second = h.resume().await;
     assert_eq!(second.phase(), Phase::Succeeded, "{}", second.message());
     assert_eq!(h.runtime.pod_runs("work", "wf.a"), 1, "a finished before: reused, not re-run");
     assert_eq!(h.runtime.pod_runs("slow", "wf.b"), 2, "b was cut short: run again");
     assert_eq!(h.runtime.pod_runs("work", "wf.c"), 1);
-    assert_eq!(h.runtime.runs().len(), 4);
+    assert_eq!(args_of(&h, "report"), ["Succeeded"], "the exit handler runs once, at the real end");
+    assert_eq!(h.runtime.runs().len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ pub struct Script {
     stdout: String,
     files: Vec<(String, String)>,
     takes: Duration,
+    gathers: usize,
     cannot_run: Option<String>,
 }
 
@@ -56,6 +57,14 @@ impl Script {
         self.takes = d;
         self
     }
+
+    /// Before that, waits (at most [`GATHER_LIMIT`]) until `n` runs of its
+    /// template have started, so runs the controller starts side by side
+    /// are seen side by side however loaded the machine is.
+    pub fn gathers(mut self, n: usize) -> Script {
+        self.gathers = n;
+        self
+    }
 }
 
 /// A run as a script sees it when the pod starts.
@@ -79,6 +88,10 @@ impl Run<'_> {
             .unwrap_or_else(|e| panic!("reading {path} in the pod: {e}"))
     }
 }
+
+/// How long a run waits for its peers (see [`Script::gathers`]) before it
+/// goes on alone, which the test then sees as runs that did not overlap.
+pub const GATHER_LIMIT: Duration = Duration::from_secs(2);
 
 type Behaviour = Arc<dyn Fn(&Run<'_>) -> Script + Send + Sync>;
 
@@ -161,18 +174,19 @@ impl FakeRuntime {
 
     /// Waits until `template` has started `n` runs.
     pub async fn wait_started(&self, template: &str, n: usize) {
-        let wait = async {
-            loop {
-                let notified = self.started.notified();
-                if self.runs_of(template).len() >= n {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), wait)
+        tokio::time::timeout(Duration::from_secs(5), self.started_runs(template, n))
             .await
             .unwrap_or_else(|_| panic!("{template} did not start {n} run(s) in 5 s"));
+    }
+
+    async fn started_runs(&self, template: &str, n: usize) {
+        loop {
+            let notified = self.started.notified();
+            if self.runs_of(template).len() >= n {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Pod names are `<workflow>-<template>-<hash of the node name>`.
@@ -204,7 +218,7 @@ impl Runtime for FakeRuntime {
             let run = Run { argv: &pod.argv, nth, root: self.host_path(pod, "/") };
             let script = self.scripts.get(&template).map_or_else(Script::ok, |b| b(&run));
             records.push(Record {
-                template,
+                template: template.clone(),
                 pod: pod.name.clone(),
                 argv: pod.argv.clone(),
                 started: Instant::now(),
@@ -214,6 +228,7 @@ impl Runtime for FakeRuntime {
             (script, records.len() - 1)
         };
         self.started.notify_waiters();
+        let gathered = tokio::time::timeout(GATHER_LIMIT, self.started_runs(&template, script.gathers));
         let deadline = async {
             match pod.deadline {
                 Some(d) => tokio::time::sleep(d).await,
@@ -222,7 +237,7 @@ impl Runtime for FakeRuntime {
         };
         let mut exit = PodExit::default();
         tokio::select! {
-            () = tokio::time::sleep(script.takes) => {}
+            _ = async { gathered.await.ok(); tokio::time::sleep(script.takes).await } => {}
             () = deadline => exit.timed_out = true,
             () = cancel.cancelled() => exit.cancelled = true,
         }

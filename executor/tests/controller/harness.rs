@@ -18,6 +18,9 @@ pub const WF: &str = "wf";
 /// The driver name the in-memory driver is registered and attached under.
 pub const DRIVER: &str = "memory";
 
+/// A driver every plan registers but nothing serves.
+pub const UNATTACHED: &str = "elsewhere";
+
 pub struct Harness {
     pub home: Home,
     pub runtime: Arc<FakeRuntime>,
@@ -47,14 +50,14 @@ impl Harness {
         let head = format!("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: {WF}\n");
         std::fs::write(&file, format!("{head}{body}")).unwrap();
         let mut registry = Registry::default();
-        let spec = DriverSpec {
-            name: DRIVER.into(),
+        let spec = |name: &str| DriverSpec {
+            name: name.into(),
             image: String::new(),
             connection_timeout_seconds: 0,
             command: Vec::new(),
             env: Default::default(),
         };
-        registry.merge(vec![spec]).unwrap();
+        registry.merge(vec![spec(DRIVER), spec(UNATTACHED)]).unwrap();
         let repository = Repository {
             location: Location {
                 driver: DRIVER.into(),
