@@ -90,6 +90,11 @@ pub enum Launcher {
     Process,
     /// Containers of each entry's `image`, as Argo runs plugins (the Docker runtime).
     Container(ContainerLauncher),
+    /// Drivers that something else runs and already serves: driver name →
+    /// its socket, as a pod's sidecars or a driver embedded in the same
+    /// process serve them. The pool starts and stops nothing; it connects,
+    /// and a driver that goes away is not restarted, since the pool cannot.
+    Attached(BTreeMap<String, PathBuf>),
 }
 
 /// How a driver runs as a container: its socket directory is the only
@@ -322,21 +327,26 @@ impl DriverPool {
 
     async fn start(&self, spec: &DriverSpec, timeout_seconds: u32) -> Result<Started, DriverError> {
         let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
+        let container = match &self.launcher {
+            Launcher::Attached(sockets) => return attach(spec, sockets, timeout_seconds).await,
+            Launcher::Process => None,
+            Launcher::Container(c) => Some(c),
+        };
         let dir = self.sockets.join(&spec.name);
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
         std::fs::create_dir_all(&self.logs).map_err(|e| fail(format!("creating {}: {e}", self.logs.display())))?;
         let socket = dir.join("socket");
-        let log_path = match &self.launcher {
-            Launcher::Process => self.logs.join(format!("driver-{}.log", spec.name)),
-            Launcher::Container(c) => self.logs.join(format!("{}.{}{}.log", c.group, c.role, spec.name)),
+        let log_path = match container {
+            None => self.logs.join(format!("driver-{}.log", spec.name)),
+            Some(c) => self.logs.join(format!("{}.{}{}.log", c.group, c.role, spec.name)),
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| fail(format!("opening {}: {e}", log_path.display())))?;
-        let (mut command, container) = match &self.launcher {
-            Launcher::Process => {
+        let (mut command, container) = match container {
+            None => {
                 let (program, args) = spec.command.split_first().ok_or_else(|| fail("empty command".into()))?;
                 let program = resolve_program(program);
                 let mut command = Command::new(&program);
@@ -348,7 +358,7 @@ impl DriverPool {
                     .env(ferry_sdk::EXIT_WITH_PARENT_ENV, "1");
                 (command, None)
             }
-            Launcher::Container(c) => {
+            Some(c) => {
                 let name = c.container_name(&spec.name);
                 (c.command(spec, &dir, &name).map_err(fail)?, Some(name))
             }
@@ -365,12 +375,8 @@ impl DriverPool {
                 fail(format!("running {program}: {e} (is it installed?)"))
             })?;
         let pid = child.id();
-        let timeout = Duration::from_secs(u64::from(match (timeout_seconds, spec.connection_timeout_seconds) {
-            (0, 0) => DEFAULT_TIMEOUT_SECONDS,
-            (0, t) | (t, _) => t,
-        }));
         let connected = tokio::select! {
-            connected = DriverClient::connect(&socket, timeout) => connected.map_err(|e| fail(format!("{e}{}", log_tail(&log_path)))),
+            connected = DriverClient::connect(&socket, connect_timeout(spec, timeout_seconds)) => connected.map_err(|e| fail(format!("{e}{}", log_tail(&log_path)))),
             status = child.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 Err(fail(format!("exited before serving ({status}){}", log_tail(&log_path))))
@@ -427,6 +433,31 @@ impl DriverPool {
         }
         failed
     }
+}
+
+/// Connects to a driver that something else serves (see [`Launcher::Attached`]).
+async fn attach(
+    spec: &DriverSpec,
+    sockets: &BTreeMap<String, PathBuf>,
+    timeout_seconds: u32,
+) -> Result<Started, DriverError> {
+    let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
+    let socket = sockets.get(&spec.name).ok_or_else(|| {
+        fail(format!("not among the attached drivers ({})", sockets.keys().cloned().collect::<Vec<_>>().join(", ")))
+    })?;
+    let began = Instant::now();
+    let client =
+        DriverClient::connect(socket, connect_timeout(spec, timeout_seconds)).await.map_err(|e| fail(e.to_string()))?;
+    Ok(Started { client, pid: None, startup: began.elapsed() })
+}
+
+/// How long to wait for a driver's socket: the artifact's own timeout, else
+/// the registry's, else Argo's default.
+fn connect_timeout(spec: &DriverSpec, timeout_seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(match (timeout_seconds, spec.connection_timeout_seconds) {
+        (0, 0) => DEFAULT_TIMEOUT_SECONDS,
+        (0, t) | (t, _) => t,
+    }))
 }
 
 /// "killed by signal 9 (SIGKILL)" or "exited with code 3".
