@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+.venv/bin/pip install --quiet --disable-pip-version-check -r testing/python/requirements.txt
 
 # s3s-fs, the real S3 server the executor's and the S3 driver's tests use
 # (cached in ~/.cargo/bin; newer versions need a newer rustc than ours).
@@ -17,7 +17,7 @@ fi
 
 # lighttpd (git http-backend with basic auth) and sshd, the git driver's test servers.
 command -v lighttpd >/dev/null && [ -x /usr/sbin/sshd ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lighttpd openssh-server; }
-# kubectl renders deploy/argo with its built-in kustomize (tests/python/test_deploy.py).
+# kubectl renders deploy/argo with its built-in kustomize (testing/python/test_deploy.py).
 command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl; }
 
 cargo build --workspace --all-targets
@@ -131,4 +131,4 @@ else
     echo "scripts/test.sh: NO DOCKER ENGINE ('docker info' failed): the driver image tests did NOT run" >&2
 fi
 
-FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q tests/python
+FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q testing/python
