@@ -30,16 +30,22 @@ not_run=()
 
 # Every Rust test but the Docker ones, each once: the offline tests and those
 # `#[ignore = "needs <server>: scripts/test.sh"]` for the servers installed
-# above. The Docker tests are the crate ferry-image-tests and the tests named
-# `docker_*`; they run below when Docker works. `--skip docker_` must drop
-# only ignored tests, so a `docker_*` test that is not ignored stops here.
-rust_tests() { cargo test --quiet --workspace --exclude ferry-image-tests --tests -- --list --format terse "$@"; }
-unignored=$(comm -23 <(rust_tests docker_ | sort) <(rust_tests --ignored docker_ | sort))
+# above. A test that needs Docker is `#[ignore]`d and named `docker_*`; those
+# run below when Docker works. `--skip docker_` must drop only ignored tests,
+# so a `docker_*` test that is not ignored stops here. (The whole workspace
+# is selected each time: a subset resolves features anew and builds again.)
+# `tests_named [--ignored] CARGO_SELECTION...`: the docker_* tests selected.
+tests_named() {
+    local ignored=
+    if [ "$1" = --ignored ]; then ignored=--ignored; shift; fi
+    cargo test --quiet "$@" -- --list --format terse $ignored docker_ | sort
+}
+unignored=$(comm -23 <(tests_named --workspace --tests) <(tests_named --ignored --workspace --tests))
 if [ -n "$unignored" ]; then
     printf 'scripts/test.sh: these tests are named docker_* but not #[ignore]d:\n%s\n' "$unignored" >&2
     exit 1
 fi
-cargo test --workspace --exclude ferry-image-tests --tests -- --include-ignored --skip docker_
+cargo test --workspace --tests -- --include-ignored --skip docker_
 # Doc tests never need a server (a plain `cargo test` runs them).
 cargo test --workspace --doc
 
@@ -133,9 +139,16 @@ if docker info >/dev/null 2>&1; then
     # ferry itself drives the engine directly (the docker CLI's attach does not
     # pass through the proxy); read before DOCKER_HOST is set for the tests.
     engine_host=${DOCKER_HOST:-}
-    DOCKER_HOST=$docker_host FERRY_ENGINE_DOCKER_HOST=$engine_host cargo test -p ferry-image-tests --tests -- --include-ignored
+    DOCKER_HOST=$docker_host FERRY_ENGINE_DOCKER_HOST=$engine_host cargo test -p ferry-image-tests --tests -- --ignored docker_
     # `ferry run --runtime docker` with the embedded repository (fs driver containers).
-    cargo test --workspace --exclude ferry-image-tests --tests -- --ignored docker_
+    cargo test -p ferry-executor --test workflows -- --ignored docker_
+    # A docker_* test anywhere else would have run nowhere.
+    unrun=$(comm -23 <(tests_named --ignored --workspace --tests) \
+        <({ tests_named --ignored -p ferry-image-tests --tests; tests_named --ignored -p ferry-executor --test workflows; } | sort))
+    if [ -n "$unrun" ]; then
+        printf 'scripts/test.sh: these Docker tests are outside ferry-image-tests and ferry-executor; run them above:\n%s\n' "$unrun" >&2
+        exit 1
+    fi
     # The names build.sh and the testcontainers tests use, from the same variables.
     image() { echo "${FERRY_IMAGE_PREFIX:-ferry/driver-}$1:${FERRY_IMAGE_TAG:-dev}"; }
     for profile in fs s3-moto oss-moto gcs git-readonly; do
@@ -152,9 +165,7 @@ if docker info >/dev/null 2>&1; then
 else
     echo "scripts/test.sh: NO DOCKER ENGINE ('docker info' failed): the driver image tests did NOT run" >&2
     not_run+=("no Docker engine ('docker info' failed): the driver images were not built, the conformance suite did not run against them, and these Rust tests did not run:")
-    while read -r name; do not_run+=("  ${name%: test}"); done < <(
-        cargo test --quiet -p ferry-image-tests --tests -- --list --format terse
-        rust_tests --ignored docker_)
+    while read -r name; do not_run+=("  ${name%: test}"); done < <(tests_named --ignored --workspace --tests)
 fi
 
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q testing/python

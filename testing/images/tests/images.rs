@@ -61,37 +61,37 @@ async fn serves_as_non_root_and_stops_cleanly(driver: &str) {
 
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn fs_image_lifecycle() {
+async fn docker_fs_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("fs").await;
 }
 
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn s3_image_lifecycle() {
+async fn docker_s3_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("s3").await;
 }
 
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn oss_image_lifecycle() {
+async fn docker_oss_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("oss").await;
 }
 
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn gcs_image_lifecycle() {
+async fn docker_gcs_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("gcs").await;
 }
 
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn git_image_lifecycle() {
+async fn docker_git_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("git").await;
 }
 
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn http_image_lifecycle() {
+async fn docker_http_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("http").await;
 }
 
@@ -99,7 +99,7 @@ async fn http_image_lifecycle() {
 /// Load through the shared volume, as the sidecar and init container do.
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn fs_image_moves_files_through_the_shared_volume() {
+async fn docker_fs_image_moves_files_through_the_shared_volume() {
     let (store, work) = (shared_dir(), shared_dir());
     let (store_path, work_path) =
         (store.path().to_string_lossy().into_owned(), work.path().to_string_lossy().into_owned());
@@ -131,7 +131,7 @@ async fn fs_image_moves_files_through_the_shared_volume() {
 /// Without its socket argument the image exits non-zero and says why.
 #[tokio::test]
 #[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
-async fn an_image_without_a_socket_argument_exits_non_zero() {
+async fn docker_image_without_a_socket_argument_exits_non_zero() {
     let container =
         driver_image("fs").start().await.unwrap_or_else(|e| panic!("starting the fs image ({NEEDS_IMAGES}): {e}"));
     let started = Instant::now();
