@@ -1,5 +1,5 @@
 //! `ObjectStoreDriver` over object_store's own `InMemory` store, served on a
-//! real unix socket: the multipart and streaming paths S3 and OSS will use.
+//! real unix socket: the multipart and streaming paths S3 and OSS use.
 
 use bytes::Bytes;
 use ferry_sdk::client::{DriverClient, Location};

@@ -229,6 +229,7 @@ fn gc_deletes_on_completion_and_on_deletion_through_the_driver() {
 /// separate process, against fake-gcs-server: an artifact passes between
 /// steps through the bucket and artifact GC deletes through the driver.
 #[test]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 fn gcs_blocks_pass_artifacts_and_collect_garbage_through_the_gcs_driver() {
     let gcs = ferry_test_servers::FakeGcs::start();
     gcs.create_bucket("ferry-test");
@@ -595,6 +596,7 @@ impl Drop for S3Server {
 }
 
 #[test]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 fn the_examples_run_against_a_real_s3_server() {
     let f = Ferry::new();
     let s3 = S3Server::start();
@@ -703,6 +705,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// which the run never wrote, survives; an `archive: none` directory output
 /// is deleted whole. Against moto, through ferry-driver-s3.
 #[test]
+#[ignore = "needs moto: scripts/test.sh"]
 fn gc_of_a_file_artifact_never_deletes_objects_under_its_key() {
     let moto = ferry_test_servers::Moto::start();
     let f = Ferry::new();
@@ -758,7 +761,7 @@ fn gc_of_a_file_artifact_never_deletes_objects_under_its_key() {
 /// `--runtime docker`: each step's main container runs with Docker, its
 /// paths bind-mounted from the step directory; the workflow images are
 /// mapped to the busybox image `testing/images/busybox.sh` builds.
-/// `#[ignore]`d without Docker; scripts/test.sh runs these with `--ignored`.
+/// `#[ignore]`d: scripts/test.sh runs these (`docker_*`) when Docker works.
 const BUSYBOX: &str = "ferry/busybox:dev";
 
 fn docker_args() -> Vec<String> {
@@ -781,7 +784,7 @@ impl Ferry {
 }
 
 #[test]
-#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs; run with -- --ignored"]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs: scripts/test.sh"]
 fn docker_runtime_passes_artifacts_between_containers() {
     let f = Ferry::new();
     let (code, doc) = f.run_in_docker(&examples().join("artifact-passing.yaml"));
@@ -795,7 +798,7 @@ fn docker_runtime_passes_artifacts_between_containers() {
 }
 
 #[test]
-#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs; run with -- --ignored"]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs: scripts/test.sh"]
 fn docker_runtime_runs_dags_and_collects_garbage() {
     let f = Ferry::new();
     let (code, doc) = f.run_in_docker(&examples().join("dag-diamond.yaml"));
@@ -810,7 +813,7 @@ fn docker_runtime_runs_dags_and_collects_garbage() {
 }
 
 #[test]
-#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs; run with -- --ignored"]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs: scripts/test.sh"]
 fn docker_runtime_reports_exit_codes_output_and_missing_images() {
     let f = Ferry::new();
     let spec = format!(
@@ -855,7 +858,7 @@ fn containers_named(name: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs Docker and testing/images/busybox.sh; run with -- --ignored"]
+#[ignore = "needs Docker and testing/images/busybox.sh: scripts/test.sh"]
 fn docker_runtime_resume_after_kill_9_removes_the_earlier_attempts_containers() {
     let f = Ferry::new();
     let name = format!("docker-orphan-{}", std::process::id());

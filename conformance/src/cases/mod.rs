@@ -1,5 +1,5 @@
-//! The catalogue, by area. IDs follow `shared/design/conformance-research.md`
-//! and are never reused.
+//! The catalogue, by area. IDs are `AD-<AREA>-<NNN>` and never reused; the
+//! table in `docs/conformance.md` lists them (`tests/catalogue.rs` keeps it current).
 
 use crate::case::Case;
 

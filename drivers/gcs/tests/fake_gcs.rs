@@ -89,6 +89,7 @@ async fn killed_save(gcs: &FakeGcs, key: &str, src: &Path, chunks: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn a_killed_upload_is_finished_by_another_process() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
@@ -116,6 +117,7 @@ async fn a_killed_upload_is_finished_by_another_process() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn a_changed_source_is_sent_again_in_full() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
@@ -137,6 +139,7 @@ async fn a_changed_source_is_sent_again_in_full() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn delete_cancels_unfinished_uploads_of_what_it_deletes() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
@@ -155,6 +158,7 @@ async fn delete_cancels_unfinished_uploads_of_what_it_deletes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn large_objects_come_down_in_ranges_byte_exact() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +178,7 @@ async fn large_objects_come_down_in_ranges_byte_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn a_missing_object_is_not_found_and_a_missing_bucket_names_itself() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
@@ -212,6 +217,7 @@ fn service_account_key(dir: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn a_service_account_key_and_the_emulator_variable_work() {
     let gcs = server();
     let dir = tempfile::tempdir().unwrap();
@@ -242,6 +248,7 @@ async fn a_service_account_key_and_the_emulator_variable_work() {
 /// No configuration value or secret makes the driver panic; it answers
 /// each with an error or a result and keeps serving (issue 14).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn hostile_configuration_values_never_crash_the_driver() {
     use ferry_test_servers::Field;
     let gcs = server();
@@ -264,6 +271,7 @@ fn config_at(endpoint: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn a_resumable_upload_survives_a_three_second_outage_in_the_middle() {
     let port = free_port();
     let proxy = Arc::new(FaultProxy::start(port));
@@ -287,6 +295,7 @@ async fn a_resumable_upload_survives_a_three_second_outage_in_the_middle() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_naming_host_and_cause() {
     let gcs = server();
     let proxy = FaultProxy::start(gcs.port);

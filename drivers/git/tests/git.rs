@@ -370,6 +370,7 @@ async fn save_is_refused_when_read_only_and_delete_unless_allowed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs lighttpd: scripts/test.sh"]
 async fn basic_auth_over_http_and_no_password_in_the_log() {
     let http = GitHttp::start();
     http.bare_repo("r.git");
@@ -422,6 +423,7 @@ async fn basic_auth_over_http_and_no_password_in_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs sshd: scripts/test.sh"]
 async fn ssh_with_a_private_key_secret() {
     let sshd = Sshd::start();
     let url = sshd.bare_repo("r.git");

@@ -26,6 +26,7 @@ fn config(port: u16, bucket: &str, extra: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn objects_go_through_virtual_hosted_requests_with_checked_signatures() {
     let s3 = S3sFs::start_with_domain(Some("oss-cn-test.ferry.test"));
     let dir = tempfile::tempdir().unwrap();
@@ -51,6 +52,7 @@ async fn objects_go_through_virtual_hosted_requests_with_checked_signatures() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs moto: scripts/test.sh"]
 async fn directories_round_trip() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
@@ -99,6 +101,7 @@ async fn directories_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs moto: scripts/test.sh"]
 async fn lifecycle_rules_are_written_and_bad_ones_refused() {
     let moto = Moto::start();
     let driver = DriverProcess::start(BIN, &env()).await;
@@ -137,6 +140,7 @@ async fn lifecycle_rules_are_written_and_bad_ones_refused() {
 /// No configuration value or secret makes the driver panic; see the S3
 /// driver's test of the same name (OSS shares its engine).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs moto: scripts/test.sh"]
 async fn hostile_configuration_values_never_crash_the_driver() {
     use ferry_test_servers::Field;
     let moto = Moto::start();
@@ -162,6 +166,7 @@ async fn hostile_configuration_values_never_crash_the_driver() {
 /// A missing key's message names the key, the bucket and the server's error
 /// code, never the raw XML body (issue 14).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs moto: scripts/test.sh"]
 async fn not_found_names_key_bucket_and_server_code_without_the_body() {
     let moto = Moto::start();
     let driver = DriverProcess::start(BIN, &env()).await;

@@ -92,6 +92,7 @@ async fn kill_mid_upload(s3: &S3sFs, key: &str, src: &Path, parts: usize) -> usi
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn a_killed_save_resumes_in_a_new_process_sending_only_missing_parts() {
     let s3 = S3sFs::start();
     let dir = tempfile::tempdir().unwrap();
@@ -124,6 +125,7 @@ async fn a_killed_save_resumes_in_a_new_process_sending_only_missing_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn a_changed_source_resends_the_changed_parts_and_delete_aborts_unfinished_uploads() {
     let s3 = S3sFs::start();
     let dir = tempfile::tempdir().unwrap();
@@ -159,6 +161,7 @@ async fn a_changed_source_resends_the_changed_parts_and_delete_aborts_unfinished
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn wrong_credentials_fail_with_a_permission_error_naming_the_cause() {
     let s3 = S3sFs::start();
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +177,7 @@ async fn wrong_credentials_fail_with_a_permission_error_naming_the_cause() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn virtual_hosted_addressing_reaches_the_bucket_by_host_name() {
     let s3 = S3sFs::start_with_domain(Some("s3.ferry.test"));
     let dir = tempfile::tempdir().unwrap();
@@ -197,6 +201,7 @@ async fn virtual_hosted_addressing_reaches_the_bucket_by_host_name() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn create_bucket_if_not_present_makes_the_bucket_when_configured() {
     let s3 = S3sFs::start();
     let driver = DriverProcess::start(BIN, &env()).await;
@@ -219,6 +224,7 @@ async fn create_bucket_if_not_present_makes_the_bucket_when_configured() {
 /// panicked inside object_store on every request); it answers each with an
 /// error or a result and keeps serving.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn hostile_configuration_values_never_crash_the_driver() {
     use ferry_test_servers::Field;
     let s3 = S3sFs::start();
@@ -253,6 +259,7 @@ async fn hostile_configuration_values_never_crash_the_driver() {
 /// NOT_FOUND (issue 14). Argo's endpoint is host[:port]; anything more is
 /// refused at configure time, naming the field.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn an_endpoint_with_a_path_is_a_configuration_error() {
     let s3 = S3sFs::start();
     let driver = DriverProcess::start(BIN, &env()).await;
@@ -276,6 +283,7 @@ async fn an_endpoint_with_a_path_is_a_configuration_error() {
 /// code, never the raw XML body (issue 14: the body also broke `ferry get`'s
 /// table).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn not_found_names_key_bucket_and_server_code_without_the_body() {
     let s3 = S3sFs::start();
     let driver = DriverProcess::start(BIN, &env()).await;
@@ -296,6 +304,7 @@ fn small_parts_env() -> Vec<(&'static str, &'static str)> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn a_multipart_save_survives_a_three_second_outage_in_the_middle() {
     let s3 = S3sFs::start();
     let proxy = Arc::new(FaultProxy::start(s3.port));
@@ -318,6 +327,7 @@ async fn a_multipart_save_survives_a_three_second_outage_in_the_middle() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn a_blackholed_or_refusing_endpoint_fails_every_call_in_bounded_time_naming_host_and_cause() {
     let s3 = S3sFs::start();
     let proxy = FaultProxy::start(s3.port);
@@ -336,6 +346,7 @@ fn moto_uploads(moto: &Moto) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs moto: scripts/test.sh"]
 async fn a_save_stream_cancelled_by_the_client_aborts_its_multipart_upload() {
     let moto = Moto::start();
     let (status, body) = http_request(moto.port, "PUT", &format!("/{BUCKET}"), "");
@@ -377,6 +388,7 @@ fn tokio_stream_of(mut rx: tokio::sync::mpsc::Receiver<ferry_sdk::Result<bytes::
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn a_load_whose_body_stalls_fails_after_the_idle_read_timeout_saying_so() {
     let s3 = S3sFs::start();
     let proxy = Arc::new(FaultProxy::start(s3.port));

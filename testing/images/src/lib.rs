@@ -5,8 +5,8 @@
 //! entrypoint with the socket path as its only argument, the socket in a
 //! volume shared with the caller, the image's own non-root user, and SIGTERM
 //! to stop it. The tests are in `tests/`; they need the images, so they are
-//! `#[ignore]`d in a plain `cargo test` and run by `scripts/test.sh` after it
-//! has built them.
+//! `#[ignore]`d in a plain `cargo test` and named `docker_*`, the tests
+//! `scripts/test.sh` runs only when Docker works, after it has built them.
 //!
 //! Image names come from `FERRY_IMAGE_PREFIX` (default `ferry/driver-`) and
 //! `FERRY_IMAGE_TAG` (default `dev`), so the same tests run against images

@@ -95,8 +95,8 @@ async fn suite_against_image(driver: &str, profile: &str) {
 }
 
 #[tokio::test]
-#[ignore = "needs the images of deploy/images/build.sh and testing/images/servers.sh"]
-async fn gcs_image_passes_the_suite_against_a_gcs_server_in_a_container() {
+#[ignore = "needs Docker and the images of deploy/images/build.sh and testing/images/servers.sh: scripts/test.sh"]
+async fn docker_gcs_image_passes_the_suite_against_a_gcs_server_in_a_container() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let _server = gcs_server_image()
@@ -129,8 +129,8 @@ async fn gcs_image_passes_the_suite_against_a_gcs_server_in_a_container() {
 }
 
 #[tokio::test]
-#[ignore = "needs the images of deploy/images/build.sh"]
-async fn fs_image_passes_the_suite() {
+#[ignore = "needs Docker and the images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_fs_image_passes_the_suite() {
     let profile = std::fs::read_to_string(repo().join("conformance/profiles/fs.yaml")).expect("fs profile");
     suite_against_image("fs", &profile).await;
 }

@@ -10,7 +10,7 @@ use testcontainers::core::Mount;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
 
-const NEEDS_IMAGES: &str = "needs the driver images: deploy/images/build.sh, then -- --ignored";
+const NEEDS_IMAGES: &str = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh";
 
 /// A driver container serving on `/tmp/artifact-plugins/<driver>/socket`,
 /// which is `socket` on this side of the shared volume.
@@ -60,46 +60,46 @@ async fn serves_as_non_root_and_stops_cleanly(driver: &str) {
 }
 
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn fs_image_lifecycle() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_fs_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("fs").await;
 }
 
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn s3_image_lifecycle() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_s3_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("s3").await;
 }
 
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn oss_image_lifecycle() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_oss_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("oss").await;
 }
 
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn gcs_image_lifecycle() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_gcs_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("gcs").await;
 }
 
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn git_image_lifecycle() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_git_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("git").await;
 }
 
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn http_image_lifecycle() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_http_image_lifecycle() {
     serves_as_non_root_and_stops_cleanly("http").await;
 }
 
 /// The fs image moves files between a step's volume and its store: Save and
 /// Load through the shared volume, as the sidecar and init container do.
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn fs_image_moves_files_through_the_shared_volume() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_fs_image_moves_files_through_the_shared_volume() {
     let (store, work) = (shared_dir(), shared_dir());
     let (store_path, work_path) =
         (store.path().to_string_lossy().into_owned(), work.path().to_string_lossy().into_owned());
@@ -130,8 +130,8 @@ async fn fs_image_moves_files_through_the_shared_volume() {
 
 /// Without its socket argument the image exits non-zero and says why.
 #[tokio::test]
-#[ignore = "needs the driver images: deploy/images/build.sh, then -- --ignored"]
-async fn an_image_without_a_socket_argument_exits_non_zero() {
+#[ignore = "needs Docker and the driver images of deploy/images/build.sh: scripts/test.sh"]
+async fn docker_image_without_a_socket_argument_exits_non_zero() {
     let container =
         driver_image("fs").start().await.unwrap_or_else(|e| panic!("starting the fs image ({NEEDS_IMAGES}): {e}"));
     let started = Instant::now();

@@ -196,8 +196,8 @@ fn leftover_driver_containers(wf: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs Docker and the images of deploy/images/build.sh, testing/images/{busybox,servers}.sh"]
-async fn examples_run_in_containers_against_an_s3_server_in_a_container() {
+#[ignore = "needs Docker and the images of deploy/images/build.sh, testing/images/{busybox,servers}.sh: scripts/test.sh"]
+async fn docker_examples_run_in_containers_against_an_s3_server_in_a_container() {
     let s3 = S3::start().await;
     let run = Run::new(&s3);
 
@@ -227,8 +227,8 @@ async fn examples_run_in_containers_against_an_s3_server_in_a_container() {
 }
 
 #[tokio::test]
-#[ignore = "needs Docker and the images of deploy/images/build.sh, testing/images/{busybox,servers}.sh"]
-async fn a_missing_driver_image_fails_the_step_naming_the_image() {
+#[ignore = "needs Docker and the images of deploy/images/build.sh, testing/images/{busybox,servers}.sh: scripts/test.sh"]
+async fn docker_missing_driver_image_fails_the_step_naming_the_image() {
     let s3 = S3::start().await;
     let run = Run::new(&s3);
     let doc = run.run("artifact-passing.yaml", "ferry/no-such-driver:1");

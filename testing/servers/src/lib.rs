@@ -4,7 +4,10 @@
 //! daemon`, read and write), and [`DriverProcess`], a driver binary serving
 //! its socket as Argo runs it; [`FaultProxy`] puts network faults between a
 //! driver and a server.
-//! Installing the servers is `scripts/test.sh`'s job; a missing one is a
+//! Installing the servers is `scripts/test.sh`'s job. A test that starts one
+//! git does not bring (s3s-fs, moto, fake-gcs-server, lighttpd, sshd) is
+//! `#[ignore = "needs <server>: scripts/test.sh"]`, so a plain `cargo test`
+//! runs without them; the script runs those tests too. A missing server is a
 //! panic naming the script, never a silent skip.
 
 pub mod fault;

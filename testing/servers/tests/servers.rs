@@ -1,9 +1,10 @@
-//! The servers the GCS and Git drivers' tests will use start and answer as
-//! those protocols do.
+//! The servers the GCS and Git drivers' tests use start and answer as those
+//! protocols do.
 
 use ferry_test_servers::{FakeGcs, GitDaemon, git};
 
 #[test]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
 fn fake_gcs_server_serves_the_json_api() {
     let gcs = FakeGcs::start();
     gcs.create_bucket("ferry-test");
