@@ -57,4 +57,4 @@ pub use server::{
     SHUTDOWN_GRACE_ENV, STREAM_IDLE_TIMEOUT_ENV, bind, init_tracing, max_streams, run, serve, shutdown_grace,
     shutdown_signal, socket_path_from_args,
 };
-pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreBuilder, TransferOptions};
+pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreConnector, TransferOptions};

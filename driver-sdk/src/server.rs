@@ -29,13 +29,13 @@ pub const SHUTDOWN_GRACE_ENV: &str = "FERRY_SHUTDOWN_GRACE_SECONDS";
 /// own test cluster uses, so the driver exits 0 before being killed.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
-/// How long a configured driver (connected client) is reused for one
-/// configuration string before it is built anew, so rotated secrets are picked up.
-const CONFIG_TTL: Duration = Duration::from_secs(300);
-const CONFIG_CACHE_ENTRIES: usize = 64;
+/// How long a connected target is reused for one configuration string
+/// before it is connected anew, so rotated secrets are picked up.
+const TARGET_TTL: Duration = Duration::from_secs(300);
+const TARGET_CACHE_ENTRIES: usize = 64;
 
-/// Configured drivers by configuration string, with when each was built.
-type ConfigCache<C> = Mutex<HashMap<String, (Arc<C>, Instant)>>;
+/// Connected targets by configuration string, with when each was connected.
+type TargetCache<T> = Mutex<HashMap<String, (Arc<T>, Instant)>>;
 
 /// How long shutdown waits for calls already sent to reach their handlers.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -81,10 +81,10 @@ impl Drop for CallGuard {
 }
 
 /// The gRPC service around a [`Driver`]: translates the proto messages, maps
-/// errors to the wire, frames streams and caches configurations.
+/// errors to the wire, frames streams and caches connected targets.
 pub struct DriverService<D: Driver> {
     driver: Arc<D>,
-    configs: ConfigCache<D::Config>,
+    targets: TargetCache<D::Target>,
     in_flight: InFlight,
     streams: Arc<tokio::sync::Semaphore>,
     max_streams: usize,
@@ -111,7 +111,7 @@ impl<D: Driver> DriverService<D> {
     pub fn new(driver: D) -> Self {
         DriverService {
             driver: Arc::new(driver),
-            configs: Mutex::new(HashMap::new()),
+            targets: Mutex::new(HashMap::new()),
             in_flight: InFlight::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_STREAMS)),
             max_streams: DEFAULT_MAX_STREAMS,
@@ -138,26 +138,26 @@ impl<D: Driver> DriverService<D> {
         self
     }
 
-    async fn config(&self, raw: &str) -> Result<Arc<D::Config>> {
-        if let Some((cfg, at)) = self.configs.lock().expect("config cache poisoned").get(raw)
-            && at.elapsed() < CONFIG_TTL
+    async fn connected(&self, raw: &str) -> Result<Arc<D::Target>> {
+        if let Some((target, at)) = self.targets.lock().expect("target cache poisoned").get(raw)
+            && at.elapsed() < TARGET_TTL
         {
-            return Ok(cfg.clone());
+            return Ok(target.clone());
         }
-        let cfg = Arc::new(self.driver.configure(raw).await?);
-        let mut cache = self.configs.lock().expect("config cache poisoned");
-        if cache.len() >= CONFIG_CACHE_ENTRIES {
-            cache.retain(|_, (_, at)| at.elapsed() < CONFIG_TTL);
-            if cache.len() >= CONFIG_CACHE_ENTRIES {
+        let target = Arc::new(self.driver.connect(raw).await?);
+        let mut cache = self.targets.lock().expect("target cache poisoned");
+        if cache.len() >= TARGET_CACHE_ENTRIES {
+            cache.retain(|_, (_, at)| at.elapsed() < TARGET_TTL);
+            if cache.len() >= TARGET_CACHE_ENTRIES {
                 cache.clear();
             }
         }
-        cache.insert(raw.to_string(), (cfg.clone(), Instant::now()));
-        Ok(cfg)
+        cache.insert(raw.to_string(), (target.clone(), Instant::now()));
+        Ok(target)
     }
 
-    /// Configuration and key of a request's artifact.
-    async fn target(&self, artifact: Option<&pb::Artifact>) -> Result<(Arc<D::Config>, ArtifactKey)> {
+    /// The connected target and the key of a request's artifact.
+    async fn locate(&self, artifact: Option<&pb::Artifact>) -> Result<(Arc<D::Target>, ArtifactKey)> {
         let artifact = artifact.ok_or_else(|| Error::invalid_argument("request carries no artifact"))?;
         let plugin = artifact
             .plugin
@@ -172,11 +172,11 @@ impl<D: Driver> DriverService<D> {
                 artifact.name
             )));
         }
-        let cfg = self
-            .config(&plugin.configuration)
+        let target = self
+            .connected(&plugin.configuration)
             .await
             .map_err(|e| e.context(format!("artifact {:?} (plugin {:?})", artifact.name, plugin.name)))?;
-        Ok((cfg, key))
+        Ok((target, key))
     }
 
     fn refuse_if_read_only(&self, operation: &str) -> Result<()> {
@@ -243,8 +243,8 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             if req.path.is_empty() {
                 return Err(Error::invalid_argument("load request has an empty path"));
             }
-            let (cfg, key) = self.target(req.input_artifact.as_ref()).await?;
-            self.driver.load(&cfg, &key, Path::new(&req.path)).await
+            let (target, key) = self.locate(req.input_artifact.as_ref()).await?;
+            self.driver.load(&target, &key, Path::new(&req.path)).await
         }
         .await;
         in_band("load", &key, started, result, |success, error| pb::LoadArtifactResponse { success, error })
@@ -274,8 +274,8 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             }
         };
         let opened = async {
-            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
-            self.driver.open_stream(&cfg, &key).await
+            let (target, key) = self.locate(req.artifact.as_ref()).await?;
+            self.driver.open_stream(&target, &key).await
         }
         .await;
         match opened {
@@ -303,8 +303,8 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             if req.path.is_empty() {
                 return Err(Error::invalid_argument("save request has an empty path"));
             }
-            let (cfg, key) = self.target(req.output_artifact.as_ref()).await?;
-            self.driver.save(&cfg, &key, Path::new(&req.path)).await
+            let (target, key) = self.locate(req.output_artifact.as_ref()).await?;
+            self.driver.save(&target, &key, Path::new(&req.path)).await
         }
         .await;
         in_band("save", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
@@ -319,11 +319,11 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
         // `ArtifactKey` drops the trailing `/`, so what to delete is read from the wire key.
-        let target = crate::driver::DeleteTarget::of_raw_key(&key);
+        let what = crate::driver::DeleteTarget::of_raw_key(&key);
         let result = async {
             self.refuse_if_read_only("delete")?;
-            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
-            self.driver.delete(&cfg, &key, target).await
+            let (target, key) = self.locate(req.artifact.as_ref()).await?;
+            self.driver.delete(&target, &key, what).await
         }
         .await;
         in_band("delete", &key, started, result, |success, error| pb::DeleteArtifactResponse { success, error })
@@ -336,9 +336,9 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         let _call = self.in_flight.enter();
         let req = request.into_inner();
         let result = async {
-            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
-            let objects = self.driver.list(&cfg, &key).await?;
-            if objects.is_empty() && !key.is_root() && !self.driver.exists(&cfg, &key).await? {
+            let (target, key) = self.locate(req.artifact.as_ref()).await?;
+            let objects = self.driver.list(&target, &key).await?;
+            if objects.is_empty() && !key.is_root() && !self.driver.exists(&target, &key).await? {
                 return Err(Error::not_found(format!("no object or directory at key {key:?}")));
             }
             Ok(objects.into_iter().map(|k| k.as_str().to_string()).collect())
@@ -362,8 +362,8 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         let _call = self.in_flight.enter();
         let req = request.into_inner();
         let result = async {
-            let (cfg, key) = self.target(req.artifact.as_ref()).await?;
-            self.driver.is_directory(&cfg, &key).await
+            let (target, key) = self.locate(req.artifact.as_ref()).await?;
+            self.driver.is_directory(&target, &key).await
         }
         .await;
         // argo-server turns any IsDirectory error into HTTP 500 for every file
@@ -397,7 +397,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         let key = key_of(first.output_artifact.as_ref());
         let result = async {
             self.refuse_if_read_only("save")?;
-            let (cfg, key) = self.target(first.output_artifact.as_ref()).await?;
+            let (target, key) = self.locate(first.output_artifact.as_ref()).await?;
             let rest = inbound.map(|message| match message {
                 Ok(m) if m.output_artifact.is_some() => {
                     Err(Error::invalid_argument("SaveStream: output_artifact may only be sent in the first message"))
@@ -419,7 +419,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             let driver = self.driver.clone();
             let task = tokio::spawn(async move {
                 let _call = call;
-                driver.save_stream(&cfg, &key, data).await
+                driver.save_stream(&target, &key, data).await
             });
             task.await.map_err(|e| Error::other(format!("SaveStream task failed: {e}")))?
         }

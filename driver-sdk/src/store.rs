@@ -206,18 +206,19 @@ impl From<Arc<dyn ObjectStore>> for Store {
     }
 }
 
-/// Builds the store one `configuration` string describes. Any
-/// `Fn(&str) -> Result<Arc<dyn ObjectStore>>` is a `StoreBuilder`.
-pub trait StoreBuilder: Send + Sync + 'static {
+/// Connects the store one `configuration` string describes: the
+/// [`Driver::connect`] step of an [`ObjectStoreDriver`]. Any
+/// `Fn(&str) -> Result<Arc<dyn ObjectStore>>` is a `StoreConnector`.
+pub trait StoreConnector: Send + Sync + 'static {
     /// Parses `configuration` and connects.
-    fn build(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send;
+    fn connect(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send;
 }
 
-impl<F> StoreBuilder for F
+impl<F> StoreConnector for F
 where
     F: Fn(&str) -> Result<Arc<dyn ObjectStore>> + Send + Sync + 'static,
 {
-    fn build(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send {
+    fn connect(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send {
         std::future::ready(self(configuration).map(Store::new))
     }
 }
@@ -236,15 +237,15 @@ where
 ///     .with_options(TransferOptions::default().with_part_size(16 << 20));
 /// # let _ = driver;
 /// ```
-pub struct ObjectStoreDriver<B> {
-    builder: B,
+pub struct ObjectStoreDriver<C> {
+    connector: C,
     options: TransferOptions,
 }
 
-impl<B: StoreBuilder> ObjectStoreDriver<B> {
-    /// A driver whose stores come from `builder`.
-    pub fn new(builder: B) -> Self {
-        ObjectStoreDriver { builder, options: TransferOptions::default() }
+impl<C: StoreConnector> ObjectStoreDriver<C> {
+    /// A driver whose stores come from `connector`.
+    pub fn new(connector: C) -> Self {
+        ObjectStoreDriver { connector, options: TransferOptions::default() }
     }
 
     /// Replaces the transfer options.
@@ -320,14 +321,14 @@ impl<B: StoreBuilder> ObjectStoreDriver<B> {
     }
 }
 
-impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
-    type Config = Store;
+impl<C: StoreConnector> Driver for ObjectStoreDriver<C> {
+    type Target = Store;
 
-    fn configure(&self, configuration: &str) -> impl Future<Output = Result<Self::Config>> + Send {
-        self.builder.build(configuration)
+    fn connect(&self, configuration: &str) -> impl Future<Output = Result<Self::Target>> + Send {
+        self.connector.connect(configuration)
     }
 
-    async fn open_stream(&self, store: &Self::Config, key: &ArtifactKey) -> Result<ByteStream> {
+    async fn open_stream(&self, store: &Self::Target, key: &ArtifactKey) -> Result<ByteStream> {
         key.require_object("open a stream")?;
         let result = store.objects.get(&self.store_path(key)?).await.map_err(store.error_at(key))?;
         let expected = result.meta.size;
@@ -338,7 +339,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(check_length(stream, expected, key.clone()))
     }
 
-    async fn save_stream(&self, store: &Self::Config, key: &ArtifactKey, data: ByteStream) -> Result<()> {
+    async fn save_stream(&self, store: &Self::Target, key: &ArtifactKey, data: ByteStream) -> Result<()> {
         key.require_object("save")?;
         let path = self.store_path(key)?;
         let threshold = self.options.multipart_threshold as usize;
@@ -357,7 +358,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         self.put_multipart(store, &path, self.options.part_size, head.freeze(), data).await
     }
 
-    async fn save_file(&self, store: &Self::Config, key: &ArtifactKey, src: &Path) -> Result<()> {
+    async fn save_file(&self, store: &Self::Target, key: &ArtifactKey, src: &Path) -> Result<()> {
         key.require_object("save")?;
         let path = self.store_path(key)?;
         let mut file = tokio::fs::File::open(src).await.map_err(|e| local_error(e, "opening", src))?;
@@ -403,7 +404,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(())
     }
 
-    async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
+    async fn load_file(&self, store: &Self::Target, key: &ArtifactKey, dst: &Path) -> Result<()> {
         key.require_object("load")?;
         let path = self.store_path(key)?;
         let result = store.objects.get(&path).await.map_err(store.error_at(key))?;
@@ -443,7 +444,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(())
     }
 
-    async fn delete_object(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
+    async fn delete_object(&self, store: &Self::Target, key: &ArtifactKey) -> Result<()> {
         key.require_object("delete")?;
         match store.objects.delete(&self.store_path(key)?).await {
             Ok(()) => Ok(()),
@@ -452,7 +453,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         }
     }
 
-    async fn delete(&self, store: &Self::Config, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
+    async fn delete(&self, store: &Self::Target, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
         key.require_object("delete")?;
         let path = self.store_path(key)?;
         match target {
@@ -484,7 +485,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(())
     }
 
-    async fn list(&self, store: &Self::Config, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
+    async fn list(&self, store: &Self::Target, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
         let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
         let paths: Vec<StorePath> = store.objects.list(prefix).map_ok(|meta| meta.location).try_collect().await?;
@@ -499,7 +500,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(keys)
     }
 
-    async fn exists(&self, store: &Self::Config, key: &ArtifactKey) -> Result<bool> {
+    async fn exists(&self, store: &Self::Target, key: &ArtifactKey) -> Result<bool> {
         if key.is_root() {
             return Ok(false);
         }
@@ -510,7 +511,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         }
     }
 
-    async fn is_directory(&self, store: &Self::Config, key: &ArtifactKey) -> Result<bool> {
+    async fn is_directory(&self, store: &Self::Target, key: &ArtifactKey) -> Result<bool> {
         let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
         // The first child answers; a 10,000-object prefix is not listed whole.

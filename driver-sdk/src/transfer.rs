@@ -115,14 +115,14 @@ pub fn local_error(err: std::io::Error, action: &str, path: &Path) -> Error {
 /// The default [`Driver::save`]: a file, or every regular file of a directory.
 pub(crate) async fn save_path<D: Driver + ?Sized>(
     driver: &D,
-    config: &D::Config,
+    target: &D::Target,
     key: &ArtifactKey,
     src: &Path,
 ) -> Result<()> {
     key.require_object("save")?;
     let meta = tokio::fs::metadata(src).await.map_err(|e| local_error(e, "reading", src))?;
     if meta.is_file() {
-        return driver.save_file(config, key, src).await;
+        return driver.save_file(target, key, src).await;
     }
     if !meta.is_dir() {
         return Err(Error::invalid_argument(format!("{} is neither a regular file nor a directory", src.display())));
@@ -135,7 +135,7 @@ pub(crate) async fn save_path<D: Driver + ?Sized>(
     let saved: HashSet<ArtifactKey> = futures::stream::iter(files)
         .map(|(relative, path)| async move {
             let child = key.join(&relative)?;
-            driver.save_file(config, &child, &path).await?;
+            driver.save_file(target, &child, &path).await?;
             Ok::<_, Error>(child)
         })
         .buffer_unordered(DIRECTORY_CONCURRENCY)
@@ -144,14 +144,14 @@ pub(crate) async fn save_path<D: Driver + ?Sized>(
 
     // A directory save replaces the previous tree: files that vanished from
     // the source must not reappear in the next step.
-    for stale in driver.list(config, key).await? {
+    for stale in driver.list(target, key).await? {
         if !saved.contains(&stale) {
-            driver.delete_object(config, &stale).await?;
+            driver.delete_object(target, &stale).await?;
         }
     }
     // A plain object at `key` would shadow the directory on Load.
-    if driver.exists(config, key).await? {
-        driver.delete_object(config, key).await?;
+    if driver.exists(target, key).await? {
+        driver.delete_object(target, key).await?;
     }
     Ok(())
 }
@@ -208,18 +208,18 @@ fn relative_key(root: &Path, path: &Path) -> Result<String> {
 /// tree under `key/`, staged beside `dst` and renamed into place whole.
 pub(crate) async fn load_path<D: Driver + ?Sized>(
     driver: &D,
-    config: &D::Config,
+    target: &D::Target,
     key: &ArtifactKey,
     dst: &Path,
 ) -> Result<()> {
     if !key.is_root() {
-        match driver.load_file(config, key, dst).await {
+        match driver.load_file(target, key, dst).await {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             other => return other,
         }
     }
     // A marker object for the directory itself (`key/`) lists as `key`.
-    let children: Vec<ArtifactKey> = driver.list(config, key).await?.into_iter().filter(|c| c != key).collect();
+    let children: Vec<ArtifactKey> = driver.list(target, key).await?.into_iter().filter(|c| c != key).collect();
     if children.is_empty() {
         return Err(Error::not_found(format!("no object or directory at key {key:?}")));
     }
@@ -235,13 +235,13 @@ pub(crate) async fn load_path<D: Driver + ?Sized>(
                 let relative = key
                     .relative(&child)
                     .ok_or_else(|| Error::other(format!("driver listed {child:?}, which is not under {key:?}")))?;
-                let target = staging_root.join(relative);
-                match driver.load_file(config, &child, &target).await {
+                let file = staging_root.join(relative);
+                match driver.load_file(target, &child, &file).await {
                     // Listed but not readable by its name: a directory marker
                     // (`dir/`, as Argo's OSS driver and consoles write them),
                     // whose slash the listing dropped. It stands for a directory.
                     Err(e) if e.kind() == ErrorKind::NotFound => {
-                        tokio::fs::create_dir_all(&target).await.map_err(|e| local_error(e, "creating", &target))
+                        tokio::fs::create_dir_all(&file).await.map_err(|e| local_error(e, "creating", &file))
                     }
                     other => other,
                 }

@@ -15,8 +15,8 @@ mod confined;
 pub use confined::{ConfinedStore, STAGING_DIR};
 use ferry_sdk::transfer::{self, Staging, local_error};
 use ferry_sdk::{
-    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store, StoreBuilder,
-    TransferOptions,
+    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store,
+    StoreConnector, TransferOptions,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -68,8 +68,8 @@ pub struct FsDriver {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsStores;
 
-impl StoreBuilder for FsStores {
-    async fn build(&self, configuration: &str) -> Result<Store> {
+impl StoreConnector for FsStores {
+    async fn connect(&self, configuration: &str) -> Result<Store> {
         Ok(Store::new(Arc::new(build_store(configuration)?)))
     }
 }
@@ -100,9 +100,9 @@ impl FsDriver {
 }
 
 impl Driver for FsDriver {
-    type Config = FsRoot;
+    type Target = FsRoot;
 
-    async fn configure(&self, configuration: &str) -> Result<FsRoot> {
+    async fn connect(&self, configuration: &str) -> Result<FsRoot> {
         let confined = Arc::new(build_store(configuration)?);
         Ok(FsRoot { store: Store::new(confined.clone()), confined })
     }

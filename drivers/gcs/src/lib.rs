@@ -127,9 +127,9 @@ fn base_url(config: &GcsConfig) -> Result<(String, bool)> {
 }
 
 impl Driver for GcsDriver {
-    type Config = Bucket;
+    type Target = Bucket;
 
-    async fn configure(&self, configuration: &str) -> Result<Bucket> {
+    async fn connect(&self, configuration: &str) -> Result<Bucket> {
         let config: GcsConfig = ferry_sdk::config::parse(configuration)?;
         if config.bucket.is_empty() {
             return Err(Error::invalid_config("invalid configuration: field `bucket`: must not be empty"));

@@ -130,9 +130,9 @@ fn not_found(key: &ArtifactKey) -> Error {
 }
 
 impl Driver for GitDriver {
-    type Config = Target;
+    type Target = Target;
 
-    async fn configure(&self, configuration: &str) -> Result<Target> {
+    async fn connect(&self, configuration: &str) -> Result<Target> {
         let cfg = GitConfig::parse(configuration)?;
         let auth = Auth::resolve(&cfg)?;
         Ok(Target {

@@ -98,9 +98,9 @@ impl HttpDriver {
 }
 
 impl Driver for HttpDriver {
-    type Config = Target;
+    type Target = Target;
 
-    async fn configure(&self, configuration: &str) -> Result<Target> {
+    async fn connect(&self, configuration: &str) -> Result<Target> {
         let c: HttpConfig = ferry_sdk::config::parse(configuration)?;
         let url = reqwest::Url::parse(&c.url)
             .map_err(|e| Error::new(ErrorKind::InvalidConfig, format!("invalid configuration: field `url`: {e}")))?;

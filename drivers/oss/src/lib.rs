@@ -17,7 +17,7 @@
 use ferry_driver_s3::bucket::LifecycleRules;
 use ferry_driver_s3::{Addressing, CreateBucketOptions, DEFAULT_ABORT_INCOMPLETE_DAYS, S3Config};
 use ferry_sdk::config::SecretRef;
-use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreBuilder, TransferOptions};
+use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreConnector, TransferOptions};
 use serde::Deserialize;
 
 /// The configuration: Argo's `OSSArtifact` fields, plus `region`, `insecure`
@@ -150,8 +150,8 @@ impl OssConfig {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OssStores;
 
-impl StoreBuilder for OssStores {
-    async fn build(&self, configuration: &str) -> Result<Store> {
+impl StoreConnector for OssStores {
+    async fn connect(&self, configuration: &str) -> Result<Store> {
         let oss = OssConfig::parse(configuration)?;
         let connection = oss.to_s3()?.open().await?;
         let rules = oss.lifecycle();

@@ -23,7 +23,7 @@ pub mod resolve;
 use bucket::{BucketAdmin, LifecycleRules};
 use ferry_sdk::config::{SecretRef, Secrets, check_header_value};
 use ferry_sdk::net::{Connector, NetOptions};
-use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreBuilder, TransferOptions};
+use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreConnector, TransferOptions};
 use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::HttpConnector;
@@ -382,8 +382,8 @@ impl S3Config {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct S3Stores;
 
-impl StoreBuilder for S3Stores {
-    async fn build(&self, configuration: &str) -> Result<Store> {
+impl StoreConnector for S3Stores {
+    async fn connect(&self, configuration: &str) -> Result<Store> {
         Ok(S3Config::parse(configuration)?.connect().await?.into_store())
     }
 }
