@@ -11,9 +11,10 @@
 //!   exit 0 on SIGTERM after in-flight calls finish (bounded by
 //!   `FERRY_SHUTDOWN_GRACE_SECONDS`).
 //! - **Configuration** ([`config`]): the artifact's `configuration` string read
-//!   as YAML or JSON into your struct, with errors naming the field and line;
-//!   secret references in Argo's `{name, key}` shape resolved from mounted
-//!   files or environment variables, never logged.
+//!   as YAML or JSON into your struct, with errors naming the field and line.
+//! - **Secrets** ([`secrets`]): references in Argo's `{name, key}` shape
+//!   resolved from environment variables, mounted files or (feature
+//!   `kubernetes-secrets`) the Kubernetes API, never logged.
 //! - **Semantics Argo relies on**: directories (every object under `key/`),
 //!   idempotent delete of one object or, for a key ending in `/`, of a directory, full-key listings, not-found as gRPC
 //!   `NOT_FOUND`, atomic local writes, OpenStream frames of at most 2 MiB
@@ -30,7 +31,6 @@
 
 pub mod body_end;
 pub mod client;
-pub mod cluster;
 pub mod config;
 mod decode_status;
 mod driver;
@@ -40,6 +40,7 @@ mod multipart;
 #[cfg(feature = "http")]
 pub mod net;
 mod ranged;
+pub mod secrets;
 mod server;
 mod store;
 pub mod transfer;

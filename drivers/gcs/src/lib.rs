@@ -23,8 +23,8 @@ pub mod upload;
 
 use api::{Api, DEFAULT_ENDPOINT};
 use auth::Auth;
-use ferry_sdk::config::{SecretRef, Secrets};
 use ferry_sdk::net::NetOptions;
+use ferry_sdk::secrets::{SecretRef, Secrets};
 use ferry_sdk::{
     ArtifactKey, ByteStream, DeleteTarget, Driver, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX,
 };
@@ -137,7 +137,7 @@ impl Driver for GcsDriver {
         let (base, emulator) = base_url(&config)?;
         let auth = match (&config.service_account_key_secret, config.anonymous || emulator) {
             (Some(r), _) => {
-                let key = Secrets::from_env().resolve(r)?;
+                let key = Secrets::from_env().resolve(r).await?;
                 Auth::service_account(key.expose(), "serviceAccountKeySecret")?
             }
             (None, true) => Auth::Anonymous,

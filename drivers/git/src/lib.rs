@@ -134,7 +134,7 @@ impl Driver for GitDriver {
 
     async fn connect(&self, configuration: &str) -> Result<Target> {
         let cfg = GitConfig::parse(configuration)?;
-        let auth = Auth::resolve(&cfg)?;
+        let auth = Auth::resolve(&cfg).await?;
         Ok(Target {
             cfg: Arc::new(cfg),
             auth: Arc::new(auth),

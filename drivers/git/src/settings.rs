@@ -1,7 +1,7 @@
 //! The `configuration` string: Argo's `git:` artifact fields plus Ferry's
 //! write options, parsed and checked once per distinct configuration.
 
-use ferry_sdk::config::SecretRef;
+use ferry_sdk::secrets::SecretRef;
 use ferry_sdk::{Error, Result};
 use serde::Deserialize;
 use std::num::NonZeroU32;

@@ -10,7 +10,7 @@
 //! A URL is never a directory, listing is empty, and Delete is refused:
 //! Argo's HTTP artifacts have no garbage collection either.
 
-use ferry_sdk::config::{SecretRef, Secrets};
+use ferry_sdk::secrets::{SecretRef, Secrets};
 use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, Driver, Error, ErrorKind, Result};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -126,8 +126,8 @@ impl Driver for HttpDriver {
             Some(b) => {
                 let secrets = Secrets::from_env();
                 Some((
-                    secrets.resolve(&b.username_secret)?.expose().to_string(),
-                    secrets.resolve(&b.password_secret)?.expose().to_string(),
+                    secrets.resolve(&b.username_secret).await?.expose().to_string(),
+                    secrets.resolve(&b.password_secret).await?.expose().to_string(),
                 ))
             }
             None => None,

@@ -16,7 +16,7 @@
 
 use ferry_driver_s3::bucket::LifecycleRules;
 use ferry_driver_s3::{Addressing, CreateBucketOptions, DEFAULT_ABORT_INCOMPLETE_DAYS, S3Config};
-use ferry_sdk::config::SecretRef;
+use ferry_sdk::secrets::SecretRef;
 use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreConnector, TransferOptions};
 use serde::Deserialize;
 

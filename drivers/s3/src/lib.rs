@@ -21,8 +21,9 @@ pub mod bucket;
 pub mod resolve;
 
 use bucket::{BucketAdmin, LifecycleRules};
-use ferry_sdk::config::{SecretRef, Secrets, check_header_value};
+use ferry_sdk::config::check_header_value;
 use ferry_sdk::net::{Connector, NetOptions};
+use ferry_sdk::secrets::{Secret, SecretRef, Secrets};
 use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreConnector, TransferOptions};
 use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
@@ -178,7 +179,7 @@ impl S3Config {
     /// Validates, resolves secrets, connects and creates the bucket when asked
     /// to, writing no lifecycle rule.
     pub async fn open(&self) -> Result<Connection> {
-        let (builder, client_options, connector) = self.builder()?;
+        let (builder, client_options, connector) = self.builder().await?;
         let store =
             Arc::new(builder.build().map_err(|e| Error::invalid_config(format!("invalid configuration: {e}")))?);
         let admin = BucketAdmin {
@@ -273,7 +274,7 @@ impl S3Config {
 
     /// The object_store builder, client options and HTTP connector this
     /// configuration (and the environment's `FERRY_*_TIMEOUT`s) describes.
-    pub fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions, Connector)> {
+    pub async fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions, Connector)> {
         if self.role_arn.is_some() {
             return Err(unsupported(
                 "roleARN",
@@ -285,12 +286,6 @@ impl S3Config {
         }
         self.check_values()?;
         let secrets = Secrets::from_env();
-        // Every credential travels in (or signs) an HTTP header.
-        let secret = |field: &str, r: &SecretRef| -> Result<ferry_sdk::config::Secret> {
-            let value = secrets.resolve(r)?;
-            check_header_value(&format!("field `{field}` ({r})"), value.expose())?;
-            Ok(value)
-        };
         // No limit on a whole request: a 20 GiB stream to argo-server or the
         // Complete of a huge upload takes minutes. What fails is a connection
         // that cannot be opened, no answer, or a body that stalls (see
@@ -300,7 +295,7 @@ impl S3Config {
         let mut connector = Connector::new(net);
         let mut options = ClientOptions::new().with_allow_http(true);
         if let Some(ca) = &self.ca_secret {
-            let pem = secrets.resolve(ca)?;
+            let pem = secrets.resolve(ca).await?;
             connector = connector.with_root_certificates(pem.expose().as_bytes(), "field `caSecret`")?;
         }
         let overrides = match &self.resolve {
@@ -334,10 +329,10 @@ impl S3Config {
             }
             (Some(a), Some(s)) => {
                 b = b
-                    .with_access_key_id(secret("accessKeySecret", a)?.expose())
-                    .with_secret_access_key(secret("secretKeySecret", s)?.expose());
+                    .with_access_key_id(header_secret(&secrets, "accessKeySecret", a).await?.expose())
+                    .with_secret_access_key(header_secret(&secrets, "secretKeySecret", s).await?.expose());
                 if let Some(t) = &self.session_token_secret {
-                    b = b.with_token(secret("sessionTokenSecret", t)?.expose());
+                    b = b.with_token(header_secret(&secrets, "sessionTokenSecret", t).await?.expose());
                 } else if let Some(t) = &self.session_token {
                     b = b.with_token(t);
                 }
@@ -358,7 +353,9 @@ impl S3Config {
                 ));
             }
             if let Some(k) = &e.server_side_customer_key_secret {
-                b = b.with_ssec_encryption(secret("encryptionOptions.serverSideCustomerKeySecret", k)?.expose());
+                b = b.with_ssec_encryption(
+                    header_secret(&secrets, "encryptionOptions.serverSideCustomerKeySecret", k).await?.expose(),
+                );
             } else if e.enable_encryption && !e.kms_key_id.is_empty() {
                 b = b.with_sse_kms_encryption(&e.kms_key_id);
             } else if e.enable_encryption {
@@ -376,6 +373,14 @@ impl S3Config {
             .with_http_connector(connector.clone());
         Ok((b, options, connector))
     }
+}
+
+/// The value of the secret `r` names in `field`, which travels in (or
+/// signs) an HTTP header.
+async fn header_secret(secrets: &Secrets, field: &str, r: &SecretRef) -> Result<Secret> {
+    let value = secrets.resolve(r).await?;
+    check_header_value(&format!("field `{field}` ({r})"), value.expose())?;
+    Ok(value)
 }
 
 /// Builds an S3 store from a configuration string.
