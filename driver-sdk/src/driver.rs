@@ -1,16 +1,13 @@
 //! The contract a driver author implements.
 
+mod defaults;
+
 use crate::error::Result;
 use crate::key::ArtifactKey;
-use crate::transfer;
-use bytes::Bytes;
-use futures::stream::BoxStream;
+use crate::local;
+use crate::stream::ByteStream;
 use std::future::Future;
 use std::path::Path;
-
-/// A stream of an object's bytes, in order. An `Err` item means the transfer
-/// failed: consumers must never treat the bytes before it as the whole object.
-pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
 /// What a Delete removes. Argo's rule: a key ending in `/` names a directory
 /// artifact, any other key exactly one object.
@@ -173,7 +170,7 @@ pub trait Driver: Send + Sync + 'static {
         src: &Path,
     ) -> impl Future<Output = Result<()>> + Send {
         async move {
-            let data = transfer::file_stream(src).await?;
+            let data = local::file_stream(src).await?;
             self.save_stream(target, key, data).await
         }
     }
@@ -188,19 +185,19 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send {
         async move {
             let data = self.open_stream(target, key).await?;
-            transfer::write_atomically(dst, data).await.map(drop)
+            local::write_atomically(dst, data).await.map(drop)
         }
     }
 
     /// Saves `src`, a file or a directory, under `key`. A directory replaces
     /// whatever was under `key/` before.
     fn save(&self, target: &Self::Target, key: &ArtifactKey, src: &Path) -> impl Future<Output = Result<()>> + Send {
-        transfer::save_path(self, target, key, src)
+        defaults::save_path(self, target, key, src)
     }
 
     /// Loads `key` to `dst`: the object if there is one, else the directory
     /// under `key/`.
     fn load(&self, target: &Self::Target, key: &ArtifactKey, dst: &Path) -> impl Future<Output = Result<()>> + Send {
-        transfer::load_path(self, target, key, dst)
+        defaults::load_path(self, target, key, dst)
     }
 }

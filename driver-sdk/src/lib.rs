@@ -36,6 +36,7 @@ mod decode_status;
 mod driver;
 mod error;
 mod key;
+pub mod local;
 mod multipart;
 #[cfg(feature = "http")]
 pub mod net;
@@ -43,10 +44,10 @@ mod ranged;
 pub mod secrets;
 mod server;
 mod store;
-pub mod transfer;
+mod stream;
 
 pub use decode_status::decode_failure_as_invalid_argument;
-pub use driver::{ByteStream, Capabilities, DeleteTarget, Driver};
+pub use driver::{Capabilities, DeleteTarget, Driver};
 pub use error::{Error, ErrorKind, KIND_HEADER, Result, SHOWN_BYTES, shown};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
@@ -59,3 +60,4 @@ pub use server::{
     shutdown_signal, socket_path_from_args,
 };
 pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreConnector, TransferOptions};
+pub use stream::ByteStream;

@@ -1,9 +1,10 @@
 //! Serving a [`Driver`] on a unix socket as `artifact.ArtifactService`, the way
 //! Argo runs plugins: socket path as the last argument, graceful exit 0 on SIGTERM.
 
-use crate::driver::{ByteStream, Driver};
+use crate::driver::Driver;
 use crate::error::{Error, ErrorKind, KIND_HEADER, Result};
 use crate::key::ArtifactKey;
+use crate::stream::ByteStream;
 use bytes::{Bytes, BytesMut};
 use ferry_proto as pb;
 use ferry_proto::artifact_service_server::{ArtifactService, ArtifactServiceServer};

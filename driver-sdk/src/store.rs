@@ -1,11 +1,12 @@
 //! Any [`object_store::ObjectStore`] as a complete driver.
 
-use crate::driver::{ByteStream, DeleteTarget, Driver};
+use crate::driver::{DeleteTarget, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
+use crate::local::{self, Staging, local_error};
 use crate::multipart::{self, FileUpload, UPLOADS_PREFIX};
 use crate::ranged;
-use crate::transfer::{self, Staging, local_error};
+use crate::stream::ByteStream;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use object_store::multipart::MultipartStore;
@@ -432,7 +433,7 @@ impl<C: StoreConnector> Driver for ObjectStoreDriver<C> {
                 staging.commit(dst).await?;
                 n
             }
-            GetResultPayload::Stream(s) => transfer::write_atomically(dst, s.map_err(Error::from).boxed()).await?,
+            GetResultPayload::Stream(s) => local::write_atomically(dst, s.map_err(Error::from).boxed()).await?,
         };
         if written != expected {
             let _ = tokio::fs::remove_file(dst).await;

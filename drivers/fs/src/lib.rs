@@ -13,7 +13,7 @@
 mod confined;
 
 pub use confined::{ConfinedStore, STAGING_DIR};
-use ferry_sdk::transfer::{self, Staging, local_error};
+use ferry_sdk::local::{self, Staging, local_error};
 use ferry_sdk::{
     ArtifactKey, ByteStream, DeleteTarget, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store,
     StoreConnector, TransferOptions,
@@ -113,7 +113,7 @@ impl Driver for FsDriver {
 
     async fn save_stream(&self, root: &FsRoot, key: &ArtifactKey, data: ByteStream) -> Result<()> {
         let (file, staging) = self.target(root, key)?;
-        transfer::write_staged(staging, &file, data).await.map(drop)
+        local::write_staged(staging, &file, data).await.map(drop)
     }
 
     async fn save_file(&self, root: &FsRoot, key: &ArtifactKey, src: &std::path::Path) -> Result<()> {

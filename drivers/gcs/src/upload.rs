@@ -16,7 +16,7 @@
 
 use crate::api::{Api, Chunk, ObjectMeta, Session};
 use bytes::{Bytes, BytesMut};
-use ferry_sdk::transfer::local_error;
+use ferry_sdk::local::local_error;
 use ferry_sdk::{ByteStream, DeleteTarget, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -113,7 +113,7 @@ async fn save_small_file(api: &Api, name: &str, src: &Path, size: u64) -> Result
         let crc = Arc::new(AtomicU32::new(0));
         let read = Arc::new(AtomicU64::new(0));
         let (c, r) = (crc.clone(), read.clone());
-        let body = ferry_sdk::transfer::file_stream(src).await?.inspect_ok(move |b: &Bytes| {
+        let body = ferry_sdk::local::file_stream(src).await?.inspect_ok(move |b: &Bytes| {
             c.store(crc32c::crc32c_append(c.load(Ordering::Relaxed), b), Ordering::Relaxed);
             r.fetch_add(b.len() as u64, Ordering::Relaxed);
         });

@@ -175,7 +175,7 @@ impl Driver for GitDriver {
         t.write_branch("save")?;
         let spool = tempfile::NamedTempFile::new().map_err(|e| Error::from(e).context("spooling the upload"))?;
         let path = spool.path().to_path_buf();
-        ferry_sdk::transfer::write_atomically(&path, data).await?;
+        ferry_sdk::local::write_atomically(&path, data).await?;
         self.save(t, key, &path).await
     }
 
