@@ -1,0 +1,81 @@
+//! A driver's whole process: logging, the command line, the runtime and
+//! the exit code.
+
+use super::serve;
+use super::shutdown::{parent_gone, shutdown_grace, shutdown_signal};
+use super::socket::socket_path_from_args;
+use crate::driver::Driver;
+use crate::error::{Error, Result};
+
+/// `FERRY_MAX_BLOCKING_THREADS`: threads for blocking work (file I/O).
+pub const MAX_BLOCKING_THREADS_ENV: &str = "FERRY_MAX_BLOCKING_THREADS";
+
+/// Default of [`MAX_BLOCKING_THREADS_ENV`].
+pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 64;
+
+fn max_blocking_threads() -> Result<usize> {
+    Ok(crate::config::env_positive(MAX_BLOCKING_THREADS_ENV)?.map_or(DEFAULT_MAX_BLOCKING_THREADS, |n| n as usize))
+}
+
+/// Sets up logging on stderr: `FERRY_LOG` (or `RUST_LOG`) filters, default
+/// `info`; `FERRY_LOG_FORMAT=json` switches to one JSON object per line.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("FERRY_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("FERRY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Everything a driver's `main` needs: logging, the socket path from the
+/// command line, a runtime, SIGTERM handling. Exits 0 after a clean shutdown.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use object_store::{ObjectStore, memory::InMemory};
+///
+/// fn main() -> std::process::ExitCode {
+///     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+///     ferry_sdk::run(ferry_sdk::ObjectStoreDriver::new(move |_: &str| Ok(store.clone())))
+/// }
+/// ```
+pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
+    init_tracing();
+    let outcome = (|| {
+        let socket = socket_path_from_args(std::env::args())?;
+        let grace = shutdown_grace()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            // Blocking work (file reads and copies) queues beyond this
+            // instead of growing to tokio's 512 threads under a flood.
+            .max_blocking_threads(max_blocking_threads()?)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::other(format!("starting the async runtime: {e}")))?;
+        runtime.block_on(async {
+            let signal = shutdown_signal()?;
+            let orphaned = parent_gone();
+            let shutdown = async move {
+                tokio::select! {
+                    () = signal => {}
+                    () = orphaned => tracing::info!("parent process gone: shutting down"),
+                }
+            };
+            serve(&socket, driver, shutdown, grace).await
+        })
+    })();
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(kind = %err.kind(), error = %err, "driver failed");
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
