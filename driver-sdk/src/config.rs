@@ -79,56 +79,6 @@ pub fn check_header_value(what: &str, value: &str) -> Result<()> {
     Err(Error::invalid_config(format!("invalid configuration: {what} {why}; it is sent in an HTTP header")))
 }
 
-/// Reads the size in the environment variable `name`: bytes, or a number
-/// with a `Ki`, `Mi` or `Gi` suffix (`8Mi`). `None` when unset.
-pub fn env_size(name: &str) -> Result<Option<u64>> {
-    let Ok(raw) = std::env::var(name) else { return Ok(None) };
-    let v = raw.trim();
-    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => v.split_at(i),
-        None => (v, ""),
-    };
-    let shift = match unit.trim_end_matches('B') {
-        "" => 0,
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        _ => return Err(Error::invalid_config(format!("{name}: {raw:?}: use bytes or a Ki, Mi or Gi suffix"))),
-    };
-    let n: u64 = digits.parse().map_err(|_| Error::invalid_config(format!("{name}: {raw:?} is not a size")))?;
-    Ok(Some(n << shift))
-}
-
-/// `FERRY_RETRY_TIMEOUT`: the wall time over which a transient failure is
-/// retried (one HTTP request by the client, one upload by resuming it).
-pub const RETRY_TIMEOUT_ENV: &str = "FERRY_RETRY_TIMEOUT";
-
-/// Default of [`RETRY_TIMEOUT_ENV`]: longer than a MinIO restart or a load
-/// balancer fail-over, short enough that a dead endpoint fails the step soon.
-pub const DEFAULT_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Reads a positive whole number from the environment variable `name`
-/// (`None` when unset); zero and non-numbers are configuration errors
-/// naming the variable.
-pub fn env_positive(name: &str) -> Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(Some)
-            .ok_or_else(|| Error::invalid_config(format!("{name}={v:?} is not a positive whole number"))),
-        Err(_) => Ok(None),
-    }
-}
-
-/// Reads a duration in whole seconds from the environment variable `name`;
-/// `default` when unset.
-pub fn env_seconds(name: &str, default: std::time::Duration) -> Result<std::time::Duration> {
-    Ok(env_positive(name)?.map_or(default, std::time::Duration::from_secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ pub mod client;
 pub mod config;
 mod decode_status;
 mod driver;
+pub mod env;
 mod error;
 mod key;
 pub mod local;

@@ -95,8 +95,7 @@ impl Secrets {
     /// Environment variables first, then `$FERRY_SECRETS_DIR` (or the default
     /// directory), then, in a pod, the Kubernetes API.
     pub fn from_env() -> Self {
-        let dir =
-            std::env::var_os(SECRETS_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR));
+        let dir = crate::env::path(SECRETS_DIR_ENV).unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR));
         Secrets { dir, use_env: true }
     }
 
@@ -131,7 +130,7 @@ impl Secrets {
         }
         let var = Self::env_var_name(secret);
         if self.use_env
-            && let Ok(value) = std::env::var(&var)
+            && let Some(value) = crate::env::text(&var)?
         {
             return Ok(Secret::new(value));
         }

@@ -45,7 +45,7 @@ pub async fn serve<D: Driver>(
 
     let service = DriverService::new(driver)
         .with_max_streams(max_streams()?)
-        .with_stream_idle_timeout(crate::config::env_seconds(STREAM_IDLE_TIMEOUT_ENV, DEFAULT_STREAM_IDLE_TIMEOUT)?);
+        .with_stream_idle_timeout(crate::env::duration(STREAM_IDLE_TIMEOUT_ENV, DEFAULT_STREAM_IDLE_TIMEOUT)?);
     let in_flight = service.in_flight();
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let signal = async move {

@@ -64,7 +64,7 @@ impl Default for TransferOptions {
             max_concurrency: 4,
             download_concurrency: 8,
             key_encoding: KeyEncoding::Verbatim,
-            retry_timeout: crate::config::DEFAULT_RETRY_TIMEOUT,
+            retry_timeout: crate::env::DEFAULT_RETRY_TIMEOUT,
         }
     }
 }
@@ -111,26 +111,22 @@ impl TransferOptions {
     /// concurrency.
     pub fn from_env() -> Result<Self> {
         let mut o = TransferOptions::default();
-        if let Some(v) = crate::config::env_size("FERRY_PART_SIZE")? {
+        if let Some(v) = crate::env::size("FERRY_PART_SIZE")? {
             if v < 5 << 20 {
                 return Err(Error::invalid_config("FERRY_PART_SIZE: parts must be at least 5Mi (S3's minimum)"));
             }
             o.part_size = v;
         }
-        if let Some(v) = crate::config::env_size("FERRY_MULTIPART_THRESHOLD")? {
+        if let Some(v) = crate::env::size("FERRY_MULTIPART_THRESHOLD")? {
             o.multipart_threshold = v;
         }
-        if let Ok(v) = std::env::var("FERRY_MAX_CONCURRENCY") {
-            o.max_concurrency = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                Error::invalid_config(format!("FERRY_MAX_CONCURRENCY: {v:?} is not a positive integer"))
-            })?;
+        if let Some(n) = crate::env::positive("FERRY_MAX_CONCURRENCY")? {
+            o.max_concurrency = n as usize;
         }
-        if let Ok(v) = std::env::var("FERRY_DOWNLOAD_CONCURRENCY") {
-            o.download_concurrency = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                Error::invalid_config(format!("FERRY_DOWNLOAD_CONCURRENCY: {v:?} is not a positive integer"))
-            })?;
+        if let Some(n) = crate::env::positive("FERRY_DOWNLOAD_CONCURRENCY")? {
+            o.download_concurrency = n as usize;
         }
-        o.retry_timeout = crate::config::env_seconds(crate::config::RETRY_TIMEOUT_ENV, o.retry_timeout)?;
+        o.retry_timeout = crate::env::duration(crate::env::RETRY_TIMEOUT_ENV, o.retry_timeout)?;
         Ok(o)
     }
 

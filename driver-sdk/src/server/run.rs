@@ -2,7 +2,7 @@
 //! the exit code.
 
 use super::serve;
-use super::shutdown::{parent_gone, shutdown_grace, shutdown_signal};
+use super::shutdown::{exit_with_parent, parent_gone, shutdown_grace, shutdown_signal};
 use super::socket::socket_path_from_args;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ pub const MAX_BLOCKING_THREADS_ENV: &str = "FERRY_MAX_BLOCKING_THREADS";
 pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 64;
 
 fn max_blocking_threads() -> Result<usize> {
-    Ok(crate::config::env_positive(MAX_BLOCKING_THREADS_ENV)?.map_or(DEFAULT_MAX_BLOCKING_THREADS, |n| n as usize))
+    Ok(crate::env::positive(MAX_BLOCKING_THREADS_ENV)?.map_or(DEFAULT_MAX_BLOCKING_THREADS, |n| n as usize))
 }
 
 /// Sets up logging on stderr: `FERRY_LOG` (or `RUST_LOG`) filters, default
@@ -51,6 +51,7 @@ pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
     let outcome = (|| {
         let socket = socket_path_from_args(std::env::args())?;
         let grace = shutdown_grace()?;
+        let watch_parent = exit_with_parent()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             // Blocking work (file reads and copies) queues beyond this
             // instead of growing to tokio's 512 threads under a flood.
@@ -60,7 +61,7 @@ pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
             .map_err(|e| Error::other(format!("starting the async runtime: {e}")))?;
         runtime.block_on(async {
             let signal = shutdown_signal()?;
-            let orphaned = parent_gone();
+            let orphaned = parent_gone(watch_parent);
             let shutdown = async move {
                 tokio::select! {
                     () = signal => {}

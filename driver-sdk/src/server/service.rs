@@ -49,7 +49,7 @@ const STREAM_QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// The limit of open streams from [`MAX_STREAMS_ENV`], else [`DEFAULT_MAX_STREAMS`].
 pub fn max_streams() -> Result<usize> {
-    Ok(crate::config::env_positive(MAX_STREAMS_ENV)?.map_or(DEFAULT_MAX_STREAMS, |n| n as usize))
+    Ok(crate::env::positive(MAX_STREAMS_ENV)?.map_or(DEFAULT_MAX_STREAMS, |n| n as usize))
 }
 
 impl<D: Driver> DriverService<D> {

@@ -91,14 +91,7 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
 
 /// The grace period from [`SHUTDOWN_GRACE_ENV`], else [`DEFAULT_SHUTDOWN_GRACE`].
 pub fn shutdown_grace() -> Result<Duration> {
-    match std::env::var(SHUTDOWN_GRACE_ENV) {
-        Ok(v) => {
-            v.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| {
-                Error::invalid_config(format!("{SHUTDOWN_GRACE_ENV}={v:?} is not a whole number of seconds"))
-            })
-        }
-        Err(_) => Ok(DEFAULT_SHUTDOWN_GRACE),
-    }
+    crate::env::duration_or_zero(SHUTDOWN_GRACE_ENV, DEFAULT_SHUTDOWN_GRACE)
 }
 
 /// Set by a parent that starts the driver as its child process (Ferry's
@@ -106,10 +99,15 @@ pub fn shutdown_grace() -> Result<Duration> {
 /// instead of living on as an orphan. In a container (Argo) it is unset.
 pub const EXIT_WITH_PARENT_ENV: &str = "FERRY_EXIT_WITH_PARENT";
 
-/// Resolves when the process that started us is gone (we were re-parented),
-/// if [`EXIT_WITH_PARENT_ENV`] is `1`; never otherwise.
-pub(crate) async fn parent_gone() {
-    if std::env::var(EXIT_WITH_PARENT_ENV).as_deref() != Ok("1") {
+/// Whether [`EXIT_WITH_PARENT_ENV`] is on.
+pub(crate) fn exit_with_parent() -> Result<bool> {
+    crate::env::flag(EXIT_WITH_PARENT_ENV, false)
+}
+
+/// Resolves when the process that started us is gone (we were re-parented)
+/// if `watch` is set; never otherwise.
+pub(crate) async fn parent_gone(watch: bool) {
+    if !watch {
         return std::future::pending().await;
     }
     let parent = std::os::unix::process::parent_id();

@@ -38,9 +38,7 @@ pub fn build_store(configuration: &str) -> Result<ConfinedStore> {
     let config: FsConfig = ferry_sdk::config::parse(configuration)?;
     let shown = ferry_sdk::shown(&config.root.to_string_lossy());
     if !config.root.is_absolute() {
-        return Err(Error::invalid_config(format!(
-            "invalid configuration: field `root`: {shown} must be an absolute path"
-        )));
+        return Err(Error::invalid_field("root", format!("{shown} must be an absolute path")));
     }
     std::fs::create_dir_all(&config.root).map_err(|e| Error::from(e).context(format!("creating root {shown}")))?;
     ConfinedStore::new(&config.root)

@@ -117,7 +117,5 @@ fn write_key(key: &Secret) -> Result<tempfile::TempPath> {
 }
 
 fn invalid_password_only(p: &ferry_sdk::secrets::SecretRef) -> Error {
-    Error::invalid_config(format!(
-        "invalid configuration: field `usernameSecret`: is required with `passwordSecret` ({p})"
-    ))
+    Error::invalid_field("usernameSecret", format!("is required with `passwordSecret` ({p})"))
 }

@@ -100,7 +100,7 @@ pub enum Start {
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> Error {
-    Error::invalid_config(format!("invalid configuration: field `{field}`: {why}"))
+    Error::invalid_field(field, why)
 }
 
 /// Whether `s` is a full hexadecimal SHA-1 object id.

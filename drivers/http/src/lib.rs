@@ -102,22 +102,13 @@ impl Driver for HttpDriver {
 
     async fn connect(&self, configuration: &str) -> Result<Target> {
         let c: HttpConfig = ferry_sdk::config::parse(configuration)?;
-        let url = reqwest::Url::parse(&c.url)
-            .map_err(|e| Error::new(ErrorKind::InvalidConfig, format!("invalid configuration: field `url`: {e}")))?;
+        let url = reqwest::Url::parse(&c.url).map_err(|e| Error::invalid_field("url", e))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "invalid configuration: field `url`: only http and https are supported",
-            ));
+            return Err(Error::invalid_field("url", "only http and https are supported"));
         }
         let mut headers = reqwest::header::HeaderMap::new();
         for (i, h) in c.headers.iter().enumerate() {
-            let bad = |what: &str| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("invalid configuration: field `headers[{i}]`: invalid header {what}"),
-                )
-            };
+            let bad = |what: &str| Error::invalid_field(&format!("headers[{i}]"), format!("invalid header {what}"));
             let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad("name"))?;
             let value = reqwest::header::HeaderValue::from_str(&h.value).map_err(|_| bad("value"))?;
             headers.append(name, value);

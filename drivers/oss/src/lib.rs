@@ -78,13 +78,16 @@ impl OssConfig {
             && r.mark_deletion_after_days > 0
             && r.mark_infrequent_access_after_days >= r.mark_deletion_after_days
         {
-            return Err(Error::invalid_config(format!(
-                "invalid configuration: field `lifecycleRule`: markInfrequentAccessAfterDays ({}) must be less than markDeletionAfterDays ({})",
-                r.mark_infrequent_access_after_days, r.mark_deletion_after_days
-            )));
+            return Err(Error::invalid_field(
+                "lifecycleRule",
+                format!(
+                    "markInfrequentAccessAfterDays ({}) must be less than markDeletionAfterDays ({})",
+                    r.mark_infrequent_access_after_days, r.mark_deletion_after_days
+                ),
+            ));
         }
         if c.endpoint.is_empty() {
-            return Err(Error::invalid_config("invalid configuration: field `endpoint` is required"));
+            return Err(Error::missing_field("endpoint"));
         }
         Ok(c)
     }

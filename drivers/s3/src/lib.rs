@@ -210,10 +210,7 @@ impl S3Config {
     }
 
     fn admin_bucket(&self) -> Result<rusty_s3::Bucket> {
-        let url = self
-            .endpoint_url()
-            .parse()
-            .map_err(|e| Error::invalid_config(format!("invalid configuration: field `endpoint`: {e}")))?;
+        let url = self.endpoint_url().parse().map_err(|e| Error::invalid_field("endpoint", e))?;
         let style = if self.addressing == Some(Addressing::Virtual) {
             rusty_s3::UrlStyle::VirtualHost
         } else {
@@ -231,9 +228,7 @@ impl S3Config {
         check_header_value("field `region`", &self.region)?;
         check_header_value("field `bucket`", &self.bucket)?;
         if self.bucket.contains(['/', '?', '#', ' ']) {
-            return Err(Error::invalid_config(
-                "invalid configuration: field `bucket`: a bucket name has no '/', '?', '#' or space",
-            ));
+            return Err(Error::invalid_field("bucket", "a bucket name has no '/', '?', '#' or space"));
         }
         if let Some(e) = &self.encryption_options {
             check_header_value("field `encryptionOptions.kmsKeyId`", &e.kms_key_id)?;
@@ -251,7 +246,7 @@ impl S3Config {
         check_header_value("field `endpoint`", &self.endpoint)?;
         let shown = ferry_sdk::shown(&self.endpoint);
         let url = url::Url::parse(&self.endpoint_url())
-            .map_err(|e| Error::invalid_config(format!("invalid configuration: field `endpoint`: {shown}: {e}")))?;
+            .map_err(|e| Error::invalid_field("endpoint", format!("{shown}: {e}")))?;
         let only_host = url.host_str().is_some_and(|h| !h.is_empty())
             && matches!(url.scheme(), "http" | "https")
             && url.path() == "/"
@@ -260,10 +255,13 @@ impl S3Config {
             && url.username().is_empty()
             && url.password().is_none();
         if !only_host {
-            return Err(Error::invalid_config(format!(
-                "invalid configuration: field `endpoint`: {shown} is not host[:port] (as in Argo): \
-                 a path, query or credentials there would send every request elsewhere"
-            )));
+            return Err(Error::invalid_field(
+                "endpoint",
+                format!(
+                    "{shown} is not host[:port] (as in Argo): a path, query or credentials there would send every \
+                     request elsewhere"
+                ),
+            ));
         }
         Ok(())
     }
@@ -282,7 +280,7 @@ impl S3Config {
             ));
         }
         if self.bucket.is_empty() {
-            return Err(Error::invalid_config("invalid configuration: field `bucket` is required"));
+            return Err(Error::missing_field("bucket"));
         }
         self.check_values()?;
         let secrets = Secrets::from_env();
