@@ -6,10 +6,13 @@
 //! serves it as `artifact.ArtifactService` on the unix socket Argo names in
 //! `argv[1]`, with everything around it:
 //!
-//! - **Lifecycle** ([`run`], [`serve`]): socket directory created, stale socket
-//!   replaced, gRPC health and reflection (so `grpcurl -unix` works), graceful
-//!   exit 0 on SIGTERM after in-flight calls finish (bounded by
-//!   `FERRY_SHUTDOWN_GRACE_SECONDS`).
+//! - **Lifecycle** ([`run`], [`run_with`], [`serve`]): socket directory
+//!   created, stale socket replaced, gRPC health and reflection (so
+//!   `grpcurl -unix` works), graceful exit 0 on SIGTERM after in-flight calls
+//!   finish (bounded by `FERRY_SHUTDOWN_GRACE_SECONDS`).
+//! - **Environment and logs** ([`env`], [`logging`]): every `FERRY_*`
+//!   variable read by one typed reader, listed in one table; one logging
+//!   setup (`FERRY_LOG`, `FERRY_LOG_FORMAT=json`) for every binary.
 //! - **Configuration** ([`config`]): the artifact's `configuration` string read
 //!   as YAML or JSON into your struct, with errors naming the field and line.
 //! - **Secrets** ([`secrets`]): references in Argo's `{name, key}` shape
@@ -28,6 +31,18 @@
 //!
 //! ## A driver in a few lines
 //! See `docs/write-a-driver.md` and `driver-sdk/examples/memory_driver.rs`.
+//!
+//! ## Exit codes
+//! Every driver binary whose `main` is [`run`] or [`run_with`] (all of
+//! Ferry's) exits with:
+//!
+//! | code | when |
+//! | ---: | --- |
+//! | 0 | it served until SIGTERM or SIGINT (or, with `FERRY_EXIT_WITH_PARENT=1`, until its parent died), then stopped once in-flight calls finished or the grace period ran out: what Argo requires of a plugin sidecar |
+//! | 1 | it could not start, or stopped on a failure: no socket argument, a bad `FERRY_*` setting, the driver's own set-up failed (`run_with`, for example bad transfer options), the socket could not be bound, or the gRPC server failed. The reason is on stderr and in the log |
+//!
+//! A bad artifact `configuration` is not an exit: it fails that one call
+//! with `InvalidConfig` and the driver keeps serving.
 
 pub mod body_end;
 pub mod client;
@@ -38,6 +53,7 @@ pub mod env;
 mod error;
 mod key;
 pub mod local;
+pub mod logging;
 mod multipart;
 #[cfg(feature = "http")]
 pub mod net;
@@ -57,7 +73,7 @@ pub use ranged::download_ranges;
 pub use server::{
     DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_MAX_STREAMS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STREAM_IDLE_TIMEOUT,
     DriverService, EXIT_WITH_PARENT_ENV, MAX_BLOCKING_THREADS_ENV, MAX_FRAME_BYTES, MAX_STREAMS_ENV,
-    SHUTDOWN_GRACE_ENV, STREAM_IDLE_TIMEOUT_ENV, bind, init_tracing, max_streams, run, serve, shutdown_grace,
+    SHUTDOWN_GRACE_ENV, STREAM_IDLE_TIMEOUT_ENV, bind, max_streams, run, run_with, serve, shutdown_grace,
     shutdown_signal, socket_path_from_args,
 };
 pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreConnector, TransferOptions};

@@ -13,7 +13,7 @@ mod shutdown;
 mod socket;
 
 pub use frames::{DEFAULT_STREAM_IDLE_TIMEOUT, MAX_FRAME_BYTES, STREAM_IDLE_TIMEOUT_ENV};
-pub use run::{DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS_ENV, init_tracing, run};
+pub use run::{DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS_ENV, run, run_with};
 pub use service::{DEFAULT_MAX_STREAMS, DriverService, MAX_STREAMS_ENV, max_streams};
 pub use shutdown::{DEFAULT_SHUTDOWN_GRACE, EXIT_WITH_PARENT_ENV, SHUTDOWN_GRACE_ENV, shutdown_grace, shutdown_signal};
 pub use socket::{bind, socket_path_from_args};

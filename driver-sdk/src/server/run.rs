@@ -17,23 +17,6 @@ fn max_blocking_threads() -> Result<usize> {
     Ok(crate::env::positive(MAX_BLOCKING_THREADS_ENV)?.map_or(DEFAULT_MAX_BLOCKING_THREADS, |n| n as usize))
 }
 
-/// Sets up logging on stderr: `FERRY_LOG` (or `RUST_LOG`) filters, default
-/// `info`; `FERRY_LOG_FORMAT=json` switches to one JSON object per line.
-pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("FERRY_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if std::env::var("FERRY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 /// Everything a driver's `main` needs: logging, the socket path from the
 /// command line, a runtime, SIGTERM handling. Exits 0 after a clean shutdown.
 ///
@@ -47,8 +30,28 @@ pub fn init_tracing() {
 /// }
 /// ```
 pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
-    init_tracing();
+    run_with(|| Ok(driver))
+}
+
+/// As [`run`], for a driver whose construction can fail (it reads its
+/// environment, say): `make` runs once logging is set up, and its error is a
+/// start-up failure like any other, exit code 1. See the crate documentation
+/// for the exit codes.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     ferry_sdk::run_with(|| {
+///         let options = ferry_sdk::TransferOptions::from_env()?;
+///         let store: std::sync::Arc<dyn object_store::ObjectStore> =
+///             std::sync::Arc::new(object_store::memory::InMemory::new());
+///         Ok(ferry_sdk::ObjectStoreDriver::new(move |_: &str| Ok(store.clone())).with_options(options))
+///     })
+/// }
+/// ```
+pub fn run_with<D: Driver>(make: impl FnOnce() -> Result<D>) -> std::process::ExitCode {
+    crate::logging::init("info");
     let outcome = (|| {
+        let driver = make()?;
         let socket = socket_path_from_args(std::env::args())?;
         let grace = shutdown_grace()?;
         let watch_parent = exit_with_parent()?;
