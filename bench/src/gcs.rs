@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// Chunk size of Ferry's resumable uploads: the driver's default, or
 /// `FERRY_GCS_CHUNK_SIZE` as the driver (which inherits it) reads it.
 fn chunk_size() -> Result<u64> {
-    Ok(ferry_sdk::config::env_size("FERRY_GCS_CHUNK_SIZE")?.unwrap_or(256 << 20))
+    Ok(ferry_sdk::env::size("FERRY_GCS_CHUNK_SIZE")?.unwrap_or(256 << 20))
 }
 
 /// The emulator's status query finishes half-uploaded objects (its issue

@@ -9,9 +9,9 @@ use std::{collections::BTreeMap, sync::Mutex};
 pub struct Memory(Mutex<BTreeMap<ArtifactKey, Bytes>>);
 
 impl Driver for Memory {
-    type Config = ();
+    type Target = ();
 
-    async fn configure(&self, _configuration: &str) -> Result<()> {
+    async fn connect(&self, _configuration: &str) -> Result<()> {
         Ok(())
     }
 

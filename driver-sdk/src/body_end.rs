@@ -64,3 +64,40 @@ pub fn watch(mut request: http::Request<tonic::body::Body>) -> http::Request<ton
     request.extensions_mut().insert(end.clone());
     request.map(|inner| tonic::body::Body::new(Watched { inner, end }))
 }
+
+/// Ends a SaveStream's data with an error when the client cancelled instead
+/// of finishing, so the driver aborts the upload instead of committing a
+/// truncated object. `end` is the request's [`BodyEnd`], if [`watch`] ran.
+pub(crate) struct CancelledAtEnd {
+    end: Option<BodyEnd>,
+    checked: bool,
+}
+
+impl CancelledAtEnd {
+    pub(crate) fn new(end: Option<BodyEnd>) -> Self {
+        CancelledAtEnd { end, checked: false }
+    }
+}
+
+impl futures::Stream for CancelledAtEnd {
+    type Item = crate::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.checked {
+            return Poll::Ready(None);
+        }
+        self.checked = true;
+        Poll::Ready(match &self.end {
+            Some(end) if end.reached() => None,
+            Some(_) => Some(Err(crate::Error::new(
+                crate::ErrorKind::Transient,
+                "SaveStream cancelled by the client before its end; nothing saved",
+            ))),
+            // Fail safe: without the watcher a cancel looks like a clean end.
+            None => Some(Err(crate::Error::other(
+                "this server lacks the ferry_sdk::body_end::watch layer, so SaveStream cannot tell a \
+                 cancelled upload from a complete one; refusing to save",
+            ))),
+        })
+    }
+}

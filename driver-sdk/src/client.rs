@@ -1,8 +1,8 @@
 //! A typed client for any driver speaking `artifact.ArtifactService` on a unix
 //! socket. The executor and the conformance suite both use it.
 
-use crate::driver::ByteStream;
 use crate::error::{Error, ErrorKind, KIND_HEADER, Result};
+use crate::stream::ByteStream;
 use bytes::Bytes;
 use ferry_proto as pb;
 use ferry_proto::artifact_service_client::ArtifactServiceClient;

@@ -1,34 +1,17 @@
-//! Typed configuration and secrets.
+//! Typed configuration.
 //!
 //! Argo passes each artifact's `configuration` as an opaque string. Ferry reads
 //! it as YAML (so JSON works too) into the driver's own struct. Mark that struct
 //! `#[serde(deny_unknown_fields)]`: a typo then fails with the field's path
-//! instead of being silently ignored.
-//!
-//! Secrets are never written inline. A configuration names them the way Argo's
-//! built-in artifacts do (`accessKeySecret: {name: my-s3, key: accessKey}`) and
-//! [`Secrets`] resolves the reference, first from the environment variable
-//! `FERRY_SECRET_<NAME>_<KEY>` (upper-cased, every character outside `A-Z0-9`
-//! turned into `_`), then from the file `<dir>/<name>/<key>`, which is how
-//! Kubernetes mounts a secret volume. `<dir>` is `$FERRY_SECRETS_DIR`, by
-//! default [`DEFAULT_SECRETS_DIR`]. Inside a pod, a secret found in neither
-//! place is read from the pod's namespace through the Kubernetes API with the
-//! pod's service account (see [`crate::cluster`]).
+//! instead of being silently ignored. Secrets are never written inline: a
+//! configuration names them as a [`SecretRef`](crate::secrets::SecretRef),
+//! resolved by [`crate::secrets`].
 
 use crate::error::{Error, Result};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::fmt;
-use std::path::{Path, PathBuf};
-
-/// Where secret volumes are looked for when `FERRY_SECRETS_DIR` is unset.
-pub const DEFAULT_SECRETS_DIR: &str = "/var/run/secrets/ferry";
 
 /// The longest `configuration` string accepted.
 pub const MAX_CONFIGURATION_BYTES: usize = 64 << 10;
-
-/// Environment variable that overrides [`DEFAULT_SECRETS_DIR`].
-pub const SECRETS_DIR_ENV: &str = "FERRY_SECRETS_DIR";
 
 /// Parses a `configuration` string (YAML or JSON) into `T`.
 ///
@@ -72,59 +55,6 @@ pub fn parse<T: DeserializeOwned>(raw: &str) -> Result<T> {
     })
 }
 
-/// A reference to one key of a Kubernetes secret, in Argo's shape.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    /// The secret's name.
-    pub name: String,
-    /// The key inside the secret.
-    pub key: String,
-}
-
-impl fmt::Display for SecretRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "secret {:?} key {:?}", self.name, self.key)
-    }
-}
-
-/// A resolved secret value. Its `Debug` and `Display` never show the value,
-/// so it cannot leak through a log line by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value with exactly one trailing newline (`\n` or `\r\n`) removed:
-    /// `echo value > file` and `kubectl create secret --from-file` keep the
-    /// shell's newline, which is never part of a key or token and, sent in
-    /// an HTTP header, made storage clients panic.
-    pub(crate) fn new(mut value: String) -> Secret {
-        if value.ends_with("\r\n") {
-            value.truncate(value.len() - 2);
-        } else if value.ends_with('\n') {
-            value.pop();
-        }
-        Secret(value)
-    }
-
-    /// The value, for handing to a storage client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// The longest value accepted where it travels in an HTTP header (region,
 /// keys, tokens): far above any real one (STS tokens are about 2 KiB), far
 /// below what servers refuse, so an oversized value is a clear error here.
@@ -149,129 +79,11 @@ pub fn check_header_value(what: &str, value: &str) -> Result<()> {
     Err(Error::invalid_config(format!("invalid configuration: {what} {why}; it is sent in an HTTP header")))
 }
 
-/// Resolves [`SecretRef`]s from the environment and a mounted secrets directory.
-#[derive(Clone, Debug)]
-pub struct Secrets {
-    dir: PathBuf,
-    use_env: bool,
-}
-
-impl Secrets {
-    /// Environment variables first, then `$FERRY_SECRETS_DIR` (or the default directory).
-    pub fn from_env() -> Self {
-        let dir =
-            std::env::var_os(SECRETS_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR));
-        Secrets { dir, use_env: true }
-    }
-
-    /// Only files under `dir`; the environment is not consulted.
-    pub fn from_dir(dir: impl Into<PathBuf>) -> Self {
-        Secrets { dir: dir.into(), use_env: false }
-    }
-
-    /// The directory secret volumes are read from.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The environment variable consulted for `secret`.
-    pub fn env_var_name(secret: &SecretRef) -> String {
-        let norm = |s: &str| -> String {
-            s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
-        };
-        format!("FERRY_SECRET_{}_{}", norm(&secret.name), norm(&secret.key))
-    }
-
-    /// Reads the value of `secret`. Fails with
-    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the
-    /// secret (never its value) when it cannot be found.
-    pub fn resolve(&self, secret: &SecretRef) -> Result<Secret> {
-        for part in [&secret.name, &secret.key] {
-            if part.is_empty() || part.contains('/') || part == "." || part == ".." {
-                return Err(Error::invalid_config(format!(
-                    "{secret}: secret names and keys must be non-empty and contain no '/'"
-                )));
-            }
-        }
-        let var = Self::env_var_name(secret);
-        if self.use_env
-            && let Ok(value) = std::env::var(&var)
-        {
-            return Ok(Secret::new(value));
-        }
-        let file = self.dir.join(&secret.name).join(&secret.key);
-        match std::fs::read(&file) {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map(Secret::new)
-                .map_err(|_| Error::invalid_config(format!("{secret}: {} is not UTF-8", file.display()))),
-            // In a pod, a secret that is neither in the environment nor
-            // mounted is read through the Kubernetes API.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && self.use_env && crate::cluster::in_cluster() => {
-                crate::cluster::lookup(secret)
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let env_hint =
-                    if self.use_env { format!("environment variable {var} is unset and ") } else { String::new() };
-                Err(Error::invalid_config(format!("{secret} not found: {env_hint}{} does not exist", file.display())))
-            }
-            Err(err) => Err(Error::from(err).context(format!("{secret}: reading {}", file.display()))),
-        }
-    }
-}
-
-/// Reads the size in the environment variable `name`: bytes, or a number
-/// with a `Ki`, `Mi` or `Gi` suffix (`8Mi`). `None` when unset.
-pub fn env_size(name: &str) -> Result<Option<u64>> {
-    let Ok(raw) = std::env::var(name) else { return Ok(None) };
-    let v = raw.trim();
-    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => v.split_at(i),
-        None => (v, ""),
-    };
-    let shift = match unit.trim_end_matches('B') {
-        "" => 0,
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        _ => return Err(Error::invalid_config(format!("{name}: {raw:?}: use bytes or a Ki, Mi or Gi suffix"))),
-    };
-    let n: u64 = digits.parse().map_err(|_| Error::invalid_config(format!("{name}: {raw:?} is not a size")))?;
-    Ok(Some(n << shift))
-}
-
-/// `FERRY_RETRY_TIMEOUT`: the wall time over which a transient failure is
-/// retried (one HTTP request by the client, one upload by resuming it).
-pub const RETRY_TIMEOUT_ENV: &str = "FERRY_RETRY_TIMEOUT";
-
-/// Default of [`RETRY_TIMEOUT_ENV`]: longer than a MinIO restart or a load
-/// balancer fail-over, short enough that a dead endpoint fails the step soon.
-pub const DEFAULT_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Reads a positive whole number from the environment variable `name`
-/// (`None` when unset); zero and non-numbers are configuration errors
-/// naming the variable.
-pub fn env_positive(name: &str) -> Result<Option<u64>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(Some)
-            .ok_or_else(|| Error::invalid_config(format!("{name}={v:?} is not a positive whole number"))),
-        Err(_) => Ok(None),
-    }
-}
-
-/// Reads a duration in whole seconds from the environment variable `name`;
-/// `default` when unset.
-pub fn env_seconds(name: &str, default: std::time::Duration) -> Result<std::time::Duration> {
-    Ok(env_positive(name)?.map_or(default, std::time::Duration::from_secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::SecretRef;
+    use serde::Deserialize;
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -329,37 +141,6 @@ mod tests {
     }
 
     #[test]
-    fn secrets_resolve_from_mounted_files_and_never_print() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("my-s3")).unwrap();
-        std::fs::write(dir.path().join("my-s3/secretKey"), "hunter2").unwrap();
-        let secrets = Secrets::from_dir(dir.path());
-        let r = SecretRef { name: "my-s3".into(), key: "secretKey".into() };
-        let value = secrets.resolve(&r).unwrap();
-        assert_eq!(value.expose(), "hunter2");
-        assert!(!format!("{value:?} {value}").contains("hunter2"));
-
-        let missing = SecretRef { name: "my-s3".into(), key: "nope".into() };
-        let msg = secrets.resolve(&missing).unwrap_err().to_string();
-        assert!(msg.contains("\"nope\"") && msg.contains("not found"), "{msg}");
-
-        let escape = SecretRef { name: "..".into(), key: "passwd".into() };
-        assert!(secrets.resolve(&escape).is_err());
-    }
-
-    #[test]
-    fn one_trailing_newline_is_trimmed_from_secret_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("s")).unwrap();
-        let secrets = Secrets::from_dir(dir.path());
-        for (stored, want) in [("v\n", "v"), ("v\r\n", "v"), ("v\n\n", "v\n"), ("v", "v"), ("\n", ""), (" v ", " v ")] {
-            std::fs::write(dir.path().join("s/k"), stored).unwrap();
-            let r = SecretRef { name: "s".into(), key: "k".into() };
-            assert_eq!(secrets.resolve(&r).unwrap().expose(), want, "{stored:?}");
-        }
-    }
-
-    #[test]
     fn header_values_are_checked_without_echoing_them() {
         check_header_value("field `region`", "eu-west-1").unwrap();
         for bad in ["a\u{7}b", "nul\0", "new\nline", "é", &"x".repeat(MAX_HEADER_VALUE_BYTES + 1)] {
@@ -368,11 +149,5 @@ mod tests {
             assert!(err.message().contains("secret s/k"), "{err}");
             assert!(!err.message().contains(bad), "the value is echoed: {err}");
         }
-    }
-
-    #[test]
-    fn env_var_names_are_normalised() {
-        let r = SecretRef { name: "my-s3.creds".into(), key: "accessKey".into() };
-        assert_eq!(Secrets::env_var_name(&r), "FERRY_SECRET_MY_S3_CREDS_ACCESSKEY");
     }
 }

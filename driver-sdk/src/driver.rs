@@ -1,16 +1,13 @@
 //! The contract a driver author implements.
 
+mod defaults;
+
 use crate::error::Result;
 use crate::key::ArtifactKey;
-use crate::transfer;
-use bytes::Bytes;
-use futures::stream::BoxStream;
+use crate::local;
+use crate::stream::ByteStream;
 use std::future::Future;
 use std::path::Path;
-
-/// A stream of an object's bytes, in order. An `Err` item means the transfer
-/// failed: consumers must never treat the bytes before it as the whole object.
-pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
 /// What a Delete removes. Argo's rule: a key ending in `/` names a directory
 /// artifact, any other key exactly one object.
@@ -68,7 +65,7 @@ impl Capabilities {
 
 /// An artifact driver, at the level a storage author thinks in.
 ///
-/// Implement the five required methods (configuration, reading a stream,
+/// Implement the five required methods (connecting, reading a stream,
 /// writing a stream, deleting one object, listing a prefix); everything Argo
 /// needs on top of them (files, directories, directory delete, is-directory,
 /// atomic local writes) has a default built from those five. Override a
@@ -85,15 +82,19 @@ impl Capabilities {
 /// - A stream that fails part-way yields an `Err` item; it never just ends early.
 /// - A write that fails part-way leaves no object behind that looks complete.
 pub trait Driver: Send + Sync + 'static {
-    /// What `configure` makes of one `configuration` string: typically the
-    /// parsed settings plus a connected storage client. The SDK caches it per
-    /// distinct configuration string, so connecting happens once, not per call.
-    type Config: Send + Sync + 'static;
+    /// What [`connect`](Driver::connect) makes of one `configuration` string:
+    /// the storage this configuration names, connected (a bucket client, a
+    /// confined root, a remote repository), plus whatever settings the calls
+    /// need. Not the configuration itself: that is the driver's own serde
+    /// struct, parsed inside `connect`. The SDK caches targets per distinct
+    /// configuration string, so connecting happens once, not per call.
+    type Target: Send + Sync + 'static;
 
-    /// Turns an artifact's `configuration` string into [`Driver::Config`].
-    /// Use [`config::parse`](crate::config::parse) for the typed part; fail with
+    /// Parses an artifact's `configuration` string and connects to the
+    /// storage it names. Use [`config::parse`](crate::config::parse) for the
+    /// typed part; fail with
     /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig).
-    fn configure(&self, configuration: &str) -> impl Future<Output = Result<Self::Config>> + Send;
+    fn connect(&self, configuration: &str) -> impl Future<Output = Result<Self::Target>> + Send;
 
     /// What this driver supports.
     fn capabilities(&self) -> Capabilities {
@@ -101,27 +102,27 @@ pub trait Driver: Send + Sync + 'static {
     }
 
     /// Streams the object at `key`.
-    fn open_stream(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<ByteStream>> + Send;
+    fn open_stream(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<ByteStream>> + Send;
 
     /// Stores `data` as the object at `key`, replacing any object there. If
     /// `data` yields an error, nothing must become visible at `key`.
     fn save_stream(
         &self,
-        config: &Self::Config,
+        target: &Self::Target,
         key: &ArtifactKey,
         data: ByteStream,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Deletes exactly the object at `key`; succeeds when there is none.
-    fn delete_object(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<()>> + Send;
+    fn delete_object(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<()>> + Send;
 
     /// Every object under `key/`, recursively, as full keys; empty when none.
-    fn list(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<Vec<ArtifactKey>>> + Send;
+    fn list(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<Vec<ArtifactKey>>> + Send;
 
     /// Whether an object exists at exactly `key`.
-    fn exists(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<bool>> + Send {
+    fn exists(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<bool>> + Send {
         async move {
-            match self.open_stream(config, key).await {
+            match self.open_stream(target, key).await {
                 Ok(_) => Ok(true),
                 Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(e),
@@ -130,30 +131,30 @@ pub trait Driver: Send + Sync + 'static {
     }
 
     /// Whether at least one object lives under `key/`.
-    fn is_directory(&self, config: &Self::Config, key: &ArtifactKey) -> impl Future<Output = Result<bool>> + Send {
-        async move { Ok(!self.list(config, key).await?.is_empty()) }
+    fn is_directory(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(!self.list(target, key).await?.is_empty()) }
     }
 
-    /// Deletes what `target` says: exactly the object at `key`, or every
+    /// Deletes `what` the key names: exactly the object at `key`, or every
     /// object under `key/` (never `key` itself, never `key-sibling`).
     /// Idempotent: deleting what is not there succeeds.
     ///
-    /// The SDK picks `target` from the wire key as Argo does: a key ending in
+    /// The SDK picks `what` from the wire key as Argo does: a key ending in
     /// `/` is a directory, any other key one object. A file key must never
     /// reach objects under `key/`: those may belong to someone else.
     fn delete(
         &self,
-        config: &Self::Config,
+        target: &Self::Target,
         key: &ArtifactKey,
-        target: DeleteTarget,
+        what: DeleteTarget,
     ) -> impl Future<Output = Result<()>> + Send {
         async move {
             key.require_object("delete")?;
-            match target {
-                DeleteTarget::Object => self.delete_object(config, key).await,
+            match what {
+                DeleteTarget::Object => self.delete_object(target, key).await,
                 DeleteTarget::Directory => {
-                    for child in self.list(config, key).await? {
-                        self.delete_object(config, &child).await?;
+                    for child in self.list(target, key).await? {
+                        self.delete_object(target, &child).await?;
                     }
                     Ok(())
                 }
@@ -164,13 +165,13 @@ pub trait Driver: Send + Sync + 'static {
     /// Uploads the local regular file `src` as the object at `key`.
     fn save_file(
         &self,
-        config: &Self::Config,
+        target: &Self::Target,
         key: &ArtifactKey,
         src: &Path,
     ) -> impl Future<Output = Result<()>> + Send {
         async move {
-            let data = transfer::file_stream(src).await?;
-            self.save_stream(config, key, data).await
+            let data = local::file_stream(src).await?;
+            self.save_stream(target, key, data).await
         }
     }
 
@@ -178,25 +179,25 @@ pub trait Driver: Send + Sync + 'static {
     /// complete or not at all.
     fn load_file(
         &self,
-        config: &Self::Config,
+        target: &Self::Target,
         key: &ArtifactKey,
         dst: &Path,
     ) -> impl Future<Output = Result<()>> + Send {
         async move {
-            let data = self.open_stream(config, key).await?;
-            transfer::write_atomically(dst, data).await.map(drop)
+            let data = self.open_stream(target, key).await?;
+            local::write_atomically(dst, data).await.map(drop)
         }
     }
 
     /// Saves `src`, a file or a directory, under `key`. A directory replaces
     /// whatever was under `key/` before.
-    fn save(&self, config: &Self::Config, key: &ArtifactKey, src: &Path) -> impl Future<Output = Result<()>> + Send {
-        transfer::save_path(self, config, key, src)
+    fn save(&self, target: &Self::Target, key: &ArtifactKey, src: &Path) -> impl Future<Output = Result<()>> + Send {
+        defaults::save_path(self, target, key, src)
     }
 
     /// Loads `key` to `dst`: the object if there is one, else the directory
     /// under `key/`.
-    fn load(&self, config: &Self::Config, key: &ArtifactKey, dst: &Path) -> impl Future<Output = Result<()>> + Send {
-        transfer::load_path(self, config, key, dst)
+    fn load(&self, target: &Self::Target, key: &ArtifactKey, dst: &Path) -> impl Future<Output = Result<()>> + Send {
+        defaults::load_path(self, target, key, dst)
     }
 }

@@ -138,6 +138,20 @@ impl Error {
         Error::new(ErrorKind::InvalidConfig, message)
     }
 
+    /// An [`ErrorKind::InvalidConfig`] error about one field of a driver's
+    /// configuration, in the form every driver uses:
+    /// ``invalid configuration: field `endpoint`: <why>``. `field` is the
+    /// path as the user wrote it (`encryptionOptions.kmsKeyId`, `headers[2]`).
+    pub fn invalid_field(field: &str, why: impl fmt::Display) -> Self {
+        Error::invalid_config(format!("invalid configuration: field `{field}`: {why}"))
+    }
+
+    /// An [`ErrorKind::InvalidConfig`] error for a required field left out or
+    /// empty: ``invalid configuration: field `bucket` is required``.
+    pub fn missing_field(field: &str) -> Self {
+        Error::invalid_config(format!("invalid configuration: field `{field}` is required"))
+    }
+
     /// Shorthand for a [`ErrorKind::InvalidArgument`] error.
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
@@ -349,6 +363,18 @@ mod tests {
             assert_eq!(back.message(), "boom");
             assert_eq!(ErrorKind::from_name(kind.as_str()), kind);
         }
+    }
+
+    #[test]
+    fn field_errors_read_the_same_in_every_driver() {
+        let e = Error::invalid_field("headers[2]", "invalid header value");
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        assert_eq!(e.to_string(), "invalid configuration: field `headers[2]`: invalid header value");
+        let e = Error::missing_field("bucket");
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (ErrorKind::InvalidConfig, "invalid configuration: field `bucket` is required".into())
+        );
     }
 
     #[test]

@@ -6,14 +6,18 @@
 //! serves it as `artifact.ArtifactService` on the unix socket Argo names in
 //! `argv[1]`, with everything around it:
 //!
-//! - **Lifecycle** ([`run`], [`serve`]): socket directory created, stale socket
-//!   replaced, gRPC health and reflection (so `grpcurl -unix` works), graceful
-//!   exit 0 on SIGTERM after in-flight calls finish (bounded by
-//!   `FERRY_SHUTDOWN_GRACE_SECONDS`).
+//! - **Lifecycle** ([`run`], [`run_with`], [`serve`]): socket directory
+//!   created, stale socket replaced, gRPC health and reflection (so
+//!   `grpcurl -unix` works), graceful exit 0 on SIGTERM after in-flight calls
+//!   finish (bounded by `FERRY_SHUTDOWN_GRACE_SECONDS`).
+//! - **Environment and logs** ([`env`], [`logging`]): every `FERRY_*`
+//!   variable read by one typed reader, listed in one table; one logging
+//!   setup (`FERRY_LOG`, `FERRY_LOG_FORMAT=json`) for every binary.
 //! - **Configuration** ([`config`]): the artifact's `configuration` string read
-//!   as YAML or JSON into your struct, with errors naming the field and line;
-//!   secret references in Argo's `{name, key}` shape resolved from mounted
-//!   files or environment variables, never logged.
+//!   as YAML or JSON into your struct, with errors naming the field and line.
+//! - **Secrets** ([`secrets`]): references in Argo's `{name, key}` shape
+//!   resolved from environment variables, mounted files or (feature
+//!   `kubernetes-secrets`) the Kubernetes API, never logged.
 //! - **Semantics Argo relies on**: directories (every object under `key/`),
 //!   idempotent delete of one object or, for a key ending in `/`, of a directory, full-key listings, not-found as gRPC
 //!   `NOT_FOUND`, atomic local writes, OpenStream frames of at most 2 MiB
@@ -27,25 +31,40 @@
 //!
 //! ## A driver in a few lines
 //! See `docs/write-a-driver.md` and `driver-sdk/examples/memory_driver.rs`.
+//!
+//! ## Exit codes
+//! Every driver binary whose `main` is [`run`] or [`run_with`] (all of
+//! Ferry's) exits with:
+//!
+//! | code | when |
+//! | ---: | --- |
+//! | 0 | it served until SIGTERM or SIGINT (or, with `FERRY_EXIT_WITH_PARENT=1`, until its parent died), then stopped once in-flight calls finished or the grace period ran out: what Argo requires of a plugin sidecar |
+//! | 1 | it could not start, or stopped on a failure: no socket argument, a bad `FERRY_*` setting, the driver's own set-up failed (`run_with`, for example bad transfer options), the socket could not be bound, or the gRPC server failed. The reason is on stderr and in the log |
+//!
+//! A bad artifact `configuration` is not an exit: it fails that one call
+//! with `InvalidConfig` and the driver keeps serving.
 
 pub mod body_end;
 pub mod client;
-pub mod cluster;
 pub mod config;
 mod decode_status;
 mod driver;
+pub mod env;
 mod error;
 mod key;
+pub mod local;
+pub mod logging;
 mod multipart;
 #[cfg(feature = "http")]
 pub mod net;
 mod ranged;
+pub mod secrets;
 mod server;
 mod store;
-pub mod transfer;
+mod stream;
 
 pub use decode_status::decode_failure_as_invalid_argument;
-pub use driver::{ByteStream, Capabilities, DeleteTarget, Driver};
+pub use driver::{Capabilities, DeleteTarget, Driver};
 pub use error::{Error, ErrorKind, KIND_HEADER, Result, SHOWN_BYTES, shown};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
@@ -54,7 +73,8 @@ pub use ranged::download_ranges;
 pub use server::{
     DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_MAX_STREAMS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STREAM_IDLE_TIMEOUT,
     DriverService, EXIT_WITH_PARENT_ENV, MAX_BLOCKING_THREADS_ENV, MAX_FRAME_BYTES, MAX_STREAMS_ENV,
-    SHUTDOWN_GRACE_ENV, STREAM_IDLE_TIMEOUT_ENV, bind, init_tracing, max_streams, run, serve, shutdown_grace,
+    SHUTDOWN_GRACE_ENV, STREAM_IDLE_TIMEOUT_ENV, bind, max_streams, run, run_with, serve, shutdown_grace,
     shutdown_signal, socket_path_from_args,
 };
-pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreBuilder, TransferOptions};
+pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreConnector, TransferOptions};
+pub use stream::ByteStream;

@@ -18,7 +18,7 @@
 
 use crate::driver::DeleteTarget;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transfer::local_error;
+use crate::local::local_error;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::multipart::{MultipartStore, PartId};

@@ -9,10 +9,13 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `FERRY_CONNECT_TIMEOUT` | seconds to open a connection (TCP and TLS) | 10 |
-//! | `FERRY_FIRST_BYTE_TIMEOUT` | seconds without progress before the response headers: nothing of the request body taken, or no answer after it | 30 |
-//! | `FERRY_READ_TIMEOUT` | seconds without a byte of the response body | 300 |
-//! | `FERRY_RETRY_TIMEOUT` | wall time over which a streak of failures of one request or one upload is retried (an upload that moves forward starts a new streak) | 60 |
+//! | `FERRY_CONNECT_TIMEOUT` | time to open a connection (TCP and TLS) | 10 s |
+//! | `FERRY_FIRST_BYTE_TIMEOUT` | time without progress before the response headers: nothing of the request body taken, or no answer after it | 30 s |
+//! | `FERRY_READ_TIMEOUT` | time without a byte of the response body | 300 s |
+//! | `FERRY_RETRY_TIMEOUT` | wall time over which a streak of failures of one request or one upload is retried (an upload that moves forward starts a new streak) | 60 s |
+//!
+//! Each is a duration as [`crate::env::duration`] reads it: whole seconds
+//! (`300`), or with a unit (`300s`, `5m`), above zero.
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -34,7 +37,7 @@ pub const CONNECT_TIMEOUT_ENV: &str = "FERRY_CONNECT_TIMEOUT";
 pub const FIRST_BYTE_TIMEOUT_ENV: &str = "FERRY_FIRST_BYTE_TIMEOUT";
 /// `FERRY_READ_TIMEOUT`.
 pub const READ_TIMEOUT_ENV: &str = "FERRY_READ_TIMEOUT";
-pub use crate::config::RETRY_TIMEOUT_ENV;
+pub use crate::env::RETRY_TIMEOUT_ENV;
 
 /// Longest pause between two retries: short enough that a server back after
 /// an outage is found within seconds, and that the wall-time bound is not
@@ -66,7 +69,7 @@ impl Default for NetOptions {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
-            retry_timeout: crate::config::DEFAULT_RETRY_TIMEOUT,
+            retry_timeout: crate::env::DEFAULT_RETRY_TIMEOUT,
         }
     }
 }
@@ -76,10 +79,10 @@ impl NetOptions {
     pub fn from_env() -> Result<Self> {
         let d = NetOptions::default();
         Ok(NetOptions {
-            connect_timeout: crate::config::env_seconds(CONNECT_TIMEOUT_ENV, d.connect_timeout)?,
-            first_byte_timeout: crate::config::env_seconds(FIRST_BYTE_TIMEOUT_ENV, d.first_byte_timeout)?,
-            read_timeout: crate::config::env_seconds(READ_TIMEOUT_ENV, d.read_timeout)?,
-            retry_timeout: crate::config::env_seconds(RETRY_TIMEOUT_ENV, d.retry_timeout)?,
+            connect_timeout: crate::env::duration(CONNECT_TIMEOUT_ENV, d.connect_timeout)?,
+            first_byte_timeout: crate::env::duration(FIRST_BYTE_TIMEOUT_ENV, d.first_byte_timeout)?,
+            read_timeout: crate::env::duration(READ_TIMEOUT_ENV, d.read_timeout)?,
+            retry_timeout: crate::env::duration(RETRY_TIMEOUT_ENV, d.retry_timeout)?,
         })
     }
 

@@ -2,9 +2,9 @@
 //! part comes from the GET already open, the others from ranged GETs pinned
 //! to the same object version, each written at its offset.
 
-use crate::driver::ByteStream;
 use crate::error::{Error, ErrorKind, Result};
-use crate::transfer::{Staging, local_error};
+use crate::local::{Staging, local_error};
+use crate::stream::ByteStream;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;

@@ -1,11 +1,12 @@
 //! Any [`object_store::ObjectStore`] as a complete driver.
 
-use crate::driver::{ByteStream, DeleteTarget, Driver};
+use crate::driver::{DeleteTarget, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
+use crate::local::{self, Staging, local_error};
 use crate::multipart::{self, FileUpload, UPLOADS_PREFIX};
 use crate::ranged;
-use crate::transfer::{self, Staging, local_error};
+use crate::stream::ByteStream;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use object_store::multipart::MultipartStore;
@@ -63,7 +64,7 @@ impl Default for TransferOptions {
             max_concurrency: 4,
             download_concurrency: 8,
             key_encoding: KeyEncoding::Verbatim,
-            retry_timeout: crate::config::DEFAULT_RETRY_TIMEOUT,
+            retry_timeout: crate::env::DEFAULT_RETRY_TIMEOUT,
         }
     }
 }
@@ -110,26 +111,22 @@ impl TransferOptions {
     /// concurrency.
     pub fn from_env() -> Result<Self> {
         let mut o = TransferOptions::default();
-        if let Some(v) = crate::config::env_size("FERRY_PART_SIZE")? {
+        if let Some(v) = crate::env::size("FERRY_PART_SIZE")? {
             if v < 5 << 20 {
                 return Err(Error::invalid_config("FERRY_PART_SIZE: parts must be at least 5Mi (S3's minimum)"));
             }
             o.part_size = v;
         }
-        if let Some(v) = crate::config::env_size("FERRY_MULTIPART_THRESHOLD")? {
+        if let Some(v) = crate::env::size("FERRY_MULTIPART_THRESHOLD")? {
             o.multipart_threshold = v;
         }
-        if let Ok(v) = std::env::var("FERRY_MAX_CONCURRENCY") {
-            o.max_concurrency = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                Error::invalid_config(format!("FERRY_MAX_CONCURRENCY: {v:?} is not a positive integer"))
-            })?;
+        if let Some(n) = crate::env::positive("FERRY_MAX_CONCURRENCY")? {
+            o.max_concurrency = n as usize;
         }
-        if let Ok(v) = std::env::var("FERRY_DOWNLOAD_CONCURRENCY") {
-            o.download_concurrency = v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                Error::invalid_config(format!("FERRY_DOWNLOAD_CONCURRENCY: {v:?} is not a positive integer"))
-            })?;
+        if let Some(n) = crate::env::positive("FERRY_DOWNLOAD_CONCURRENCY")? {
+            o.download_concurrency = n as usize;
         }
-        o.retry_timeout = crate::config::env_seconds(crate::config::RETRY_TIMEOUT_ENV, o.retry_timeout)?;
+        o.retry_timeout = crate::env::duration(crate::env::RETRY_TIMEOUT_ENV, o.retry_timeout)?;
         Ok(o)
     }
 
@@ -206,18 +203,19 @@ impl From<Arc<dyn ObjectStore>> for Store {
     }
 }
 
-/// Builds the store one `configuration` string describes. Any
-/// `Fn(&str) -> Result<Arc<dyn ObjectStore>>` is a `StoreBuilder`.
-pub trait StoreBuilder: Send + Sync + 'static {
+/// Connects the store one `configuration` string describes: the
+/// [`Driver::connect`] step of an [`ObjectStoreDriver`]. Any
+/// `Fn(&str) -> Result<Arc<dyn ObjectStore>>` is a `StoreConnector`.
+pub trait StoreConnector: Send + Sync + 'static {
     /// Parses `configuration` and connects.
-    fn build(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send;
+    fn connect(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send;
 }
 
-impl<F> StoreBuilder for F
+impl<F> StoreConnector for F
 where
     F: Fn(&str) -> Result<Arc<dyn ObjectStore>> + Send + Sync + 'static,
 {
-    fn build(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send {
+    fn connect(&self, configuration: &str) -> impl Future<Output = Result<Store>> + Send {
         std::future::ready(self(configuration).map(Store::new))
     }
 }
@@ -236,15 +234,15 @@ where
 ///     .with_options(TransferOptions::default().with_part_size(16 << 20));
 /// # let _ = driver;
 /// ```
-pub struct ObjectStoreDriver<B> {
-    builder: B,
+pub struct ObjectStoreDriver<C> {
+    connector: C,
     options: TransferOptions,
 }
 
-impl<B: StoreBuilder> ObjectStoreDriver<B> {
-    /// A driver whose stores come from `builder`.
-    pub fn new(builder: B) -> Self {
-        ObjectStoreDriver { builder, options: TransferOptions::default() }
+impl<C: StoreConnector> ObjectStoreDriver<C> {
+    /// A driver whose stores come from `connector`.
+    pub fn new(connector: C) -> Self {
+        ObjectStoreDriver { connector, options: TransferOptions::default() }
     }
 
     /// Replaces the transfer options.
@@ -320,14 +318,14 @@ impl<B: StoreBuilder> ObjectStoreDriver<B> {
     }
 }
 
-impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
-    type Config = Store;
+impl<C: StoreConnector> Driver for ObjectStoreDriver<C> {
+    type Target = Store;
 
-    fn configure(&self, configuration: &str) -> impl Future<Output = Result<Self::Config>> + Send {
-        self.builder.build(configuration)
+    fn connect(&self, configuration: &str) -> impl Future<Output = Result<Self::Target>> + Send {
+        self.connector.connect(configuration)
     }
 
-    async fn open_stream(&self, store: &Self::Config, key: &ArtifactKey) -> Result<ByteStream> {
+    async fn open_stream(&self, store: &Self::Target, key: &ArtifactKey) -> Result<ByteStream> {
         key.require_object("open a stream")?;
         let result = store.objects.get(&self.store_path(key)?).await.map_err(store.error_at(key))?;
         let expected = result.meta.size;
@@ -338,7 +336,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(check_length(stream, expected, key.clone()))
     }
 
-    async fn save_stream(&self, store: &Self::Config, key: &ArtifactKey, data: ByteStream) -> Result<()> {
+    async fn save_stream(&self, store: &Self::Target, key: &ArtifactKey, data: ByteStream) -> Result<()> {
         key.require_object("save")?;
         let path = self.store_path(key)?;
         let threshold = self.options.multipart_threshold as usize;
@@ -357,7 +355,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         self.put_multipart(store, &path, self.options.part_size, head.freeze(), data).await
     }
 
-    async fn save_file(&self, store: &Self::Config, key: &ArtifactKey, src: &Path) -> Result<()> {
+    async fn save_file(&self, store: &Self::Target, key: &ArtifactKey, src: &Path) -> Result<()> {
         key.require_object("save")?;
         let path = self.store_path(key)?;
         let mut file = tokio::fs::File::open(src).await.map_err(|e| local_error(e, "opening", src))?;
@@ -403,7 +401,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(())
     }
 
-    async fn load_file(&self, store: &Self::Config, key: &ArtifactKey, dst: &Path) -> Result<()> {
+    async fn load_file(&self, store: &Self::Target, key: &ArtifactKey, dst: &Path) -> Result<()> {
         key.require_object("load")?;
         let path = self.store_path(key)?;
         let result = store.objects.get(&path).await.map_err(store.error_at(key))?;
@@ -431,7 +429,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
                 staging.commit(dst).await?;
                 n
             }
-            GetResultPayload::Stream(s) => transfer::write_atomically(dst, s.map_err(Error::from).boxed()).await?,
+            GetResultPayload::Stream(s) => local::write_atomically(dst, s.map_err(Error::from).boxed()).await?,
         };
         if written != expected {
             let _ = tokio::fs::remove_file(dst).await;
@@ -443,7 +441,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(())
     }
 
-    async fn delete_object(&self, store: &Self::Config, key: &ArtifactKey) -> Result<()> {
+    async fn delete_object(&self, store: &Self::Target, key: &ArtifactKey) -> Result<()> {
         key.require_object("delete")?;
         match store.objects.delete(&self.store_path(key)?).await {
             Ok(()) => Ok(()),
@@ -452,7 +450,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         }
     }
 
-    async fn delete(&self, store: &Self::Config, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
+    async fn delete(&self, store: &Self::Target, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
         key.require_object("delete")?;
         let path = self.store_path(key)?;
         match target {
@@ -484,7 +482,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(())
     }
 
-    async fn list(&self, store: &Self::Config, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
+    async fn list(&self, store: &Self::Target, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
         let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
         let paths: Vec<StorePath> = store.objects.list(prefix).map_ok(|meta| meta.location).try_collect().await?;
@@ -499,7 +497,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         Ok(keys)
     }
 
-    async fn exists(&self, store: &Self::Config, key: &ArtifactKey) -> Result<bool> {
+    async fn exists(&self, store: &Self::Target, key: &ArtifactKey) -> Result<bool> {
         if key.is_root() {
             return Ok(false);
         }
@@ -510,7 +508,7 @@ impl<B: StoreBuilder> Driver for ObjectStoreDriver<B> {
         }
     }
 
-    async fn is_directory(&self, store: &Self::Config, key: &ArtifactKey) -> Result<bool> {
+    async fn is_directory(&self, store: &Self::Target, key: &ArtifactKey) -> Result<bool> {
         let prefix = self.store_path(key)?;
         let prefix = (!key.is_root()).then_some(&prefix);
         // The first child answers; a 10,000-object prefix is not listed whole.

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ferry_sdk::client::{DriverClient, Location};
-use ferry_sdk::{ErrorKind, ObjectStoreDriver, Store, StoreBuilder, TransferOptions};
+use ferry_sdk::{ErrorKind, ObjectStoreDriver, Store, StoreConnector, TransferOptions};
 use futures::StreamExt;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -13,8 +13,8 @@ use std::time::Duration;
 /// Every configuration gets the same store.
 struct Shared(Arc<dyn ObjectStore>);
 
-impl StoreBuilder for Shared {
-    async fn build(&self, _configuration: &str) -> ferry_sdk::Result<Store> {
+impl StoreConnector for Shared {
+    async fn connect(&self, _configuration: &str) -> ferry_sdk::Result<Store> {
         Ok(Store::new(self.0.clone()))
     }
 }

@@ -13,10 +13,10 @@
 mod confined;
 
 pub use confined::{ConfinedStore, STAGING_DIR};
-use ferry_sdk::transfer::{self, Staging, local_error};
+use ferry_sdk::local::{self, Staging, local_error};
 use ferry_sdk::{
-    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store, StoreBuilder,
-    TransferOptions,
+    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, KeyEncoding, ObjectStoreDriver, Result, Store,
+    StoreConnector, TransferOptions,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -38,9 +38,7 @@ pub fn build_store(configuration: &str) -> Result<ConfinedStore> {
     let config: FsConfig = ferry_sdk::config::parse(configuration)?;
     let shown = ferry_sdk::shown(&config.root.to_string_lossy());
     if !config.root.is_absolute() {
-        return Err(Error::invalid_config(format!(
-            "invalid configuration: field `root`: {shown} must be an absolute path"
-        )));
+        return Err(Error::invalid_field("root", format!("{shown} must be an absolute path")));
     }
     std::fs::create_dir_all(&config.root).map_err(|e| Error::from(e).context(format!("creating root {shown}")))?;
     ConfinedStore::new(&config.root)
@@ -68,8 +66,8 @@ pub struct FsDriver {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsStores;
 
-impl StoreBuilder for FsStores {
-    async fn build(&self, configuration: &str) -> Result<Store> {
+impl StoreConnector for FsStores {
+    async fn connect(&self, configuration: &str) -> Result<Store> {
         Ok(Store::new(Arc::new(build_store(configuration)?)))
     }
 }
@@ -100,9 +98,9 @@ impl FsDriver {
 }
 
 impl Driver for FsDriver {
-    type Config = FsRoot;
+    type Target = FsRoot;
 
-    async fn configure(&self, configuration: &str) -> Result<FsRoot> {
+    async fn connect(&self, configuration: &str) -> Result<FsRoot> {
         let confined = Arc::new(build_store(configuration)?);
         Ok(FsRoot { store: Store::new(confined.clone()), confined })
     }
@@ -113,7 +111,7 @@ impl Driver for FsDriver {
 
     async fn save_stream(&self, root: &FsRoot, key: &ArtifactKey, data: ByteStream) -> Result<()> {
         let (file, staging) = self.target(root, key)?;
-        transfer::write_staged(staging, &file, data).await.map(drop)
+        local::write_staged(staging, &file, data).await.map(drop)
     }
 
     async fn save_file(&self, root: &FsRoot, key: &ArtifactKey, src: &std::path::Path) -> Result<()> {

@@ -17,7 +17,7 @@ impl Auth {
     /// Credentials from a service-account JSON key held in the secret named by
     /// `field`. Messages never quote the key.
     pub fn service_account(json: &str, field: &str) -> Result<Auth> {
-        let bad = |why: &str| Error::invalid_config(format!("invalid configuration: field `{field}`: {why}"));
+        let bad = |why: &str| Error::invalid_field(field, why);
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|_| bad("the secret is not JSON (expected a service-account key file)"))?;
         for required in ["client_email", "private_key"] {

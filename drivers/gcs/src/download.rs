@@ -19,11 +19,11 @@ pub async fn load_file(api: &Api, name: &str, dst: &Path, options: &TransferOpti
     let what = api.display(name);
     let (Some(size), Some(generation)) = (size, generation) else {
         let data = checked_stream(response, expected, what);
-        return ferry_sdk::transfer::write_atomically(dst, data).await.map(drop);
+        return ferry_sdk::local::write_atomically(dst, data).await.map(drop);
     };
     if size <= options.multipart_threshold {
         let data = checked_stream(response, expected, what);
-        return ferry_sdk::transfer::write_atomically(dst, data).await.map(drop);
+        return ferry_sdk::local::write_atomically(dst, data).await.map(drop);
     }
 
     // Each range hashes exactly its own bytes; the range CRCs combine into the

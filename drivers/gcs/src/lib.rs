@@ -23,8 +23,8 @@ pub mod upload;
 
 use api::{Api, DEFAULT_ENDPOINT};
 use auth::Auth;
-use ferry_sdk::config::{SecretRef, Secrets};
 use ferry_sdk::net::NetOptions;
+use ferry_sdk::secrets::{SecretRef, Secrets};
 use ferry_sdk::{
     ArtifactKey, ByteStream, DeleteTarget, Driver, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX,
 };
@@ -108,7 +108,7 @@ fn object_name(key: &ArtifactKey) -> Result<&str> {
 }
 
 fn base_url(config: &GcsConfig) -> Result<(String, bool)> {
-    let bad = |why: String| Error::invalid_config(format!("invalid configuration: field `endpoint`: {why}"));
+    let bad = |why: String| Error::invalid_field("endpoint", why);
     let (raw, emulator) = match (&config.endpoint, std::env::var(EMULATOR_HOST_ENV)) {
         (Some(e), _) => (e.clone(), false),
         (None, Ok(host)) if !host.is_empty() => {
@@ -127,17 +127,17 @@ fn base_url(config: &GcsConfig) -> Result<(String, bool)> {
 }
 
 impl Driver for GcsDriver {
-    type Config = Bucket;
+    type Target = Bucket;
 
-    async fn configure(&self, configuration: &str) -> Result<Bucket> {
+    async fn connect(&self, configuration: &str) -> Result<Bucket> {
         let config: GcsConfig = ferry_sdk::config::parse(configuration)?;
         if config.bucket.is_empty() {
-            return Err(Error::invalid_config("invalid configuration: field `bucket`: must not be empty"));
+            return Err(Error::invalid_field("bucket", "must not be empty"));
         }
         let (base, emulator) = base_url(&config)?;
         let auth = match (&config.service_account_key_secret, config.anonymous || emulator) {
             (Some(r), _) => {
-                let key = Secrets::from_env().resolve(r)?;
+                let key = Secrets::from_env().resolve(r).await?;
                 Auth::service_account(key.expose(), "serviceAccountKeySecret")?
             }
             (None, true) => Auth::Anonymous,

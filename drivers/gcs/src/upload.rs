@@ -16,7 +16,7 @@
 
 use crate::api::{Api, Chunk, ObjectMeta, Session};
 use bytes::{Bytes, BytesMut};
-use ferry_sdk::transfer::local_error;
+use ferry_sdk::local::local_error;
 use ferry_sdk::{ByteStream, DeleteTarget, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub const DEFAULT_CHUNK: u64 = 256 << 20;
 
 /// The chunk size of file uploads: [`CHUNK_SIZE_ENV`], rounded up to GCS's 256 KiB quantum.
 pub fn file_chunk_size() -> Result<u64> {
-    let chunk = ferry_sdk::config::env_size(CHUNK_SIZE_ENV)?.unwrap_or(DEFAULT_CHUNK).max(CHUNK_QUANTUM);
+    let chunk = ferry_sdk::env::size(CHUNK_SIZE_ENV)?.unwrap_or(DEFAULT_CHUNK).max(CHUNK_QUANTUM);
     Ok(chunk.div_ceil(CHUNK_QUANTUM) * CHUNK_QUANTUM)
 }
 
@@ -82,8 +82,8 @@ fn stream_chunk_size(options: &TransferOptions) -> u64 {
     options.part_size.div_ceil(CHUNK_QUANTUM) * CHUNK_QUANTUM
 }
 
-fn status_query_enabled() -> bool {
-    !matches!(std::env::var(STATUS_QUERY_ENV).as_deref(), Ok("false" | "0" | "no"))
+fn status_query_enabled() -> Result<bool> {
+    ferry_sdk::env::flag(STATUS_QUERY_ENV, true)
 }
 
 /// Uploads the file `src` as `name`.
@@ -113,7 +113,7 @@ async fn save_small_file(api: &Api, name: &str, src: &Path, size: u64) -> Result
         let crc = Arc::new(AtomicU32::new(0));
         let read = Arc::new(AtomicU64::new(0));
         let (c, r) = (crc.clone(), read.clone());
-        let body = ferry_sdk::transfer::file_stream(src).await?.inspect_ok(move |b: &Bytes| {
+        let body = ferry_sdk::local::file_stream(src).await?.inspect_ok(move |b: &Bytes| {
             c.store(crc32c::crc32c_append(c.load(Ordering::Relaxed), b), Ordering::Relaxed);
             r.fetch_add(b.len() as u64, Ordering::Relaxed);
         });
@@ -220,7 +220,7 @@ impl FileUpload<'_> {
     async fn session(&self, fresh: bool, report: &mut FileReport) -> Result<(Journal, u64)> {
         if !fresh && let Some(journal) = self.read_journal().await? {
             if journal.size == self.size && journal.chunk == self.chunk {
-                let state = if status_query_enabled() {
+                let state = if status_query_enabled()? {
                     self.api.query(&journal.session, self.name, self.size).await?
                 } else {
                     Session::Incomplete { persisted: journal.crcs.len() as u64 * self.chunk }
@@ -365,7 +365,7 @@ impl FileUpload<'_> {
                     resumes += 1;
                     retry.pause().await;
                     tracing::warn!(object = %self.api.display(self.name), error = %e, attempt = resumes, "resuming the upload");
-                    if status_query_enabled() {
+                    if status_query_enabled()? {
                         match self.api.query(&journal.session, self.name, self.size).await? {
                             Session::Incomplete { persisted } => {
                                 offset = persisted;

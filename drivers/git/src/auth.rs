@@ -2,7 +2,7 @@
 //! child's own environment: never in a URL, an argument list or a log line.
 
 use crate::settings::GitConfig;
-use ferry_sdk::config::{Secret, Secrets};
+use ferry_sdk::secrets::{Secret, Secrets};
 use ferry_sdk::{Error, Result};
 use std::io::Write;
 
@@ -24,15 +24,16 @@ pub struct Auth {
 
 impl Auth {
     /// Resolves the configuration's secrets.
-    pub fn resolve(c: &GitConfig) -> Result<Auth> {
+    pub async fn resolve(c: &GitConfig) -> Result<Auth> {
         let secrets = Secrets::from_env();
         let basic = match (&c.username_secret, &c.password_secret) {
-            (Some(u), p) => Some((secrets.resolve(u)?, p.as_ref().map(|p| secrets.resolve(p)).transpose()?)),
+            (Some(u), Some(p)) => Some((secrets.resolve(u).await?, Some(secrets.resolve(p).await?))),
+            (Some(u), None) => Some((secrets.resolve(u).await?, None)),
             (None, Some(p)) => return Err(invalid_password_only(p)),
             (None, None) => None,
         };
         let ssh_key = match &c.ssh_private_key_secret {
-            Some(r) => Some(write_key(&secrets.resolve(r)?)?),
+            Some(r) => Some(write_key(&secrets.resolve(r).await?)?),
             None => None,
         };
         Ok(Auth {
@@ -115,8 +116,6 @@ fn write_key(key: &Secret) -> Result<tempfile::TempPath> {
     Ok(file.into_temp_path())
 }
 
-fn invalid_password_only(p: &ferry_sdk::config::SecretRef) -> Error {
-    Error::invalid_config(format!(
-        "invalid configuration: field `usernameSecret`: is required with `passwordSecret` ({p})"
-    ))
+fn invalid_password_only(p: &ferry_sdk::secrets::SecretRef) -> Error {
+    Error::invalid_field("usernameSecret", format!("is required with `passwordSecret` ({p})"))
 }

@@ -52,7 +52,7 @@ pub fn clone(c: &GitConfig, auth: &Auth, dest: &Path, kind: Kind) -> Result<(gix
         let mut extra_refspecs = Vec::new();
         for spec in &c.fetch {
             let parsed = gix::refspec::parse(spec.as_str().into(), gix::refspec::parse::Operation::Fetch)
-                .map_err(|e| Error::invalid_config(format!("invalid configuration: field `fetch`: {e}")))?;
+                .map_err(|e| Error::invalid_field("fetch", e))?;
             extra_refspecs.push(parsed.to_owned());
         }
         prep = prep.with_fetch_options(gix::remote::ref_map::Options { extra_refspecs, ..Default::default() });

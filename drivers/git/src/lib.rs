@@ -130,11 +130,11 @@ fn not_found(key: &ArtifactKey) -> Error {
 }
 
 impl Driver for GitDriver {
-    type Config = Target;
+    type Target = Target;
 
-    async fn configure(&self, configuration: &str) -> Result<Target> {
+    async fn connect(&self, configuration: &str) -> Result<Target> {
         let cfg = GitConfig::parse(configuration)?;
-        let auth = Auth::resolve(&cfg)?;
+        let auth = Auth::resolve(&cfg).await?;
         Ok(Target {
             cfg: Arc::new(cfg),
             auth: Arc::new(auth),
@@ -175,7 +175,7 @@ impl Driver for GitDriver {
         t.write_branch("save")?;
         let spool = tempfile::NamedTempFile::new().map_err(|e| Error::from(e).context("spooling the upload"))?;
         let path = spool.path().to_path_buf();
-        ferry_sdk::transfer::write_atomically(&path, data).await?;
+        ferry_sdk::local::write_atomically(&path, data).await?;
         self.save(t, key, &path).await
     }
 

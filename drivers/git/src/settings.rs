@@ -1,7 +1,7 @@
 //! The `configuration` string: Argo's `git:` artifact fields plus Ferry's
 //! write options, parsed and checked once per distinct configuration.
 
-use ferry_sdk::config::SecretRef;
+use ferry_sdk::secrets::SecretRef;
 use ferry_sdk::{Error, Result};
 use serde::Deserialize;
 use std::num::NonZeroU32;
@@ -100,7 +100,7 @@ pub enum Start {
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> Error {
-    Error::invalid_config(format!("invalid configuration: field `{field}`: {why}"))
+    Error::invalid_field(field, why)
 }
 
 /// Whether `s` is a full hexadecimal SHA-1 object id.

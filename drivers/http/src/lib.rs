@@ -10,7 +10,7 @@
 //! A URL is never a directory, listing is empty, and Delete is refused:
 //! Argo's HTTP artifacts have no garbage collection either.
 
-use ferry_sdk::config::{SecretRef, Secrets};
+use ferry_sdk::secrets::{SecretRef, Secrets};
 use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, Driver, Error, ErrorKind, Result};
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -98,26 +98,17 @@ impl HttpDriver {
 }
 
 impl Driver for HttpDriver {
-    type Config = Target;
+    type Target = Target;
 
-    async fn configure(&self, configuration: &str) -> Result<Target> {
+    async fn connect(&self, configuration: &str) -> Result<Target> {
         let c: HttpConfig = ferry_sdk::config::parse(configuration)?;
-        let url = reqwest::Url::parse(&c.url)
-            .map_err(|e| Error::new(ErrorKind::InvalidConfig, format!("invalid configuration: field `url`: {e}")))?;
+        let url = reqwest::Url::parse(&c.url).map_err(|e| Error::invalid_field("url", e))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "invalid configuration: field `url`: only http and https are supported",
-            ));
+            return Err(Error::invalid_field("url", "only http and https are supported"));
         }
         let mut headers = reqwest::header::HeaderMap::new();
         for (i, h) in c.headers.iter().enumerate() {
-            let bad = |what: &str| {
-                Error::new(
-                    ErrorKind::InvalidConfig,
-                    format!("invalid configuration: field `headers[{i}]`: invalid header {what}"),
-                )
-            };
+            let bad = |what: &str| Error::invalid_field(&format!("headers[{i}]"), format!("invalid header {what}"));
             let name = reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad("name"))?;
             let value = reqwest::header::HeaderValue::from_str(&h.value).map_err(|_| bad("value"))?;
             headers.append(name, value);
@@ -126,8 +117,8 @@ impl Driver for HttpDriver {
             Some(b) => {
                 let secrets = Secrets::from_env();
                 Some((
-                    secrets.resolve(&b.username_secret)?.expose().to_string(),
-                    secrets.resolve(&b.password_secret)?.expose().to_string(),
+                    secrets.resolve(&b.username_secret).await?.expose().to_string(),
+                    secrets.resolve(&b.password_secret).await?.expose().to_string(),
                 ))
             }
             None => None,

@@ -15,9 +15,10 @@
 //! ```
 
 use ferry_driver_s3::bucket::LifecycleRules;
-use ferry_driver_s3::{Addressing, CreateBucketOptions, DEFAULT_ABORT_INCOMPLETE_DAYS, S3Config};
-use ferry_sdk::config::SecretRef;
-use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreBuilder, TransferOptions};
+use ferry_driver_s3::{Addressing, CreateBucketOptions, Credentials, DEFAULT_ABORT_INCOMPLETE_DAYS, S3Config};
+use ferry_sdk::config::check_header_value;
+use ferry_sdk::secrets::SecretRef;
+use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreConnector, TransferOptions};
 use serde::Deserialize;
 
 /// The configuration: Argo's `OSSArtifact` fields, plus `region`, `insecure`
@@ -78,13 +79,16 @@ impl OssConfig {
             && r.mark_deletion_after_days > 0
             && r.mark_infrequent_access_after_days >= r.mark_deletion_after_days
         {
-            return Err(Error::invalid_config(format!(
-                "invalid configuration: field `lifecycleRule`: markInfrequentAccessAfterDays ({}) must be less than markDeletionAfterDays ({})",
-                r.mark_infrequent_access_after_days, r.mark_deletion_after_days
-            )));
+            return Err(Error::invalid_field(
+                "lifecycleRule",
+                format!(
+                    "markInfrequentAccessAfterDays ({}) must be less than markDeletionAfterDays ({})",
+                    r.mark_infrequent_access_after_days, r.mark_deletion_after_days
+                ),
+            ));
         }
         if c.endpoint.is_empty() {
-            return Err(Error::invalid_config("invalid configuration: field `endpoint` is required"));
+            return Err(Error::missing_field("endpoint"));
         }
         Ok(c)
     }
@@ -99,18 +103,31 @@ impl OssConfig {
         first.strip_prefix("oss-").unwrap_or(first).trim_end_matches("-internal").to_string()
     }
 
-    /// The same bucket described for the S3 engine.
-    pub fn to_s3(&self) -> Result<S3Config> {
-        let mut s3: S3Config = ferry_sdk::config::parse("{bucket: placeholder}")?;
-        s3.endpoint = self.endpoint.clone();
-        s3.bucket = self.bucket.clone();
-        s3.region = self.region();
-        s3.insecure = self.insecure;
-        s3.addressing = Some(Addressing::Virtual);
-        s3.create_bucket_if_not_present = self.create_bucket_if_not_present.then(CreateBucketOptions::default);
-        s3.abort_incomplete_multipart_upload_days = Some(0);
+    /// The same bucket described for the S3 engine: virtual-hosted (the only
+    /// style OSS accepts), writing no lifecycle rule of its own (OSS writes
+    /// [`OssConfig::lifecycle`]). Its credential fields are the
+    /// configuration's secret references; [`OssConfig::credentials`] says who
+    /// requests are signed as.
+    pub fn to_s3(&self) -> S3Config {
+        S3Config {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region(),
+            insecure: self.insecure,
+            access_key_secret: self.access_key_secret.clone(),
+            secret_key_secret: self.secret_key_secret.clone(),
+            addressing: Some(Addressing::Virtual),
+            create_bucket_if_not_present: self.create_bucket_if_not_present.then(CreateBucketOptions::default),
+            abort_incomplete_multipart_upload_days: Some(0),
+            ..S3Config::default()
+        }
+    }
+
+    /// Who requests are signed as: with `useSDKCreds` and no key secrets,
+    /// OSS's own environment variables (the S3 engine's chain reads AWS's);
+    /// else the key secrets, with `securityToken` as the session token.
+    pub async fn credentials(&self) -> Result<Credentials> {
         if self.use_sdk_creds && self.access_key_secret.is_none() {
-            // OSS's own variable names; the S3 engine reads AWS's.
             let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
             let (Some(id), Some(secret)) = (var("ALIBABA_CLOUD_ACCESS_KEY_ID"), var("ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
             else {
@@ -118,16 +135,22 @@ impl OssConfig {
                     "invalid configuration: `useSDKCreds: true` needs ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET in the driver's environment",
                 ));
             };
-            s3.static_credentials = Some((id, secret));
-            s3.session_token = var("ALIBABA_CLOUD_SECURITY_TOKEN");
-        } else {
-            s3.access_key_secret = self.access_key_secret.clone();
-            s3.secret_key_secret = self.secret_key_secret.clone();
-            if !self.security_token.is_empty() {
-                s3.session_token = Some(self.security_token.clone());
+            let token = var("ALIBABA_CLOUD_SECURITY_TOKEN");
+            check_header_value("the access key id", &id)?;
+            check_header_value("the secret access key", &secret)?;
+            if let Some(t) = &token {
+                check_header_value("the session token", t)?;
             }
+            return Ok(Credentials::Keys { access_key_id: id, secret_access_key: secret, session_token: token });
         }
-        Ok(s3)
+        let mut credentials = self.to_s3().credentials().await?;
+        if let Credentials::Keys { session_token, .. } = &mut credentials
+            && !self.security_token.is_empty()
+        {
+            check_header_value("the session token", &self.security_token)?;
+            *session_token = Some(self.security_token.clone());
+        }
+        Ok(credentials)
     }
 
     /// The rules this configuration asks for.
@@ -150,10 +173,11 @@ impl OssConfig {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OssStores;
 
-impl StoreBuilder for OssStores {
-    async fn build(&self, configuration: &str) -> Result<Store> {
+impl StoreConnector for OssStores {
+    async fn connect(&self, configuration: &str) -> Result<Store> {
         let oss = OssConfig::parse(configuration)?;
-        let connection = oss.to_s3()?.open().await?;
+        let overrides = ferry_driver_s3::resolve::Overrides::from_env().map_err(Error::invalid_config)?;
+        let connection = oss.to_s3().connect_with(oss.credentials().await?, overrides).await?;
         let rules = oss.lifecycle();
         if (oss.lifecycle_rule.is_some() || connection.created_bucket) && !rules.is_empty() {
             connection.admin.put_lifecycle(&rules).await?;
@@ -165,4 +189,38 @@ impl StoreBuilder for OssStores {
 /// The OSS driver, ready for [`ferry_sdk::run`].
 pub fn driver() -> Result<ObjectStoreDriver<OssStores>> {
     Ok(ObjectStoreDriver::new(OssStores).with_options(TransferOptions::from_env()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_s3_view_is_composed_not_parsed() {
+        let oss = OssConfig::parse(
+            "{endpoint: oss-cn-hangzhou-internal.aliyuncs.com, bucket: b, createBucketIfNotPresent: true, \
+              accessKeySecret: {name: o, key: id}, secretKeySecret: {name: o, key: secret}}",
+        )
+        .unwrap();
+        let s3 = oss.to_s3();
+        assert_eq!((s3.endpoint.as_str(), s3.bucket.as_str()), ("oss-cn-hangzhou-internal.aliyuncs.com", "b"));
+        assert_eq!(s3.region, "cn-hangzhou");
+        assert_eq!(s3.addressing, Some(Addressing::Virtual));
+        assert!(s3.create_bucket_if_not_present.is_some());
+        assert_eq!(s3.abort_incomplete_multipart_upload_days, Some(0), "OSS writes its own rules");
+        assert_eq!(s3.access_key_secret, oss.access_key_secret);
+        assert!(!s3.use_sdk_creds && s3.session_token_secret.is_none() && s3.encryption_options.is_none());
+    }
+
+    #[tokio::test]
+    async fn without_key_secrets_requests_are_anonymous_and_half_a_pair_is_refused() {
+        let bare = OssConfig::parse("{endpoint: oss-cn-test.aliyuncs.com, bucket: b, securityToken: t}").unwrap();
+        assert!(matches!(bare.credentials().await.unwrap(), Credentials::Anonymous));
+        let half = OssConfig::parse(
+            "{endpoint: oss-cn-test.aliyuncs.com, bucket: b, secretKeySecret: {name: o, key: secret}}",
+        )
+        .unwrap();
+        let err = half.credentials().await.unwrap_err();
+        assert!(err.to_string().contains("give both"), "{err}");
+    }
 }

@@ -117,10 +117,13 @@ async fn lifecycle_rules_are_written_and_bad_ones_refused() {
 
     // Read the rules back through the same signed client path.
     let oss = ferry_driver_oss::OssConfig::parse(&cfg).unwrap();
-    let mut s3 = oss.to_s3().unwrap();
-    s3.static_credentials = Some((ACCESS_KEY.into(), SECRET_KEY.into()));
-    s3.resolve = Some(ferry_driver_s3::resolve::Overrides::parse("ferry.test=127.0.0.1").unwrap());
-    let xml = s3.open().await.unwrap().admin.get_lifecycle().await.unwrap();
+    let keys = ferry_driver_s3::Credentials::Keys {
+        access_key_id: ACCESS_KEY.into(),
+        secret_access_key: SECRET_KEY.into(),
+        session_token: None,
+    };
+    let overrides = ferry_driver_s3::resolve::Overrides::parse("ferry.test=127.0.0.1").unwrap();
+    let xml = oss.to_s3().connect_with(keys, Some(overrides)).await.unwrap().admin.get_lifecycle().await.unwrap();
     assert!(xml.contains("<DaysAfterInitiation>7</DaysAfterInitiation>"), "{xml}");
     assert!(xml.contains("<Days>30</Days>") && xml.contains("STANDARD_IA"), "{xml}");
     assert!(xml.contains("<Expiration><Days>90</Days></Expiration>"), "{xml}");

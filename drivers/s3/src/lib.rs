@@ -21,9 +21,10 @@ pub mod bucket;
 pub mod resolve;
 
 use bucket::{BucketAdmin, LifecycleRules};
-use ferry_sdk::config::{SecretRef, Secrets, check_header_value};
+use ferry_sdk::config::check_header_value;
 use ferry_sdk::net::{Connector, NetOptions};
-use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreBuilder, TransferOptions};
+use ferry_sdk::secrets::{Secret, SecretRef, Secrets};
+use ferry_sdk::{Error, ObjectStoreDriver, Result, Store, StoreConnector, TransferOptions};
 use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::HttpConnector;
@@ -36,7 +37,11 @@ pub const DEFAULT_ABORT_INCOMPLETE_DAYS: u32 = 7;
 
 /// The configuration: Argo's `S3Artifact` fields, plus `addressing` and
 /// `abortIncompleteMultipartUploadDays`.
-#[derive(Clone, Debug, Deserialize)]
+///
+/// Layers on this engine (OSS) fill it in code, as
+/// `S3Config { bucket, ..Default::default() }`, and hand their own
+/// [`Credentials`] to [`S3Config::connect_with`].
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct S3Config {
     /// `host[:port]` of the service (a scheme is accepted and overrides `insecure`).
@@ -72,18 +77,42 @@ pub struct S3Config {
     /// Not supported: refused with a clear error.
     #[serde(rename = "roleARN")]
     pub role_arn: Option<String>,
-    /// A session token given as a plain value (OSS's `securityToken`), for
-    /// layers built on this one; not a configuration field.
-    #[serde(skip)]
-    pub session_token: Option<String>,
-    /// An access key id and secret given as values rather than secret
-    /// references, for layers built on this one; not a configuration field.
-    #[serde(skip)]
-    pub static_credentials: Option<(String, String)>,
-    /// Host overrides given directly rather than through `FERRY_RESOLVE`;
-    /// not a configuration field.
-    #[serde(skip)]
-    pub resolve: Option<resolve::Overrides>,
+}
+
+/// Who requests are signed as: what a configuration's credential fields
+/// resolve to ([`S3Config::credentials`]), or what a layer on this engine
+/// brings itself.
+#[derive(Clone, Default)]
+pub enum Credentials {
+    /// Unsigned requests (public buckets).
+    #[default]
+    Anonymous,
+    /// The environment's chain: `AWS_*` variables, web identity (IRSA),
+    /// instance metadata.
+    Environment,
+    /// A key pair, with a session token for temporary credentials. Every
+    /// value travels in (or signs) an HTTP header, so whoever builds this
+    /// checks them with [`check_header_value`] first.
+    Keys {
+        /// The access key id.
+        access_key_id: String,
+        /// The secret access key.
+        secret_access_key: String,
+        /// The session token of temporary credentials.
+        session_token: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Environment => f.write_str("Environment"),
+            Credentials::Keys { session_token, .. } => {
+                write!(f, "Keys(***{})", if session_token.is_some() { ", session token ***" } else { "" })
+            }
+        }
+    }
 }
 
 /// `createBucketIfNotPresent`, as in Argo.
@@ -150,10 +179,13 @@ impl S3Config {
         ferry_sdk::config::parse(configuration)
     }
 
-    /// Validates the configuration, resolves its secrets and connects; creates
-    /// the bucket (with its lifecycle rule) when asked to.
+    /// Validates the configuration, resolves its secrets and connects (with
+    /// `FERRY_RESOLVE`'s host overrides); creates the bucket, with a rule
+    /// aborting forgotten multipart uploads, when asked to.
     pub async fn connect(&self) -> Result<Connection> {
-        let connection = self.open().await?;
+        let credentials = self.credentials().await?;
+        let overrides = resolve::Overrides::from_env().map_err(Error::invalid_config)?;
+        let connection = self.connect_with(credentials, overrides).await?;
         let rules = self.abort_rule();
         if connection.created_bucket && !rules.is_empty() {
             // A convenience, not the user's request: a server without
@@ -175,17 +207,48 @@ impl S3Config {
         }
     }
 
-    /// Validates, resolves secrets, connects and creates the bucket when asked
-    /// to, writing no lifecycle rule.
-    pub async fn open(&self) -> Result<Connection> {
-        let (builder, client_options, connector) = self.builder()?;
+    /// What the credential fields say: both `accessKeySecret` and
+    /// `secretKeySecret` (and `sessionTokenSecret`) resolved to keys,
+    /// `useSDKCreds` to the environment's chain, none to anonymous requests.
+    pub async fn credentials(&self) -> Result<Credentials> {
+        self.validate()?;
+        let secrets = Secrets::from_env();
+        match (&self.access_key_secret, &self.secret_key_secret) {
+            (Some(a), Some(s)) => Ok(Credentials::Keys {
+                access_key_id: header_secret(&secrets, "accessKeySecret", a).await?.expose().to_string(),
+                secret_access_key: header_secret(&secrets, "secretKeySecret", s).await?.expose().to_string(),
+                session_token: match &self.session_token_secret {
+                    Some(t) => Some(header_secret(&secrets, "sessionTokenSecret", t).await?.expose().to_string()),
+                    None => None,
+                },
+            }),
+            (None, None) if self.use_sdk_creds => Ok(Credentials::Environment),
+            (None, None) => Ok(Credentials::Anonymous),
+            _ => Err(Error::invalid_config(
+                "invalid configuration: give both `accessKeySecret` and `secretKeySecret`, or neither",
+            )),
+        }
+    }
+
+    /// Validates, connects as `credentials` (host names resolved through
+    /// `overrides` first, if any) and creates the bucket when asked to,
+    /// writing no lifecycle rule: the entry for layers on this engine, which
+    /// bring their own credentials and rules. The credential fields of this
+    /// configuration are not read.
+    pub async fn connect_with(
+        &self,
+        credentials: Credentials,
+        overrides: Option<resolve::Overrides>,
+    ) -> Result<Connection> {
+        self.validate()?;
+        let signed = !matches!(credentials, Credentials::Anonymous);
+        let (builder, client_options, connector) = self.builder(credentials, overrides).await?;
         let store =
             Arc::new(builder.build().map_err(|e| Error::invalid_config(format!("invalid configuration: {e}")))?);
         let admin = BucketAdmin {
             bucket: self.admin_bucket()?,
             client: connector.connect(&client_options)?,
-            credentials: (self.access_key_secret.is_some() || self.static_credentials.is_some() || self.use_sdk_creds)
-                .then(|| store.credentials().clone()),
+            credentials: signed.then(|| store.credentials().clone()),
         };
         let mut connection = Connection { store, admin, created_bucket: false };
         if let Some(create) = &self.create_bucket_if_not_present
@@ -209,10 +272,7 @@ impl S3Config {
     }
 
     fn admin_bucket(&self) -> Result<rusty_s3::Bucket> {
-        let url = self
-            .endpoint_url()
-            .parse()
-            .map_err(|e| Error::invalid_config(format!("invalid configuration: field `endpoint`: {e}")))?;
+        let url = self.endpoint_url().parse().map_err(|e| Error::invalid_field("endpoint", e))?;
         let style = if self.addressing == Some(Addressing::Virtual) {
             rusty_s3::UrlStyle::VirtualHost
         } else {
@@ -230,19 +290,10 @@ impl S3Config {
         check_header_value("field `region`", &self.region)?;
         check_header_value("field `bucket`", &self.bucket)?;
         if self.bucket.contains(['/', '?', '#', ' ']) {
-            return Err(Error::invalid_config(
-                "invalid configuration: field `bucket`: a bucket name has no '/', '?', '#' or space",
-            ));
+            return Err(Error::invalid_field("bucket", "a bucket name has no '/', '?', '#' or space"));
         }
         if let Some(e) = &self.encryption_options {
             check_header_value("field `encryptionOptions.kmsKeyId`", &e.kms_key_id)?;
-        }
-        if let Some(t) = &self.session_token {
-            check_header_value("the session token", t)?;
-        }
-        if let Some((id, key)) = &self.static_credentials {
-            check_header_value("the access key id", id)?;
-            check_header_value("the secret access key", key)?;
         }
         if self.endpoint.is_empty() {
             return Ok(());
@@ -250,7 +301,7 @@ impl S3Config {
         check_header_value("field `endpoint`", &self.endpoint)?;
         let shown = ferry_sdk::shown(&self.endpoint);
         let url = url::Url::parse(&self.endpoint_url())
-            .map_err(|e| Error::invalid_config(format!("invalid configuration: field `endpoint`: {shown}: {e}")))?;
+            .map_err(|e| Error::invalid_field("endpoint", format!("{shown}: {e}")))?;
         let only_host = url.host_str().is_some_and(|h| !h.is_empty())
             && matches!(url.scheme(), "http" | "https")
             && url.path() == "/"
@@ -259,10 +310,13 @@ impl S3Config {
             && url.username().is_empty()
             && url.password().is_none();
         if !only_host {
-            return Err(Error::invalid_config(format!(
-                "invalid configuration: field `endpoint`: {shown} is not host[:port] (as in Argo): \
-                 a path, query or credentials there would send every request elsewhere"
-            )));
+            return Err(Error::invalid_field(
+                "endpoint",
+                format!(
+                    "{shown} is not host[:port] (as in Argo): a path, query or credentials there would send every \
+                     request elsewhere"
+                ),
+            ));
         }
         Ok(())
     }
@@ -271,9 +325,9 @@ impl S3Config {
         if self.region.is_empty() { "us-east-1" } else { &self.region }
     }
 
-    /// The object_store builder, client options and HTTP connector this
-    /// configuration (and the environment's `FERRY_*_TIMEOUT`s) describes.
-    pub fn builder(&self) -> Result<(AmazonS3Builder, ClientOptions, Connector)> {
+    /// Refuses what no connection can come of: fields this driver does not
+    /// support, a missing bucket, values unfit for an HTTP request.
+    fn validate(&self) -> Result<()> {
         if self.role_arn.is_some() {
             return Err(unsupported(
                 "roleARN",
@@ -281,16 +335,28 @@ impl S3Config {
             ));
         }
         if self.bucket.is_empty() {
-            return Err(Error::invalid_config("invalid configuration: field `bucket` is required"));
+            return Err(Error::missing_field("bucket"));
         }
-        self.check_values()?;
+        if let Some(e) = &self.encryption_options
+            && !e.kms_encryption_context.is_empty()
+        {
+            return Err(unsupported(
+                "encryptionOptions.kmsEncryptionContext",
+                "set the context through the KMS key policy instead",
+            ));
+        }
+        self.check_values()
+    }
+
+    /// The object_store builder, client options and HTTP connector this
+    /// configuration, `credentials` and the environment's `FERRY_*_TIMEOUT`s
+    /// describe.
+    async fn builder(
+        &self,
+        credentials: Credentials,
+        overrides: Option<resolve::Overrides>,
+    ) -> Result<(AmazonS3Builder, ClientOptions, Connector)> {
         let secrets = Secrets::from_env();
-        // Every credential travels in (or signs) an HTTP header.
-        let secret = |field: &str, r: &SecretRef| -> Result<ferry_sdk::config::Secret> {
-            let value = secrets.resolve(r)?;
-            check_header_value(&format!("field `{field}` ({r})"), value.expose())?;
-            Ok(value)
-        };
         // No limit on a whole request: a 20 GiB stream to argo-server or the
         // Complete of a huge upload takes minutes. What fails is a connection
         // that cannot be opened, no answer, or a body that stalls (see
@@ -300,90 +366,85 @@ impl S3Config {
         let mut connector = Connector::new(net);
         let mut options = ClientOptions::new().with_allow_http(true);
         if let Some(ca) = &self.ca_secret {
-            let pem = secrets.resolve(ca)?;
+            let pem = secrets.resolve(ca).await?;
             connector = connector.with_root_certificates(pem.expose().as_bytes(), "field `caSecret`")?;
         }
-        let overrides = match &self.resolve {
-            Some(o) => Some(o.clone()),
-            None => resolve::Overrides::from_env().map_err(Error::invalid_config)?,
-        };
         if let Some(o) = overrides {
             options = options.with_dns_resolver(Arc::new(o));
         }
-        let mut b = if self.use_sdk_creds { AmazonS3Builder::from_env() } else { AmazonS3Builder::new() };
-        b = b.with_bucket_name(&self.bucket).with_region(self.region_or_default());
-        if !self.endpoint.is_empty() {
-            let url = self.endpoint_url();
-            let virtual_hosted = self.addressing == Some(Addressing::Virtual);
-            b = b.with_virtual_hosted_style_request(virtual_hosted);
-            if virtual_hosted {
-                // object_store expects the bucket in a virtual-hosted endpoint.
-                let (scheme, host) = url.split_once("://").unwrap_or(("https", &url));
-                b = b.with_endpoint(format!("{scheme}://{}.{host}", self.bucket));
-            } else {
-                b = b.with_endpoint(url);
-            }
-        }
-        match (&self.access_key_secret, &self.secret_key_secret) {
-            _ if self.static_credentials.is_some() => {
-                let (id, secret) = self.static_credentials.clone().unwrap_or_default();
-                b = b.with_access_key_id(id).with_secret_access_key(secret);
-                if let Some(t) = &self.session_token {
-                    b = b.with_token(t);
+        let from_env = self.use_sdk_creds || matches!(credentials, Credentials::Environment);
+        let mut b = if from_env { AmazonS3Builder::from_env() } else { AmazonS3Builder::new() };
+        b = self.with_location(b.with_bucket_name(&self.bucket).with_region(self.region_or_default()));
+        b = match credentials {
+            Credentials::Anonymous => b.with_skip_signature(true),
+            Credentials::Environment => b,
+            Credentials::Keys { access_key_id, secret_access_key, session_token } => {
+                let b = b.with_access_key_id(access_key_id).with_secret_access_key(secret_access_key);
+                match session_token {
+                    Some(t) => b.with_token(t),
+                    None => b,
                 }
             }
-            (Some(a), Some(s)) => {
-                b = b
-                    .with_access_key_id(secret("accessKeySecret", a)?.expose())
-                    .with_secret_access_key(secret("secretKeySecret", s)?.expose());
-                if let Some(t) = &self.session_token_secret {
-                    b = b.with_token(secret("sessionTokenSecret", t)?.expose());
-                } else if let Some(t) = &self.session_token {
-                    b = b.with_token(t);
-                }
-            }
-            (None, None) if self.use_sdk_creds => {}
-            (None, None) => b = b.with_skip_signature(true),
-            _ => {
-                return Err(Error::invalid_config(
-                    "invalid configuration: give both `accessKeySecret` and `secretKeySecret`, or neither",
-                ));
-            }
-        }
-        if let Some(e) = &self.encryption_options {
-            if !e.kms_encryption_context.is_empty() {
-                return Err(unsupported(
-                    "encryptionOptions.kmsEncryptionContext",
-                    "set the context through the KMS key policy instead",
-                ));
-            }
-            if let Some(k) = &e.server_side_customer_key_secret {
-                b = b.with_ssec_encryption(secret("encryptionOptions.serverSideCustomerKeySecret", k)?.expose());
-            } else if e.enable_encryption && !e.kms_key_id.is_empty() {
-                b = b.with_sse_kms_encryption(&e.kms_key_id);
-            } else if e.enable_encryption {
-                b = b.with_config(
-                    "aws_server_side_encryption"
-                        .parse::<AmazonS3ConfigKey>()
-                        .map_err(|e| Error::other(e.to_string()))?,
-                    "AES256",
-                );
-            }
-        }
+        };
+        b = self.with_encryption(b, &secrets).await?;
         b = b
             .with_client_options(options.clone())
             .with_retry(net.retry_config())
             .with_http_connector(connector.clone());
         Ok((b, options, connector))
     }
+
+    /// `b` pointed at the configured endpoint, if any, in the configured addressing style.
+    fn with_location(&self, b: AmazonS3Builder) -> AmazonS3Builder {
+        if self.endpoint.is_empty() {
+            return b;
+        }
+        let url = self.endpoint_url();
+        let virtual_hosted = self.addressing == Some(Addressing::Virtual);
+        let b = b.with_virtual_hosted_style_request(virtual_hosted);
+        if virtual_hosted {
+            // object_store expects the bucket in a virtual-hosted endpoint.
+            let (scheme, host) = url.split_once("://").unwrap_or(("https", &url));
+            b.with_endpoint(format!("{scheme}://{}.{host}", self.bucket))
+        } else {
+            b.with_endpoint(url)
+        }
+    }
+
+    /// `b` with the configured server-side encryption, if any.
+    async fn with_encryption(&self, b: AmazonS3Builder, secrets: &Secrets) -> Result<AmazonS3Builder> {
+        let Some(e) = &self.encryption_options else { return Ok(b) };
+        Ok(if let Some(k) = &e.server_side_customer_key_secret {
+            b.with_ssec_encryption(
+                header_secret(secrets, "encryptionOptions.serverSideCustomerKeySecret", k).await?.expose(),
+            )
+        } else if e.enable_encryption && !e.kms_key_id.is_empty() {
+            b.with_sse_kms_encryption(&e.kms_key_id)
+        } else if e.enable_encryption {
+            b.with_config(
+                "aws_server_side_encryption".parse::<AmazonS3ConfigKey>().map_err(|e| Error::other(e.to_string()))?,
+                "AES256",
+            )
+        } else {
+            b
+        })
+    }
+}
+
+/// The value of the secret `r` names in `field`, which travels in (or
+/// signs) an HTTP header.
+async fn header_secret(secrets: &Secrets, field: &str, r: &SecretRef) -> Result<Secret> {
+    let value = secrets.resolve(r).await?;
+    check_header_value(&format!("field `{field}` ({r})"), value.expose())?;
+    Ok(value)
 }
 
 /// Builds an S3 store from a configuration string.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct S3Stores;
 
-impl StoreBuilder for S3Stores {
-    async fn build(&self, configuration: &str) -> Result<Store> {
+impl StoreConnector for S3Stores {
+    async fn connect(&self, configuration: &str) -> Result<Store> {
         Ok(S3Config::parse(configuration)?.connect().await?.into_store())
     }
 }

@@ -29,8 +29,8 @@ impl Overrides {
 
     /// The overrides in the environment, if any.
     pub fn from_env() -> Result<Option<Self>, String> {
-        match std::env::var(RESOLVE_ENV) {
-            Ok(spec) if !spec.trim().is_empty() => Overrides::parse(&spec).map(Some),
+        match ferry_sdk::env::text(RESOLVE_ENV).map_err(|e| e.to_string())? {
+            Some(spec) if !spec.trim().is_empty() => Overrides::parse(&spec).map(Some),
             _ => Ok(None),
         }
     }

@@ -257,7 +257,7 @@ async fn hostile_configuration_values_never_crash_the_driver() {
 /// NOT_FOUND means a missing key, nothing else: an endpoint with a path
 /// (`host:port/some/path`) sent every request elsewhere and Save answered
 /// NOT_FOUND (issue 14). Argo's endpoint is host[:port]; anything more is
-/// refused at configure time, naming the field.
+/// refused when the driver connects, naming the field.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs s3s-fs: scripts/test.sh"]
 async fn an_endpoint_with_a_path_is_a_configuration_error() {

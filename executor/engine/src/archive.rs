@@ -131,7 +131,7 @@ impl Limits {
     pub(crate) fn from_env() -> Result<Limits> {
         // The SDK's rule for positive whole-number settings, with this crate's error.
         let read = |name: &'static str, default: u64| -> Result<u64> {
-            let value = ferry_sdk::config::env_positive(name)
+            let value = ferry_sdk::env::positive(name)
                 .map_err(|_| Error::BadSetting { name, value: std::env::var(name).unwrap_or_default() })?;
             Ok(value.unwrap_or(default))
         };

@@ -250,10 +250,7 @@ impl DriverPool {
         // ran for an hour before failing still gets its retries (which
         // resume from the driver's journal).
         let mut failing_since: Option<Instant> = None;
-        let bound = ferry_sdk::config::env_seconds(
-            ferry_sdk::config::RETRY_TIMEOUT_ENV,
-            ferry_sdk::config::DEFAULT_RETRY_TIMEOUT,
-        )?;
+        let bound = ferry_sdk::env::duration(ferry_sdk::env::RETRY_TIMEOUT_ENV, ferry_sdk::env::DEFAULT_RETRY_TIMEOUT)?;
         let mut pause = Duration::from_millis(500);
         loop {
             let client = self

@@ -3,7 +3,7 @@
 //! `serve`: artifacts go through the same gRPC contract as in production,
 //! and the test reads the stored objects back from memory.
 
-use ferry_sdk::{ObjectStoreDriver, Store, StoreBuilder};
+use ferry_sdk::{ObjectStoreDriver, Store, StoreConnector};
 use futures::StreamExt;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -14,8 +14,8 @@ use std::time::Duration;
 /// Every configuration names the same store.
 struct Shared(Arc<dyn ObjectStore>);
 
-impl StoreBuilder for Shared {
-    async fn build(&self, _configuration: &str) -> ferry_sdk::Result<Store> {
+impl StoreConnector for Shared {
+    async fn connect(&self, _configuration: &str) -> ferry_sdk::Result<Store> {
         Ok(Store::new(self.0.clone()))
     }
 }

@@ -1,16 +1,12 @@
-//! Local-side halves of every transfer: reading files and trees safely, and
+//! The local side of every transfer: reading files and trees safely, and
 //! writing them so that nothing half-written ever sits at the destination.
+//! Knows files and byte streams only, nothing of drivers or keys.
 
-use crate::driver::{ByteStream, Driver};
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::ArtifactKey;
+use crate::stream::ByteStream;
 use futures::{StreamExt, TryStreamExt};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
-
-/// How many files of one directory move at once.
-pub const DIRECTORY_CONCURRENCY: usize = 16;
 
 /// Read size for local files: large enough that per-read overhead vanishes,
 /// small enough that a handful in flight stay far below the memory budget.
@@ -112,50 +108,6 @@ pub fn local_error(err: std::io::Error, action: &str, path: &Path) -> Error {
     }
 }
 
-/// The default [`Driver::save`]: a file, or every regular file of a directory.
-pub(crate) async fn save_path<D: Driver + ?Sized>(
-    driver: &D,
-    config: &D::Config,
-    key: &ArtifactKey,
-    src: &Path,
-) -> Result<()> {
-    key.require_object("save")?;
-    let meta = tokio::fs::metadata(src).await.map_err(|e| local_error(e, "reading", src))?;
-    if meta.is_file() {
-        return driver.save_file(config, key, src).await;
-    }
-    if !meta.is_dir() {
-        return Err(Error::invalid_argument(format!("{} is neither a regular file nor a directory", src.display())));
-    }
-    let root = src.to_path_buf();
-    let files = tokio::task::spawn_blocking(move || walk_tree(&root))
-        .await
-        .map_err(|e| Error::other(format!("walking {}: {e}", src.display())))??;
-
-    let saved: HashSet<ArtifactKey> = futures::stream::iter(files)
-        .map(|(relative, path)| async move {
-            let child = key.join(&relative)?;
-            driver.save_file(config, &child, &path).await?;
-            Ok::<_, Error>(child)
-        })
-        .buffer_unordered(DIRECTORY_CONCURRENCY)
-        .try_collect()
-        .await?;
-
-    // A directory save replaces the previous tree: files that vanished from
-    // the source must not reappear in the next step.
-    for stale in driver.list(config, key).await? {
-        if !saved.contains(&stale) {
-            driver.delete_object(config, &stale).await?;
-        }
-    }
-    // A plain object at `key` would shadow the directory on Load.
-    if driver.exists(config, key).await? {
-        driver.delete_object(config, key).await?;
-    }
-    Ok(())
-}
-
 /// Every regular file under `root` as (`/`-separated relative path, path to
 /// read). Symlinks to files inside the tree are followed; symlinks to
 /// directories and dangling ones are skipped (as Argo's S3 driver skips
@@ -202,55 +154,6 @@ fn relative_key(root: &Path, path: &Path) -> Result<String> {
     let relative = path.strip_prefix(root).map_err(|_| Error::other("walk left its root"))?;
     let parts: Option<Vec<&str>> = relative.components().map(|c| c.as_os_str().to_str()).collect();
     parts.map(|p| p.join("/")).ok_or_else(|| Error::invalid_argument(format!("{} is not valid UTF-8", path.display())))
-}
-
-/// The default [`Driver::load`]: the object at `key` if there is one, else the
-/// tree under `key/`, staged beside `dst` and renamed into place whole.
-pub(crate) async fn load_path<D: Driver + ?Sized>(
-    driver: &D,
-    config: &D::Config,
-    key: &ArtifactKey,
-    dst: &Path,
-) -> Result<()> {
-    if !key.is_root() {
-        match driver.load_file(config, key, dst).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            other => return other,
-        }
-    }
-    // A marker object for the directory itself (`key/`) lists as `key`.
-    let children: Vec<ArtifactKey> = driver.list(config, key).await?.into_iter().filter(|c| c != key).collect();
-    if children.is_empty() {
-        return Err(Error::not_found(format!("no object or directory at key {key:?}")));
-    }
-    let staging = Staging::beside(dst).await?;
-    tokio::fs::create_dir_all(&staging.path).await.map_err(|e| local_error(e, "creating", &staging.path))?;
-    let staging_root = staging.path.clone();
-    futures::stream::iter(children)
-        .map(|child| {
-            let staging_root = &staging_root;
-            async move {
-                // Keys are validated, so `relative` has no `..` and cannot
-                // leave the staging directory.
-                let relative = key
-                    .relative(&child)
-                    .ok_or_else(|| Error::other(format!("driver listed {child:?}, which is not under {key:?}")))?;
-                let target = staging_root.join(relative);
-                match driver.load_file(config, &child, &target).await {
-                    // Listed but not readable by its name: a directory marker
-                    // (`dir/`, as Argo's OSS driver and consoles write them),
-                    // whose slash the listing dropped. It stands for a directory.
-                    Err(e) if e.kind() == ErrorKind::NotFound => {
-                        tokio::fs::create_dir_all(&target).await.map_err(|e| local_error(e, "creating", &target))
-                    }
-                    other => other,
-                }
-            }
-        })
-        .buffer_unordered(DIRECTORY_CONCURRENCY)
-        .try_collect::<()>()
-        .await?;
-    staging.commit(dst).await
 }
 
 #[cfg(test)]

@@ -1,0 +1,46 @@
+//! One logging setup for every Ferry binary: the drivers (through
+//! [`run`](crate::run)) and the `ferry` CLI, so the same variables mean the
+//! same thing everywhere.
+
+use tracing_subscriber::EnvFilter;
+
+/// `FERRY_LOG`: the filter, in tracing's directive syntax (`debug`,
+/// `warn,ferry_sdk=debug`). Takes precedence over `RUST_LOG`.
+pub const LOG_ENV: &str = "FERRY_LOG";
+
+/// `FERRY_LOG_FORMAT`: `json` for one JSON object per line; anything else,
+/// or unset, is human-readable text.
+pub const LOG_FORMAT_ENV: &str = "FERRY_LOG_FORMAT";
+
+/// Sends logs to stderr, filtered by [`LOG_ENV`], else `RUST_LOG`, else
+/// `default` (drivers use `info`), formatted as [`LOG_FORMAT_ENV`] says. A
+/// filter that does not parse is passed over for the next one. Never panics:
+/// a second call, or a call after another subscriber was installed, leaves
+/// the first in place.
+pub fn init(default: &str) {
+    let filter = directives(LOG_ENV).or_else(|| directives("RUST_LOG")).unwrap_or_else(|| EnvFilter::new(default));
+    let json = crate::env::text(LOG_FORMAT_ENV).ok().flatten().is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `try_init` fails only when a subscriber is already set: keep that one.
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// The filter in the variable `name`, if it is set and parses.
+fn directives(name: &str) -> Option<EnvFilter> {
+    crate::env::text(name).ok().flatten().and_then(|f| EnvFilter::try_new(f).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_call_changes_nothing_and_does_not_panic() {
+        init("off");
+        init("trace");
+        // Had the second call replaced the first filter, errors would be on.
+        if std::env::var_os(LOG_ENV).is_none() && std::env::var_os("RUST_LOG").is_none() {
+            assert!(!tracing::enabled!(tracing::Level::ERROR));
+        }
+    }
+}
