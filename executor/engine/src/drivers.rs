@@ -7,9 +7,10 @@
 use ferry_sdk::client::DriverClient;
 use ferry_workflow::registry::{DEFAULT_TIMEOUT_SECONDS, DriverSpec, Registry, RegistryError};
 use ferry_workflow::values::Location;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
@@ -203,6 +204,23 @@ impl DriverPool {
         }
     }
 
+    /// A pool whose sockets go under `preferred` (`<preferred>/<name>/socket`)
+    /// when that path fits a unix socket's `sun_path` (108 bytes, leaving room
+    /// for "/<49-char name>/socket"), else under a scratch directory
+    /// `ferry-<tag>` of the temp dir, removed at shutdown.
+    pub(crate) fn with_short_sockets(
+        registry: Registry,
+        preferred: Option<PathBuf>,
+        tag: &str,
+        logs: PathBuf,
+    ) -> DriverPool {
+        if let Some(sockets) = preferred.filter(|p| p.as_os_str().len() <= 50) {
+            return DriverPool::new(registry, sockets, logs);
+        }
+        let scratch = std::env::temp_dir().join(format!("ferry-{tag}"));
+        DriverPool::new(registry, scratch.join("artifact-plugins"), logs).removing_at_shutdown(scratch)
+    }
+
     /// Starts the drivers with `launcher` instead of as host processes.
     #[must_use]
     pub fn with_launcher(mut self, launcher: Launcher) -> DriverPool {
@@ -228,7 +246,7 @@ impl DriverPool {
     /// first uses share one start.
     pub async fn client(&self, name: &str, timeout_seconds: u32) -> Result<DriverClient, DriverError> {
         let spec = self.registry.get(name)?.clone();
-        let slot = self.slots.lock().map_err(|_| poisoned(name))?.entry(name.to_string()).or_default().clone();
+        let slot = self.slots.lock().entry(name.to_string()).or_default().clone();
         let started = slot.get_or_try_init(|| self.start(&spec, timeout_seconds)).await?;
         Ok(started.client.clone())
     }
@@ -266,7 +284,7 @@ impl DriverPool {
             };
             if let Some(how) = self.reap_dead(name, err.kind() == ferry_sdk::ErrorKind::Transient).await {
                 let restarts = {
-                    let mut r = self.restarts.lock().map_err(|_| ferry_sdk::Error::other("internal lock poisoned"))?;
+                    let mut r = self.restarts.lock();
                     let n = r.entry(name.to_string()).or_default();
                     *n += 1;
                     *n
@@ -304,12 +322,12 @@ impl DriverPool {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let status = {
-                let mut children = self.children.lock().ok()?;
+                let mut children = self.children.lock();
                 let at = children.iter_mut().position(|r| r.name == name && matches!(r.child.try_wait(), Ok(Some(_))));
                 at.map(|i| children.remove(i)).and_then(|mut r| r.child.try_wait().ok().flatten())
             };
             if let Some(status) = status {
-                self.slots.lock().ok()?.remove(name);
+                self.slots.lock().remove(name);
                 return Some(describe_exit(status));
             }
         }
@@ -318,7 +336,7 @@ impl DriverPool {
 
     /// How long each started driver took from spawn to a ready socket.
     pub fn startups(&self) -> Vec<(String, Duration, Option<u32>)> {
-        let slots = self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let slots = self.slots.lock().clone();
         let mut out: Vec<_> =
             slots.iter().filter_map(|(n, s)| s.get().map(|s| (n.clone(), s.startup, s.pid))).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -392,11 +410,7 @@ impl DriverPool {
                 return Err(e);
             }
         };
-        self.children.lock().map_err(|_| poisoned(&spec.name))?.push(Running {
-            name: spec.name.clone(),
-            child,
-            container,
-        });
+        self.children.lock().push(Running { name: spec.name.clone(), child, container });
         tracing::debug!(driver = %spec.name, ms = began.elapsed().as_millis() as u64, "driver ready");
         Ok(Started { client, pid, startup: began.elapsed() })
     }
@@ -404,8 +418,8 @@ impl DriverPool {
     /// Stops every driver as Kubernetes stops a sidecar: SIGTERM, then a kill
     /// after `grace`. Returns the drivers that did not exit 0.
     pub async fn shutdown(&self, grace: Duration) -> Vec<String> {
-        let children: Vec<Running> = self.children.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
-        self.slots.lock().map(|mut s| s.clear()).ok();
+        let children: Vec<Running> = self.children.lock().drain(..).collect();
+        self.slots.lock().clear();
         let mut waits = Vec::new();
         for Running { name, mut child, container } in children {
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -476,10 +490,6 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 /// Removes a driver container that will not stop or never served.
 async fn remove_container(container: &str) {
     let _ = Command::new("docker").args(["rm", "-f", container]).output().await;
-}
-
-fn poisoned(name: &str) -> DriverError {
-    DriverError::Start { name: name.to_string(), message: "internal lock poisoned".into() }
 }
 
 fn log_tail(path: &Path) -> String {

@@ -7,7 +7,7 @@ use crate::status::{ArtifactRecord, Direction};
 use crate::store::{Store, StoreError, WorkflowRecord};
 use ferry_workflow::model::GcStrategy;
 use futures::StreamExt;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// What a collection did.
 #[derive(Clone, Debug, Default)]
@@ -43,7 +43,7 @@ pub(crate) async fn collect(
     pool: &DriverPool,
     strategies: &[GcStrategy],
 ) -> Result<GcReport, StoreError> {
-    let records = store.lock().map_err(|_| lock_error())?.artifacts(wf.id)?;
+    let records = store.lock().artifacts(wf.id)?;
     let outputs: Vec<ArtifactRecord> = records
         .into_iter()
         .filter(|r| r.direction == Direction::Output && !r.deleted && r.gc != GcStrategy::Never)
@@ -73,7 +73,7 @@ pub(crate) async fn collect(
             )),
         }
     }
-    let mut store = store.lock().map_err(|_| lock_error())?;
+    let mut store = store.lock();
     store.save(wf.id, &[], &results)?;
     store.set_gc(wf.id, &report.state())?;
     Ok(report)
@@ -91,8 +91,4 @@ async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<()
     })
     .await
     .map_err(|e| e.to_string())
-}
-
-fn lock_error() -> StoreError {
-    StoreError::Corrupt { path: Default::default(), detail: "store lock poisoned".into() }
 }

@@ -14,8 +14,9 @@ use ferry_workflow::registry::Registry;
 use ferry_workflow::repository::Repository;
 use ferry_workflow::time::now_ms;
 use ferry_workflow::values::Phase;
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -95,8 +96,8 @@ impl Home {
     }
 
     /// The state database.
-    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn store(&self) -> parking_lot::MutexGuard<'_, Store> {
+        self.store.lock()
     }
 
     /// Reads `files` and builds the plan, with every problem found.
@@ -148,14 +149,8 @@ impl Home {
     /// (`<run>/artifact-plugins/<name>/socket`) unless that path is too long
     /// for a unix socket.
     pub fn drivers(&self, wf: &WorkflowRecord, registry: Registry) -> DriverPool {
-        let sockets = wf.dir.join("artifact-plugins");
-        // sun_path holds 108 bytes: leave room for "/<49-char name>/socket".
-        if sockets.as_os_str().len() <= 50 {
-            return DriverPool::new(registry, sockets, wf.dir.join("logs"));
-        }
-        let scratch =
-            std::env::temp_dir().join(format!("ferry-{}-{}", &wf.uid[..8.min(wf.uid.len())], std::process::id()));
-        DriverPool::new(registry, scratch.join("artifact-plugins"), wf.dir.join("logs")).removing_at_shutdown(scratch)
+        let tag = format!("{}-{}", &wf.uid[..8.min(wf.uid.len())], std::process::id());
+        DriverPool::with_short_sockets(registry, Some(wf.dir.join("artifact-plugins")), &tag, wf.dir.join("logs"))
     }
 
     /// Runs (or resumes) `wf` to the end. Holds the run's lock, so two

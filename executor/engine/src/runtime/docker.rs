@@ -17,9 +17,10 @@ use crate::runtime::{
 };
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -154,10 +155,6 @@ impl DockerRuntime {
 
 #[async_trait]
 impl Runtime for DockerRuntime {
-    fn name(&self) -> &'static str {
-        "docker"
-    }
-
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         LocalRuntime.host_path(pod, path)
     }

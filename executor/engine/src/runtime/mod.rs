@@ -11,9 +11,10 @@ use crate::store::WorkflowRecord;
 use async_trait::async_trait;
 use ferry_workflow::model::{EnvVar, SCRIPT_PATH, Template};
 use ferry_workflow::naming::{INIT_DRIVER_PREFIX, SIDECAR_DRIVER_PREFIX};
+use parking_lot::Mutex;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
@@ -67,9 +68,6 @@ pub struct PodExit {
 /// Runs steps.
 #[async_trait]
 pub trait Runtime: Send + Sync {
-    /// The runtime's name, for messages.
-    fn name(&self) -> &'static str;
-
     /// Where a container path of this pod lives on this host, so the
     /// controller can load inputs before the start and read outputs after.
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf;
@@ -305,10 +303,6 @@ fn is_path_byte(b: u8) -> bool {
 
 #[async_trait]
 impl Runtime for LocalRuntime {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         Self::root(pod).join(path.trim_start_matches('/'))
     }
@@ -476,9 +470,7 @@ pub(crate) async fn copy_output(
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if let Ok(mut f) = log.lock() {
-                    let _ = f.write_all(&buf[..n]);
-                }
+                let _ = log.lock().write_all(&buf[..n]);
                 let room = keep.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
             }

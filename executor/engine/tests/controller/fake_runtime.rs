@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use ferry_engine::Launcher;
-use ferry_engine::{PodExit, PodSpec, Runtime};
 use ferry_engine::WorkflowRecord;
+use ferry_engine::{PodExit, PodSpec, Runtime};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -202,10 +202,6 @@ impl FakeRuntime {
 
 #[async_trait]
 impl Runtime for FakeRuntime {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         pod.dir.join("root").join(path.trim_start_matches('/'))
     }
