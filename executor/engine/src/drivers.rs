@@ -136,10 +136,13 @@ impl ContainerLauncher {
     /// `docker run` in the foreground: the CLI's exit status is the
     /// container's, and a SIGTERM sent to the CLI reaches the driver (its
     /// signal proxy), as the kubelet's reaches a sidecar.
-    fn command(&self, spec: &DriverSpec, socket_dir: &Path, container: &str) -> Result<Command, String> {
+    fn command(&self, spec: &DriverSpec, socket_dir: &Path, container: &str) -> Result<Command, DriverError> {
+        let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
         let image = self.images.get(&spec.image).unwrap_or(&spec.image);
         if image.is_empty() {
-            return Err("the registry gives it no image, and --runtime docker runs drivers from their images".into());
+            return Err(fail(
+                "the registry gives it no image, and --runtime docker runs drivers from their images".into(),
+            ));
         }
         let mut cmd = Command::new("docker");
         cmd.args(["run", "--rm", "--pull", "never", "--name", container, "--network", "host"]);
@@ -150,7 +153,7 @@ impl ContainerLauncher {
         cmd.arg("--user").arg(format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()));
         cmd.arg("-v").arg(format!("{}:/tmp/artifact-plugins/{}", socket_dir.display(), spec.name));
         for (dir, read_only) in &self.mounts {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
             let mode = if *read_only { ":ro" } else { "" };
             cmd.arg("-v").arg(format!("{}:{}{mode}", dir.display(), dir.display()));
         }
@@ -378,7 +381,7 @@ impl DriverPool {
             }
             Some(c) => {
                 let name = c.container_name(&spec.name);
-                (c.command(spec, &dir, &name).map_err(fail)?, Some(name))
+                (c.command(spec, &dir, &name)?, Some(name))
             }
         };
         let began = Instant::now();

@@ -56,7 +56,7 @@ pub(crate) async fn collect(
                     r.deleted = true;
                     r.error = None;
                 }
-                Err(e) => r.error = Some(e),
+                Err(e) => r.error = Some(e.to_string()),
             }
             r
         })
@@ -79,7 +79,7 @@ pub(crate) async fn collect(
     Ok(report)
 }
 
-async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<(), String> {
+async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<(), ferry_sdk::Error> {
     // The pool restarts a dead driver and retries transient failures within
     // FERRY_RETRY_TIMEOUT; a permanent failure (permission, configuration)
     // is not worth repeating, and repeating a timed-out one five times is
@@ -90,5 +90,4 @@ async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<()
         async move { client.delete(&at).await }
     })
     .await
-    .map_err(|e| e.to_string())
 }

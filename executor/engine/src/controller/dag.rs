@@ -5,6 +5,7 @@
 use super::loops::{Site, limiter};
 use super::outcome::{Ended, Fold, composite_outputs, fails, outcome, to_expr_phase};
 use super::{Call, Controller};
+use crate::error::StepError;
 use crate::status::NodeKind;
 use ferry_workflow::binding::Bound;
 use ferry_workflow::expr::{self, Depends, TaskOutcome};
@@ -29,13 +30,14 @@ struct Graph<'a> {
 }
 
 impl<'a> Graph<'a> {
-    fn new(tasks: &'a [Step]) -> Result<Graph<'a>, String> {
+    fn new(tasks: &'a [Step]) -> Result<Graph<'a>, StepError> {
         let mut depends = Vec::with_capacity(tasks.len());
         for t in tasks {
             depends.push(if t.depends.trim().is_empty() {
                 expr::from_dependencies(&t.dependencies)
             } else {
-                expr::parse_depends(&t.depends).map_err(|e| format!("task {}: depends: {e}", t.name))?
+                expr::parse_depends(&t.depends)
+                    .map_err(|e| StepError::invalid(format!("task {}", t.name), format!("depends: {e}")))?
             });
         }
         let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
@@ -52,7 +54,7 @@ impl<'a> Graph<'a> {
     }
 
     /// Whether task `i` runs, its dependencies decided.
-    fn should_run(&self, i: usize, outcomes: &[Option<Outcome>]) -> Result<bool, String> {
+    fn should_run(&self, i: usize, outcomes: &[Option<Outcome>]) -> Result<bool, StepError> {
         let task = &self.tasks[i];
         if task.depends.trim().is_empty() && !task.dependencies.is_empty() {
             // `dependencies` also accept a failed dependency with continueOn.
@@ -66,7 +68,7 @@ impl<'a> Graph<'a> {
             let children = o.children.as_ref().map(|c| c.iter().map(|(p, _)| to_expr_phase(*p)).collect());
             Some(TaskOutcome { phase: to_expr_phase(o.phase), children: children.unwrap_or_default() })
         };
-        self.depends[i].evaluate(&lookup).map_err(|e| format!("depends: {e}"))
+        self.depends[i].evaluate(&lookup).map_err(|e| StepError::invalid("depends", e))
     }
 
     /// Whether a task that depends on task `i` handles its failure.
@@ -181,7 +183,7 @@ impl Controller {
                     Ok(false) => {
                         Some((Phase::Omitted, format!("omitted: depends condition not met ({})", g.depends[i])))
                     }
-                    Err(e) => Some((Phase::Error, e)),
+                    Err(e) => Some((Phase::Error, e.to_string())),
                 };
                 if let Some((phase, why)) = not_run {
                     let r = self.not_run(&name, &task.template, id, phase, why);

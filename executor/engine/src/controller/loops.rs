@@ -5,6 +5,7 @@ use super::nodes::Ensured;
 use super::outcome::{Ended, Fold, fails, outcome};
 use super::template::substitute_json;
 use super::{Call, Controller, NodeResult};
+use crate::error::StepError;
 use crate::status::NodeKind;
 use ferry_workflow::binding::{self, Args};
 use ferry_workflow::expr;
@@ -69,7 +70,7 @@ impl Controller {
         match self.expand(&step, &vars) {
             Ok(None) => self.run_once(&step, &origin, &vars, &site).await,
             Ok(Some(items)) => self.run_loop(&step, &origin, &vars, &site, &items).await,
-            Err(e) => outcome(&self.not_run(&site.name, &step.template, site.parent, Phase::Error, e)),
+            Err(e) => outcome(&self.not_run(&site.name, &step.template, site.parent, Phase::Error, e.to_string())),
         }
     }
 
@@ -182,20 +183,13 @@ impl Controller {
     /// The call that runs one step (or loop item) named `name`, or its
     /// finished node when it does not run: its `when` is false or wrong, or
     /// its arguments cannot be bound.
-    fn call_for(
-        &self,
-        step: &Step,
-        origin: &Origin,
-        vars: &Vars,
-        name: &str,
-        at: Place<'_>,
-    ) -> Start {
+    fn call_for(&self, step: &Step, origin: &Origin, vars: &Vars, name: &str, at: Place<'_>) -> Start {
         if let Some(skipped) = self.check_when(step, vars, name, at.parent) {
             return Start::NotRun(skipped);
         }
         match self.child_call(step, origin, vars, name.to_string(), at) {
             Ok(call) => Start::Run(call),
-            Err(e) => Start::NotRun(self.not_run(name, &step.template, at.parent, Phase::Error, e)),
+            Err(e) => Start::NotRun(self.not_run(name, &step.template, at.parent, Phase::Error, e.to_string())),
         }
     }
     /// Evaluates a step's `when`: `Some` with the finished node when the
@@ -241,27 +235,26 @@ impl Controller {
         vars: &Vars,
         name: String,
         at: Place<'_>,
-    ) -> Result<Call, String> {
+    ) -> Result<Call, StepError> {
         let Place { parent, cancel, depth } = at;
         let (origin, template) = self
             .plan
             .find(origin, &step.template, step.template_ref.as_ref())
-            .ok_or_else(|| format!("template {:?} not found", step.template))?;
+            .ok_or_else(|| StepError::TemplateNotFound(step.template.clone()))?;
         let mut args = Args::default();
         for p in &step.arguments.parameters {
             let raw = p.value.as_ref().or(p.default.as_ref()).map(|v| v.0.clone()).unwrap_or_default();
-            let value = vars.substitute(&raw).map_err(|e| format!("arguments.parameters.{}: {e}", p.name))?;
+            let value =
+                vars.substitute(&raw).map_err(|e| StepError::invalid(format!("arguments.parameters.{}", p.name), e))?;
             args.parameters.insert(p.name.clone(), value);
         }
         for a in &step.arguments.artifacts {
             let value = binding::argument_value(a, vars, &self.plan.repository)
-                .map_err(|e| format!("arguments.artifacts.{}: {e}", a.name))?;
+                .map_err(|e| StepError::invalid(format!("arguments.artifacts.{}", a.name), e))?;
             let optional = a.optional || template.inputs.artifacts.iter().any(|i| i.name == a.name && i.optional);
             if value.is_none() && !optional {
-                return Err(format!(
-                    "arguments.artifacts.{}: nothing to pass (the producing step saved no such artifact)",
-                    a.name
-                ));
+                let problem = "nothing to pass (the producing step saved no such artifact)";
+                return Err(StepError::invalid(format!("arguments.artifacts.{}", a.name), problem));
             }
             args.artifacts.insert(a.name.clone(), value);
         }
@@ -285,7 +278,7 @@ impl Controller {
     }
 
     /// Expands one step or task into its loop items (one `None` item without a loop).
-    fn expand(&self, step: &Step, vars: &Vars) -> Result<Option<Vec<serde_json::Value>>, String> {
+    fn expand(&self, step: &Step, vars: &Vars) -> Result<Option<Vec<serde_json::Value>>, StepError> {
         if let Some(items) = &step.with_items {
             let mut out = Vec::new();
             for item in items {
@@ -294,13 +287,13 @@ impl Controller {
             return Ok(Some(out));
         }
         if !step.with_param.is_empty() {
-            let text = vars.substitute(&step.with_param).map_err(|e| format!("withParam: {e}"))?;
-            let list: Vec<serde_json::Value> =
-                serde_json::from_str(&text).map_err(|e| format!("withParam: not a JSON list ({e}): {text:.200}"))?;
+            let text = vars.substitute(&step.with_param).map_err(|e| StepError::invalid("withParam", e))?;
+            let list: Vec<serde_json::Value> = serde_json::from_str(&text)
+                .map_err(|e| StepError::invalid("withParam", format!("not a JSON list ({e}): {text:.200}")))?;
             return Ok(Some(list));
         }
         if let Some(seq) = &step.with_sequence {
-            return sequence::sequence(seq, vars).map(Some);
+            return sequence::sequence(seq, vars).map(Some).map_err(StepError::Workflow);
         }
         Ok(None)
     }

@@ -28,6 +28,7 @@ mod steps;
 mod template;
 
 use crate::drivers::DriverPool;
+use crate::error::StepError;
 use crate::runtime::Runtime;
 use crate::status::{Node, NodeKind};
 use crate::store::{Store, StoreError, WorkflowRecord};
@@ -177,7 +178,8 @@ impl Controller {
                     Ensured::Fresh(id) => id,
                     Ensured::Done(done) => done.id,
                 };
-                self.finish(id, Ended::error(problems))
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                self.finish(id, Ended::error(problems.join("; ")))
             }
         };
         if deadline.is_cancelled() && !self.interrupt.is_cancelled() && result.phase.is_done() {
@@ -217,7 +219,7 @@ impl Controller {
 
     /// The entrypoint's call, with the workflow's argument artifacts; `Err`
     /// lists every argument that could not be resolved.
-    fn root_call(&self, deadline: &CancellationToken) -> Result<Call, String> {
+    fn root_call(&self, deadline: &CancellationToken) -> Result<Call, Vec<StepError>> {
         let spec = &self.plan.spec;
         let mut args = Args { parameters: self.plan.parameters.clone(), ..Default::default() };
         let vars = self.workflow_vars();
@@ -227,11 +229,11 @@ impl Controller {
                 Ok(v) => {
                     args.artifacts.insert(a.name.clone(), v);
                 }
-                Err(e) => problems.push(format!("spec.arguments.artifacts.{}: {e}", a.name)),
+                Err(e) => problems.push(StepError::invalid(format!("spec.arguments.artifacts.{}", a.name), e)),
             }
         }
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(problems);
         }
         Ok(Call {
             name: self.plan.name.clone(),
@@ -381,11 +383,11 @@ impl Controller {
 }
 
 /// A template's `activeDeadlineSeconds`, once substituted.
-fn deadline_of(template: &Template) -> Result<Option<Duration>, String> {
+fn deadline_of(template: &Template) -> Result<Option<Duration>, StepError> {
     let Some(d) = &template.active_deadline_seconds else { return Ok(None) };
     match active_deadline(&d.0) {
         Some(d) => Ok(Some(d)),
-        None => Err(format!("activeDeadlineSeconds {:?} is not a number of seconds", d.0)),
+        None => Err(StepError::Workflow(format!("activeDeadlineSeconds {:?} is not a number of seconds", d.0))),
     }
 }
 

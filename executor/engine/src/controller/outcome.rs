@@ -11,6 +11,7 @@ use ferry_workflow::values::{Outputs, Phase};
 use ferry_workflow::vars::{Outcome, Vars};
 
 use super::NodeResult;
+use crate::error::StepError;
 
 /// How a node's body (a pod, steps, a DAG) ended.
 #[derive(Debug)]
@@ -72,7 +73,7 @@ impl Fold {
     }
 
     /// The parent's end: its outputs computed only when it succeeded.
-    pub(super) fn end(self, outputs: impl FnOnce() -> Result<Outputs, String>) -> Ended {
+    pub(super) fn end(self, outputs: impl FnOnce() -> Result<Outputs, StepError>) -> Ended {
         if !self.phase.is_ok() {
             return Ended::new(self.phase, self.message);
         }
@@ -106,7 +107,7 @@ pub(super) fn to_expr_phase(p: Phase) -> expr::Phase {
 }
 
 /// A steps or DAG template's outputs, from its children's.
-pub(super) fn composite_outputs(template: &Template, vars: &Vars, repo: &Repository) -> Result<Outputs, String> {
+pub(super) fn composite_outputs(template: &Template, vars: &Vars, repo: &Repository) -> Result<Outputs, StepError> {
     let mut out = Outputs::default();
     for p in &template.outputs.parameters {
         let raw = p
@@ -120,10 +121,13 @@ pub(super) fn composite_outputs(template: &Template, vars: &Vars, repo: &Reposit
                 Ok(v) => v,
                 Err(e) => match p.value_from.as_ref().and_then(|vf| vf.default.as_ref()) {
                     Some(d) => d.0.clone(),
-                    None => return Err(format!("outputs.parameters.{}: {e}", p.name)),
+                    None => return Err(StepError::invalid(format!("outputs.parameters.{}", p.name), e)),
                 },
             },
-            None => return Err(format!("outputs.parameters.{}: needs valueFrom.parameter or value", p.name)),
+            None => {
+                let at = format!("outputs.parameters.{}", p.name);
+                return Err(StepError::invalid(at, "needs valueFrom.parameter or value"));
+            }
         };
         out.parameters.insert(p.name.clone(), value);
     }
@@ -133,8 +137,8 @@ pub(super) fn composite_outputs(template: &Template, vars: &Vars, repo: &Reposit
                 out.artifacts.insert(a.name.clone(), v);
             }
             Ok(None) if a.optional => {}
-            Ok(None) => return Err(format!("outputs.artifacts.{}: nothing to export", a.name)),
-            Err(e) => return Err(format!("outputs.artifacts.{}: {e}", a.name)),
+            Ok(None) => return Err(StepError::invalid(format!("outputs.artifacts.{}", a.name), "nothing to export")),
+            Err(e) => return Err(StepError::invalid(format!("outputs.artifacts.{}", a.name), e)),
         }
     }
     Ok(out)

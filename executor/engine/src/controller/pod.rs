@@ -7,6 +7,7 @@ use super::Controller;
 use super::outcome::Ended;
 use crate::artifacts::StepContext;
 use crate::drivers::{DRIVER_GRACE, DriverPool};
+use crate::error::StepError;
 use crate::runtime::{DriverRole, PodExit, PodSpec};
 use ferry_workflow::binding::{Bound, BoundArtifact};
 use ferry_workflow::model::Template;
@@ -76,7 +77,7 @@ impl Controller {
         };
         loaded.map_err(Ended::error)?;
         if !init_failed.is_empty() {
-            return Err(Ended::error(format!("init containers failed: {}", init_failed.join(", "))));
+            return Err(Ended::error(StepError::Containers { which: "init containers", names: init_failed }));
         }
         Ok(())
     }
@@ -127,7 +128,7 @@ impl Controller {
         if let Some(pool) = sidecars {
             let failed = pool.shutdown(DRIVER_GRACE).await;
             if !failed.is_empty() && saved.error.is_none() && phase == Phase::Succeeded {
-                saved.error = Some(format!("sidecars failed: {}", failed.join(", ")));
+                saved.error = Some(StepError::Containers { which: "sidecars", names: failed });
             }
         }
         self.record_artifacts(saved.records);
@@ -136,7 +137,7 @@ impl Controller {
             outputs.parameters.insert(format!("global:{global}"), value);
         }
         let (phase, message) = match saved.error {
-            Some(e) if phase == Phase::Succeeded => (Phase::Error, e),
+            Some(e) if phase == Phase::Succeeded => (Phase::Error, e.to_string()),
             Some(e) => (phase, format!("{message}; {e}")),
             None => (phase, message),
         };

@@ -2,6 +2,7 @@
 //! of `{{...}}` in it.
 
 use super::{Call, Controller};
+use crate::error::StepError;
 use ferry_workflow::binding::{self, Bound, BoundArtifact};
 use ferry_workflow::model::Template;
 use ferry_workflow::naming;
@@ -35,22 +36,22 @@ impl Controller {
         vars
     }
 
-    pub(super) fn bind(&self, call: &Call, template: &Template, vars: &Vars) -> Result<Bound, String> {
+    pub(super) fn bind(&self, call: &Call, template: &Template, vars: &Vars) -> Result<Bound, StepError> {
         let mut vars = vars.clone();
         for p in &template.inputs.parameters {
             let value = match call.args.parameters.get(&p.name) {
                 Some(v) => v.clone(),
                 None => match p.value.as_ref().or(p.default.as_ref()) {
-                    Some(v) => vars.substitute(&v.0).map_err(|e| format!("inputs.parameters.{}: {e}", p.name))?,
-                    None => return Err(format!("inputs.parameters.{} was not supplied", p.name)),
+                    Some(v) => vars
+                        .substitute(&v.0)
+                        .map_err(|e| StepError::invalid(format!("inputs.parameters.{}", p.name), e))?,
+                    None => return Err(StepError::Missing { at: format!("inputs.parameters.{}", p.name) }),
                 },
             };
             if !p.allowed.is_empty() && !p.allowed.iter().any(|a| a.0 == value) {
-                return Err(format!(
-                    "inputs.parameters.{}: value {value:?} is not one of {}",
-                    p.name,
-                    p.allowed.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(", ")
-                ));
+                let allowed = p.allowed.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(", ");
+                let problem = format!("value {value:?} is not one of {allowed}");
+                return Err(StepError::invalid(format!("inputs.parameters.{}", p.name), problem));
             }
             vars.inputs.insert(p.name.clone(), value);
         }
@@ -59,13 +60,14 @@ impl Controller {
             let value = match call.args.artifacts.get(&a.name) {
                 Some(v) => v.clone(),
                 None => binding::argument_value(a, &vars, &self.plan.repository)
-                    .map_err(|e| format!("inputs.artifacts.{}: {e}", a.name))?,
+                    .map_err(|e| StepError::invalid(format!("inputs.artifacts.{}", a.name), e))?,
             };
             if value.is_none() && !a.optional {
-                return Err(format!("inputs.artifacts.{} was not supplied", a.name));
+                return Err(StepError::Missing { at: format!("inputs.artifacts.{}", a.name) });
             }
             let mut decl = a.clone();
-            decl.path = vars.substitute(&a.path).map_err(|e| format!("inputs.artifacts.{}.path: {e}", a.name))?;
+            decl.path = (vars.substitute(&a.path))
+                .map_err(|e| StepError::invalid(format!("inputs.artifacts.{}.path", a.name), e))?;
             vars.plain.insert(format!("inputs.artifacts.{}.path", a.name), decl.path.clone());
             if let Some(v) = &value {
                 vars.input_artifacts.insert(a.name.clone(), v.clone());
@@ -105,20 +107,20 @@ pub(super) fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
 /// Steps and DAG tasks are left as they are: each is substituted when it
 /// starts, with the same variables, so a DAG of 100,000 tasks is never turned
 /// into one JSON tree at once.
-pub(super) fn substitute_template(t: &Template, vars: &Vars) -> Result<Template, String> {
+pub(super) fn substitute_template(t: &Template, vars: &Vars) -> Result<Template, StepError> {
     let mut shell = Template { steps: None, dag: None, ..t.clone_without_children() };
-    let mut value = serde_json::to_value(&shell).map_err(|e| e.to_string())?;
+    let mut value = serde_json::to_value(&shell)?;
     walk(&mut value, vars, &mut Vec::new())?;
-    shell = serde_json::from_value(value).map_err(|e| format!("after substitution: {e}"))?;
+    shell = serde_json::from_value(value).map_err(|e| StepError::invalid("after substitution", e))?;
     shell.steps.clone_from(&t.steps);
     shell.dag.clone_from(&t.dag);
     Ok(shell)
 }
 
-fn walk(v: &mut serde_json::Value, vars: &Vars, path: &mut Vec<String>) -> Result<(), String> {
+fn walk(v: &mut serde_json::Value, vars: &Vars, path: &mut Vec<String>) -> Result<(), StepError> {
     match v {
         serde_json::Value::String(s) if s.contains("{{") => {
-            *s = vars.substitute(s).map_err(|e| format!("{}: {e}", path.join(".")))?;
+            *s = vars.substitute(s).map_err(|e| StepError::invalid(path.join("."), e))?;
         }
         serde_json::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -139,7 +141,7 @@ fn walk(v: &mut serde_json::Value, vars: &Vars, path: &mut Vec<String>) -> Resul
     Ok(())
 }
 
-pub(super) fn substitute_json(v: &serde_json::Value, vars: &Vars) -> Result<serde_json::Value, String> {
+pub(super) fn substitute_json(v: &serde_json::Value, vars: &Vars) -> Result<serde_json::Value, StepError> {
     let mut v = v.clone();
     walk(&mut v, vars, &mut vec!["withItems".into()])?;
     Ok(v)
