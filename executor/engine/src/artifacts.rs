@@ -155,7 +155,7 @@ impl StepContext<'_> {
             }
         }
         let at = location.to_client();
-        let loaded = self.drivers.call(&location.driver, location.timeout, |c| {
+        let loaded = self.drivers.call_at("load", location, |c| {
             let (at, stage) = (at.clone(), stage.clone());
             async move { c.load(&at, &stage).await }
         });
@@ -367,7 +367,7 @@ impl StepContext<'_> {
         // not write. The record's key carries the difference to the driver.
         let saved_directory = upload.is_dir();
         let at = location.to_client();
-        let save = self.drivers.call(&location.driver, location.timeout, |c| {
+        let save = self.drivers.call_at("save", &location, |c| {
             let (at, upload) = (at.clone(), upload.clone());
             async move { c.save(&at, &upload).await }
         });

@@ -315,6 +315,18 @@ impl DriverPool {
         }
     }
 
+    /// [`call`](Self::call) of the driver of `at`, in a span naming the
+    /// driver, the `rpc` and the key (never the configuration, which may
+    /// hold credentials).
+    #[tracing::instrument(level = "debug", name = "driver_call", skip_all, fields(driver = %at.driver, rpc = rpc, key = %at.key))]
+    pub(crate) async fn call_at<T, F, Fut>(&self, rpc: &'static str, at: &Location, op: F) -> ferry_sdk::Result<T>
+    where
+        F: FnMut(DriverClient) -> Fut,
+        Fut: std::future::Future<Output = ferry_sdk::Result<T>>,
+    {
+        self.call(&at.driver, at.timeout, op).await
+    }
+
     /// If driver `name` has exited, forgets it (the next use starts it again)
     /// and says how it ended. A call cut by the driver's death can fail a
     /// moment before the exit is visible, so `settle` waits briefly for it.

@@ -85,7 +85,7 @@ async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<()
     // is not worth repeating, and repeating a timed-out one five times is
     // what kept `ferry delete` against a blackholed endpoint waiting 25 min.
     let at = r.location.to_client();
-    pool.call(&r.location.driver, r.location.timeout, |client| {
+    pool.call_at("delete", &r.location, |client| {
         let at = at.clone();
         async move { client.delete(&at).await }
     })

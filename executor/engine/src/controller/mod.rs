@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// A node's result as its parent sees it.
 #[derive(Clone, Debug)]
@@ -164,6 +165,7 @@ impl Controller {
 
     /// Runs the workflow (and its exit handler) to the end, or until
     /// interrupted, persisting as it goes.
+    #[tracing::instrument(name = "run", skip_all, fields(workflow = %self.plan.name, uid = %self.wf.uid))]
     pub async fn run(self: &Arc<Self>) -> Result<RunSummary, StoreError> {
         let flusher = self.start_flusher();
         let deadline = self.interrupt.child_token();
@@ -289,7 +291,13 @@ impl Controller {
     /// task ends when its parent drops it, as an awaited future would.
     fn execute(self: &Arc<Self>, call: Call) -> BoxFuture<'static, NodeResult> {
         let me = self.clone();
-        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(me.execute_inner(call)));
+        // A child of the current span (the run's, or the parent node's):
+        // spawned tasks do not inherit it by themselves. `pod` is filled in
+        // when the node runs a pod.
+        let span =
+            tracing::debug_span!("node", node = %call.name, template = %call.template, pod = tracing::field::Empty);
+        let task = tokio::spawn(me.execute_inner(call).instrument(span));
+        let task = tokio_util::task::AbortOnDropHandle::new(task);
         Box::pin(async move {
             match task.await {
                 Ok(result) => result,

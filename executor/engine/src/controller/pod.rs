@@ -34,6 +34,7 @@ impl Controller {
         let Ok(_permit) = permit else { return Ended::error("controller shutting down") };
         self.set_running(id);
         let pod_name = naming::pod_name(&self.plan.name, &template.name, &call.name);
+        tracing::Span::current().record("pod", pod_name.as_str());
         let pod = match PodSpec::from_template(&self.wf.dir, &pod_name, template) {
             Ok(p) => PodSpec { deadline, run: self.wf.uid.clone(), ..p },
             Err(e) => return Ended::error(e),
