@@ -4,6 +4,7 @@
 
 use crate::archive;
 use crate::drivers::{DriverPool, ToClient};
+use crate::error::StepError;
 use crate::runtime::{PodSpec, Runtime};
 use crate::status::{ArtifactRecord, Direction};
 use ferry_sdk::ErrorKind;
@@ -24,7 +25,7 @@ pub(crate) struct Saved {
     /// `globalName` parameters.
     pub globals: Vec<(String, String)>,
     /// The first failure, if any.
-    pub error: Option<String>,
+    pub error: Option<StepError>,
 }
 
 /// Everything one step's artifact work needs.
@@ -59,8 +60,10 @@ fn staging(pod: &PodSpec, what: &str, name: &str) -> PathBuf {
     pod.dir.join("staging").join(what).join(name)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| format!("worker failed: {e}"))?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StepError> + Send + 'static,
+) -> Result<T, StepError> {
+    tokio::task::spawn_blocking(f).await?
 }
 
 impl StepContext<'_> {
@@ -69,20 +72,23 @@ impl StepContext<'_> {
     /// step's own tree. A link leading out of the step's tree is refused: a
     /// step must not have ferry read host files into an output, nor write an
     /// input through a link an earlier input or the step made.
-    fn inside_step(&self, path: &str, follow_last: bool) -> Result<PathBuf, String> {
+    fn inside_step(&self, path: &str, follow_last: bool) -> Result<PathBuf, StepError> {
         let root = self.runtime.host_path(self.pod, "/");
         let host = self.runtime.host_path(self.pod, path);
-        let relative = host.strip_prefix(&root).map_err(|_| format!("{path} is not inside the step"))?;
+        let relative =
+            host.strip_prefix(&root).map_err(|_| StepError::Refused(format!("{path} is not inside the step")))?;
         let (walk, last) = if follow_last {
             (relative, None)
         } else {
             (relative.parent().unwrap_or(Path::new("")), relative.file_name())
         };
-        let canonical = root.canonicalize().map_err(|e| format!("resolving {}: {e}", root.display()))?;
+        let canonical = root.canonicalize().map_err(StepError::io("resolving", &root))?;
         // A local step writes links with host paths (its declared paths are
         // mapped to them), so an absolute target inside the step is its own.
         let real = archive::resolve_below(&root, walk, &[&root, &canonical]).map_err(|reason| {
-            format!("refusing {path}: a symlink on the way leads out of the step's files ({reason})")
+            StepError::Refused(format!(
+                "refusing {path}: a symlink on the way leads out of the step's files ({reason})"
+            ))
         })?;
         let mut out = root.join(real);
         if let Some(last) = last {
@@ -105,9 +111,9 @@ impl StepContext<'_> {
     /// outermost path first, so an input inside another's path (`/in/a/b/c`
     /// in `/in/a`) is never placed before the outer one, which would replace
     /// it, and its path is resolved in the tree the outer one made.
-    pub(crate) async fn load_inputs(&self, inputs: &[BoundArtifact]) -> (Result<(), String>, Vec<ArtifactRecord>) {
+    pub(crate) async fn load_inputs(&self, inputs: &[BoundArtifact]) -> (Result<(), StepError>, Vec<ArtifactRecord>) {
         let fetched = futures::future::join_all(inputs.iter().map(|b| self.fetch_input(b))).await;
-        let mut fetched: Vec<Option<Result<Fetched, String>>> = fetched.into_iter().map(Some).collect();
+        let mut fetched: Vec<Option<Result<Fetched, StepError>>> = fetched.into_iter().map(Some).collect();
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| Path::new(&inputs[i].decl.path).components().count());
         let mut records = Vec::new();
@@ -129,11 +135,11 @@ impl StepContext<'_> {
     }
 
     /// Loads one input and unpacks it in the step's staging.
-    async fn fetch_input(&self, b: &BoundArtifact) -> Result<Fetched, String> {
+    async fn fetch_input(&self, b: &BoundArtifact) -> Result<Fetched, StepError> {
         let name = &b.decl.name;
         let Some(value) = &b.value else { return Ok(Fetched::Nothing) };
         if b.decl.path.is_empty() {
-            return Err(format!("inputs.artifacts.{name}.path is required"));
+            return Err(StepError::Required { at: format!("inputs.artifacts.{name}.path") });
         }
         if let Some(raw) = &value.raw {
             return Ok(Fetched::Raw(raw.clone()));
@@ -145,11 +151,11 @@ impl StepContext<'_> {
             let _ = std::fs::remove_dir_all(path);
             let _ = std::fs::remove_file(path);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(StepError::io("creating", parent))?;
             }
         }
         let at = location.to_client();
-        let loaded = self.drivers.call(&location.driver, location.timeout, |c| {
+        let loaded = self.drivers.call_at("load", location, |c| {
             let (at, stage) = (at.clone(), stage.clone());
             async move { c.load(&at, &stage).await }
         });
@@ -162,25 +168,24 @@ impl StepContext<'_> {
                 );
                 return Ok(Fetched::Nothing);
             }
-            Err(e) => {
-                return Err(format!(
-                    "artifact {name} failed to load from {} key {:?}: {e}",
-                    location.driver, location.key
-                ));
+            Err(source) => {
+                let context = format!("artifact {name} failed to load from {} key {:?}", location.driver, location.key);
+                return Err(StepError::Driver { context, source });
             }
         }
         let declared = value.archive.as_deref().and_then(Strategy::parse).or(b.decl.strategy());
         let dest = unpacked.clone();
         blocking(move || {
-            let limits = archive::Limits::from_env().map_err(|e| e.to_string())?;
-            let done = archive::unpack(&stage, &dest, declared, &limits).map_err(|e| e.to_string());
+            let archive = |source| StepError::Archive { context: String::new(), source };
+            let limits = archive::Limits::from_env().map_err(archive)?;
+            let done = archive::unpack(&stage, &dest, declared, &limits).map_err(archive);
             if done.is_err() {
                 let _ = std::fs::remove_file(&stage);
             }
             done
         })
         .await
-        .map_err(|e| format!("artifact {name}: {e}"))?;
+        .map_err(|e| e.within(format!("artifact {name}")))?;
         let record = ArtifactRecord {
             node: self.node,
             name: name.clone(),
@@ -194,14 +199,14 @@ impl StepContext<'_> {
     }
 
     /// Puts a fetched input at its path, replacing what is there.
-    async fn place_input(&self, b: &BoundArtifact, fetched: Fetched) -> Result<Option<ArtifactRecord>, String> {
+    async fn place_input(&self, b: &BoundArtifact, fetched: Fetched) -> Result<Option<ArtifactRecord>, StepError> {
         let name = &b.decl.name;
         if matches!(fetched, Fetched::Nothing) {
             return Ok(None);
         }
-        let host = self.inside_step(&b.decl.path, false).map_err(|e| format!("input artifact {name}: {e}"))?;
+        let host = self.inside_step(&b.decl.path, false).map_err(|e| e.within(format!("input artifact {name}")))?;
         if let Some(parent) = host.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(StepError::io("creating", parent))?;
         }
         let dest = host.clone();
         let record = blocking(move || {
@@ -210,22 +215,22 @@ impl StepContext<'_> {
             if std::fs::symlink_metadata(&dest).is_ok() {
                 std::fs::remove_dir_all(&dest)
                     .or_else(|_| std::fs::remove_file(&dest))
-                    .map_err(|e| format!("replacing {}: {e}", dest.display()))?;
+                    .map_err(StepError::io("replacing", &dest))?;
             }
             match fetched {
                 Fetched::Nothing => Ok(None),
                 Fetched::Raw(raw) => {
-                    std::fs::write(&dest, raw).map_err(|e| format!("writing {}: {e}", dest.display()))?;
+                    std::fs::write(&dest, raw).map_err(StepError::io("writing", &dest))?;
                     Ok(None)
                 }
                 Fetched::Staged(unpacked, record) => {
-                    std::fs::rename(&unpacked, &dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
+                    std::fs::rename(&unpacked, &dest).map_err(StepError::io("renaming into", &dest))?;
                     Ok(Some(record))
                 }
             }
         })
         .await
-        .map_err(|e| format!("artifact {name}: {e}"))?;
+        .map_err(|e| e.within(format!("artifact {name}")))?;
         apply_mode(&host, &b.decl)?;
         Ok(record)
     }
@@ -235,7 +240,7 @@ impl StepContext<'_> {
     /// optional): a failed step's missing files are a symptom, not news.
     pub(crate) async fn save_outputs(&self, succeeded: bool, outputs: &mut Outputs) -> Saved {
         let mut saved = Saved::default();
-        let fail = |saved: &mut Saved, e: String| {
+        let fail = |saved: &mut Saved, e: StepError| {
             if succeeded && saved.error.is_none() {
                 saved.error = Some(e);
             }
@@ -251,7 +256,10 @@ impl StepContext<'_> {
                             None => {
                                 fail(
                                     &mut saved,
-                                    format!("output parameter {}: file {} was not written", p.name, vf.path),
+                                    StepError::invalid(
+                                        format!("output parameter {}", p.name),
+                                        format!("file {} was not written", vf.path),
+                                    ),
                                 );
                                 None
                             }
@@ -296,17 +304,20 @@ impl StepContext<'_> {
         &self,
         a: &Artifact,
         repo: &Repository,
-    ) -> Result<Option<(String, ArtifactValue, ArtifactRecord)>, String> {
+    ) -> Result<Option<(String, ArtifactValue, ArtifactRecord)>, StepError> {
         if a.path.is_empty() {
-            return Err(format!("outputs.artifacts.{}.path is required", a.name));
+            return Err(StepError::Required { at: format!("outputs.artifacts.{}.path", a.name) });
         }
         let declared = self.runtime.host_path(self.pod, &a.path);
-        let host = self.inside_step(&a.path, true).map_err(|e| format!("output artifact {}: {e}", a.name))?;
+        let host = self.inside_step(&a.path, true).map_err(|e| e.within(format!("output artifact {}", a.name)))?;
         if !host.exists() {
             if a.optional {
                 return Ok(None);
             }
-            return Err(format!("output artifact {}: {} does not exist", a.name, a.path));
+            return Err(StepError::invalid(
+                format!("output artifact {}", a.name),
+                format!("{} does not exist", a.path),
+            ));
         }
         let strategy = a.strategy().unwrap_or(Strategy::Tar { level: None });
         // Named after the declared path, even when a link inside the step led elsewhere.
@@ -322,11 +333,11 @@ impl StepContext<'_> {
         strategy: Strategy,
         repo: &Repository,
         file_name: &str,
-    ) -> Result<(ArtifactValue, ArtifactRecord), String> {
+    ) -> Result<(ArtifactValue, ArtifactRecord), StepError> {
         let name = &a.name;
-        let key_format = || -> Result<String, String> {
-            let prefix =
-                self.vars.substitute(&repo.location.key).map_err(|e| format!("keyFormat of {}: {e}", repo.source))?;
+        let key_format = || -> Result<String, StepError> {
+            let prefix = (self.vars.substitute(&repo.location.key))
+                .map_err(|e| StepError::invalid(format!("keyFormat of {}", repo.source), e))?;
             Ok(format!("{}/{file_name}", prefix.trim_end_matches('/')))
         };
         let location = match declared(a) {
@@ -342,12 +353,13 @@ impl StepContext<'_> {
             let (src, dst) = (host.to_path_buf(), staged.clone());
             blocking(move || {
                 if let Some(parent) = dst.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                    std::fs::create_dir_all(parent).map_err(StepError::io("creating", parent))?;
                 }
-                archive::pack(&src, &dst, strategy).map_err(|e| e.to_string())
+                archive::pack(&src, &dst, strategy)
+                    .map_err(|source| StepError::Archive { context: String::new(), source })
             })
             .await
-            .map_err(|e| format!("output artifact {name}: {e}"))?;
+            .map_err(|e| e.within(format!("output artifact {name}")))?;
             staged
         };
         // GC deletes what the run saved: a directory (`archive: none`) as
@@ -355,12 +367,14 @@ impl StepContext<'_> {
         // not write. The record's key carries the difference to the driver.
         let saved_directory = upload.is_dir();
         let at = location.to_client();
-        let save = self.drivers.call(&location.driver, location.timeout, |c| {
+        let save = self.drivers.call_at("save", &location, |c| {
             let (at, upload) = (at.clone(), upload.clone());
             async move { c.save(&at, &upload).await }
         });
-        save.await.map_err(|e| {
-            format!("output artifact {name} failed to save to {} key {:?}: {e}", location.driver, location.key)
+        save.await.map_err(|source| {
+            let context =
+                format!("output artifact {name} failed to save to {} key {:?}", location.driver, location.key);
+            StepError::Driver { context, source }
         })?;
         if upload != host {
             let _ = std::fs::remove_file(&upload);
@@ -390,16 +404,15 @@ fn gc_key(key: &str, directory: bool) -> String {
     if directory { format!("{bare}/") } else { bare.to_string() }
 }
 
-fn apply_mode(path: &Path, a: &Artifact) -> Result<(), String> {
+fn apply_mode(path: &Path, a: &Artifact) -> Result<(), StepError> {
     use std::os::unix::fs::PermissionsExt;
     let Some(mode) = a.mode else { return Ok(()) };
     let set = |p: &Path| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("chmod {}: {e}", p.display()))
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(StepError::io("chmod", p))
     };
     if a.recurse_mode && path.is_dir() {
         for entry in walkdir::WalkDir::new(path).contents_first(true) {
-            let entry = entry.map_err(|e| e.to_string())?;
+            let entry = entry?;
             if !entry.path_is_symlink() {
                 set(entry.path())?;
             }

@@ -7,9 +7,10 @@
 use ferry_sdk::client::DriverClient;
 use ferry_workflow::registry::{DEFAULT_TIMEOUT_SECONDS, DriverSpec, Registry, RegistryError};
 use ferry_workflow::values::Location;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
@@ -135,10 +136,13 @@ impl ContainerLauncher {
     /// `docker run` in the foreground: the CLI's exit status is the
     /// container's, and a SIGTERM sent to the CLI reaches the driver (its
     /// signal proxy), as the kubelet's reaches a sidecar.
-    fn command(&self, spec: &DriverSpec, socket_dir: &Path, container: &str) -> Result<Command, String> {
+    fn command(&self, spec: &DriverSpec, socket_dir: &Path, container: &str) -> Result<Command, DriverError> {
+        let fail = |message: String| DriverError::Start { name: spec.name.clone(), message };
         let image = self.images.get(&spec.image).unwrap_or(&spec.image);
         if image.is_empty() {
-            return Err("the registry gives it no image, and --runtime docker runs drivers from their images".into());
+            return Err(fail(
+                "the registry gives it no image, and --runtime docker runs drivers from their images".into(),
+            ));
         }
         let mut cmd = Command::new("docker");
         cmd.args(["run", "--rm", "--pull", "never", "--name", container, "--network", "host"]);
@@ -149,7 +153,7 @@ impl ContainerLauncher {
         cmd.arg("--user").arg(format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()));
         cmd.arg("-v").arg(format!("{}:/tmp/artifact-plugins/{}", socket_dir.display(), spec.name));
         for (dir, read_only) in &self.mounts {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
             let mode = if *read_only { ":ro" } else { "" };
             cmd.arg("-v").arg(format!("{}:{}{mode}", dir.display(), dir.display()));
         }
@@ -203,6 +207,23 @@ impl DriverPool {
         }
     }
 
+    /// A pool whose sockets go under `preferred` (`<preferred>/<name>/socket`)
+    /// when that path fits a unix socket's `sun_path` (108 bytes, leaving room
+    /// for "/<49-char name>/socket"), else under a scratch directory
+    /// `ferry-<tag>` of the temp dir, removed at shutdown.
+    pub(crate) fn with_short_sockets(
+        registry: Registry,
+        preferred: Option<PathBuf>,
+        tag: &str,
+        logs: PathBuf,
+    ) -> DriverPool {
+        if let Some(sockets) = preferred.filter(|p| p.as_os_str().len() <= 50) {
+            return DriverPool::new(registry, sockets, logs);
+        }
+        let scratch = std::env::temp_dir().join(format!("ferry-{tag}"));
+        DriverPool::new(registry, scratch.join("artifact-plugins"), logs).removing_at_shutdown(scratch)
+    }
+
     /// Starts the drivers with `launcher` instead of as host processes.
     #[must_use]
     pub fn with_launcher(mut self, launcher: Launcher) -> DriverPool {
@@ -228,7 +249,7 @@ impl DriverPool {
     /// first uses share one start.
     pub async fn client(&self, name: &str, timeout_seconds: u32) -> Result<DriverClient, DriverError> {
         let spec = self.registry.get(name)?.clone();
-        let slot = self.slots.lock().map_err(|_| poisoned(name))?.entry(name.to_string()).or_default().clone();
+        let slot = self.slots.lock().entry(name.to_string()).or_default().clone();
         let started = slot.get_or_try_init(|| self.start(&spec, timeout_seconds)).await?;
         Ok(started.client.clone())
     }
@@ -263,7 +284,7 @@ impl DriverPool {
             };
             if let Some(how) = self.reap_dead(name, err.kind() == ferry_sdk::ErrorKind::Transient).await {
                 let restarts = {
-                    let mut r = self.restarts.lock().map_err(|_| ferry_sdk::Error::other("internal lock poisoned"))?;
+                    let mut r = self.restarts.lock();
                     let n = r.entry(name.to_string()).or_default();
                     *n += 1;
                     *n
@@ -291,6 +312,18 @@ impl DriverPool {
         }
     }
 
+    /// [`call`](Self::call) of the driver of `at`, in a span naming the
+    /// driver, the `rpc` and the key (never the configuration, which may
+    /// hold credentials).
+    #[tracing::instrument(level = "debug", name = "driver_call", skip_all, fields(driver = %at.driver, rpc = rpc, key = %at.key))]
+    pub(crate) async fn call_at<T, F, Fut>(&self, rpc: &'static str, at: &Location, op: F) -> ferry_sdk::Result<T>
+    where
+        F: FnMut(DriverClient) -> Fut,
+        Fut: std::future::Future<Output = ferry_sdk::Result<T>>,
+    {
+        self.call(&at.driver, at.timeout, op).await
+    }
+
     /// If driver `name` has exited, forgets it (the next use starts it again)
     /// and says how it ended. A call cut by the driver's death can fail a
     /// moment before the exit is visible, so `settle` waits briefly for it.
@@ -301,12 +334,12 @@ impl DriverPool {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let status = {
-                let mut children = self.children.lock().ok()?;
+                let mut children = self.children.lock();
                 let at = children.iter_mut().position(|r| r.name == name && matches!(r.child.try_wait(), Ok(Some(_))));
                 at.map(|i| children.remove(i)).and_then(|mut r| r.child.try_wait().ok().flatten())
             };
             if let Some(status) = status {
-                self.slots.lock().ok()?.remove(name);
+                self.slots.lock().remove(name);
                 return Some(describe_exit(status));
             }
         }
@@ -315,7 +348,7 @@ impl DriverPool {
 
     /// How long each started driver took from spawn to a ready socket.
     pub fn startups(&self) -> Vec<(String, Duration, Option<u32>)> {
-        let slots = self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let slots = self.slots.lock().clone();
         let mut out: Vec<_> =
             slots.iter().filter_map(|(n, s)| s.get().map(|s| (n.clone(), s.startup, s.pid))).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -357,7 +390,7 @@ impl DriverPool {
             }
             Some(c) => {
                 let name = c.container_name(&spec.name);
-                (c.command(spec, &dir, &name).map_err(fail)?, Some(name))
+                (c.command(spec, &dir, &name)?, Some(name))
             }
         };
         let began = Instant::now();
@@ -389,11 +422,7 @@ impl DriverPool {
                 return Err(e);
             }
         };
-        self.children.lock().map_err(|_| poisoned(&spec.name))?.push(Running {
-            name: spec.name.clone(),
-            child,
-            container,
-        });
+        self.children.lock().push(Running { name: spec.name.clone(), child, container });
         tracing::debug!(driver = %spec.name, ms = began.elapsed().as_millis() as u64, "driver ready");
         Ok(Started { client, pid, startup: began.elapsed() })
     }
@@ -401,8 +430,8 @@ impl DriverPool {
     /// Stops every driver as Kubernetes stops a sidecar: SIGTERM, then a kill
     /// after `grace`. Returns the drivers that did not exit 0.
     pub async fn shutdown(&self, grace: Duration) -> Vec<String> {
-        let children: Vec<Running> = self.children.lock().map(|mut c| c.drain(..).collect()).unwrap_or_default();
-        self.slots.lock().map(|mut s| s.clear()).ok();
+        let children: Vec<Running> = self.children.lock().drain(..).collect();
+        self.slots.lock().clear();
         let mut waits = Vec::new();
         for Running { name, mut child, container } in children {
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
@@ -473,10 +502,6 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 /// Removes a driver container that will not stop or never served.
 async fn remove_container(container: &str) {
     let _ = Command::new("docker").args(["rm", "-f", container]).output().await;
-}
-
-fn poisoned(name: &str) -> DriverError {
-    DriverError::Start { name: name.to_string(), message: "internal lock poisoned".into() }
 }
 
 fn log_tail(path: &Path) -> String {

@@ -7,7 +7,7 @@ use crate::status::{ArtifactRecord, Direction};
 use crate::store::{Store, StoreError, WorkflowRecord};
 use ferry_workflow::model::GcStrategy;
 use futures::StreamExt;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// What a collection did.
 #[derive(Clone, Debug, Default)]
@@ -43,7 +43,7 @@ pub(crate) async fn collect(
     pool: &DriverPool,
     strategies: &[GcStrategy],
 ) -> Result<GcReport, StoreError> {
-    let records = store.lock().map_err(|_| lock_error())?.artifacts(wf.id)?;
+    let records = store.lock().artifacts(wf.id)?;
     let outputs: Vec<ArtifactRecord> = records
         .into_iter()
         .filter(|r| r.direction == Direction::Output && !r.deleted && r.gc != GcStrategy::Never)
@@ -56,7 +56,7 @@ pub(crate) async fn collect(
                     r.deleted = true;
                     r.error = None;
                 }
-                Err(e) => r.error = Some(e),
+                Err(e) => r.error = Some(e.to_string()),
             }
             r
         })
@@ -73,26 +73,21 @@ pub(crate) async fn collect(
             )),
         }
     }
-    let mut store = store.lock().map_err(|_| lock_error())?;
+    let mut store = store.lock();
     store.save(wf.id, &[], &results)?;
     store.set_gc(wf.id, &report.state())?;
     Ok(report)
 }
 
-async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<(), String> {
+async fn delete_with_retries(pool: &DriverPool, r: &ArtifactRecord) -> Result<(), ferry_sdk::Error> {
     // The pool restarts a dead driver and retries transient failures within
     // FERRY_RETRY_TIMEOUT; a permanent failure (permission, configuration)
     // is not worth repeating, and repeating a timed-out one five times is
     // what kept `ferry delete` against a blackholed endpoint waiting 25 min.
     let at = r.location.to_client();
-    pool.call(&r.location.driver, r.location.timeout, |client| {
+    pool.call_at("delete", &r.location, |client| {
         let at = at.clone();
         async move { client.delete(&at).await }
     })
     .await
-    .map_err(|e| e.to_string())
-}
-
-fn lock_error() -> StoreError {
-    StoreError::Corrupt { path: Default::default(), detail: "store lock poisoned".into() }
 }

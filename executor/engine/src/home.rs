@@ -14,8 +14,9 @@ use ferry_workflow::registry::Registry;
 use ferry_workflow::repository::Repository;
 use ferry_workflow::time::now_ms;
 use ferry_workflow::values::Phase;
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -41,11 +42,27 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
     /// A local file operation failed.
-    #[error("{0}")]
-    Io(String),
+    #[error("{action}{}{}: {source}", if .action.is_empty() { "" } else { " " }, .path.display())]
+    Io {
+        /// What was being done (`creating`), or empty.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plan could not be encoded for the state database.
+    #[error("encoding the plan: {0}")]
+    Encode(String),
 }
 
 type Result<T> = std::result::Result<T, Error>;
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { action, path, source }
+}
 
 /// The end of a run or resume.
 #[derive(Debug)]
@@ -83,8 +100,8 @@ impl Home {
 
     /// Opens (creating) the home at `dir`.
     pub fn open(dir: &Path) -> Result<Home> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("creating {}: {e}", dir.display())))?;
-        let dir = dir.canonicalize().map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let dir = dir.canonicalize().map_err(io("", dir))?;
         let store = Store::open(&dir.join("ferry.db"))?;
         Ok(Home { dir, store: Arc::new(Mutex::new(store)) })
     }
@@ -95,8 +112,8 @@ impl Home {
     }
 
     /// The state database.
-    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn store(&self) -> parking_lot::MutexGuard<'_, Store> {
+        self.store.lock()
     }
 
     /// Reads `files` and builds the plan, with every problem found.
@@ -118,11 +135,11 @@ impl Home {
             )));
         }
         let dir = self.dir.join("runs").join(&plan.name);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         // The plan holds the whole workflow: compressed, a 100,000-task DAG is
         // a few hundred KB instead of several MB.
-        let json = serde_json::to_vec(plan).map_err(|e| Error::Io(e.to_string()))?;
-        let bytes = zstd::encode_all(json.as_slice(), 3).map_err(|e| Error::Io(e.to_string()))?;
+        let json = serde_json::to_vec(plan).map_err(|e| Error::Encode(e.to_string()))?;
+        let bytes = zstd::encode_all(json.as_slice(), 3).map_err(|e| Error::Encode(e.to_string()))?;
         Ok(store.create_workflow(&plan.name, &plan.uid, &dir, &bytes, now_ms())?)
     }
 
@@ -148,14 +165,8 @@ impl Home {
     /// (`<run>/artifact-plugins/<name>/socket`) unless that path is too long
     /// for a unix socket.
     pub fn drivers(&self, wf: &WorkflowRecord, registry: Registry) -> DriverPool {
-        let sockets = wf.dir.join("artifact-plugins");
-        // sun_path holds 108 bytes: leave room for "/<49-char name>/socket".
-        if sockets.as_os_str().len() <= 50 {
-            return DriverPool::new(registry, sockets, wf.dir.join("logs"));
-        }
-        let scratch =
-            std::env::temp_dir().join(format!("ferry-{}-{}", &wf.uid[..8.min(wf.uid.len())], std::process::id()));
-        DriverPool::new(registry, scratch.join("artifact-plugins"), wf.dir.join("logs")).removing_at_shutdown(scratch)
+        let tag = format!("{}-{}", &wf.uid[..8.min(wf.uid.len())], std::process::id());
+        DriverPool::with_short_sockets(registry, Some(wf.dir.join("artifact-plugins")), &tag, wf.dir.join("logs"))
     }
 
     /// Runs (or resumes) `wf` to the end. Holds the run's lock, so two
@@ -175,7 +186,7 @@ impl Home {
         tokio::task::spawn_blocking(move || earlier.stop_earlier_steps(&run))
             .await
             .map_err(|e| Error::Conflict(format!("stopping earlier attempts failed: {e}")))?
-            .map_err(Error::Conflict)?;
+            .map_err(|e| Error::Conflict(e.to_string()))?;
         self.store().set_phase(wf.id, Phase::Running, "", None)?;
         let pool = Arc::new(self.drivers(&wf, plan.registry.clone()).with_launcher(runtime.run_drivers(&wf)));
         let plan = Arc::new(plan);
@@ -205,14 +216,10 @@ impl Home {
     /// Takes the run's lock (held until the file is dropped), so two
     /// processes never drive or delete one run at once.
     fn lock_run(wf: &WorkflowRecord, busy: &str) -> Result<std::fs::File> {
-        std::fs::create_dir_all(&wf.dir).map_err(|e| Error::Io(format!("creating {}: {e}", wf.dir.display())))?;
+        std::fs::create_dir_all(&wf.dir).map_err(io("creating", &wf.dir))?;
         let path = wf.dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let lock =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io("", &path))?;
         if lock.try_lock().is_err() {
             return Err(Error::Conflict(format!("workflow {:?} {busy}", wf.name)));
         }

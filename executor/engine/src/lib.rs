@@ -19,6 +19,7 @@ mod archive;
 mod artifacts;
 mod controller;
 mod drivers;
+mod error;
 mod gc;
 mod home;
 mod runtime;
@@ -30,6 +31,6 @@ pub use drivers::{ContainerLauncher, DRIVER_GRACE, DriverError, DriverPool, Laun
 pub use gc::GcReport;
 pub use home::{Error, Finished, Home};
 pub use runtime::docker::DockerRuntime;
-pub use runtime::{DriverRole, LocalRuntime, PodExit, PodSpec, Runtime};
+pub use runtime::{DriverRole, LocalRuntime, PodExit, PodSpec, Runtime, RuntimeError};
 pub use status::{ArtifactRecord, Direction, Node, NodeKind, display_name};
 pub use store::{Store, StoreError, WorkflowRecord};

@@ -12,14 +12,15 @@
 
 use crate::drivers::{ContainerLauncher, GROUP_LABEL, Launcher, RUN_LABEL};
 use crate::runtime::{
-    CONTAINERS_RECORD, DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, copy_output,
-    stop_earlier_attempts,
+    CONTAINERS_RECORD, DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError,
+    copy_output, io, process, stop_earlier_attempts,
 };
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -35,13 +36,13 @@ pub struct DockerRuntime {
 
 impl DockerRuntime {
     /// A runtime that replaces each `FROM=TO` image of the map.
-    pub fn new(image_map: &[String]) -> Result<DockerRuntime, String> {
+    pub fn new(image_map: &[String]) -> Result<DockerRuntime, RuntimeError> {
         let mut images = BTreeMap::new();
         for entry in image_map {
-            let (from, to) = entry
-                .split_once('=')
-                .filter(|(f, t)| !f.is_empty() && !t.is_empty())
-                .ok_or_else(|| format!("--image-map {entry:?}: expected TEMPLATE_IMAGE=LOCAL_IMAGE"))?;
+            let (from, to) =
+                entry.split_once('=').filter(|(f, t)| !f.is_empty() && !t.is_empty()).ok_or_else(|| {
+                    RuntimeError::Invalid(format!("--image-map {entry:?}: expected TEMPLATE_IMAGE=LOCAL_IMAGE"))
+                })?;
             images.insert(from.to_string(), to.to_string());
         }
         Ok(DockerRuntime { images, driver_mounts: Vec::new() })
@@ -99,17 +100,17 @@ impl DockerRuntime {
     }
 
     /// Makes the directories mounted into the container, and the step's files.
-    fn stage(&self, pod: &PodSpec, mounts: &[String]) -> Result<(), String> {
+    fn stage(&self, pod: &PodSpec, mounts: &[String]) -> Result<(), RuntimeError> {
         for dir in mounts {
             let host = self.host_path(pod, dir);
-            std::fs::create_dir_all(&host).map_err(|e| format!("creating {}: {e}", host.display()))?;
+            std::fs::create_dir_all(&host).map_err(io("creating", &host))?;
         }
         for (path, contents) in &pod.files {
             let host = self.host_path(pod, path);
             if let Some(parent) = host.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
             }
-            std::fs::write(&host, contents).map_err(|e| format!("writing {}: {e}", host.display()))?;
+            std::fs::write(&host, contents).map_err(io("writing", &host))?;
         }
         Ok(())
     }
@@ -120,8 +121,9 @@ impl DockerRuntime {
         pod: &'a PodSpec,
         mounts: &[String],
         name: &str,
-    ) -> Result<(tokio::process::Command, &'a str), String> {
-        let (entrypoint, args) = pod.argv.split_first().ok_or("the template has no command")?;
+    ) -> Result<(tokio::process::Command, &'a str), RuntimeError> {
+        let invalid = |what: &str| RuntimeError::Invalid(what.into());
+        let (entrypoint, args) = pod.argv.split_first().ok_or_else(|| invalid("the template has no command"))?;
         let mut cmd = tokio::process::Command::new("docker");
         // Never pull: an image is either here or named in --image-map.
         cmd.args(["run", "--rm", "--pull", "never", "--name", name, "--entrypoint", entrypoint]);
@@ -139,7 +141,7 @@ impl DockerRuntime {
         }
         let image = self.image(&pod.image);
         if image.is_empty() {
-            return Err("the template has no image".into());
+            return Err(invalid("the template has no image"));
         }
         cmd.arg(image).args(args);
         Ok((cmd, image))
@@ -154,10 +156,6 @@ impl DockerRuntime {
 
 #[async_trait]
 impl Runtime for DockerRuntime {
-    fn name(&self) -> &'static str {
-        "docker"
-    }
-
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         LocalRuntime.host_path(pod, path)
     }
@@ -176,24 +174,21 @@ impl Runtime for DockerRuntime {
         self.launcher("artifact-gc-", &run.name, &run.uid, Vec::new())
     }
 
-    fn stop_earlier_steps(&self, run: &WorkflowRecord) -> Result<(), String> {
+    fn stop_earlier_steps(&self, run: &WorkflowRecord) -> Result<(), RuntimeError> {
         // Recorded before this attempt starts a container, so a resume
         // after this process is killed knows to look for them.
         let record = run.dir.join(CONTAINERS_RECORD);
-        std::fs::write(&record, "").map_err(|e| format!("writing {}: {e}", record.display()))?;
+        std::fs::write(&record, "").map_err(io("writing", &record))?;
         stop_earlier_attempts(run)
     }
 
-    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
         let mounts = Self::mounts(pod);
         self.stage(pod, &mounts)?;
         let name = Self::container_name(pod);
         let (mut cmd, image) = self.command(pod, &mounts, &name)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&pod.log)
-            .map_err(|e| format!("opening {}: {e}", pod.log.display()))?;
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(&pod.log).map_err(io("opening", &pod.log))?;
         let log = Arc::new(Mutex::new(log));
         let mut child = cmd
             .stdin(std::process::Stdio::null())
@@ -201,7 +196,7 @@ impl Runtime for DockerRuntime {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("starting docker: {e}"))?;
+            .map_err(process("starting docker".into()))?;
         let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
         let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 64 << 10)));
         let deadline = async {
@@ -216,7 +211,7 @@ impl Runtime for DockerRuntime {
             () = deadline => { exit.timed_out = true; stop(&name, &mut child).await }
             () = cancel.cancelled() => { exit.cancelled = true; stop(&name, &mut child).await }
         }
-        .map_err(|e| format!("waiting for docker: {e}"))?;
+        .map_err(process("waiting for docker".into()))?;
         if let Some(task) = stdout {
             exit.stdout = task.await.unwrap_or_default();
         }
@@ -227,7 +222,7 @@ impl Runtime for DockerRuntime {
         // docker run's own failures (no such image, bad option) are 125;
         // 126 and 127 are the entrypoint's, as in a shell.
         if status.code() == Some(125) && !exit.timed_out && !exit.cancelled {
-            return Err(format!("docker could not run image {image:?}: {}", stderr.trim()));
+            return Err(RuntimeError::Refused(format!("docker could not run image {image:?}: {}", stderr.trim())));
         }
         if exit.timed_out || exit.cancelled {
             return Ok(exit);
@@ -240,7 +235,7 @@ impl Runtime for DockerRuntime {
 /// Removes every container labelled with run `uid`, running or not: a
 /// killed `ferry` leaves its steps' containers and their drivers running
 /// (the docker CLI it started dies with it or not; the container does not).
-pub(crate) fn remove_run_containers(uid: &str) -> Result<(), String> {
+pub(crate) fn remove_run_containers(uid: &str) -> Result<(), RuntimeError> {
     let docker = |args: &[&str]| {
         let out = std::process::Command::new("docker")
             .args(args)
@@ -255,7 +250,7 @@ pub(crate) fn remove_run_containers(uid: &str) -> Result<(), String> {
     let filter = format!("label={RUN_LABEL}={uid}");
     let list = || docker(&["ps", "-aq", "--no-trunc", "--filter", &filter]);
     let fail = |e: String| format!("cannot make sure no container of an earlier attempt of this run still runs: {e}");
-    let ids = list().map_err(fail)?;
+    let ids = list().map_err(fail).map_err(RuntimeError::Refused)?;
     if ids.is_empty() {
         return Ok(());
     }
@@ -265,10 +260,10 @@ pub(crate) fn remove_run_containers(uid: &str) -> Result<(), String> {
     // A container another removal already took is gone either way: the list
     // after says what is left.
     let removed = docker(&rm);
-    let left = list().map_err(fail)?;
+    let left = list().map_err(fail).map_err(RuntimeError::Refused)?;
     if !left.is_empty() {
         let why = removed.err().unwrap_or_default();
-        return Err(fail(format!("{} survive docker rm -f {why}", left.join(", "))));
+        return Err(RuntimeError::Refused(fail(format!("{} survive docker rm -f {why}", left.join(", ")))));
     }
     Ok(())
 }
@@ -335,7 +330,7 @@ mod tests {
         let rt = DockerRuntime::new(&["alpine:3.20=ferry/busybox:dev".into()]).unwrap();
         assert_eq!(rt.image("alpine:3.20"), "ferry/busybox:dev");
         assert_eq!(rt.image("python:3"), "python:3");
-        let err = DockerRuntime::new(&["alpine".into()]).unwrap_err();
+        let err = DockerRuntime::new(&["alpine".into()]).unwrap_err().to_string();
         assert!(err.contains("--image-map \"alpine\"") && err.contains("TEMPLATE_IMAGE=LOCAL_IMAGE"), "{err}");
     }
 }

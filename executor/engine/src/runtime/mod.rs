@@ -11,9 +11,10 @@ use crate::store::WorkflowRecord;
 use async_trait::async_trait;
 use ferry_workflow::model::{EnvVar, SCRIPT_PATH, Template};
 use ferry_workflow::naming::{INIT_DRIVER_PREFIX, SIDECAR_DRIVER_PREFIX};
+use parking_lot::Mutex;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
@@ -67,15 +68,12 @@ pub struct PodExit {
 /// Runs steps.
 #[async_trait]
 pub trait Runtime: Send + Sync {
-    /// The runtime's name, for messages.
-    fn name(&self) -> &'static str;
-
     /// Where a container path of this pod lives on this host, so the
     /// controller can load inputs before the start and read outputs after.
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf;
 
     /// Runs the step to its end. An `Err` means it could not run at all.
-    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String>;
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError>;
 
     /// How the drivers of one step start when the runtime runs them beside
     /// the step, as Argo does: `None` (the default) means the run's shared
@@ -93,7 +91,7 @@ pub trait Runtime: Send + Sync {
     /// still running (that process was killed, its steps and their drivers
     /// were not), so a re-run step never shares its output with an orphan.
     /// Whatever runtime the earlier attempts used.
-    fn stop_earlier_steps(&self, run: &WorkflowRecord) -> Result<(), String> {
+    fn stop_earlier_steps(&self, run: &WorkflowRecord) -> Result<(), RuntimeError> {
         stop_earlier_attempts(run)
     }
 }
@@ -104,12 +102,53 @@ pub(crate) const CONTAINERS_RECORD: &str = "containers";
 
 /// Kills the process groups recorded by local steps of earlier attempts and
 /// removes the containers of earlier Docker attempts (by their run label).
-pub(crate) fn stop_earlier_attempts(run: &WorkflowRecord) -> Result<(), String> {
+pub(crate) fn stop_earlier_attempts(run: &WorkflowRecord) -> Result<(), RuntimeError> {
     stop_recorded_groups(&run.dir)?;
     if run.dir.join(CONTAINERS_RECORD).exists() {
         docker::remove_run_containers(&run.uid)?;
     }
     Ok(())
+}
+
+/// Why a runtime could not run a step (a step that ran and failed is a
+/// [`PodExit`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A local file operation failed.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done (`creating`, `writing`).
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A program (the step's, or docker) could not be started or waited for.
+    #[error("{action}: {source}")]
+    Process {
+        /// What was being done (`starting "sh"`).
+        action: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pod cannot run as its template declares it.
+    #[error("{0}")]
+    Invalid(String),
+    /// Docker refused, or something an earlier attempt started could not be stopped.
+    #[error("{0}")]
+    Refused(String),
+}
+
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let path = path.to_path_buf();
+    move |source| RuntimeError::Io { action, path, source }
+}
+
+pub(crate) fn process(action: String) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    move |source| RuntimeError::Process { action, source }
 }
 
 /// A step's two groups of drivers, in Argo's pod layout.
@@ -133,11 +172,11 @@ impl DriverRole {
 
 impl PodSpec {
     /// The pod `template` runs as, in its directory under `run_dir` (made here).
-    pub fn from_template(run_dir: &Path, pod_name: &str, template: &Template) -> Result<PodSpec, String> {
+    pub fn from_template(run_dir: &Path, pod_name: &str, template: &Template) -> Result<PodSpec, RuntimeError> {
         let dir = pod_dir(run_dir, pod_name);
         let logs = run_dir.join("logs");
-        std::fs::create_dir_all(dir.join("root")).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        std::fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
+        std::fs::create_dir_all(dir.join("root")).map_err(io("creating", &dir))?;
+        std::fs::create_dir_all(&logs).map_err(io("creating", &logs))?;
         let mut pod = PodSpec {
             name: pod_name.to_string(),
             dir,
@@ -149,10 +188,10 @@ impl PodSpec {
             pod.image = c.image.clone();
             pod.argv = c.command.iter().chain(&c.args).cloned().collect();
             if c.command.is_empty() {
-                return Err(format!(
+                return Err(RuntimeError::Invalid(format!(
                     "template {}: container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command",
                     template.name, c.image
-                ));
+                )));
             }
             pod.env = env(&c.env);
             pod.working_dir = c.working_dir.clone();
@@ -165,7 +204,10 @@ impl PodSpec {
             pod.working_dir = s.working_dir.clone();
             pod.paths.push(SCRIPT_PATH.to_string());
         } else {
-            return Err(format!("template {} runs nothing (no container, script, steps or dag)", template.name));
+            return Err(RuntimeError::Invalid(format!(
+                "template {} runs nothing (no container, script, steps or dag)",
+                template.name
+            )));
         }
         pod.paths.extend(template.inputs.artifacts.iter().map(|a| a.path.clone()));
         pod.paths.extend(template.outputs.artifacts.iter().map(|a| a.path.clone()));
@@ -213,24 +255,23 @@ impl LocalRuntime {
     /// Makes the step's tree ready: the parents of its declared paths (an
     /// image has them, /tmp at least; the step's empty root does not), its
     /// files, and its working directory, which it returns.
-    fn stage(&self, pod: &PodSpec, root: &Path) -> Result<PathBuf, String> {
+    fn stage(&self, pod: &PodSpec, root: &Path) -> Result<PathBuf, RuntimeError> {
         // An image has the parents of the paths it uses (/tmp at least); the
         // step's empty root does not.
         for path in &pod.paths {
             if let Some(parent) = self.host_path(pod, path).parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
             }
         }
         for (path, contents) in &pod.files {
             let host = self.host_path(pod, path);
             if let Some(parent) = host.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
             }
-            std::fs::write(&host, self.map_text(pod, contents))
-                .map_err(|e| format!("writing {}: {e}", host.display()))?;
+            std::fs::write(&host, self.map_text(pod, contents)).map_err(io("writing", &host))?;
         }
         let cwd = if pod.working_dir.is_empty() { root.to_path_buf() } else { self.host_path(pod, &pod.working_dir) };
-        std::fs::create_dir_all(&cwd).map_err(|e| format!("creating {}: {e}", cwd.display()))?;
+        std::fs::create_dir_all(&cwd).map_err(io("creating", &cwd))?;
         Ok(cwd)
     }
 
@@ -305,27 +346,21 @@ fn is_path_byte(b: u8) -> bool {
 
 #[async_trait]
 impl Runtime for LocalRuntime {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         Self::root(pod).join(path.trim_start_matches('/'))
     }
 
-    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
         let root = Self::root(pod);
         let cwd = self.stage(pod, &root)?;
         let argv: Vec<String> = pod.argv.iter().map(|a| self.map_text(pod, a)).collect();
-        let (program, args) = argv.split_first().ok_or("the template has no command")?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&pod.log)
-            .map_err(|e| format!("opening {}: {e}", pod.log.display()))?;
+        let (program, args) =
+            argv.split_first().ok_or_else(|| RuntimeError::Invalid("the template has no command".into()))?;
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(&pod.log).map_err(io("opening", &pod.log))?;
         let log = Arc::new(Mutex::new(log));
         let mut child =
-            self.command(pod, &root, &cwd, program, args).spawn().map_err(|e| format!("starting {program:?}: {e}"))?;
+            self.command(pod, &root, &cwd, program, args).spawn().map_err(process(format!("starting {program:?}")))?;
         let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
         let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 0)));
         let pid = child.id().and_then(|p| i32::try_from(p).ok());
@@ -336,7 +371,7 @@ impl Runtime for LocalRuntime {
             let line = format!("{pid} {} {}\n", start_time(pid).unwrap_or(0), boot_id());
             if let Err(e) = std::fs::write(&record, line) {
                 let _ = stop(Some(pid), &mut child).await;
-                return Err(format!("recording the step's process in {}: {e}", record.display()));
+                return Err(io("recording the step's process in", &record)(e));
             }
         }
         let deadline = async {
@@ -351,7 +386,7 @@ impl Runtime for LocalRuntime {
             () = deadline => { exit.timed_out = true; stop(pid, &mut child).await }
             () = cancel.cancelled() => { exit.cancelled = true; stop(pid, &mut child).await }
         }
-        .map_err(|e| format!("waiting for {program:?}: {e}"))?;
+        .map_err(process(format!("waiting for {program:?}")))?;
         // A container ends with its main process; so do the step's
         // background processes, which could otherwise still write its
         // outputs while they are saved.
@@ -409,7 +444,7 @@ fn group_alive(pgid: i32) -> bool {
 }
 
 /// Kills the process groups recorded under `<run_dir>/pods/*/process`.
-fn stop_recorded_groups(run_dir: &Path) -> Result<(), String> {
+fn stop_recorded_groups(run_dir: &Path) -> Result<(), RuntimeError> {
     use nix::sys::signal::{Signal, killpg};
     let Ok(pods) = std::fs::read_dir(run_dir.join("pods")) else { return Ok(()) };
     for pod in pods.filter_map(|e| e.ok()) {
@@ -434,15 +469,15 @@ fn stop_recorded_groups(run_dir: &Path) -> Result<(), String> {
             let began = std::time::Instant::now();
             while group_alive(pgid) {
                 if began.elapsed() > Duration::from_secs(10) {
-                    return Err(format!(
+                    return Err(RuntimeError::Refused(format!(
                         "process group {pgid} of an earlier attempt of step {} survives SIGKILL; not re-running it beside that process",
                         pod.file_name().to_string_lossy()
-                    ));
+                    )));
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        std::fs::remove_file(&record).map_err(|e| format!("removing {}: {e}", record.display()))?;
+        std::fs::remove_file(&record).map_err(io("removing", &record))?;
     }
     Ok(())
 }
@@ -476,9 +511,7 @@ pub(crate) async fn copy_output(
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if let Ok(mut f) = log.lock() {
-                    let _ = f.write_all(&buf[..n]);
-                }
+                let _ = log.lock().write_all(&buf[..n]);
                 let room = keep.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
             }

@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use ferry_engine::Launcher;
-use ferry_engine::{PodExit, PodSpec, Runtime};
 use ferry_engine::WorkflowRecord;
+use ferry_engine::{PodExit, PodSpec, Runtime, RuntimeError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -202,15 +202,11 @@ impl FakeRuntime {
 
 #[async_trait]
 impl Runtime for FakeRuntime {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         pod.dir.join("root").join(path.trim_start_matches('/'))
     }
 
-    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, String> {
+    async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
         let template = self.template_of(&pod.name);
         let (script, at) = {
             let mut records = self.records.lock().unwrap();
@@ -249,7 +245,7 @@ impl Runtime for FakeRuntime {
         }
         if let Some(why) = script.cannot_run {
             self.end(at);
-            return Err(why);
+            return Err(RuntimeError::Invalid(why));
         }
         for (path, contents) in &script.files {
             let host = self.host_path(pod, path);
@@ -267,7 +263,7 @@ impl Runtime for FakeRuntime {
     }
 
     /// Nothing of a fake pod outlives its run.
-    fn stop_earlier_steps(&self, _run: &WorkflowRecord) -> Result<(), String> {
+    fn stop_earlier_steps(&self, _run: &WorkflowRecord) -> Result<(), RuntimeError> {
         Ok(())
     }
 }

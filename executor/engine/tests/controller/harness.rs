@@ -3,12 +3,12 @@
 
 use super::fake_runtime::FakeRuntime;
 use super::memory_driver::MemoryDriver;
-use ferry_workflow::registry::{DriverSpec, Registry};
+use ferry_engine::Node;
+use ferry_engine::Runtime;
 use ferry_engine::{Finished, Home};
 use ferry_workflow::plan::{Plan, PlanOptions};
+use ferry_workflow::registry::{DriverSpec, Registry};
 use ferry_workflow::repository::{DEFAULT_KEY_FORMAT, Repository};
-use ferry_engine::Runtime;
-use ferry_engine::Node;
 use ferry_workflow::values::{Location, Phase};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -92,12 +92,7 @@ impl Harness {
         self.execute(wf, plan, CancellationToken::new()).await
     }
 
-    async fn execute(
-        &self,
-        wf: ferry_engine::WorkflowRecord,
-        plan: Plan,
-        interrupt: CancellationToken,
-    ) -> Ran {
+    async fn execute(&self, wf: ferry_engine::WorkflowRecord, plan: Plan, interrupt: CancellationToken) -> Ran {
         let runtime: Arc<dyn Runtime> = self.runtime.clone();
         let id = wf.id;
         let finished = self.home.execute(wf, plan, runtime, interrupt, None).await.unwrap();

@@ -1,0 +1,300 @@
+//! One step or DAG task: its `when`, its loop items (`withItems`,
+//! `withParam`, `withSequence`), the call of its template and its exit hook.
+
+use super::nodes::Ensured;
+use super::outcome::{Ended, Fold, fails, outcome};
+use super::template::substitute_json;
+use super::{Call, Controller, NodeResult};
+use crate::error::StepError;
+use crate::status::NodeKind;
+use ferry_workflow::binding::{self, Args};
+use ferry_workflow::expr;
+use ferry_workflow::model::Step;
+use ferry_workflow::plan::Origin;
+use ferry_workflow::sequence;
+use ferry_workflow::time::now_ms;
+use ferry_workflow::values::{Outputs, Phase};
+use ferry_workflow::vars::{Outcome, Vars, item_label};
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Where a child node hangs: its parent node, the parent's cancellation,
+/// and the child's template depth.
+#[derive(Clone, Copy)]
+pub(super) struct Place<'a> {
+    pub(super) parent: u32,
+    pub(super) cancel: &'a CancellationToken,
+    pub(super) depth: u32,
+}
+
+/// Where a step or task runs: its node name and parent, and the policies
+/// its loop follows.
+pub(super) struct Site {
+    pub(super) name: String,
+    pub(super) parent: u32,
+    pub(super) cancel: CancellationToken,
+    /// `TaskGroup` for DAG tasks (loops get a group node), `StepGroup` for steps.
+    pub(super) group_kind: NodeKind,
+    pub(super) parallelism: Option<usize>,
+    pub(super) fail_fast: bool,
+    /// The depth of the template the step belongs to.
+    pub(super) depth: u32,
+}
+
+impl Site {
+    /// Where the step's own children hang.
+    fn children(&self) -> Place<'_> {
+        Place { parent: self.parent, cancel: &self.cancel, depth: self.depth + 1 }
+    }
+}
+
+/// How one step (or loop item) starts.
+enum Start {
+    Run(Call),
+    /// It does not run: its finished node.
+    NotRun(NodeResult),
+}
+
+/// At most `parallelism` children at once; no limit without one.
+pub(super) fn limiter(parallelism: Option<usize>) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(parallelism.unwrap_or(usize::MAX >> 4)))
+}
+
+impl Controller {
+    /// Runs one step or task: its `when`, its loop, its retries, its exit
+    /// hook. Returns the outcome siblings see.
+    pub(super) async fn run_step(self: Arc<Self>, step: Step, origin: Origin, vars: Vars, site: Site) -> Outcome {
+        match self.expand(&step, &vars) {
+            Ok(None) => self.run_once(&step, &origin, &vars, &site).await,
+            Ok(Some(items)) => self.run_loop(&step, &origin, &vars, &site, &items).await,
+            Err(e) => outcome(&self.not_run(&site.name, &step.template, site.parent, Phase::Error, e.to_string())),
+        }
+    }
+
+    /// A step or task without a loop.
+    async fn run_once(self: Arc<Self>, step: &Step, origin: &Origin, vars: &Vars, site: &Site) -> Outcome {
+        let call = match self.call_for(step, origin, vars, &site.name, site.children()) {
+            Start::Run(call) => call,
+            Start::NotRun(not_run) => return outcome(&not_run),
+        };
+        let result = self.execute(call).await;
+        self.clone().hook(step, origin, vars, &site.name, site.children()).await;
+        outcome(&result)
+    }
+
+    /// A loop: DAG tasks get a TaskGroup node; steps put items in the group.
+    async fn run_loop(
+        self: Arc<Self>,
+        step: &Step,
+        origin: &Origin,
+        vars: &Vars,
+        site: &Site,
+        items: &[serde_json::Value],
+    ) -> Outcome {
+        let group = if site.group_kind == NodeKind::TaskGroup {
+            match self.ensure(&site.name, NodeKind::TaskGroup, &step.template, Some(site.parent)) {
+                Ensured::Fresh(id) => {
+                    self.set_running(id);
+                    Some(id)
+                }
+                Ensured::Done(done) => {
+                    return Outcome { children: Some(self.stored_children(&site.name)), ..outcome(&done) };
+                }
+            }
+        } else {
+            None
+        };
+        let group_id = group.unwrap_or(site.parent);
+        let results = self.clone().run_items(step, origin, vars, site, group_id, items).await;
+        let mut fold = Fold::new();
+        for r in results.iter().flatten() {
+            fold.add(r.phase, fails(r.phase, step.continue_on), String::new);
+        }
+        let message = results
+            .iter()
+            .flatten()
+            .find(|r| r.phase.is_done() && !r.phase.is_ok())
+            .map(|r| format!("child {} {}", r.id, r.message))
+            .unwrap_or_default();
+        self.clone().hook(step, origin, vars, &site.name, site.children()).await;
+        let mut outcome = Outcome {
+            id: group_id.to_string(),
+            phase: fold.phase,
+            outputs: Outputs::default(),
+            children: Some(results.iter().flatten().map(|r| (r.phase, r.outputs.clone())).collect()),
+            started: None,
+            finished: Some(now_ms()),
+        };
+        if let Some(g) = group {
+            outcome.started = self.finish(g, Ended::new(fold.phase, message)).started;
+        }
+        outcome
+    }
+
+    /// Runs a loop's items under `group`, as many at once as the step's
+    /// parallelism allows; with failFast, no item starts after one failed.
+    /// `None` for an item that did not start.
+    async fn run_items(
+        self: Arc<Self>,
+        step: &Step,
+        origin: &Origin,
+        vars: &Vars,
+        site: &Site,
+        group: u32,
+        items: &[serde_json::Value],
+    ) -> Vec<Option<NodeResult>> {
+        let limit = limiter(site.parallelism);
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut running = FuturesUnordered::new();
+        for (i, item) in items.iter().enumerate() {
+            let mut v = vars.clone();
+            v.item = Some(item.clone());
+            let name = format!("{}({})", site.name, item_label(i, item));
+            let (me, limit, failed) = (self.clone(), limit.clone(), failed.clone());
+            let (step, origin, cancel) = (step.clone(), origin.clone(), site.cancel.clone());
+            let (fail_fast, depth) = (site.fail_fast, site.depth);
+            running.push(async move {
+                let _permit = limit.acquire_owned().await;
+                if fail_fast && failed.load(Ordering::Relaxed) {
+                    return (i, None);
+                }
+                // `when` is per item: it may test `{{item}}`.
+                let at = Place { parent: group, cancel: &cancel, depth: depth + 1 };
+                let r = match me.call_for(&step, &origin, &v, &name, at) {
+                    Start::Run(call) => me.execute(call).await,
+                    Start::NotRun(not_run) => return (i, Some(not_run)),
+                };
+                if r.phase.is_done() && !r.phase.is_ok() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                (i, Some(r))
+            });
+        }
+        let mut results: Vec<Option<NodeResult>> = vec![None; items.len()];
+        while let Some((i, r)) = running.next().await {
+            results[i] = r;
+        }
+        results
+    }
+
+    /// The call that runs one step (or loop item) named `name`, or its
+    /// finished node when it does not run: its `when` is false or wrong, or
+    /// its arguments cannot be bound.
+    fn call_for(&self, step: &Step, origin: &Origin, vars: &Vars, name: &str, at: Place<'_>) -> Start {
+        if let Some(skipped) = self.check_when(step, vars, name, at.parent) {
+            return Start::NotRun(skipped);
+        }
+        match self.child_call(step, origin, vars, name.to_string(), at) {
+            Ok(call) => Start::Run(call),
+            Err(e) => Start::NotRun(self.not_run(name, &step.template, at.parent, Phase::Error, e.to_string())),
+        }
+    }
+    /// Evaluates a step's `when`: `Some` with the finished node when the
+    /// step does not run (Skipped, or Error for a bad condition).
+    fn check_when(&self, step: &Step, vars: &Vars, name: &str, parent: u32) -> Option<NodeResult> {
+        let when = match vars.substitute(&step.when) {
+            Ok(w) => w,
+            Err(e) => return Some(self.not_run(name, &step.template, parent, Phase::Error, format!("when: {e}"))),
+        };
+        if when.trim().is_empty() {
+            return None;
+        }
+        match expr::evaluate_when(&when) {
+            Ok(true) => None,
+            Ok(false) => Some(self.not_run(
+                name,
+                &step.template,
+                parent,
+                Phase::Skipped,
+                format!("when '{when}' evaluated false"),
+            )),
+            Err(e) => Some(self.not_run(name, &step.template, parent, Phase::Error, format!("when: {e}"))),
+        }
+    }
+
+    /// A step's `onExit`, run after it whatever its outcome.
+    async fn hook(self: Arc<Self>, step: &Step, origin: &Origin, vars: &Vars, name: &str, at: Place<'_>) {
+        if step.on_exit.is_empty() || self.interrupt.is_cancelled() {
+            return;
+        }
+        let hook =
+            Step { template: step.on_exit.clone(), template_ref: None, arguments: Default::default(), ..step.clone() };
+        if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), at) {
+            let _ = self.execute(call).await;
+        }
+    }
+
+    /// Builds the call for one step or task (one loop item).
+    fn child_call(
+        &self,
+        step: &Step,
+        origin: &Origin,
+        vars: &Vars,
+        name: String,
+        at: Place<'_>,
+    ) -> Result<Call, StepError> {
+        let Place { parent, cancel, depth } = at;
+        let (origin, template) = self
+            .plan
+            .find(origin, &step.template, step.template_ref.as_ref())
+            .ok_or_else(|| StepError::TemplateNotFound(step.template.clone()))?;
+        let mut args = Args::default();
+        for p in &step.arguments.parameters {
+            let raw = p.value.as_ref().or(p.default.as_ref()).map(|v| v.0.clone()).unwrap_or_default();
+            let value =
+                vars.substitute(&raw).map_err(|e| StepError::invalid(format!("arguments.parameters.{}", p.name), e))?;
+            args.parameters.insert(p.name.clone(), value);
+        }
+        for a in &step.arguments.artifacts {
+            let value = binding::argument_value(a, vars, &self.plan.repository)
+                .map_err(|e| StepError::invalid(format!("arguments.artifacts.{}", a.name), e))?;
+            let optional = a.optional || template.inputs.artifacts.iter().any(|i| i.name == a.name && i.optional);
+            if value.is_none() && !optional {
+                let problem = "nothing to pass (the producing step saved no such artifact)";
+                return Err(StepError::invalid(format!("arguments.artifacts.{}", a.name), problem));
+            }
+            args.artifacts.insert(a.name.clone(), value);
+        }
+        // The exit handler's variables hold in every template below it.
+        let extra = vars
+            .plain
+            .iter()
+            .filter(|(k, _)| *k == "workflow.status" || *k == "workflow.failures")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(Call {
+            name,
+            depth,
+            parent: Some(parent),
+            origin,
+            template: template.name.clone(),
+            args,
+            cancel: cancel.clone(),
+            extra,
+        })
+    }
+
+    /// Expands one step or task into its loop items (one `None` item without a loop).
+    fn expand(&self, step: &Step, vars: &Vars) -> Result<Option<Vec<serde_json::Value>>, StepError> {
+        if let Some(items) = &step.with_items {
+            let mut out = Vec::new();
+            for item in items {
+                out.push(substitute_json(item, vars)?);
+            }
+            return Ok(Some(out));
+        }
+        if !step.with_param.is_empty() {
+            let text = vars.substitute(&step.with_param).map_err(|e| StepError::invalid("withParam", e))?;
+            let list: Vec<serde_json::Value> = serde_json::from_str(&text)
+                .map_err(|e| StepError::invalid("withParam", format!("not a JSON list ({e}): {text:.200}")))?;
+            return Ok(Some(list));
+        }
+        if let Some(seq) = &step.with_sequence {
+            return sequence::sequence(seq, vars).map(Some).map_err(StepError::Workflow);
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,167 @@
+//! One step's pod: its inputs loaded (by init drivers when the runtime runs
+//! drivers beside each step), its main container run (beside its sidecar
+//! drivers), its outputs saved.
+
+use super::Call;
+use super::Controller;
+use super::outcome::Ended;
+use crate::artifacts::StepContext;
+use crate::drivers::{DRIVER_GRACE, DriverPool};
+use crate::error::StepError;
+use crate::runtime::{DriverRole, PodExit, PodSpec};
+use ferry_workflow::binding::{Bound, BoundArtifact};
+use ferry_workflow::model::Template;
+use ferry_workflow::naming;
+use ferry_workflow::values::{Outputs, Phase};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+impl Controller {
+    pub(super) async fn run_pod(
+        self: Arc<Self>,
+        id: u32,
+        call: &Call,
+        template: &Template,
+        bound: Bound,
+        cancel: CancellationToken,
+        deadline: Option<Duration>,
+    ) -> Ended {
+        let permit = tokio::select! {
+            p = self.pods.clone().acquire_owned() => p,
+            () = cancel.cancelled() => return Ended::new(self.cancel_phase(), ""),
+        };
+        let Ok(_permit) = permit else { return Ended::error("controller shutting down") };
+        self.set_running(id);
+        let pod_name = naming::pod_name(&self.plan.name, &template.name, &call.name);
+        tracing::Span::current().record("pod", pod_name.as_str());
+        let pod = match PodSpec::from_template(&self.wf.dir, &pod_name, template) {
+            Ok(p) => PodSpec { deadline, run: self.wf.uid.clone(), ..p },
+            Err(e) => return Ended::error(e),
+        };
+        let ctx = StepContext {
+            plan: &self.plan,
+            runtime: self.runtime.as_ref(),
+            drivers: &self.drivers,
+            pod: &pod,
+            node: id,
+            template,
+            vars: &bound.vars,
+        };
+        if let Err(ended) = self.load_inputs(&ctx, &bound.artifacts).await {
+            return ended;
+        }
+        let sidecars = self.step_pool(&pod, DriverRole::Sidecar);
+        let ctx = StepContext { drivers: sidecars.as_ref().unwrap_or(&self.drivers), ..ctx };
+        let exit = match self.run_main(&ctx, sidecars.as_ref(), cancel).await {
+            Ok(exit) => exit,
+            Err(ended) => return ended,
+        };
+        let ended = self.save_outputs(&ctx, &exit, sidecars.as_ref()).await;
+        if ended.phase == Phase::Succeeded {
+            let _ = std::fs::remove_dir_all(pod.dir.join("root"));
+        }
+        ended
+    }
+
+    /// Loads the step's inputs, through init drivers of its own when the
+    /// runtime runs them. The init containers end before the main container
+    /// starts; one that does not exit 0 fails the pod, as in Kubernetes.
+    async fn load_inputs(&self, ctx: &StepContext<'_>, inputs: &[BoundArtifact]) -> Result<(), Ended> {
+        let init = self.step_pool(ctx.pod, DriverRole::Init);
+        let ctx = StepContext { drivers: init.as_ref().unwrap_or(ctx.drivers), ..*ctx };
+        let (loaded, records) = ctx.load_inputs(inputs).await;
+        self.record_artifacts(records);
+        let init_failed = match &init {
+            Some(pool) => pool.shutdown(DRIVER_GRACE).await,
+            None => Vec::new(),
+        };
+        loaded.map_err(Ended::error)?;
+        if !init_failed.is_empty() {
+            return Err(Ended::error(StepError::Containers { which: "init containers", names: init_failed }));
+        }
+        Ok(())
+    }
+
+    /// Runs the main container, its sidecar drivers starting beside it. An
+    /// `Err` is how the pod ended without an exit to read: it could not
+    /// run, or the run was interrupted (the sidecars are then stopped).
+    async fn run_main(
+        &self,
+        ctx: &StepContext<'_>,
+        sidecars: Option<&DriverPool>,
+        cancel: CancellationToken,
+    ) -> Result<PodExit, Ended> {
+        let run = self.runtime.run(ctx.pod, cancel);
+        let exit = match sidecars {
+            Some(pool) => {
+                let names = ctx.output_drivers();
+                let (exit, started) = tokio::join!(run, pool.start_all(&names));
+                if let Err(e) = started {
+                    pool.shutdown(DRIVER_GRACE).await;
+                    return Err(Ended::error(e));
+                }
+                exit
+            }
+            None => run.await,
+        };
+        let ended = match exit {
+            Err(e) => Ended::error(e),
+            Ok(exit) if exit.cancelled && self.interrupt.is_cancelled() => Ended::unfinished(),
+            Ok(exit) => return Ok(exit),
+        };
+        if let Some(pool) = sidecars {
+            pool.shutdown(DRIVER_GRACE).await;
+        }
+        Err(ended)
+    }
+
+    /// The pod's end from its exit and its saved outputs; the sidecars
+    /// stop once the outputs are saved, and one that fails fails the pod.
+    async fn save_outputs(&self, ctx: &StepContext<'_>, exit: &PodExit, sidecars: Option<&DriverPool>) -> Ended {
+        let mut outputs = Outputs { exit_code: exit.code, ..Default::default() };
+        // An empty result is not stored: most steps print nothing, and a
+        // 100,000-node run should not carry 100,000 empty strings.
+        let result = exit.stdout.strip_suffix('\n').unwrap_or(&exit.stdout);
+        outputs.result = (!result.is_empty()).then(|| result.to_string());
+        let (phase, message) = exit_phase(exit);
+        let mut saved = ctx.save_outputs(phase == Phase::Succeeded, &mut outputs).await;
+        if let Some(pool) = sidecars {
+            let failed = pool.shutdown(DRIVER_GRACE).await;
+            if !failed.is_empty() && saved.error.is_none() && phase == Phase::Succeeded {
+                saved.error = Some(StepError::Containers { which: "sidecars", names: failed });
+            }
+        }
+        self.record_artifacts(saved.records);
+        for (global, value) in saved.globals {
+            self.record_global(&global, &value);
+            outputs.parameters.insert(format!("global:{global}"), value);
+        }
+        let (phase, message) = match saved.error {
+            Some(e) if phase == Phase::Succeeded => (Phase::Error, e.to_string()),
+            Some(e) => (phase, format!("{message}; {e}")),
+            None => (phase, message),
+        };
+        Ended { phase, message, outputs }
+    }
+
+    /// A pool for one of a step's driver groups, when the runtime runs
+    /// drivers beside each step.
+    fn step_pool(&self, pod: &PodSpec, role: DriverRole) -> Option<DriverPool> {
+        let launcher = self.runtime.step_drivers(pod, role)?;
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let logs = pod.log.parent().map_or_else(|| pod.dir.clone(), std::path::Path::to_path_buf);
+        Some(DriverPool::with_short_sockets(self.plan.registry.clone(), None, tag, logs).with_launcher(launcher))
+    }
+}
+
+/// A pod's phase and message from how its main container exited.
+fn exit_phase(exit: &PodExit) -> (Phase, String) {
+    match (exit.code, exit.signal) {
+        _ if exit.timed_out || exit.cancelled => (Phase::Failed, "Step exceeded its deadline".to_string()),
+        (Some(0), _) => (Phase::Succeeded, String::new()),
+        (Some(code), _) => (Phase::Failed, format!("Error (exit code {code})")),
+        (None, Some(sig)) => (Phase::Failed, format!("killed by signal {sig}")),
+        (None, None) => (Phase::Error, "ended without a status".to_string()),
+    }
+}

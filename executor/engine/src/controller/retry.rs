@@ -1,0 +1,132 @@
+//! `retryStrategy`: a Retry node whose children are the attempts
+//! (`name(0)`, `name(1)`, ...), with Argo's limit, policy and backoff.
+
+use super::nodes::Ensured;
+use super::outcome::Ended;
+use super::{Call, Controller, NodeResult};
+use crate::status::NodeKind;
+use ferry_workflow::model::{RetryPolicy, RetryStrategy, Template};
+use ferry_workflow::time::parse_duration;
+use ferry_workflow::values::Phase;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The waits between attempts: `duration * factor^attempt`, at most `cap`,
+/// and no attempt that would start after `maxDuration`.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Backoff {
+    base: Duration,
+    factor: f64,
+    cap: Option<Duration>,
+    max_duration: Option<Duration>,
+}
+
+impl Backoff {
+    fn of(strategy: &RetryStrategy) -> Backoff {
+        let backoff = strategy.backoff.clone().unwrap_or_default();
+        Backoff {
+            base: backoff.duration.as_ref().and_then(|d| parse_duration(&d.0)).unwrap_or(Duration::ZERO),
+            factor: backoff.factor.as_ref().and_then(|f| f.0.trim().parse::<f64>().ok()).unwrap_or(1.0),
+            cap: backoff.cap.as_ref().and_then(|d| parse_duration(&d.0)),
+            max_duration: backoff.max_duration.as_ref().and_then(|d| parse_duration(&d.0)),
+        }
+    }
+
+    /// The wait after attempt `attempt` (0-based) failed, `elapsed` after
+    /// the first began; `None` when the next attempt would begin after
+    /// `maxDuration`.
+    pub(super) fn next_wait(&self, attempt: u32, elapsed: Duration) -> Option<Duration> {
+        let mut wait = self.base.mul_f64(self.factor.powi(attempt as i32));
+        if let Some(cap) = self.cap {
+            wait = wait.min(cap);
+        }
+        match self.max_duration {
+            Some(max) if elapsed + wait > max => None,
+            _ => Some(wait),
+        }
+    }
+}
+
+/// Whether `policy` retries an attempt that ended in `phase`.
+fn retries(policy: RetryPolicy, phase: Phase) -> bool {
+    match policy {
+        RetryPolicy::Always => true,
+        RetryPolicy::OnFailure => phase == Phase::Failed,
+        RetryPolicy::OnError | RetryPolicy::OnTransientError => phase == Phase::Error,
+    }
+}
+
+impl Controller {
+    pub(super) async fn run_retry(self: Arc<Self>, call: Call, template: Template) -> NodeResult {
+        let id = match self.ensure(&call.name, NodeKind::Retry, &template.name, call.parent) {
+            Ensured::Fresh(id) => id,
+            Ensured::Done(done) => return done,
+        };
+        self.set_running(id);
+        let strategy = template.retry_strategy.clone().unwrap_or_default();
+        let limit = strategy.limit.as_ref().and_then(|l| l.0.trim().parse::<u32>().ok());
+        let policy = strategy.retry_policy.unwrap_or_default();
+        let backoff = Backoff::of(&strategy);
+        let began = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let mut child = call.clone();
+            child.name = format!("{}({attempt})", call.name);
+            child.parent = Some(id);
+            child.extra.insert("retries".into(), attempt.to_string());
+            let result = self.clone().run_body(child, template.clone()).await;
+            let ended = Ended { phase: result.phase, message: result.message, outputs: result.outputs };
+            if !ended.phase.is_done() || ended.phase.is_ok() {
+                return self.finish(id, ended);
+            }
+            let exhausted = limit.is_some_and(|l| attempt >= l);
+            if !retries(policy, ended.phase) || exhausted || call.cancel.is_cancelled() {
+                let why = if exhausted { format!("{} (no more retries left)", ended.message) } else { ended.message };
+                return self.finish(id, Ended { message: why, ..ended });
+            }
+            let Some(wait) = backoff.next_wait(attempt, began.elapsed()) else {
+                let why = format!("{} (backoff maxDuration reached)", ended.message);
+                return self.finish(id, Ended { message: why, ..ended });
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = call.cancel.cancelled() => {}
+            }
+            attempt += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backoff(base: u64, factor: f64, cap: Option<u64>, max: Option<u64>) -> Backoff {
+        Backoff {
+            base: Duration::from_secs(base),
+            factor,
+            cap: cap.map(Duration::from_secs),
+            max_duration: max.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn waits_grow_by_the_factor_up_to_the_cap() {
+        let b = backoff(1, 2.0, Some(5), None);
+        let waits: Vec<u64> = (0..5).map(|a| b.next_wait(a, Duration::ZERO).unwrap().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 5, 5]);
+    }
+
+    #[test]
+    fn no_wait_that_would_pass_max_duration() {
+        let b = backoff(3, 1.0, None, Some(10));
+        assert_eq!(b.next_wait(0, Duration::from_secs(7)), Some(Duration::from_secs(3)));
+        assert_eq!(b.next_wait(0, Duration::from_secs(8)), None);
+    }
+
+    #[test]
+    fn a_strategy_without_backoff_retries_at_once() {
+        let b = Backoff::of(&RetryStrategy::default());
+        assert_eq!(b.next_wait(3, Duration::from_secs(3600)), Some(Duration::ZERO));
+    }
+}
