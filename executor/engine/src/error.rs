@@ -87,6 +87,9 @@ pub(crate) enum StepError {
     /// What the workflow crate's checks report as text (naming the field).
     #[error("{0}")]
     Workflow(String),
+    /// A `withSequence` that stands for no items.
+    #[error(transparent)]
+    Sequence(#[from] ferry_workflow::sequence::SequenceError),
     /// A template could not be turned into JSON for substitution.
     #[error(transparent)]
     Json(#[from] serde_json::Error),

@@ -37,6 +37,35 @@ pub struct Bound {
     pub artifacts: Vec<BoundArtifact>,
 }
 
+/// Why an artifact argument (or declaration) stands for nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// More than one of `plugin`, `s3`, ..., `raw`.
+    #[error("names more than one location (plugin, s3, oss, gcs, git, http, raw): keep one")]
+    SeveralLocations,
+    /// Both `from` and `fromExpression`.
+    #[error("has both from and fromExpression")]
+    FromAndFromExpression,
+    /// A `from` that is not one `{{...}}` reference.
+    #[error("from {0:?} must be a single {{{{...}}}} reference")]
+    NotAReference(String),
+    /// A `fromExpression` that cannot be evaluated.
+    #[error("fromExpression: {0}")]
+    FromExpression(expr::Error),
+    /// A field whose `{{...}}` tags cannot be substituted.
+    #[error("{field}: {source}")]
+    Substitution {
+        /// The field (`key`, `raw.data`, `subPath`, ...).
+        field: &'static str,
+        /// Why.
+        #[source]
+        source: expr::Error,
+    },
+    /// A `subPath` leading out of the artifact.
+    #[error("subPath {0:?} must be a relative path without `..`")]
+    SubPathEscapes(String),
+}
+
 /// Strips `{{ }}` from a `from:` reference.
 fn reference(text: &str) -> Option<&str> {
     Some(text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim())
@@ -44,26 +73,31 @@ fn reference(text: &str) -> Option<&str> {
 
 /// The value an artifact argument (or a template's own input declaration)
 /// stands for. `Ok(None)` when it names nothing that exists.
-pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Option<ArtifactValue>, String> {
+pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Option<ArtifactValue>, BindError> {
     if location_count(a) > 1 {
-        return Err("names more than one location (plugin, s3, oss, gcs, git, http, raw): keep one".into());
+        return Err(BindError::SeveralLocations);
     }
     if !a.from.is_empty() && !a.from_expression.is_empty() {
-        return Err("has both from and fromExpression".into());
+        return Err(BindError::FromAndFromExpression);
     }
     let mut value = if !a.from.is_empty() {
-        let r =
-            reference(&a.from).ok_or_else(|| format!("from {:?} must be a single {{{{...}}}} reference", a.from))?;
+        let r = reference(&a.from).ok_or_else(|| BindError::NotAReference(a.from.clone()))?;
         vars.artifact(r)
     } else if !a.from_expression.is_empty() {
-        vars.artifact(&expr::from_expression(&a.from_expression, &mut |name| vars.resolve(name))?)
+        let chosen = expr::from_expression(&a.from_expression, &mut |name| vars.resolve(name))
+            .map_err(BindError::FromExpression)?;
+        vars.artifact(&chosen)
     } else if let Some(raw) = &a.raw {
         Some(ArtifactValue {
-            raw: Some(vars.substitute(&raw.data).map_err(|e| format!("raw.data: {e}"))?),
+            raw: Some(
+                vars.substitute(&raw.data).map_err(|source| BindError::Substitution { field: "raw.data", source })?,
+            ),
             ..Default::default()
         })
     } else {
-        let sub = |t: &str, field: &str| vars.substitute(t).map_err(|e| format!("{field}: {e}"));
+        let sub = |t: &str, field: &'static str| {
+            vars.substitute(t).map_err(|source| BindError::Substitution { field, source })
+        };
         let location = match declared(a) {
             Declared::Nothing => None,
             Declared::KeyOnly(key) => Some(Location { key: sub(&key, "key")?, ..repo.location.clone() }),
@@ -76,10 +110,11 @@ pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Op
         location.map(|l| ArtifactValue { location: Some(l), raw: None, archive: a.strategy().map(|s| s.to_string()) })
     };
     if let (Some(v), false) = (&mut value, a.sub_path.is_empty()) {
-        let sub = vars.substitute(&a.sub_path).map_err(|e| format!("subPath: {e}"))?;
+        let sub =
+            vars.substitute(&a.sub_path).map_err(|source| BindError::Substitution { field: "subPath", source })?;
         let clean = sub.trim_matches('/');
         if clean.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(format!("subPath {sub:?} must be a relative path without `..`"));
+            return Err(BindError::SubPathEscapes(sub));
         }
         if let Some(loc) = &mut v.location {
             loc.key = format!("{}/{clean}", loc.key.trim_end_matches('/'));

@@ -421,29 +421,27 @@ pub fn evaluate_when(expr: &str) -> Result<bool> {
 /// values. Returns the chosen reference (such as
 /// `steps.gen.outputs.artifacts.out`), with expr-lang's index syntax
 /// (`tasks['a-b']`) turned into dots.
-pub fn from_expression(text: &str, resolve: &mut dyn FnMut(&str) -> Resolved) -> std::result::Result<String, String> {
+pub fn from_expression(text: &str, resolve: &mut dyn FnMut(&str) -> Resolved) -> Result<String> {
     let normalised = normalise_refs(text);
     let Some((cond, branches)) = normalised.split_once('?') else {
         return Ok(normalised.trim().to_string());
     };
-    let (yes, no) = branches.split_once(':').ok_or_else(|| format!("fromExpression {text:?}: `?` without `:`"))?;
+    let (yes, no) = branches
+        .split_once(':')
+        .ok_or_else(|| Error::Syntax { expr: text.to_string(), message: "fromExpression: `?` without `:`".into() })?;
     let mut condition = String::new();
     for word in split_keep(cond) {
         let is_ref = ["steps.", "tasks.", "inputs.", "workflow."].iter().any(|p| word.starts_with(p));
         if is_ref {
             match resolve(word) {
                 Resolved::Value(v) => condition.push_str(&format!("'{}'", v.replace('\'', "\\'"))),
-                _ => return Err(format!("fromExpression: {word} is unknown here")),
+                _ => return Err(Error::UnknownVariable { name: word.to_string(), text: text.to_string() }),
             }
         } else {
             condition.push_str(word);
         }
     }
-    let chosen = if evaluate_when(&condition.replace("\"", "'")).map_err(|e| format!("fromExpression: {e}"))? {
-        yes
-    } else {
-        no
-    };
+    let chosen = if evaluate_when(&condition.replace('"', "'"))? { yes } else { no };
     Ok(chosen.trim().to_string())
 }
 

@@ -56,6 +56,11 @@ pub enum RegistryError {
     /// No such driver.
     #[error("artifact driver {0:?} is not registered (known: {1})")]
     Unknown(String, String),
+    /// A name Argo could not build container names from.
+    #[error(
+        "driver name {0:?} must be a DNS-1123 label of at most 49 characters (Argo builds container names from it)"
+    )]
+    BadName(String),
 }
 
 #[derive(Deserialize)]
@@ -109,18 +114,15 @@ impl Registry {
             let parsed: RegistryFile = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
             parsed.artifact_drivers
         };
-        self.merge(entries).map_err(err)
+        self.merge(entries).map_err(|e| err(e.to_string()))
     }
 
     /// Adds entries over these; an entry without `command` keeps the
     /// existing command for that name.
-    pub fn merge(&mut self, entries: Vec<DriverSpec>) -> Result<(), String> {
+    pub fn merge(&mut self, entries: Vec<DriverSpec>) -> Result<(), RegistryError> {
         for mut spec in entries {
             if !valid_name(&spec.name) {
-                return Err(format!(
-                    "driver name {:?} must be a DNS-1123 label of at most 49 characters (Argo builds container names from it)",
-                    spec.name
-                ));
+                return Err(RegistryError::BadName(spec.name));
             }
             if spec.command.is_empty() {
                 match self.drivers.get(&spec.name) {

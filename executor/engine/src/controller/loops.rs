@@ -293,7 +293,7 @@ impl Controller {
             return Ok(Some(list));
         }
         if let Some(seq) = &step.with_sequence {
-            return sequence::sequence(seq, vars).map(Some).map_err(StepError::Workflow);
+            return sequence::sequence(seq, vars).map(Some).map_err(StepError::Sequence);
         }
         Ok(None)
     }
