@@ -56,7 +56,7 @@ where
 
 /// The request mapping to install on any server hosting a
 /// [`DriverService`](crate::DriverService):
-/// `Server::builder().layer(tower::util::MapRequestLayer::new(ferry_sdk::body_end::watch))`.
+/// `Server::builder().layer(tower::util::MapRequestLayer::new(ferry_sdk::server::watch))`.
 /// [`serve`](crate::serve) does this itself. Without it, SaveStream refuses
 /// every upload, since a cancelled one could not be told from a complete one.
 pub fn watch(mut request: http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> {
@@ -95,7 +95,7 @@ impl futures::Stream for CancelledAtEnd {
             ))),
             // Fail safe: without the watcher a cancel looks like a clean end.
             None => Some(Err(crate::Error::other(
-                "this server lacks the ferry_sdk::body_end::watch layer, so SaveStream cannot tell a \
+                "this server lacks the ferry_sdk::server::watch layer, so SaveStream cannot tell a \
                  cancelled upload from a complete one; refusing to save",
             ))),
         })

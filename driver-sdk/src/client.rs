@@ -1,7 +1,7 @@
 //! A typed client for any driver speaking `artifact.ArtifactService` on a unix
 //! socket. The executor and the conformance suite both use it.
 
-use crate::error::{Error, ErrorKind, KIND_HEADER, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::stream::ByteStream;
 use bytes::Bytes;
 use ferry_proto as pb;
@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
-/// Argo's default `connectionTimeoutSeconds`.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::error::KIND_HEADER;
 
 /// Where an artifact lives for a driver: the plugin block of an Argo artifact.
 #[derive(Clone, Debug, PartialEq, Eq)]

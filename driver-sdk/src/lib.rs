@@ -10,7 +10,7 @@
 //!   created, stale socket replaced, gRPC health and reflection (so
 //!   `grpcurl -unix` works), graceful exit 0 on SIGTERM after in-flight calls
 //!   finish (bounded by `FERRY_SHUTDOWN_GRACE_SECONDS`).
-//! - **Environment and logs** ([`env`], [`logging`]): every `FERRY_*`
+//! - **Environment and logs** ([`env`](mod@env), [`logging`]): every `FERRY_*`
 //!   variable read by one typed reader, listed in one table; one logging
 //!   setup (`FERRY_LOG`, `FERRY_LOG_FORMAT=json`) for every binary.
 //! - **Configuration** ([`config`]): the artifact's `configuration` string read
@@ -44,7 +44,7 @@
 //! A bad artifact `configuration` is not an exit: it fails that one call
 //! with `InvalidConfig` and the driver keeps serving.
 
-pub mod body_end;
+mod body_end;
 pub mod client;
 pub mod config;
 mod decode_status;
@@ -59,22 +59,14 @@ mod multipart;
 pub mod net;
 mod ranged;
 pub mod secrets;
-mod server;
-mod store;
+pub mod server;
+pub mod store;
 mod stream;
 
-pub use decode_status::decode_failure_as_invalid_argument;
 pub use driver::{Capabilities, DeleteTarget, Driver};
-pub use error::{Error, ErrorKind, KIND_HEADER, Result, SHOWN_BYTES, shown};
+pub use error::{Error, ErrorKind, Result, SHOWN_BYTES, shown};
 pub use ferry_proto as pb;
 pub use key::{ArtifactKey, MAX_KEY_BYTES};
-pub use multipart::{UPLOADS_PREFIX, UploadReport};
-pub use ranged::download_ranges;
-pub use server::{
-    DEFAULT_MAX_BLOCKING_THREADS, DEFAULT_MAX_STREAMS, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STREAM_IDLE_TIMEOUT,
-    DriverService, EXIT_WITH_PARENT_ENV, MAX_BLOCKING_THREADS_ENV, MAX_FRAME_BYTES, MAX_STREAMS_ENV,
-    SHUTDOWN_GRACE_ENV, STREAM_IDLE_TIMEOUT_ENV, bind, max_streams, run, run_with, serve, shutdown_grace,
-    shutdown_signal, socket_path_from_args,
-};
-pub use store::{KeyEncoding, MAX_PARTS, ObjectStoreDriver, Store, StoreConnector, TransferOptions};
+pub use server::{DriverService, run, run_with, serve};
+pub use store::{KeyEncoding, ObjectStoreDriver, Store, StoreConnector, TransferOptions};
 pub use stream::ByteStream;

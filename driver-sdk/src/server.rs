@@ -1,10 +1,16 @@
 //! Serving a [`Driver`] on a unix socket as `artifact.ArtifactService`, the way
 //! Argo runs plugins: socket path as the last argument, graceful exit 0 on SIGTERM.
 //!
-//! One job per file: [`service`] adapts the eight RPCs to the driver,
-//! [`frames`] cuts OpenStream responses, [`shutdown`] knows signals, grace
-//! and in-flight calls, [`socket`] finds and binds the socket, and [`run`]
-//! is a driver's whole `main`. [`serve`], here, puts them together.
+//! Most drivers need only [`run`] or [`run_with`] (re-exported at the crate
+//! root, with [`serve`] and [`DriverService`]). The rest is for hosting a
+//! driver in a server of your own: binding the socket, the signals, and the
+//! two request and response layers a server hosting [`DriverService`] must
+//! install ([`watch`], [`decode_failure_as_invalid_argument`]).
+//!
+//! One job per file: `service` adapts the eight RPCs to the driver,
+//! `frames` cuts OpenStream responses, `shutdown` knows signals, grace and
+//! in-flight calls, `socket` finds and binds the socket, and `run` is a
+//! driver's whole `main`. [`serve`], here, puts them together.
 
 mod frames;
 mod run;
@@ -17,6 +23,9 @@ pub use run::{DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS_ENV, run, run_w
 pub use service::{DEFAULT_MAX_STREAMS, DriverService, MAX_STREAMS_ENV, max_streams};
 pub use shutdown::{DEFAULT_SHUTDOWN_GRACE, EXIT_WITH_PARENT_ENV, SHUTDOWN_GRACE_ENV, shutdown_grace, shutdown_signal};
 pub use socket::{bind, socket_path_from_args};
+
+pub use crate::body_end::watch;
+pub use crate::decode_status::decode_failure_as_invalid_argument;
 
 use crate::driver::Driver;
 use crate::error::{Error, Result};
@@ -54,8 +63,8 @@ pub async fn serve<D: Driver>(
         let _ = stopping_tx.send(true);
     };
     let server = tonic::transport::Server::builder()
-        .layer(tower::util::MapRequestLayer::new(crate::body_end::watch))
-        .layer(tower::util::MapResponseLayer::new(crate::decode_status::decode_failure_as_invalid_argument))
+        .layer(tower::util::MapRequestLayer::new(watch))
+        .layer(tower::util::MapResponseLayer::new(decode_failure_as_invalid_argument))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ArtifactServiceServer::new(service))

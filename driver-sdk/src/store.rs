@@ -1,10 +1,12 @@
-//! Any [`object_store::ObjectStore`] as a complete driver.
+//! Any [`object_store::ObjectStore`] as a complete driver, and the parts a
+//! storage driver that is not built on object_store can reuse: the journal
+//! prefix of resumable uploads and the parallel ranged download.
 
 use crate::driver::{DeleteTarget, Driver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::ArtifactKey;
 use crate::local::{self, Staging, local_error};
-use crate::multipart::{self, FileUpload, UPLOADS_PREFIX};
+use crate::multipart::{self, FileUpload};
 use crate::ranged;
 use crate::stream::ByteStream;
 use bytes::{Bytes, BytesMut};
@@ -16,6 +18,9 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+
+pub use crate::multipart::{UPLOADS_PREFIX, UploadReport};
+pub use crate::ranged::download_ranges;
 
 /// S3's ceiling on parts per multipart upload; part sizes grow so that any
 /// object up to the service maximum fits in it.

@@ -148,6 +148,6 @@ fn part_size_grows_so_ten_thousand_parts_reach_any_size() {
     assert_eq!(opts.part_size_for(1 << 30), opts.part_size);
     let five_tib = 5u64 << 40;
     let part = opts.part_size_for(five_tib);
-    assert!(part * ferry_sdk::MAX_PARTS >= five_tib);
+    assert!(part * ferry_sdk::store::MAX_PARTS >= five_tib);
     assert!(part >= opts.part_size);
 }

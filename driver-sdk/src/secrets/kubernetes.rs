@@ -58,6 +58,13 @@ pub(super) async fn get(name: &str, key: &str) -> Result<String> {
 /// after `timeout`.
 async fn lookup(config: kube::Config, name: &str, key: &str, timeout: Duration) -> Result<String> {
     let namespace = config.default_namespace.clone();
+    // A driver with the `http` feature also gets rustls's aws-lc-rs (through
+    // reqwest) beside kube's ring; rustls then has no process default and
+    // kube's TLS set-up panics. reqwest names its provider itself, so making
+    // ring the default changes nothing else.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let client =
         kube::Client::try_from(config).map_err(|e| Error::new(ErrorKind::Other, format!("Kubernetes client: {e}")))?;
     let api: kube::Api<KubeSecret> = kube::Api::namespaced(client, &namespace);

@@ -145,7 +145,7 @@ async fn open_stream_frames_are_bounded_and_end_with_an_empty_is_end() {
         raw.open_stream(pb::OpenStreamRequest { artifact: Some(at.to_artifact()) }).await.unwrap().into_inner();
     let (mut got, mut ends) = (Vec::new(), 0);
     while let Some(f) = frames.message().await.unwrap() {
-        assert!(f.data.len() <= ferry_sdk::MAX_FRAME_BYTES, "frame of {} bytes", f.data.len());
+        assert!(f.data.len() <= ferry_sdk::server::MAX_FRAME_BYTES, "frame of {} bytes", f.data.len());
         assert!(f.error.is_empty());
         if f.is_end {
             assert!(f.data.is_empty(), "data in the is_end frame is dropped by Argo");

@@ -33,7 +33,7 @@ pub async fn load_file(api: &Api, name: &str, dst: &Path, options: &TransferOpti
     let crcs = Arc::new(Mutex::new(vec![None; parts]));
     let range_len = |i: usize| part.min(size - i as u64 * part);
     let first = hashed(checked_stream(response, None, what.clone()), range_len(0), crcs.clone(), 0);
-    ferry_sdk::download_ranges(dst, size, first, part, options.download_concurrency, &what, |start, end| {
+    ferry_sdk::store::download_ranges(dst, size, first, part, options.download_concurrency, &what, |start, end| {
         let (generation, what, crcs) = (generation.clone(), what.clone(), crcs.clone());
         async move {
             let r = api.read(name, Some((start, end)), Some(&generation)).await?;

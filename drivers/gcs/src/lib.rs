@@ -26,7 +26,7 @@ use auth::Auth;
 use ferry_sdk::net::NetOptions;
 use ferry_sdk::secrets::{SecretRef, Secrets};
 use ferry_sdk::{
-    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX,
+    ArtifactKey, ByteStream, DeleteTarget, Driver, Error, ErrorKind, Result, TransferOptions, store::UPLOADS_PREFIX,
 };
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;

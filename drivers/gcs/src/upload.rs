@@ -17,7 +17,8 @@
 use crate::api::{Api, Chunk, ObjectMeta, Session};
 use bytes::{Bytes, BytesMut};
 use ferry_sdk::local::local_error;
-use ferry_sdk::{ByteStream, DeleteTarget, Error, ErrorKind, Result, TransferOptions, UPLOADS_PREFIX};
+use ferry_sdk::store::UPLOADS_PREFIX;
+use ferry_sdk::{ByteStream, DeleteTarget, Error, ErrorKind, Result, TransferOptions};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::FileExt;

@@ -191,7 +191,8 @@ impl BucketAdmin {
         }
         let req = req.body(HttpRequestBody::from(body)).map_err(|e| Error::other(format!("building request: {e}")))?;
         let resp = self.client.execute(req).await.map_err(|e| {
-            Error::new(ErrorKind::Transient, format!("bucket {}: {e}", self.bucket.name())).with_source(e)
+            // `with_source` appends the cause's text: naming it here too printed it twice.
+            Error::new(ErrorKind::Transient, format!("bucket {}", self.bucket.name())).with_source(e)
         })?;
         let status = resp.status();
         let text = resp.into_body().bytes().await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();

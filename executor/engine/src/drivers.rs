@@ -159,7 +159,7 @@ impl ContainerLauncher {
         }
         let forwarded = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).filter(|k| {
             FORWARDED_ENV.iter().any(|p| k.starts_with(p))
-                && k != ferry_sdk::EXIT_WITH_PARENT_ENV
+                && k != ferry_sdk::server::EXIT_WITH_PARENT_ENV
                 && k != "FERRY_HOME"
                 && !spec.env.contains_key(k)
         });
@@ -385,7 +385,7 @@ impl DriverPool {
                     .arg(&socket)
                     .envs(&spec.env)
                     // A driver must not outlive a killed `ferry`.
-                    .env(ferry_sdk::EXIT_WITH_PARENT_ENV, "1");
+                    .env(ferry_sdk::server::EXIT_WITH_PARENT_ENV, "1");
                 (command, None)
             }
             Some(c) => {
