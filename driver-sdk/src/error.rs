@@ -243,6 +243,46 @@ fn without_body(text: &str) -> String {
     }
 }
 
+/// A network failure: the host and what happened, in words. Made by the
+/// SDK's HTTP connector (`net`); kept here so telling transient failures
+/// from permanent ones needs nothing from the connector.
+#[derive(Debug)]
+pub struct NetError {
+    pub(crate) host: String,
+    pub(crate) cause: String,
+    pub(crate) transient: bool,
+}
+
+impl NetError {
+    pub(crate) fn new(host: &str, cause: impl Into<String>) -> Self {
+        NetError { host: host.to_string(), cause: cause.into(), transient: true }
+    }
+
+    /// Whether another attempt may succeed: not for a name that does not
+    /// resolve or a certificate that is not trusted.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    /// `host[:port]` of the request.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// What happened: "connection refused", "timed out ...", "DNS lookup failed: ...".
+    pub fn cause(&self) -> &str {
+        &self.cause
+    }
+}
+
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.host, self.cause)
+    }
+}
+
+impl std::error::Error for NetError {}
+
 /// object_store reports exhausted retries and I/O failures as `Generic`; the
 /// cause chain tells whether another attempt could succeed.
 fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
@@ -251,7 +291,7 @@ fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
         // The SDK's HTTP connector knows: refused, reset and timed out are
         // worth another try later, DNS and TLS failures are not.
         #[cfg(feature = "http")]
-        if let Some(net) = e.downcast_ref::<crate::net::NetError>() {
+        if let Some(net) = e.downcast_ref::<NetError>() {
             return net.is_transient();
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {

@@ -38,6 +38,7 @@ pub const FIRST_BYTE_TIMEOUT_ENV: &str = "FERRY_FIRST_BYTE_TIMEOUT";
 /// `FERRY_READ_TIMEOUT`.
 pub const READ_TIMEOUT_ENV: &str = "FERRY_READ_TIMEOUT";
 pub use crate::env::RETRY_TIMEOUT_ENV;
+pub use crate::error::NetError;
 
 /// Longest pause between two retries: short enough that a server back after
 /// an outage is found within seconds, and that the wall-time bound is not
@@ -164,44 +165,6 @@ impl reqwest::dns::Resolve for Resolver {
         })
     }
 }
-
-/// A network failure: the host and what happened, in words.
-#[derive(Debug)]
-pub struct NetError {
-    host: String,
-    cause: String,
-    transient: bool,
-}
-
-impl NetError {
-    fn new(host: &str, cause: impl Into<String>) -> Self {
-        NetError { host: host.to_string(), cause: cause.into(), transient: true }
-    }
-
-    /// Whether another attempt may succeed: not for a name that does not
-    /// resolve or a certificate that is not trusted.
-    pub fn is_transient(&self) -> bool {
-        self.transient
-    }
-
-    /// `host[:port]` of the request.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// What happened: "connection refused", "timed out ...", "DNS lookup failed: ...".
-    pub fn cause(&self) -> &str {
-        &self.cause
-    }
-}
-
-impl std::fmt::Display for NetError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.host, self.cause)
-    }
-}
-
-impl std::error::Error for NetError {}
 
 #[derive(Debug)]
 struct Service {
