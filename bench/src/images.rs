@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 const DRIVERS: [&str; 6] = ["fs", "s3", "oss", "gcs", "git", "http"];
 
 fn image(driver: &str) -> String {
-    let prefix = std::env::var("FERRY_IMAGE_PREFIX").unwrap_or_else(|_| "ferry/driver-".into());
-    let tag = std::env::var("FERRY_IMAGE_TAG").unwrap_or_else(|_| "dev".into());
-    format!("{prefix}{driver}:{tag}")
+    format!("{}{driver}:{}", setting("FERRY_IMAGE_PREFIX", "ferry/driver-"), setting("FERRY_IMAGE_TAG", "dev"))
+}
+
+/// A text setting, `default` when unset or empty (as deploy/images/build.sh reads it).
+fn setting(name: &str, default: &str) -> String {
+    ferry_sdk::env::text(name).ok().flatten().filter(|v| !v.is_empty()).unwrap_or_else(|| default.into())
 }
 
 fn docker(args: &[&str]) -> Result<String> {

@@ -96,8 +96,21 @@ enum Bench {
     },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().bench {
+/// Exit codes as every Ferry command line (docs/configuration.md): 0 when
+/// the benchmark ran, 2 when it could not (clap's code for a bad command
+/// line, too).
+fn main() -> std::process::ExitCode {
+    match bench(Cli::parse().bench) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-bench: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn bench(which: Bench) -> Result<()> {
+    match which {
         Bench::Fs { size_mib, runs, startups, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(fs_bench(size_mib, runs.max(1), startups.max(1), &dir))

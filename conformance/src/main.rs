@@ -1,6 +1,6 @@
 //! `ferry-conformance`: run the artifact-driver conformance suite.
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use ferry_conformance::profile::Profile;
 use ferry_conformance::report;
 use ferry_conformance::runner::{self, Mode, Options};
@@ -45,14 +45,24 @@ struct Cli {
     #[arg(long)]
     list: bool,
     /// Catalogue format for --list.
-    #[arg(long, default_value = "text", value_parser = ["text", "md"])]
-    format: String,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// How `--list` prints the catalogue.
+#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One line per case.
+    #[default]
+    Text,
+    /// A Markdown table, as in docs/conformance.md.
+    Md,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list {
-        print!("{}", catalogue(&cli.format));
+        print!("{}", catalogue(cli.format));
         return ExitCode::SUCCESS;
     }
     match run(cli) {
@@ -100,10 +110,10 @@ fn run(cli: Cli) -> Result<u8, (u8, anyhow::Error)> {
     Ok(outcome.exit_code as u8)
 }
 
-fn catalogue(format: &str) -> String {
+fn catalogue(format: Format) -> String {
     let cases = ferry_conformance::cases::all();
     let mut out = String::new();
-    if format == "md" {
+    if format == Format::Md {
         out.push_str("| ID | Level | Tags | Needs | Checks |\n| --- | --- | --- | --- | --- |\n");
         for c in &cases {
             let needs: Vec<String> = c.needs.iter().map(|n| format!("{n:?}")).collect();

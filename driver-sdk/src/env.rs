@@ -14,30 +14,9 @@
 //! | [`flag`] | `1`, `true`, `yes`, `on` or `0`, `false`, `no`, `off`, in any case | `false` |
 //! | [`text`], [`path`] | any value | |
 //!
-//! The variables, who reads them, and their defaults:
-//!
-//! | variable | read by | reader | default |
-//! | --- | --- | --- | --- |
-//! | `FERRY_LOG` | [`logging::init`](crate::logging::init) | tracing filter directives, then `RUST_LOG` | the binary's (drivers: `info`) |
-//! | `FERRY_LOG_FORMAT` | [`logging::init`](crate::logging::init) | `json`, else text | text |
-//! | `FERRY_SHUTDOWN_GRACE_SECONDS` | [`run`](crate::run) | [`duration_or_zero`] | 8 s |
-//! | `FERRY_MAX_BLOCKING_THREADS` | [`run`](crate::run) | [`positive`] | 64 |
-//! | `FERRY_EXIT_WITH_PARENT` | [`run`](crate::run) | [`flag`] | off |
-//! | `FERRY_MAX_STREAMS` | [`serve`](crate::serve) | [`positive`] | 64 |
-//! | `FERRY_STREAM_IDLE_TIMEOUT` | [`serve`](crate::serve) | [`duration`] | 300 s |
-//! | `FERRY_SECRET_<NAME>_<KEY>` | [`Secrets::resolve`](crate::secrets::Secrets::resolve) | [`text`] | none |
-//! | `FERRY_SECRETS_DIR` | [`Secrets::from_env`](crate::secrets::Secrets::from_env) | [`path`] | `/var/run/secrets/ferry` |
-//! | `FERRY_PART_SIZE` | [`TransferOptions::from_env`](crate::TransferOptions::from_env) | [`size`], at least `5Mi` | `8Mi` |
-//! | `FERRY_MULTIPART_THRESHOLD` | [`TransferOptions::from_env`](crate::TransferOptions::from_env) | [`size`] | `16Mi` |
-//! | `FERRY_MAX_CONCURRENCY` | [`TransferOptions::from_env`](crate::TransferOptions::from_env) | [`positive`] | 4 |
-//! | `FERRY_DOWNLOAD_CONCURRENCY` | [`TransferOptions::from_env`](crate::TransferOptions::from_env) | [`positive`] | 8 |
-//! | `FERRY_RETRY_TIMEOUT` | `TransferOptions::from_env`, `net::NetOptions::from_env`, the `ferry` executor | [`duration`] | 60 s |
-//! | `FERRY_CONNECT_TIMEOUT` | `net::NetOptions::from_env` (feature `http`) | [`duration`] | 10 s |
-//! | `FERRY_FIRST_BYTE_TIMEOUT` | `net::NetOptions::from_env` (feature `http`) | [`duration`] | 30 s |
-//! | `FERRY_READ_TIMEOUT` | `net::NetOptions::from_env` (feature `http`) | [`duration`] | 300 s |
-//! | `FERRY_RESOLVE` | ferry-driver-s3 and -oss | [`text`]: `SUFFIX=IP[,SUFFIX=IP...]` | none |
-//! | `FERRY_GCS_CHUNK_SIZE` | ferry-driver-gcs | [`size`], rounded up to 256 KiB | `256Mi` |
-//! | `FERRY_GCS_STATUS_QUERY` | ferry-driver-gcs | [`flag`] | on |
+//! Every `FERRY_*` variable of every Ferry binary, with its rule, default
+//! and reader, is in one table: `docs/configuration.md`
+//! (`scripts/env-table.py` fails when a name in the sources is missing there).
 
 use crate::error::{Error, Result};
 use std::path::PathBuf;

@@ -34,7 +34,8 @@
 //!
 //! ## Exit codes
 //! Every driver binary whose `main` is [`run`] or [`run_with`] (all of
-//! Ferry's) exits with:
+//! Ferry's) exits with the codes below, which `docs/configuration.md` lists
+//! beside those of every other Ferry binary:
 //!
 //! | code | when |
 //! | ---: | --- |

@@ -1,8 +1,8 @@
 //! The command line: `ferry`'s arguments as clap types.
 
-use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_workflow::plan::RuntimeChoice;
+pub(crate) use ferry_workflow::plan::RuntimeKind;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -39,16 +39,6 @@ pub(crate) enum RenderTarget {
     Kubernetes,
 }
 
-/// Where steps run.
-#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub(crate) enum RuntimeKind {
-    /// Processes of this host, each in its own step directory.
-    #[default]
-    Local,
-    /// One Docker container per step, its declared paths bind-mounted from the step directory.
-    Docker,
-}
-
 #[derive(Args, Clone)]
 pub(crate) struct RuntimeArgs {
     /// Where steps run (default: local; for resume, where the run started).
@@ -62,24 +52,15 @@ pub(crate) struct RuntimeArgs {
 impl RuntimeArgs {
     /// What a run records, so resume continues in the same runtime.
     pub(crate) fn choice(&self) -> RuntimeChoice {
-        let runtime = match self.runtime.unwrap_or_default() {
-            RuntimeKind::Local => "local",
-            RuntimeKind::Docker => "docker",
-        };
-        RuntimeChoice { runtime: runtime.into(), image_map: self.image_map.clone() }
+        RuntimeChoice { runtime: self.runtime.unwrap_or_default(), image_map: self.image_map.clone() }
     }
 
     /// These arguments, or where the run started when none are given.
-    pub(crate) fn or_stored(self, stored: &RuntimeChoice) -> Result<RuntimeArgs> {
+    pub(crate) fn or_stored(self, stored: &RuntimeChoice) -> RuntimeArgs {
         if self.runtime.is_some() || !self.image_map.is_empty() {
-            return Ok(self);
+            return self;
         }
-        let runtime = match stored.runtime.as_str() {
-            "" | "local" => RuntimeKind::Local,
-            "docker" => RuntimeKind::Docker,
-            other => bail!("the run was started with an unknown runtime {other:?}; give --runtime"),
-        };
-        Ok(RuntimeArgs { runtime: Some(runtime), image_map: stored.image_map.clone() })
+        RuntimeArgs { runtime: Some(stored.runtime), image_map: stored.image_map.clone() }
     }
 }
 
@@ -199,13 +180,13 @@ mod tests {
     #[test]
     fn resume_continues_in_the_runtime_the_run_started_with_unless_told_otherwise() {
         let started = RuntimeArgs { runtime: Some(RuntimeKind::Docker), image_map: vec!["a:1=b:2".into()] }.choice();
-        assert_eq!(started, RuntimeChoice { runtime: "docker".into(), image_map: vec!["a:1=b:2".into()] });
+        assert_eq!(started, RuntimeChoice { runtime: RuntimeKind::Docker, image_map: vec!["a:1=b:2".into()] });
         let none = RuntimeArgs { runtime: None, image_map: Vec::new() };
-        let resumed = none.clone().or_stored(&started).unwrap();
+        let resumed = none.clone().or_stored(&started);
         assert!(resumed.runtime == Some(RuntimeKind::Docker) && resumed.image_map == ["a:1=b:2"]);
         let told = RuntimeArgs { runtime: Some(RuntimeKind::Local), image_map: Vec::new() };
-        assert!(told.or_stored(&started).unwrap().runtime == Some(RuntimeKind::Local));
+        assert!(told.or_stored(&started).runtime == Some(RuntimeKind::Local));
         // A plan stored before the runtime was kept resumes locally.
-        assert!(none.or_stored(&RuntimeChoice::default()).unwrap().runtime == Some(RuntimeKind::Local));
+        assert!(none.or_stored(&RuntimeChoice::default()).runtime == Some(RuntimeKind::Local));
     }
 }

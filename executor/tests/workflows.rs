@@ -770,8 +770,10 @@ fn docker_args() -> Vec<String> {
         args.extend(["--image-map".into(), format!("{image}={BUSYBOX}")]);
     }
     // The fs driver runs as containers of the image deploy/images/build.sh makes.
-    let prefix = std::env::var("FERRY_IMAGE_PREFIX").unwrap_or_else(|_| "ferry/driver-".into());
-    let tag = std::env::var("FERRY_IMAGE_TAG").unwrap_or_else(|_| "dev".into());
+    let setting = |name: &str, default: &str| {
+        ferry_sdk::env::text(name).ok().flatten().filter(|v| !v.is_empty()).unwrap_or_else(|| default.into())
+    };
+    let (prefix, tag) = (setting("FERRY_IMAGE_PREFIX", "ferry/driver-"), setting("FERRY_IMAGE_TAG", "dev"));
     args.extend(["--image-map".into(), format!("ferry/driver-fs:{}={prefix}fs:{tag}", env!("CARGO_PKG_VERSION"))]);
     args
 }

@@ -71,13 +71,15 @@ pub(crate) enum Error {
         /// The setting that raises it.
         knob: &'static str,
     },
-    /// A limit setting is not a number.
-    #[error("{name}={value:?} is not a positive whole number")]
+    /// A limit setting does not follow its rule.
+    #[error("{name}={value:?} is not {expected}")]
     BadSetting {
         /// The environment variable.
         name: &'static str,
         /// Its value.
         value: String,
+        /// What the rule takes.
+        expected: &'static str,
     },
     /// The archive is malformed.
     #[error("malformed {format} archive {path}: {detail}")]
@@ -127,19 +129,25 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The defaults, overridden by [`MAX_UNPACKED_BYTES_ENV`] and [`MAX_UNPACK_RATIO_ENV`].
+    /// The defaults, overridden by [`MAX_UNPACKED_BYTES_ENV`] (a size, as
+    /// every byte count is read: `64Gi` or bytes) and [`MAX_UNPACK_RATIO_ENV`]
+    /// (a positive whole number), through the SDK's rules.
     pub(crate) fn from_env() -> Result<Limits> {
-        // The SDK's rule for positive whole-number settings, with this crate's error.
-        let read = |name: &'static str, default: u64| -> Result<u64> {
-            let value = ferry_sdk::env::positive(name)
-                .map_err(|_| Error::BadSetting { name, value: std::env::var(name).unwrap_or_default() })?;
-            Ok(value.unwrap_or(default))
+        let bad = |name: &'static str, expected: &'static str| Error::BadSetting {
+            name,
+            value: ferry_sdk::env::text(name).ok().flatten().unwrap_or_default(),
+            expected,
         };
         let d = Limits::default();
-        Ok(Limits {
-            max_bytes: read(MAX_UNPACKED_BYTES_ENV, d.max_bytes)?,
-            max_ratio: read(MAX_UNPACK_RATIO_ENV, d.max_ratio)?,
-        })
+        let max_bytes = match ferry_sdk::env::size(MAX_UNPACKED_BYTES_ENV) {
+            Ok(None) => d.max_bytes,
+            Ok(Some(n)) if n > 0 => n,
+            _ => return Err(bad(MAX_UNPACKED_BYTES_ENV, "a size above zero: bytes, or with a unit Ki, Mi or Gi")),
+        };
+        let max_ratio = ferry_sdk::env::positive(MAX_UNPACK_RATIO_ENV)
+            .map_err(|_| bad(MAX_UNPACK_RATIO_ENV, "a positive whole number"))?
+            .unwrap_or(d.max_ratio);
+        Ok(Limits { max_bytes, max_ratio })
     }
 
     /// The bound for an archive of `compressed` bytes, with the setting that sets it.

@@ -173,7 +173,7 @@ impl StepContext<'_> {
                 return Err(StepError::Driver { context, source });
             }
         }
-        let declared = value.archive.as_deref().and_then(Strategy::parse).or(b.decl.strategy());
+        let declared = value.archive.or(b.decl.strategy());
         let dest = unpacked.clone();
         blocking(move || {
             let archive = |source| StepError::Archive { context: String::new(), source };
@@ -383,7 +383,7 @@ impl StepContext<'_> {
             Some(s) if s != GcStrategy::Unset => s,
             _ => self.plan.spec.artifact_gc.as_ref().map(|g| g.strategy).unwrap_or(GcStrategy::Never),
         };
-        let value = ArtifactValue { location: Some(location.clone()), raw: None, archive: Some(strategy.to_string()) };
+        let value = ArtifactValue { location: Some(location.clone()), raw: None, archive: Some(strategy) };
         let record = ArtifactRecord {
             node: self.node,
             name: name.clone(),

@@ -3,7 +3,7 @@
 //! collection is retried later instead of forgotten.
 
 use crate::drivers::{DriverPool, ToClient};
-use crate::status::{ArtifactRecord, Direction};
+use crate::status::{ArtifactRecord, Direction, GcState};
 use crate::store::{Store, StoreError, WorkflowRecord};
 use ferry_workflow::model::GcStrategy;
 use futures::StreamExt;
@@ -22,15 +22,15 @@ pub struct GcReport {
 
 impl GcReport {
     /// The state stored with the workflow.
-    pub fn state(&self) -> String {
+    pub fn state(&self) -> GcState {
         if !self.failed.is_empty() {
-            format!("failed: {} artifact(s) not deleted", self.failed.len())
+            GcState::Failed { artifacts: self.failed.len() }
         } else if self.kept > 0 {
-            "pending deletion".into()
+            GcState::PendingDeletion
         } else if self.deleted > 0 {
-            "done".into()
+            GcState::Done
         } else {
-            "none".into()
+            GcState::None
         }
     }
 }
@@ -75,7 +75,7 @@ pub(crate) async fn collect(
     }
     let mut store = store.lock();
     store.save(wf.id, &[], &results)?;
-    store.set_gc(wf.id, &report.state())?;
+    store.set_gc(wf.id, report.state())?;
     Ok(report)
 }
 

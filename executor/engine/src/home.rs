@@ -79,6 +79,9 @@ pub struct Finished {
     pub startups: Vec<(String, Duration)>,
 }
 
+/// `FERRY_HOME`: the home directory, unless `--home` names one.
+pub(crate) const HOME_ENV: &str = "FERRY_HOME";
+
 /// A Ferry home directory.
 pub struct Home {
     dir: PathBuf,
@@ -86,10 +89,11 @@ pub struct Home {
 }
 
 impl Home {
-    /// `$FERRY_HOME`, else `$XDG_STATE_HOME/ferry`, else `~/.local/state/ferry`.
+    /// `$FERRY_HOME`, else `$XDG_STATE_HOME/ferry`, else `~/.local/state/ferry`
+    /// (an empty `FERRY_HOME` is unset, as for every `FERRY_*` setting).
     pub fn default_dir() -> PathBuf {
-        if let Some(h) = std::env::var_os("FERRY_HOME") {
-            return PathBuf::from(h);
+        if let Some(h) = ferry_sdk::env::path(HOME_ENV) {
+            return h;
         }
         if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
             return PathBuf::from(x).join("ferry");

@@ -32,5 +32,5 @@ pub use gc::GcReport;
 pub use home::{Error, Finished, Home};
 pub use runtime::docker::DockerRuntime;
 pub use runtime::{DriverRole, LocalRuntime, PodExit, PodSpec, Runtime, RuntimeError};
-pub use status::{ArtifactRecord, Direction, Node, NodeKind, display_name};
+pub use status::{ArtifactRecord, Direction, GcState, Node, NodeKind, display_name};
 pub use store::{Store, StoreError, WorkflowRecord};

@@ -135,6 +135,69 @@ pub enum Direction {
     Output,
 }
 
+/// Where a run's artifact garbage collection stands. Stored as its text
+/// (`none`, `done`, `pending deletion`, `failed: N artifact(s) not deleted`),
+/// which is also how `ferry list`, `ferry get` and the JSON report show it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GcState {
+    /// Nothing was collected (no artifact had a strategy that was due).
+    #[default]
+    None,
+    /// Every due artifact was deleted.
+    Done,
+    /// Artifacts wait for the run's deletion (`OnWorkflowDeletion`).
+    PendingDeletion,
+    /// Some artifacts could not be deleted; `ferry resume` retries them.
+    Failed {
+        /// How many.
+        artifacts: usize,
+    },
+}
+
+impl GcState {
+    /// Reads the stored text; `None` for text no version of Ferry wrote.
+    pub fn parse(text: &str) -> Option<GcState> {
+        Some(match text {
+            "none" => GcState::None,
+            "done" => GcState::Done,
+            "pending deletion" => GcState::PendingDeletion,
+            _ => {
+                let count = text.strip_prefix("failed: ")?.strip_suffix(" artifact(s) not deleted")?;
+                GcState::Failed { artifacts: count.parse().ok()? }
+            }
+        })
+    }
+
+    /// Some artifacts are left to retry.
+    pub fn is_failed(self) -> bool {
+        matches!(self, GcState::Failed { .. })
+    }
+}
+
+impl std::fmt::Display for GcState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GcState::None => f.write_str("none"),
+            GcState::Done => f.write_str("done"),
+            GcState::PendingDeletion => f.write_str("pending deletion"),
+            GcState::Failed { artifacts } => write!(f, "failed: {artifacts} artifact(s) not deleted"),
+        }
+    }
+}
+
+impl Serialize for GcState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for GcState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<GcState, D::Error> {
+        let text = String::deserialize(d)?;
+        GcState::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown GC state {text:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +210,24 @@ mod tests {
         assert_eq!(display_name("wf[0].a(1:x.y)"), "a(1:x.y)");
         assert_eq!(display_name("wf.t.onExit"), "onExit");
         assert_eq!(display_name("wf[0].r(0)"), "r(0)");
+    }
+
+    #[test]
+    fn gc_states_keep_the_text_stored_by_earlier_versions() {
+        for (text, state) in [
+            ("none", GcState::None),
+            ("done", GcState::Done),
+            ("pending deletion", GcState::PendingDeletion),
+            ("failed: 3 artifact(s) not deleted", GcState::Failed { artifacts: 3 }),
+        ] {
+            assert_eq!(GcState::parse(text), Some(state), "{text}");
+            assert_eq!(state.to_string(), text);
+            assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(text));
+            assert_eq!(serde_json::from_value::<GcState>(serde_json::json!(text)).unwrap(), state);
+        }
+        assert!(GcState::Failed { artifacts: 1 }.is_failed() && !GcState::PendingDeletion.is_failed());
+        for unknown in ["pending", "failed", "failed: many artifact(s) not deleted", ""] {
+            assert_eq!(GcState::parse(unknown), None, "{unknown}");
+        }
     }
 }

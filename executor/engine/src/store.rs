@@ -5,7 +5,7 @@
 //! MB. Writes come in batches, one transaction each: the controller flushes
 //! what changed every few tens of milliseconds instead of once per event.
 
-use crate::status::{ArtifactRecord, Direction, Node, NodeKind};
+use crate::status::{ArtifactRecord, Direction, GcState, Node, NodeKind};
 use ferry_workflow::model::GcStrategy;
 use ferry_workflow::values::{Location, Outputs, Phase};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -58,8 +58,8 @@ pub struct WorkflowRecord {
     pub finished: Option<i64>,
     /// The run's directory (logs, pods, sockets).
     pub dir: PathBuf,
-    /// Artifact GC state: `none`, `pending`, `done`, `failed: ...`.
-    pub gc: String,
+    /// Where its artifact GC stands.
+    pub gc: GcState,
 }
 
 /// The state database.
@@ -177,7 +177,16 @@ impl Store {
             created: r.get(5)?,
             finished: r.get(6)?,
             dir: PathBuf::from(r.get::<_, String>(7)?),
-            gc: r.get(8)?,
+            gc: {
+                let text: String = r.get(8)?;
+                GcState::parse(&text).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        8,
+                        rusqlite::types::Type::Text,
+                        format!("unknown GC state {text:?}").into(),
+                    )
+                })?
+            },
         })
     }
 
@@ -221,8 +230,9 @@ impl Store {
     }
 
     /// Sets a workflow's GC state.
-    pub fn set_gc(&self, wf: i64, gc: &str) -> Result<()> {
-        self.conn.execute("UPDATE workflows SET gc = ?2 WHERE id = ?1", params![wf, gc]).map_err(self.sql())?;
+    pub fn set_gc(&self, wf: i64, gc: GcState) -> Result<()> {
+        let text = gc.to_string();
+        self.conn.execute("UPDATE workflows SET gc = ?2 WHERE id = ?1", params![wf, text]).map_err(self.sql())?;
         Ok(())
     }
 

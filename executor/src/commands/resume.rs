@@ -17,7 +17,7 @@ pub(super) async fn resume(
 ) -> Result<u8> {
     let wf = home.workflow(workflow)?;
     if wf.phase.is_done() {
-        if wf.gc.starts_with("failed") {
+        if wf.gc.is_failed() {
             let r = home.retry_gc(&wf).await?;
             println!("{}: artifact GC retried: {} deleted, {} failed", wf.name, r.deleted, r.failed.len());
             for f in &r.failed {
@@ -29,7 +29,7 @@ pub(super) async fn resume(
         return Ok(u8::from(wf.phase != Phase::Succeeded));
     }
     let plan = home.stored_plan(&wf)?;
-    let runtime = build_runtime(&runtime_args.or_stored(&plan.runtime)?, home)?;
+    let runtime = build_runtime(&runtime_args.or_stored(&plan.runtime), home)?;
     let finished = execute(home, wf, plan, runtime, quiet || matches!(output, Output::Json)).await?;
     report(home, &finished, output)
 }

@@ -6,6 +6,7 @@
 use crate::expr;
 use crate::model::Artifact;
 use crate::repository::{Declared, Repository, declared, location_count};
+use crate::strategy::Strategy;
 use crate::values::{ArtifactValue, Location};
 use crate::vars::Vars;
 use std::collections::BTreeMap;
@@ -107,7 +108,7 @@ pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Op
                 ..loc
             }),
         };
-        location.map(|l| ArtifactValue { location: Some(l), raw: None, archive: a.strategy().map(|s| s.to_string()) })
+        location.map(|l| ArtifactValue { location: Some(l), raw: None, archive: a.strategy() })
     };
     if let (Some(v), false) = (&mut value, a.sub_path.is_empty()) {
         let sub =
@@ -118,7 +119,7 @@ pub fn argument_value(a: &Artifact, vars: &Vars, repo: &Repository) -> Result<Op
         }
         if let Some(loc) = &mut v.location {
             loc.key = format!("{}/{clean}", loc.key.trim_end_matches('/'));
-            v.archive = Some("none".into());
+            v.archive = Some(Strategy::None);
         }
     }
     Ok(value)

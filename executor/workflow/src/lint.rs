@@ -3,7 +3,7 @@
 //! Each problem names the field path it is about.
 
 use crate::expr;
-use crate::model::{Artifact, RetryStrategy, Step, Template};
+use crate::model::{Artifact, RetryStrategy, Step, Template, TemplateKind};
 use crate::plan::{Draft, Origin, Plan};
 use crate::problem::{PlanError, Problem};
 use crate::repository::{Declared, declared, location_count};
@@ -123,7 +123,7 @@ fn check_template(
     problems: &mut Vec<Problem>,
 ) {
     check_kind(t, path, problems);
-    let pod = matches!(t.kind(), "container" | "script");
+    let pod = t.kind().is_pod();
     let scope = Scope {
         params: t.inputs.parameters.iter().map(|p| p.name.as_str()).collect(),
         in_artifacts: t.inputs.artifacts.iter().map(|a| a.name.as_str()).collect(),
@@ -167,17 +167,17 @@ fn check_template(
 fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
     let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
     match t.kind() {
-        "several" => {
+        TemplateKind::Several => {
             push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name))
         }
-        "none" => push(
+        TemplateKind::None => push(
             path.into(),
             format!(
                 "template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)",
                 t.name
             ),
         ),
-        _ => {}
+        TemplateKind::Container | TemplateKind::Script | TemplateKind::Steps | TemplateKind::Dag => {}
     }
 }
 

@@ -1083,16 +1083,59 @@ impl Template {
         }
     }
 
-    /// The kind of template, for messages and dispatch.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of template, for dispatch and messages.
+    pub fn kind(&self) -> TemplateKind {
         match (&self.container, &self.script, &self.steps, &self.dag) {
-            (Some(_), None, None, None) => "container",
-            (None, Some(_), None, None) => "script",
-            (None, None, Some(_), None) => "steps",
-            (None, None, None, Some(_)) => "dag",
-            (None, None, None, None) => "none",
-            _ => "several",
+            (Some(_), None, None, None) => TemplateKind::Container,
+            (None, Some(_), None, None) => TemplateKind::Script,
+            (None, None, Some(_), None) => TemplateKind::Steps,
+            (None, None, None, Some(_)) => TemplateKind::Dag,
+            (None, None, None, None) => TemplateKind::None,
+            _ => TemplateKind::Several,
         }
+    }
+}
+
+/// What a template runs, by which of `container`, `script`, `steps` and `dag`
+/// it sets. Only the first four run; lint refuses the other two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// `container`: a pod.
+    Container,
+    /// `script`: a pod running its source.
+    Script,
+    /// `steps`: groups of steps, one group after another.
+    Steps,
+    /// `dag`: tasks ordered by their dependencies.
+    Dag,
+    /// None of the four (suspend, resource, http, data, containerSet).
+    None,
+    /// More than one of the four.
+    Several,
+}
+
+impl TemplateKind {
+    /// Runs as a pod (a container or a script), not as nested nodes.
+    pub fn is_pod(self) -> bool {
+        matches!(self, TemplateKind::Container | TemplateKind::Script)
+    }
+
+    /// The field that makes the kind, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateKind::Container => "container",
+            TemplateKind::Script => "script",
+            TemplateKind::Steps => "steps",
+            TemplateKind::Dag => "dag",
+            TemplateKind::None => "none",
+            TemplateKind::Several => "several",
+        }
+    }
+}
+
+impl std::fmt::Display for TemplateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -1114,7 +1157,7 @@ mod tests {
         assert_eq!(d.workflows.len(), 1);
         assert_eq!(d.config_maps.len(), 1);
         assert_eq!(d.config_maps[0].0.line, 10);
-        assert_eq!(d.workflows[0].1.spec.templates[0].kind(), "container");
+        assert_eq!(d.workflows[0].1.spec.templates[0].kind(), TemplateKind::Container);
     }
 
     #[test]

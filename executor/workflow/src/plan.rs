@@ -49,10 +49,24 @@ pub struct Plan {
 /// The runtime a run was started with.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeChoice {
-    /// `local` or `docker` (empty: local).
-    pub runtime: String,
+    /// Where the steps run.
+    pub runtime: RuntimeKind,
     /// `--image-map` entries.
     pub image_map: Vec<String>,
+}
+
+/// Where steps run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Processes of this host, each in its own step directory.
+    // Plans stored before the runtime had a type hold "" for local.
+    #[default]
+    #[serde(alias = "")]
+    Local,
+    /// One Docker container per step, its declared paths bind-mounted from the step directory.
+    Docker,
 }
 
 /// Which set of templates a template name is looked up in.
@@ -330,4 +344,21 @@ fn merged_spec(wf: &Workflow, library: &BTreeMap<String, WorkflowSpec>) -> Resul
     }
     spec.workflow_template_ref = None;
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plans stored before the runtime had a type say `""` for local, or nothing at all.
+    #[test]
+    fn stored_runtime_choices_of_every_version_load() {
+        let read = |json: &str| serde_json::from_str::<RuntimeChoice>(json).map(|c| c.runtime);
+        assert_eq!(read(r#"{"runtime": "", "image_map": []}"#).unwrap(), RuntimeKind::Local);
+        assert_eq!(read(r#"{"runtime": "local", "image_map": []}"#).unwrap(), RuntimeKind::Local);
+        assert_eq!(read(r#"{"runtime": "docker", "image_map": ["a=b"]}"#).unwrap(), RuntimeKind::Docker);
+        assert!(read(r#"{"runtime": "podman", "image_map": []}"#).is_err());
+        let docker = RuntimeChoice { runtime: RuntimeKind::Docker, image_map: Vec::new() };
+        assert_eq!(serde_json::to_value(&docker).unwrap()["runtime"], "docker", "stored as before");
+    }
 }

@@ -1,6 +1,7 @@
 //! How an artifact is archived between a step's files and its driver, and
 //! the text form stored with an artifact value (`tar`, `tar:LEVEL`, `none`,
-//! `zip`, `zstd`, `zstd:LEVEL`). Packing and unpacking are the engine's.
+//! `zip`, `zstd`, `zstd:LEVEL`), which is also its serde form. Packing and
+//! unpacking are the engine's.
 
 use std::path::Path;
 
@@ -63,6 +64,19 @@ impl Strategy {
     }
 }
 
+impl serde::Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strategy, D::Error> {
+        let text = String::deserialize(d)?;
+        Strategy::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("unknown archive strategy {text:?}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +94,17 @@ mod tests {
             assert_eq!(Strategy::parse(&s.to_string()), Some(s));
         }
         assert_eq!(Strategy::parse("rar"), None);
+    }
+
+    /// Runs stored before the strategy was typed hold the same text.
+    #[test]
+    fn the_serde_form_is_the_text_form() {
+        let s = Strategy::Zstd { level: Some(19) };
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#""zstd:19""#);
+        for text in ["tar", "tar:9", "none", "zip", "zstd", "zstd:19"] {
+            let read: Strategy = serde_json::from_str(&format!("{text:?}")).unwrap();
+            assert_eq!(read.to_string(), text);
+        }
+        assert!(serde_json::from_str::<Strategy>(r#""rar""#).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! and locations that flow between steps. The engine persists these; tags
 //! (`{{steps.X.outputs.parameters.p}}`) read them.
 
+use crate::strategy::Strategy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -82,9 +83,9 @@ pub struct ArtifactValue {
     /// Inline contents (`raw:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
-    /// The archive strategy it was saved with: tar, tar:LEVEL, none, zip, zstd, zstd:LEVEL.
+    /// The archive strategy it was saved with (stored as its text: `tar`, `tar:9`, `none`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archive: Option<String>,
+    pub archive: Option<Strategy>,
 }
 
 /// What a node produced.

@@ -33,7 +33,7 @@ use crate::runtime::Runtime;
 use crate::status::{Node, NodeKind};
 use crate::store::{Store, StoreError, WorkflowRecord};
 use ferry_workflow::binding::{self, Args};
-use ferry_workflow::model::Template;
+use ferry_workflow::model::{Template, TemplateKind};
 use ferry_workflow::plan::{Origin, Plan};
 use ferry_workflow::time::{active_deadline, now_ms};
 use ferry_workflow::values::{Outputs, Phase};
@@ -339,9 +339,12 @@ impl Controller {
     /// runs it as a pod, steps or a DAG.
     async fn run_body(self: Arc<Self>, call: Call, template: Template) -> NodeResult {
         let kind = match template.kind() {
-            "steps" => NodeKind::Steps,
-            "dag" => NodeKind::Dag,
-            _ => NodeKind::Pod,
+            TemplateKind::Steps => NodeKind::Steps,
+            TemplateKind::Dag => NodeKind::Dag,
+            // Lint refuses None and Several before a run starts.
+            TemplateKind::Container | TemplateKind::Script | TemplateKind::None | TemplateKind::Several => {
+                NodeKind::Pod
+            }
         };
         let id = match self.ensure(&call.name, kind, &template.name, call.parent) {
             Ensured::Fresh(id) => id,

@@ -312,7 +312,7 @@ mod tests {
             created: 0,
             finished: None,
             dir: "/r".into(),
-            gc: String::new(),
+            gc: Default::default(),
         };
         let launchers = [
             rt.step_drivers(&pod, DriverRole::Init),
