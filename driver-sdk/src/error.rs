@@ -246,6 +246,7 @@ fn without_body(text: &str) -> String {
 /// A network failure: the host and what happened, in words. Made by the
 /// SDK's HTTP connector (`net`); kept here so telling transient failures
 /// from permanent ones needs nothing from the connector.
+#[cfg(feature = "http")]
 #[derive(Debug)]
 pub struct NetError {
     pub(crate) host: String,
@@ -253,6 +254,7 @@ pub struct NetError {
     pub(crate) transient: bool,
 }
 
+#[cfg(feature = "http")]
 impl NetError {
     pub(crate) fn new(host: &str, cause: impl Into<String>) -> Self {
         NetError { host: host.to_string(), cause: cause.into(), transient: true }
@@ -275,12 +277,14 @@ impl NetError {
     }
 }
 
+#[cfg(feature = "http")]
 impl std::fmt::Display for NetError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.host, self.cause)
     }
 }
 
+#[cfg(feature = "http")]
 impl std::error::Error for NetError {}
 
 /// object_store reports exhausted retries and I/O failures as `Generic`; the
