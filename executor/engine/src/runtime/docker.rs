@@ -13,7 +13,7 @@
 use crate::drivers::{ContainerLauncher, GROUP_LABEL, Launcher, RUN_LABEL};
 use crate::runtime::{
     CONTAINERS_RECORD, DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError,
-    copy_output, io, process, stop_earlier_attempts,
+    copy_output, io, process, stop_earlier_attempts, until_deadline,
 };
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;
@@ -199,12 +199,7 @@ impl Runtime for DockerRuntime {
             .map_err(process("starting docker".into()))?;
         let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
         let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 64 << 10)));
-        let deadline = async {
-            match pod.deadline {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
+        let deadline = until_deadline(pod.deadline);
         let mut exit = PodExit::default();
         let status = tokio::select! {
             status = child.wait() => status,

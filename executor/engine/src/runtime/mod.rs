@@ -110,6 +110,14 @@ pub(crate) fn stop_earlier_attempts(run: &WorkflowRecord) -> Result<(), RuntimeE
     Ok(())
 }
 
+/// Resolves when a step with this deadline must be stopped; never without one.
+async fn until_deadline(deadline: Option<Duration>) {
+    match deadline {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Why a runtime could not run a step (a step that ran and failed is a
 /// [`PodExit`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -374,12 +382,7 @@ impl Runtime for LocalRuntime {
                 return Err(io("recording the step's process in", &record)(e));
             }
         }
-        let deadline = async {
-            match pod.deadline {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
+        let deadline = until_deadline(pod.deadline);
         let mut exit = PodExit::default();
         let status = tokio::select! {
             status = child.wait() => status,
