@@ -10,6 +10,12 @@ mod output;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // A step's sandbox: set up before any thread starts, since it forks.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(ferry_engine::sandbox::SANDBOX_ARG) {
+        let code = ferry_engine::sandbox::main(&args[2..]);
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = cli::Cli::parse();
     // Drivers log at info; a CLI shows only what needs the user's attention.
     // Logs go to stderr, so they never mix with the output on stdout.

@@ -263,8 +263,9 @@ impl Home {
         Ok(report)
     }
 
-    /// The local runtime.
-    pub fn local_runtime() -> Arc<dyn Runtime> {
-        Arc::new(LocalRuntime)
+    /// The local runtime, isolating steps in namespaces where this host
+    /// allows it; `launcher` runs [`crate::sandbox::main`] for `__sandbox`.
+    pub fn local_runtime(launcher: PathBuf) -> Arc<dyn Runtime> {
+        Arc::new(LocalRuntime::detect(launcher))
     }
 }

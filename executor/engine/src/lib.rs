@@ -31,6 +31,6 @@ pub use drivers::{ContainerLauncher, DRIVER_GRACE, DriverError, DriverPool, Laun
 pub use gc::GcReport;
 pub use home::{Error, Finished, Home};
 pub use runtime::docker::DockerRuntime;
-pub use runtime::{DriverRole, LocalRuntime, PodExit, PodSpec, Runtime, RuntimeError};
+pub use runtime::{DriverRole, Isolation, LocalRuntime, PodExit, PodSpec, Runtime, RuntimeError, sandbox};
 pub use status::{ArtifactRecord, Direction, GcState, Node, NodeKind, display_name};
 pub use store::{Store, StoreError, WorkflowRecord};

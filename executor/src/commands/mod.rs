@@ -79,7 +79,7 @@ fn parameters(given: Vec<String>) -> Result<Vec<(String, String)>> {
 fn build_runtime(args: &RuntimeArgs, home: &Home) -> Result<Arc<dyn Runtime>> {
     match args.runtime.unwrap_or_default() {
         RuntimeKind::Local if !args.image_map.is_empty() => bail!("--image-map needs --runtime docker"),
-        RuntimeKind::Local => Ok(Home::local_runtime()),
+        RuntimeKind::Local => Ok(Home::local_runtime(std::env::current_exe()?)),
         RuntimeKind::Docker => Ok(Arc::new(
             DockerRuntime::new(&args.image_map)
                 .map_err(anyhow::Error::msg)?

@@ -12,14 +12,14 @@
 
 use crate::drivers::{ContainerLauncher, GROUP_LABEL, Launcher, RUN_LABEL};
 use crate::runtime::{
-    CONTAINERS_RECORD, DriverRole, LocalRuntime, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError,
+    CONTAINERS_RECORD, DriverRole, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError,
     copy_output, io, process, stop_earlier_attempts, until_deadline,
 };
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -71,50 +71,6 @@ impl DockerRuntime {
         self.images.get(template).map_or(template, String::as_str)
     }
 
-    /// The directories to bind-mount: the parent of each declared path (so a
-    /// file the step creates lands in the step directory), or the path itself
-    /// where its parent is `/`; none inside another.
-    fn mounts(pod: &PodSpec) -> Vec<String> {
-        let mut dirs: Vec<String> = pod
-            .paths
-            .iter()
-            .chain(pod.files.iter().map(|(p, _)| p))
-            .filter(|p| p.starts_with('/') && p.len() > 1)
-            .map(|p| {
-                let p = p.trim_end_matches('/');
-                match Path::new(p).parent().and_then(Path::to_str) {
-                    Some(parent) if parent != "/" => parent.to_string(),
-                    _ => p.to_string(),
-                }
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        let mut outer: Vec<String> = Vec::new();
-        for d in dirs {
-            if !outer.iter().any(|o| d.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('/'))) {
-                outer.push(d);
-            }
-        }
-        outer
-    }
-
-    /// Makes the directories mounted into the container, and the step's files.
-    fn stage(&self, pod: &PodSpec, mounts: &[String]) -> Result<(), RuntimeError> {
-        for dir in mounts {
-            let host = self.host_path(pod, dir);
-            std::fs::create_dir_all(&host).map_err(io("creating", &host))?;
-        }
-        for (path, contents) in &pod.files {
-            let host = self.host_path(pod, path);
-            if let Some(parent) = host.parent() {
-                std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
-            }
-            std::fs::write(&host, contents).map_err(io("writing", &host))?;
-        }
-        Ok(())
-    }
-
     /// `docker run` of the step's main container named `name`, and the image it runs.
     fn command<'a>(
         &'a self,
@@ -157,7 +113,7 @@ impl DockerRuntime {
 #[async_trait]
 impl Runtime for DockerRuntime {
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
-        LocalRuntime.host_path(pod, path)
+        super::host_path(pod, path)
     }
 
     fn step_drivers(&self, pod: &PodSpec, role: DriverRole) -> Option<Launcher> {
@@ -183,8 +139,8 @@ impl Runtime for DockerRuntime {
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
-        let mounts = Self::mounts(pod);
-        self.stage(pod, &mounts)?;
+        let mounts = pod.own_dirs();
+        pod.stage(&mounts, str::to_string)?;
         let name = Self::container_name(pod);
         let (mut cmd, image) = self.command(pod, &mounts, &name)?;
         let log =
@@ -291,7 +247,7 @@ mod tests {
             files: vec![("/argo/staging/script".into(), String::new())],
             ..Default::default()
         };
-        assert_eq!(DockerRuntime::mounts(&pod), ["/argo/staging", "/data", "/in", "/tmp"]);
+        assert_eq!(pod.own_dirs(), ["/argo/staging", "/data", "/in", "/tmp"]);
     }
 
     #[test]

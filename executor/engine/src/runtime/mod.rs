@@ -5,6 +5,7 @@
 //! ferry-render-k8s, not run.)
 
 pub(crate) mod docker;
+pub mod sandbox;
 
 use crate::drivers::Launcher;
 use crate::store::WorkflowRecord;
@@ -225,23 +226,63 @@ impl PodSpec {
         if !pod.working_dir.is_empty() {
             pod.paths.push(pod.working_dir.clone());
         }
-        // A step also names its paths through their directory (`/out/a$i`), so
-        // the directory of a declared path is the step's own too; system and
-        // shared directories (/tmp, /home, ...) stay the host's, since host paths
-        // passed in parameters live there.
-        let parents: Vec<String> = pod
-            .paths
-            .iter()
-            .filter_map(|p| Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()))
-            .filter(|d| d.starts_with('/') && !is_system_dir(d))
-            .collect();
-        for d in parents {
-            if !pod.paths.contains(&d) {
-                pod.paths.push(d);
-            }
-        }
         Ok(pod)
     }
+
+    /// The step's own directories, mounted at their real paths (in a
+    /// container, or the local sandbox): the parent of each declared path,
+    /// so a file the step creates or renames lands in the step directory,
+    /// or the path itself where its parent is `/`; none inside another.
+    pub(crate) fn own_dirs(&self) -> Vec<String> {
+        let mut dirs: Vec<String> = self
+            .paths
+            .iter()
+            .chain(self.files.iter().map(|(p, _)| p))
+            .filter(|p| p.starts_with('/') && p.len() > 1)
+            .map(|p| {
+                let p = p.trim_end_matches('/');
+                match Path::new(p).parent().and_then(Path::to_str) {
+                    Some(parent) if parent != "/" => parent.to_string(),
+                    _ => p.to_string(),
+                }
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let mut outer: Vec<String> = Vec::new();
+        for d in dirs {
+            if !outer.iter().any(|o| d.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('/'))) {
+                outer.push(d);
+            }
+        }
+        outer
+    }
+
+    /// Makes the step's directories (`dirs`, in its root) and writes its
+    /// files, through `text` (the mapping mode rewrites paths in them).
+    /// Script files are executable, as Argo writes them.
+    pub(crate) fn stage(&self, dirs: &[String], text: impl Fn(&str) -> String) -> Result<(), RuntimeError> {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in dirs {
+            let host = host_path(self, dir);
+            std::fs::create_dir_all(&host).map_err(io("creating", &host))?;
+        }
+        for (path, contents) in &self.files {
+            let host = host_path(self, path);
+            if let Some(parent) = host.parent() {
+                std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
+            }
+            std::fs::write(&host, text(contents)).map_err(io("writing", &host))?;
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755)).map_err(io("writing", &host))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a path of the step lives on this host: under its root, as every
+/// runtime lays a step out.
+pub(crate) fn host_path(pod: &PodSpec, path: &str) -> PathBuf {
+    pod.dir.join("root").join(path.trim_start_matches('/'))
 }
 
 fn is_system_dir(dir: &str) -> bool {
@@ -252,85 +293,102 @@ fn is_system_dir(dir: &str) -> bool {
     dir == "/" || SYSTEM.iter().any(|s| dir == *s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/')))
 }
 
-/// Runs steps as processes of this host. Absolute paths the step declares
-/// (artifacts, parameter files, its script) are mapped into the step's
-/// directory, and occurrences of them in the command, arguments,
-/// environment and script are rewritten to the mapped path.
+/// Runs steps as processes of this host, each in its own directory
+/// `<pod>/root`. How a step sees its paths is the runtime's [`Isolation`].
 #[derive(Clone, Debug, Default)]
-pub struct LocalRuntime;
+pub struct LocalRuntime {
+    isolation: Isolation,
+}
+
+/// How a local step's declared paths reach its directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Linux namespaces: the step sees its declared paths at their real
+    /// paths, a private `/tmp`, the rest of the host read-only, and ends
+    /// with every process it started (see [`sandbox`]). Steps start as
+    /// `<launcher> __sandbox SPEC`.
+    Namespaces {
+        /// The program that runs [`sandbox::main`] for `__sandbox`.
+        launcher: PathBuf,
+    },
+    /// No namespaces (the host does not allow them): declared paths are
+    /// rewritten in the command, arguments, environment and script to their
+    /// place under the step's root, and the step shares the host's file system.
+    #[default]
+    PathMapping,
+}
 
 impl LocalRuntime {
-    /// Makes the step's tree ready: the parents of its declared paths (an
-    /// image has them, /tmp at least; the step's empty root does not), its
-    /// files, and its working directory, which it returns.
-    fn stage(&self, pod: &PodSpec, root: &Path) -> Result<PathBuf, RuntimeError> {
-        // An image has the parents of the paths it uses (/tmp at least); the
-        // step's empty root does not.
-        for path in &pod.paths {
-            if let Some(parent) = self.host_path(pod, path).parent() {
-                std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
-            }
-        }
-        for (path, contents) in &pod.files {
-            let host = self.host_path(pod, path);
-            if let Some(parent) = host.parent() {
-                std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
-            }
-            std::fs::write(&host, self.map_text(pod, contents)).map_err(io("writing", &host))?;
-        }
-        let cwd = if pod.working_dir.is_empty() { root.to_path_buf() } else { self.host_path(pod, &pod.working_dir) };
-        std::fs::create_dir_all(&cwd).map_err(io("creating", &cwd))?;
-        Ok(cwd)
+    /// Steps run in the path-mapping mode.
+    pub fn path_mapping() -> Self {
+        LocalRuntime::default()
     }
 
-    /// The step's process: in its working directory and own process group,
-    /// with only the step's environment.
-    fn command(
-        &self,
-        pod: &PodSpec,
-        root: &Path,
-        cwd: &Path,
-        program: &str,
-        args: &[String],
-    ) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(program);
-        command
-            .args(args)
-            // A container starts with its image's environment, never the
-            // executor's: the drivers' secrets (FERRY_SECRET_*, cloud
-            // credentials) stay with the drivers.
-            .env_clear()
-            .envs(STEP_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
-            .envs(pod.env.iter().map(|(k, v)| (k, self.map_text(pod, v))))
-            .env("FERRY_POD_NAME", &pod.name)
-            .env("FERRY_ROOT", root)
-            .current_dir(cwd)
+    /// Steps run in namespaces through `launcher` when this host allows
+    /// them; otherwise in the path-mapping mode, saying so once, with why.
+    pub fn detect(launcher: PathBuf) -> Self {
+        let probe = std::process::Command::new(&launcher)
+            .args([sandbox::SANDBOX_ARG, "--probe"])
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        command
+            .output();
+        let reason = match probe {
+            Ok(out) if out.status.success() => {
+                return LocalRuntime { isolation: Isolation::Namespaces { launcher } };
+            }
+            Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            Err(e) => format!("starting {}: {e}", launcher.display()),
+        };
+        tracing::warn!(
+            %reason,
+            "this host does not let ferry make Linux namespaces: local steps run in the path-mapping mode \
+             (declared paths rewritten in their commands, the host's file system shared; see docs/executor.md)"
+        );
+        LocalRuntime::path_mapping()
     }
 
-    fn root(pod: &PodSpec) -> PathBuf {
-        pod.dir.join("root")
+    /// How steps see their paths.
+    pub fn isolation(&self) -> &Isolation {
+        &self.isolation
     }
 
-    /// Rewrites every whole-path occurrence of a declared path in `text`.
-    pub fn map_text(&self, pod: &PodSpec, text: &str) -> String {
-        let mut paths: Vec<&String> = pod.paths.iter().filter(|p| p.starts_with('/') && p.len() > 1).collect();
+    /// What the path-mapping mode maps: the declared paths, and the
+    /// directories holding them, since a step names its paths through their
+    /// directory too (`/out/a$i`); system and shared directories (/tmp,
+    /// /home, ...) stay the host's, since host paths passed in parameters
+    /// live there.
+    fn mapped_paths(pod: &PodSpec) -> Vec<String> {
+        let mut paths = pod.paths.clone();
+        paths.extend(pod.files.iter().map(|(p, _)| p.clone()));
+        let parents: Vec<String> = paths
+            .iter()
+            .filter_map(|p| Path::new(p).parent().map(|d| d.to_string_lossy().into_owned()))
+            .filter(|d| d.starts_with('/') && !is_system_dir(d))
+            .collect();
+        for d in parents {
+            if !paths.contains(&d) {
+                paths.push(d);
+            }
+        }
+        paths.retain(|p| p.starts_with('/') && p.len() > 1);
         // Longest first, so /tmp/out/x wins over /tmp/out.
         paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        paths.dedup();
+        paths
+    }
+
+    /// Rewrites every whole-path occurrence of a mapped path in `text`.
+    fn map_text(pod: &PodSpec, mapped: &[String], text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         let bytes = text.as_bytes();
         let mut i = 0;
         'scan: while i < text.len() {
             if bytes[i] == b'/' && (i == 0 || !is_path_byte(bytes[i - 1])) {
-                for p in &paths {
+                for p in mapped {
                     let end = i + p.len();
                     if text[i..].starts_with(p.as_str()) && (end == text.len() || !is_name_byte(bytes[end])) {
-                        out.push_str(&self.host_path(pod, p).to_string_lossy());
+                        out.push_str(&host_path(pod, p).to_string_lossy());
                         i = end;
                         continue 'scan;
                     }
@@ -342,6 +400,86 @@ impl LocalRuntime {
         }
         out
     }
+
+    /// The step's process, ready to spawn, in the runtime's isolation.
+    fn command(&self, pod: &PodSpec) -> Result<tokio::process::Command, RuntimeError> {
+        let root = host_path(pod, "/");
+        let (mut command, env_text): (tokio::process::Command, Box<dyn Fn(&str) -> String + '_>) = match &self.isolation {
+            Isolation::Namespaces { launcher } => {
+                let spec = sandbox_spec(pod)?;
+                pod.stage(&pod.own_dirs(), str::to_string)?;
+                let file = pod.dir.join("sandbox.json");
+                let text = serde_json::to_vec(&spec).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+                std::fs::write(&file, text).map_err(io("writing", &file))?;
+                let mut command = tokio::process::Command::new(launcher);
+                command.arg(sandbox::SANDBOX_ARG).arg(&file).current_dir(&pod.dir).env("FERRY_ROOT", "/");
+                // The sandbox kills the step when this pipe closes: when the
+                // run drops it, or this process dies.
+                command.stdin(std::process::Stdio::piped());
+                (command, Box::new(str::to_string))
+            }
+            Isolation::PathMapping => {
+                let mapped = Self::mapped_paths(pod);
+                // An image has the parents of the paths it uses (/tmp at
+                // least); the step's empty root does not.
+                for path in &mapped {
+                    if let Some(parent) = host_path(pod, path).parent() {
+                        std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
+                    }
+                }
+                let map = move |text: &str| Self::map_text(pod, &mapped, text);
+                pod.stage(&[], &map)?;
+                let cwd = if pod.working_dir.is_empty() { root.clone() } else { host_path(pod, &pod.working_dir) };
+                std::fs::create_dir_all(&cwd).map_err(io("creating", &cwd))?;
+                let argv: Vec<String> = pod.argv.iter().map(|a| map(a)).collect();
+                let (program, args) =
+                    argv.split_first().ok_or_else(|| RuntimeError::Invalid("the template has no command".into()))?;
+                let mut command = tokio::process::Command::new(program);
+                command.args(args).current_dir(&cwd).env("FERRY_ROOT", &root).stdin(std::process::Stdio::null());
+                (command, Box::new(map))
+            }
+        };
+        command
+            // A container starts with its image's environment, never the
+            // executor's: the drivers' secrets (FERRY_SECRET_*, cloud
+            // credentials) stay with the drivers.
+            .env_clear()
+            .envs(STEP_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+            .envs(pod.env.iter().map(|(k, v)| (k, env_text(v))))
+            .env("FERRY_POD_NAME", &pod.name)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        Ok(command)
+    }
+}
+
+/// Where a local step's own directories would hide what the host needs to run it.
+const HOST_SYSTEM_DIRS: [&str; 13] =
+    ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/dev", "/proc", "/sys", "/run", "/boot"];
+
+/// The sandbox of `pod`: its own directories mounted from its root (and the
+/// working directory, when the host has no such directory).
+fn sandbox_spec(pod: &PodSpec) -> Result<sandbox::Spec, RuntimeError> {
+    let mut dirs = pod.own_dirs();
+    if !pod.working_dir.is_empty() && !Path::new(&pod.working_dir).exists() {
+        dirs.push(pod.working_dir.clone());
+    }
+    let mut mounts = Vec::new();
+    for dir in dirs {
+        let under = |s: &str| dir == s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/'));
+        if let Some(system) = HOST_SYSTEM_DIRS.into_iter().find(|s| under(s)) {
+            return Err(RuntimeError::Invalid(format!(
+                "the step declares a path in {dir}, inside the host's {system}: the local runtime would have to hide \
+                 the host's {system} from the step to give it its own; use a path elsewhere, or --runtime docker"
+            )));
+        }
+        let source = host_path(pod, &dir);
+        std::fs::create_dir_all(&source).map_err(io("creating", &source))?;
+        mounts.push(sandbox::Mount { target: dir, source, read_only: false });
+    }
+    Ok(sandbox::Spec { root: host_path(pod, "/"), mounts, cwd: pod.working_dir.clone(), argv: pod.argv.clone() })
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -355,22 +493,20 @@ fn is_path_byte(b: u8) -> bool {
 #[async_trait]
 impl Runtime for LocalRuntime {
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
-        Self::root(pod).join(path.trim_start_matches('/'))
+        host_path(pod, path)
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
-        let root = Self::root(pod);
-        let cwd = self.stage(pod, &root)?;
-        let argv: Vec<String> = pod.argv.iter().map(|a| self.map_text(pod, a)).collect();
-        let (program, args) =
-            argv.split_first().ok_or_else(|| RuntimeError::Invalid("the template has no command".into()))?;
+        let program = pod.argv.first().cloned().unwrap_or_default();
+        let mut command = self.command(pod)?;
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(&pod.log).map_err(io("opening", &pod.log))?;
         let log = Arc::new(Mutex::new(log));
-        let mut child =
-            self.command(pod, &root, &cwd, program, args).spawn().map_err(process(format!("starting {program:?}")))?;
+        let mut child = command.spawn().map_err(process(format!("starting {program:?}")))?;
+        // Held open while the step runs: see `command`.
+        let _lifeline = child.stdin.take();
         let stdout = child.stdout.take().map(|s| tokio::spawn(copy_output(s, log.clone(), MAX_RESULT_BYTES)));
-        let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 0)));
+        let stderr = child.stderr.take().map(|s| tokio::spawn(copy_output(s, log.clone(), 64 << 10)));
         let pid = child.id().and_then(|p| i32::try_from(p).ok());
         // Recorded before the step can do much, so a resume after this
         // process is killed finds the group (see `stop_earlier_steps`).
@@ -403,8 +539,14 @@ impl Runtime for LocalRuntime {
         if let Some(task) = stdout {
             exit.stdout = task.await.unwrap_or_default();
         }
-        if let Some(task) = stderr {
-            let _ = task.await;
+        let stderr = match stderr {
+            Some(task) => task.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        if exit.code == Some(sandbox::SETUP_FAILED) && !exit.timed_out && !exit.cancelled {
+            if let Some(why) = stderr.lines().find_map(|l| l.strip_prefix("ferry sandbox: ")) {
+                return Err(RuntimeError::Refused(format!("the step's sandbox could not be set up: {why}")));
+            }
         }
         Ok(exit)
     }
@@ -575,13 +717,13 @@ mod tests {
 
     #[test]
     fn only_whole_declared_paths_are_mapped() {
-        let rt = LocalRuntime;
         let p = pod();
-        assert_eq!(rt.map_text(&p, "cat /tmp/out > /data"), "cat /r/pods/p/root/tmp/out > /r/pods/p/root/data");
-        assert_eq!(rt.map_text(&p, "ls /tmp/out/x/y"), "ls /r/pods/p/root/tmp/out/x/y");
-        assert_eq!(rt.map_text(&p, "ls /tmp/output /database /x/data"), "ls /tmp/output /database /x/data");
-        assert_eq!(rt.map_text(&p, "open('/data/f.txt')"), "open('/r/pods/p/root/data/f.txt')");
-        assert_eq!(rt.map_text(&p, "é /data"), "é /r/pods/p/root/data");
+        let mapped = LocalRuntime::mapped_paths(&p);
+        assert_eq!(LocalRuntime::map_text(&p, &mapped, "cat /tmp/out > /data"), "cat /r/pods/p/root/tmp/out > /r/pods/p/root/data");
+        assert_eq!(LocalRuntime::map_text(&p, &mapped, "ls /tmp/out/x/y"), "ls /r/pods/p/root/tmp/out/x/y");
+        assert_eq!(LocalRuntime::map_text(&p, &mapped, "ls /tmp/output /database /x/data"), "ls /tmp/output /database /x/data");
+        assert_eq!(LocalRuntime::map_text(&p, &mapped, "open('/data/f.txt')"), "open('/r/pods/p/root/data/f.txt')");
+        assert_eq!(LocalRuntime::map_text(&p, &mapped, "é /data"), "é /r/pods/p/root/data");
     }
 
     #[tokio::test]
@@ -596,14 +738,14 @@ mod tests {
             log: dir.path().join("log"),
             ..Default::default()
         };
-        let exit = LocalRuntime.run(&p, CancellationToken::new()).await.unwrap();
+        let exit = LocalRuntime::path_mapping().run(&p, CancellationToken::new()).await.unwrap();
         assert_eq!(exit.code, Some(3));
         assert_eq!(exit.stdout, "hello\nfile\n");
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
         assert!(log.contains("oops") && log.contains("hello"), "{log}");
         p.argv = vec!["sh".into(), "-c".into(), "sleep 30".into()];
         p.deadline = Some(Duration::from_millis(200));
-        let exit = LocalRuntime.run(&p, CancellationToken::new()).await.unwrap();
+        let exit = LocalRuntime::path_mapping().run(&p, CancellationToken::new()).await.unwrap();
         assert!(exit.timed_out && exit.code.is_none(), "{exit:?}");
     }
 }
