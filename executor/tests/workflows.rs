@@ -375,10 +375,25 @@ fn resume_workflow(dir: &Path) -> PathBuf {
         dir,
         "resume.yaml",
         &format!(
-            "{}  entrypoint: main\n  arguments: {{parameters: [{{name: dir}}]}}\n  templates:\n  - name: main\n    steps:\n    - - {{name: first, template: first}}\n    - - {{name: second, template: second, arguments: {{artifacts: [{{name: in, from: '{{{{steps.first.outputs.artifacts.out}}}}'}}]}}}}\n  - name: first\n    container: {{image: x, command: [sh, -c, 'echo ran >> {{{{workflow.parameters.dir}}}}/first-runs; echo payload > /tmp/out']}}\n    outputs: {{artifacts: [{{name: out, path: /tmp/out}}]}}\n  - name: second\n    inputs: {{artifacts: [{{name: in, path: /tmp/in}}]}}\n    container: {{image: x, command: [sh, -c, 'touch {{{{workflow.parameters.dir}}}}/second-started; while [ ! -e {{{{workflow.parameters.dir}}}}/go ]; do sleep 0.05; done; cat /tmp/in']}}\n",
-            HEAD.replace("NAME", "resume-me")
+            "{}  entrypoint: main\n  arguments: {{parameters: [{{name: dir}}]}}\n{}  templates:\n  - name: main\n    steps:\n    - - {{name: first, template: first}}\n    - - {{name: second, template: second, arguments: {{artifacts: [{{name: in, from: '{{{{steps.first.outputs.artifacts.out}}}}'}}]}}}}\n  - name: first\n    container: {{image: x, command: [sh, -c, 'echo ran >> {{{{workflow.parameters.dir}}}}/first-runs; echo payload > /tmp/out'], {}}}\n    outputs: {{artifacts: [{{name: out, path: /tmp/out}}]}}\n  - name: second\n    inputs: {{artifacts: [{{name: in, path: /tmp/in}}]}}\n    container: {{image: x, command: [sh, -c, 'touch {{{{workflow.parameters.dir}}}}/second-started; while [ ! -e {{{{workflow.parameters.dir}}}}/go ]; do sleep 0.05; done; cat /tmp/in'], {}}}\n",
+            HEAD.replace("NAME", "resume-me"),
+            host_volume(dir),
+            host_mount(dir),
+            host_mount(dir),
         ),
     )
+}
+
+/// A workflow's `volumes` entry giving its steps this host's `dir` (the
+/// rest of the host is read-only to a step), for tests that watch or steer
+/// a step through files.
+fn host_volume(dir: &Path) -> String {
+    format!("  volumes: [{{name: host, hostPath: {{path: '{}'}}}}]\n", dir.display())
+}
+
+/// A container's `volumeMounts` of [`host_volume`], at the same path.
+fn host_mount(dir: &Path) -> String {
+    format!("volumeMounts: [{{name: host, mountPath: '{}'}}]", dir.display())
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -1011,12 +1026,14 @@ fn an_archive_bomb_fails_the_step_and_leaves_nothing_unpacked() {
 }
 
 #[test]
-fn a_resume_after_kill_9_never_lets_the_orphaned_step_write_the_output() {
+fn a_kill_9_of_ferry_ends_its_steps_and_the_resume_alone_writes_the_output() {
     let f = Ferry::new();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().display().to_string();
-    // Each writer tags its lines with its pid and records the pid first.
-    let file = f.workflow("orphan", &format!("  entrypoint: main\n  templates:\n  - name: main\n    container: {{image: x, command: [sh, -c, 'echo $$ >> {dir}/pids; mkdir -p /out; for i in $(seq 1 30); do echo \"$$ $i\" >> /out/lines; sleep 0.05; done']}}\n    outputs: {{artifacts: [{{name: lines, path: /out/lines, archive: {{none: {{}}}}}}]}}\n"));
+    // Each writer tags its lines with a token of its own (process numbers
+    // are the step's PID namespace's); the command names the test's
+    // directory, so its processes can be found on the host.
+    let file = f.workflow("orphan", &format!("  entrypoint: main\n{}  templates:\n  - name: main\n    container: {{image: x, command: [sh, -c, 'id=$(cat /proc/sys/kernel/random/uuid); echo $id >> {dir}/ids; mkdir -p /out; for i in $(seq 1 30); do echo \"$id $i\" >> /out/lines; sleep 0.05; done'], {}}}\n    outputs: {{artifacts: [{{name: lines, path: /out/lines, archive: {{none: {{}}}}}}]}}\n", host_volume(work.path()), host_mount(work.path())));
     let mut child = f
         .cmd()
         .args(["run", "-q", file.to_str().unwrap()])
@@ -1024,26 +1041,34 @@ fn a_resume_after_kill_9_never_lets_the_orphaned_step_write_the_output() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pids = work.path().join("pids");
     wait_for("the step to write", || {
         let lines = entries_under(&f.home.path().join("runs/orphan/pods"), |e| e.file_name() == "lines")
             .first()
             .and_then(|p| std::fs::read_to_string(p).ok());
         lines.is_some_and(|l| l.lines().count() >= 3)
     });
+    let running = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<i32>().is_ok_and(|pid| !is_zombie(pid))))
+            .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir)))
+            .count()
+    };
+    assert!(running() > 0, "the step runs");
     child.kill().unwrap();
     child.wait().unwrap();
-    let orphan: i32 = std::fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
-    assert!(Path::new(&format!("/proc/{orphan}")).exists() && !is_zombie(orphan), "the step should outlive a kill -9");
+    wait_for("the step to end with the ferry that ran it", || running() == 0);
     let o = f.ferry(&["resume", "orphan", "--output", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
-    assert!(!Path::new(&format!("/proc/{orphan}")).exists() || is_zombie(orphan), "the orphaned step still runs");
     let key = node(&doc, "orphan")["outputs"]["artifacts"]["lines"]["location"]["key"].as_str().unwrap().to_string();
     let saved = std::fs::read_to_string(f.home.path().join("artifacts").join(key)).unwrap();
     let writers: std::collections::BTreeSet<&str> = saved.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(writers.len(), 1, "lines of more than one writer: {saved}");
+    let ids = std::fs::read_to_string(work.path().join("ids")).unwrap();
+    assert_eq!(ids.lines().count(), 2, "the step ran once per attempt: {ids}");
     let numbers: Vec<String> = saved.lines().map(|l| l.split(' ').nth(1).unwrap().to_string()).collect();
     assert_eq!(numbers, (1..=30).map(|i| i.to_string()).collect::<Vec<_>>(), "{saved}");
 }
@@ -1097,8 +1122,10 @@ fn a_driver_killed_between_steps_is_restarted_and_the_run_succeeds() {
         work.path(),
         "restart.yaml",
         &format!(
-            "{}  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: first, template: produce, arguments: {{parameters: [{{name: wait, value: 'no'}}]}}}}\n    - - {{name: second, template: produce, arguments: {{parameters: [{{name: wait, value: 'yes'}}]}}}}\n    - - {{name: third, template: consume, arguments: {{artifacts: [{{name: in, from: '{{{{steps.second.outputs.artifacts.out}}}}'}}]}}}}\n  - name: produce\n    inputs: {{parameters: [{{name: wait}}]}}\n    container: {{image: x, command: [sh, -c, 'if [ {{{{inputs.parameters.wait}}}} = yes ]; then touch {d}/waiting; while [ ! -e {d}/go ]; do sleep 0.05; done; fi; echo payload > /tmp/out']}}\n    outputs: {{artifacts: [{{name: out, path: /tmp/out}}]}}\n  - name: consume\n    inputs: {{artifacts: [{{name: in, path: /tmp/in}}]}}\n    container: {{image: x, command: [cat, /tmp/in]}}\n",
-            HEAD.replace("NAME", "restart-me")
+            "{}  entrypoint: main\n{}  templates:\n  - name: main\n    steps:\n    - - {{name: first, template: produce, arguments: {{parameters: [{{name: wait, value: 'no'}}]}}}}\n    - - {{name: second, template: produce, arguments: {{parameters: [{{name: wait, value: 'yes'}}]}}}}\n    - - {{name: third, template: consume, arguments: {{artifacts: [{{name: in, from: '{{{{steps.second.outputs.artifacts.out}}}}'}}]}}}}\n  - name: produce\n    inputs: {{parameters: [{{name: wait}}]}}\n    container: {{image: x, command: [sh, -c, 'if [ {{{{inputs.parameters.wait}}}} = yes ]; then touch {d}/waiting; while [ ! -e {d}/go ]; do sleep 0.05; done; fi; echo payload > /tmp/out'], {}}}\n    outputs: {{artifacts: [{{name: out, path: /tmp/out}}]}}\n  - name: consume\n    inputs: {{artifacts: [{{name: in, path: /tmp/in}}]}}\n    container: {{image: x, command: [cat, /tmp/in]}}\n",
+            HEAD.replace("NAME", "restart-me"),
+            host_volume(work.path()),
+            host_mount(work.path()),
         ),
     );
     let child = f

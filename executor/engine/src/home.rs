@@ -205,6 +205,7 @@ impl Home {
         )?;
         let summary = controller.run().await?;
         drop(controller);
+        crate::volumes::release_run(&plan, &wf.dir, summary.phase);
         let mut gc = None;
         if summary.phase.is_done() {
             gc = Some(gc::collect(&self.store, &wf, &pool, &[GcStrategy::OnWorkflowCompletion]).await?);

@@ -25,12 +25,13 @@ mod home;
 mod runtime;
 mod status;
 mod store;
+mod volumes;
 
 pub use controller::{Controller, MAX_STACK_DEPTH, NodeResult, Observer, RunSummary};
 pub use drivers::{ContainerLauncher, DRIVER_GRACE, DriverError, DriverPool, Launcher, MAX_RESTARTS, ToClient};
 pub use gc::GcReport;
 pub use home::{Error, Finished, Home};
 pub use runtime::docker::DockerRuntime;
-pub use runtime::{DriverRole, Isolation, LocalRuntime, PodExit, PodSpec, Runtime, RuntimeError, sandbox};
+pub use runtime::{DriverRole, Isolation, LocalRuntime, Mounted, PodExit, PodSpec, Runtime, RuntimeError, sandbox};
 pub use status::{ArtifactRecord, Direction, GcState, Node, NodeKind, display_name};
 pub use store::{Store, StoreError, WorkflowRecord};

@@ -11,6 +11,7 @@
 //! - [`registry`], [`repository`]: the drivers a run may use, and where artifacts go.
 //! - [`values`], [`strategy`]: what steps hand on, and how artifacts are packed.
 //! - [`naming`], [`time`], [`sequence`]: Argo's names, times and `withSequence`.
+//! - [`volume`]: the volumes steps mount.
 #![warn(unreachable_pub)]
 
 pub mod binding;
@@ -27,3 +28,4 @@ pub mod strategy;
 pub mod time;
 pub mod values;
 pub mod vars;
+pub mod volume;

@@ -7,6 +7,7 @@
 //! as they are, so the same file runs on a cluster and here.
 
 use crate::strategy::Strategy;
+use crate::volume::{ClaimGc, ClaimTemplate, Volume, VolumeMount};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
@@ -140,6 +141,15 @@ pub struct WorkflowSpec {
     pub workflow_template_ref: Option<WorkflowTemplateRef>,
     /// Archive the main container's logs as an artifact.
     pub archive_logs: Option<bool>,
+    /// Volumes every template may mount.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// Claims made for this run, shared by the steps that mount them.
+    #[serde(default)]
+    pub volume_claim_templates: Vec<ClaimTemplate>,
+    /// When the run's claims are deleted.
+    #[serde(rename = "volumeClaimGC")]
+    pub volume_claim_gc: Option<ClaimGc>,
     /// Recorded: no effect locally.
     pub service_account_name: Recorded,
     /// Recorded: no effect locally.
@@ -445,6 +455,9 @@ pub struct Template {
     pub active_deadline_seconds: Option<AnyString>,
     /// Where this template's outputs go.
     pub archive_location: Option<ArchiveLocation>,
+    /// Volumes of this template's pod.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
     /// Recorded: no effect locally.
     pub metadata: Recorded,
     /// Recorded: no effect locally.
@@ -505,6 +518,9 @@ pub struct Container {
     /// The working directory.
     #[serde(default)]
     pub working_dir: String,
+    /// Volumes mounted into it.
+    #[serde(default)]
+    pub volume_mounts: Vec<VolumeMount>,
     /// Recorded: no effect locally.
     pub resources: Recorded,
     /// Recorded: no effect locally.
@@ -536,6 +552,9 @@ pub struct Script {
     /// The working directory.
     #[serde(default)]
     pub working_dir: String,
+    /// Volumes mounted into it.
+    #[serde(default)]
+    pub volume_mounts: Vec<VolumeMount>,
     /// Recorded: no effect locally.
     pub resources: Recorded,
     /// Recorded: no effect locally.
@@ -1074,6 +1093,7 @@ impl Template {
             fail_fast: self.fail_fast,
             active_deadline_seconds: self.active_deadline_seconds.clone(),
             archive_location: self.archive_location.clone(),
+            volumes: self.volumes.clone(),
             metadata: self.metadata.clone(),
             node_selector: self.node_selector.clone(),
             tolerations: self.tolerations.clone(),

@@ -44,6 +44,10 @@ pub struct Plan {
     /// was kept: those resume locally unless told otherwise.
     #[serde(default)]
     pub runtime: RuntimeChoice,
+    /// The data of the ConfigMaps among the files, by name, for
+    /// `configMap` volumes.
+    #[serde(default)]
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The runtime a run was started with.
@@ -240,6 +244,7 @@ impl Plan {
             parallelism,
             source,
             runtime: RuntimeChoice::default(),
+            config_maps: docs.config_maps.iter().map(|(_, c)| (c.metadata.name.clone(), c.data.clone())).collect(),
         };
         Ok(Draft { plan, problems })
     }

@@ -9,6 +9,7 @@ use crate::artifacts::StepContext;
 use crate::drivers::{DRIVER_GRACE, DriverPool};
 use crate::error::StepError;
 use crate::runtime::{DriverRole, PodExit, PodSpec};
+use crate::volumes;
 use ferry_workflow::binding::{Bound, BoundArtifact};
 use ferry_workflow::model::Template;
 use ferry_workflow::naming;
@@ -35,8 +36,11 @@ impl Controller {
         self.set_running(id);
         let pod_name = naming::pod_name(&self.plan.name, &template.name, &call.name);
         tracing::Span::current().record("pod", pod_name.as_str());
-        let pod = match PodSpec::from_template(&self.wf.dir, &pod_name, template) {
-            Ok(p) => PodSpec { deadline, run: self.wf.uid.clone(), ..p },
+        let pod = match PodSpec::from_template(&self.wf.dir, &pod_name, template).and_then(|p| {
+            let volumes = volumes::mounts(&self.plan, &self.wf.dir, &p.dir, template)?;
+            Ok(PodSpec { deadline, run: self.wf.uid.clone(), volumes, ..p })
+        }) {
+            Ok(pod) => pod,
             Err(e) => return Ended::error(e),
         };
         let ctx = StepContext {
@@ -58,6 +62,7 @@ impl Controller {
             Err(ended) => return ended,
         };
         let ended = self.save_outputs(&ctx, &exit, sidecars.as_ref()).await;
+        volumes::release_pod(&pod.dir);
         if ended.phase == Phase::Succeeded {
             let _ = std::fs::remove_dir_all(pod.dir.join("root"));
         }

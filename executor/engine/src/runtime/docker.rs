@@ -88,6 +88,10 @@ impl DockerRuntime {
         for dir in mounts {
             cmd.arg("-v").arg(format!("{}:{dir}", self.host_path(pod, dir).display()));
         }
+        for volume in &pod.volumes {
+            let mode = if volume.read_only { ":ro" } else { "" };
+            cmd.arg("-v").arg(format!("{}:{}{mode}", volume.source.display(), volume.path));
+        }
         for (k, v) in &pod.env {
             cmd.arg("-e").arg(format!("{k}={v}"));
         }

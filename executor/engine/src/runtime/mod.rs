@@ -45,10 +45,23 @@ pub struct PodSpec {
     pub files: Vec<(String, String)>,
     /// Container paths the step reads or writes (artifacts, parameter files).
     pub paths: Vec<String>,
+    /// Volumes mounted into the step.
+    pub volumes: Vec<Mounted>,
     /// Where the combined output goes.
     pub log: PathBuf,
     /// Killed after this long.
     pub deadline: Option<Duration>,
+}
+
+/// A directory of this host that a step sees at `path` (a volume).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mounted {
+    /// The absolute path the step sees.
+    pub path: String,
+    /// The directory on this host.
+    pub source: PathBuf,
+    /// Mounted read-only.
+    pub read_only: bool,
 }
 
 /// How a step's process ended.
@@ -238,7 +251,7 @@ impl PodSpec {
             .paths
             .iter()
             .chain(self.files.iter().map(|(p, _)| p))
-            .filter(|p| p.starts_with('/') && p.len() > 1)
+            .filter(|p| p.starts_with('/') && p.len() > 1 && self.volume_at(p).is_none())
             .map(|p| {
                 let p = p.trim_end_matches('/');
                 match Path::new(p).parent().and_then(Path::to_str) {
@@ -279,10 +292,27 @@ impl PodSpec {
     }
 }
 
-/// Where a path of the step lives on this host: under its root, as every
-/// runtime lays a step out.
+impl PodSpec {
+    /// The volume holding `path`, and where under it `path` is.
+    fn volume_at<'a>(&'a self, path: &'a str) -> Option<(&'a Mounted, &'a str)> {
+        self.volumes
+            .iter()
+            .filter_map(|v| {
+                let rest = path.strip_prefix(v.path.as_str())?;
+                (rest.is_empty() || rest.starts_with('/')).then(|| (v, rest.trim_start_matches('/')))
+            })
+            .max_by_key(|(v, _)| v.path.len())
+    }
+}
+
+/// Where a path of the step lives on this host: in the volume mounted
+/// there, else under its root, as every runtime lays a step out.
 pub(crate) fn host_path(pod: &PodSpec, path: &str) -> PathBuf {
-    pod.dir.join("root").join(path.trim_start_matches('/'))
+    match pod.volume_at(path) {
+        Some((volume, "")) => volume.source.clone(),
+        Some((volume, rest)) => volume.source.join(rest),
+        None => pod.dir.join("root").join(path.trim_start_matches('/')),
+    }
 }
 
 fn is_system_dir(dir: &str) -> bool {
@@ -360,6 +390,7 @@ impl LocalRuntime {
     /// live there.
     fn mapped_paths(pod: &PodSpec) -> Vec<String> {
         let mut paths = pod.paths.clone();
+        paths.extend(pod.volumes.iter().map(|v| v.path.clone()));
         paths.extend(pod.files.iter().map(|(p, _)| p.clone()));
         let parents: Vec<String> = paths
             .iter()
@@ -427,6 +458,14 @@ impl LocalRuntime {
                         std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
                     }
                 }
+                for volume in &pod.volumes {
+                    let link = pod.dir.join("root").join(volume.path.trim_start_matches('/'));
+                    if let Some(parent) = link.parent() {
+                        std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
+                    }
+                    let _ = std::fs::remove_file(&link);
+                    std::os::unix::fs::symlink(&volume.source, &link).map_err(io("linking", &link))?;
+                }
                 let map = move |text: &str| Self::map_text(pod, &mapped, text);
                 pod.stage(&[], &map)?;
                 let cwd = if pod.working_dir.is_empty() { root.clone() } else { host_path(pod, &pod.working_dir) };
@@ -479,6 +518,13 @@ fn sandbox_spec(pod: &PodSpec) -> Result<sandbox::Spec, RuntimeError> {
         std::fs::create_dir_all(&source).map_err(io("creating", &source))?;
         mounts.push(sandbox::Mount { target: dir, source, read_only: false });
     }
+    mounts.extend(pod.volumes.iter().map(|v| sandbox::Mount {
+        target: v.path.clone(),
+        source: v.source.clone(),
+        read_only: v.read_only,
+    }));
+    // Outer directories first, so an inner mount lands on the outer one.
+    mounts.sort_by_key(|m| Path::new(&m.target).components().count());
     Ok(sandbox::Spec { root: host_path(pod, "/"), mounts, cwd: pod.working_dir.clone(), argv: pod.argv.clone() })
 }
 
