@@ -1052,7 +1052,9 @@ fn a_kill_9_of_ferry_ends_its_steps_and_the_resume_alone_writes_the_output() {
             .unwrap()
             .filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<i32>().is_ok_and(|pid| !is_zombie(pid))))
-            .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir)))
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
+            })
             .count()
     };
     assert!(running() > 0, "the step runs");
@@ -1224,4 +1226,138 @@ fn a_driver_call_that_fails_transiently_is_retried_and_a_permanent_failure_is_no
     assert_eq!(result.unwrap_err().kind(), ErrorKind::PermissionDenied);
     assert_eq!(n, 1, "a permanent failure is not repeated");
     rt.block_on(pool.shutdown(Duration::from_secs(1)));
+}
+
+/// Processes of this host whose command line holds `marker`.
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<i32>().is_ok_and(|pid| !is_zombie(pid))))
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
+        .count()
+}
+
+/// The five wrong results of rewriting paths in command text, run in the
+/// sandbox: loop items writing one absolute path, an output at `/tmp/`,
+/// a path built at run time, an output under a directory the step did not
+/// make; and the sandbox's promises: the host read-only, the script
+/// executable, nothing left running after the step.
+#[test]
+fn steps_see_their_declared_paths_at_their_real_paths_and_the_host_read_only() {
+    let f = Ferry::new();
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path().display();
+    let marker = format!("ferry-escapee-{}", std::process::id());
+    let file = f.workflow(
+        "sandbox",
+        &format!(
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: item, template: write, withItems: [1, 2, 3], arguments: {{parameters: [{{name: n, value: '{{{{item}}}}'}}]}}}}\n  - name: write\n    inputs: {{parameters: [{{name: n}}]}}\n    script:\n      image: debian\n      command: [sh]\n      source: |\n        mkdir -p /mnt/out && echo item{{{{inputs.parameters.n}}}} > /mnt/out/v\n        D=/tmp/; echo dyn{{{{inputs.parameters.n}}}} > ${{D}}dyn\n        echo made | tee /var/made/by/step.txt\n        if touch {h}/escape 2>/dev/null; then echo WROTE-HOST; fi\n        if touch /usr/escape 2>/dev/null; then echo WROTE-USR; fi\n        [ -x /argo/staging/script ] && echo script-executable\n        (setsid sh -c 'sleep 300' {marker} &)\n    outputs:\n      artifacts:\n      - {{name: mnt, path: /mnt/out, archive: {{none: {{}}}}}}\n      - {{name: tmp, path: /tmp/, archive: {{none: {{}}}}}}\n      - {{name: made, path: /var/made/by/step.txt, archive: {{none: {{}}}}}}\n"
+        ),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{doc}");
+    for n in 1..=3 {
+        let name = format!("item({}:{n})", n - 1);
+        let outputs = &node(&doc, &name)["outputs"]["artifacts"];
+        let stored = |artifact: &str, inside: &str| {
+            let key = outputs[artifact]["location"]["key"].as_str().unwrap().to_string();
+            let object = f.home.path().join("artifacts").join(key);
+            std::fs::read_to_string(if inside.is_empty() { object } else { object.join(inside) }).unwrap()
+        };
+        assert_eq!(stored("mnt", "v"), format!("item{n}\n"), "{name}: each item has its own /mnt/out");
+        assert_eq!(stored("tmp", "dyn"), format!("dyn{n}\n"), "{name}: a path built at run time is the step's /tmp");
+        assert_eq!(stored("made", ""), "made\n", "{name}");
+        let log = f.logs("sandbox", &name);
+        assert!(log.contains("script-executable"), "{log}");
+        assert!(!log.contains("WROTE"), "{name} wrote outside its own paths: {log}");
+    }
+    assert!(!host.path().join("escape").exists() && !Path::new("/usr/escape").exists());
+    assert_eq!(processes_with(&marker), 0, "a step's background process outlived it");
+}
+
+/// Volumes, each kind with its Kubernetes lifetime: a claim template shared
+/// by the run's steps and removed when it succeeds, an emptyDir per pod, a
+/// persistent claim kept across runs, hostPath (with subPath), and
+/// ConfigMap and secret keys as read-only files.
+#[test]
+fn volumes_are_directories_with_the_lifetimes_kubernetes_gives_them() {
+    let f = Ferry::new();
+    let host = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(secrets.path().join("creds")).unwrap();
+    std::fs::write(secrets.path().join("creds/token"), "s3cr3t").unwrap();
+    let h = host.path().display();
+    let spec = format!(
+        "  entrypoint: main\n  volumes:\n  - {{name: host, hostPath: {{path: '{h}'}}}}\n  - {{name: cfg, configMap: {{name: settings}}}}\n  - {{name: sec, secret: {{secretName: creds}}}}\n  - {{name: keep, persistentVolumeClaim: {{claimName: keep}}}}\n  volumeClaimTemplates:\n  - metadata: {{name: work}}\n    spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n  templates:\n  - name: main\n    steps:\n    - - {{name: produce, template: produce}}\n    - - {{name: consume, template: consume}}\n  - name: produce\n    volumes: [{{name: scratch, emptyDir: {{}}}}]\n    container:\n      image: debian\n      command: [sh, -c, 'echo shared > /work-area/f; echo mine > /scratch/s; echo run >> /keep/runs; cat /cfg/greeting > /host/greeting; cat /sec/token > /host/token; echo n > /nested/n; if touch /cfg/x 2>/dev/null; then echo CFG-WRITABLE; fi']\n      volumeMounts:\n      - {{name: work, mountPath: /work-area}}\n      - {{name: scratch, mountPath: /scratch}}\n      - {{name: keep, mountPath: /keep}}\n      - {{name: host, mountPath: /host}}\n      - {{name: host, mountPath: /nested, subPath: nested}}\n      - {{name: cfg, mountPath: /cfg}}\n      - {{name: sec, mountPath: /sec}}\n    outputs: {{artifacts: [{{name: f, path: /work-area/f, archive: {{none: {{}}}}}}]}}\n  - name: consume\n    volumes: [{{name: scratch, emptyDir: {{}}}}]\n    container:\n      image: debian\n      command: [sh, -c, 'cat /elsewhere/f; ls /scratch | wc -l']\n      volumeMounts:\n      - {{name: work, mountPath: /elsewhere}}\n      - {{name: scratch, mountPath: /scratch}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{greeting: hello}}\n"
+    );
+    let file = f.workflow("volumes", &spec);
+    let run = |name: &str| {
+        let mut c = f.cmd();
+        c.args(["run", "--output", "json", "--name", name, file.to_str().unwrap()]);
+        let out = c.env("FERRY_SECRETS_DIR", secrets.path()).output().unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert!(out.status.success(), "{doc} {}", String::from_utf8_lossy(&out.stderr));
+        doc
+    };
+    let doc = run("volumes");
+    assert_eq!(std::fs::read_to_string(host.path().join("greeting")).unwrap(), "hello");
+    assert_eq!(std::fs::read_to_string(host.path().join("token")).unwrap(), "s3cr3t");
+    assert_eq!(std::fs::read_to_string(host.path().join("nested/n")).unwrap(), "n\n");
+    assert!(!f.logs("volumes", "produce").contains("CFG-WRITABLE"), "a ConfigMap volume is read-only");
+    assert_eq!(f.logs("volumes", "consume"), "shared\n0\n", "the claim is shared; each pod has its own emptyDir");
+    let key = node(&doc, "produce")["outputs"]["artifacts"]["f"]["location"]["key"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::read_to_string(f.home.path().join("artifacts").join(key)).unwrap(), "shared\n");
+    assert!(!f.home.path().join("runs/volumes/volumes").exists(), "the run's claims are removed when it succeeds");
+    run("volumes-again");
+    assert_eq!(std::fs::read_to_string(f.home.path().join("volumes/keep/runs")).unwrap(), "run\nrun\n");
+}
+
+#[test]
+fn bad_volume_mounts_fail_lint_with_their_path() {
+    let f = Ferry::new();
+    let cases = [
+        (
+            "no-such-volume",
+            "volumeMounts: [{name: nowhere, mountPath: /x}]",
+            "spec.templates[0].container.volumeMounts[0]: no volume",
+        ),
+        (
+            "escaping-subpath",
+            "volumeMounts: [{name: v, mountPath: /x, subPath: ../up}]",
+            "spec.templates[0].container.volumeMounts[0]: subPath \"../up\" leaves the volume",
+        ),
+        (
+            "relative-mount",
+            "volumeMounts: [{name: v, mountPath: x}]",
+            "spec.templates[0].container.volumeMounts[0]: mountPath \"x\" is not absolute",
+        ),
+    ];
+    for (name, mounts, expected) in cases {
+        let file = f.workflow(
+            name,
+            &format!("  entrypoint: main\n  volumes: [{{name: v, emptyDir: {{}}}}]\n  templates:\n  - name: main\n    container: {{image: x, command: [true], {mounts}}}\n"),
+        );
+        let out = f.ferry(&["lint", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(expected), "{name}: {err}");
+    }
+    let file = f.workflow("no-kind", "  entrypoint: main\n  volumes: [{name: v, nfs: {server: x, path: /}}]\n  templates:\n  - name: main\n    container: {image: x, command: [true]}\n");
+    let out = f.ferry(&["lint", file.to_str().unwrap()]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nfs"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Where the host cannot make namespaces (here: the launcher cannot even
+/// start), the local runtime falls back to the path-mapping mode, named.
+#[test]
+fn the_local_runtime_falls_back_to_path_mapping_when_namespaces_cannot_be_made() {
+    use ferry_engine::{Isolation, LocalRuntime};
+    let broken = LocalRuntime::detect(PathBuf::from("/nonexistent/ferry"));
+    assert_eq!(broken.isolation(), &Isolation::PathMapping);
+    let here = LocalRuntime::detect(PathBuf::from(env!("CARGO_BIN_EXE_ferry")));
+    assert!(matches!(here.isolation(), Isolation::Namespaces { .. }), "this host makes namespaces: {here:?}");
 }

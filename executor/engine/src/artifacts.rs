@@ -73,7 +73,8 @@ impl StepContext<'_> {
     /// step must not have ferry read host files into an output, nor write an
     /// input through a link an earlier input or the step made.
     fn inside_step(&self, path: &str, follow_last: bool) -> Result<PathBuf, StepError> {
-        let root = self.runtime.host_path(self.pod, "/");
+        // A path in a volume is inside the volume's tree, not the root's.
+        let root = self.runtime.host_path(self.pod, self.pod.tree_of(path));
         let host = self.runtime.host_path(self.pod, path);
         let relative =
             host.strip_prefix(&root).map_err(|_| StepError::Refused(format!("{path} is not inside the step")))?;

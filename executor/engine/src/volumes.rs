@@ -12,8 +12,8 @@
 use crate::runtime::{Mounted, RuntimeError};
 use ferry_workflow::model::Template;
 use ferry_workflow::plan::Plan;
-use ferry_workflow::volume::{ClaimGcStrategy, KeyToPath, Volume, VolumeMount};
 use ferry_workflow::values::Phase;
+use ferry_workflow::volume::{ClaimGcStrategy, KeyToPath, Volume, VolumeMount};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -22,7 +22,12 @@ const POD_VOLUMES: &str = "volumes";
 
 /// The mounts of `template`'s container or script, resolved against its
 /// volumes, the workflow's and the run's claims.
-pub(crate) fn mounts(plan: &Plan, run_dir: &Path, pod_dir: &Path, template: &Template) -> Result<Vec<Mounted>, RuntimeError> {
+pub(crate) fn mounts(
+    plan: &Plan,
+    run_dir: &Path,
+    pod_dir: &Path,
+    template: &Template,
+) -> Result<Vec<Mounted>, RuntimeError> {
     let wanted: &[VolumeMount] = match (&template.container, &template.script) {
         (Some(c), _) => &c.volume_mounts,
         (None, Some(s)) => &s.volume_mounts,
@@ -30,25 +35,26 @@ pub(crate) fn mounts(plan: &Plan, run_dir: &Path, pod_dir: &Path, template: &Tem
     };
     let mut mounted = Vec::new();
     for m in wanted {
-        let invalid = |why: String| RuntimeError::Invalid(format!("template {}: volumeMounts {}: {why}", template.name, m.name));
-        if !m.mount_path.starts_with('/') {
-            return Err(invalid(format!("mountPath {:?} is not absolute", m.mount_path)));
+        let invalid =
+            |why: String| RuntimeError::Invalid(format!("template {}: volumeMounts {}: {why}", template.name, m.name));
+        let volume = template.volumes.iter().chain(&plan.spec.volumes).find(|v| v.name == m.name);
+        let claim = plan.spec.volume_claim_templates.iter().any(|c| c.metadata.name == m.name);
+        if let Some(why) = m.problem(volume.is_some() || claim) {
+            return Err(invalid(why));
         }
-        let (dir, read_only) = if let Some(v) = template.volumes.iter().chain(&plan.spec.volumes).find(|v| v.name == m.name) {
-            volume_dir(plan, run_dir, pod_dir, v).map_err(invalid)?
-        } else if plan.spec.volume_claim_templates.iter().any(|c| c.metadata.name == m.name) {
-            (run_dir.join(POD_VOLUMES).join(&m.name), false)
-        } else {
-            return Err(invalid("no volume of the template or workflow, and no volumeClaimTemplate, has this name".into()));
+        let (dir, read_only) = match volume {
+            Some(v) => volume_dir(plan, run_dir, pod_dir, v).map_err(invalid)?,
+            None => (run_dir.join(POD_VOLUMES).join(&m.name), false),
         };
-        let source = match sub_path(&m.sub_path) {
-            Some(sub) => dir.join(sub),
-            None => return Err(invalid(format!("subPath {:?} leaves the volume", m.sub_path))),
-        };
+        let source = dir.join(&m.sub_path);
         if source.symlink_metadata().is_err() {
             std::fs::create_dir_all(&source).map_err(crate::runtime::io("creating", &source))?;
         }
-        mounted.push(Mounted { path: m.mount_path.trim_end_matches('/').to_string(), source, read_only: read_only || m.read_only });
+        mounted.push(Mounted {
+            path: m.mount_path.trim_end_matches('/').to_string(),
+            source,
+            read_only: read_only || m.read_only,
+        });
     }
     Ok(mounted)
 }
@@ -64,7 +70,9 @@ fn volume_dir(plan: &Plan, run_dir: &Path, pod_dir: &Path, v: &Volume) -> Result
     let own = pod_dir.join(POD_VOLUMES).join(&v.name);
     match v.kind() {
         Some("emptyDir") => Ok((own, false)),
-        Some("hostPath") => host_path(v.host_path.as_ref().map(|h| (h.path.as_str(), h.kind.as_str())).unwrap_or_default()),
+        Some("hostPath") => {
+            host_path(v.host_path.as_ref().map(|h| (h.path.as_str(), h.kind.as_str())).unwrap_or_default())
+        }
         Some("persistentVolumeClaim") => {
             let claim = v.persistent_volume_claim.as_ref().ok_or("no claim")?;
             if sub_path(&claim.claim_name).is_none_or(|p| p.components().count() != 1) {
@@ -111,7 +119,11 @@ fn host_path((path, kind): (&str, &str)) -> Result<(PathBuf, bool), String> {
         "Directory" if !p.is_dir() => return Err(format!("hostPath {path:?} is not a directory (type Directory)")),
         "File" if !p.is_file() => return Err(format!("hostPath {path:?} is not a file (type File)")),
         "" | "DirectoryOrCreate" | "FileOrCreate" | "Directory" | "File" => Ok(()),
-        other => return Err(format!("hostPath type {other:?} is not one Ferry supports (DirectoryOrCreate, Directory, FileOrCreate, File)")),
+        other => {
+            return Err(format!(
+                "hostPath type {other:?} is not one Ferry supports (DirectoryOrCreate, Directory, FileOrCreate, File)"
+            ));
+        }
     };
     made.map_err(|e| format!("creating hostPath {path:?}: {e}"))?;
     Ok((p, false))
@@ -119,9 +131,8 @@ fn host_path((path, kind): (&str, &str)) -> Result<(PathBuf, bool), String> {
 
 /// A secret's keys: the files of `FERRY_SECRETS_DIR/<name>/`, the drivers' convention.
 fn read_secret(name: &str, optional: bool) -> Result<BTreeMap<String, String>, String> {
-    let dir = ferry_sdk::env::path("FERRY_SECRETS_DIR")
-        .unwrap_or_else(|| PathBuf::from("/var/run/secrets/ferry"))
-        .join(name);
+    let dir =
+        ferry_sdk::env::path("FERRY_SECRETS_DIR").unwrap_or_else(|| PathBuf::from("/var/run/secrets/ferry")).join(name);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(_) if optional => return Ok(BTreeMap::new()),
@@ -152,7 +163,9 @@ fn write_keys(dir: &Path, data: &BTreeMap<String, String>, items: &[KeyToPath], 
             }
             return Err(format!("key {key:?} is missing"));
         };
-        let rel = sub_path(path).filter(|p| p.components().count() > 0).ok_or_else(|| format!("path {path:?} of key {key:?} leaves the volume"))?;
+        let rel = sub_path(path)
+            .filter(|p| p.components().count() > 0)
+            .ok_or_else(|| format!("path {path:?} of key {key:?} leaves the volume"))?;
         let file = dir.join(rel);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;

@@ -111,6 +111,12 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
     for (i, a) in spec.arguments.artifacts.iter().enumerate() {
         check_artifact(plan, a, &format!("spec.arguments.artifacts[{i}]"), &mut problems);
     }
+    let config_maps = |name: &str| plan.config_maps.contains_key(name);
+    for (i, v) in spec.volumes.iter().enumerate() {
+        if let Some(message) = v.problem(&config_maps) {
+            problems.push(Problem { path: format!("spec.volumes[{i}]"), message });
+        }
+    }
     problems
 }
 
@@ -143,6 +149,7 @@ fn check_template(
     }
     check_strings(&own, &scope, path, problems);
     check_inputs_and_outputs(plan, t, path, pod, problems);
+    check_volumes(plan, t, path, problems);
     if let Some(r) = &t.retry_strategy {
         check_retry(r, path, problems);
     }
@@ -160,6 +167,29 @@ fn check_template(
     }
     if let Some(dag) = &t.dag {
         check_dag(plan, origin, t, dag, path, &scope, problems);
+    }
+}
+
+/// A template's own volumes, and each mount of its container or script.
+fn check_volumes(plan: &Plan, t: &Template, path: &str, problems: &mut Vec<Problem>) {
+    let config_maps = |name: &str| plan.config_maps.contains_key(name);
+    for (i, v) in t.volumes.iter().enumerate() {
+        if let Some(message) = v.problem(&config_maps) {
+            problems.push(Problem { path: format!("{path}.volumes[{i}]"), message });
+        }
+    }
+    let (field, mounts) = match (&t.container, &t.script) {
+        (Some(c), _) => ("container", &c.volume_mounts),
+        (None, Some(s)) => ("script", &s.volume_mounts),
+        _ => return,
+    };
+    let spec = &plan.spec;
+    for (i, m) in mounts.iter().enumerate() {
+        let known = t.volumes.iter().chain(&spec.volumes).any(|v| v.name == m.name)
+            || spec.volume_claim_templates.iter().any(|c| c.metadata.name == m.name);
+        if let Some(message) = m.problem(known) {
+            problems.push(Problem { path: format!("{path}.{field}.volumeMounts[{i}]"), message });
+        }
     }
 }
 

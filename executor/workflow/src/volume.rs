@@ -166,3 +166,48 @@ impl Volume {
         }
     }
 }
+
+impl Volume {
+    /// What makes this volume unusable in a local run, if anything.
+    /// `config_maps` are the names of the ConfigMaps among the files.
+    pub fn problem(&self, config_maps: &dyn Fn(&str) -> bool) -> Option<String> {
+        let Some(kind) = self.kind() else {
+            return Some(format!(
+                "volume {:?} needs exactly one of emptyDir, hostPath, persistentVolumeClaim, configMap or secret (others need a cluster)",
+                self.name
+            ));
+        };
+        match kind {
+            "hostPath" => self
+                .host_path
+                .as_ref()
+                .filter(|h| !h.path.starts_with('/'))
+                .map(|h| format!("hostPath {:?} is not absolute", h.path)),
+            "configMap" => {
+                self.config_map.as_ref().filter(|c| !c.optional && !config_maps(&c.name)).map(|c| {
+                    format!("ConfigMap {:?} is not among the workflow's files (add it, or set optional)", c.name)
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl VolumeMount {
+    /// What makes this mount unusable, if anything; `known` says whether a
+    /// volume or claim template has the name.
+    pub fn problem(&self, known: bool) -> Option<String> {
+        let escapes = std::path::Path::new(&self.sub_path)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        if !known {
+            Some(format!("no volume of the template or workflow, and no volumeClaimTemplate, is named {:?}", self.name))
+        } else if !self.mount_path.starts_with('/') {
+            Some(format!("mountPath {:?} is not absolute", self.mount_path))
+        } else if escapes {
+            Some(format!("subPath {:?} leaves the volume", self.sub_path))
+        } else {
+            None
+        }
+    }
+}

@@ -12,8 +12,8 @@
 
 use crate::drivers::{ContainerLauncher, GROUP_LABEL, Launcher, RUN_LABEL};
 use crate::runtime::{
-    CONTAINERS_RECORD, DriverRole, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError,
-    copy_output, io, process, stop_earlier_attempts, until_deadline,
+    CONTAINERS_RECORD, DriverRole, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError, copy_output, io, process,
+    stop_earlier_attempts, until_deadline,
 };
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;

@@ -293,6 +293,11 @@ impl PodSpec {
 }
 
 impl PodSpec {
+    /// The step's path whose tree holds `path`: the volume's mount path, or `/`.
+    pub(crate) fn tree_of<'a>(&'a self, path: &'a str) -> &'a str {
+        self.volume_at(path).map_or("/", |(v, _)| v.path.as_str())
+    }
+
     /// The volume holding `path`, and where under it `path` is.
     fn volume_at<'a>(&'a self, path: &'a str) -> Option<(&'a Mounted, &'a str)> {
         self.volumes
@@ -435,7 +440,8 @@ impl LocalRuntime {
     /// The step's process, ready to spawn, in the runtime's isolation.
     fn command(&self, pod: &PodSpec) -> Result<tokio::process::Command, RuntimeError> {
         let root = host_path(pod, "/");
-        let (mut command, env_text): (tokio::process::Command, Box<dyn Fn(&str) -> String + '_>) = match &self.isolation {
+        let (mut command, env_text): (tokio::process::Command, Box<dyn Fn(&str) -> String + '_>) = match &self.isolation
+        {
             Isolation::Namespaces { launcher } => {
                 let spec = sandbox_spec(pod)?;
                 pod.stage(&pod.own_dirs(), str::to_string)?;
@@ -765,9 +771,15 @@ mod tests {
     fn only_whole_declared_paths_are_mapped() {
         let p = pod();
         let mapped = LocalRuntime::mapped_paths(&p);
-        assert_eq!(LocalRuntime::map_text(&p, &mapped, "cat /tmp/out > /data"), "cat /r/pods/p/root/tmp/out > /r/pods/p/root/data");
+        assert_eq!(
+            LocalRuntime::map_text(&p, &mapped, "cat /tmp/out > /data"),
+            "cat /r/pods/p/root/tmp/out > /r/pods/p/root/data"
+        );
         assert_eq!(LocalRuntime::map_text(&p, &mapped, "ls /tmp/out/x/y"), "ls /r/pods/p/root/tmp/out/x/y");
-        assert_eq!(LocalRuntime::map_text(&p, &mapped, "ls /tmp/output /database /x/data"), "ls /tmp/output /database /x/data");
+        assert_eq!(
+            LocalRuntime::map_text(&p, &mapped, "ls /tmp/output /database /x/data"),
+            "ls /tmp/output /database /x/data"
+        );
         assert_eq!(LocalRuntime::map_text(&p, &mapped, "open('/data/f.txt')"), "open('/r/pods/p/root/data/f.txt')");
         assert_eq!(LocalRuntime::map_text(&p, &mapped, "é /data"), "é /r/pods/p/root/data");
     }

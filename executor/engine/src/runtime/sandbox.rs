@@ -131,15 +131,16 @@ fn enter_namespaces() -> Setup<()> {
     if !uid.is_root() {
         unshare(CloneFlags::CLONE_NEWUSER).map_err(failed("creating a user namespace"))?;
         // The step keeps its own user and group: files it writes are the user's.
-        for (file, line) in
-            [("setgroups", "deny".to_string()), ("uid_map", format!("{uid} {uid} 1")), ("gid_map", format!("{gid} {gid} 1"))]
-        {
+        for (file, line) in [
+            ("setgroups", "deny".to_string()),
+            ("uid_map", format!("{uid} {uid} 1")),
+            ("gid_map", format!("{gid} {gid} 1")),
+        ] {
             let path = format!("/proc/self/{file}");
             std::fs::write(&path, line).map_err(failed(format!("writing {path}")))?;
         }
     }
-    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
-        .map_err(failed("creating mount and PID namespaces"))?;
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID).map_err(failed("creating mount and PID namespaces"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(failed("making mounts private"))
 }
@@ -245,10 +246,15 @@ fn build_root(spec: &Spec) -> Setup<()> {
         .mounts
         .iter()
         .map(|m| {
-            nix::fcntl::open(&m.source, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                .map_err(failed(format!("opening {}", m.source.display())))
+            nix::fcntl::open(
+                &m.source,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(failed(format!("opening {}", m.source.display())))
         })
         .collect::<Setup<Vec<OwnedFd>>>()?;
+    let dirs: Vec<bool> = spec.mounts.iter().map(|m| std::fs::metadata(&m.source).is_ok_and(|m| m.is_dir())).collect();
     bind(root, root, false)?;
     let entries = std::fs::read_dir("/").map_err(failed("listing /"))?;
     for entry in entries {
@@ -257,7 +263,9 @@ fn build_root(spec: &Spec) -> Setup<()> {
         let inside = root.join(&name);
         match name.to_str() {
             // The step's own: a private /tmp, and a /proc of its PID namespace.
-            Some("tmp" | "proc") => std::fs::create_dir_all(&inside).map_err(failed(format!("creating {}", inside.display())))?,
+            Some("tmp" | "proc") => {
+                std::fs::create_dir_all(&inside).map_err(failed(format!("creating {}", inside.display())))?
+            }
             Some("dev") => {
                 create_mount_point(&inside, true)?;
                 bind(&entry.path(), &inside, false)?;
@@ -266,11 +274,11 @@ fn build_root(spec: &Spec) -> Setup<()> {
         }
     }
     let mut mirrored = Vec::new();
-    for (m, fd) in spec.mounts.iter().zip(&sources) {
+    for ((m, fd), dir) in spec.mounts.iter().zip(&sources).zip(dirs) {
         // Even a directory of the step's own root is mounted again: a host
         // directory mounted above may cover it (`/mnt` for `/mnt/out`).
         let target = inside_root(root, &m.target);
-        make_mount_point(root, &m.target, &mut mirrored)?;
+        make_mount_point(root, &m.target, dir, &mut mirrored)?;
         bind(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())), &target, m.read_only)?;
     }
     for dir in mirrored {
@@ -310,15 +318,18 @@ fn create_mount_point(path: &Path, dir: bool) -> Setup<()> {
     made.map_err(failed(format!("creating {}", path.display())))
 }
 
-/// Creates the directory `target` under `root`. Where a read-only host
+/// Creates `target` under `root`, a directory (or, unless `dir`, its last
+/// part a file) to mount on. Where a read-only host
 /// directory stands in the way (`/mnt` for `/mnt/out`), that directory is
 /// mirrored: a tmpfs holding its entries, each mounted read-only, in which
 /// the missing directory can be made.
-fn make_mount_point(root: &Path, target: &str, mirrored: &mut Vec<PathBuf>) -> Setup<()> {
+fn make_mount_point(root: &Path, target: &str, dir: bool, mirrored: &mut Vec<PathBuf>) -> Setup<()> {
     let mut at = root.to_path_buf();
     let mut host = PathBuf::from("/");
-    for part in Path::new(target).components() {
+    let parts: Vec<_> = Path::new(target).components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    for (i, part) in parts.iter().enumerate() {
         let Component::Normal(name) = part else { continue };
+        let as_dir = dir || i + 1 < parts.len();
         let next = at.join(name);
         host.push(name);
         match std::fs::symlink_metadata(&next) {
@@ -330,14 +341,14 @@ fn make_mount_point(root: &Path, target: &str, mirrored: &mut Vec<PathBuf>) -> S
             }
             Ok(_) => {}
             Err(_) => {
-                if let Err(e) = std::fs::create_dir(&next) {
-                    if e.raw_os_error() != Some(nix::libc::EROFS) {
-                        return Err(failed(format!("creating {}", next.display()))(e));
+                if let Err(e) = create_mount_point(&next, as_dir) {
+                    if e.source.raw_os_error() != Some(nix::libc::EROFS) {
+                        return Err(e);
                     }
                     let parent = host.parent().unwrap_or(Path::new("/"));
                     mirror(parent, &at)?;
                     mirrored.push(at.clone());
-                    std::fs::create_dir(&next).map_err(failed(format!("creating {}", next.display())))?;
+                    create_mount_point(&next, as_dir)?;
                 }
             }
         }
