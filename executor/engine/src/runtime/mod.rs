@@ -440,7 +440,7 @@ impl LocalRuntime {
     /// The step's process, ready to spawn, in the runtime's isolation.
     fn command(&self, pod: &PodSpec) -> Result<tokio::process::Command, RuntimeError> {
         let root = host_path(pod, "/");
-        let (mut command, env_text): (tokio::process::Command, Box<dyn Fn(&str) -> String + '_>) = match &self.isolation
+        let (mut command, env_text): (tokio::process::Command, TextMap<'_>) = match &self.isolation
         {
             Isolation::Namespaces { launcher } => {
                 let spec = sandbox_spec(pod)?;
@@ -499,6 +499,9 @@ impl LocalRuntime {
         Ok(command)
     }
 }
+
+/// How a runtime mode turns the text of a step's environment (the path-mapping mode rewrites paths).
+type TextMap<'a> = Box<dyn Fn(&str) -> String + 'a>;
 
 /// Where a local step's own directories would hide what the host needs to run it.
 const HOST_SYSTEM_DIRS: [&str; 13] =
@@ -595,10 +598,12 @@ impl Runtime for LocalRuntime {
             Some(task) => task.await.unwrap_or_default(),
             None => String::new(),
         };
-        if exit.code == Some(sandbox::SETUP_FAILED) && !exit.timed_out && !exit.cancelled {
-            if let Some(why) = stderr.lines().find_map(|l| l.strip_prefix("ferry sandbox: ")) {
-                return Err(RuntimeError::Refused(format!("the step's sandbox could not be set up: {why}")));
-            }
+        if exit.code == Some(sandbox::SETUP_FAILED)
+            && !exit.timed_out
+            && !exit.cancelled
+            && let Some(why) = stderr.lines().find_map(|l| l.strip_prefix("ferry sandbox: "))
+        {
+            return Err(RuntimeError::Refused(format!("the step's sandbox could not be set up: {why}")));
         }
         Ok(exit)
     }
