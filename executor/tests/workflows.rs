@@ -816,6 +816,25 @@ fn docker_runtime_passes_artifacts_between_containers() {
 
 #[test]
 #[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs: scripts/test.sh"]
+fn docker_runtime_mounts_volumes() {
+    let f = Ferry::new();
+    let (code, doc) = f.run_in_docker(&examples().join("volumes.yaml"));
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    let wf = doc["workflow"]["name"].as_str().unwrap();
+    assert_eq!(f.logs(wf, "read").split_whitespace().collect::<Vec<_>>(), ["draft", "kept", "between", "steps", "0"]);
+}
+
+/// The volumes example: a run's claim shared by its steps, an emptyDir each.
+#[test]
+fn the_volumes_example_shares_its_claim_between_steps() {
+    let f = Ferry::new();
+    let (wf, _) = f.example("volumes.yaml");
+    assert_eq!(f.logs(&wf, "read").split_whitespace().collect::<Vec<_>>(), ["draft", "kept", "between", "steps", "0"]);
+    assert!(!f.home.path().join("runs").join(&wf).join("volumes").exists(), "the claim is removed on success");
+}
+
+#[test]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs: scripts/test.sh"]
 fn docker_runtime_runs_dags_and_collects_garbage() {
     let f = Ferry::new();
     let (code, doc) = f.run_in_docker(&examples().join("dag-diamond.yaml"));
