@@ -1380,3 +1380,110 @@ fn the_local_runtime_falls_back_to_path_mapping_when_namespaces_cannot_be_made()
     let here = LocalRuntime::detect(PathBuf::from(env!("CARGO_BIN_EXE_ferry")));
     assert!(matches!(here.isolation(), Isolation::Namespaces { .. }), "this host makes namespaces: {here:?}");
 }
+
+/// Two `ferry` processes of one home run nodes under one mutex: one after
+/// the other, never interleaved; the step fails, and its lock is released
+/// all the same.
+#[test]
+fn a_mutex_is_held_across_concurrent_ferry_runs_of_one_home_and_released_on_failure() {
+    let f = Ferry::new();
+    let host = tempfile::tempdir().unwrap();
+    let file = f.workflow(
+        "mutex",
+        &format!(
+            "  entrypoint: main\n{}  templates:\n  - name: main\n    synchronization: {{mutex: {{name: deploy}}}}\n    container: {{image: x, command: [sh, -c, 'echo start-{{{{workflow.name}}}} >> {h}/log; sleep 0.4; echo end-{{{{workflow.name}}}} >> {h}/log; exit 1'], {}}}\n",
+            host_volume(host.path()),
+            host_mount(host.path()),
+            h = host.path().display()
+        ),
+    );
+    let start = |name: &str| {
+        f.cmd().args(["run", "-q", "--name", name, file.to_str().unwrap()]).stderr(Stdio::null()).spawn().unwrap()
+    };
+    let (mut a, mut b) = (start("first"), start("second"));
+    assert_eq!(a.wait().unwrap().code(), Some(1));
+    assert_eq!(b.wait().unwrap().code(), Some(1));
+    let log = std::fs::read_to_string(host.path().join("log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    for pair in lines.chunks(2) {
+        assert_eq!(pair[0].strip_prefix("start-"), pair[1].strip_prefix("end-"), "interleaved under a mutex: {log}");
+    }
+}
+
+/// A semaphore's limit comes from its ConfigMap: 4 loop items, at most 2 at once.
+#[test]
+fn a_semaphore_admits_as_many_nodes_as_its_configmap_says() {
+    let f = Ferry::new();
+    let host = tempfile::tempdir().unwrap();
+    let file = f.workflow(
+        "semaphore",
+        &format!(
+            "  entrypoint: main\n{}  templates:\n  - name: main\n    steps:\n    - - {{name: item, template: work, withItems: [1, 2, 3, 4]}}\n  - name: work\n    synchronization: {{semaphores: [{{configMapKeyRef: {{name: limits, key: work}}}}]}}\n    container: {{image: x, command: [sh, -c, 'echo + >> {h}/events; sleep 0.3; echo - >> {h}/events'], {}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: limits}}\ndata: {{work: '2'}}\n",
+            host_volume(host.path()),
+            host_mount(host.path()),
+            h = host.path().display()
+        ),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{doc}");
+    let events = std::fs::read_to_string(host.path().join("events")).unwrap();
+    let (mut running, mut most) = (0, 0);
+    for e in events.lines() {
+        running += if e == "+" { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert_eq!(events.lines().count(), 8, "{events}");
+    assert!(most <= 2, "{most} items ran at once under a semaphore of 2: {events}");
+}
+
+/// A workflow-level lock held by a `ferry` killed with SIGKILL is freed
+/// for the next run that wants it.
+#[test]
+fn a_lock_held_by_a_killed_ferry_is_freed_for_the_next_run() {
+    let f = Ferry::new();
+    let host = tempfile::tempdir().unwrap();
+    let file = f.workflow(
+        "held",
+        &format!(
+            "  entrypoint: main\n  synchronization: {{mutexes: [{{name: only-one}}]}}\n{}  templates:\n  - name: main\n    container: {{image: x, command: [sh, -c, 'touch {h}/{{{{workflow.name}}}}; sleep 30'], {}}}\n",
+            host_volume(host.path()),
+            host_mount(host.path()),
+            h = host.path().display()
+        ),
+    );
+    let mut first = f.cmd().args(["run", "-q", "--name", "first", file.to_str().unwrap()]).spawn().unwrap();
+    wait_for("the first run to hold the lock", || host.path().join("first").exists());
+    let mut second = f
+        .cmd()
+        .args(["run", "-q", "--name", "second", "--output", "json", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the second run to wait", || {
+        let out = f.ferry(&["get", "second", "--output", "json"]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        doc["workflow"]["message"].as_str().is_some_and(|m| m.starts_with("Waiting for default/Mutex/only-one lock"))
+    });
+    assert!(!host.path().join("second").exists(), "the second run started while the first held the lock");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    wait_for("the second run to take the lock", || host.path().join("second").exists());
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+#[test]
+fn a_semaphore_without_its_configmap_fails_lint_with_its_path() {
+    let f = Ferry::new();
+    let file = f.workflow(
+        "no-limit",
+        "  entrypoint: main\n  templates:\n  - name: main\n    synchronization: {semaphore: {configMapKeyRef: {name: limits, key: x}}}\n    container: {image: x, command: [true]}\n",
+    );
+    let out = f.ferry(&["lint", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("spec.templates[0].synchronization: semaphore limit limits/x"),
+        "{err}"
+    );
+}

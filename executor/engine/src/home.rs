@@ -191,6 +191,7 @@ impl Home {
             .await
             .map_err(|e| Error::Conflict(format!("stopping earlier attempts failed: {e}")))?
             .map_err(|e| Error::Conflict(e.to_string()))?;
+        let _held = self.hold_run_locks(&wf, &plan, &interrupt).await?;
         self.store().set_phase(wf.id, Phase::Running, "", None)?;
         let pool = Arc::new(self.drivers(&wf, plan.registry.clone()).with_launcher(runtime.run_drivers(&wf)));
         let plan = Arc::new(plan);
@@ -216,6 +217,24 @@ impl Home {
         self.store().checkpoint()?;
         drop(lock);
         Ok(Finished { workflow, summary, gc, driver_exits, startups })
+    }
+
+    /// Takes the locks of the workflow's `synchronization` for the whole
+    /// run, the run Pending with Argo's message while it waits. An
+    /// interrupted wait leaves the run to resume.
+    async fn hold_run_locks(
+        &self,
+        wf: &WorkflowRecord,
+        plan: &Plan,
+        interrupt: &CancellationToken,
+    ) -> Result<Option<crate::locks::Held>> {
+        let Some(sync) = &plan.spec.synchronization else { return Ok(None) };
+        let wanted = sync.locks(&plan.namespace, &plan.config_maps).map_err(|e| Error::Conflict(e.to_string()))?;
+        let waiting = |lock: &ferry_workflow::synchronization::Lock, holders: usize| {
+            let message = format!("Waiting for {} lock. Lock status: {holders}/{}", lock.key, lock.limit);
+            let _ = self.store().set_phase(wf.id, Phase::Pending, &message, None);
+        };
+        Ok(crate::locks::acquire(&self.store, &wanted, &wf.uid, interrupt, waiting).await?)
     }
 
     /// Takes the run's lock (held until the file is dropped), so two

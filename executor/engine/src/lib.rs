@@ -22,6 +22,7 @@ mod drivers;
 mod error;
 mod gc;
 mod home;
+mod locks;
 mod runtime;
 mod status;
 mod store;

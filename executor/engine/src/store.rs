@@ -110,7 +110,28 @@ CREATE TABLE IF NOT EXISTS artifacts (
     error TEXT,
     PRIMARY KEY (wf, node, direction, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS locks (
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    boot TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    PRIMARY KEY (key, holder)
+) WITHOUT ROWID;
 ";
+
+/// The `ferry` process holding a lock, told apart from a later process
+/// that reuses its number by its start time and the boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockOwner {
+    /// The process number.
+    pub pid: i64,
+    /// When it started (clock ticks since boot).
+    pub started: i64,
+    /// The boot it runs in.
+    pub boot: String,
+}
 
 fn gc_code(g: GcStrategy) -> i64 {
     match g {
@@ -362,6 +383,61 @@ impl Store {
     /// database on disk is its real size after a run.
     pub fn checkpoint(&self) -> Result<()> {
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(self.sql())
+    }
+
+    /// Takes `key` for `holder` if fewer than `limit` live owners hold it
+    /// (or `holder` already does). Holders whose process is gone (`alive`
+    /// says no: a `ferry` killed while it held the lock) are removed first.
+    /// Returns whether it is held, and how many hold it now.
+    pub fn try_lock(
+        &mut self,
+        key: &str,
+        holder: &str,
+        limit: u32,
+        owner: &LockOwner,
+        alive: impl Fn(&LockOwner) -> bool,
+        now: i64,
+    ) -> Result<(bool, usize)> {
+        let sql = self.sql();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&sql)?;
+        let holders: Vec<(String, LockOwner)> = {
+            let mut q = tx.prepare("SELECT holder, pid, started, boot FROM locks WHERE key = ?1").map_err(&sql)?;
+            let rows = q
+                .query_map([key], |r| {
+                    Ok((r.get(0)?, LockOwner { pid: r.get(1)?, started: r.get(2)?, boot: r.get(3)? }))
+                })
+                .map_err(&sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(&sql)?
+        };
+        let mut live = 0;
+        let mut mine = false;
+        for (h, o) in &holders {
+            if alive(o) {
+                live += 1;
+                mine |= h == holder;
+            } else {
+                tx.execute("DELETE FROM locks WHERE key = ?1 AND holder = ?2", params![key, h]).map_err(&sql)?;
+            }
+        }
+        let taken = mine || live < limit as usize;
+        if taken && !mine {
+            tx.execute(
+                "INSERT INTO locks (key, holder, pid, started, boot, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![key, holder, owner.pid, owner.started, owner.boot, now],
+            )
+            .map_err(&sql)?;
+            live += 1;
+        }
+        tx.commit().map_err(&sql)?;
+        Ok((taken, live))
+    }
+
+    /// Gives `key` up for `holder`.
+    pub fn unlock(&self, key: &str, holder: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM locks WHERE key = ?1 AND holder = ?2", params![key, holder])
+            .map(drop)
+            .map_err(self.sql())
     }
 
     /// Removes a run's records.

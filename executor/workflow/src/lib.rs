@@ -11,7 +11,7 @@
 //! - [`registry`], [`repository`]: the drivers a run may use, and where artifacts go.
 //! - [`values`], [`strategy`]: what steps hand on, and how artifacts are packed.
 //! - [`naming`], [`time`], [`sequence`]: Argo's names, times and `withSequence`.
-//! - [`volume`]: the volumes steps mount.
+//! - [`volume`], [`synchronization`]: the volumes steps mount, the locks they hold.
 #![warn(unreachable_pub)]
 
 pub mod binding;
@@ -25,6 +25,7 @@ pub mod registry;
 pub mod repository;
 pub mod sequence;
 pub mod strategy;
+pub mod synchronization;
 pub mod time;
 pub mod values;
 pub mod vars;

@@ -7,6 +7,7 @@ use crate::model::{Artifact, RetryStrategy, Step, Template, TemplateKind};
 use crate::plan::{Draft, Origin, Plan};
 use crate::problem::{PlanError, Problem};
 use crate::repository::{Declared, declared, location_count};
+use crate::synchronization::Synchronization;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -111,6 +112,7 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
     for (i, a) in spec.arguments.artifacts.iter().enumerate() {
         check_artifact(plan, a, &format!("spec.arguments.artifacts[{i}]"), &mut problems);
     }
+    check_synchronization(plan, spec.synchronization.as_ref(), "spec.synchronization", &mut problems);
     let config_maps = |name: &str| plan.config_maps.contains_key(name);
     for (i, v) in spec.volumes.iter().enumerate() {
         if let Some(message) = v.problem(&config_maps) {
@@ -150,6 +152,7 @@ fn check_template(
     check_strings(&own, &scope, path, problems);
     check_inputs_and_outputs(plan, t, path, pod, problems);
     check_volumes(plan, t, path, problems);
+    check_synchronization(plan, t.synchronization.as_ref(), &format!("{path}.synchronization"), problems);
     if let Some(r) = &t.retry_strategy {
         check_retry(r, path, problems);
     }
@@ -167,6 +170,13 @@ fn check_template(
     }
     if let Some(dag) = &t.dag {
         check_dag(plan, origin, t, dag, path, &scope, problems);
+    }
+}
+
+/// That a synchronization block names locks that can be held.
+fn check_synchronization(plan: &Plan, sync: Option<&Synchronization>, path: &str, problems: &mut Vec<Problem>) {
+    if let Some(Err(e)) = sync.map(|s| s.locks(&plan.namespace, &plan.config_maps)) {
+        problems.push(Problem { path: path.to_string(), message: e.to_string() });
     }
 }
 

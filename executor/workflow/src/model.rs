@@ -7,6 +7,7 @@
 //! as they are, so the same file runs on a cluster and here.
 
 use crate::strategy::Strategy;
+use crate::synchronization::Synchronization;
 use crate::volume::{ClaimGc, ClaimTemplate, Volume, VolumeMount};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,8 @@ pub struct WorkflowSpec {
     /// When the run's claims are deleted.
     #[serde(rename = "volumeClaimGC")]
     pub volume_claim_gc: Option<ClaimGc>,
+    /// Locks the whole run holds.
+    pub synchronization: Option<Synchronization>,
     /// Recorded: no effect locally.
     pub service_account_name: Recorded,
     /// Recorded: no effect locally.
@@ -458,6 +461,8 @@ pub struct Template {
     /// Volumes of this template's pod.
     #[serde(default)]
     pub volumes: Vec<Volume>,
+    /// Locks each node of this template holds while it runs.
+    pub synchronization: Option<Synchronization>,
     /// Recorded: no effect locally.
     pub metadata: Recorded,
     /// Recorded: no effect locally.
@@ -1094,6 +1099,7 @@ impl Template {
             active_deadline_seconds: self.active_deadline_seconds.clone(),
             archive_location: self.archive_location.clone(),
             volumes: self.volumes.clone(),
+            synchronization: self.synchronization.clone(),
             metadata: self.metadata.clone(),
             node_selector: self.node_selector.clone(),
             tolerations: self.tolerations.clone(),

@@ -29,12 +29,14 @@ mod template;
 
 use crate::drivers::DriverPool;
 use crate::error::StepError;
+use crate::locks;
 use crate::runtime::Runtime;
 use crate::status::{Node, NodeKind};
 use crate::store::{Store, StoreError, WorkflowRecord};
 use ferry_workflow::binding::{self, Args};
 use ferry_workflow::model::{Template, TemplateKind};
 use ferry_workflow::plan::{Origin, Plan};
+use ferry_workflow::synchronization::Lock;
 use ferry_workflow::time::{active_deadline, now_ms};
 use ferry_workflow::values::{Outputs, Phase};
 use ferry_workflow::vars::Vars;
@@ -362,6 +364,11 @@ impl Controller {
             Ok(p) => p,
             Err(e) => return self.finish(id, Ended::error(e)),
         };
+        // Held until this attempt ends, whatever the outcome.
+        let _held = match self.hold_locks(id, &call, &template, &cancel).await {
+            Ok(held) => held,
+            Err(ended) => return self.finish(id, ended),
+        };
         if let (Some(d), NodeKind::Steps | NodeKind::Dag) = (deadline, kind) {
             cancel_after(d, cancel.clone());
         }
@@ -374,6 +381,31 @@ impl Controller {
             ended.message = "Step exceeded its deadline".to_string();
         }
         self.finish(id, ended)
+    }
+
+    /// Takes the template's `synchronization` locks for this node, showing
+    /// what it waits for in the node's message (Argo's words).
+    async fn hold_locks(
+        &self,
+        id: u32,
+        call: &Call,
+        template: &Template,
+        cancel: &CancellationToken,
+    ) -> Result<Option<locks::Held>, Ended> {
+        let Some(sync) = &template.synchronization else { return Ok(None) };
+        let wanted = sync.locks(&self.plan.namespace, &self.plan.config_maps).map_err(Ended::error)?;
+        let holder = format!("{}/{}", self.wf.uid, call.name);
+        let waiting = |lock: &Lock, holders: usize| {
+            self.set_message(id, format!("Waiting for {} lock. Lock status: {holders}/{}", lock.key, lock.limit));
+        };
+        match locks::acquire(&self.store, &wanted, &holder, cancel, waiting).await {
+            Ok(Some(held)) => {
+                self.set_message(id, String::new());
+                Ok(Some(held))
+            }
+            Ok(None) => Err(Ended::new(self.cancel_phase(), "")),
+            Err(e) => Err(Ended::error(e)),
+        }
     }
 
     /// The phase of a node stopped by cancellation: unfinished when the run

@@ -97,6 +97,10 @@ impl Controller {
         Ensured::Fresh(id)
     }
 
+    pub(super) fn set_message(&self, id: u32, message: String) {
+        self.update(id, |n| n.message = message);
+    }
+
     pub(super) fn set_running(&self, id: u32) {
         self.update(id, |n| {
             n.phase = Phase::Running;

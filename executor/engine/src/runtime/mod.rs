@@ -440,8 +440,7 @@ impl LocalRuntime {
     /// The step's process, ready to spawn, in the runtime's isolation.
     fn command(&self, pod: &PodSpec) -> Result<tokio::process::Command, RuntimeError> {
         let root = host_path(pod, "/");
-        let (mut command, env_text): (tokio::process::Command, TextMap<'_>) = match &self.isolation
-        {
+        let (mut command, env_text): (tokio::process::Command, TextMap<'_>) = match &self.isolation {
             Isolation::Namespaces { launcher } => {
                 let spec = sandbox_spec(pod)?;
                 pod.stage(&pod.own_dirs(), str::to_string)?;
@@ -620,13 +619,13 @@ const PROCESS_RECORD: &str = "process";
 
 /// This boot's id: process numbers and start times mean nothing across a
 /// reboot, so a record from another boot names no process of ours.
-fn boot_id() -> String {
+pub(crate) fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|id| id.trim().to_string()).unwrap_or_default()
 }
 
 /// When `pid` started (field 22 of /proc/<pid>/stat), telling a live
 /// process from a later one that reuses its number.
-fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses.
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
