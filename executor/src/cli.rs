@@ -133,6 +133,18 @@ pub(crate) enum Command {
     /// Continue a run that was stopped, without re-running finished steps.
     Resume {
         workflow: String,
+        /// Approve the run's suspended nodes (they succeed).
+        #[arg(long, conflicts_with = "fail")]
+        approve: bool,
+        /// Fail the run's suspended nodes.
+        #[arg(long)]
+        fail: bool,
+        /// With --approve: an output parameter of the suspended nodes (NAME=VALUE, repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", requires = "approve")]
+        set: Vec<String>,
+        /// With --fail: why.
+        #[arg(long, requires = "fail")]
+        message: Option<String>,
         #[arg(long, short)]
         quiet: bool,
         #[arg(long, short, value_enum, default_value_t)]

@@ -334,11 +334,12 @@ fn bad_workflows_fail_lint_with_the_field_path() {
         let o = f.ferry(&["run", file.to_str().unwrap()]);
         assert!(!o.status.success());
     }
-    let file = f.workflow("unsupported", "  entrypoint: main\n  templates:\n  - name: main\n    suspend: {}\n");
+    let file =
+        f.workflow("unsupported", "  entrypoint: main\n  templates:\n  - name: main\n    resource: {action: create}\n");
     let o = f.ferry(&["lint", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("suspend"),
+        err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("resource"),
         "{err}"
     );
     for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml"] {
@@ -1486,4 +1487,63 @@ fn a_semaphore_without_its_configmap_fails_lint_with_its_path() {
         !out.status.success() && err.contains("spec.templates[0].synchronization: semaphore limit limits/x"),
         "{err}"
     );
+}
+
+/// A suspend with a duration goes on by itself, its supplied output at its default.
+#[test]
+fn the_suspend_example_waits_its_duration_then_goes_on_with_the_default() {
+    let f = Ferry::new();
+    let began = Instant::now();
+    let (wf, doc) = f.example("suspend.yaml");
+    assert!(began.elapsed() >= Duration::from_secs(2), "the suspend did not wait its 2 s");
+    assert_eq!(node(&doc, "approve")["kind"], "Suspend");
+    assert_eq!(f.logs(&wf, "deploy").trim(), "deploying: no answer, went on after 2s");
+}
+
+/// A suspend without a duration waits for a decision from another
+/// process: `--approve --set` supplies its output; `--fail` fails the run;
+/// a decision on a run nobody drives continues it in the deciding process.
+#[test]
+fn a_suspended_run_waits_for_ferry_resume_approve_or_fail() {
+    let f = Ferry::new();
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: ask, template: ask}\n    - - {name: use, template: use, arguments: {parameters: [{name: v, value: '{{steps.ask.outputs.parameters.answer}}'}]}}\n  - name: ask\n    suspend: {}\n    outputs: {parameters: [{name: answer, valueFrom: {supplied: {}}}]}\n  - name: use\n    inputs: {parameters: [{name: v}]}\n    container: {image: x, command: [echo, 'got {{inputs.parameters.v}}']}\n";
+    let file = f.workflow("ask", spec);
+    let suspended = |wf: &str| {
+        let out = f.ferry(&["get", wf, "--output", "json"]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        doc["nodes"].as_array().is_some_and(|n| n.iter().any(|n| n["kind"] == "Suspend" && n["phase"] == "Running"))
+    };
+    let start = |name: &str| {
+        f.cmd()
+            .args(["run", "-q", "--name", name, file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Approved while its ferry waits.
+    let mut run = start("approved");
+    wait_for("the node to suspend", || suspended("approved"));
+    let o = f.ferry(&["resume", "approved", "--approve", "--set", "answer=42"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert_eq!(f.logs("approved", "use").trim(), "got 42");
+    // Failed while its ferry waits.
+    let mut run = start("failed");
+    wait_for("the node to suspend", || suspended("failed"));
+    let o = f.ferry(&["resume", "failed", "--fail", "--message", "not today"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(run.wait().unwrap().code(), Some(1));
+    assert_eq!(node(&f.get("failed"), "ask")["message"], "not today");
+    // Approved after its ferry was stopped: this resume continues the run.
+    let mut run = start("later");
+    wait_for("the node to suspend", || suspended("later"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    run.wait().unwrap();
+    let o = f.ferry(&["resume", "later", "--approve", "--set", "answer=late", "--output", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(f.logs("later", "use").trim(), "got late");
+    // Nothing to decide on a finished run.
+    let o = f.ferry(&["resume", "approved", "--approve"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nothing is suspended"));
 }

@@ -237,6 +237,24 @@ impl Home {
         Ok(crate::locks::acquire(&self.store, &wanted, &wf.uid, interrupt, waiting).await?)
     }
 
+    /// Records a decision on the suspended nodes of an unfinished run, for
+    /// whichever process runs it (now, or when it is resumed).
+    pub fn decide(&self, wf: &WorkflowRecord, decision: &crate::store::Decision) -> Result<()> {
+        if wf.phase.is_done() {
+            return Err(Error::Conflict(format!("workflow {:?} is {}: nothing is suspended", wf.name, wf.phase)));
+        }
+        Ok(self.store().decide(wf.id, decision, ferry_workflow::time::now_ms())?)
+    }
+
+    /// Whether another process drives the run now.
+    pub fn in_progress(&self, wf: &WorkflowRecord) -> Result<bool> {
+        match Self::lock_run(wf, "") {
+            Ok(_) => Ok(false),
+            Err(Error::Conflict(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Takes the run's lock (held until the file is dropped), so two
     /// processes never drive or delete one run at once.
     fn lock_run(wf: &WorkflowRecord, busy: &str) -> Result<std::fs::File> {

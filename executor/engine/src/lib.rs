@@ -35,4 +35,4 @@ pub use home::{Error, Finished, Home};
 pub use runtime::docker::DockerRuntime;
 pub use runtime::{DriverRole, Isolation, LocalRuntime, Mounted, PodExit, PodSpec, Runtime, RuntimeError, sandbox};
 pub use status::{ArtifactRecord, Direction, GcState, Node, NodeKind, display_name};
-pub use store::{Store, StoreError, WorkflowRecord};
+pub use store::{Decision, Store, StoreError, WorkflowRecord};

@@ -24,6 +24,8 @@ pub enum NodeKind {
     Retry,
     /// A step or task that did not run.
     Skipped,
+    /// A suspend template: waits for a duration or a decision.
+    Suspend,
 }
 
 impl NodeKind {
@@ -39,6 +41,7 @@ impl NodeKind {
             3 => NodeKind::Dag,
             4 => NodeKind::TaskGroup,
             5 => NodeKind::Retry,
+            7 => NodeKind::Suspend,
             _ => NodeKind::Skipped,
         }
     }
@@ -53,6 +56,7 @@ impl NodeKind {
             NodeKind::TaskGroup => "TaskGroup",
             NodeKind::Retry => "Retry",
             NodeKind::Skipped => "Skipped",
+            NodeKind::Suspend => "Suspend",
         }
     }
 }

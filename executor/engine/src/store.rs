@@ -119,7 +119,26 @@ CREATE TABLE IF NOT EXISTS locks (
     since INTEGER NOT NULL,
     PRIMARY KEY (key, holder)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    wf INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    approve INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    supplied TEXT NOT NULL
+);
 ";
+
+/// A person's answer to a run's suspended nodes (`ferry resume --approve`
+/// or `--fail`): it resumes every node suspended before it was given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Approved (the nodes succeed), else failed.
+    pub approve: bool,
+    /// Why, for a failure.
+    pub message: String,
+    /// Output parameters supplied (`--set NAME=VALUE`).
+    pub supplied: std::collections::BTreeMap<String, String>,
+}
 
 /// The `ferry` process holding a lock, told apart from a later process
 /// that reuses its number by its start time and the boot.
@@ -432,6 +451,36 @@ impl Store {
         Ok((taken, live))
     }
 
+    /// Records a decision on run `wf`'s suspended nodes.
+    pub fn decide(&self, wf: i64, decision: &Decision, now: i64) -> Result<()> {
+        let supplied = serde_json::to_string(&decision.supplied).unwrap_or_default();
+        self.conn
+            .execute(
+                "INSERT INTO decisions (wf, at, approve, message, supplied) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![wf, now, decision.approve, decision.message, supplied],
+            )
+            .map(drop)
+            .map_err(self.sql())
+    }
+
+    /// The first decision on run `wf` given at or after `since`.
+    pub fn decision(&self, wf: i64, since: i64) -> Result<Option<Decision>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT approve, message, supplied FROM decisions WHERE wf = ?1 AND at >= ?2 ORDER BY at LIMIT 1",
+                params![wf, since],
+                |r| Ok((r.get::<_, bool>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        Ok(row.map(|(approve, message, supplied)| Decision {
+            approve,
+            message,
+            supplied: serde_json::from_str(&supplied).unwrap_or_default(),
+        }))
+    }
+
     /// Gives `key` up for `holder`.
     pub fn unlock(&self, key: &str, holder: &str) -> Result<()> {
         self.conn
@@ -447,6 +496,7 @@ impl Store {
         for table in [
             "DELETE FROM nodes WHERE wf = ?1",
             "DELETE FROM artifacts WHERE wf = ?1",
+            "DELETE FROM decisions WHERE wf = ?1",
             "DELETE FROM workflows WHERE id = ?1",
         ] {
             tx.execute(table, [wf]).map_err(&sql)?;

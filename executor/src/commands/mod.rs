@@ -14,7 +14,7 @@ mod run;
 use crate::cli::{ArtifactsCommand, Cli, Command, RuntimeArgs, RuntimeKind};
 use crate::output::progress::show_progress;
 use anyhow::{Context, Result, bail};
-use ferry_engine::{DockerRuntime, Finished, Home, Runtime, WorkflowRecord};
+use ferry_engine::{Decision, DockerRuntime, Finished, Home, Runtime, WorkflowRecord};
 use ferry_workflow::plan::Plan;
 use ferry_workflow::registry::Registry;
 use std::path::PathBuf;
@@ -37,8 +37,13 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
         Command::List { output } => list::list(&home, output),
         Command::Get { workflow, output } => get::get(&home, &workflow, output),
         Command::Logs { workflow, node } => logs::logs(&home, &workflow, node.as_deref()),
-        Command::Resume { workflow, quiet, output, runtime } => {
-            resume::resume(&home, &workflow, quiet, output, runtime).await
+        Command::Resume { workflow, approve, fail, set, message, quiet, output, runtime } => {
+            let decision = (approve || fail).then(|| -> Result<Decision> {
+                let supplied = parameters(set)?.into_iter().collect();
+                Ok(Decision { approve, message: message.unwrap_or_default(), supplied })
+            });
+            let decision = decision.transpose()?;
+            resume::resume(&home, &workflow, decision, quiet, output, runtime).await
         }
         Command::Delete { workflow, force } => delete::delete(&home, &workflow, force).await,
         Command::Artifacts { workflow, output, get } => match (workflow, get) {

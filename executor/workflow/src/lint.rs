@@ -203,20 +203,29 @@ fn check_volumes(plan: &Plan, t: &Template, path: &str, problems: &mut Vec<Probl
     }
 }
 
-/// A template runs exactly one of container, script, steps or dag.
+/// A template runs exactly one of container, script, steps, dag or suspend.
 fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
     let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
     match t.kind() {
-        TemplateKind::Several => {
-            push(path.into(), format!("template {:?} has more than one of container, script, steps, dag", t.name))
-        }
+        TemplateKind::Several => push(
+            path.into(),
+            format!("template {:?} has more than one of container, script, steps, dag, suspend", t.name),
+        ),
         TemplateKind::None => push(
             path.into(),
             format!(
-                "template {:?} has none of container, script, steps, dag (suspend, resource, http, data and containerSet templates are not supported)",
+                "template {:?} has none of container, script, steps, dag, suspend (resource, http, data and containerSet templates are not supported)",
                 t.name
             ),
         ),
+        TemplateKind::Suspend => {
+            if let Some(d) = t.suspend.as_ref().and_then(|s| s.duration.as_ref())
+                && !d.0.contains("{{")
+                && crate::time::active_deadline(&d.0).is_none()
+            {
+                push(format!("{path}.suspend.duration"), format!("{:?} is not a number of seconds or a duration", d.0));
+            }
+        }
         TemplateKind::Container | TemplateKind::Script | TemplateKind::Steps | TemplateKind::Dag => {}
     }
 }
@@ -252,13 +261,20 @@ fn check_inputs_and_outputs(plan: &Plan, t: &Template, path: &str, pod: bool, pr
     }
     for (i, p) in t.outputs.parameters.iter().enumerate() {
         let vf = p.value_from.as_ref();
+        let suspend = t.kind() == TemplateKind::Suspend;
         let ok = if pod {
             p.value.is_some() || vf.is_some_and(|v| !v.path.is_empty())
+        } else if suspend {
+            p.value.is_some() || vf.is_some_and(|v| v.supplied.is_some())
         } else {
             p.value.is_some() || vf.is_some_and(|v| !v.parameter.is_empty())
         };
         if !ok {
-            let need = if pod { "valueFrom.path or value" } else { "valueFrom.parameter or value" };
+            let need = match (pod, suspend) {
+                (true, _) => "valueFrom.path or value",
+                (false, true) => "valueFrom.supplied or value",
+                (false, false) => "valueFrom.parameter or value",
+            };
             problems.push(Problem {
                 path: format!("{path}.outputs.parameters[{i}]"),
                 message: format!("output parameter {:?} needs {need}", p.name),

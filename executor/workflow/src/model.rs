@@ -288,6 +288,9 @@ pub struct ValueFrom {
     pub parameter: String,
     /// Used when the file is missing.
     pub default: Option<AnyString>,
+    /// Suspend templates: given when the node is resumed (`ferry resume
+    /// --approve --set NAME=VALUE`), else the default.
+    pub supplied: Option<Empty>,
 }
 
 /// An artifact in `inputs`, `outputs` or `arguments`.
@@ -448,6 +451,8 @@ pub struct Template {
     pub steps: Option<Vec<Vec<Step>>>,
     /// A DAG of tasks.
     pub dag: Option<Dag>,
+    /// Waits: for a duration, or until resumed.
+    pub suspend: Option<Suspend>,
     /// Retries.
     pub retry_strategy: Option<RetryStrategy>,
     /// At most this many children at once.
@@ -475,6 +480,15 @@ pub struct Template {
     pub security_context: Recorded,
     /// Recorded: no effect locally.
     pub pod_spec_patch: Recorded,
+}
+
+/// `suspend:` of a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Suspend {
+    /// Resume by itself after this long (seconds, or a duration such as
+    /// `20s`, `5m`); without it, wait until resumed.
+    pub duration: Option<AnyString>,
 }
 
 /// `archiveLocation` of a template.
@@ -1093,6 +1107,7 @@ impl Template {
             script: self.script.clone(),
             steps: None,
             dag: None,
+            suspend: self.suspend.clone(),
             retry_strategy: self.retry_strategy.clone(),
             parallelism: self.parallelism,
             fail_fast: self.fail_fast,
@@ -1111,13 +1126,18 @@ impl Template {
 
     /// The kind of template, for dispatch and messages.
     pub fn kind(&self) -> TemplateKind {
-        match (&self.container, &self.script, &self.steps, &self.dag) {
-            (Some(_), None, None, None) => TemplateKind::Container,
-            (None, Some(_), None, None) => TemplateKind::Script,
-            (None, None, Some(_), None) => TemplateKind::Steps,
-            (None, None, None, Some(_)) => TemplateKind::Dag,
-            (None, None, None, None) => TemplateKind::None,
-            _ => TemplateKind::Several,
+        let set = [
+            (self.container.is_some(), TemplateKind::Container),
+            (self.script.is_some(), TemplateKind::Script),
+            (self.steps.is_some(), TemplateKind::Steps),
+            (self.dag.is_some(), TemplateKind::Dag),
+            (self.suspend.is_some(), TemplateKind::Suspend),
+        ];
+        let mut kinds = set.into_iter().filter(|(on, _)| *on).map(|(_, kind)| kind);
+        match (kinds.next(), kinds.next()) {
+            (Some(kind), None) => kind,
+            (None, _) => TemplateKind::None,
+            (Some(_), Some(_)) => TemplateKind::Several,
         }
     }
 }
@@ -1134,9 +1154,11 @@ pub enum TemplateKind {
     Steps,
     /// `dag`: tasks ordered by their dependencies.
     Dag,
-    /// None of the four (suspend, resource, http, data, containerSet).
+    /// `suspend`: waits for a duration or until resumed.
+    Suspend,
+    /// None of the five (resource, http, data, containerSet).
     None,
-    /// More than one of the four.
+    /// More than one of the five.
     Several,
 }
 
@@ -1153,6 +1175,7 @@ impl TemplateKind {
             TemplateKind::Script => "script",
             TemplateKind::Steps => "steps",
             TemplateKind::Dag => "dag",
+            TemplateKind::Suspend => "suspend",
             TemplateKind::None => "none",
             TemplateKind::Several => "several",
         }

@@ -25,6 +25,7 @@ mod outcome;
 mod pod;
 mod retry;
 mod steps;
+mod suspend;
 mod template;
 
 use crate::drivers::DriverPool;
@@ -343,6 +344,7 @@ impl Controller {
         let kind = match template.kind() {
             TemplateKind::Steps => NodeKind::Steps,
             TemplateKind::Dag => NodeKind::Dag,
+            TemplateKind::Suspend => NodeKind::Suspend,
             // Lint refuses None and Several before a run starts.
             TemplateKind::Container | TemplateKind::Script | TemplateKind::None | TemplateKind::Several => {
                 NodeKind::Pod
@@ -375,6 +377,7 @@ impl Controller {
         let mut ended = match kind {
             NodeKind::Steps => self.clone().run_steps(id, &call, &template, bound, cancel.clone()).await,
             NodeKind::Dag => self.clone().run_dag(id, &call, &template, bound, cancel.clone()).await,
+            NodeKind::Suspend => self.run_suspend(id, &template, cancel.clone()).await,
             _ => self.clone().run_pod(id, &call, &template, bound, cancel.clone(), deadline).await,
         };
         if ended.phase.is_done() && !ended.phase.is_ok() && cancel.is_cancelled() && ended.message.is_empty() {
