@@ -1198,3 +1198,92 @@ fn a_driver_call_that_fails_transiently_is_retried_and_a_permanent_failure_is_no
     assert_eq!(n, 1, "a permanent failure is not repeated");
     rt.block_on(pool.shutdown(Duration::from_secs(1)));
 }
+
+/// Every output artifact a run's pods saved, by node name (without the
+/// workflow's prefix) and artifact name, with its key in the repository.
+fn saved_outputs(doc: &Value, wf: &str) -> std::collections::BTreeMap<(String, String), String> {
+    let mut saved = std::collections::BTreeMap::new();
+    for n in doc["nodes"].as_array().unwrap().iter().filter(|n| n["kind"] == "Pod") {
+        let name = n["name"].as_str().unwrap().strip_prefix(wf).unwrap().to_string();
+        for (artifact, v) in n["outputs"]["artifacts"].as_object().into_iter().flatten() {
+            let key = v["location"]["key"].as_str().unwrap().to_string();
+            saved.insert((name.clone(), artifact.clone()), key);
+        }
+    }
+    saved
+}
+
+/// The seed scenario (Argo collects artifacts by template shape and misses
+/// inline ones): every artifact-producing step of examples/inline-gc.yaml is
+/// an inline template — in steps, in a DAG, nested in a looped inline steps
+/// template, retried — and GC must collect each one by its strategy
+/// (workflow-level and per-artifact), on completion and on `ferry delete`,
+/// while an object the run did not write stays.
+#[test]
+fn artifacts_of_inline_templates_are_collected_on_completion_and_on_deletion() {
+    let example = std::fs::read_to_string(examples().join("inline-gc.yaml")).unwrap();
+    let workflow_level = "  artifactGC:\n    strategy: OnWorkflowCompletion\n";
+    assert!(example.contains(workflow_level));
+    let expected_outputs = [
+        ("[0].write(1)", "note"),
+        ("[1].graph.make", "tree"),
+        ("[1].graph.make", "kept"),
+        ("[1].graph.make", "early"),
+        ("[2].per-item(0:red)[0].paint", "paint"),
+        ("[2].per-item(1:blue)[0].paint", "paint"),
+    ];
+    // Per strategy: the outputs GC deletes when the run completes.
+    let cases = [
+        ("OnWorkflowCompletion", vec!["note", "tree", "early", "paint"]),
+        ("OnWorkflowDeletion", vec!["early"]),
+    ];
+    for (strategy, deleted_at_completion) in cases {
+        let f = Ferry::new();
+        let storage = f.home.path().join("artifacts");
+        let unrelated = storage.join("unrelated/keep.txt");
+        std::fs::create_dir_all(unrelated.parent().unwrap()).unwrap();
+        std::fs::write(&unrelated, "not the run's").unwrap();
+        let text = example.replace(workflow_level, &format!("  artifactGC:\n    strategy: {strategy}\n"));
+        let file = write(f.home.path(), "inline-gc.yaml", &text);
+        let (code, doc) = f.run(&[&file], &[]);
+        assert_eq!(code, 0, "{strategy}: {doc}");
+        let wf = doc["workflow"]["name"].as_str().unwrap().to_string();
+        let saved = saved_outputs(&doc, &wf);
+        let names: Vec<(&str, &str)> = saved.keys().map(|(n, a)| (n.as_str(), a.as_str())).collect();
+        let mut want = expected_outputs.to_vec();
+        want.sort();
+        assert_eq!(names, want, "{strategy}: the inline steps' outputs");
+        // Each artifact existed during the run: the consumers read them back.
+        assert_eq!(f.logs(&wf, "read"), "written-by-step\nleaf\nkept-by-task\nearly-by-task\n");
+        for colour in ["0:red", "1:blue"] {
+            let look = f.logs(&wf, &format!("{wf}[2].per-item({colour})[1].look"));
+            assert_eq!(look.trim(), format!("painted {}", &colour[2..]));
+        }
+        // Inline nodes carry no template name, as in Argo, and their pods
+        // are named after the workflow alone.
+        let make = node(&doc, "make");
+        assert_eq!(make["template"], "", "{make}");
+        let key = &saved[&("[1].graph.make".to_string(), "kept".to_string())];
+        assert!(key.starts_with(&format!("{wf}/{wf}-")) && key.ends_with("/kept.tgz"), "{key}");
+
+        let at = |key: &str| storage.join(key);
+        for ((node, artifact), key) in &saved {
+            let gone = deleted_at_completion.contains(&artifact.as_str());
+            assert_eq!(!at(key).exists(), gone, "{strategy}: after the run, {node} {artifact} at {key}");
+        }
+        assert_eq!(doc["gc"]["deleted"], saved.keys().filter(|(_, a)| deleted_at_completion.contains(&a.as_str())).count());
+        // Nothing but the run's remaining outputs and the unrelated object is stored.
+        for stored in walk(&storage) {
+            let ok = stored == unrelated
+                || saved.values().any(|k| at(k).exists() && stored.starts_with(at(k.trim_end_matches('/'))));
+            assert!(ok, "{strategy}: unexpected {}", stored.display());
+        }
+        let o = f.ferry(&["delete", &wf]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for ((node, artifact), key) in &saved {
+            assert!(!at(key).exists(), "{strategy}: after ferry delete, {node} {artifact} is still at {key}");
+        }
+        assert_eq!(walk(&storage), vec![unrelated.clone()], "{strategy}: only the unrelated object is left");
+        assert_eq!(std::fs::read_to_string(&unrelated).unwrap(), "not the run's");
+    }
+}
