@@ -1261,10 +1261,8 @@ fn artifacts_of_inline_templates_are_collected_on_completion_and_on_deletion() {
         ("[2].per-item(1:blue)[0].paint", "paint"),
     ];
     // Per strategy: the outputs GC deletes when the run completes.
-    let cases = [
-        ("OnWorkflowCompletion", vec!["note", "tree", "early", "paint"]),
-        ("OnWorkflowDeletion", vec!["early"]),
-    ];
+    let cases =
+        [("OnWorkflowCompletion", vec!["note", "tree", "early", "paint"]), ("OnWorkflowDeletion", vec!["early"])];
     for (strategy, deleted_at_completion) in cases {
         let f = Ferry::new();
         let storage = f.home.path().join("artifacts");
@@ -1299,7 +1297,10 @@ fn artifacts_of_inline_templates_are_collected_on_completion_and_on_deletion() {
             let gone = deleted_at_completion.contains(&artifact.as_str());
             assert_eq!(!at(key).exists(), gone, "{strategy}: after the run, {node} {artifact} at {key}");
         }
-        assert_eq!(doc["gc"]["deleted"], saved.keys().filter(|(_, a)| deleted_at_completion.contains(&a.as_str())).count());
+        assert_eq!(
+            doc["gc"]["deleted"],
+            saved.keys().filter(|(_, a)| deleted_at_completion.contains(&a.as_str())).count()
+        );
         // Nothing but the run's remaining outputs and the unrelated object is stored.
         for stored in walk(&storage) {
             let ok = stored == unrelated
@@ -1329,7 +1330,10 @@ fn inline_templates_run_as_named_templates_would() {
     assert_eq!(code, 0, "{doc}");
     let wf = "inline-e2e";
     let greet = &node(&doc, "greet")["outputs"];
-    assert_eq!((greet["result"].as_str(), greet["parameters"]["upper"].as_str()), (Some("result-world"), Some("HELLO")));
+    assert_eq!(
+        (greet["result"].as_str(), greet["parameters"]["upper"].as_str()),
+        (Some("result-world"), Some("HELLO"))
+    );
     assert_eq!(greet["artifacts"]["msg"]["archive"], "zip");
     // The DAG's task read the zip artifact through the inline DAG's input.
     assert_eq!(f.logs(wf, "shout"), "hello world\n");
@@ -1342,7 +1346,10 @@ fn inline_templates_run_as_named_templates_would() {
         assert_eq!(f.logs(wf, &format!("loop({item})")), format!("{}:HELLO-HELLO\n", &item[2..]));
     }
     let slow = node(&doc, "slow");
-    assert_eq!((slow["phase"].as_str(), slow["message"].as_str()), (Some("Failed"), Some("Step exceeded its deadline")));
+    assert_eq!(
+        (slow["phase"].as_str(), slow["message"].as_str()),
+        (Some("Failed"), Some("Step exceeded its deadline"))
+    );
     let attempts: Vec<String> =
         (0..3).map(|i| node(&doc, &format!("flaky({i})"))["phase"].as_str().unwrap().to_string()).collect();
     assert_eq!(attempts, ["Failed", "Failed", "Succeeded"].map(String::from));

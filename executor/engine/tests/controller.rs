@@ -1003,9 +1003,10 @@ fn inline_runs(h: &Harness, command: &str) -> Vec<Record> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looped_inline_template_retries_each_item_as_a_named_one_would() {
     // Each item's first attempt fails; its retry succeeds and prints the item.
-    let h = Harness::new(FakeRuntime::new(WF).on("", |run| {
-        if run.arg(1) == "0" { Script::exits(1) } else { Script::ok().prints(run.arg(0).to_string()) }
-    }));
+    let h =
+        Harness::new(FakeRuntime::new(WF).on("", |run| {
+            if run.arg(1) == "0" { Script::exits(1) } else { Script::ok().prints(run.arg(0).to_string()) }
+        }));
     let ran = h
         .run(
             r#"

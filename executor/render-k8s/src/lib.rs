@@ -105,10 +105,14 @@ struct PodTemplate<'a> {
 /// The pod templates written inline in `t`'s steps or tasks, at any depth.
 /// Their node is named after the steps that hold them.
 fn inline_pod_templates<'a>(t: &'a Template, label: &str, node: &str, found: &mut Vec<PodTemplate<'a>>) {
-    let steps = t.steps.iter().flatten().enumerate().flat_map(|(g, group)| {
-        group.iter().enumerate().map(move |(i, step)| (format!("steps[{g}][{i}]"), step))
-    });
-    let tasks = t.dag.iter().flat_map(|d| d.tasks.iter().enumerate().map(|(i, task)| (format!("dag.tasks[{i}]"), task)));
+    let steps = t
+        .steps
+        .iter()
+        .flatten()
+        .enumerate()
+        .flat_map(|(g, group)| group.iter().enumerate().map(move |(i, step)| (format!("steps[{g}][{i}]"), step)));
+    let tasks =
+        t.dag.iter().flat_map(|d| d.tasks.iter().enumerate().map(|(i, task)| (format!("dag.tasks[{i}]"), task)));
     for (at, step) in steps.chain(tasks) {
         let Some(inline) = &step.inline else { continue };
         let (label, node) = (format!("{label}.{at}.inline"), format!("{node}.{}", step.name));
@@ -546,11 +550,17 @@ mod tests {
     fn inline_pod_templates_render_at_any_depth_and_errors_name_their_step() {
         let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - name: a\n        inline:\n          container: {image: alpine:3.20, command: [sh, -c, 'echo hi > /tmp/out']}\n          outputs: {artifacts: [{name: out, path: /tmp/out}]}\n    - - name: b\n        inline:\n          dag:\n            tasks:\n            - {name: c, inline: {script: {image: alpine:3.20, source: 'true'}}}\n";
         let pods = render(&plan(spec), &RenderOptions::default()).unwrap();
-        let nodes: Vec<&str> =
-            pods.iter().map(|p| p.metadata.annotations.as_ref().unwrap()["workflows.argoproj.io/node-name"].as_str()).collect();
+        let nodes: Vec<&str> = pods
+            .iter()
+            .map(|p| p.metadata.annotations.as_ref().unwrap()["workflows.argoproj.io/node-name"].as_str())
+            .collect();
         assert_eq!(nodes, ["wf.main.a", "wf.main.b.c"]);
         for (pod, node) in pods.iter().zip(nodes) {
-            assert_eq!(pod.metadata.name.as_deref(), Some(pod_name("wf", "", node).as_str()), "no template in the name");
+            assert_eq!(
+                pod.metadata.name.as_deref(),
+                Some(pod_name("wf", "", node).as_str()),
+                "no template in the name"
+            );
             assert!(!pod.metadata.annotations.as_ref().unwrap().contains_key("workflows.argoproj.io/template-name"));
         }
         assert_eq!(names(pods[0].spec.as_ref().unwrap().containers.as_slice()), ["wait", "main", "artifact-plugin-fs"]);

@@ -353,11 +353,7 @@ fn check_dag(
                 Some(&j) => edges[i].push(j),
                 None => problems.push(Problem {
                     path: format!("{p}.{}", if task.depends.is_empty() { "dependencies" } else { "depends" }),
-                    message: format!(
-                        "task {:?} depends on {d:?}, which is not a task of {}",
-                        task.name,
-                        describe(t)
-                    ),
+                    message: format!("task {:?} depends on {d:?}, which is not a task of {}", task.name, describe(t)),
                 }),
             }
         }
@@ -479,7 +475,11 @@ fn check_target_fields(step: &Step, path: &str, problems: &mut Vec<Problem>) -> 
     let message = match given.as_slice() {
         [_] => return true,
         [] => format!("{:?} gives none of template, templateRef, inline: give exactly one", step.name),
-        several => format!("{:?} gives {}: give exactly one of template, templateRef, inline", step.name, several.join(" and ")),
+        several => format!(
+            "{:?} gives {}: give exactly one of template, templateRef, inline",
+            step.name,
+            several.join(" and ")
+        ),
     };
     problems.push(Problem { path: path.into(), message });
     false
@@ -559,12 +559,7 @@ fn check_arguments(plan: &Plan, step: &Step, target: &Template, path: &str, prob
         if !given && !a.optional && !a.has_location() {
             problems.push(Problem {
                 path: format!("{path}.arguments.artifacts"),
-                message: format!(
-                    "{:?} does not supply input artifact {:?} of {}",
-                    step.name,
-                    a.name,
-                    describe(target)
-                ),
+                message: format!("{:?} does not supply input artifact {:?} of {}", step.name, a.name, describe(target)),
             });
         }
     }
@@ -791,7 +786,9 @@ mod tests {
             format!("{s0}[2].inline: the inline template has none of container, script, steps, dag"),
             format!("{s0}[3]: \"none\" gives none of template, templateRef, inline"),
             format!("{s0}[4].inline.container.command[1]: {{{{inputs.parameters.nope}}}}"),
-            format!("{s0}[5].arguments.parameters: \"needs\" does not supply input parameter \"m\" of the inline template"),
+            format!(
+                "{s0}[5].arguments.parameters: \"needs\" does not supply input parameter \"m\" of the inline template"
+            ),
             format!("{s0}[6].inline.dag.tasks[0].inline.script.source: {{{{item}}}}: item is only set"),
             format!("{s0}[6].inline.dag.tasks[1]: \"u\" refers to template \"ghost\""),
         ] {
