@@ -19,6 +19,8 @@ struct Scope<'a> {
     /// The steps or tasks that may be referenced.
     siblings: Option<Siblings>,
     in_loop: bool,
+    /// The template is inline: its step's loop and siblings are not in scope.
+    inline: bool,
 }
 
 /// Which sibling steps or tasks a field may reference. Shared by every step
@@ -134,6 +136,7 @@ fn check_template(
         workflow_params: wp,
         siblings: None,
         in_loop: false,
+        inline: t.name.is_empty(),
     };
     let mut own = serde_json::to_value(t.clone_without_children()).unwrap_or_default();
     if let Some(map) = own.as_object_mut() {
@@ -308,6 +311,7 @@ fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
         workflow_params: s.workflow_params,
         siblings: s.siblings.clone(),
         in_loop: s.in_loop,
+        inline: s.inline,
     }
 }
 
@@ -624,6 +628,9 @@ fn check_strings(value: &serde_json::Value, scope: &Scope<'_>, path: &str, probl
     }
 }
 
+/// Why a step-level variable is unknown inside an inline template's body.
+const INLINE_SCOPE: &str = "an inline template sees only its own inputs, not its step's item, steps or tasks: pass the value through the step's arguments";
+
 fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
     let parts: Vec<&str> = var.split('.').collect();
     let unknown = |what: &str| Err(format!("{{{{{var}}}}}: {what}"));
@@ -651,8 +658,10 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
         ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),
         ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
+        ["item", ..] if s.inline && !s.in_loop => unknown(INLINE_SCOPE),
         ["item", ..] => declared(s.in_loop, "item is only set in withItems, withParam or withSequence loops"),
-        [scope @ ("steps" | "tasks"), name, rest @ ..] => known_sibling(scope, name, rest, s).or_else(|e| unknown(&e)),
+        [scope @ ("steps" | "tasks"), name, rest @ ..] => known_sibling(scope, name, rest, s)
+            .or_else(|e| if s.inline && s.siblings.is_none() { unknown(INLINE_SCOPE) } else { unknown(&e) }),
         _ => unknown("unknown variable"),
     }
 }
@@ -789,11 +798,19 @@ mod tests {
             format!(
                 "{s0}[5].arguments.parameters: \"needs\" does not supply input parameter \"m\" of the inline template"
             ),
-            format!("{s0}[6].inline.dag.tasks[0].inline.script.source: {{{{item}}}}: item is only set"),
+            format!(
+                "{s0}[6].inline.dag.tasks[0].inline.script.source: {{{{item}}}}: an inline template sees only its own inputs"
+            ),
             format!("{s0}[6].inline.dag.tasks[1]: \"u\" refers to template \"ghost\""),
         ] {
             assert!(all.contains(&want), "missing {want:?} in\n{all}");
         }
         assert_eq!(p.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn a_named_template_without_a_name_is_named_by_its_path() {
+        let all = problems(&format!("{HEAD}  - name: main\n    steps: [[{{name: a, template: t}}]]\n  - container: {{image: a, command: ['true']}}\n")).join("\n");
+        assert!(all.contains("spec.templates[1].name: a template needs a name"), "{all}");
     }
 }
