@@ -322,6 +322,26 @@ fn bad_workflows_fail_lint_with_the_field_path() {
             "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [true]}\n    outputs:\n      artifacts:\n      - {name: o, path: /o, plugin: {name: nope, configuration: 'x: 1'}}\n",
             "artifact driver \"nope\" is not registered",
         ),
+        (
+            "inline-and-template",
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: t, inline: {container: {image: x, command: [true]}}}\n  - name: t\n    container: {image: x, command: [true]}\n",
+            "spec.templates[0].steps[0][0]: \"a\" gives template and inline: give exactly one of template, templateRef, inline",
+        ),
+        (
+            "inline-named",
+            "  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: a, inline: {name: t, container: {image: x, command: [true]}}}\n",
+            "spec.templates[0].dag.tasks[0].inline.name: an inline template has no name (found \"t\")",
+        ),
+        (
+            "inline-empty",
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, inline: {inputs: {parameters: [{name: p, value: v}]}}}\n",
+            "spec.templates[0].steps[0][0].inline: the inline template has none of container, script, steps, dag",
+        ),
+        (
+            "inline-nested-variable",
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - name: a\n        inline:\n          steps:\n          - - {name: b, template: t}\n            - {name: c, inline: {container: {image: x, command: [echo, '{{inputs.parameters.who}}']}}}\n  - name: t\n    container: {image: x, command: [true]}\n",
+            "spec.templates[0].steps[0][0].inline.steps[0][1].inline.container.command[1]: {{inputs.parameters.who}}",
+        ),
     ];
     for (name, spec, expected) in cases {
         let file = f.workflow(name, spec);
@@ -342,7 +362,15 @@ fn bad_workflows_fail_lint_with_the_field_path() {
         err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("resource"),
         "{err}"
     );
-    for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml"] {
+    // An unknown field inside an inline template is named with its path.
+    let file = f.workflow(
+        "unsupported-inline",
+        "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - name: a\n        inline: {resource: {action: create}}\n",
+    );
+    let o = f.ferry(&["lint", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("spec.templates[0].steps[0][0].inline") && err.contains("resource"), "{err}");
+    for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml", "inline-gc.yaml"] {
         let o = f.ferry(&["lint", examples().join(ok).to_str().unwrap()]);
         assert!(o.status.success(), "{ok}: {}", String::from_utf8_lossy(&o.stderr));
     }
@@ -1547,3 +1575,242 @@ fn a_suspended_run_waits_for_ferry_resume_approve_or_fail() {
     let o = f.ferry(&["resume", "approved", "--approve"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nothing is suspended"));
 }
+
+/// Every output artifact a run's pods saved, by node name (without the
+/// workflow's prefix) and artifact name, with its key in the repository.
+fn saved_outputs(doc: &Value, wf: &str) -> std::collections::BTreeMap<(String, String), String> {
+    let mut saved = std::collections::BTreeMap::new();
+    for n in doc["nodes"].as_array().unwrap().iter().filter(|n| n["kind"] == "Pod") {
+        let name = n["name"].as_str().unwrap().strip_prefix(wf).unwrap().to_string();
+        for (artifact, v) in n["outputs"]["artifacts"].as_object().into_iter().flatten() {
+            let key = v["location"]["key"].as_str().unwrap().to_string();
+            saved.insert((name.clone(), artifact.clone()), key);
+        }
+    }
+    saved
+}
+
+/// The seed scenario (Argo collects artifacts by template shape and misses
+/// inline ones): every artifact-producing step of examples/inline-gc.yaml is
+/// an inline template — in steps, in a DAG, nested in a looped inline steps
+/// template, retried — and GC must collect each one by its strategy
+/// (workflow-level and per-artifact), on completion and on `ferry delete`,
+/// while an object the run did not write stays.
+#[test]
+fn artifacts_of_inline_templates_are_collected_on_completion_and_on_deletion() {
+    let example = std::fs::read_to_string(examples().join("inline-gc.yaml")).unwrap();
+    let workflow_level = "  artifactGC:\n    strategy: OnWorkflowCompletion\n";
+    assert!(example.contains(workflow_level));
+    let expected_outputs = [
+        ("[0].write(1)", "note"),
+        ("[1].graph.make", "tree"),
+        ("[1].graph.make", "kept"),
+        ("[1].graph.make", "early"),
+        ("[2].per-item(0:red)[0].paint", "paint"),
+        ("[2].per-item(1:blue)[0].paint", "paint"),
+    ];
+    // Per strategy: the outputs GC deletes when the run completes.
+    let cases =
+        [("OnWorkflowCompletion", vec!["note", "tree", "early", "paint"]), ("OnWorkflowDeletion", vec!["early"])];
+    for (strategy, deleted_at_completion) in cases {
+        let f = Ferry::new();
+        let storage = f.home.path().join("artifacts");
+        let unrelated = storage.join("unrelated/keep.txt");
+        std::fs::create_dir_all(unrelated.parent().unwrap()).unwrap();
+        std::fs::write(&unrelated, "not the run's").unwrap();
+        let text = example.replace(workflow_level, &format!("  artifactGC:\n    strategy: {strategy}\n"));
+        let file = write(f.home.path(), "inline-gc.yaml", &text);
+        let (code, doc) = f.run(&[&file], &[]);
+        assert_eq!(code, 0, "{strategy}: {doc}");
+        let wf = doc["workflow"]["name"].as_str().unwrap().to_string();
+        let saved = saved_outputs(&doc, &wf);
+        let names: Vec<(&str, &str)> = saved.keys().map(|(n, a)| (n.as_str(), a.as_str())).collect();
+        let mut want = expected_outputs.to_vec();
+        want.sort();
+        assert_eq!(names, want, "{strategy}: the inline steps' outputs");
+        // Each artifact existed during the run: the consumers read them back.
+        assert_eq!(f.logs(&wf, "read"), "written-by-step\nleaf\nkept-by-task\nearly-by-task\n");
+        for colour in ["0:red", "1:blue"] {
+            let look = f.logs(&wf, &format!("{wf}[2].per-item({colour})[1].look"));
+            assert_eq!(look.trim(), format!("painted {}", &colour[2..]));
+        }
+        // Inline nodes carry no template name, as in Argo, and their pods
+        // are named after the workflow alone.
+        let make = node(&doc, "make");
+        assert_eq!(make["template"], "", "{make}");
+        let key = &saved[&("[1].graph.make".to_string(), "kept".to_string())];
+        assert!(key.starts_with(&format!("{wf}/{wf}-")) && key.ends_with("/kept.tgz"), "{key}");
+
+        let at = |key: &str| storage.join(key);
+        for ((node, artifact), key) in &saved {
+            let gone = deleted_at_completion.contains(&artifact.as_str());
+            assert_eq!(!at(key).exists(), gone, "{strategy}: after the run, {node} {artifact} at {key}");
+        }
+        assert_eq!(
+            doc["gc"]["deleted"],
+            saved.keys().filter(|(_, a)| deleted_at_completion.contains(&a.as_str())).count()
+        );
+        // Nothing but the run's remaining outputs and the unrelated object is stored.
+        for stored in walk(&storage) {
+            let ok = stored == unrelated
+                || saved.values().any(|k| at(k).exists() && stored.starts_with(at(k.trim_end_matches('/'))));
+            assert!(ok, "{strategy}: unexpected {}", stored.display());
+        }
+        let o = f.ferry(&["delete", &wf]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for ((node, artifact), key) in &saved {
+            assert!(!at(key).exists(), "{strategy}: after ferry delete, {node} {artifact} is still at {key}");
+        }
+        assert_eq!(walk(&storage), vec![unrelated.clone()], "{strategy}: only the unrelated object is left");
+        assert_eq!(std::fs::read_to_string(&unrelated).unwrap(), "not the run's");
+    }
+}
+
+/// Inline templates in steps, in a DAG and nested (an inline steps template
+/// inside an inline DAG), passing parameters, results and artifacts (zip,
+/// tar, a directory) between them, with outputs of inline steps/DAG
+/// templates, a loop, a retry and a deadline: each behaves as the same
+/// template would with a name.
+#[test]
+fn inline_templates_run_as_named_templates_would() {
+    let f = Ferry::new();
+    let file = f.workflow("inline-e2e", INLINE_SPEC);
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{doc}");
+    let wf = "inline-e2e";
+    let greet = &node(&doc, "greet")["outputs"];
+    assert_eq!(
+        (greet["result"].as_str(), greet["parameters"]["upper"].as_str()),
+        (Some("result-world"), Some("HELLO"))
+    );
+    assert_eq!(greet["artifacts"]["msg"]["archive"], "zip");
+    // The DAG's task read the zip artifact through the inline DAG's input.
+    assert_eq!(f.logs(wf, "shout"), "hello world\n");
+    let graph = &node(&doc, "graph")["outputs"];
+    assert_eq!(graph["parameters"]["double"], "HELLO-HELLO");
+    assert_eq!(graph["parameters"]["deep"], "deep:HELLO-HELLO", "from the nested inline step");
+    assert_eq!(graph["parameters"]["said"], "result-world");
+    assert_eq!(graph["artifacts"]["dir"]["archive"], "none");
+    for item in ["0:a", "1:b"] {
+        assert_eq!(f.logs(wf, &format!("loop({item})")), format!("{}:HELLO-HELLO\n", &item[2..]));
+    }
+    let slow = node(&doc, "slow");
+    assert_eq!(
+        (slow["phase"].as_str(), slow["message"].as_str()),
+        (Some("Failed"), Some("Step exceeded its deadline"))
+    );
+    let attempts: Vec<String> =
+        (0..3).map(|i| node(&doc, &format!("flaky({i})"))["phase"].as_str().unwrap().to_string()).collect();
+    assert_eq!(attempts, ["Failed", "Failed", "Succeeded"].map(String::from));
+    assert_eq!(f.logs(wf, "flaky(2)"), "attempt 2\n");
+    assert_eq!(
+        f.logs(wf, "final"),
+        "HELLO-HELLO deep:HELLO-HELLO result-world Failed\nin-dir\n[\"a:HELLO-HELLO\",\"b:HELLO-HELLO\"]\n"
+    );
+    // Argo records no template name for an inline node and names its pod
+    // `<workflow>-<fnv32a(node)>`; `ferry logs` finds it by that name.
+    assert_eq!(node(&doc, "deep")["template"], "");
+    let pod = ferry_workflow::naming::pod_name(wf, "", "inline-e2e[1].graph.nested[0].deep");
+    assert!(pod.strip_prefix("inline-e2e-").is_some_and(|h| h.parse::<u32>().is_ok()), "{pod}");
+    assert_eq!(f.logs(wf, &pod), "deep:HELLO-HELLO\n");
+}
+
+const INLINE_SPEC: &str = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: greet
+        arguments: {parameters: [{name: who, value: world}]}
+        inline:
+          inputs: {parameters: [{name: who}]}
+          script:
+            image: alpine
+            source: |
+              echo "hello {{inputs.parameters.who}}" > /tmp/msg.txt
+              printf HELLO > /tmp/upper
+              echo "result-{{inputs.parameters.who}}"
+          outputs:
+            parameters: [{name: upper, valueFrom: {path: /tmp/upper}}]
+            artifacts: [{name: msg, path: /tmp/msg.txt, archive: {zip: {}}}]
+    - - name: graph
+        arguments:
+          parameters:
+          - {name: word, value: "{{steps.greet.outputs.parameters.upper}}"}
+          - {name: said, value: "{{steps.greet.outputs.result}}"}
+          artifacts: [{name: msg, from: "{{steps.greet.outputs.artifacts.msg}}"}]
+        inline:
+          inputs:
+            parameters: [{name: word}, {name: said}]
+            artifacts: [{name: msg, path: /tmp/msg.txt}]
+          dag:
+            tasks:
+            - name: shout
+              arguments:
+                parameters: [{name: w, value: "{{inputs.parameters.word}}"}]
+                artifacts: [{name: msg, from: "{{inputs.artifacts.msg}}"}]
+              inline:
+                inputs: {parameters: [{name: w}], artifacts: [{name: msg, path: /in/msg}]}
+                container:
+                  image: alpine
+                  command: [sh, -c, "cat /in/msg; echo {{inputs.parameters.w}}-{{inputs.parameters.w}} > /tmp/out; mkdir -p /tmp/dir; echo in-dir > /tmp/dir/f"]
+                outputs:
+                  parameters: [{name: double, valueFrom: {path: /tmp/out}}]
+                  artifacts:
+                  - {name: out, path: /tmp/out}
+                  - {name: dir, path: /tmp/dir, archive: {none: {}}}
+            - name: nested
+              depends: shout
+              arguments:
+                parameters: [{name: x, value: "{{tasks.shout.outputs.parameters.double}}"}]
+              inline:
+                inputs: {parameters: [{name: x}]}
+                steps:
+                - - name: deep
+                    arguments: {parameters: [{name: y, value: "{{inputs.parameters.x}}"}]}
+                    inline:
+                      inputs: {parameters: [{name: y}]}
+                      container: {image: alpine, command: [sh, -c, "echo deep:{{inputs.parameters.y}}"]}
+                outputs:
+                  parameters: [{name: deep, valueFrom: {parameter: "{{steps.deep.outputs.result}}"}}]
+          outputs:
+            parameters:
+            - {name: double, valueFrom: {parameter: "{{tasks.shout.outputs.parameters.double}}"}}
+            - {name: deep, valueFrom: {parameter: "{{tasks.nested.outputs.parameters.deep}}"}}
+            - {name: said, value: "{{inputs.parameters.said}}"}
+            artifacts:
+            - {name: out, from: "{{tasks.shout.outputs.artifacts.out}}"}
+            - {name: dir, from: "{{tasks.shout.outputs.artifacts.dir}}"}
+    - - name: loop
+        withItems: [a, b]
+        arguments:
+          parameters: [{name: i, value: "{{item}}"}]
+          artifacts: [{name: out, from: "{{steps.graph.outputs.artifacts.out}}"}]
+        inline:
+          inputs: {parameters: [{name: i}], artifacts: [{name: out, path: /tmp/out}]}
+          container: {image: alpine, command: [sh, -c, "echo {{inputs.parameters.i}}:$(cat /tmp/out)"]}
+      - name: slow
+        continueOn: {failed: true}
+        inline:
+          activeDeadlineSeconds: 1
+          container: {image: alpine, command: [sleep, "30"]}
+      - name: flaky
+        inline:
+          retryStrategy: {limit: 3}
+          container: {image: alpine, command: [sh, -c, "[ {{retries}} -ge 2 ] || exit 1; echo attempt {{retries}}"]}
+    - - name: final
+        arguments:
+          parameters:
+          - {name: double, value: "{{steps.graph.outputs.parameters.double}}"}
+          - {name: deep, value: "{{steps.graph.outputs.parameters.deep}}"}
+          - {name: said, value: "{{steps.graph.outputs.parameters.said}}"}
+          - {name: looped, value: "{{steps.loop.outputs.result}}"}
+          - {name: slow, value: "{{steps.slow.status}}"}
+          artifacts: [{name: dir, from: "{{steps.graph.outputs.artifacts.dir}}"}]
+        inline:
+          inputs:
+            parameters: [{name: double}, {name: deep}, {name: said}, {name: looped}, {name: slow}]
+            artifacts: [{name: dir, path: /in/dir}]
+          container:
+            image: alpine
+            command: [sh, -c, "echo {{inputs.parameters.double}} {{inputs.parameters.deep}} {{inputs.parameters.said}} {{inputs.parameters.slow}}; cat /in/dir/f; echo '{{inputs.parameters.looped}}'"]
+"#;

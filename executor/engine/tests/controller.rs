@@ -991,3 +991,91 @@ spec:
     assert_eq!(h.runtime.runs_of("slow").len(), 2);
     assert_eq!(args_of(&h, "use"), ["gen-run-0"], "the stored output of the first run's gen");
 }
+
+// ---- inline templates -----------------------------------------------------
+
+/// Inline pods have no template name: the fake runtime records them under "",
+/// and they are told apart here by their command.
+fn inline_runs(h: &Harness, command: &str) -> Vec<Record> {
+    h.runtime.runs_of("").into_iter().filter(|r| r.argv[0] == command).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looped_inline_template_retries_each_item_as_a_named_one_would() {
+    // Each item's first attempt fails; its retry succeeds and prints the item.
+    let h =
+        Harness::new(FakeRuntime::new(WF).on("", |run| {
+            if run.arg(1) == "0" { Script::exits(1) } else { Script::ok().prints(run.arg(0).to_string()) }
+        }));
+    let ran = h
+        .run(
+            r#"
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: f
+        withItems: [a, b]
+        arguments: {parameters: [{name: v, value: "{{item}}"}]}
+        inline:
+          inputs: {parameters: [{name: v}]}
+          retryStrategy: {limit: 2}
+          container: {image: fake, command: [flaky], args: ["{{inputs.parameters.v}}", "{{retries}}"]}
+    - - name: gather
+        arguments: {parameters: [{name: all, value: "{{steps.f.outputs.result}}"}]}
+        inline:
+          inputs: {parameters: [{name: all}]}
+          container: {image: fake, command: [gather], args: ["{{inputs.parameters.all}}"]}
+"#,
+        )
+        .await;
+    assert_eq!(ran.phase(), Phase::Succeeded, "{}", ran.message());
+    let mut attempts: Vec<String> = inline_runs(&h, "flaky").iter().map(|r| r.argv[1..].join(" ")).collect();
+    attempts.sort();
+    assert_eq!(attempts, ["a 0", "a 1", "b 0", "b 1"]);
+    for item in ["wf[0].f(0:a)", "wf[0].f(1:b)"] {
+        let retry = ran.node(item);
+        assert_eq!((retry.kind, retry.template.as_str()), (NodeKind::Retry, ""), "{item}");
+        assert_eq!(ran.phases(&[&format!("{item}(0)"), &format!("{item}(1)")]), [Phase::Failed, Phase::Succeeded]);
+        assert_eq!(h.runtime.pod_runs("", &format!("{item}(1)")), 1, "the pod is named <wf>-<hash>");
+    }
+    assert_eq!(inline_runs(&h, "gather")[0].argv[1], r#"["a","b"]"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_reuses_finished_inline_steps_from_the_stored_plan() {
+    let h = Harness::new(FakeRuntime::new(WF).on("", |run| match run.argv[0].as_str() {
+        "gen" => Script::ok().prints(format!("gen-run-{}", run.nth)),
+        // The first run of `slow` would take 10 s; it is interrupted instead.
+        "slow" if run.nth == 1 => Script::ok().takes(Duration::from_secs(10)),
+        _ => Script::ok(),
+    }));
+    let body = r#"
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: gen, inline: {container: {image: fake, command: [gen]}}}
+    - - {name: pause, inline: {container: {image: fake, command: [slow]}}}
+    - - name: use
+        arguments: {parameters: [{name: v, value: "{{steps.gen.outputs.result}}"}]}
+        inline:
+          inputs: {parameters: [{name: v}]}
+          container: {image: fake, command: [use], args: ["{{inputs.parameters.v}}"]}
+"#;
+    let interrupt = CancellationToken::new();
+    let stop = async {
+        h.runtime.wait_started("", 2).await;
+        interrupt.cancel();
+    };
+    let (first, ()) = tokio::join!(h.run_until(body, interrupt.clone()), stop);
+    assert_eq!(first.phase(), Phase::Running);
+    assert_eq!(first.node("wf[0].gen").phase, Phase::Succeeded);
+    let second = h.resume().await;
+    assert_eq!(second.phase(), Phase::Succeeded, "{}", second.message());
+    assert_eq!(inline_runs(&h, "gen").len(), 1, "a finished inline step is not run again");
+    assert_eq!(inline_runs(&h, "slow").len(), 2, "the interrupted one is");
+    assert_eq!(inline_runs(&h, "use")[0].argv[1], "gen-run-0", "with the stored step's outputs");
+}

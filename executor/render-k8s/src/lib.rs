@@ -78,14 +78,49 @@ pub enum RenderError {
     },
 }
 
-/// One pod per template that runs a container or a script, in file order.
+/// One pod per template that runs a container or a script, in file order:
+/// each named one, then those written inline in its steps or tasks.
 pub fn render(plan: &Plan, options: &RenderOptions) -> Result<Vec<Pod>, RenderError> {
-    plan.spec
-        .templates
+    let mut found = Vec::new();
+    for t in &plan.spec.templates {
+        let node = format!("{}.{}", plan.name, t.name);
+        if t.kind().is_pod() {
+            found.push(PodTemplate { t, label: t.name.clone(), node: node.clone() });
+        }
+        inline_pod_templates(t, &t.name, &node, &mut found);
+    }
+    found.iter().map(|p| pod(plan, p, options)).collect()
+}
+
+/// A template that runs as a pod, with what names it.
+struct PodTemplate<'a> {
+    t: &'a Template,
+    /// How errors name it: its name, or for an inline template the path of
+    /// its step, such as `main.steps[0][1].inline`.
+    label: String,
+    /// The node name the pod is rendered for.
+    node: String,
+}
+
+/// The pod templates written inline in `t`'s steps or tasks, at any depth.
+/// Their node is named after the steps that hold them.
+fn inline_pod_templates<'a>(t: &'a Template, label: &str, node: &str, found: &mut Vec<PodTemplate<'a>>) {
+    let steps = t
+        .steps
         .iter()
-        .filter(|t| t.container.is_some() || t.script.is_some())
-        .map(|t| pod(plan, t, options))
-        .collect()
+        .flatten()
+        .enumerate()
+        .flat_map(|(g, group)| group.iter().enumerate().map(move |(i, step)| (format!("steps[{g}][{i}]"), step)));
+    let tasks =
+        t.dag.iter().flat_map(|d| d.tasks.iter().enumerate().map(|(i, task)| (format!("dag.tasks[{i}]"), task)));
+    for (at, step) in steps.chain(tasks) {
+        let Some(inline) = &step.inline else { continue };
+        let (label, node) = (format!("{label}.{at}.inline"), format!("{node}.{}", step.name));
+        if inline.kind().is_pod() {
+            found.push(PodTemplate { t: inline, label: label.clone(), node: node.clone() });
+        }
+        inline_pod_templates(inline, &label, &node, found);
+    }
 }
 
 fn empty_dir(name: &str) -> Volume {
@@ -159,6 +194,8 @@ fn socket_volume(driver: &str) -> String {
 /// What every container of one template's pod is built from.
 struct PodParts<'a> {
     t: &'a Template,
+    /// How errors name the template.
+    label: &'a str,
     options: &'a RenderOptions,
     /// The template as JSON (`ARGO_TEMPLATE`).
     template_json: String,
@@ -167,7 +204,7 @@ struct PodParts<'a> {
 
 impl PodParts<'_> {
     fn field(&self, field: &str, message: String) -> RenderError {
-        RenderError::Field { template: self.t.name.clone(), field: field.into(), message }
+        RenderError::Field { template: self.label.to_string(), field: field.into(), message }
     }
 
     /// `init`, which loads what no plugin loads and copies argoexec for the
@@ -265,12 +302,14 @@ impl PodParts<'_> {
 /// A driver's image, from the registry.
 type ImageOf<'a> = dyn Fn(&str) -> Result<String, RenderError> + 'a;
 
-fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, RenderError> {
+fn pod(plan: &Plan, found: &PodTemplate<'_>, options: &RenderOptions) -> Result<Pod, RenderError> {
+    let (t, label) = (found.t, found.label.as_str());
     let parts = PodParts {
         t,
+        label,
         options,
         template_json: serde_json::to_string(t).map_err(|e| RenderError::Field {
-            template: t.name.clone(),
+            template: label.to_string(),
             field: "(template)".into(),
             message: e.to_string(),
         })?,
@@ -281,14 +320,14 @@ fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, Render
         plan.registry
             .get(driver)
             .map(|d| d.image.clone())
-            .map_err(|source| RenderError::Driver { template: t.name.clone(), source })
+            .map_err(|source| RenderError::Driver { template: label.to_string(), source })
     };
     let init_containers = parts.init_containers(&inputs, &image_of)?;
     let mut containers = vec![parts.wait(&outputs), main(t, &parts.var_run_argo).map_err(|(f, m)| parts.field(&f, m))?];
     containers.extend(parts.sidecars(&outputs, &image_of)?);
     let mut volumes = vec![empty_dir("var-run-argo"), empty_dir("tmp-dir-argo"), empty_dir("input-artifacts")];
     volumes.extend(outputs.iter().map(|d| empty_dir(&socket_volume(d))));
-    let node = format!("{}.{}", plan.name, t.name);
+    let node = found.node.clone();
     let service_account = t
         .service_account_name
         .as_ref()
@@ -303,10 +342,14 @@ fn pod(plan: &Plan, t: &Template, options: &RenderOptions) -> Result<Pod, Render
                 ("workflows.argoproj.io/workflow".to_string(), plan.name.clone()),
                 ("workflows.argoproj.io/completed".to_string(), "false".to_string()),
             ])),
-            annotations: Some(BTreeMap::from([
-                ("workflows.argoproj.io/node-name".to_string(), node),
-                ("workflows.argoproj.io/template-name".to_string(), t.name.clone()),
-            ])),
+            // An inline template has no name to annotate.
+            annotations: Some(
+                [("workflows.argoproj.io/node-name", node), ("workflows.argoproj.io/template-name", t.name.clone())]
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            ),
             ..Default::default()
         },
         spec: Some(PodSpec {
@@ -501,5 +544,28 @@ mod tests {
         assert_eq!(deadline("'1500ms'").unwrap(), Some(2), "rounded up: the API takes whole seconds");
         let err = deadline("'soon'").unwrap_err().to_string();
         assert!(err.contains("activeDeadlineSeconds") && err.contains("\"soon\" is not a number of seconds"), "{err}");
+    }
+
+    #[test]
+    fn inline_pod_templates_render_at_any_depth_and_errors_name_their_step() {
+        let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - name: a\n        inline:\n          container: {image: alpine:3.20, command: [sh, -c, 'echo hi > /tmp/out']}\n          outputs: {artifacts: [{name: out, path: /tmp/out}]}\n    - - name: b\n        inline:\n          dag:\n            tasks:\n            - {name: c, inline: {script: {image: alpine:3.20, source: 'true'}}}\n";
+        let pods = render(&plan(spec), &RenderOptions::default()).unwrap();
+        let nodes: Vec<&str> = pods
+            .iter()
+            .map(|p| p.metadata.annotations.as_ref().unwrap()["workflows.argoproj.io/node-name"].as_str())
+            .collect();
+        assert_eq!(nodes, ["wf.main.a", "wf.main.b.c"]);
+        for (pod, node) in pods.iter().zip(nodes) {
+            assert_eq!(
+                pod.metadata.name.as_deref(),
+                Some(pod_name("wf", "", node).as_str()),
+                "no template in the name"
+            );
+            assert!(!pod.metadata.annotations.as_ref().unwrap().contains_key("workflows.argoproj.io/template-name"));
+        }
+        assert_eq!(names(pods[0].spec.as_ref().unwrap().containers.as_slice()), ["wait", "main", "artifact-plugin-fs"]);
+        let bad = spec.replace("image: alpine:3.20, source", "source");
+        let err = render(&plan(&bad), &RenderOptions::default()).unwrap_err().to_string();
+        assert!(err.starts_with("template main.steps[1][0].inline.dag.tasks[0].inline: "), "{err}");
     }
 }

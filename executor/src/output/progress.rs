@@ -21,11 +21,13 @@ pub(crate) async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<N
         }
         let before = phases.insert(node.id, node.phase);
         if node.phase.is_done() && before != Some(node.phase) && !quiet {
+            // An inline template's node has no template name to show.
+            let template = if node.template.is_empty() { String::new() } else { format!(" ({})", node.template) };
             let line = format!(
-                "{} {} ({}) {}{}",
+                "{} {}{} {}{}",
                 symbol(node.phase),
                 node.display_name(),
-                node.template,
+                template,
                 duration(node.started, node.finished),
                 if node.message.is_empty() { String::new() } else { format!("  {}", node.message) }
             );

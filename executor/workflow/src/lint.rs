@@ -20,6 +20,8 @@ struct Scope<'a> {
     /// The steps or tasks that may be referenced.
     siblings: Option<Siblings>,
     in_loop: bool,
+    /// The template is inline: its step's loop and siblings are not in scope.
+    inline: bool,
 }
 
 /// Which sibling steps or tasks a field may reference. Shared by every step
@@ -102,7 +104,9 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
         let mut seen = HashSet::new();
         for (i, t) in plan.templates(&origin).iter().enumerate() {
             let path = format!("{prefix}.templates[{i}]");
-            if !seen.insert(t.name.as_str()) {
+            if t.name.is_empty() {
+                problems.push(Problem { path: format!("{path}.name"), message: "a template needs a name".into() });
+            } else if !seen.insert(t.name.as_str()) {
                 problems
                     .push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
             }
@@ -140,6 +144,7 @@ fn check_template(
         workflow_params: wp,
         siblings: None,
         in_loop: false,
+        inline: t.name.is_empty(),
     };
     let mut own = serde_json::to_value(t.clone_without_children()).unwrap_or_default();
     if let Some(map) = own.as_object_mut() {
@@ -207,15 +212,14 @@ fn check_volumes(plan: &Plan, t: &Template, path: &str, problems: &mut Vec<Probl
 fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
     let mut push = |p: String, m: String| problems.push(Problem { path: p, message: m });
     match t.kind() {
-        TemplateKind::Several => push(
-            path.into(),
-            format!("template {:?} has more than one of container, script, steps, dag, suspend", t.name),
-        ),
+        TemplateKind::Several => {
+            push(path.into(), format!("{} has more than one of container, script, steps, dag, suspend", describe(t)))
+        }
         TemplateKind::None => push(
             path.into(),
             format!(
-                "template {:?} has none of container, script, steps, dag, suspend (resource, http, data and containerSet templates are not supported)",
-                t.name
+                "{} has none of container, script, steps, dag, suspend (resource, http, data and containerSet templates are not supported)",
+                describe(t)
             ),
         ),
         TemplateKind::Suspend => {
@@ -362,6 +366,7 @@ fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
         workflow_params: s.workflow_params,
         siblings: s.siblings.clone(),
         in_loop: s.in_loop,
+        inline: s.inline,
     }
 }
 
@@ -407,10 +412,7 @@ fn check_dag(
                 Some(&j) => edges[i].push(j),
                 None => problems.push(Problem {
                     path: format!("{p}.{}", if task.depends.is_empty() { "dependencies" } else { "depends" }),
-                    message: format!(
-                        "task {:?} depends on {d:?}, which is not a task of template {:?}",
-                        task.name, t.name
-                    ),
+                    message: format!("task {:?} depends on {d:?}, which is not a task of {}", task.name, describe(t)),
                 }),
             }
         }
@@ -474,11 +476,13 @@ fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
 }
 
 fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Scope<'_>, problems: &mut Vec<Problem>) {
-    let target = plan.find(origin, &step.template, step.template_ref.as_ref());
+    if !check_target_fields(step, path, problems) {
+        return;
+    }
+    let target = plan.target(origin, step);
     let Some((_, target)) = target else {
         let what = match &step.template_ref {
             Some(r) => format!("templateRef {}/{}", r.name, r.template),
-            None if step.template.is_empty() => "no template".into(),
             None => format!("template {:?}", step.template),
         };
         problems.push(Problem {
@@ -487,9 +491,13 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
         });
         return;
     };
+    if let Some(inline) = &step.inline {
+        check_inline(plan, origin, inline, &format!("{path}.inline"), scope.workflow_params, problems);
+    }
     let mut fields = serde_json::to_value(step).unwrap_or_default();
     if let Some(map) = fields.as_object_mut() {
-        for k in ["name", "template", "templateRef", "dependencies", "depends", "onExit"] {
+        // An inline template is checked as a template, in its own scope.
+        for k in ["name", "template", "templateRef", "inline", "dependencies", "depends", "onExit"] {
             map.remove(k);
         }
     }
@@ -510,6 +518,54 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
         });
     }
     check_arguments(plan, step, target, path, problems);
+}
+
+/// A step runs exactly one of `template`, `templateRef` and `inline`;
+/// false when it does not, so nothing more about its target is checked.
+fn check_target_fields(step: &Step, path: &str, problems: &mut Vec<Problem>) -> bool {
+    let given: Vec<&str> = [
+        (!step.template.is_empty(), "template"),
+        (step.template_ref.is_some(), "templateRef"),
+        (step.inline.is_some(), "inline"),
+    ]
+    .into_iter()
+    .filter_map(|(set, field)| set.then_some(field))
+    .collect();
+    let message = match given.as_slice() {
+        [_] => return true,
+        [] => format!("{:?} gives none of template, templateRef, inline: give exactly one", step.name),
+        several => format!(
+            "{:?} gives {}: give exactly one of template, templateRef, inline",
+            step.name,
+            several.join(" and ")
+        ),
+    };
+    problems.push(Problem { path: path.into(), message });
+    false
+}
+
+/// An inline template: nameless (Argo names it after its step), then
+/// checked as any template, at its own path.
+fn check_inline(
+    plan: &Plan,
+    origin: &Origin,
+    inline: &Template,
+    path: &str,
+    wp: &HashSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    if !inline.name.is_empty() {
+        problems.push(Problem {
+            path: format!("{path}.name"),
+            message: format!("an inline template has no name (found {:?}): its step names it", inline.name),
+        });
+    }
+    check_template(plan, origin, inline, path, wp, problems);
+}
+
+/// How messages name a template: inline templates have no name.
+fn describe(t: &Template) -> String {
+    if t.name.is_empty() { "the inline template".into() } else { format!("template {:?}", t.name) }
 }
 
 /// At most one of `withItems`, `withParam`, `withSequence`, each well formed.
@@ -549,8 +605,10 @@ fn check_arguments(plan: &Plan, step: &Step, target: &Template, path: &str, prob
             problems.push(Problem {
                 path: format!("{path}.arguments.parameters"),
                 message: format!(
-                    "{:?} does not supply input parameter {:?} of template {:?}",
-                    step.name, p.name, target.name
+                    "{:?} does not supply input parameter {:?} of {}",
+                    step.name,
+                    p.name,
+                    describe(target)
                 ),
             });
         }
@@ -560,10 +618,7 @@ fn check_arguments(plan: &Plan, step: &Step, target: &Template, path: &str, prob
         if !given && !a.optional && !a.has_location() {
             problems.push(Problem {
                 path: format!("{path}.arguments.artifacts"),
-                message: format!(
-                    "{:?} does not supply input artifact {:?} of template {:?}",
-                    step.name, a.name, target.name
-                ),
+                message: format!("{:?} does not supply input artifact {:?} of {}", step.name, a.name, describe(target)),
             });
         }
     }
@@ -628,6 +683,9 @@ fn check_strings(value: &serde_json::Value, scope: &Scope<'_>, path: &str, probl
     }
 }
 
+/// Why a step-level variable is unknown inside an inline template's body.
+const INLINE_SCOPE: &str = "an inline template sees only its own inputs, not its step's item, steps or tasks: pass the value through the step's arguments";
+
 fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
     let parts: Vec<&str> = var.split('.').collect();
     let unknown = |what: &str| Err(format!("{{{{{var}}}}}: {what}"));
@@ -655,8 +713,10 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
         ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),
         ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
+        ["item", ..] if s.inline && !s.in_loop => unknown(INLINE_SCOPE),
         ["item", ..] => declared(s.in_loop, "item is only set in withItems, withParam or withSequence loops"),
-        [scope @ ("steps" | "tasks"), name, rest @ ..] => known_sibling(scope, name, rest, s).or_else(|e| unknown(&e)),
+        [scope @ ("steps" | "tasks"), name, rest @ ..] => known_sibling(scope, name, rest, s)
+            .or_else(|e| if s.inline && s.siblings.is_none() { unknown(INLINE_SCOPE) } else { unknown(&e) }),
         _ => unknown("unknown variable"),
     }
 }
@@ -771,5 +831,41 @@ mod tests {
         let all = p.join("\n");
         assert!(all.contains("spec.entrypoint: template \"missing\" not found"), "{all}");
         assert!(all.contains("dag.tasks[0].depends: task \"a\" depends on \"ghost\""), "{all}");
+    }
+
+    #[test]
+    fn inline_templates_lint_as_templates_at_their_own_path() {
+        let good = problems(&format!(
+            "{HEAD}  - name: main\n    steps:\n    - - name: a\n        arguments: {{parameters: [{{name: m, value: hi}}]}}\n        inline:\n          inputs: {{parameters: [{{name: m}}]}}\n          outputs: {{parameters: [{{name: o, valueFrom: {{path: /tmp/o}}}}]}}\n          container: {{image: a, command: [echo, '{{{{inputs.parameters.m}}}}']}}\n    - - name: b\n        arguments: {{parameters: [{{name: m, value: '{{{{steps.a.outputs.parameters.o}}}}'}}]}}\n        inline:\n          inputs: {{parameters: [{{name: m}}]}}\n          dag:\n            tasks:\n            - name: t\n              arguments: {{parameters: [{{name: n, value: '{{{{inputs.parameters.m}}}}'}}]}}\n              inline:\n                inputs: {{parameters: [{{name: n}}]}}\n                script: {{image: a, source: 'echo {{{{inputs.parameters.n}}}}'}}\n"
+        ));
+        assert!(good.is_empty(), "{good:?}");
+        let p = problems(&format!(
+            "{HEAD}  - name: main\n    steps:\n    - - {{name: both, template: echo, inline: {{container: {{image: a, command: ['true']}}}}}}\n      - {{name: named, inline: {{name: x, container: {{image: a, command: ['true']}}}}}}\n      - {{name: empty, inline: {{}}}}\n      - {{name: none}}\n      - {{name: bad, inline: {{container: {{image: a, command: [echo, '{{{{inputs.parameters.nope}}}}']}}}}}}\n      - name: needs\n        inline: {{inputs: {{parameters: [{{name: m}}]}}, container: {{image: a, command: ['true']}}}}\n      - name: nested\n        inline:\n          dag:\n            tasks:\n            - {{name: t, inline: {{script: {{image: a, source: '{{{{item}}}}'}}}}}}\n            - {{name: u, template: ghost}}\n  - name: echo\n    container: {{image: a, command: ['true']}}\n"
+        ));
+        let all = p.join("\n");
+        let s0 = "spec.templates[0].steps[0]";
+        for want in [
+            format!("{s0}[0]: \"both\" gives template and inline: give exactly one of template, templateRef, inline"),
+            format!("{s0}[1].inline.name: an inline template has no name (found \"x\")"),
+            format!("{s0}[2].inline: the inline template has none of container, script, steps, dag"),
+            format!("{s0}[3]: \"none\" gives none of template, templateRef, inline"),
+            format!("{s0}[4].inline.container.command[1]: {{{{inputs.parameters.nope}}}}"),
+            format!(
+                "{s0}[5].arguments.parameters: \"needs\" does not supply input parameter \"m\" of the inline template"
+            ),
+            format!(
+                "{s0}[6].inline.dag.tasks[0].inline.script.source: {{{{item}}}}: an inline template sees only its own inputs"
+            ),
+            format!("{s0}[6].inline.dag.tasks[1]: \"u\" refers to template \"ghost\""),
+        ] {
+            assert!(all.contains(&want), "missing {want:?} in\n{all}");
+        }
+        assert_eq!(p.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn a_named_template_without_a_name_is_named_by_its_path() {
+        let all = problems(&format!("{HEAD}  - name: main\n    steps: [[{{name: a, template: t}}]]\n  - container: {{image: a, command: ['true']}}\n")).join("\n");
+        assert!(all.contains("spec.templates[1].name: a template needs a name"), "{all}");
     }
 }

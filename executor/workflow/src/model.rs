@@ -435,7 +435,8 @@ pub struct Outputs {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Template {
-    /// The name.
+    /// The name. Lint requires it, except of an inline template, which has none.
+    #[serde(default)]
     pub name: String,
     /// Inputs.
     #[serde(default)]
@@ -635,6 +636,9 @@ pub struct Step {
     pub template: String,
     /// Or a template of a `WorkflowTemplate`.
     pub template_ref: Option<TemplateRef>,
+    /// Or a whole template written in place, without a name (Argo's
+    /// `inline`). It runs as a named template would, from the same origin.
+    pub inline: Option<Box<Template>>,
     /// Arguments.
     #[serde(default)]
     pub arguments: Arguments,

@@ -7,13 +7,15 @@ fn fnv32a(text: &str) -> u32 {
 }
 
 /// Argo's pod name (v2 naming): `<workflow>-<template>-<fnv32a(node name)>`,
-/// or the workflow's own name for a workflow that is a single pod.
+/// `<workflow>-<fnv32a(node name)>` for a node without a template name (an
+/// inline template's), or the workflow's own name for a workflow that is a
+/// single pod.
 pub fn pod_name(workflow: &str, template: &str, node: &str) -> String {
     if workflow == node {
         return workflow.to_string();
     }
     let hash = fnv32a(node);
-    let mut prefix = format!("{workflow}-{template}");
+    let mut prefix = if template.is_empty() { workflow.to_string() } else { format!("{workflow}-{template}") };
     // Kubernetes names are at most 253 characters; Argo keeps room for the hash.
     if prefix.len() > 242 {
         let mut cut = 242;
@@ -51,5 +53,8 @@ mod tests {
         assert!(p.starts_with("hello-abc-print-"), "{p}");
         assert_eq!(p, pod_name("hello-abc", "print", "hello-abc[0].print"));
         assert_ne!(p, pod_name("hello-abc", "print", "hello-abc[1].print"));
+        // An inline template has no name: Argo leaves the segment out.
+        let inline = pod_name("hello-abc", "", "hello-abc[0].print");
+        assert_eq!(inline, format!("hello-abc-{}", fnv32a("hello-abc[0].print")));
     }
 }

@@ -3,7 +3,7 @@
 //! plan is stored with the run, so `ferry resume` continues the same plan
 //! even if the files changed since.
 
-use crate::model::{Documents, Metadata, Template, TemplateRef, Workflow, WorkflowSpec};
+use crate::model::{Documents, Metadata, Step, Template, TemplateRef, Workflow, WorkflowSpec};
 use crate::naming::random_suffix;
 use crate::problem::{PlanError, Problem, problem};
 use crate::registry::Registry;
@@ -284,6 +284,16 @@ impl Plan {
         match &origin.0 {
             None => &self.spec.templates,
             Some(key) => self.library.get(key).map(|s| s.templates.as_slice()).unwrap_or_default(),
+        }
+    }
+
+    /// The template a step runs (its `inline` template, else the one it
+    /// names), and the origin the template's own references use. An inline
+    /// template belongs to the templates its step is written among.
+    pub fn target<'a>(&'a self, origin: &Origin, step: &'a Step) -> Option<(Origin, &'a Template)> {
+        match &step.inline {
+            Some(inline) => Some((origin.clone(), inline)),
+            None => self.find(origin, &step.template, step.template_ref.as_ref()),
         }
     }
 

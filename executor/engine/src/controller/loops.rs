@@ -220,8 +220,13 @@ impl Controller {
         if step.on_exit.is_empty() || self.interrupt.is_cancelled() {
             return;
         }
-        let hook =
-            Step { template: step.on_exit.clone(), template_ref: None, arguments: Default::default(), ..step.clone() };
+        let hook = Step {
+            template: step.on_exit.clone(),
+            template_ref: None,
+            inline: None,
+            arguments: Default::default(),
+            ..step.clone()
+        };
         if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), at) {
             let _ = self.execute(call).await;
         }
@@ -237,10 +242,8 @@ impl Controller {
         at: Place<'_>,
     ) -> Result<Call, StepError> {
         let Place { parent, cancel, depth } = at;
-        let (origin, template) = self
-            .plan
-            .find(origin, &step.template, step.template_ref.as_ref())
-            .ok_or_else(|| StepError::TemplateNotFound(step.template.clone()))?;
+        let (origin, template) =
+            self.plan.target(origin, step).ok_or_else(|| StepError::TemplateNotFound(step.template.clone()))?;
         let mut args = Args::default();
         for p in &step.arguments.parameters {
             let raw = p.value.as_ref().or(p.default.as_ref()).map(|v| v.0.clone()).unwrap_or_default();
@@ -271,6 +274,7 @@ impl Controller {
             parent: Some(parent),
             origin,
             template: template.name.clone(),
+            inline: step.inline.as_ref().map(|t| Arc::new(t.as_ref().clone())),
             args,
             cancel: cancel.clone(),
             extra,

@@ -91,7 +91,10 @@ struct Call {
     depth: u32,
     parent: Option<u32>,
     origin: Origin,
+    /// The template's name; empty for an inline template, as Argo records it.
     template: String,
+    /// The template itself when the step wrote it inline.
+    inline: Option<Arc<Template>>,
     args: Args,
     cancel: CancellationToken,
     extra: BTreeMap<String, String>,
@@ -245,6 +248,7 @@ impl Controller {
             depth: 1,
             parent: None,
             origin: Origin::default(),
+            inline: None,
             template: spec.entrypoint.clone(),
             args,
             cancel: deadline.clone(),
@@ -267,6 +271,7 @@ impl Controller {
             depth: 1,
             parent: None,
             origin: Origin::default(),
+            inline: None,
             template: spec.on_exit.clone(),
             args: Args::default(),
             cancel: self.interrupt.child_token(),
@@ -311,7 +316,10 @@ impl Controller {
     }
 
     async fn execute_inner(self: Arc<Self>, call: Call) -> NodeResult {
-        let found = self.plan.find(&call.origin, &call.template, None);
+        let found = match &call.inline {
+            Some(inline) => Some((call.origin.clone(), inline.as_ref())),
+            None => self.plan.find(&call.origin, &call.template, None),
+        };
         let (origin, template) = match found {
             Some(found) if call.depth < MAX_STACK_DEPTH => found,
             _ => {

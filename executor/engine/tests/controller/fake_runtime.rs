@@ -189,9 +189,14 @@ impl FakeRuntime {
         }
     }
 
-    /// Pod names are `<workflow>-<template>-<hash of the node name>`.
+    /// Pod names are `<workflow>-<template>-<hash of the node name>`, and
+    /// `<workflow>-<hash>` for inline templates, which have no name: their
+    /// runs are recorded (and scripted) under the template "".
     fn template_of(&self, pod: &str) -> String {
         let rest = pod.strip_prefix(&format!("{}-", self.workflow)).unwrap_or(pod);
+        if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+            return String::new();
+        }
         rest.rsplit_once('-').map_or(rest, |(t, _)| t).to_string()
     }
 
