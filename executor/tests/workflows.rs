@@ -1814,3 +1814,31 @@ const INLINE_SPEC: &str = r#"  entrypoint: main
             image: alpine
             command: [sh, -c, "echo {{inputs.parameters.double}} {{inputs.parameters.deep}} {{inputs.parameters.said}} {{inputs.parameters.slow}}; cat /in/dir/f; echo '{{inputs.parameters.looped}}'"]
 "#;
+
+/// `valueFrom.configMapKeyRef` on workflow arguments and template inputs
+/// reads the ConfigMaps among the files; a missing key fails lint with its path.
+#[test]
+fn parameters_read_configmap_keys() {
+    let f = Ferry::new();
+    let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {colour: blue, size: '3'}\n";
+    let file = f.workflow(
+        "cm-params",
+        &format!("  entrypoint: main\n  arguments: {{parameters: [{{name: colour, valueFrom: {{configMapKeyRef: {{name: settings, key: colour}}}}}}]}}\n  templates:\n  - name: main\n    inputs: {{parameters: [{{name: size, valueFrom: {{configMapKeyRef: {{name: settings, key: size}}}}}}]}}\n    container: {{image: x, command: [echo, '{{{{workflow.parameters.colour}}}} {{{{inputs.parameters.size}}}}']}}\n{cm}"),
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(f.logs("cm-params", "cm-params").trim(), "blue 3");
+    let file = f.workflow(
+        "cm-missing",
+        "  entrypoint: main\n  templates:\n  - name: main\n    inputs: {parameters: [{name: size, valueFrom: {configMapKeyRef: {name: settings, key: size}}}]}\n    container: {image: x, command: [true]}\n",
+    );
+    let out = f.ferry(&["lint", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "spec.templates[0].inputs.parameters[0].valueFrom.configMapKeyRef: no ConfigMap \"settings\""
+            ),
+        "{err}"
+    );
+}

@@ -3,7 +3,7 @@
 //! Each problem names the field path it is about.
 
 use crate::expr;
-use crate::model::{Artifact, RetryStrategy, Step, Template, TemplateKind};
+use crate::model::{Artifact, Parameter, RetryStrategy, Step, Template, TemplateKind};
 use crate::plan::{Draft, Origin, Plan};
 use crate::problem::{PlanError, Problem};
 use crate::repository::{Declared, declared, location_count};
@@ -117,6 +117,7 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
         check_artifact(plan, a, &format!("spec.arguments.artifacts[{i}]"), &mut problems);
     }
     check_synchronization(plan, spec.synchronization.as_ref(), "spec.synchronization", &mut problems);
+    check_config_map_refs(plan, &spec.arguments.parameters, "spec.arguments.parameters", &mut problems);
     let config_maps = |name: &str| plan.config_maps.contains_key(name);
     for (i, v) in spec.volumes.iter().enumerate() {
         if let Some(message) = v.problem(&config_maps) {
@@ -157,6 +158,7 @@ fn check_template(
     check_strings(&own, &scope, path, problems);
     check_inputs_and_outputs(plan, t, path, pod, problems);
     check_volumes(plan, t, path, problems);
+    check_config_map_refs(plan, &t.inputs.parameters, &format!("{path}.inputs.parameters"), problems);
     check_synchronization(plan, t.synchronization.as_ref(), &format!("{path}.synchronization"), problems);
     if let Some(r) = &t.retry_strategy {
         check_retry(r, path, problems);
@@ -175,6 +177,20 @@ fn check_template(
     }
     if let Some(dag) = &t.dag {
         check_dag(plan, origin, t, dag, path, &scope, problems);
+    }
+}
+
+/// That each `valueFrom.configMapKeyRef` names a key of a ConfigMap among
+/// the files, unless the parameter has a default or the ref is optional.
+fn check_config_map_refs(plan: &Plan, params: &[Parameter], path: &str, problems: &mut Vec<Problem>) {
+    for (i, p) in params.iter().enumerate() {
+        let Some(r) = p.value_from.as_ref().and_then(|v| v.config_map_key_ref.as_ref()) else { continue };
+        if p.config_map_value(&plan.config_maps).is_none() && p.default.is_none() && r.optional != Some(true) {
+            problems.push(Problem {
+                path: format!("{path}[{i}].valueFrom.configMapKeyRef"),
+                message: format!("no ConfigMap {:?} with key {:?} among the workflow's files", r.name, r.key),
+            });
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! as they are, so the same file runs on a cluster and here.
 
 use crate::strategy::Strategy;
-use crate::synchronization::Synchronization;
+use crate::synchronization::{ConfigMapKeyRef, Synchronization};
 use crate::volume::{ClaimGc, ClaimTemplate, Volume, VolumeMount};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -291,6 +291,20 @@ pub struct ValueFrom {
     /// Suspend templates: given when the node is resumed (`ferry resume
     /// --approve --set NAME=VALUE`), else the default.
     pub supplied: Option<Empty>,
+    /// A key of a ConfigMap among the workflow's files (arguments and inputs).
+    pub config_map_key_ref: Option<ConfigMapKeyRef>,
+}
+
+impl Parameter {
+    /// The value of its `valueFrom.configMapKeyRef`, from `config_maps`
+    /// (name to data); `None` without one, or when it names nothing there.
+    pub fn config_map_value<'a>(
+        &self,
+        config_maps: &'a BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Option<&'a String> {
+        let r = self.value_from.as_ref()?.config_map_key_ref.as_ref()?;
+        config_maps.get(&r.name)?.get(&r.key)
+    }
 }
 
 /// An artifact in `inputs`, `outputs` or `arguments`.

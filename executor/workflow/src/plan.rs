@@ -124,12 +124,18 @@ fn the_workflow(docs: &Documents) -> Result<(String, &Workflow), PlanError> {
 }
 
 /// The workflow's parameters: `-p` over the file's value over its default.
-fn parameters(spec: &WorkflowSpec, options: &PlanOptions, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+fn parameters(
+    spec: &WorkflowSpec,
+    options: &PlanOptions,
+    config_maps: &BTreeMap<String, BTreeMap<String, String>>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
     let mut parameters = BTreeMap::new();
     for (i, p) in spec.arguments.parameters.iter().enumerate() {
         let given = options.parameters.iter().rev().find(|(k, _)| *k == p.name).map(|(_, v)| v.clone());
         match given
             .or_else(|| p.value.as_ref().map(|v| v.0.clone()))
+            .or_else(|| p.config_map_value(config_maps).cloned())
             .or_else(|| p.default.as_ref().map(|v| v.0.clone()))
         {
             Some(v) => {
@@ -222,7 +228,9 @@ impl Plan {
             .collect();
         let spec = merged_spec(wf, &library).map_err(|p| PlanError { file: source.clone(), problems: vec![p] })?;
         let mut problems = Vec::new();
-        let parameters = parameters(&spec, options, &mut problems);
+        let config_maps: BTreeMap<String, BTreeMap<String, String>> =
+            docs.config_maps.iter().map(|(_, c)| (c.metadata.name.clone(), c.data.clone())).collect();
+        let parameters = parameters(&spec, options, &config_maps, &mut problems);
         let repository = repository(docs, &spec, options, &mut problems);
         let registry = registry(docs, options, &mut problems);
         let parallelism = options
@@ -244,7 +252,7 @@ impl Plan {
             parallelism,
             source,
             runtime: RuntimeChoice::default(),
-            config_maps: docs.config_maps.iter().map(|(_, c)| (c.metadata.name.clone(), c.data.clone())).collect(),
+            config_maps,
         };
         Ok(Draft { plan, problems })
     }

@@ -4,7 +4,7 @@
 use super::{Call, Controller};
 use crate::error::StepError;
 use ferry_workflow::binding::{self, Bound, BoundArtifact};
-use ferry_workflow::model::Template;
+use ferry_workflow::model::{AnyString, Template};
 use ferry_workflow::naming;
 use ferry_workflow::plan::Plan;
 use ferry_workflow::time::{rfc3339, strftime_parts};
@@ -39,13 +39,16 @@ impl Controller {
     pub(super) fn bind(&self, call: &Call, template: &Template, vars: &Vars) -> Result<Bound, StepError> {
         let mut vars = vars.clone();
         for p in &template.inputs.parameters {
-            let value = match call.args.parameters.get(&p.name) {
-                Some(v) => v.clone(),
-                None => match p.value.as_ref().or(p.default.as_ref()) {
-                    Some(v) => vars
-                        .substitute(&v.0)
-                        .map_err(|e| StepError::invalid(format!("inputs.parameters.{}", p.name), e))?,
-                    None => return Err(StepError::Missing { at: format!("inputs.parameters.{}", p.name) }),
+            let substituted = |v: &AnyString| {
+                vars.substitute(&v.0).map_err(|e| StepError::invalid(format!("inputs.parameters.{}", p.name), e))
+            };
+            let value = match (call.args.parameters.get(&p.name), &p.value) {
+                (Some(v), _) => v.clone(),
+                (None, Some(v)) => substituted(v)?,
+                (None, None) => match (p.config_map_value(&self.plan.config_maps), &p.default) {
+                    (Some(v), _) => v.clone(),
+                    (None, Some(v)) => substituted(v)?,
+                    (None, None) => return Err(StepError::Missing { at: format!("inputs.parameters.{}", p.name) }),
                 },
             };
             if !p.allowed.is_empty() && !p.allowed.iter().any(|a| a.0 == value) {
