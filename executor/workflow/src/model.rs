@@ -273,6 +273,9 @@ pub struct ValueFrom {
     /// A child's parameter, for steps and DAG templates.
     #[serde(default)]
     pub parameter: String,
+    /// An expr-lang expression over the children's outputs, for steps and DAG templates.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expression: String,
     /// Used when the file is missing.
     pub default: Option<AnyString>,
 }
@@ -643,6 +646,9 @@ pub struct RetryStrategy {
     pub retry_policy: Option<RetryPolicy>,
     /// Waits between attempts.
     pub backoff: Option<Backoff>,
+    /// An expr-lang condition over `retries` and `lastRetry.*`: retry only while it is true.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expression: String,
 }
 
 /// `retryPolicy`.

@@ -2,6 +2,7 @@
 //! inputs, the outcomes of sibling steps and tasks, and loop items.
 
 use crate::expr::Resolved;
+use crate::expression;
 use crate::values::{ArtifactValue, Outputs, Phase};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -40,6 +41,11 @@ impl Siblings {
     pub fn get(&self, name: &str) -> Option<Outcome> {
         self.0.read().ok()?.get(name).cloned()
     }
+
+    /// Every child's key (`steps.X` / `tasks.X`), in order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.read().map(|map| map.keys().cloned().collect()).unwrap_or_default()
+    }
 }
 
 /// The variables in force where a text is substituted.
@@ -67,8 +73,11 @@ fn text_of(v: &serde_json::Value) -> String {
 }
 
 impl Vars {
-    /// Resolves one tag name.
+    /// Resolves one tag name; `=expr` is an expression tag.
     pub fn resolve(&self, name: &str) -> Resolved {
+        if let Some(expression) = name.strip_prefix('=') {
+            return self.resolve_expression(expression);
+        }
         if let Some(v) = self.plain.get(name) {
             return Resolved::Value(v.clone());
         }
@@ -99,6 +108,73 @@ impl Vars {
             return Resolved::Keep;
         }
         Resolved::Unknown
+    }
+
+    /// An expression tag: left for later when it reads a variable kept for a
+    /// later pass, else evaluated with every variable it may read.
+    fn resolve_expression(&self, expression: &str) -> Resolved {
+        let refs = expression::references(expression);
+        let kept = |r: &String| self.keep.iter().any(|k| r.starts_with(k) || k.starts_with(&format!("{r}.")));
+        if refs.iter().any(kept) {
+            return Resolved::Keep;
+        }
+        let vars = self.expression_vars(&refs);
+        match expression::evaluate(expression, &vars).and_then(|v| expression::tag_text(expression, &v)) {
+            Ok(text) => Resolved::Value(text),
+            Err(e) => Resolved::Failed(e),
+        }
+    }
+
+    /// Every variable in force by its dotted name, as Argo's expression
+    /// environment holds them. Of the siblings only those `refs` name are
+    /// included (all when an expression indexes `steps`/`tasks` itself), so
+    /// a DAG of 10,000 tasks does not copy every outcome per expression.
+    pub fn expression_vars(&self, refs: &[String]) -> BTreeMap<String, String> {
+        let mut vars = self.plain.clone();
+        for (k, v) in &self.inputs {
+            vars.insert(format!("inputs.parameters.{k}"), v.clone());
+        }
+        vars.insert("inputs.parameters".into(), serde_json::to_string(&self.inputs).unwrap_or_default());
+        if let Some(item) = &self.item {
+            vars.insert("item".into(), text_of(item));
+            if let serde_json::Value::Object(fields) = item {
+                for (k, v) in fields {
+                    vars.insert(format!("item.{k}"), text_of(v));
+                }
+            }
+        }
+        let mut siblings: Vec<String> = Vec::new();
+        for r in refs {
+            let mut parts = r.splitn(3, '.');
+            match (parts.next(), parts.next()) {
+                (Some(scope @ ("steps" | "tasks")), Some(name)) => siblings.push(format!("{scope}.{name}")),
+                (Some("steps" | "tasks"), None) => siblings.extend(self.siblings.names()),
+                _ => {}
+            }
+        }
+        for key in siblings {
+            self.sibling_vars(&key, &mut vars);
+        }
+        vars
+    }
+
+    /// Every field of the sibling `key` (`steps.X`) into `vars`.
+    fn sibling_vars(&self, key: &str, vars: &mut BTreeMap<String, String>) {
+        let Some(o) = self.siblings.get(key) else { return };
+        let mut fields: Vec<String> = ["status", "id", "startedAt", "finishedAt", "exitCode", "outputs.result", "outputs.parameters"]
+            .map(String::from)
+            .to_vec();
+        let mut params: Vec<&String> = o.outputs.parameters.keys().collect();
+        for (_, child) in o.children.iter().flatten() {
+            params.extend(child.parameters.keys());
+        }
+        fields.extend(params.into_iter().map(|p| format!("outputs.parameters.{p}")));
+        for field in fields {
+            let name = format!("{key}.{field}");
+            if let Some(v) = self.sibling(&name) {
+                vars.insert(name, v);
+            }
+        }
     }
 
     fn sibling(&self, name: &str) -> Option<String> {

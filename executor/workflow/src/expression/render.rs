@@ -87,7 +87,7 @@ fn write_json(value: &Value, out: &mut String) -> Result<(), RenderError> {
 }
 
 /// A JSON document as an expression value: integers stay integers.
-pub fn from_json(json: serde_json::Value) -> Value {
+pub(super) fn from_json(json: serde_json::Value) -> Value {
     match json {
         serde_json::Value::Null => Value::Nil,
         serde_json::Value::Bool(b) => Value::Bool(b),
