@@ -17,9 +17,10 @@ mod sprig_time;
 
 pub use functions::go_string;
 pub use render::{RenderError, go_json_float, to_json};
+pub use expr::Value;
 pub use scan::references;
 
-use expr::{Context, Environment, Value};
+use expr::{Context, Environment};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
