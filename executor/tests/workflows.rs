@@ -522,7 +522,10 @@ fn expressions_compute_arguments_conditions_outputs_and_retries() {
     assert_eq!(attempts("hopeless"), 1);
     let hopeless = node(&doc, "hopeless");
     assert_eq!(hopeless["phase"], "Failed");
-    assert!(hopeless["message"].as_str().unwrap().contains("retryStrategy.expression evaluated to false"), "{hopeless}");
+    assert!(
+        hopeless["message"].as_str().unwrap().contains("retryStrategy.expression evaluated to false"),
+        "{hopeless}"
+    );
     // valueFrom.expression: asInt("2") + sprig.add("3", 1).
     assert_eq!(node(&doc, &wf)["outputs"]["parameters"]["total"], "6");
 }

@@ -219,12 +219,16 @@ fn check_inputs_and_outputs(plan: &Plan, t: &Template, path: &str, pod: bool, pr
         };
         let at = format!("{path}.outputs.parameters[{i}]");
         if !ok {
-            let need = if pod { "valueFrom.path or value" } else { "valueFrom.parameter, valueFrom.expression or value" };
+            let need =
+                if pod { "valueFrom.path or value" } else { "valueFrom.parameter, valueFrom.expression or value" };
             problems.push(Problem { path: at.clone(), message: format!("output parameter {:?} needs {need}", p.name) });
         }
         let Some(vf) = vf.filter(|v| !v.expression.is_empty()) else { continue };
         let message = if pod {
-            Some("valueFrom.expression is for steps and DAG templates; a container or script reads valueFrom.path".into())
+            Some(
+                "valueFrom.expression is for steps and DAG templates; a container or script reads valueFrom.path"
+                    .into(),
+            )
         } else if !vf.parameter.is_empty() {
             Some("give valueFrom.parameter or valueFrom.expression, not both".into())
         } else {
@@ -256,8 +260,13 @@ fn check_output_expressions(t: &Template, scope: &Scope<'_>, path: &str, problem
 fn check_retry_expression(expression: &str) -> Result<(), String> {
     crate::expression::check(expression).map_err(|e| e.to_string())?;
     for r in crate::expression::references(expression) {
-        if !matches!(r.as_str(), "retries" | "lastRetry.exitCode" | "lastRetry.status" | "lastRetry.duration" | "lastRetry.message") {
-            return Err(format!("`{r}` is not available here: a retry expression reads retries and lastRetry.exitCode, .status, .duration, .message"));
+        if !matches!(
+            r.as_str(),
+            "retries" | "lastRetry.exitCode" | "lastRetry.status" | "lastRetry.duration" | "lastRetry.message"
+        ) {
+            return Err(format!(
+                "`{r}` is not available here: a retry expression reads retries and lastRetry.exitCode, .status, .duration, .message"
+            ));
         }
     }
     Ok(())
@@ -632,7 +641,8 @@ fn check_expression(expression: &str, s: &Scope<'_>) -> Result<(), String> {
 }
 
 /// The first names of Argo's variables; an expression's other names are its own (`let`, closures).
-const ARGO_ROOTS: [&str; 10] = ["inputs", "outputs", "workflow", "steps", "tasks", "item", "pod", "node", "retries", "lastRetry"];
+const ARGO_ROOTS: [&str; 10] =
+    ["inputs", "outputs", "workflow", "steps", "tasks", "item", "pod", "node", "retries", "lastRetry"];
 
 /// A reference to a group of variables (`inputs.parameters`, `steps.a`)
 /// that an expression then indexes: there is no whole variable to check.

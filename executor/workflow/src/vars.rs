@@ -161,9 +161,10 @@ impl Vars {
     /// Every field of the sibling `key` (`steps.X`) into `vars`.
     fn sibling_vars(&self, key: &str, vars: &mut BTreeMap<String, String>) {
         let Some(o) = self.siblings.get(key) else { return };
-        let mut fields: Vec<String> = ["status", "id", "startedAt", "finishedAt", "exitCode", "outputs.result", "outputs.parameters"]
-            .map(String::from)
-            .to_vec();
+        let mut fields: Vec<String> =
+            ["status", "id", "startedAt", "finishedAt", "exitCode", "outputs.result", "outputs.parameters"]
+                .map(String::from)
+                .to_vec();
         let mut params: Vec<&String> = o.outputs.parameters.keys().collect();
         for (_, child) in o.children.iter().flatten() {
             params.extend(child.parameters.keys());
@@ -254,4 +255,59 @@ pub fn item_label(index: usize, item: &serde_json::Value) -> String {
         other => text_of(other),
     };
     format!("{index}:{value}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::Error;
+
+    fn vars() -> Vars {
+        let mut v = Vars::default();
+        v.plain.insert("workflow.name".into(), "wf".into());
+        v.inputs.insert("n".into(), "4".into());
+        v.item = Some(serde_json::json!({"colour": "red", "size": 2}));
+        let outputs = Outputs {
+            result: Some("[1, 2, 3]".into()),
+            parameters: BTreeMap::from([("p".into(), "x".into())]),
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        let outcome =
+            Outcome { id: "7".into(), phase: Phase::Succeeded, outputs, children: None, started: None, finished: None };
+        v.siblings.insert("steps.gen-1".into(), outcome);
+        v
+    }
+
+    #[test]
+    fn expression_tags_read_every_kind_of_variable() {
+        let v = vars();
+        let table = [
+            ("{{=asInt(inputs.parameters.n) * 2}}", "8"),
+            ("{{=item.colour}}-{{=asInt(item.size) + 1}}", "red-3"),
+            ("{{=len(fromJSON(steps['gen-1'].outputs.result))}}", "3"),
+            ("{{=steps['gen-1'].outputs.parameters.p + steps['gen-1'].status}}", "xSucceeded"),
+            ("{{=workflow.name}}/{{workflow.name}}", "wf/wf"),
+            ("{{=inputs.parameters}}", r#"{"n":"4"}"#),
+        ];
+        for (text, want) in table {
+            assert_eq!(v.substitute(text).unwrap_or_else(|e| panic!("{text}: {e}")), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn expression_tags_reading_kept_variables_wait_for_a_later_pass() {
+        let mut v = vars();
+        v.keep = vec!["steps.", "item"];
+        let text = "{{=steps.a.outputs.result}} {{=item}} {{=workflow.name}}";
+        assert_eq!(v.substitute(text).unwrap(), "{{=steps.a.outputs.result}} {{=item}} wf");
+    }
+
+    #[test]
+    fn a_failing_expression_is_an_error_naming_it() {
+        let err = vars().substitute("x {{=asInt(workflow.name)}}").unwrap_err();
+        assert!(matches!(err, Error::Expression(_)), "{err:?}");
+        assert!(err.to_string().contains("asInt(workflow.name)"), "{err}");
+        assert!(vars().substitute("{{=steps.nope.status}}").is_err(), "nil is no value");
+    }
 }

@@ -7,9 +7,9 @@ use super::{Call, Controller, NodeResult};
 use crate::status::NodeKind;
 use ferry_workflow::expression;
 use ferry_workflow::model::{RetryPolicy, RetryStrategy, Template};
-use std::collections::BTreeMap;
 use ferry_workflow::time::parse_duration;
 use ferry_workflow::values::Phase;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 

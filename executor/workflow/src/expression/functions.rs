@@ -55,7 +55,9 @@ fn as_float(args: Vec<Value>) -> expr::Result<Value> {
     match &args[0] {
         Value::Integer(n) => Ok(Value::Float(*n as f64)),
         Value::Float(f) => Ok(Value::Float(*f)),
-        Value::String(s) => s.parse::<f64>().map(Value::Float).map_err(|_| fail(format!("asFloat({s:?}): not a number"))),
+        Value::String(s) => {
+            s.parse::<f64>().map(Value::Float).map_err(|_| fail(format!("asFloat({s:?}): not a number")))
+        }
         other => Err(fail(format!("asFloat() not supported on {}", go_string(other)))),
     }
 }

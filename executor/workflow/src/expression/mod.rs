@@ -15,9 +15,9 @@ mod scan;
 mod sprig;
 mod sprig_time;
 
+pub use expr::Value;
 pub use functions::go_string;
 pub use render::{RenderError, go_json_float, to_json};
-pub use expr::Value;
 pub use scan::references;
 
 use expr::{Context, Environment};
@@ -170,8 +170,11 @@ pub fn evaluate_bool(expression: &str, vars: &BTreeMap<String, String>) -> Resul
 pub fn tag_text(expression: &str, value: &Value) -> Result<String, ExpressionError> {
     match value {
         Value::String(s) => Ok(s.clone()),
-        Value::Nil => Err(ExpressionError::Result { expression: expression.to_string(), got: "nil".into(), want: "no value" }),
-        other => to_json(other).map_err(|e| ExpressionError::Evaluate { expression: expression.to_string(), message: e.to_string() }),
+        Value::Nil => {
+            Err(ExpressionError::Result { expression: expression.to_string(), got: "nil".into(), want: "no value" })
+        }
+        other => to_json(other)
+            .map_err(|e| ExpressionError::Evaluate { expression: expression.to_string(), message: e.to_string() }),
     }
 }
 
@@ -179,7 +182,9 @@ pub fn tag_text(expression: &str, value: &Value) -> Result<String, ExpressionErr
 /// `%v`, as Argo stores it (`3`, `2.5`, `true`). `nil` is an error.
 pub fn parameter_text(expression: &str, value: &Value) -> Result<String, ExpressionError> {
     match value {
-        Value::Nil => Err(ExpressionError::Result { expression: expression.to_string(), got: "nil".into(), want: "no value" }),
+        Value::Nil => {
+            Err(ExpressionError::Result { expression: expression.to_string(), got: "nil".into(), want: "no value" })
+        }
         other => Ok(go_string(other)),
     }
 }

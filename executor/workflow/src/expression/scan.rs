@@ -125,8 +125,22 @@ pub(super) fn nesting(text: &str) -> usize {
 }
 
 /// Words of the language that are not variables.
-const KEYWORDS: [&str; 14] =
-    ["true", "false", "nil", "and", "or", "not", "in", "contains", "startsWith", "endsWith", "matches", "let", "if", "else"];
+const KEYWORDS: [&str; 14] = [
+    "true",
+    "false",
+    "nil",
+    "and",
+    "or",
+    "not",
+    "in",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "let",
+    "if",
+    "else",
+];
 
 /// The variables an expression reads, as Argo names them: a root identifier
 /// followed by its `.name` and `['name']` members, joined with dots

@@ -137,7 +137,9 @@ fn string_functions(env: &mut Environment<'_>) {
         })
     });
     env.add_function("sprig_toString", |c| one(c.args, "toString", Value::String));
-    env.add_function("sprig_trimAll", |c| two(c.args, "trimAll", |cut, s| s.trim_matches(|ch| cut.contains(ch)).into()));
+    env.add_function("sprig_trimAll", |c| {
+        two(c.args, "trimAll", |cut, s| s.trim_matches(|ch| cut.contains(ch)).into())
+    });
     env.add_function("sprig_trimPrefix", |c| {
         two(c.args, "trimPrefix", |p, s| s.strip_prefix(p.as_str()).unwrap_or(&s).into())
     });
@@ -149,7 +151,9 @@ fn string_functions(env: &mut Environment<'_>) {
     env.add_function("sprig_hasSuffix", |c| two(c.args, "hasSuffix", |p, s| s.ends_with(p.as_str()).into()));
     env.add_function("sprig_splitList", |c| two(c.args, "splitList", |sep, s| split(&s, &sep).into()));
     env.add_function("sprig_split", |c| {
-        two(c.args, "split", |sep, s| split(&s, &sep).into_iter().enumerate().map(|(i, p)| (format!("_{i}"), p)).collect())
+        two(c.args, "split", |sep, s| {
+            split(&s, &sep).into_iter().enumerate().map(|(i, p)| (format!("_{i}"), p)).collect()
+        })
     });
     env.add_function("sprig_replace", |c| {
         arity("sprig.replace", &c.args, 3)?;
@@ -381,7 +385,8 @@ fn list_functions(env: &mut Environment<'_>) {
     env.add_function("sprig_until", |c| {
         arity("sprig.until", &c.args, 1)?;
         let n = to_int(&c.args[0]).clamp(-100_000, 100_000);
-        let items: Vec<Value> = if n >= 0 { (0..n).map(Value::Integer).collect() } else { (n + 1..=0).rev().map(Value::Integer).collect() };
+        let items: Vec<Value> =
+            if n >= 0 { (0..n).map(Value::Integer).collect() } else { (n + 1..=0).rev().map(Value::Integer).collect() };
         Ok(Value::Array(items))
     });
 }
@@ -406,7 +411,9 @@ fn value_functions(env: &mut Environment<'_>) {
     env.add_function("sprig_coalesce", |c| Ok(c.args.into_iter().find(|v| !is_empty(v)).unwrap_or(Value::Nil)));
     env.add_function("sprig_ternary", |c| {
         arity("sprig.ternary", &c.args, 3)?;
-        let Value::Bool(cond) = c.args[2] else { return Err(fail("sprig.ternary(): the condition is not a boolean".into())) };
+        let Value::Bool(cond) = c.args[2] else {
+            return Err(fail("sprig.ternary(): the condition is not a boolean".into()));
+        };
         Ok(if cond { c.args[0].clone() } else { c.args[1].clone() })
     });
     env.add_function("sprig_toJson", |c| {
@@ -454,7 +461,9 @@ mod tests {
 
     #[test]
     fn go_integer_text_is_read_as_cast_reads_it() {
-        for (text, want) in [("42", 42), ("-3", -3), ("0x1f", 31), ("010", 8), ("3.00", 3), ("1_000", 1000), ("x", 0), ("", 0)] {
+        for (text, want) in
+            [("42", 42), ("-3", -3), ("0x1f", 31), ("010", 8), ("3.00", 3), ("1_000", 1000), ("x", 0), ("", 0)]
+        {
             assert_eq!(to_int(&Value::String(text.into())), want, "{text}");
         }
         assert_eq!(to_int(&Value::Float(-2.7)), -2);
@@ -464,7 +473,8 @@ mod tests {
 
     #[test]
     fn emptiness_follows_sprig() {
-        for v in [Value::Nil, Value::Integer(0), Value::String(String::new()), Value::Array(vec![]), Value::Bool(false)] {
+        for v in [Value::Nil, Value::Integer(0), Value::String(String::new()), Value::Array(vec![]), Value::Bool(false)]
+        {
             assert!(is_empty(&v), "{v:?}");
         }
         assert!(!is_empty(&Value::String("0".into())));

@@ -8,14 +8,53 @@ use expr::{Environment, Value};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
 
-const MONTHS: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// Go's layout elements, longest first so `2006` is not read as `2` then `006`.
 const ELEMENTS: [&str; 29] = [
-    "January", "Monday", "Z07:00", "-07:00", "-0700", "2006", ".000000000", ".000000", ".000", "Jan", "Mon", "MST",
-    "Z0700", "-07", "01", "02", "_2", "03", "04", "05", "06", "15", "PM", "pm", "1", "2", "3", "4", "5",
+    "January",
+    "Monday",
+    "Z07:00",
+    "-07:00",
+    "-0700",
+    "2006",
+    ".000000000",
+    ".000000",
+    ".000",
+    "Jan",
+    "Mon",
+    "MST",
+    "Z0700",
+    "-07",
+    "01",
+    "02",
+    "_2",
+    "03",
+    "04",
+    "05",
+    "06",
+    "15",
+    "PM",
+    "pm",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
 ];
 
 fn offset(z: &Zoned, colon: bool, zulu: bool) -> String {
