@@ -370,7 +370,7 @@ fn bad_workflows_fail_lint_with_the_field_path() {
     let o = f.ferry(&["lint", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("spec.templates[0].steps[0][0].inline") && err.contains("resource"), "{err}");
-    for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml", "inline-gc.yaml"] {
+    for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml", "inline-gc.yaml", "expressions.yaml"] {
         let o = f.ferry(&["lint", examples().join(ok).to_str().unwrap()]);
         assert!(o.status.success(), "{ok}: {}", String::from_utf8_lossy(&o.stderr));
     }
@@ -547,6 +547,79 @@ fn http_artifacts_load_through_the_http_driver() {
     assert_eq!(code, 1);
     let message = node(&doc, "http-missing")["message"].as_str().unwrap().to_string();
     assert!(message.contains("artifact gone failed to load from http") && message.contains("missing.txt"), "{message}");
+}
+
+#[test]
+fn expressions_compute_arguments_conditions_outputs_and_retries() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("expressions.yaml");
+    assert_eq!(f.logs(&wf, "summary").trim(), "nightly-build for ana: 6 runs, ratio 2.5, sizes 4+10");
+    assert_eq!(f.logs(&wf, "large").trim(), "the second size is large");
+    assert_eq!(f.logs(&wf, "nightly").trim(), "a nightly build");
+    assert_eq!(node(&doc, "small")["phase"], "Skipped");
+    // flaky exits 3 twice: the expression keeps retrying; its template sees lastRetry.
+    let attempts = |name: &str| phases(&doc).into_iter().filter(|(n, _)| n.contains(&format!(".{name}("))).count();
+    assert_eq!(attempts("flaky"), 3);
+    // stdout (the result) and stderr interleave in the log in either order.
+    let lines = |node: &str| {
+        let mut lines: Vec<String> = f.logs(&wf, node).lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(lines("flaky(0)"), ["0", "after nothing"]);
+    assert_eq!(lines("flaky(2)"), ["2", "after Failed"]);
+    // hopeless exits 4: the expression is false after the first attempt, within the limit of 5.
+    assert_eq!(attempts("hopeless"), 1);
+    let hopeless = node(&doc, "hopeless");
+    assert_eq!(hopeless["phase"], "Failed");
+    assert!(
+        hopeless["message"].as_str().unwrap().contains("retryStrategy.expression evaluated to false"),
+        "{hopeless}"
+    );
+    // valueFrom.expression: asInt("2") + sprig.add("3", 1).
+    assert_eq!(node(&doc, &wf)["outputs"]["parameters"]["total"], "6");
+}
+
+#[test]
+fn a_failing_expression_errors_its_node_and_a_bad_one_fails_lint() {
+    let f = Ferry::new();
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: count, template: echo, arguments: {parameters: [{name: m, value: '{{=asInt(\"many\") + 1}}'}]}}\n  - name: echo\n    inputs: {parameters: [{name: m}]}\n    container: {image: x, command: [echo, '{{inputs.parameters.m}}']}\n";
+    let file = f.workflow("bad-at-run-time", spec);
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1, "{doc}");
+    let count = node(&doc, "count");
+    assert_eq!(count["phase"], "Error");
+    let message = count["message"].as_str().unwrap();
+    assert!(message.contains("arguments.parameters.m") && message.contains("asInt(\"many\") + 1"), "{message}");
+    let cases = [
+        (
+            "unparsable",
+            "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [echo, '{{=1 +}}']}\n",
+            "spec.templates[0].container.command[1]: cannot parse expression `1 +`",
+        ),
+        (
+            "undeclared",
+            "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [echo, '{{=asInt(inputs.parameters.n) * 2}}']}\n",
+            "spec.templates[0].container.command[1]: {{inputs.parameters.n}}: the template declares no such input parameter",
+        ),
+        (
+            "retry-scope",
+            "  entrypoint: main\n  templates:\n  - name: main\n    retryStrategy: {limit: '2', expression: 'workflow.name != \"\"'}\n    container: {image: x, command: [true]}\n",
+            "spec.templates[0].retryStrategy.expression: `workflow.name` is not available here",
+        ),
+        (
+            "output-expression",
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: t}\n    outputs:\n      parameters:\n      - {name: o, valueFrom: {expression: 'steps.a.outputs.result +'}}\n  - name: t\n    container: {image: x, command: [true]}\n",
+            "spec.templates[0].outputs.parameters[0].valueFrom.expression: cannot parse expression",
+        ),
+    ];
+    for (name, spec, expected) in cases {
+        let file = f.workflow(name, spec);
+        let o = f.ferry(&["lint", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(expected), "{name}: expected {expected:?} in:\n{err}");
+    }
 }
 
 #[test]

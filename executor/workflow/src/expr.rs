@@ -1,14 +1,15 @@
 //! Argo's small expression languages, as Ferry runs them locally.
 //!
-//! - [`substitute`] and [`variables`]: `{{name}}` template tags ("simple tags"). Argo's
-//!   expr-lang tags (`{{=expr}}`) are refused rather than half-supported.
+//! - [`substitute`] and [`variables`]: `{{name}}` template tags ("simple tags") and Argo's
+//!   expression tags (`{{=expr}}`), which the resolver is handed as `=expr` and evaluates with
+//!   [`crate::expression`].
 //! - [`evaluate_when`]: a step's or task's `when` condition after substitution, with govaluate's
 //!   semantics as Argo uses them: bare words are strings, so `heads == heads` holds.
 //! - [`parse_depends`] and [`Depends`]: a DAG task's `depends` expression (`A && !B.Failed`),
 //!   plus [`from_dependencies`] for the legacy `dependencies` list.
 //!
-//! Both expression languages share one tokenizer and one recursive-descent parser. Regex
-//! operators (`=~`, `!~`) are refused: Ferry carries no regex engine.
+//! Both expression languages share one tokenizer and one recursive-descent parser. `when` has
+//! govaluate's regex operators, `=~` and `!~`.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -59,6 +60,9 @@ pub enum Error {
         /// Which operator got which values.
         message: String,
     },
+    /// An expression tag (`{{=...}}`) that does not parse or evaluate.
+    #[error(transparent)]
+    Expression(#[from] crate::expression::ExpressionError),
     /// A `depends` expression names a task the lookup does not know.
     #[error("depends refers to unknown task `{task}`")]
     UnknownTask {
@@ -83,7 +87,7 @@ fn syntax(expr: &str, message: String) -> Error {
 // Template tags
 
 /// What a resolver says about one `{{name}}` tag.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
     /// Replace the tag with this text.
     Value(String),
@@ -91,13 +95,17 @@ pub enum Resolved {
     Keep,
     /// No such variable: substitution fails with [`Error::UnknownVariable`].
     Unknown,
+    /// An expression tag failed: substitution fails with [`Error::Expression`].
+    Failed(crate::expression::ExpressionError),
 }
 
-/// Replaces each `{{ name }}` tag in `text` by what `resolve` says about its trimmed name.
+/// Replaces each `{{ name }}` tag in `text` by what `resolve` says about its trimmed name; an
+/// expression tag `{{=expr}}` is handed over as `=expr`.
 ///
 /// Substitution is a single pass, so a `{{` inside a replacement stays as it is. Like Argo's
 /// fasttemplate, a tag ends at the first `}}` after its `{{`. Errors: an unclosed `{{`, an empty
-/// tag, an expr-lang tag (`{{=...}}`), or a name resolved as [`Resolved::Unknown`].
+/// tag, `{{ =...}}` (an expression tag has its `=` right after `{{`), or a name resolved as
+/// [`Resolved::Unknown`] or [`Resolved::Failed`].
 pub fn substitute(text: &str, resolve: &mut dyn FnMut(&str) -> Resolved) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut done = 0;
@@ -108,10 +116,13 @@ pub fn substitute(text: &str, resolve: &mut dyn FnMut(&str) -> Resolved) -> Resu
         };
         let end = open + 2 + len + 2;
         let raw = &text[open..end];
-        let name = raw[2..raw.len() - 2].trim();
-        if name.starts_with('=') {
-            let what = format!("expr-lang expression tag `{raw}`");
-            return Err(Error::Unsupported { what, text: text.to_string() });
+        let name = match raw[2..raw.len() - 2].strip_prefix('=') {
+            Some(expression) => &raw[2..2 + 1 + expression.trim_end().len()],
+            None => raw[2..raw.len() - 2].trim(),
+        };
+        if name.starts_with('=') && !raw.starts_with("{{=") {
+            let message = format!("`{raw}` at offset {open}: an expression tag starts with `{{{{=`, with no space");
+            return Err(syntax(text, message));
         }
         if name.is_empty() {
             return Err(syntax(text, format!("empty tag `{raw}` at offset {open}")));
@@ -123,6 +134,7 @@ pub fn substitute(text: &str, resolve: &mut dyn FnMut(&str) -> Resolved) -> Resu
             Resolved::Unknown => {
                 return Err(Error::UnknownVariable { name: name.to_string(), text: text.to_string() });
             }
+            Resolved::Failed(e) => return Err(Error::Expression(e)),
         }
         done = end;
     }
@@ -155,10 +167,10 @@ enum Tok {
 }
 
 /// Two-character symbols first, so `<=` is not read as `<` then `=`.
-const SYMBOLS: [&str; 11] = ["&&", "||", "==", "!=", "<=", ">=", "<", ">", "!", "(", ")"];
+const SYMBOLS: [&str; 13] = ["&&", "||", "==", "!=", "=~", "!~", "<=", ">=", "<", ">", "!", "(", ")"];
 
 /// Binary operators of `when`, loosest first; all are left-associative.
-const WHEN_LEVELS: [&[&str]; 3] = [&["||"], &["&&"], &["==", "!=", "<", "<=", ">", ">="]];
+const WHEN_LEVELS: [&[&str]; 3] = [&["||"], &["&&"], &["==", "!=", "=~", "!~", "<", "<=", ">", ">="]];
 
 #[derive(Debug, Clone)]
 struct Token {
@@ -188,10 +200,7 @@ fn tokenize(expr: &str) -> Result<Vec<Token>> {
             i += c.len_utf8();
             continue;
         }
-        let (tok, len) = if let Some(op) = ["=~", "!~"].into_iter().find(|op| rest.starts_with(op)) {
-            let what = format!("regex operator `{op}`");
-            return Err(Error::Unsupported { what, text: expr.to_string() });
-        } else if let Some(op) = SYMBOLS.into_iter().find(|op| rest.starts_with(op)) {
+        let (tok, len) = if let Some(op) = SYMBOLS.into_iter().find(|op| rest.starts_with(op)) {
             (Tok::Op(op), op.len())
         } else if c == '"' || c == '\'' {
             lex_string(expr, i, c)?
@@ -501,7 +510,20 @@ fn eval(node: &Node, expr: &str) -> Result<Value> {
     }))
 }
 
+/// govaluate's `=~`: the left text contains a match of the right pattern (not anchored).
+fn regex_match(left: &Value, right: &Value, expr: &str, op: &str) -> Result<bool> {
+    let (Value::Str(text), Value::Str(pattern)) = (left, right) else {
+        return Err(type_error(expr, format!("`{op}` needs strings, got {left} {op} {right}")));
+    };
+    let re = regex::Regex::new(pattern)
+        .map_err(|e| syntax(expr, format!("invalid regular expression {pattern:?} after `{op}`: {e}")))?;
+    Ok(re.is_match(text) == (op == "=~"))
+}
+
 fn compare(op: &str, left: &Value, right: &Value, expr: &str) -> Result<bool> {
+    if op == "=~" || op == "!~" {
+        return regex_match(left, right, expr, op);
+    }
     let equality = op == "==" || op == "!=";
     let ordering = match (left, right) {
         // Only digits reach a Num, so there is no NaN to make this `None`.
@@ -892,12 +914,16 @@ mod tests {
     }
 
     #[test]
-    fn expression_tags_are_unsupported() {
-        for text in ["{{=inputs.parameters.x}}", "a {{ = 1 + 2 }}"] {
-            let err = vars(text).unwrap_err();
-            assert!(matches!(&err, Error::Unsupported { what, .. } if what.contains("{{")), "{err:?}");
-        }
-        assert!(matches!(variables("{{=x}}"), Err(Error::Unsupported { .. })));
+    fn expression_tags_reach_the_resolver_with_their_equals_sign() {
+        let mut seen = Vec::new();
+        let out = substitute("a {{=1 + 2 }} b {{x}}", &mut |name| {
+            seen.push(name.to_string());
+            Resolved::Value("v".into())
+        });
+        assert_eq!(out.unwrap(), "a v b v");
+        assert_eq!(seen, ["=1 + 2", "x"]);
+        assert_eq!(variables("{{=x}}").unwrap(), ["=x"]);
+        assert!(syntax_message(vars("a {{ = 1 + 2 }}")).contains("no space"));
     }
 
     #[test]
@@ -1005,11 +1031,19 @@ mod tests {
     }
 
     #[test]
-    fn regex_operators_are_unsupported() {
-        for (expr, op) in [("a =~ 'b.*'", "=~"), ("a !~ b", "!~")] {
-            let err = evaluate_when(expr).unwrap_err();
-            assert!(matches!(&err, Error::Unsupported { what, .. } if what.contains(op)), "{err:?}");
+    fn regex_operators_match_unanchored() {
+        let table = r#"
+            abc =~ 'b' => true
+            abc =~ '^b' => false
+            abc !~ '^b' => true
+            'v1.2.3' =~ "^v[0-9]+\.[0-9]+" => true
+            heads =~ 'h.*s' && tails !~ 'x' => true
+        "#;
+        for (expr, want) in rows(table).map(pair) {
+            assert_eq!(evaluate_when(expr).unwrap_or_else(|e| panic!("{expr}: {e}")).to_string(), want, "{expr}");
         }
+        assert!(syntax_message(evaluate_when("a =~ '('")).contains("invalid regular expression"));
+        assert!(matches!(evaluate_when("5 =~ '5'"), Err(Error::Type { .. })));
     }
 
     #[test]
@@ -1135,7 +1169,7 @@ mod tests {
             let message = syntax_message(parse_depends(expr));
             assert!(message.contains(want), "{expr}: {message}");
         }
-        assert!(matches!(parse_depends("A =~ B"), Err(Error::Unsupported { .. })));
+        assert!(syntax_message(parse_depends("A =~ B")).contains("unexpected `=~`"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!
 //! - [`model`]: the documents, refusing unsupported fields by path and line.
 //! - [`expr`], [`vars`]: `{{...}}` tags, `when`, `depends`, and the values they read.
+//! - [`expression`]: Argo's expr-lang expressions (`{{=...}}`, `valueFrom.expression`, `retryStrategy.expression`).
 //! - [`plan`], [`lint`], [`problem`]: the resolved workflow and what stops it from running.
 //! - [`binding`]: the values a template's input artifacts stand for.
 //! - [`registry`], [`repository`]: the drivers a run may use, and where artifacts go.
@@ -16,6 +17,7 @@
 
 pub mod binding;
 pub mod expr;
+pub mod expression;
 pub mod lint;
 pub mod model;
 pub mod naming;

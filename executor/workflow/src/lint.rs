@@ -287,24 +287,73 @@ fn check_inputs_and_outputs(plan: &Plan, t: &Template, path: &str, pod: bool, pr
         } else if suspend {
             p.value.is_some() || vf.is_some_and(|v| v.supplied.is_some())
         } else {
-            p.value.is_some() || vf.is_some_and(|v| !v.parameter.is_empty())
+            p.value.is_some() || vf.is_some_and(|v| !v.parameter.is_empty() || !v.expression.is_empty())
         };
+        let at = format!("{path}.outputs.parameters[{i}]");
         if !ok {
             let need = match (pod, suspend) {
                 (true, _) => "valueFrom.path or value",
                 (false, true) => "valueFrom.supplied or value",
-                (false, false) => "valueFrom.parameter or value",
+                (false, false) => "valueFrom.parameter, valueFrom.expression or value",
             };
-            problems.push(Problem {
-                path: format!("{path}.outputs.parameters[{i}]"),
-                message: format!("output parameter {:?} needs {need}", p.name),
-            });
+            problems.push(Problem { path: at.clone(), message: format!("output parameter {:?} needs {need}", p.name) });
+        }
+        let Some(vf) = vf.filter(|v| !v.expression.is_empty()) else { continue };
+        let message = if pod {
+            Some(
+                "valueFrom.expression is for steps and DAG templates; a container or script reads valueFrom.path"
+                    .into(),
+            )
+        } else if !vf.parameter.is_empty() {
+            Some("give valueFrom.parameter or valueFrom.expression, not both".into())
+        } else {
+            crate::expression::check(&vf.expression).err().map(|e| e.to_string())
+        };
+        if let Some(message) = message {
+            problems.push(Problem { path: format!("{at}.valueFrom.expression"), message });
         }
     }
 }
 
-/// `retryStrategy`: a whole-number limit, durations and a numeric factor.
+/// The variables the `valueFrom.expression`s of a steps or DAG template's
+/// outputs read exist there (their syntax is checked with the template).
+fn check_output_expressions(t: &Template, scope: &Scope<'_>, path: &str, problems: &mut Vec<Problem>) {
+    for (i, p) in t.outputs.parameters.iter().enumerate() {
+        let Some(vf) = p.value_from.as_ref().filter(|v| !v.expression.is_empty() && v.parameter.is_empty()) else {
+            continue;
+        };
+        if crate::expression::check(&vf.expression).is_ok()
+            && let Err(message) = check_expression(&vf.expression, scope)
+        {
+            problems.push(Problem { path: format!("{path}.outputs.parameters[{i}].valueFrom.expression"), message });
+        }
+    }
+}
+
+/// `retryStrategy.expression` parses and reads only what Argo gives it:
+/// `retries` and `lastRetry.*`.
+fn check_retry_expression(expression: &str) -> Result<(), String> {
+    crate::expression::check(expression).map_err(|e| e.to_string())?;
+    for r in crate::expression::references(expression) {
+        if !matches!(
+            r.as_str(),
+            "retries" | "lastRetry.exitCode" | "lastRetry.status" | "lastRetry.duration" | "lastRetry.message"
+        ) {
+            return Err(format!(
+                "`{r}` is not available here: a retry expression reads retries and lastRetry.exitCode, .status, .duration, .message"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `retryStrategy`: a whole-number limit, durations, a numeric factor, an expression.
 fn check_retry(r: &RetryStrategy, path: &str, problems: &mut Vec<Problem>) {
+    if !r.expression.is_empty()
+        && let Err(message) = check_retry_expression(&r.expression)
+    {
+        problems.push(Problem { path: format!("{path}.retryStrategy.expression"), message });
+    }
     if let Some(l) = &r.limit
         && l.0.trim().parse::<u32>().is_err()
     {
@@ -371,6 +420,7 @@ fn check_steps(
     let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
     let s = Scope { siblings: Some(Siblings::Steps { group_of, before: usize::MAX }), ..scope_copy(scope) };
     check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
+    check_output_expressions(t, &s, path, problems);
 }
 
 fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
@@ -450,6 +500,7 @@ fn check_dag(
     let outputs = serde_json::to_value(&t.outputs).unwrap_or_default();
     let s = Scope { siblings: Some(siblings(None)), ..scope_copy(scope) };
     check_strings(&outputs, &s, &format!("{path}.outputs"), problems);
+    check_output_expressions(t, &s, path, problems);
 }
 
 /// A dependency cycle, as the tasks on it from the first one met, or none.
@@ -678,7 +729,11 @@ fn check_strings(value: &serde_json::Value, scope: &Scope<'_>, path: &str, probl
         serde_json::Value::String(s) if s.contains("{{") => match expr::variables(s) {
             Ok(vars) => {
                 for v in vars {
-                    if let Err(m) = known(&v, scope) {
+                    let checked = match v.strip_prefix('=') {
+                        Some(expression) => check_expression(expression, scope),
+                        None => known(&v, scope),
+                    };
+                    if let Err(m) = checked {
                         problems.push(Problem { path: path.into(), message: m });
                     }
                 }
@@ -701,6 +756,37 @@ fn check_strings(value: &serde_json::Value, scope: &Scope<'_>, path: &str, probl
 
 /// Why a step-level variable is unknown inside an inline template's body.
 const INLINE_SCOPE: &str = "an inline template sees only its own inputs, not its step's item, steps or tasks: pass the value through the step's arguments";
+
+/// An expression parses, and the Argo variables it reads exist here.
+fn check_expression(expression: &str, s: &Scope<'_>) -> Result<(), String> {
+    crate::expression::check(expression).map_err(|e| e.to_string())?;
+    for r in crate::expression::references(expression) {
+        if !ARGO_ROOTS.contains(&r.split('.').next().unwrap_or_default()) || partial(&r) {
+            continue;
+        }
+        known(&r, s).map_err(|m| format!("{m} (in expression `{expression}`)"))?;
+    }
+    Ok(())
+}
+
+/// The first names of Argo's variables; an expression's other names are its own (`let`, closures).
+const ARGO_ROOTS: [&str; 10] =
+    ["inputs", "outputs", "workflow", "steps", "tasks", "item", "pod", "node", "retries", "lastRetry"];
+
+/// A reference to a group of variables (`inputs.parameters`, `steps.a`)
+/// that an expression then indexes: there is no whole variable to check.
+fn partial(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('.').collect();
+    matches!(
+        parts.as_slice(),
+        [_] | ["inputs" | "outputs", "parameters" | "artifacts"]
+            | ["workflow", "parameters" | "labels" | "annotations" | "outputs"]
+            | ["workflow", "outputs", "parameters"]
+            | ["steps" | "tasks", _]
+            | ["steps" | "tasks", _, "outputs"]
+    ) && parts[0] != "retries"
+        && parts[0] != "item"
+}
 
 fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
     let parts: Vec<&str> = var.split('.').collect();
@@ -730,6 +816,7 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
         ["workflow", "creationTimestamp", _] => Ok(()),
         ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
         ["item", ..] if s.inline && !s.in_loop => unknown(INLINE_SCOPE),
+        ["lastRetry", "exitCode" | "status" | "duration" | "message"] => Ok(()),
         ["item", ..] => declared(s.in_loop, "item is only set in withItems, withParam or withSequence loops"),
         [scope @ ("steps" | "tasks"), name, rest @ ..] => known_sibling(scope, name, rest, s)
             .or_else(|e| if s.inline && s.siblings.is_none() { unknown(INLINE_SCOPE) } else { unknown(&e) }),

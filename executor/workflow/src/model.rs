@@ -286,6 +286,9 @@ pub struct ValueFrom {
     /// A child's parameter, for steps and DAG templates.
     #[serde(default)]
     pub parameter: String,
+    /// An expr-lang expression over the children's outputs, for steps and DAG templates.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expression: String,
     /// Used when the file is missing.
     pub default: Option<AnyString>,
     /// Suspend templates: given when the node is resumed (`ferry resume
@@ -699,6 +702,9 @@ pub struct RetryStrategy {
     pub retry_policy: Option<RetryPolicy>,
     /// Waits between attempts.
     pub backoff: Option<Backoff>,
+    /// An expr-lang condition over `retries` and `lastRetry.*`: retry only while it is true.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expression: String,
 }
 
 /// `retryPolicy`.
@@ -1230,12 +1236,12 @@ mod tests {
     #[test]
     fn an_unsupported_field_is_named_with_its_line() {
         let err = load(
-            "# leading comment\n---\napiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    suspend: {}\n",
+            "# leading comment\n---\napiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    resource: {}\n",
         )
         .unwrap_err();
         assert_eq!(err.line, 9, "{err}");
         assert!(err.message.contains("spec.templates[0]"), "{err}");
-        assert!(err.message.contains("suspend"), "{err}");
+        assert!(err.message.contains("resource"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! inputs, the outcomes of sibling steps and tasks, and loop items.
 
 use crate::expr::Resolved;
+use crate::expression;
 use crate::values::{ArtifactValue, Outputs, Phase};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -40,6 +41,11 @@ impl Siblings {
     pub fn get(&self, name: &str) -> Option<Outcome> {
         self.0.read().ok()?.get(name).cloned()
     }
+
+    /// Every child's key (`steps.X` / `tasks.X`), in order.
+    pub fn names(&self) -> Vec<String> {
+        self.0.read().map(|map| map.keys().cloned().collect()).unwrap_or_default()
+    }
 }
 
 /// The variables in force where a text is substituted.
@@ -67,8 +73,11 @@ fn text_of(v: &serde_json::Value) -> String {
 }
 
 impl Vars {
-    /// Resolves one tag name.
+    /// Resolves one tag name; `=expr` is an expression tag.
     pub fn resolve(&self, name: &str) -> Resolved {
+        if let Some(expression) = name.strip_prefix('=') {
+            return self.resolve_expression(expression);
+        }
         if let Some(v) = self.plain.get(name) {
             return Resolved::Value(v.clone());
         }
@@ -99,6 +108,74 @@ impl Vars {
             return Resolved::Keep;
         }
         Resolved::Unknown
+    }
+
+    /// An expression tag: left for later when it reads a variable kept for a
+    /// later pass, else evaluated with every variable it may read.
+    fn resolve_expression(&self, expression: &str) -> Resolved {
+        let refs = expression::references(expression);
+        let kept = |r: &String| self.keep.iter().any(|k| r.starts_with(k) || k.starts_with(&format!("{r}.")));
+        if refs.iter().any(kept) {
+            return Resolved::Keep;
+        }
+        let vars = self.expression_vars(&refs);
+        match expression::evaluate(expression, &vars).and_then(|v| expression::tag_text(expression, &v)) {
+            Ok(text) => Resolved::Value(text),
+            Err(e) => Resolved::Failed(e),
+        }
+    }
+
+    /// Every variable in force by its dotted name, as Argo's expression
+    /// environment holds them. Of the siblings only those `refs` name are
+    /// included (all when an expression indexes `steps`/`tasks` itself), so
+    /// a DAG of 10,000 tasks does not copy every outcome per expression.
+    pub fn expression_vars(&self, refs: &[String]) -> BTreeMap<String, String> {
+        let mut vars = self.plain.clone();
+        for (k, v) in &self.inputs {
+            vars.insert(format!("inputs.parameters.{k}"), v.clone());
+        }
+        vars.insert("inputs.parameters".into(), serde_json::to_string(&self.inputs).unwrap_or_default());
+        if let Some(item) = &self.item {
+            vars.insert("item".into(), text_of(item));
+            if let serde_json::Value::Object(fields) = item {
+                for (k, v) in fields {
+                    vars.insert(format!("item.{k}"), text_of(v));
+                }
+            }
+        }
+        let mut siblings: Vec<String> = Vec::new();
+        for r in refs {
+            let mut parts = r.splitn(3, '.');
+            match (parts.next(), parts.next()) {
+                (Some(scope @ ("steps" | "tasks")), Some(name)) => siblings.push(format!("{scope}.{name}")),
+                (Some("steps" | "tasks"), None) => siblings.extend(self.siblings.names()),
+                _ => {}
+            }
+        }
+        for key in siblings {
+            self.sibling_vars(&key, &mut vars);
+        }
+        vars
+    }
+
+    /// Every field of the sibling `key` (`steps.X`) into `vars`.
+    fn sibling_vars(&self, key: &str, vars: &mut BTreeMap<String, String>) {
+        let Some(o) = self.siblings.get(key) else { return };
+        let mut fields: Vec<String> =
+            ["status", "id", "startedAt", "finishedAt", "exitCode", "outputs.result", "outputs.parameters"]
+                .map(String::from)
+                .to_vec();
+        let mut params: Vec<&String> = o.outputs.parameters.keys().collect();
+        for (_, child) in o.children.iter().flatten() {
+            params.extend(child.parameters.keys());
+        }
+        fields.extend(params.into_iter().map(|p| format!("outputs.parameters.{p}")));
+        for field in fields {
+            let name = format!("{key}.{field}");
+            if let Some(v) = self.sibling(&name) {
+                vars.insert(name, v);
+            }
+        }
     }
 
     fn sibling(&self, name: &str) -> Option<String> {
@@ -178,4 +255,59 @@ pub fn item_label(index: usize, item: &serde_json::Value) -> String {
         other => text_of(other),
     };
     format!("{index}:{value}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::Error;
+
+    fn vars() -> Vars {
+        let mut v = Vars::default();
+        v.plain.insert("workflow.name".into(), "wf".into());
+        v.inputs.insert("n".into(), "4".into());
+        v.item = Some(serde_json::json!({"colour": "red", "size": 2}));
+        let outputs = Outputs {
+            result: Some("[1, 2, 3]".into()),
+            parameters: BTreeMap::from([("p".into(), "x".into())]),
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        let outcome =
+            Outcome { id: "7".into(), phase: Phase::Succeeded, outputs, children: None, started: None, finished: None };
+        v.siblings.insert("steps.gen-1".into(), outcome);
+        v
+    }
+
+    #[test]
+    fn expression_tags_read_every_kind_of_variable() {
+        let v = vars();
+        let table = [
+            ("{{=asInt(inputs.parameters.n) * 2}}", "8"),
+            ("{{=item.colour}}-{{=asInt(item.size) + 1}}", "red-3"),
+            ("{{=len(fromJSON(steps['gen-1'].outputs.result))}}", "3"),
+            ("{{=steps['gen-1'].outputs.parameters.p + steps['gen-1'].status}}", "xSucceeded"),
+            ("{{=workflow.name}}/{{workflow.name}}", "wf/wf"),
+            ("{{=inputs.parameters}}", r#"{"n":"4"}"#),
+        ];
+        for (text, want) in table {
+            assert_eq!(v.substitute(text).unwrap_or_else(|e| panic!("{text}: {e}")), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn expression_tags_reading_kept_variables_wait_for_a_later_pass() {
+        let mut v = vars();
+        v.keep = vec!["steps.", "item"];
+        let text = "{{=steps.a.outputs.result}} {{=item}} {{=workflow.name}}";
+        assert_eq!(v.substitute(text).unwrap(), "{{=steps.a.outputs.result}} {{=item}} wf");
+    }
+
+    #[test]
+    fn a_failing_expression_is_an_error_naming_it() {
+        let err = vars().substitute("x {{=asInt(workflow.name)}}").unwrap_err();
+        assert!(matches!(err, Error::Expression(_)), "{err:?}");
+        assert!(err.to_string().contains("asInt(workflow.name)"), "{err}");
+        assert!(vars().substitute("{{=steps.nope.status}}").is_err(), "nil is no value");
+    }
 }

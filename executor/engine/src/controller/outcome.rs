@@ -5,6 +5,7 @@
 
 use ferry_workflow::binding;
 use ferry_workflow::expr;
+use ferry_workflow::expression;
 use ferry_workflow::model::{ContinueOn, Template};
 use ferry_workflow::repository::Repository;
 use ferry_workflow::values::{Outputs, Phase};
@@ -106,10 +107,25 @@ pub(super) fn to_expr_phase(p: Phase) -> expr::Phase {
     }
 }
 
+/// `valueFrom.expression` of a steps or DAG template's output: evaluated
+/// with every variable of the template, its children's outcomes included,
+/// and stored as Go's `%v` text, as Argo stores it.
+fn expression_output(text: &str, vars: &Vars) -> Result<String, expression::ExpressionError> {
+    let all = vars.expression_vars(&expression::references(text));
+    expression::parameter_text(text, &expression::evaluate(text, &all)?)
+}
+
 /// A steps or DAG template's outputs, from its children's.
 pub(super) fn composite_outputs(template: &Template, vars: &Vars, repo: &Repository) -> Result<Outputs, StepError> {
     let mut out = Outputs::default();
     for p in &template.outputs.parameters {
+        if let Some(vf) = p.value_from.as_ref().filter(|vf| !vf.expression.is_empty()) {
+            let value = expression_output(&vf.expression, vars)
+                .or_else(|e| vf.default.as_ref().map(|d| d.0.clone()).ok_or(e))
+                .map_err(|e| StepError::invalid(format!("outputs.parameters.{}.valueFrom.expression", p.name), e))?;
+            out.parameters.insert(p.name.clone(), value);
+            continue;
+        }
         let raw = p
             .value_from
             .as_ref()

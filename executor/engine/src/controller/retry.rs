@@ -5,9 +5,11 @@ use super::nodes::Ensured;
 use super::outcome::Ended;
 use super::{Call, Controller, NodeResult};
 use crate::status::NodeKind;
+use ferry_workflow::expression;
 use ferry_workflow::model::{RetryPolicy, RetryStrategy, Template};
 use ferry_workflow::time::parse_duration;
 use ferry_workflow::values::Phase;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +58,63 @@ fn retries(policy: RetryPolicy, phase: Phase) -> bool {
     }
 }
 
+/// What the attempt before this one left: Argo's `lastRetry.*`.
+struct LastRetry {
+    exit_code: Option<i32>,
+    status: String,
+    duration: String,
+    message: String,
+}
+
+impl LastRetry {
+    /// Before the first attempt: Argo's defaults, so expressions still resolve.
+    fn first() -> LastRetry {
+        LastRetry { exit_code: Some(0), status: String::new(), duration: "0".into(), message: String::new() }
+    }
+
+    fn of(result: &NodeResult) -> LastRetry {
+        let millis = match (result.started, result.finished) {
+            (Some(s), Some(f)) => f.saturating_sub(s).max(0),
+            _ => 0,
+        };
+        LastRetry {
+            exit_code: result.outputs.exit_code,
+            status: result.phase.to_string(),
+            // Seconds as Go prints a float64: `1.5`, `3`.
+            duration: expression::go_string(&expression::Value::Float(millis as f64 / 1000.0)),
+            message: result.message.clone(),
+        }
+    }
+
+    /// As variables; `no_exit` is the exit code's text when there was none.
+    fn vars_with(&self, no_exit: &str) -> BTreeMap<String, String> {
+        let exit = self.exit_code.map_or(no_exit.to_string(), |c| c.to_string());
+        BTreeMap::from([
+            ("lastRetry.exitCode".into(), exit),
+            ("lastRetry.status".into(), self.status.clone()),
+            ("lastRetry.duration".into(), self.duration.clone()),
+            ("lastRetry.message".into(), self.message.clone()),
+        ])
+    }
+
+    /// For the next attempt's template, where Argo says `0` for no exit code.
+    fn vars(&self) -> BTreeMap<String, String> {
+        self.vars_with("0")
+    }
+}
+
+/// `retryStrategy.expression` after attempt `attempt` failed: Argo gives it
+/// `retries` and `lastRetry.*` only, with `-1` for a missing exit code.
+/// An empty expression always retries.
+fn keep_retrying(text: &str, attempt: u32, last: &LastRetry) -> Result<bool, expression::ExpressionError> {
+    if text.trim().is_empty() {
+        return Ok(true);
+    }
+    let mut vars = last.vars_with("-1");
+    vars.insert("retries".into(), attempt.to_string());
+    expression::evaluate_bool(text, &vars)
+}
+
 impl Controller {
     pub(super) async fn run_retry(self: Arc<Self>, call: Call, template: Template) -> NodeResult {
         let id = match self.ensure(&call.name, NodeKind::Retry, &template.name, call.parent) {
@@ -69,12 +128,15 @@ impl Controller {
         let backoff = Backoff::of(&strategy);
         let began = std::time::Instant::now();
         let mut attempt = 0u32;
+        let mut last = LastRetry::first();
         loop {
             let mut child = call.clone();
             child.name = format!("{}({attempt})", call.name);
             child.parent = Some(id);
             child.extra.insert("retries".into(), attempt.to_string());
+            child.extra.extend(last.vars());
             let result = self.clone().run_body(child, template.clone()).await;
+            last = LastRetry::of(&result);
             let ended = Ended { phase: result.phase, message: result.message, outputs: result.outputs };
             if !ended.phase.is_done() || ended.phase.is_ok() {
                 return self.finish(id, ended);
@@ -83,6 +145,14 @@ impl Controller {
             if !retries(policy, ended.phase) || exhausted || call.cancel.is_cancelled() {
                 let why = if exhausted { format!("{} (no more retries left)", ended.message) } else { ended.message };
                 return self.finish(id, Ended { message: why, ..ended });
+            }
+            match keep_retrying(&strategy.expression, attempt, &last) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let why = format!("{} (retryStrategy.expression evaluated to false)", ended.message);
+                    return self.finish(id, Ended { message: why, ..ended });
+                }
+                Err(e) => return self.finish(id, Ended::error(format!("retryStrategy.expression: {e}"))),
             }
             let Some(wait) = backoff.next_wait(attempt, began.elapsed()) else {
                 let why = format!("{} (backoff maxDuration reached)", ended.message);
