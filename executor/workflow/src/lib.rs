@@ -10,9 +10,11 @@
 //! - [`binding`]: the values a template's input artifacts stand for.
 //! - [`registry`], [`repository`]: the drivers a run may use, and where artifacts go.
 //! - [`values`], [`strategy`]: what steps hand on, and how artifacts are packed.
+//! - [`aggregate`]: the outputs of a loop, as one JSON list.
 //! - [`naming`], [`time`], [`sequence`]: Argo's names, times and `withSequence`.
 #![warn(unreachable_pub)]
 
+pub mod aggregate;
 pub mod binding;
 pub mod expr;
 pub mod lint;

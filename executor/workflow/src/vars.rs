@@ -1,6 +1,7 @@
 //! Values that `{{...}}` tags resolve to: workflow globals, a template's
 //! inputs, the outcomes of sibling steps and tasks, and loop items.
 
+use crate::aggregate;
 use crate::expr::Resolved;
 use crate::values::{ArtifactValue, Outputs, Phase};
 use std::collections::BTreeMap;
@@ -116,27 +117,14 @@ impl Vars {
             "finishedAt" => Some(fmt_time(o.finished)),
             "exitCode" => o.outputs.exit_code.map(|c| c.to_string()),
             "outputs.result" => match &o.children {
-                Some(children) => Some(
-                    serde_json::to_string(
-                        &children.iter().map(|(_, c)| c.result.clone().unwrap_or_default()).collect::<Vec<_>>(),
-                    )
-                    .unwrap_or_default(),
-                ),
+                Some(children) => Some(aggregate::results(children)),
                 None => Some(o.outputs.result.clone().unwrap_or_default()),
             },
-            "outputs.parameters" => o.children.as_ref().map(|children| {
-                serde_json::to_string(&children.iter().map(|(_, c)| c.parameters.clone()).collect::<Vec<_>>())
-                    .unwrap_or_default()
-            }),
+            "outputs.parameters" => o.children.as_deref().map(aggregate::parameters),
             _ => {
                 let p = rest.strip_prefix("outputs.parameters.")?;
                 match &o.children {
-                    Some(children) => Some(
-                        serde_json::to_string(
-                            &children.iter().filter_map(|(_, c)| c.parameters.get(p).cloned()).collect::<Vec<_>>(),
-                        )
-                        .unwrap_or_default(),
-                    ),
+                    Some(children) => Some(aggregate::parameter(children, p)),
                     None => o.outputs.parameters.get(p).cloned(),
                 }
             }

@@ -1,0 +1,78 @@
+//! Values `ferry run` must give exactly as Argo gives them: the outputs of
+//! loops.
+
+use super::Ferry;
+
+/// Runs the workflow `name` with `spec`, expecting `phase`; returns its document.
+fn run_expecting(f: &Ferry, name: &str, spec: &str, phase: &str) -> serde_json::Value {
+    let file = f.workflow(name, spec);
+    let (_, doc) = f.run(&[&file], &[]);
+    assert_eq!(doc["workflow"]["phase"], phase, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    doc
+}
+
+const LOOP_OUTPUTS: &str = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: gen
+        template: gen
+        arguments: {parameters: [{name: n, value: "{{item}}"}]}
+        withItems: [1, 2, 3, 4]
+        when: "{{item}} != 2 && {{item}} != 4"
+    - - name: show
+        template: show
+        arguments:
+          parameters:
+          - {name: v, value: "r={{steps.gen.outputs.result}} p={{steps.gen.outputs.parameters.p}} q={{steps.gen.outputs.parameters.q}} all={{steps.gen.outputs.parameters}}"}
+  - name: gen
+    inputs: {parameters: [{name: n}]}
+    outputs:
+      parameters:
+      - {name: p, valueFrom: {path: /tmp/p}}
+      - {name: q, valueFrom: {path: /tmp/q}}
+    script:
+      image: alpine
+      command: [sh]
+      source: |
+        printf '{"z": %s,\n "a": "x y"}\n' {{inputs.parameters.n}}
+        echo '[ {{inputs.parameters.n}} ]' > /tmp/p
+        echo '{{inputs.parameters.n}}' > /tmp/q
+  - name: show
+    inputs: {parameters: [{name: v}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.v}}"]}
+"#;
+
+const DAG_LOOP: &str = r#"  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - name: count
+        template: echo
+        arguments: {parameters: [{name: v, value: "{{item}}"}]}
+        withSequence: {count: "3", start: "1"}
+        when: "{{item}} != 2"
+      - name: show
+        depends: count
+        template: echo
+        arguments: {parameters: [{name: v, value: "{{tasks.count.outputs.result}}"}]}
+  - name: echo
+    inputs: {parameters: [{name: v}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.v}}"]}
+"#;
+
+#[test]
+fn a_loops_outputs_embed_json_results_and_leave_out_skipped_iterations() {
+    let f = Ferry::new();
+    run_expecting(&f, "loop-outputs", LOOP_OUTPUTS, "Succeeded");
+    // Results that are JSON are embedded as JSON (compacted, keys in the
+    // order printed); a parameter list is parsed only when every value is an
+    // object or array; the skipped items 2 and 4 add nothing.
+    assert_eq!(
+        f.logs("loop-outputs", "show").trim(),
+        r#"r=[{"z":1,"a":"x y"},{"z":3,"a":"x y"}] p=[[1],[3]] q=["1","3"] all=[{"p":"[ 1 ]","q":"1"},{"p":"[ 3 ]","q":"3"}]"#
+    );
+    run_expecting(&f, "dag-loop", DAG_LOOP, "Succeeded");
+    assert_eq!(f.logs("dag-loop", "show").trim(), "[1,3]");
+}
