@@ -1,7 +1,7 @@
 //! Values `ferry run` must give exactly as Argo gives them: the outputs of
-//! loops.
+//! loops, the outputs of steps that did not run, `{{workflow.failures}}`.
 
-use super::Ferry;
+use super::{Ferry, node};
 
 /// Runs the workflow `name` with `spec`, expecting `phase`; returns its document.
 fn run_expecting(f: &Ferry, name: &str, spec: &str, phase: &str) -> serde_json::Value {
@@ -75,4 +75,90 @@ fn a_loops_outputs_embed_json_results_and_leave_out_skipped_iterations() {
     );
     run_expecting(&f, "dag-loop", DAG_LOOP, "Succeeded");
     assert_eq!(f.logs("dag-loop", "show").trim(), "[1,3]");
+}
+
+const SKIPPED_PRODUCER: &str = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: producer
+        template: produce
+        when: "false"
+    - - name: consumer
+        template: consume
+        arguments:
+          parameters:
+          - {name: a, value: "{{steps.producer.outputs.parameters.with-default}}"}
+          - {name: b, value: "{{steps.producer.outputs.parameters.no-default}}"}
+          - {name: c}
+  - name: produce
+    outputs:
+      parameters:
+      - {name: with-default, valueFrom: {path: /tmp/a, default: from-producer}}
+      - {name: no-default, valueFrom: {path: /tmp/b}}
+    container: {image: alpine, command: [sh, -c, "echo ran > /tmp/a; echo ran > /tmp/b"]}
+  - name: consume
+    inputs:
+      parameters:
+      - {name: a}
+      - {name: b, default: CONSUMER_B}
+      - {name: c, default: from-consumer-c}
+    container: {image: alpine, command: [echo, "a={{inputs.parameters.a}} b={{inputs.parameters.b}} c={{inputs.parameters.c}}"]}
+"#;
+
+const OMITTED_PRODUCER: &str = r#"  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: gate, template: produce}
+      - name: producer
+        depends: gate.Failed
+        template: produce
+      - name: consumer
+        depends: producer.Omitted
+        template: consume
+        arguments:
+          parameters:
+          - {name: a, value: "{{tasks.producer.outputs.parameters.with-default}}"}
+          - {name: b, value: "{{tasks.producer.outputs.parameters.no-default}}"}
+  - name: produce
+    outputs:
+      parameters:
+      - {name: with-default, valueFrom: {path: /tmp/a, default: from-producer}}
+      - {name: no-default, valueFrom: {path: /tmp/b}}
+    container: {image: alpine, command: [sh, -c, "echo ran > /tmp/a; echo ran > /tmp/b"]}
+  - name: consume
+    inputs:
+      parameters:
+      - {name: a}
+      - {name: b, default: CONSUMER_B}
+    container: {image: alpine, command: [echo, "a={{inputs.parameters.a}} b={{inputs.parameters.b}}"]}
+"#;
+
+#[test]
+fn a_skipped_producers_output_default_and_the_consumers_input_default_apply() {
+    let f = Ferry::new();
+    run_expecting(&f, "skipped-producer", SKIPPED_PRODUCER, "Succeeded");
+    assert_eq!(f.logs("skipped-producer", "consumer").trim(), "a=from-producer b=CONSUMER_B c=from-consumer-c");
+    // An omitted DAG task is read the same way.
+    run_expecting(&f, "omitted-producer", OMITTED_PRODUCER, "Succeeded");
+    assert_eq!(f.logs("omitted-producer", "consumer").trim(), "a=from-producer b=CONSUMER_B");
+}
+
+#[test]
+fn an_output_a_skipped_step_never_produced_and_nothing_defaults_errors_the_consumer() {
+    let f = Ferry::new();
+    // Without the consumer's default for `b`, and with `b` inside a longer text.
+    let spec = SKIPPED_PRODUCER.replace("{name: b, default: CONSUMER_B}", "{name: b}");
+    let doc = run_expecting(&f, "no-default", &spec, "Error");
+    let message = node(&doc, "consumer")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("inputs.parameters.b") && message.contains("no default"), "{message}");
+    let spec = SKIPPED_PRODUCER.replace(
+        "value: \"{{steps.producer.outputs.parameters.no-default}}\"",
+        "value: \"x-{{steps.producer.outputs.parameters.no-default}}\"",
+    );
+    let doc = run_expecting(&f, "in-a-text", &spec, "Error");
+    let message = node(&doc, "consumer")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("steps.producer was Skipped") && message.contains("no-default"), "{message}");
 }

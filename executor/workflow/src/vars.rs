@@ -96,6 +96,9 @@ impl Vars {
         if let Some(v) = self.sibling(name) {
             return Resolved::Value(v);
         }
+        if let Some(why) = self.absent(name) {
+            return Resolved::Absent(why);
+        }
         if self.keep.iter().any(|k| name.starts_with(k)) {
             return Resolved::Keep;
         }
@@ -129,6 +132,28 @@ impl Vars {
                 }
             }
         }
+    }
+
+    /// Why `steps.X.outputs.parameters.P` has no value, when X was skipped
+    /// or omitted (it produced nothing) and its template declares no
+    /// `valueFrom.default` for P (the defaults it declares are in its
+    /// outcome's parameters). Lint has checked that P is declared.
+    fn absent(&self, name: &str) -> Option<String> {
+        let mut parts = name.splitn(3, '.');
+        let (scope, step, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        let param = rest.strip_prefix("outputs.parameters.")?;
+        if scope != "steps" && scope != "tasks" {
+            return None;
+        }
+        let o = self.siblings.get(&format!("{scope}.{step}"))?;
+        let not_run = matches!(o.phase, Phase::Skipped | Phase::Omitted) && o.children.is_none();
+        not_run.then(|| {
+            format!(
+                "{scope}.{step} was {} and its output parameter {param} declares no valueFrom.default \
+                 (give it one, or give the consuming input parameter a default)",
+                o.phase
+            )
+        })
     }
 
     /// The artifact a reference such as `steps.X.outputs.artifacts.A` names.

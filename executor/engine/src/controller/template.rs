@@ -45,6 +45,11 @@ impl Controller {
                     Some(v) => vars
                         .substitute(&v.0)
                         .map_err(|e| StepError::invalid(format!("inputs.parameters.{}", p.name), e))?,
+                    None if call.args.absent.contains(&p.name) => {
+                        let problem = "its argument names an output of a skipped or omitted step that declares no \
+                                       valueFrom.default, and this input has no default";
+                        return Err(StepError::invalid(format!("inputs.parameters.{}", p.name), problem));
+                    }
                     None => return Err(StepError::Missing { at: format!("inputs.parameters.{}", p.name) }),
                 },
             };
