@@ -162,3 +162,23 @@ fn an_output_a_skipped_step_never_produced_and_nothing_defaults_errors_the_consu
     let message = node(&doc, "consumer")["message"].as_str().unwrap().to_string();
     assert!(message.contains("steps.producer was Skipped") && message.contains("no-default"), "{message}");
 }
+
+#[test]
+fn lint_refuses_a_container_without_a_command_for_the_local_runtime_only() {
+    let f = Ferry::new();
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: entry}\n  - name: entry\n    container: {image: alpine:3.20, args: [hello]}\n";
+    let file = f.workflow("no-command", spec);
+    let path = file.to_str().unwrap();
+    let out = f.ferry(&["lint", path]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("spec.templates[1].container.command: is required with the local runtime"), "{err}");
+    assert!(err.contains("\"alpine:3.20\""), "{err}");
+    // `ferry run` refuses it before anything starts, as for any lint problem.
+    let run = f.ferry(&["run", path]);
+    assert_eq!(run.status.code(), Some(2), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("container.command"));
+    // Docker runs the image's entrypoint with the args, so it is fine there.
+    let docker = f.ferry(&["lint", "--runtime", "docker", path]);
+    assert_eq!(docker.status.code(), Some(0), "{}", String::from_utf8_lossy(&docker.stderr));
+}

@@ -86,6 +86,9 @@ pub struct PlanOptions {
     pub registry: Registry,
     /// `--name`.
     pub name: Option<String>,
+    /// Where the steps will run (`--runtime`); `None` when nothing runs
+    /// here (`ferry render`), so no runtime's limits are checked.
+    pub runtime: Option<RuntimeChoice>,
 }
 
 /// A plan as built, with the problems found building it. Lint judges it
@@ -191,6 +194,25 @@ fn registry(docs: &Documents, options: &PlanOptions, problems: &mut Vec<Problem>
     registry
 }
 
+/// Every container template, of the workflow and of its libraries, has a
+/// `command`: the local runtime runs it on this host and cannot read an
+/// image's entrypoint (the Docker runtime and Kubernetes can).
+fn commands_for_local(spec: &WorkflowSpec, library: &BTreeMap<String, WorkflowSpec>, problems: &mut Vec<Problem>) {
+    let specs = std::iter::once(("spec".to_string(), spec))
+        .chain(library.iter().map(|(k, s)| (format!("WorkflowTemplate {k}: spec"), s)));
+    for (prefix, spec) in specs {
+        for (i, t) in spec.templates.iter().enumerate() {
+            if let Some(c) = t.container.as_ref().filter(|c| c.command.is_empty()) {
+                let message = format!(
+                    "is required with the local runtime, which cannot read the entrypoint of image {:?}: give the command, or use --runtime docker",
+                    c.image
+                );
+                problems.push(problem(format!("{prefix}.templates[{i}].container.command"), message));
+            }
+        }
+    }
+}
+
 /// `--name`, else `metadata.name`, else `generateName` (or `workflow-`) and a random suffix.
 fn run_name(wf: &Workflow, options: &PlanOptions) -> String {
     options.name.clone().unwrap_or_else(|| {
@@ -221,6 +243,9 @@ impl Plan {
         let parameters = parameters(&spec, options, &mut problems);
         let repository = repository(docs, &spec, options, &mut problems);
         let registry = registry(docs, options, &mut problems);
+        if options.runtime.as_ref().is_some_and(|r| r.runtime == RuntimeKind::Local) {
+            commands_for_local(&spec, &library, &mut problems);
+        }
         let parallelism = options
             .parallelism
             .or(spec.parallelism.map(|p| p as usize))
@@ -239,7 +264,7 @@ impl Plan {
             registry,
             parallelism,
             source,
-            runtime: RuntimeChoice::default(),
+            runtime: options.runtime.clone().unwrap_or_default(),
         };
         Ok(Draft { plan, problems })
     }
