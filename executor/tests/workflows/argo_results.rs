@@ -182,3 +182,29 @@ fn lint_refuses_a_container_without_a_command_for_the_local_runtime_only() {
     let docker = f.ferry(&["lint", "--runtime", "docker", path]);
     assert_eq!(docker.status.code(), Some(0), "{}", String::from_utf8_lossy(&docker.stderr));
 }
+
+#[test]
+fn logs_of_a_run_where_no_step_ran_say_so_and_exit_0() {
+    let f = Ferry::new();
+    let skipped = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: echo, when: 'false'}\n  - name: echo\n    container: {image: alpine, command: [echo, hi]}\n";
+    run_expecting(&f, "all-skipped", skipped, "Succeeded");
+    // The only pod fails before its process starts: the item is not in the input's enum.
+    let errored = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: a, template: echo, withItems: [c], arguments: {parameters: [{name: m, value: '{{item}}'}]}}\n  - name: echo\n    inputs: {parameters: [{name: m, enum: [a, b]}]}\n    container: {image: alpine, command: [echo, '{{inputs.parameters.m}}']}\n";
+    run_expecting(&f, "no-pod-ran", errored, "Error");
+    let cases = [
+        (&["logs", "all-skipped"][..], "all-skipped: no step ran, so there are no logs (Succeeded)"),
+        (&["logs", "all-skipped", "a"], "a: no log: it did not run (Skipped: when 'false' evaluated false)"),
+        (&["logs", "no-pod-ran"], "no-pod-ran: no step ran, so there are no logs (Error: "),
+        (&["logs", "no-pod-ran", "a(0:c)"], "a(0:c): no log: its process never started (Error: inputs.parameters.m: value \"c\" is not one of a, b)"),
+    ];
+    for (args, said) in cases {
+        let out = f.ferry(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(out.stdout.is_empty() && err.contains(said), "{args:?}: {err}");
+    }
+    // A step the run does not have is a bad argument (exit 2).
+    let out = f.ferry(&["logs", "all-skipped", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no step \"nope\" in all-skipped"));
+}
