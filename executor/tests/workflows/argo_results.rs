@@ -195,7 +195,10 @@ fn logs_of_a_run_where_no_step_ran_say_so_and_exit_0() {
         (&["logs", "all-skipped"][..], "all-skipped: no step ran, so there are no logs (Succeeded)"),
         (&["logs", "all-skipped", "a"], "a: no log: it did not run (Skipped: when 'false' evaluated false)"),
         (&["logs", "no-pod-ran"], "no-pod-ran: no step ran, so there are no logs (Error: "),
-        (&["logs", "no-pod-ran", "a(0:c)"], "a(0:c): no log: its process never started (Error: inputs.parameters.m: value \"c\" is not one of a, b)"),
+        (
+            &["logs", "no-pod-ran", "a(0:c)"],
+            "a(0:c): no log: its process never started (Error: inputs.parameters.m: value \"c\" is not one of a, b)",
+        ),
     ];
     for (args, said) in cases {
         let out = f.ferry(args);
@@ -207,4 +210,42 @@ fn logs_of_a_run_where_no_step_ran_say_so_and_exit_0() {
     let out = f.ferry(&["logs", "all-skipped", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no step \"nope\" in all-skipped"));
+}
+
+const FAILURES: &str = r#"  entrypoint: main
+  onExit: report
+  templates:
+  - name: main
+    steps:
+    - - {name: breaks, template: fails}
+  - name: fails
+    container: {image: alpine, command: [sh, -c, "echo oops; exit 3"]}
+  - name: report
+    container: {image: alpine, command: [echo, "{{workflow.failures}}"]}
+"#;
+
+#[test]
+fn workflow_failures_lists_every_failed_node_with_argos_fields_and_rfc3339_times() {
+    let f = Ferry::new();
+    let doc = run_expecting(&f, "failures", FAILURES, "Failed");
+    let text = f.logs("failures", "onExit");
+    let failures: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let listed = failures.as_array().unwrap();
+    let names: Vec<&str> = listed.iter().map(|f| f["displayName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["failures", "[0]", "breaks"], "{failures}");
+    let pod = &listed[2];
+    let fields: Vec<&String> = pod.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["displayName", "finishedAt", "message", "phase", "podName", "templateName"]);
+    assert_eq!((&pod["templateName"], &pod["phase"]), (&"fails".into(), &"Failed".into()));
+    assert_eq!(pod["message"], node(&doc, "breaks")["message"]);
+    let pod_name = pod["podName"].as_str().unwrap();
+    assert!(pod_name.starts_with("failures-fails-"), "{pod_name}");
+    assert!(f.home.path().join("runs/failures/logs").join(format!("{pod_name}.log")).exists(), "{pod_name}");
+    // finishedAt is the node's finish, in RFC 3339 UTC to the second (as Kubernetes writes times).
+    let finished = node(&doc, "breaks")["finished"].as_i64().unwrap();
+    let at = pod["finishedAt"].as_str().unwrap();
+    let shape: String = at.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect();
+    assert_eq!(shape, "0000-00-00T00:00:00Z", "{at}");
+    assert_eq!(at, ferry_workflow::time::rfc3339(finished));
+    assert_eq!(listed[0]["podName"], "failures", "the root's pod name is the workflow's");
 }
