@@ -249,3 +249,37 @@ fn workflow_failures_lists_every_failed_node_with_argos_fields_and_rfc3339_times
     assert_eq!(at, ferry_workflow::time::rfc3339(finished));
     assert_eq!(listed[0]["podName"], "failures", "the root's pod name is the workflow's");
 }
+
+#[test]
+fn after_a_resume_the_root_nodes_duration_covers_the_whole_run() {
+    let f = Ferry::new();
+    let work = tempfile::tempdir().unwrap();
+    let file = super::resume_workflow(work.path());
+    let dir_arg = format!("dir={}", work.path().display());
+    let mut child = f
+        .cmd()
+        .args(["run", "-q", file.to_str().unwrap(), "-p", &dir_arg])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    super::wait_for("the second step", || work.path().join("second-started").exists());
+    let root = |doc: &serde_json::Value| node(doc, "resume-me").clone();
+    super::wait_for("the root to be saved running", || root(&f.get("resume-me"))["started"].is_i64());
+    let first_start = root(&f.get("resume-me"))["started"].as_i64().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Time passes between the kill and the resume, as it would.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(work.path().join("go"), "").unwrap();
+    let o = f.ferry(&["resume", "resume-me", "--output", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc = f.get("resume-me");
+    let (root, second) = (root(&doc), node(&doc, "second").clone());
+    // The root keeps its first start (Argo's startedAt never moves) and ends
+    // after the last step: its duration is the whole run, not the resumed part.
+    assert_eq!(root["started"].as_i64(), Some(first_start), "{root}");
+    assert!(root["finished"].as_i64().unwrap() >= second["finished"].as_i64().unwrap(), "{root} {second}");
+    assert!(root["finished"].as_i64().unwrap() - first_start >= 300, "{root}");
+    assert!(doc["workflow"]["created"].as_i64().unwrap() <= first_start);
+}

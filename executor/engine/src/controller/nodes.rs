@@ -97,10 +97,16 @@ impl Controller {
         Ensured::Fresh(id)
     }
 
+    /// Marks a node running. A pod's start is its process's; any other
+    /// node keeps the start it already has, so after a resume the root (and
+    /// every steps, DAG, group or retry node) still runs from the first
+    /// `ferry` process's start, as Argo's `startedAt` never moves.
     pub(super) fn set_running(&self, id: u32) {
         self.update(id, |n| {
             n.phase = Phase::Running;
-            n.started = Some(now_ms());
+            if n.kind == NodeKind::Pod || n.started.is_none() {
+                n.started = Some(now_ms());
+            }
         });
     }
 
