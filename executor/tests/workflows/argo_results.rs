@@ -283,3 +283,20 @@ fn after_a_resume_the_root_nodes_duration_covers_the_whole_run() {
     assert!(root["finished"].as_i64().unwrap() - first_start >= 300, "{root}");
     assert!(doc["workflow"]["created"].as_i64().unwrap() <= first_start);
 }
+
+#[test]
+fn a_template_timeout_fails_the_step_and_lint_checks_it() {
+    let f = Ferry::new();
+    let spec = "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: slow, template: slow}\n  - name: slow\n    timeout: 1s\n    script: {image: alpine, command: [sh], source: 'echo started; sleep 60; echo finished'}\n";
+    let doc = run_expecting(&f, "timeout", spec, "Failed");
+    let slow = node(&doc, "slow");
+    assert_eq!((&slow["phase"], &slow["message"]), (&"Failed".into(), &"Step exceeded its deadline".into()));
+    assert_eq!(f.logs("timeout", "slow").trim(), "started");
+    let bad = "  entrypoint: main\n  templates:\n  - name: main\n    timeout: 10s\n    steps:\n    - - {name: a, template: a}\n  - name: a\n    timeout: '10'\n    container: {image: alpine, command: [echo]}\n";
+    let file = f.workflow("bad-timeout", bad);
+    let out = f.ferry(&["lint", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("spec.templates[0].timeout: is for container and script templates only"), "{err}");
+    assert!(err.contains("spec.templates[1].timeout: \"10\" is not a duration with a unit"), "{err}");
+}

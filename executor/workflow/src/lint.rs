@@ -155,11 +155,26 @@ fn check_template(
             message: format!("{:?} is not a number of seconds", d.0),
         });
     }
+    if let Some(timeout) = &t.timeout {
+        check_timeout(&timeout.0, pod, path, problems);
+    }
     if let Some(groups) = &t.steps {
         check_steps(plan, origin, t, groups, path, &scope, problems);
     }
     if let Some(dag) = &t.dag {
         check_dag(plan, origin, t, dag, path, &scope, problems);
+    }
+}
+
+/// `timeout` is for container and script templates, and is a duration with a unit.
+fn check_timeout(timeout: &str, pod: bool, path: &str, problems: &mut Vec<Problem>) {
+    let path = format!("{path}.timeout");
+    if !pod {
+        let message = "is for container and script templates only (use activeDeadlineSeconds on steps and DAGs)";
+        problems.push(Problem { path, message: message.into() });
+    } else if !timeout.contains("{{") && crate::time::timeout(timeout).is_none() {
+        let message = format!("{timeout:?} is not a duration with a unit, such as \"10s\" or \"1m30s\"");
+        problems.push(Problem { path, message });
     }
 }
 

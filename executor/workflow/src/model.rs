@@ -443,6 +443,10 @@ pub struct Template {
     pub fail_fast: Option<bool>,
     /// The step fails after this many seconds.
     pub active_deadline_seconds: Option<AnyString>,
+    /// Container and script templates: the step fails after this Go
+    /// duration (`"10s"`; Argo refuses a bare number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<AnyString>,
     /// Where this template's outputs go.
     pub archive_location: Option<ArchiveLocation>,
     /// Recorded: no effect locally.
@@ -1073,6 +1077,7 @@ impl Template {
             parallelism: self.parallelism,
             fail_fast: self.fail_fast,
             active_deadline_seconds: self.active_deadline_seconds.clone(),
+            timeout: self.timeout.clone(),
             archive_location: self.archive_location.clone(),
             metadata: self.metadata.clone(),
             node_selector: self.node_selector.clone(),
