@@ -300,3 +300,45 @@ fn a_template_timeout_fails_the_step_and_lint_checks_it() {
     assert!(err.contains("spec.templates[0].timeout: is for container and script templates only"), "{err}");
     assert!(err.contains("spec.templates[1].timeout: \"10\" is not a duration with a unit"), "{err}");
 }
+
+const TEMPLATE_DEFAULTS: &str = r#"  entrypoint: main
+  templateDefaults:
+    timeout: 1s
+    container:
+      image: alpine
+      command: [sh, -c]
+      env: [{name: GREETING, value: default-hello}, {name: WHO, value: default-who}]
+  templates:
+  - name: main
+    steps:
+    - - {name: greet, template: greet}
+      - {name: slow, template: slow}
+  - name: greet
+    container:
+      args: ['echo "$GREETING $WHO"']
+      env: [{name: WHO, value: own-who}]
+  - name: slow
+    timeout: 30s
+    container:
+      args: ['sleep 2; echo slept']
+"#;
+
+#[test]
+fn template_defaults_merge_into_every_template_as_argo_merges_them() {
+    let f = Ferry::new();
+    let file = f.workflow("defaults", TEMPLATE_DEFAULTS);
+    // The default command satisfies lint's local check; the steps template
+    // takes neither the container nor the timeout.
+    let out = f.ferry(&["lint", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = run_expecting(&f, "defaults", TEMPLATE_DEFAULTS, "Succeeded");
+    // env merges by name, the template's own entry winning.
+    assert_eq!(f.logs("defaults", "greet").trim(), "default-hello own-who");
+    // The template's timeout wins over the default 1s.
+    assert_eq!(f.logs("defaults", "slow").trim(), "slept");
+    assert_eq!(node(&doc, "defaults")["kind"], "Steps");
+    // A default the template does not override applies: 1s stops a 2s sleep.
+    let spec = TEMPLATE_DEFAULTS.replace("    timeout: 30s\n", "");
+    let doc = run_expecting(&f, "default-timeout", &spec, "Failed");
+    assert_eq!(node(&doc, "slow")["message"], "Step exceeded its deadline");
+}

@@ -7,6 +7,7 @@
 //! - [`model`]: the documents, refusing unsupported fields by path and line.
 //! - [`expr`], [`vars`]: `{{...}}` tags, `when`, `depends`, and the values they read.
 //! - [`plan`], [`lint`], [`problem`]: the resolved workflow and what stops it from running.
+//! - [`defaults`]: `templateDefaults` merged into each template.
 //! - [`binding`]: the values a template's input artifacts stand for.
 //! - [`registry`], [`repository`]: the drivers a run may use, and where artifacts go.
 //! - [`values`], [`strategy`]: what steps hand on, and how artifacts are packed.
@@ -16,6 +17,7 @@
 
 pub mod aggregate;
 pub mod binding;
+pub mod defaults;
 pub mod expr;
 pub mod lint;
 pub mod model;

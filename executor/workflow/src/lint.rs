@@ -101,7 +101,9 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
         let mut seen = HashSet::new();
         for (i, t) in plan.templates(&origin).iter().enumerate() {
             let path = format!("{prefix}.templates[{i}]");
-            if !seen.insert(t.name.as_str()) {
+            if t.name.is_empty() {
+                problems.push(Problem { path: format!("{path}.name"), message: "is required".into() });
+            } else if !seen.insert(t.name.as_str()) {
                 problems
                     .push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
             }

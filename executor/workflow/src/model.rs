@@ -124,6 +124,9 @@ pub struct WorkflowSpec {
     /// The templates.
     #[serde(default)]
     pub templates: Vec<Template>,
+    /// Fields merged into every template that does not set them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_defaults: Option<Template>,
     /// A template run after the workflow, whatever its outcome.
     #[serde(default)]
     pub on_exit: String,
@@ -419,7 +422,8 @@ pub struct Outputs {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Template {
-    /// The name.
+    /// The name (required; lint says so: only `templateDefaults` has none).
+    #[serde(default)]
     pub name: String,
     /// Inputs.
     #[serde(default)]

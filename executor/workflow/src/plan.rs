@@ -3,6 +3,7 @@
 //! plan is stored with the run, so `ferry resume` continues the same plan
 //! even if the files changed since.
 
+use crate::defaults;
 use crate::model::{Documents, Metadata, Template, TemplateRef, Workflow, WorkflowSpec};
 use crate::naming::random_suffix;
 use crate::problem::{PlanError, Problem, problem};
@@ -194,6 +195,30 @@ fn registry(docs: &Documents, options: &PlanOptions, problems: &mut Vec<Problem>
     registry
 }
 
+/// The workflow's `templateDefaults` merged into every template, its own
+/// and those of the libraries it may reference (as Argo applies the running
+/// workflow's defaults to every template it runs).
+fn with_template_defaults(
+    mut spec: WorkflowSpec,
+    mut library: BTreeMap<String, WorkflowSpec>,
+    problems: &mut Vec<Problem>,
+) -> (WorkflowSpec, BTreeMap<String, WorkflowSpec>) {
+    let Some(defaults) = spec.template_defaults.clone() else { return (spec, library) };
+    let mut merge = |t: &mut Template, path: String| match defaults::apply(&defaults, t) {
+        Ok(merged) => *t = merged,
+        Err(e) => problems.push(problem(path, format!("with spec.templateDefaults merged: {e}"))),
+    };
+    for (i, t) in spec.templates.iter_mut().enumerate() {
+        merge(t, format!("spec.templates[{i}]"));
+    }
+    for (k, lib) in &mut library {
+        for (i, t) in lib.templates.iter_mut().enumerate() {
+            merge(t, format!("WorkflowTemplate {k}: spec.templates[{i}]"));
+        }
+    }
+    (spec, library)
+}
+
 /// Every container template, of the workflow and of its libraries, has a
 /// `command`: the local runtime runs it on this host and cannot read an
 /// image's entrypoint (the Docker runtime and Kubernetes can).
@@ -240,6 +265,7 @@ impl Plan {
             .collect();
         let spec = merged_spec(wf, &library).map_err(|p| PlanError { file: source.clone(), problems: vec![p] })?;
         let mut problems = Vec::new();
+        let (spec, library) = with_template_defaults(spec, library, &mut problems);
         let parameters = parameters(&spec, options, &mut problems);
         let repository = repository(docs, &spec, options, &mut problems);
         let registry = registry(docs, options, &mut problems);
@@ -356,6 +382,9 @@ fn merged_spec(wf: &Workflow, library: &BTreeMap<String, WorkflowSpec>) -> Resul
         spec.arguments.artifacts.push(a.clone());
     }
     spec.templates.extend(own.templates.iter().cloned());
+    if own.template_defaults.is_some() {
+        spec.template_defaults = own.template_defaults.clone();
+    }
     if !own.on_exit.is_empty() {
         spec.on_exit = own.on_exit.clone();
     }
