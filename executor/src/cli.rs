@@ -91,6 +91,9 @@ pub(crate) enum Command {
     Lint {
         #[command(flatten)]
         inputs: Inputs,
+        /// What the runtime can run is checked too.
+        #[command(flatten)]
+        runtime: RuntimeArgs,
     },
     /// Write the Kubernetes Pods a workflow's steps run as (Argo's layout,
     /// drivers as init containers and sidecars), one YAML document each.

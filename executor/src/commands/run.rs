@@ -23,10 +23,10 @@ pub(super) async fn run(home: &Home, inputs: &Inputs, options: Options, runtime_
         parallelism: options.parallelism,
         registry: registry(inputs.drivers.as_ref())?,
         name: options.name,
+        runtime: Some(runtime_args.choice()),
         ..Default::default()
     };
-    let mut plan = home.plan(&inputs.files, plan_options)?;
-    plan.runtime = runtime_args.choice();
+    let plan = home.plan(&inputs.files, plan_options)?;
     let wf = home.create(&plan)?;
     let json = matches!(options.output, Output::Json);
     if !options.quiet && !json {

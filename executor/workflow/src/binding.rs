@@ -9,7 +9,7 @@ use crate::repository::{Declared, Repository, declared, location_count};
 use crate::strategy::Strategy;
 use crate::values::{ArtifactValue, Location};
 use crate::vars::Vars;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Input values handed to a template.
 #[derive(Clone, Debug, Default)]
@@ -18,6 +18,10 @@ pub struct Args {
     pub parameters: BTreeMap<String, String>,
     /// Artifact values; `None` for an optional artifact that does not exist.
     pub artifacts: BTreeMap<String, Option<ArtifactValue>>,
+    /// Parameters whose argument is nothing but a reference to an output a
+    /// skipped or omitted step never produced: as in Argo, they count as not
+    /// supplied, so the input's own default applies.
+    pub absent: BTreeSet<String>,
 }
 
 /// An input artifact bound to a template.

@@ -28,6 +28,16 @@ pub enum Error {
         /// The text being substituted.
         text: String,
     },
+    /// A tag naming an output that a skipped or omitted step never produced.
+    #[error("`{{{{{name}}}}}` has no value: {why} (in {})", excerpt(.text))]
+    Absent {
+        /// The trimmed tag name.
+        name: String,
+        /// Which step did not run and what would give the value.
+        why: String,
+        /// The text being substituted.
+        text: String,
+    },
     /// A `{{` with no `}}` after it.
     #[error("unclosed `{{{{` at offset {position} in {}", excerpt(.text))]
     UnclosedTag {
@@ -97,6 +107,10 @@ pub enum Resolved {
     Unknown,
     /// An expression tag failed: substitution fails with [`Error::Expression`].
     Failed(crate::expression::ExpressionError),
+    /// A known variable with no value: an output of a step that did not
+    /// run and declares no default. Substitution fails with [`Error::Absent`]
+    /// holding this explanation.
+    Absent(String),
 }
 
 /// Replaces each `{{ name }}` tag in `text` by what `resolve` says about its trimmed name; an
@@ -135,11 +149,21 @@ pub fn substitute(text: &str, resolve: &mut dyn FnMut(&str) -> Resolved) -> Resu
                 return Err(Error::UnknownVariable { name: name.to_string(), text: text.to_string() });
             }
             Resolved::Failed(e) => return Err(Error::Expression(e)),
+            Resolved::Absent(why) => {
+                return Err(Error::Absent { name: name.to_string(), why, text: text.to_string() });
+            }
         }
         done = end;
     }
     out.push_str(&text[done..]);
     Ok(out)
+}
+
+/// The trimmed name of the tag when `text` is exactly one `{{name}}` tag
+/// and nothing else (Argo's test for an argument that is a pure reference).
+pub fn single_tag(text: &str) -> Option<&str> {
+    let name = text.strip_prefix("{{")?.strip_suffix("}}")?;
+    (!name.contains("{{") && !name.contains("}}")).then(|| name.trim())
 }
 
 /// Lists the trimmed names of the tags in `text`, in order, repeats included.

@@ -8,14 +8,18 @@
 //! - [`expr`], [`vars`]: `{{...}}` tags, `when`, `depends`, and the values they read.
 //! - [`expression`]: Argo's expr-lang expressions (`{{=...}}`, `valueFrom.expression`, `retryStrategy.expression`).
 //! - [`plan`], [`lint`], [`problem`]: the resolved workflow and what stops it from running.
+//! - [`defaults`]: `templateDefaults` merged into each template.
 //! - [`binding`]: the values a template's input artifacts stand for.
 //! - [`registry`], [`repository`]: the drivers a run may use, and where artifacts go.
 //! - [`values`], [`strategy`]: what steps hand on, and how artifacts are packed.
+//! - [`aggregate`]: the outputs of a loop, as one JSON list.
 //! - [`naming`], [`time`], [`sequence`]: Argo's names, times and `withSequence`.
 //! - [`volume`], [`synchronization`]: the volumes steps mount, the locks they hold.
 #![warn(unreachable_pub)]
 
+pub mod aggregate;
 pub mod binding;
+pub mod defaults;
 pub mod expr;
 pub mod expression;
 pub mod lint;

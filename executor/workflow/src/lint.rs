@@ -105,7 +105,7 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
         for (i, t) in plan.templates(&origin).iter().enumerate() {
             let path = format!("{prefix}.templates[{i}]");
             if t.name.is_empty() {
-                problems.push(Problem { path: format!("{path}.name"), message: "a template needs a name".into() });
+                problems.push(Problem { path: format!("{path}.name"), message: "is required".into() });
             } else if !seen.insert(t.name.as_str()) {
                 problems
                     .push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
@@ -172,6 +172,9 @@ fn check_template(
             message: format!("{:?} is not a number of seconds", d.0),
         });
     }
+    if let Some(timeout) = &t.timeout {
+        check_timeout(&timeout.0, pod, path, problems);
+    }
     if let Some(groups) = &t.steps {
         check_steps(plan, origin, t, groups, path, &scope, problems);
     }
@@ -221,6 +224,18 @@ fn check_volumes(plan: &Plan, t: &Template, path: &str, problems: &mut Vec<Probl
         if let Some(message) = m.problem(known) {
             problems.push(Problem { path: format!("{path}.{field}.volumeMounts[{i}]"), message });
         }
+    }
+}
+
+/// `timeout` is for container and script templates, and is a duration with a unit.
+fn check_timeout(timeout: &str, pod: bool, path: &str, problems: &mut Vec<Problem>) {
+    let path = format!("{path}.timeout");
+    if !pod {
+        let message = "is for container and script templates only (use activeDeadlineSeconds on steps and DAGs)";
+        problems.push(Problem { path, message: message.into() });
+    } else if !timeout.contains("{{") && crate::time::timeout(timeout).is_none() {
+        let message = format!("{timeout:?} is not a duration with a unit, such as \"10s\" or \"1m30s\"");
+        problems.push(Problem { path, message });
     }
 }
 

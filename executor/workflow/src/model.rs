@@ -126,6 +126,9 @@ pub struct WorkflowSpec {
     /// The templates.
     #[serde(default)]
     pub templates: Vec<Template>,
+    /// Fields merged into every template that does not set them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_defaults: Option<Template>,
     /// A template run after the workflow, whatever its outcome.
     #[serde(default)]
     pub on_exit: String,
@@ -452,7 +455,8 @@ pub struct Outputs {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Template {
-    /// The name. Lint requires it, except of an inline template, which has none.
+    /// The name. Lint requires it, except of an inline template (and
+    /// `templateDefaults`), which have none.
     #[serde(default)]
     pub name: String,
     /// Inputs.
@@ -479,6 +483,10 @@ pub struct Template {
     pub fail_fast: Option<bool>,
     /// The step fails after this many seconds.
     pub active_deadline_seconds: Option<AnyString>,
+    /// Container and script templates: the step fails after this Go
+    /// duration (`"10s"`; Argo refuses a bare number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<AnyString>,
     /// Where this template's outputs go.
     pub archive_location: Option<ArchiveLocation>,
     /// Volumes of this template's pod.
@@ -1136,6 +1144,7 @@ impl Template {
             parallelism: self.parallelism,
             fail_fast: self.fail_fast,
             active_deadline_seconds: self.active_deadline_seconds.clone(),
+            timeout: self.timeout.clone(),
             archive_location: self.archive_location.clone(),
             volumes: self.volumes.clone(),
             synchronization: self.synchronization.clone(),

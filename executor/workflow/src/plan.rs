@@ -3,6 +3,7 @@
 //! plan is stored with the run, so `ferry resume` continues the same plan
 //! even if the files changed since.
 
+use crate::defaults;
 use crate::model::{Documents, Metadata, Step, Template, TemplateRef, Workflow, WorkflowSpec};
 use crate::naming::random_suffix;
 use crate::problem::{PlanError, Problem, problem};
@@ -90,6 +91,9 @@ pub struct PlanOptions {
     pub registry: Registry,
     /// `--name`.
     pub name: Option<String>,
+    /// Where the steps will run (`--runtime`); `None` when nothing runs
+    /// here (`ferry render`), so no runtime's limits are checked.
+    pub runtime: Option<RuntimeChoice>,
 }
 
 /// A plan as built, with the problems found building it. Lint judges it
@@ -201,6 +205,49 @@ fn registry(docs: &Documents, options: &PlanOptions, problems: &mut Vec<Problem>
     registry
 }
 
+/// The workflow's `templateDefaults` merged into every template, its own
+/// and those of the libraries it may reference (as Argo applies the running
+/// workflow's defaults to every template it runs).
+fn with_template_defaults(
+    mut spec: WorkflowSpec,
+    mut library: BTreeMap<String, WorkflowSpec>,
+    problems: &mut Vec<Problem>,
+) -> (WorkflowSpec, BTreeMap<String, WorkflowSpec>) {
+    let Some(defaults) = spec.template_defaults.clone() else { return (spec, library) };
+    let mut merge = |t: &mut Template, path: String| match defaults::apply(&defaults, t) {
+        Ok(merged) => *t = merged,
+        Err(e) => problems.push(problem(path, format!("with spec.templateDefaults merged: {e}"))),
+    };
+    for (i, t) in spec.templates.iter_mut().enumerate() {
+        merge(t, format!("spec.templates[{i}]"));
+    }
+    for (k, lib) in &mut library {
+        for (i, t) in lib.templates.iter_mut().enumerate() {
+            merge(t, format!("WorkflowTemplate {k}: spec.templates[{i}]"));
+        }
+    }
+    (spec, library)
+}
+
+/// Every container template, of the workflow and of its libraries, has a
+/// `command`: the local runtime runs it on this host and cannot read an
+/// image's entrypoint (the Docker runtime and Kubernetes can).
+fn commands_for_local(spec: &WorkflowSpec, library: &BTreeMap<String, WorkflowSpec>, problems: &mut Vec<Problem>) {
+    let specs = std::iter::once(("spec".to_string(), spec))
+        .chain(library.iter().map(|(k, s)| (format!("WorkflowTemplate {k}: spec"), s)));
+    for (prefix, spec) in specs {
+        for (i, t) in spec.templates.iter().enumerate() {
+            if let Some(c) = t.container.as_ref().filter(|c| c.command.is_empty()) {
+                let message = format!(
+                    "is required with the local runtime, which cannot read the entrypoint of image {:?}: give the command, or use --runtime docker",
+                    c.image
+                );
+                problems.push(problem(format!("{prefix}.templates[{i}].container.command"), message));
+            }
+        }
+    }
+}
+
 /// `--name`, else `metadata.name`, else `generateName` (or `workflow-`) and a random suffix.
 fn run_name(wf: &Workflow, options: &PlanOptions) -> String {
     options.name.clone().unwrap_or_else(|| {
@@ -228,11 +275,15 @@ impl Plan {
             .collect();
         let spec = merged_spec(wf, &library).map_err(|p| PlanError { file: source.clone(), problems: vec![p] })?;
         let mut problems = Vec::new();
+        let (spec, library) = with_template_defaults(spec, library, &mut problems);
         let config_maps: BTreeMap<String, BTreeMap<String, String>> =
             docs.config_maps.iter().map(|(_, c)| (c.metadata.name.clone(), c.data.clone())).collect();
         let parameters = parameters(&spec, options, &config_maps, &mut problems);
         let repository = repository(docs, &spec, options, &mut problems);
         let registry = registry(docs, options, &mut problems);
+        if options.runtime.as_ref().is_some_and(|r| r.runtime == RuntimeKind::Local) {
+            commands_for_local(&spec, &library, &mut problems);
+        }
         let parallelism = options
             .parallelism
             .or(spec.parallelism.map(|p| p as usize))
@@ -251,7 +302,7 @@ impl Plan {
             registry,
             parallelism,
             source,
-            runtime: RuntimeChoice::default(),
+            runtime: options.runtime.clone().unwrap_or_default(),
             config_maps,
         };
         Ok(Draft { plan, problems })
@@ -354,6 +405,9 @@ fn merged_spec(wf: &Workflow, library: &BTreeMap<String, WorkflowSpec>) -> Resul
         spec.arguments.artifacts.push(a.clone());
     }
     spec.templates.extend(own.templates.iter().cloned());
+    if own.template_defaults.is_some() {
+        spec.template_defaults = own.template_defaults.clone();
+    }
     if !own.on_exit.is_empty() {
         spec.on_exit = own.on_exit.clone();
     }

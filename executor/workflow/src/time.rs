@@ -73,6 +73,15 @@ pub fn active_deadline(text: &str) -> Option<Duration> {
     parse_duration(text)
 }
 
+/// A template's `timeout`: a Go duration such as `"10s"`. A bare number is
+/// refused, as Argo refuses it (it has no unit).
+pub fn timeout(text: &str) -> Option<Duration> {
+    if text.trim().parse::<i64>().is_ok() {
+        return None;
+    }
+    parse_duration(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +97,14 @@ mod tests {
         assert_eq!(parse_duration("5 minutes"), None);
         assert_eq!(parse_duration("-5"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn a_timeout_needs_a_unit() {
+        assert_eq!(timeout("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(timeout("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(timeout("10"), None);
+        assert_eq!(timeout("soon"), None);
     }
 
     #[test]

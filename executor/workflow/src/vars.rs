@@ -1,6 +1,7 @@
 //! Values that `{{...}}` tags resolve to: workflow globals, a template's
 //! inputs, the outcomes of sibling steps and tasks, and loop items.
 
+use crate::aggregate;
 use crate::expr::Resolved;
 use crate::expression;
 use crate::values::{ArtifactValue, Outputs, Phase};
@@ -104,6 +105,9 @@ impl Vars {
         if let Some(v) = self.sibling(name) {
             return Resolved::Value(v);
         }
+        if let Some(why) = self.absent(name) {
+            return Resolved::Absent(why);
+        }
         if self.keep.iter().any(|k| name.starts_with(k)) {
             return Resolved::Keep;
         }
@@ -193,31 +197,40 @@ impl Vars {
             "finishedAt" => Some(fmt_time(o.finished)),
             "exitCode" => o.outputs.exit_code.map(|c| c.to_string()),
             "outputs.result" => match &o.children {
-                Some(children) => Some(
-                    serde_json::to_string(
-                        &children.iter().map(|(_, c)| c.result.clone().unwrap_or_default()).collect::<Vec<_>>(),
-                    )
-                    .unwrap_or_default(),
-                ),
+                Some(children) => Some(aggregate::results(children)),
                 None => Some(o.outputs.result.clone().unwrap_or_default()),
             },
-            "outputs.parameters" => o.children.as_ref().map(|children| {
-                serde_json::to_string(&children.iter().map(|(_, c)| c.parameters.clone()).collect::<Vec<_>>())
-                    .unwrap_or_default()
-            }),
+            "outputs.parameters" => o.children.as_deref().map(aggregate::parameters),
             _ => {
                 let p = rest.strip_prefix("outputs.parameters.")?;
                 match &o.children {
-                    Some(children) => Some(
-                        serde_json::to_string(
-                            &children.iter().filter_map(|(_, c)| c.parameters.get(p).cloned()).collect::<Vec<_>>(),
-                        )
-                        .unwrap_or_default(),
-                    ),
+                    Some(children) => Some(aggregate::parameter(children, p)),
                     None => o.outputs.parameters.get(p).cloned(),
                 }
             }
         }
+    }
+
+    /// Why `steps.X.outputs.parameters.P` has no value, when X was skipped
+    /// or omitted (it produced nothing) and its template declares no
+    /// `valueFrom.default` for P (the defaults it declares are in its
+    /// outcome's parameters). Lint has checked that P is declared.
+    fn absent(&self, name: &str) -> Option<String> {
+        let mut parts = name.splitn(3, '.');
+        let (scope, step, rest) = (parts.next()?, parts.next()?, parts.next()?);
+        let param = rest.strip_prefix("outputs.parameters.")?;
+        if scope != "steps" && scope != "tasks" {
+            return None;
+        }
+        let o = self.siblings.get(&format!("{scope}.{step}"))?;
+        let not_run = matches!(o.phase, Phase::Skipped | Phase::Omitted) && o.children.is_none();
+        not_run.then(|| {
+            format!(
+                "{scope}.{step} was {} and its output parameter {param} declares no valueFrom.default \
+                 (give it one, or give the consuming input parameter a default)",
+                o.phase
+            )
+        })
     }
 
     /// The artifact a reference such as `steps.X.outputs.artifacts.A` names.

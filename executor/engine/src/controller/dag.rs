@@ -187,7 +187,7 @@ impl Controller {
                 };
                 if let Some((phase, why)) = not_run {
                     let r = self.not_run(&name, &task.template, id, phase, why);
-                    run.decide(&g, i, outcome(&r), &mut vars);
+                    run.decide(&g, i, self.declared_defaults(task, &call.origin, outcome(&r)), &mut vars);
                     continue;
                 }
                 run.ran[i] = true;

@@ -8,7 +8,7 @@ use super::{Call, Controller, NodeResult};
 use crate::error::StepError;
 use crate::status::NodeKind;
 use ferry_workflow::binding::{self, Args};
-use ferry_workflow::expr;
+use ferry_workflow::expr::{self, Resolved};
 use ferry_workflow::model::Step;
 use ferry_workflow::plan::Origin;
 use ferry_workflow::sequence;
@@ -67,11 +67,31 @@ impl Controller {
     /// Runs one step or task: its `when`, its loop, its retries, its exit
     /// hook. Returns the outcome siblings see.
     pub(super) async fn run_step(self: Arc<Self>, step: Step, origin: Origin, vars: Vars, site: Site) -> Outcome {
-        match self.expand(&step, &vars) {
-            Ok(None) => self.run_once(&step, &origin, &vars, &site).await,
-            Ok(Some(items)) => self.run_loop(&step, &origin, &vars, &site, &items).await,
+        let o = match self.expand(&step, &vars) {
+            Ok(None) => self.clone().run_once(&step, &origin, &vars, &site).await,
+            Ok(Some(items)) => self.clone().run_loop(&step, &origin, &vars, &site, &items).await,
             Err(e) => outcome(&self.not_run(&site.name, &step.template, site.parent, Phase::Error, e.to_string())),
+        };
+        self.declared_defaults(&step, &origin, o)
+    }
+
+    /// The outcome later steps see of a step that did not run (`when`
+    /// false, or omitted): it produced nothing, so each output parameter
+    /// its template declares a `valueFrom.default` for reads that default
+    /// (Argo's rule); the others stay absent.
+    pub(super) fn declared_defaults(&self, step: &Step, origin: &Origin, mut o: Outcome) -> Outcome {
+        if !matches!(o.phase, Phase::Skipped | Phase::Omitted) || o.children.is_some() {
+            return o;
         }
+        let Some((_, template)) = self.plan.find(origin, &step.template, step.template_ref.as_ref()) else {
+            return o;
+        };
+        for p in &template.outputs.parameters {
+            if let Some(default) = p.value_from.as_ref().and_then(|vf| vf.default.as_ref()) {
+                o.outputs.parameters.entry(p.name.clone()).or_insert_with(|| default.0.clone());
+            }
+        }
+        o
     }
 
     /// A step or task without a loop.
@@ -246,9 +266,14 @@ impl Controller {
             self.plan.target(origin, step).ok_or_else(|| StepError::TemplateNotFound(step.template.clone()))?;
         let mut args = Args::default();
         for p in &step.arguments.parameters {
-            let raw = p.value.as_ref().or(p.default.as_ref()).map(|v| v.0.clone()).unwrap_or_default();
+            // An argument with no value leaves the input's default in force, as in Argo.
+            let Some(raw) = p.value.as_ref().or(p.default.as_ref()).map(|v| v.0.as_str()) else { continue };
+            if expr::single_tag(raw).is_some_and(|tag| matches!(vars.resolve(tag), Resolved::Absent(_))) {
+                args.absent.insert(p.name.clone());
+                continue;
+            }
             let value =
-                vars.substitute(&raw).map_err(|e| StepError::invalid(format!("arguments.parameters.{}", p.name), e))?;
+                vars.substitute(raw).map_err(|e| StepError::invalid(format!("arguments.parameters.{}", p.name), e))?;
             args.parameters.insert(p.name.clone(), value);
         }
         for a in &step.arguments.artifacts {

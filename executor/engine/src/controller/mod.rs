@@ -38,7 +38,7 @@ use ferry_workflow::binding::{self, Args};
 use ferry_workflow::model::{Template, TemplateKind};
 use ferry_workflow::plan::{Origin, Plan};
 use ferry_workflow::synchronization::Lock;
-use ferry_workflow::time::{active_deadline, now_ms};
+use ferry_workflow::time::{self, active_deadline, now_ms};
 use ferry_workflow::values::{Outputs, Phase};
 use ferry_workflow::vars::Vars;
 use futures::future::BoxFuture;
@@ -436,13 +436,24 @@ impl Controller {
     }
 }
 
-/// A template's `activeDeadlineSeconds`, once substituted.
+/// A template's deadline, once substituted: the sooner of its
+/// `activeDeadlineSeconds` and its `timeout` (which Argo also turns into the
+/// pod's deadline).
 fn deadline_of(template: &Template) -> Result<Option<Duration>, StepError> {
-    let Some(d) = &template.active_deadline_seconds else { return Ok(None) };
-    match active_deadline(&d.0) {
-        Some(d) => Ok(Some(d)),
-        None => Err(StepError::Workflow(format!("activeDeadlineSeconds {:?} is not a number of seconds", d.0))),
-    }
+    let deadline = match &template.active_deadline_seconds {
+        None => None,
+        Some(d) => Some(active_deadline(&d.0).ok_or_else(|| {
+            StepError::Workflow(format!("activeDeadlineSeconds {:?} is not a number of seconds", d.0))
+        })?),
+    };
+    let timeout = match &template.timeout {
+        None => None,
+        Some(t) => Some(
+            time::timeout(&t.0)
+                .ok_or_else(|| StepError::Workflow(format!("timeout {:?} is not a duration such as \"10s\"", t.0)))?,
+        ),
+    };
+    Ok(deadline.into_iter().chain(timeout).min())
 }
 
 /// Cancels `token` after `wait`.

@@ -5,7 +5,7 @@ use super::outcome::Ended;
 use super::{Controller, NodeResult};
 use crate::status::{ArtifactRecord, Node, NodeKind};
 use ferry_workflow::naming;
-use ferry_workflow::time::now_ms;
+use ferry_workflow::time::{now_ms, rfc3339};
 use ferry_workflow::values::{Outputs, Phase};
 use ferry_workflow::vars::Outcome;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -101,10 +101,16 @@ impl Controller {
         self.update(id, |n| n.message = message);
     }
 
+    /// Marks a node running. A pod's start is its process's; any other
+    /// node keeps the start it already has, so after a resume the root (and
+    /// every steps, DAG, group or retry node) still runs from the first
+    /// `ferry` process's start, as Argo's `startedAt` never moves.
     pub(super) fn set_running(&self, id: u32) {
         self.update(id, |n| {
             n.phase = Phase::Running;
-            n.started = Some(now_ms());
+            if n.kind == NodeKind::Pod || n.started.is_none() {
+                n.started = Some(now_ms());
+            }
         });
     }
 
@@ -156,18 +162,20 @@ impl Controller {
         }
     }
 
-    /// `workflow.failures`: the failed pods so far, as Argo's JSON list.
+    /// `workflow.failures`: as Argo gives it, every node so far that Failed
+    /// or Errored (not only pods: the root, step groups, retries too), in
+    /// node order, `finishedAt` in RFC 3339 (`null` if unset).
     pub(super) fn failures_json(&self) -> String {
         let s = self.state.lock();
         let failures: Vec<serde_json::Value> = s
             .nodes
             .iter()
-            .filter(|n| n.kind == NodeKind::Pod && matches!(n.phase, Phase::Failed | Phase::Error))
+            .filter(|n| !n.name.is_empty() && matches!(n.phase, Phase::Failed | Phase::Error))
             .map(|n| {
                 serde_json::json!({
                     "displayName": n.display_name(), "message": n.message, "templateName": n.template,
                     "phase": n.phase.as_str(), "podName": naming::pod_name(&self.plan.name, &n.template, &n.name),
-                    "finishedAt": n.finished,
+                    "finishedAt": n.finished.map(rfc3339),
                 })
             })
             .collect();

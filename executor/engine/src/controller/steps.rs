@@ -37,6 +37,7 @@ impl Controller {
                     // A finished group: its children's outcomes are in the store.
                     for step in group {
                         let o = self.stored_outcome(&format!("{group_name}.{}", step.name));
+                        let o = self.declared_defaults(step, &call.origin, o);
                         vars.siblings.insert(format!("steps.{}", step.name), o);
                     }
                     Fold { phase: done.phase, message: done.message }

@@ -48,6 +48,11 @@ impl Controller {
                 (None, None) => match (p.config_map_value(&self.plan.config_maps), &p.default) {
                     (Some(v), _) => v.clone(),
                     (None, Some(v)) => substituted(v)?,
+                    (None, None) if call.args.absent.contains(&p.name) => {
+                        let problem = "its argument names an output of a skipped or omitted step that declares no \
+                                       valueFrom.default, and this input has no default";
+                        return Err(StepError::invalid(format!("inputs.parameters.{}", p.name), problem));
+                    }
                     (None, None) => return Err(StepError::Missing { at: format!("inputs.parameters.{}", p.name) }),
                 },
             };

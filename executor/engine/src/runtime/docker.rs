@@ -79,10 +79,18 @@ impl DockerRuntime {
         name: &str,
     ) -> Result<(tokio::process::Command, &'a str), RuntimeError> {
         let invalid = |what: &str| RuntimeError::Invalid(what.into());
-        let (entrypoint, args) = pod.argv.split_first().ok_or_else(|| invalid("the template has no command"))?;
         let mut cmd = tokio::process::Command::new("docker");
         // Never pull: an image is either here or named in --image-map.
-        cmd.args(["run", "--rm", "--pull", "never", "--name", name, "--entrypoint", entrypoint]);
+        cmd.args(["run", "--rm", "--pull", "never", "--name", name]);
+        // Without a command the image's entrypoint runs the args, as in Kubernetes.
+        let args = match pod.argv.split_first() {
+            _ if pod.image_entrypoint => &pod.argv[..],
+            Some((entrypoint, args)) => {
+                cmd.args(["--entrypoint", entrypoint]);
+                args
+            }
+            None => return Err(invalid("the template has no command")),
+        };
         cmd.arg("--label").arg(format!("{RUN_LABEL}={}", pod.run));
         cmd.arg("--label").arg(format!("{GROUP_LABEL}={}", pod.name));
         for dir in mounts {
@@ -243,6 +251,19 @@ async fn stop(name: &str, child: &mut tokio::process::Child) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_without_a_command_runs_the_images_entrypoint() {
+        let rt = DockerRuntime::default();
+        let argv = |pod: &PodSpec| {
+            let (cmd, _) = rt.command(pod, &[], "c").unwrap();
+            cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        };
+        let mut pod = PodSpec { image: "alpine".into(), argv: vec!["echo".into(), "hi".into()], ..Default::default() };
+        assert!(argv(&pod).contains("--entrypoint echo") && argv(&pod).ends_with("alpine hi"), "{}", argv(&pod));
+        pod.image_entrypoint = true;
+        assert!(!argv(&pod).contains("--entrypoint") && argv(&pod).ends_with("alpine echo hi"), "{}", argv(&pod));
+    }
 
     #[test]
     fn mounts_are_the_outermost_parents() {

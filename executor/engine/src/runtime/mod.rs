@@ -37,6 +37,9 @@ pub struct PodSpec {
     pub image: String,
     /// Command and arguments, as the container would see them.
     pub argv: Vec<String>,
+    /// The container gave no `command`: `argv` holds only its `args`, for
+    /// the image's own entrypoint (which only a container runtime knows).
+    pub image_entrypoint: bool,
     /// Environment added to the process.
     pub env: Vec<(String, String)>,
     /// The container's working directory (empty: the runtime's default).
@@ -209,12 +212,7 @@ impl PodSpec {
         if let Some(c) = &template.container {
             pod.image = c.image.clone();
             pod.argv = c.command.iter().chain(&c.args).cloned().collect();
-            if c.command.is_empty() {
-                return Err(RuntimeError::Invalid(format!(
-                    "template {}: container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command",
-                    template.name, c.image
-                )));
-            }
+            pod.image_entrypoint = c.command.is_empty();
             pod.env = env(&c.env);
             pod.working_dir = c.working_dir.clone();
         } else if let Some(s) = &template.script {
@@ -551,6 +549,12 @@ impl Runtime for LocalRuntime {
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
+        if pod.image_entrypoint {
+            return Err(RuntimeError::Invalid(format!(
+                "container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command (or use --runtime docker)",
+                pod.image
+            )));
+        }
         let program = pod.argv.first().cloned().unwrap_or_default();
         let mut command = self.command(pod)?;
         let log =
