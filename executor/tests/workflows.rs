@@ -1084,7 +1084,8 @@ fn an_archive_link_chain_cannot_carry_a_second_input_out_of_the_step() {
 #[test]
 fn outputs_that_link_out_of_the_step_are_refused_for_every_strategy() {
     let f = Ferry::new();
-    let canary = tempfile::tempdir().unwrap();
+    // Outside /tmp, so the step sees it (read-only) and its links lead there.
+    let canary = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     std::fs::write(canary.path().join("secret"), "host secret\n").unwrap();
     let host = canary.path().display();
     let strategies = [("tar", "{tar: {}}"), ("zstd", "{zstd: {}}"), ("zip", "{zip: {}}"), ("none", "{none: {}}")];
@@ -1917,4 +1918,19 @@ fn parameters_read_configmap_keys() {
             ),
         "{err}"
     );
+}
+
+/// In the sandbox an absolute link names a path of the step: an output
+/// path that is a link to `/tmp/real` saves the step's `/tmp/real`.
+#[test]
+fn an_output_reached_through_an_absolute_link_is_the_steps_own_path() {
+    let f = Ferry::new();
+    let file = f.workflow(
+        "linked",
+        "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [sh, -c, 'echo real > /tmp/real && ln -s /tmp/real /tmp/out']}\n    outputs: {artifacts: [{name: o, path: /tmp/out, archive: {none: {}}}]}\n",
+    );
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 0, "{doc}");
+    let key = node(&doc, "linked")["outputs"]["artifacts"]["o"]["location"]["key"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::read_to_string(f.home.path().join("artifacts").join(key)).unwrap(), "real\n");
 }

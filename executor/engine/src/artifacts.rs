@@ -84,13 +84,24 @@ impl StepContext<'_> {
             (relative.parent().unwrap_or(Path::new("")), relative.file_name())
         };
         let canonical = root.canonicalize().map_err(StepError::io("resolving", &root))?;
-        // A local step writes links with host paths (its declared paths are
-        // mapped to them), so an absolute target inside the step is its own.
-        let real = archive::resolve_below(&root, walk, &[&root, &canonical]).map_err(|reason| {
+        // A step that sees its root at `/` writes links with its own paths;
+        // one in the path-mapping mode writes them with host paths (its
+        // declared paths are mapped to them). Either way an absolute target
+        // inside the step is its own.
+        let slash = Path::new("/");
+        let own: &[&Path] =
+            if self.runtime.rooted() && self.pod.tree_of(path) == "/" { &[slash] } else { &[&root, &canonical] };
+        let real = archive::resolve_below(&root, walk, own).map_err(|reason| {
             StepError::Refused(format!(
                 "refusing {path}: a symlink on the way leads out of the step's files ({reason})"
             ))
         })?;
+        if own == [slash] && !self.pod.owns(&real) {
+            return Err(StepError::Refused(format!(
+                "refusing {path}: a symlink on the way leads to /{}, a directory of this host the step may only read, not one of its own",
+                real.display()
+            )));
+        }
         let mut out = root.join(real);
         if let Some(last) = last {
             out.push(last);

@@ -89,6 +89,12 @@ pub trait Runtime: Send + Sync {
     /// controller can load inputs before the start and read outputs after.
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf;
 
+    /// Whether the step sees its root at `/` (a container, the sandbox), so
+    /// an absolute link it writes names a path of the step, not of this host.
+    fn rooted(&self) -> bool {
+        true
+    }
+
     /// Runs the step to its end. An `Err` means it could not run at all.
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError>;
 
@@ -294,6 +300,21 @@ impl PodSpec {
     /// The step's path whose tree holds `path`: the volume's mount path, or `/`.
     pub(crate) fn tree_of<'a>(&'a self, path: &'a str) -> &'a str {
         self.volume_at(path).map_or("/", |(v, _)| v.path.as_str())
+    }
+
+    /// Whether `relative` (a path of the step, without its leading `/`) is
+    /// the step's own in a rooted runtime: under one of its own directories
+    /// or volumes, in its `/tmp`, or anywhere the host has no such top-level
+    /// directory. Elsewhere the step sees the host's files.
+    pub(crate) fn owns(&self, relative: &Path) -> bool {
+        let path = Path::new("/").join(relative);
+        let under = |dir: &str| path.starts_with(dir);
+        let top = relative.components().next().map(|c| c.as_os_str().to_owned());
+        match top {
+            None => true,
+            Some(top) if top == "tmp" || !Path::new("/").join(&top).exists() => true,
+            Some(_) => self.own_dirs().iter().any(|d| under(d)) || self.volumes.iter().any(|v| under(&v.path)),
+        }
     }
 
     /// The volume holding `path`, and where under it `path` is.
@@ -546,6 +567,10 @@ fn is_path_byte(b: u8) -> bool {
 impl Runtime for LocalRuntime {
     fn host_path(&self, pod: &PodSpec, path: &str) -> PathBuf {
         host_path(pod, path)
+    }
+
+    fn rooted(&self) -> bool {
+        matches!(self.isolation, Isolation::Namespaces { .. })
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
