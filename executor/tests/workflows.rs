@@ -1363,11 +1363,13 @@ fn processes_with(marker: &str) -> usize {
         .count()
 }
 
-/// The five wrong results of rewriting paths in command text, run in the
+/// The wrong results of rewriting paths in command text, run in the
 /// sandbox: loop items writing one absolute path, an output at `/tmp/`,
-/// a path built at run time, an output under a directory the step did not
-/// make; and the sandbox's promises: the host read-only, the script
-/// executable, nothing left running after the step.
+/// a path built at run time, an output under a directory the host has
+/// (`/var`) that the step makes itself, as in a container nothing of an
+/// output's path exists before; a file output at `/`; and the sandbox's
+/// promises: the host read-only, the script executable, nothing left
+/// running after the step.
 #[test]
 fn steps_see_their_declared_paths_at_their_real_paths_and_the_host_read_only() {
     let f = Ferry::new();
@@ -1377,7 +1379,7 @@ fn steps_see_their_declared_paths_at_their_real_paths_and_the_host_read_only() {
     let file = f.workflow(
         "sandbox",
         &format!(
-            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: item, template: write, withItems: [1, 2, 3], arguments: {{parameters: [{{name: n, value: '{{{{item}}}}'}}]}}}}\n  - name: write\n    inputs: {{parameters: [{{name: n}}]}}\n    script:\n      image: debian\n      command: [sh]\n      source: |\n        mkdir -p /mnt/out && echo item{{{{inputs.parameters.n}}}} > /mnt/out/v\n        D=/tmp/; echo dyn{{{{inputs.parameters.n}}}} > ${{D}}dyn\n        echo made | tee /var/made/by/step.txt\n        if touch {h}/escape 2>/dev/null; then echo WROTE-HOST; fi\n        if touch /usr/escape 2>/dev/null; then echo WROTE-USR; fi\n        [ -x /argo/staging/script ] && echo script-executable\n        (setsid sh -c 'sleep 300' {marker} &)\n    outputs:\n      artifacts:\n      - {{name: mnt, path: /mnt/out, archive: {{none: {{}}}}}}\n      - {{name: tmp, path: /tmp/, archive: {{none: {{}}}}}}\n      - {{name: made, path: /var/made/by/step.txt, archive: {{none: {{}}}}}}\n"
+            "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: item, template: write, withItems: [1, 2, 3], arguments: {{parameters: [{{name: n, value: '{{{{item}}}}'}}]}}}}\n  - name: write\n    inputs: {{parameters: [{{name: n}}]}}\n    script:\n      image: debian\n      command: [sh]\n      source: |\n        if [ -e /var/made ] || [ -e /mnt/out ]; then echo PRECREATED; fi\n        mkdir -p /mnt/out && echo item{{{{inputs.parameters.n}}}} > /mnt/out/v\n        D=/tmp/; echo dyn{{{{inputs.parameters.n}}}} > ${{D}}dyn\n        mkdir -p /var/made/by && echo made | tee /var/made/by/step.txt\n        echo top > /result.txt\n        if touch {h}/escape 2>/dev/null; then echo WROTE-HOST; fi\n        if touch /usr/escape 2>/dev/null; then echo WROTE-USR; fi\n        [ -x /argo/staging/script ] && echo script-executable\n        (setsid sh -c 'sleep 300' {marker} &)\n    outputs:\n      artifacts:\n      - {{name: mnt, path: /mnt/out, archive: {{none: {{}}}}}}\n      - {{name: tmp, path: /tmp/, archive: {{none: {{}}}}}}\n      - {{name: made, path: /var/made/by/step.txt, archive: {{none: {{}}}}}}\n      - {{name: top, path: /result.txt, archive: {{none: {{}}}}}}\n"
         ),
     );
     let (code, doc) = f.run(&[&file], &[]);
@@ -1393,9 +1395,11 @@ fn steps_see_their_declared_paths_at_their_real_paths_and_the_host_read_only() {
         assert_eq!(stored("mnt", "v"), format!("item{n}\n"), "{name}: each item has its own /mnt/out");
         assert_eq!(stored("tmp", "dyn"), format!("dyn{n}\n"), "{name}: a path built at run time is the step's /tmp");
         assert_eq!(stored("made", ""), "made\n", "{name}");
+        assert_eq!(stored("top", ""), "top\n", "{name}: a file output at / is a file");
         let log = f.logs("sandbox", &name);
         assert!(log.contains("script-executable"), "{log}");
         assert!(!log.contains("WROTE"), "{name} wrote outside its own paths: {log}");
+        assert!(!log.contains("PRECREATED"), "{name}: an output's directory existed before the step made it: {log}");
     }
     assert!(!host.path().join("escape").exists() && !Path::new("/usr/escape").exists());
     assert_eq!(processes_with(&marker), 0, "a step's background process outlived it");

@@ -313,7 +313,11 @@ impl PodSpec {
         match top {
             None => true,
             Some(top) if top == "tmp" || !Path::new("/").join(&top).exists() => true,
-            Some(_) => self.own_dirs().iter().any(|d| under(d)) || self.volumes.iter().any(|v| under(&v.path)),
+            Some(_) => {
+                let sandboxed = sandbox_dirs(self).unwrap_or_default();
+                self.own_dirs().iter().chain(&sandboxed).any(|d| under(d))
+                    || self.volumes.iter().any(|v| under(&v.path))
+            }
         }
     }
 
@@ -462,7 +466,7 @@ impl LocalRuntime {
         let (mut command, env_text): (tokio::process::Command, TextMap<'_>) = match &self.isolation {
             Isolation::Namespaces { launcher } => {
                 let spec = sandbox_spec(pod)?;
-                pod.stage(&pod.own_dirs(), str::to_string)?;
+                pod.stage(&[], str::to_string)?;
                 let file = pod.dir.join("sandbox.json");
                 let text = serde_json::to_vec(&spec).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
                 std::fs::write(&file, text).map_err(io("writing", &file))?;
@@ -525,30 +529,60 @@ type TextMap<'a> = Box<dyn Fn(&str) -> String + 'a>;
 const HOST_SYSTEM_DIRS: [&str; 13] =
     ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/dev", "/proc", "/sys", "/run", "/boot"];
 
-/// The sandbox of `pod`: its own directories mounted from its root (and the
-/// working directory, when the host has no such directory).
-fn sandbox_spec(pod: &PodSpec) -> Result<sandbox::Spec, RuntimeError> {
-    let mut dirs = pod.own_dirs();
-    if !pod.working_dir.is_empty() && !Path::new(&pod.working_dir).exists() {
-        dirs.push(pod.working_dir.clone());
-    }
-    let mut mounts = Vec::new();
-    for dir in dirs {
+/// The directories of the host a sandboxed step gets its own copy of: for
+/// each declared path (and the working directory), the deepest directory
+/// on the way that the host has (`/mnt` for `/mnt/out/part.json`, since the
+/// host has no `/mnt/out`). The step then sees that directory's host entries
+/// read-only and creates the rest itself, in its root, as in a container
+/// where nothing of an output's path exists before the step makes it. Paths
+/// that reach `/` or `/tmp` first are the step's own already. Outermost only.
+fn sandbox_dirs(pod: &PodSpec) -> Result<Vec<String>, RuntimeError> {
+    let declared = pod.paths.iter().chain(pod.files.iter().map(|(p, _)| p));
+    let starts = declared
+        .filter(|p| p.starts_with('/') && p.len() > 1 && pod.volume_at(p).is_none() && **p != pod.working_dir)
+        .filter_map(|p| Path::new(p.trim_end_matches('/')).parent().map(Path::to_path_buf))
+        .chain((!pod.working_dir.is_empty()).then(|| PathBuf::from(&pod.working_dir)));
+    let mut dirs: Vec<String> = Vec::new();
+    for start in starts {
+        let Some(dir) = start.ancestors().find(|d| d.exists()).and_then(Path::to_str) else { continue };
+        if dir == "/" || dir == "/tmp" || dir.starts_with("/tmp/") || start.as_os_str() == dir && dir == pod.working_dir
+        {
+            continue;
+        }
         let under = |s: &str| dir == s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/'));
         if let Some(system) = HOST_SYSTEM_DIRS.into_iter().find(|s| under(s)) {
             return Err(RuntimeError::Invalid(format!(
-                "the step declares a path in {dir}, inside the host's {system}: the local runtime would have to hide \
-                 the host's {system} from the step to give it its own; use a path elsewhere, or --runtime docker"
+                "the step declares a path in {dir}, inside the host's {system}: the local runtime would have to give \
+                 the step its own {dir}; use a path elsewhere, or --runtime docker"
             )));
         }
+        dirs.push(dir.to_string());
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut outer: Vec<String> = Vec::new();
+    for d in dirs {
+        if !outer.iter().any(|o| d.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('/'))) {
+            outer.push(d);
+        }
+    }
+    Ok(outer)
+}
+
+/// The sandbox of `pod`: its own copies of host directories (see
+/// [`sandbox_dirs`]), then its volumes.
+fn sandbox_spec(pod: &PodSpec) -> Result<sandbox::Spec, RuntimeError> {
+    let mut mounts = Vec::new();
+    for dir in sandbox_dirs(pod)? {
         let source = host_path(pod, &dir);
         std::fs::create_dir_all(&source).map_err(io("creating", &source))?;
-        mounts.push(sandbox::Mount { target: dir, source, read_only: false });
+        mounts.push(sandbox::Mount { target: dir, source, read_only: false, mirror: true });
     }
     mounts.extend(pod.volumes.iter().map(|v| sandbox::Mount {
         target: v.path.clone(),
         source: v.source.clone(),
         read_only: v.read_only,
+        mirror: false,
     }));
     // Outer directories first, so an inner mount lands on the outer one.
     mounts.sort_by_key(|m| Path::new(&m.target).components().count());

@@ -61,6 +61,11 @@ pub(crate) struct Mount {
     pub source: PathBuf,
     /// Mounted read-only.
     pub read_only: bool,
+    /// A copy of the host directory at `target`: the host's entries are
+    /// mounted read-only into `source` (where it has none of that name)
+    /// before it is mounted, and removed from it when the step ends.
+    #[serde(default)]
+    pub mirror: bool,
 }
 
 /// Why the sandbox could not be set up.
@@ -187,7 +192,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 fn init(spec: &Spec) -> Setup<i32> {
     // Whatever happens to the supervisor happens to the namespace.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    build_root(spec)?;
+    let placeholders = build_root(spec)?;
     mount_proc()?;
     // A closed stdin means `ferry` is gone: the namespace ends with it.
     std::thread::spawn(|| {
@@ -198,12 +203,21 @@ fn init(spec: &Spec) -> Setup<i32> {
     });
     let step = match start_step(spec)? {
         Ok(pid) => pid,
-        Err(code) => return Ok(code),
+        Err(code) => {
+            remove_placeholders(&placeholders);
+            return Ok(code);
+        }
     };
     loop {
         match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == step => return Ok(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == step => return Ok(128 + sig as i32),
+            Ok(WaitStatus::Exited(pid, code)) if pid == step => {
+                remove_placeholders(&placeholders);
+                return Ok(code);
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == step => {
+                remove_placeholders(&placeholders);
+                return Ok(128 + sig as i32);
+            }
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(failed("waiting for the step")(e)),
         }
@@ -236,8 +250,9 @@ fn start_step(spec: &Spec) -> Setup<Result<Pid, i32>> {
     }
 }
 
-/// Mounts the step's view under its root and makes it the root.
-fn build_root(spec: &Spec) -> Setup<()> {
+/// Mounts the step's view under its root and makes it the root. Returns
+/// the host entries placed in the step's copies of host directories.
+fn build_root(spec: &Spec) -> Setup<Vec<PathBuf>> {
     let root = &spec.root;
     // Opened before any mount: the host directories mounted below may
     // cover the path a source is reached by (an input staged at
@@ -274,6 +289,19 @@ fn build_root(spec: &Spec) -> Setup<()> {
         }
     }
     let mut mirrored = Vec::new();
+    let mut placeholders = Vec::new();
+    for (m, fd) in spec.mounts.iter().zip(&sources).filter(|(m, _)| m.mirror) {
+        let inside = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let entries = std::fs::read_dir(&m.target).map_err(failed(format!("listing {}", m.target)))?;
+        for entry in entries {
+            let entry = entry.map_err(failed(format!("listing {}", m.target)))?;
+            let at = inside.join(entry.file_name());
+            if std::fs::symlink_metadata(&at).is_err() {
+                place_host_entry(&entry.path(), &at)?;
+                placeholders.push(Path::new(&m.target).join(entry.file_name()));
+            }
+        }
+    }
     for ((m, fd), dir) in spec.mounts.iter().zip(&sources).zip(dirs) {
         // Even a directory of the step's own root is mounted again: a host
         // directory mounted above may cover it (`/mnt` for `/mnt/out`).
@@ -287,7 +315,21 @@ fn build_root(spec: &Spec) -> Setup<()> {
     chdir(root).map_err(failed(format!("entering {}", root.display())))?;
     pivot_root(".", ".").map_err(failed("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(failed("detaching the host's root"))?;
-    chdir("/").map_err(failed("entering /"))
+    chdir("/").map_err(failed("entering /"))?;
+    Ok(placeholders)
+}
+
+/// Takes the host's entries out of the step's copies of host directories
+/// (paths inside the sandbox), so its directory holds only what it wrote.
+fn remove_placeholders(placeholders: &[PathBuf]) {
+    for p in placeholders {
+        let _ = umount2(p, MntFlags::MNT_DETACH);
+        match std::fs::symlink_metadata(p) {
+            Ok(meta) if meta.is_dir() => drop(std::fs::remove_dir(p)),
+            Ok(_) => drop(std::fs::remove_file(p)),
+            Err(_) => {}
+        }
+    }
 }
 
 fn inside_root(root: &Path, target: &str) -> PathBuf {
