@@ -5,6 +5,7 @@
 //! them, the plan a run follows, and the checks before a run.
 //!
 //! - [`model`]: the documents, refusing unsupported fields by path and line.
+//! - [`cron`]: `CronWorkflow`: its schedule, the workflow a tick runs, what the scheduler does.
 //! - [`expr`], [`vars`]: `{{...}}` tags, `when`, `depends`, and the values they read.
 //! - [`plan`], [`lint`], [`problem`]: the resolved workflow and what stops it from running.
 //! - [`binding`]: the values a template's input artifacts stand for.
@@ -15,6 +16,7 @@
 #![warn(unreachable_pub)]
 
 pub mod binding;
+pub mod cron;
 pub mod expr;
 pub mod lint;
 pub mod model;

@@ -22,6 +22,8 @@ struct Scope<'a> {
     in_loop: bool,
     /// The template is inline: its step's loop and siblings are not in scope.
     inline: bool,
+    /// The run is a `CronWorkflow`'s tick: `workflow.scheduledTime` is set.
+    scheduled: bool,
 }
 
 /// Which sibling steps or tasks a field may reference. Shared by every step
@@ -78,8 +80,8 @@ fn reaches(edges: &[Vec<usize>], from: usize, target: usize) -> bool {
 /// The plan of a draft, if neither building it nor linting it found a
 /// problem; else every problem found, the builder's first.
 pub fn checked(draft: Draft) -> Result<Plan, PlanError> {
-    let Draft { plan, mut problems } = draft;
-    problems.extend(check(&plan));
+    let Draft { plan, mut problems, spec_path } = draft;
+    problems.extend(check(&plan).into_iter().map(|p| crate::plan::under(p, spec_path)));
     if problems.is_empty() { Ok(plan) } else { Err(PlanError { file: plan.source, problems }) }
 }
 
@@ -145,6 +147,7 @@ fn check_template(
         siblings: None,
         in_loop: false,
         inline: t.name.is_empty(),
+        scheduled: plan.metadata.annotations.contains_key(crate::cron::SCHEDULED_TIME_ANNOTATION),
     };
     let mut own = serde_json::to_value(t.clone_without_children()).unwrap_or_default();
     if let Some(map) = own.as_object_mut() {
@@ -367,6 +370,7 @@ fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
         siblings: s.siblings.clone(),
         in_loop: s.in_loop,
         inline: s.inline,
+        scheduled: s.scheduled,
     }
 }
 
@@ -712,6 +716,7 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
             | "creationTimestamp",
         ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),
+        ["workflow", "scheduledTime"] => declared(s.scheduled, "only runs of a CronWorkflow have a scheduled time"),
         ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
         ["item", ..] if s.inline && !s.in_loop => unknown(INLINE_SCOPE),
         ["item", ..] => declared(s.in_loop, "item is only set in withItems, withParam or withSequence loops"),

@@ -755,6 +755,8 @@ pub struct Documents {
     pub templates: Vec<(Source, Workflow)>,
     /// `ConfigMap` documents.
     pub config_maps: Vec<(Source, ConfigMap)>,
+    /// `CronWorkflow` documents.
+    pub crons: Vec<(Source, crate::cron::CronWorkflow)>,
 }
 
 /// A document that could not be read.
@@ -1004,12 +1006,13 @@ impl Documents {
                     docs_push(&mut self.templates, source, typed(doc, &err)?)
                 }
                 ("v1", "ConfigMap") => docs_push(&mut self.config_maps, source, typed(doc, &err)?),
+                ("argoproj.io/v1alpha1", "CronWorkflow") => docs_push(&mut self.crons, source, typed(doc, &err)?),
                 (api, kind) => {
                     return Err(err(
                         1,
                         format!(
                             "unsupported document `apiVersion: {api}`, `kind: {kind}`: expected an argoproj.io/v1alpha1 \
-                             Workflow, WorkflowTemplate or ClusterWorkflowTemplate, or a v1 ConfigMap"
+                             Workflow, CronWorkflow, WorkflowTemplate or ClusterWorkflowTemplate, or a v1 ConfigMap"
                         ),
                     ));
                 }
