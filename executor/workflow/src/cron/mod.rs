@@ -7,9 +7,9 @@ pub mod decide;
 pub mod schedule;
 pub mod when;
 
-use crate::model::{Metadata, Workflow, WorkflowSpec};
+use crate::model::Workflow;
+pub use crate::model::{CronSpec, CronWorkflow};
 use crate::problem::{Problem, problem};
-use serde::{Deserialize, Serialize};
 
 /// The label Argo puts on every workflow a cron workflow starts, naming it.
 pub const CRON_LABEL: &str = "workflows.argoproj.io/cron-workflow";
@@ -21,55 +21,6 @@ pub const SCHEDULED_TIME_ANNOTATION: &str = "workflows.argoproj.io/scheduled-tim
 pub const DEFAULT_SUCCESSFUL_HISTORY: u32 = 3;
 /// See [`DEFAULT_SUCCESSFUL_HISTORY`].
 pub const DEFAULT_FAILED_HISTORY: u32 = 1;
-
-/// A `CronWorkflow` document.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CronWorkflow {
-    /// `argoproj.io/v1alpha1`.
-    pub api_version: String,
-    /// `CronWorkflow`.
-    pub kind: String,
-    /// Its name names its runs.
-    #[serde(default)]
-    pub metadata: Metadata,
-    /// The schedule and the workflow.
-    pub spec: CronSpec,
-}
-
-/// `spec` of a `CronWorkflow`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CronSpec {
-    /// What each run runs.
-    pub workflow_spec: WorkflowSpec,
-    /// Labels and annotations of each run.
-    pub workflow_metadata: Option<Metadata>,
-    /// One 5-field cron schedule (older Argo).
-    #[serde(default)]
-    pub schedule: String,
-    /// Cron schedules (Argo 3.6+); a run starts at each time any of them names.
-    #[serde(default)]
-    pub schedules: Vec<String>,
-    /// An IANA time zone the schedules are read in; this host's when empty.
-    #[serde(default)]
-    pub timezone: String,
-    /// `Allow` (the default), `Forbid` or `Replace`.
-    #[serde(default)]
-    pub concurrency_policy: String,
-    /// Nothing is scheduled.
-    #[serde(default)]
-    pub suspend: bool,
-    /// A tick missed by more than this many seconds is skipped.
-    pub starting_deadline_seconds: Option<i64>,
-    /// Finished successful runs kept (3 when unset).
-    pub successful_jobs_history_limit: Option<i32>,
-    /// Finished failed runs kept (1 when unset).
-    pub failed_jobs_history_limit: Option<i32>,
-    /// A condition checked before each run (Argo 3.6+); false skips the tick.
-    #[serde(default)]
-    pub when: String,
-}
 
 /// What to do with a run still going when the next tick comes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,7 +88,7 @@ impl CronSpec {
             (Some(schedule), Some(policy), Some(when)) if problems.is_empty() => Ok(decide::Rules {
                 schedule,
                 policy,
-                starting_deadline: self.starting_deadline_seconds.map(|s| jiff::SignedDuration::from_secs(s)),
+                starting_deadline: self.starting_deadline_seconds.map(jiff::SignedDuration::from_secs),
                 suspend: self.suspend,
                 when,
             }),
