@@ -5,7 +5,7 @@
 
 use super::{build_runtime, registry};
 use crate::cli::{Inputs, RuntimeArgs};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use ferry_engine::{Finished, Home, Runtime, WorkflowRecord};
 use ferry_workflow::cron::decide::{self, Action, FinishedRun, Rules};
 use ferry_workflow::cron::schedule::rfc3339_zoned;
@@ -37,14 +37,7 @@ struct Clock {
 
 impl Clock {
     fn from_env() -> Result<Clock> {
-        let speed = match std::env::var(SPEED_ENV) {
-            Ok(text) => text
-                .parse::<f64>()
-                .ok()
-                .filter(|s| *s >= 1.0)
-                .with_context(|| format!("{SPEED_ENV}={text}: expected a number >= 1"))?,
-            Err(_) => 1.0,
-        };
+        let speed = ferry_sdk::env::positive(SPEED_ENV)?.unwrap_or(1) as f64;
         Ok(Clock { started: Instant::now(), origin: Timestamp::now(), speed })
     }
 
