@@ -87,6 +87,13 @@ pub(crate) enum Command {
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
+    /// Run a CronWorkflow on its schedule, in the foreground, until Ctrl-C or SIGTERM.
+    Cron {
+        #[command(flatten)]
+        inputs: Inputs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
     /// Check workflows without running them.
     Lint {
         #[command(flatten)]

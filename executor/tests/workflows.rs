@@ -1938,3 +1938,132 @@ fn an_output_reached_through_an_absolute_link_is_the_steps_own_path() {
     let key = node(&doc, "linked")["outputs"]["artifacts"]["o"]["location"]["key"].as_str().unwrap().to_string();
     assert_eq!(std::fs::read_to_string(f.home.path().join("artifacts").join(key)).unwrap(), "real\n");
 }
+
+/// A CronWorkflow whose one step echoes its tick and sleeps `sleep` seconds.
+fn cron_file(f: &Ferry, name: &str, extra: &str, sleep: &str) -> PathBuf {
+    write(
+        f.home.path(),
+        &format!("{name}.yaml"),
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata: {{name: {name}}}\nspec:\n  schedule: '* * * * *'\n{extra}  workflowSpec:\n    entrypoint: main\n    templates:\n    - name: main\n      script: {{image: alpine, command: [sh], source: 'echo at {{{{workflow.scheduledTime}}}}; sleep {sleep}'}}\n"
+        ),
+    )
+}
+
+/// The unix seconds at the end of a cron run's name, checked against the
+/// scheduled time its step printed.
+fn tick_of(f: &Ferry, cron: &str, run: &str) -> i64 {
+    let seconds: i64 =
+        run.strip_prefix(&format!("{cron}-")).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{run}"));
+    let printed = f.logs(run, run);
+    let at = printed.trim().strip_prefix("at ").unwrap_or_else(|| panic!("{printed}"));
+    assert_eq!(at.parse::<jiff::Timestamp>().unwrap().as_second(), seconds, "{run}: {printed}");
+    seconds
+}
+
+#[test]
+fn a_cron_workflow_runs_once_as_the_workflow_of_its_scheduled_time() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("cron.yaml");
+    assert_eq!(doc["nodes"].as_array().unwrap().len(), 1);
+    let seconds: i64 = wf.strip_prefix("hourly-report-").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{wf}"));
+    let log = f.logs(&wf, &wf);
+    // The tick in the schedule's zone (Europe/Paris: +01:00 or +02:00), and workflowMetadata's label.
+    let at = log
+        .trim()
+        .strip_prefix("report for ")
+        .and_then(|l| l.strip_suffix(" by reports"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(at.ends_with("+01:00") || at.ends_with("+02:00"), "{at}");
+    assert_eq!(at.parse::<jiff::Timestamp>().unwrap().as_second(), seconds, "{log}");
+    // --name still names the run.
+    let (code, doc) = f.run(&[&examples().join("cron.yaml")], &["--name", "report-now"]);
+    assert_eq!((code, doc["workflow"]["name"].as_str()), (0, Some("report-now")));
+}
+
+#[test]
+fn cron_workflows_fail_lint_with_the_field_path() {
+    let f = Ferry::new();
+    let bad = cron_file(
+        &f,
+        "bad-cron",
+        "  timezone: Mars/Olympus\n  concurrencyPolicy: Sometimes\n  when: '{{= now() > 1 }}'\n",
+        "{{inputs.parameters.nope}}",
+    );
+    let text = std::fs::read_to_string(&bad).unwrap().replace("'* * * * *'", "'* * * * * *'");
+    std::fs::write(&bad, text).unwrap();
+    let o = f.ferry(&["lint", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for path in
+        ["spec.schedule:", "spec.timezone:", "spec.concurrencyPolicy:", "spec.when:", "spec.workflowSpec.templates[0]"]
+    {
+        assert!(err.contains(path), "{path} missing from {err}");
+    }
+    assert!(err.contains("no seconds field") && err.contains("Mars/Olympus"), "{err}");
+    // ferry cron refuses it before scheduling anything.
+    let o = f.ferry(&["cron", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    // A plain Workflow has no scheduled time.
+    let plain = f.workflow("plain", "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [echo, '{{workflow.scheduledTime}}']}\n");
+    let err = String::from_utf8_lossy(&f.ferry(&["lint", plain.to_str().unwrap()]).stderr).to_string();
+    assert!(err.contains("only runs of a CronWorkflow"), "{err}");
+    let o = f.ferry(&["lint", examples().join("cron.yaml").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_suspended_cron_workflow_schedules_nothing() {
+    let f = Ferry::new();
+    let file = cron_file(&f, "resting", "  suspend: true\n", "0");
+    let o = f.ferry(&["cron", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("resting: suspended"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(String::from_utf8_lossy(&f.ferry(&["list"]).stdout).lines().count(), 1, "only the header");
+}
+
+/// `ferry cron` with its clock sped up 60 times (FERRY_CRON_SPEED, for
+/// tests only): a minutely schedule ticks every real second, while each run
+/// takes 3 real seconds. Forbid skips the ticks that come while a run goes,
+/// runs are named after their ticks, and successfulJobsHistoryLimit: 1
+/// deletes the older successful run. Stopped by SIGTERM.
+#[test]
+fn ferry_cron_schedules_until_stopped() {
+    let f = Ferry::new();
+    let file = cron_file(&f, "quick", "  concurrencyPolicy: Forbid\n  successfulJobsHistoryLimit: 1\n", "3");
+    let mut child =
+        f.cmd().env("FERRY_CRON_SPEED", "60").arg("cron").arg(&file).stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    // A guard against a hang, not a measure: the history deletion comes after two runs.
+    while !lines.iter().any(|l: &String| l.starts_with("deleted ")) {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => lines.push(line),
+            Err(e) => panic!("{e}: {lines:#?}"),
+        }
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    lines.extend(rx.try_iter());
+    let started: Vec<&str> =
+        lines.iter().filter_map(|l| l.strip_prefix("quick: started ")).map(|l| l.split(' ').next().unwrap()).collect();
+    let succeeded: Vec<&str> = lines.iter().filter_map(|l| l.strip_suffix(" Succeeded")).collect();
+    assert!(started.len() >= 2 && succeeded.len() == 2, "{lines:#?}");
+    assert_eq!(&started[..2], &succeeded[..], "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("skipped: concurrencyPolicy Forbid")), "{lines:#?}");
+    assert!(lines.contains(&format!("deleted {} (history limit; 0 artifact(s) deleted)", succeeded[0])), "{lines:#?}");
+    // The kept run ran at its tick, a whole minute; the deleted one is gone.
+    assert_eq!(tick_of(&f, "quick", succeeded[1]) % 60, 0);
+    assert!(!f.ferry(&["get", succeeded[0]]).status.success());
+}

@@ -2,6 +2,7 @@
 //! several commands share.
 
 mod artifacts;
+mod cron;
 mod delete;
 mod get;
 mod lint;
@@ -29,6 +30,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
             let options = run::Options { parameters, parallelism, name, quiet, output };
             run::run(&home, &inputs, options, runtime).await
         }
+        Command::Cron { inputs, runtime } => cron::cron(home, &inputs, runtime).await,
         Command::Lint { inputs, runtime } => lint::lint(&home, &inputs, &runtime),
         Command::Render { inputs, runtime: _, namespace, executor_image, driver_memory_limit, parameters } => {
             let options = ferry_render_k8s::RenderOptions { executor_image, namespace, driver_memory_limit };

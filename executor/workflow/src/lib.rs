@@ -5,6 +5,7 @@
 //! them, the plan a run follows, and the checks before a run.
 //!
 //! - [`model`]: the documents, refusing unsupported fields by path and line.
+//! - [`cron`]: `CronWorkflow`: its schedule, the workflow a tick runs, what the scheduler does.
 //! - [`expr`], [`vars`]: `{{...}}` tags, `when`, `depends`, and the values they read.
 //! - [`expression`]: Argo's expr-lang expressions (`{{=...}}`, `valueFrom.expression`, `retryStrategy.expression`).
 //! - [`plan`], [`lint`], [`problem`]: the resolved workflow and what stops it from running.
@@ -19,6 +20,7 @@
 
 pub mod aggregate;
 pub mod binding;
+pub mod cron;
 pub mod defaults;
 pub mod expr;
 pub mod expression;

@@ -22,6 +22,8 @@ struct Scope<'a> {
     in_loop: bool,
     /// The template is inline: its step's loop and siblings are not in scope.
     inline: bool,
+    /// The run is a `CronWorkflow`'s tick: `workflow.scheduledTime` is set.
+    scheduled: bool,
 }
 
 /// Which sibling steps or tasks a field may reference. Shared by every step
@@ -78,8 +80,8 @@ fn reaches(edges: &[Vec<usize>], from: usize, target: usize) -> bool {
 /// The plan of a draft, if neither building it nor linting it found a
 /// problem; else every problem found, the builder's first.
 pub fn checked(draft: Draft) -> Result<Plan, PlanError> {
-    let Draft { plan, mut problems } = draft;
-    problems.extend(check(&plan));
+    let Draft { plan, mut problems, spec_path } = draft;
+    problems.extend(check(&plan).into_iter().map(|p| crate::plan::under(p, spec_path)));
     if problems.is_empty() { Ok(plan) } else { Err(PlanError { file: plan.source, problems }) }
 }
 
@@ -105,7 +107,7 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
         for (i, t) in plan.templates(&origin).iter().enumerate() {
             let path = format!("{prefix}.templates[{i}]");
             if t.name.is_empty() {
-                problems.push(Problem { path: format!("{path}.name"), message: "is required".into() });
+                problems.push(Problem { path: format!("{path}.name"), message: "a template needs a name".into() });
             } else if !seen.insert(t.name.as_str()) {
                 problems
                     .push(Problem { path: path.clone(), message: format!("template name {:?} is used twice", t.name) });
@@ -146,6 +148,7 @@ fn check_template(
         siblings: None,
         in_loop: false,
         inline: t.name.is_empty(),
+        scheduled: plan.metadata.annotations.contains_key(crate::cron::SCHEDULED_TIME_ANNOTATION),
     };
     let mut own = serde_json::to_value(t.clone_without_children()).unwrap_or_default();
     if let Some(map) = own.as_object_mut() {
@@ -448,6 +451,7 @@ fn scope_copy<'a>(s: &Scope<'a>) -> Scope<'a> {
         siblings: s.siblings.clone(),
         in_loop: s.in_loop,
         inline: s.inline,
+        scheduled: s.scheduled,
     }
 }
 
@@ -829,6 +833,7 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
             | "creationTimestamp",
         ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),
+        ["workflow", "scheduledTime"] => declared(s.scheduled, "only runs of a CronWorkflow have a scheduled time"),
         ["pod", "name"] | ["node", "name"] | ["retries"] => Ok(()),
         ["item", ..] if s.inline && !s.in_loop => unknown(INLINE_SCOPE),
         ["lastRetry", "exitCode" | "status" | "duration" | "message"] => Ok(()),

@@ -759,6 +759,55 @@ pub struct ConfigMap {
     pub data: BTreeMap<String, String>,
 }
 
+/// A `CronWorkflow` document (what it does: [`crate::cron`]).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CronWorkflow {
+    /// `argoproj.io/v1alpha1`.
+    pub api_version: String,
+    /// `CronWorkflow`.
+    pub kind: String,
+    /// Its name names its runs.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The schedule and the workflow.
+    pub spec: CronSpec,
+}
+
+/// `spec` of a `CronWorkflow`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CronSpec {
+    /// What each run runs.
+    pub workflow_spec: WorkflowSpec,
+    /// Labels and annotations of each run.
+    pub workflow_metadata: Option<Metadata>,
+    /// One 5-field cron schedule (older Argo).
+    #[serde(default)]
+    pub schedule: String,
+    /// Cron schedules (Argo 3.6+); a run starts at each time any of them names.
+    #[serde(default)]
+    pub schedules: Vec<String>,
+    /// An IANA time zone the schedules are read in; this host's when empty.
+    #[serde(default)]
+    pub timezone: String,
+    /// `Allow` (the default), `Forbid` or `Replace`.
+    #[serde(default)]
+    pub concurrency_policy: String,
+    /// Nothing is scheduled.
+    #[serde(default)]
+    pub suspend: bool,
+    /// A tick missed by more than this many seconds is skipped.
+    pub starting_deadline_seconds: Option<i64>,
+    /// Finished successful runs kept (3 when unset).
+    pub successful_jobs_history_limit: Option<i32>,
+    /// Finished failed runs kept (1 when unset).
+    pub failed_jobs_history_limit: Option<i32>,
+    /// A condition checked before each run (Argo 3.6+); false skips the tick.
+    #[serde(default)]
+    pub when: String,
+}
+
 /// Where a document came from, for messages.
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -783,6 +832,8 @@ pub struct Documents {
     pub templates: Vec<(Source, Workflow)>,
     /// `ConfigMap` documents.
     pub config_maps: Vec<(Source, ConfigMap)>,
+    /// `CronWorkflow` documents.
+    pub crons: Vec<(Source, CronWorkflow)>,
 }
 
 /// A document that could not be read.
@@ -1032,12 +1083,13 @@ impl Documents {
                     docs_push(&mut self.templates, source, typed(doc, &err)?)
                 }
                 ("v1", "ConfigMap") => docs_push(&mut self.config_maps, source, typed(doc, &err)?),
+                ("argoproj.io/v1alpha1", "CronWorkflow") => docs_push(&mut self.crons, source, typed(doc, &err)?),
                 (api, kind) => {
                     return Err(err(
                         1,
                         format!(
                             "unsupported document `apiVersion: {api}`, `kind: {kind}`: expected an argoproj.io/v1alpha1 \
-                             Workflow, WorkflowTemplate or ClusterWorkflowTemplate, or a v1 ConfigMap"
+                             Workflow, CronWorkflow, WorkflowTemplate or ClusterWorkflowTemplate, or a v1 ConfigMap"
                         ),
                     ));
                 }

@@ -94,6 +94,8 @@ pub struct PlanOptions {
     /// Where the steps will run (`--runtime`); `None` when nothing runs
     /// here (`ferry render`), so no runtime's limits are checked.
     pub runtime: Option<RuntimeChoice>,
+    /// The tick a `CronWorkflow` runs for (`{{workflow.scheduledTime}}`); now when unset.
+    pub scheduled: Option<jiff::Timestamp>,
 }
 
 /// A plan as built, with the problems found building it. Lint judges it
@@ -104,6 +106,9 @@ pub struct Draft {
     pub plan: Plan,
     /// What building it found wrong.
     pub problems: Vec<Problem>,
+    /// The path of the workflow's spec in its file: `spec`, or
+    /// `spec.workflowSpec` in a `CronWorkflow`; lint's paths start there.
+    pub spec_path: &'static str,
 }
 
 /// The key a `WorkflowTemplate` (or, with `cluster`, a
@@ -112,19 +117,75 @@ fn library_key(name: &str, cluster: bool) -> String {
     if cluster { format!("cluster/{name}") } else { name.to_string() }
 }
 
-/// The one `Workflow` among `docs`, with the file it came from.
-fn the_workflow(docs: &Documents) -> Result<(String, &Workflow), PlanError> {
-    match docs.workflows.as_slice() {
-        [one] => Ok((one.0.to_string(), &one.1)),
-        [] => Err(PlanError {
+/// The one `Workflow` among `docs`, with the file it came from, the field
+/// path of its spec, and the problems of a `CronWorkflow`'s own fields. A
+/// `CronWorkflow` runs as the workflow of one tick: `options.scheduled`, else now.
+fn the_workflow(docs: &Documents, options: &PlanOptions) -> Result<Chosen, PlanError> {
+    let many = || PlanError {
+        file: docs
+            .workflows
+            .iter()
+            .map(|w| &w.0)
+            .chain(docs.crons.iter().map(|c| &c.0))
+            .nth(1)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        problems: vec![problem("", "more than one Workflow or CronWorkflow document: run one at a time")],
+    };
+    match (docs.workflows.as_slice(), docs.crons.as_slice()) {
+        ([one], []) => {
+            Ok(Chosen { source: one.0.to_string(), workflow: one.1.clone(), spec_path: "spec", problems: Vec::new() })
+        }
+        ([], [(source, cron)]) => {
+            let mut problems = Vec::new();
+            if cron.metadata.name.is_empty() {
+                problems.push(problem("metadata.name", "a CronWorkflow needs a name: it names its runs"));
+            }
+            let zone = match cron.spec.rules() {
+                Ok(rules) => rules.schedule.zone().clone(),
+                Err(found) => {
+                    problems.extend(found);
+                    jiff::tz::TimeZone::UTC
+                }
+            };
+            let at = options.scheduled.unwrap_or_else(whole_second_now).to_zoned(zone);
+            Ok(Chosen {
+                source: source.to_string(),
+                workflow: cron.workflow_at(&at),
+                spec_path: "spec.workflowSpec",
+                problems,
+            })
+        }
+        ([], []) => Err(PlanError {
             file: "input".into(),
-            problems: vec![problem("", "no Workflow document among the files given")],
+            problems: vec![problem("", "no Workflow or CronWorkflow document among the files given")],
         }),
-        many => Err(PlanError {
-            file: many[1].0.to_string(),
-            problems: vec![problem("", "more than one Workflow document: run one at a time")],
-        }),
+        _ => Err(many()),
     }
+}
+
+/// The workflow a plan is built for.
+struct Chosen {
+    source: String,
+    workflow: Workflow,
+    /// `spec`, or `spec.workflowSpec` in a `CronWorkflow`.
+    spec_path: &'static str,
+    /// Problems of a `CronWorkflow`'s own fields.
+    problems: Vec<Problem>,
+}
+
+/// Now, to the second: a run-once of a `CronWorkflow` is named after it.
+fn whole_second_now() -> jiff::Timestamp {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// `p` with its leading `spec` replaced by `spec_path` (a `CronWorkflow`'s
+/// `spec.workflowSpec`), so problems name the field in the file.
+pub(crate) fn under(mut p: Problem, spec_path: &str) -> Problem {
+    if spec_path != "spec" && (p.path == "spec" || p.path.starts_with("spec.") || p.path.starts_with("spec[")) {
+        p.path = format!("{spec_path}{}", &p.path["spec".len()..]);
+    }
+    p
 }
 
 /// The workflow's parameters: `-p` over the file's value over its default.
@@ -267,13 +328,15 @@ impl Plan {
     /// Builds the plan for the one `Workflow` among `docs`. A problem that
     /// leaves nothing to build on is the error; the others come with the plan.
     pub fn build(docs: &Documents, options: &PlanOptions) -> Result<Draft, PlanError> {
-        let (source, wf) = the_workflow(docs)?;
+        let Chosen { source, workflow, spec_path, problems: own_problems } = the_workflow(docs, options)?;
+        let wf = &workflow;
         let library: BTreeMap<String, WorkflowSpec> = docs
             .templates
             .iter()
             .map(|(_, t)| (library_key(&t.metadata.name, t.kind == "ClusterWorkflowTemplate"), t.spec.clone()))
             .collect();
-        let spec = merged_spec(wf, &library).map_err(|p| PlanError { file: source.clone(), problems: vec![p] })?;
+        let spec = merged_spec(wf, &library)
+            .map_err(|p| PlanError { file: source.clone(), problems: vec![under(p, spec_path)] })?;
         let mut problems = Vec::new();
         let (spec, library) = with_template_defaults(spec, library, &mut problems);
         let config_maps: BTreeMap<String, BTreeMap<String, String>> =
@@ -305,7 +368,9 @@ impl Plan {
             runtime: options.runtime.clone().unwrap_or_default(),
             config_maps,
         };
-        Ok(Draft { plan, problems })
+        let mut problems: Vec<Problem> = problems.into_iter().map(|p| under(p, spec_path)).collect();
+        problems.extend(own_problems);
+        Ok(Draft { plan, problems, spec_path })
     }
 
     /// The repository a template's outputs go to: its `archiveLocation`

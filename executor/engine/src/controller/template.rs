@@ -107,6 +107,10 @@ pub(super) fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
     for (k, v) in &p.metadata.annotations {
         plain.insert(format!("workflow.annotations.{k}"), v.clone());
     }
+    // As Argo: a CronWorkflow's run carries its tick as an annotation.
+    if let Some(at) = p.metadata.annotations.get(ferry_workflow::cron::SCHEDULED_TIME_ANNOTATION) {
+        plain.insert("workflow.scheduledTime".into(), at.clone());
+    }
     plain
 }
 
