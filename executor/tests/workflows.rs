@@ -1172,16 +1172,7 @@ fn a_kill_9_of_ferry_ends_its_steps_and_the_resume_alone_writes_the_output() {
             .and_then(|p| std::fs::read_to_string(p).ok());
         lines.is_some_and(|l| l.lines().count() >= 3)
     });
-    let running = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<i32>().is_ok_and(|pid| !is_zombie(pid))))
-            .filter(|e| {
-                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
-            })
-            .count()
-    };
+    let running = || processes_with(&dir);
     assert!(running() > 0, "the step runs");
     child.kill().unwrap();
     child.wait().unwrap();
