@@ -12,7 +12,7 @@
 //!   init: when the step's main process ends, or `ferry` dies (even by
 //!   SIGKILL), every process the step started ends with it.
 //!
-//! `ferry __sandbox SPEC` runs [`main`]: the runtime writes the [`Spec`]
+//! `ferry __sandbox SPEC` runs [`main`]: the runtime writes the `Spec`
 //! into the pod directory and starts the step through it. Three processes
 //! take part, each started as a program (no fork in this code, so no
 //! unsafe): the supervisor (makes the namespaces, relays the exit status,
