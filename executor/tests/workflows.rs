@@ -373,9 +373,45 @@ fn bad_workflows_fail_lint_with_the_field_path() {
     let o = f.ferry(&["lint", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("spec.templates[0].steps[0][0].inline") && err.contains("resource"), "{err}");
-    for ok in ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml", "inline-gc.yaml", "expressions.yaml"] {
+    for ok in
+        ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml", "inline-gc.yaml", "expressions.yaml", "hooks.yaml"]
+    {
         let o = f.ferry(&["lint", examples().join(ok).to_str().unwrap()]);
         assert!(o.status.success(), "{ok}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// examples/workflows/hooks.yaml: a step's exit hook gets the step's
+/// artifact, a named hook runs when its expression over the step's outputs
+/// holds, the workflow's hooks run as it starts and after it ends, and the
+/// DAG runs its target and what it depends on, nothing else.
+#[test]
+fn hooks_run_on_their_events_and_a_dag_runs_only_its_target() {
+    let f = Ferry::new();
+    let (wf, doc) = f.example("hooks.yaml");
+    assert_eq!(f.logs(&wf, &format!("{wf}[0].measure.onExit")).trim(), "all measured");
+    assert_eq!(f.logs(&wf, &format!("{wf}[0].measure.hooks.slow")).trim(), "measure took 2s");
+    assert_eq!(f.logs(&wf, &format!("{wf}.hooks.started")).trim(), "run started");
+    assert_eq!(f.logs(&wf, &format!("{wf}.onExit")).trim(), "run ended Succeeded");
+    assert_eq!(f.logs(&wf, "fetch").trim(), "fetch");
+    assert_eq!(f.logs(&wf, "build").trim(), "build");
+    assert!(phases(&doc).iter().all(|(n, _)| !n.ends_with(".publish")), "publish is outside the target");
+    // Lint names what is wrong with a hook, where.
+    let file = f.workflow(
+        "bad-hooks",
+        "  entrypoint: main\n  onExit: note\n  hooks:\n    exit: {template: note}\n    later: {template: note}\n  templates:\n  - name: main\n    dag:\n      target: nope\n      tasks:\n      - name: a\n        template: note\n        hooks: {done: {expression: 'tasks.a.status ==', template: note}, gone: {expression: 'true', template: missing}}\n  - name: note\n    container: {image: alpine, command: [echo]}\n",
+    );
+    let o = f.ferry(&["lint", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    for want in [
+        "spec.hooks.exit: both onExit and hooks.exit are set",
+        "spec.hooks.later.expression: a hook other than exit needs an expression",
+        "dag.target: target \"nope\" is not a task of this DAG",
+        "dag.tasks[0].hooks.done.expression:",
+        "dag.tasks[0].hooks.gone: template \"missing\" is not found",
+    ] {
+        assert!(err.contains(want), "{want} not in {err}");
     }
 }
 

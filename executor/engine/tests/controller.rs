@@ -793,6 +793,163 @@ spec:
     assert_eq!(ran.phase(), Phase::Succeeded, "{}", ran.message());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_hooks_run_on_their_expression_and_the_exit_hook_reads_the_steps_outputs() {
+    let h = Harness::new(
+        FakeRuntime::new(WF)
+            .on("produce", |_| Script::ok().writes("/tmp/out", "forty-two").takes(ms(30)))
+            .on("fails", |_| Script::exits(1).takes(ms(10))),
+    );
+    let ran = h
+        .run(
+            r#"
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: a
+        template: produce
+        hooks:
+          exit:
+            template: report
+            arguments: {parameters: [{name: m, value: "exit {{steps.a.status}} {{steps.a.outputs.parameters.p}}"}]}
+          started:
+            expression: steps.a.status == "Running"
+            template: report
+            arguments: {parameters: [{name: m, value: "started"}]}
+          done:
+            expression: steps["a"].status == "Succeeded"
+            template: report
+            arguments: {parameters: [{name: m, value: "done {{steps.a.outputs.parameters.p}}"}]}
+          failed:
+            expression: steps.a.status == "Failed"
+            template: report
+            arguments: {parameters: [{name: m, value: "never"}]}
+    - - name: b
+        template: fails
+        continueOn: {failed: true}
+        hooks:
+          failed:
+            expression: steps.b.status == "Failed"
+            template: report
+            arguments: {parameters: [{name: m, value: "b failed"}]}
+  - name: produce
+    outputs: {parameters: [{name: p, valueFrom: {path: /tmp/out}}]}
+    container: {image: fake, command: [produce]}
+  - name: fails
+    container: {image: fake, command: [fails]}
+  - name: report
+    inputs: {parameters: [{name: m}]}
+    container: {image: fake, command: [report], args: ["{{inputs.parameters.m}}"]}
+"#,
+        )
+        .await;
+    assert_eq!(ran.phase(), Phase::Succeeded, "{}", ran.message());
+    assert_eq!(args_of(&h, "report"), ["b failed", "done forty-two", "exit Succeeded forty-two", "started"]);
+    for node in ["wf[0].a.onExit", "wf[0].a.hooks.started", "wf[0].a.hooks.done", "wf[1].b.hooks.failed"] {
+        assert_eq!(ran.node(node).phase, Phase::Succeeded, "{node}");
+    }
+    assert!(!ran.has("wf[0].a.hooks.failed"), "a hook whose expression never held does not run");
+    let (started, produce) = (run_with_arg(&h, "started"), &h.runtime.runs_of("produce")[0]);
+    assert!(started.started < produce.end(), "the Running hook ran while its step ran");
+    assert!(run_with_arg(&h, "exit Succeeded forty-two").started >= produce.end(), "the exit hook after it");
+    assert!(
+        h.runtime.runs_of("fails")[0].started >= run_with_arg(&h, "done forty-two").end(),
+        "b waited for a's hooks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_hooks_run_while_the_run_runs_and_hooks_exit_is_its_exit_handler() {
+    let h = Harness::new(FakeRuntime::new(WF).on("work", |_| Script::ok().takes(ms(30))));
+    let ran = h
+        .run(
+            r#"
+spec:
+  entrypoint: main
+  hooks:
+    exit:
+      template: report
+      arguments: {parameters: [{name: m, value: "exit {{workflow.status}}"}]}
+    running:
+      expression: workflow.status == "Running"
+      template: report
+      arguments: {parameters: [{name: m, value: "running"}]}
+    never:
+      expression: workflow.status == "Failed"
+      template: report
+      arguments: {parameters: [{name: m, value: "never"}]}
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: work}
+  - name: work
+    container: {image: fake, command: [work]}
+  - name: report
+    inputs: {parameters: [{name: m}]}
+    container: {image: fake, command: [report], args: ["{{inputs.parameters.m}}"]}
+"#,
+        )
+        .await;
+    assert_eq!(ran.phase(), Phase::Succeeded, "{}", ran.message());
+    assert_eq!(args_of(&h, "report"), ["exit Succeeded", "running"]);
+    assert_eq!(ran.node("wf.hooks.running").phase, Phase::Succeeded);
+    assert_eq!(ran.node("wf.onExit").phase, Phase::Succeeded);
+    assert!(!ran.has("wf.hooks.never"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dag_target_runs_only_the_targets_and_what_they_depend_on() {
+    let h = Harness::new(FakeRuntime::new(WF).on("work", |_| Script::ok()));
+    let ran = h
+        .run(
+            r#"
+spec:
+  entrypoint: main
+  arguments: {parameters: [{name: target, value: "E D"}]}
+  templates:
+  - name: main
+    dag:
+      target: "{{workflow.parameters.target}}"
+      tasks:
+      - {name: A, template: work}
+      - {name: B, template: work, depends: A}
+      - {name: C, template: work, dependencies: [A]}
+      - {name: D, template: work, depends: B}
+      - {name: E, template: work, depends: C}
+      - {name: F, template: work, depends: E}
+      - {name: G, template: work}
+  - name: work
+    container: {image: fake, command: [work], args: ["{{node.name}}"]}
+"#,
+        )
+        .await;
+    assert_eq!(ran.phase(), Phase::Succeeded, "{}", ran.message());
+    assert_eq!(args_of(&h, "work"), ["wf.A", "wf.B", "wf.C", "wf.D", "wf.E"]);
+    assert!(!ran.has("wf.F") && !ran.has("wf.G"), "tasks outside the target get no node");
+    let h = Harness::new(FakeRuntime::new(WF).on("work", |_| Script::ok()));
+    let wrong = h
+        .run(
+            r#"
+spec:
+  entrypoint: main
+  arguments: {parameters: [{name: target, value: "Z"}]}
+  templates:
+  - name: main
+    dag:
+      target: "{{workflow.parameters.target}}"
+      tasks:
+      - {name: A, template: work}
+  - name: work
+    container: {image: fake, command: [work]}
+"#,
+        )
+        .await;
+    assert_eq!(wrong.phase(), Phase::Error);
+    assert!(wrong.message().contains("target \"Z\" is not a task of this DAG"), "{}", wrong.message());
+}
+
 // ---- artifacts through the driver ---------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

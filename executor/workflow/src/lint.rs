@@ -3,11 +3,12 @@
 //! Each problem names the field path it is about.
 
 use crate::expr;
-use crate::model::{Artifact, Parameter, RetryStrategy, Step, Template, TemplateKind};
+use crate::model::{Artifact, EXIT_HOOK, LifecycleHook, Parameter, RetryStrategy, Step, Template, TemplateKind};
 use crate::plan::{Draft, Origin, Plan};
 use crate::problem::{PlanError, Problem};
 use crate::repository::{Declared, declared, location_count};
 use crate::synchronization::Synchronization;
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -42,6 +43,17 @@ impl Siblings {
         match self {
             Siblings::Steps { .. } => "steps",
             Siblings::Tasks { .. } => "tasks",
+        }
+    }
+
+    /// The same, and the step or task itself (its hooks read its outcome).
+    fn and_own(&self) -> Siblings {
+        match self {
+            Siblings::Steps { group_of, before } => Siblings::Steps { group_of: group_of.clone(), before: before + 1 },
+            // Any task: a hook may read its task and what that task depends on.
+            Siblings::Tasks { index, edges, .. } => {
+                Siblings::Tasks { index: index.clone(), edges: edges.clone(), task: None }
+            }
         }
     }
 
@@ -99,6 +111,7 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
     if !spec.on_exit.is_empty() && plan.find(&root, &spec.on_exit, None).is_none() {
         push("spec.onExit".into(), format!("template {:?} not found", spec.on_exit));
     }
+    check_hooks(plan, &root, (&spec.hooks, &spec.on_exit), "spec", None, &mut problems);
     let workflow_params: HashSet<String> = spec.arguments.parameters.iter().map(|p| p.name.clone()).collect();
     let mut origins = vec![(root, "spec".to_string())];
     origins.extend(plan.library.keys().map(|k| (Origin(Some(k.clone())), format!("WorkflowTemplate {k}: spec"))));
@@ -502,6 +515,11 @@ fn check_dag(
             }
         }
     }
+    if !dag.target.contains("{{")
+        && let Err(message) = dag.targeted()
+    {
+        problems.push(Problem { path: format!("{path}.dag.target"), message });
+    }
     if let Some(cycle) = find_cycle(&edges) {
         let names: Vec<&str> = cycle.iter().map(|&i| dag.tasks[i].name.as_str()).collect();
         problems.push(Problem {
@@ -583,7 +601,7 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
     let mut fields = serde_json::to_value(step).unwrap_or_default();
     if let Some(map) = fields.as_object_mut() {
         // An inline template is checked as a template, in its own scope.
-        for k in ["name", "template", "templateRef", "inline", "dependencies", "depends", "onExit"] {
+        for k in ["name", "template", "templateRef", "inline", "dependencies", "depends", "onExit", "hooks"] {
             map.remove(k);
         }
     }
@@ -604,6 +622,57 @@ fn check_step(plan: &Plan, origin: &Origin, step: &Step, path: &str, scope: &Sco
         });
     }
     check_arguments(plan, step, target, path, problems);
+    // A step's hooks may read the step's own outcome.
+    let own = Scope { siblings: scope.siblings.as_ref().map(Siblings::and_own), ..scope_copy(scope) };
+    check_hooks(plan, origin, (&step.hooks, &step.on_exit), path, Some(&own), problems);
+}
+
+/// The `hooks` of a workflow (`scope` None) or of a step: each names a
+/// template that exists and supplies its inputs; every hook but `exit` has
+/// an expression that parses; `hooks.exit` and `onExit` are not both set.
+fn check_hooks(
+    plan: &Plan,
+    origin: &Origin,
+    (hooks, on_exit): (&BTreeMap<String, LifecycleHook>, &str),
+    path: &str,
+    scope: Option<&Scope<'_>>,
+    problems: &mut Vec<Problem>,
+) {
+    if hooks.contains_key(EXIT_HOOK) && !on_exit.is_empty() {
+        problems.push(Problem {
+            path: format!("{path}.hooks.{EXIT_HOOK}"),
+            message: "both onExit and hooks.exit are set: keep one (they are the same hook)".into(),
+        });
+    }
+    for (name, hook) in hooks {
+        let at = format!("{path}.hooks.{name}");
+        if name != EXIT_HOOK {
+            let checked = match (hook.expression.trim(), scope) {
+                ("", _) => {
+                    Err("a hook other than exit needs an expression: it runs when the expression turns true".into())
+                }
+                (e, Some(s)) => check_expression(e, s),
+                (e, None) => crate::expression::check(e).map_err(|e| e.to_string()),
+            };
+            if let Err(message) = checked {
+                problems.push(Problem { path: format!("{at}.expression"), message });
+            }
+        }
+        let as_step = hook.as_step(&format!("hooks.{name}"));
+        let Some((_, target)) = plan.find(origin, &hook.template, hook.template_ref.as_ref()) else {
+            let what = match &hook.template_ref {
+                Some(r) => format!("templateRef {}/{}", r.name, r.template),
+                None => format!("template {:?}", hook.template),
+            };
+            problems.push(Problem { path: at, message: format!("{what} is not found") });
+            continue;
+        };
+        if let Some(s) = scope {
+            let arguments = serde_json::to_value(&hook.arguments).unwrap_or_default();
+            check_strings(&arguments, s, &format!("{at}.arguments"), problems);
+        }
+        check_arguments(plan, &as_step, target, &at, problems);
+    }
 }
 
 /// A step runs exactly one of `template`, `templateRef` and `inline`;
@@ -829,7 +898,7 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
         ["workflow", "outputs", "parameters", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
         [
             "workflow",
-            "name" | "uid" | "namespace" | "status" | "failures" | "parameters" | "mainEntrypoint"
+            "name" | "uid" | "namespace" | "status" | "failures" | "duration" | "parameters" | "mainEntrypoint"
             | "creationTimestamp",
         ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),

@@ -132,6 +132,10 @@ pub struct WorkflowSpec {
     /// A template run after the workflow, whatever its outcome.
     #[serde(default)]
     pub on_exit: String,
+    /// Lifecycle hooks: `exit` (as `onExit`, with arguments) and named hooks
+    /// that run once when their expression turns true while the run runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, LifecycleHook>,
     /// At most this many pods at once.
     pub parallelism: Option<u32>,
     /// The whole workflow fails after this many seconds.
@@ -173,6 +177,34 @@ pub struct WorkflowSpec {
     pub pod_gc: Recorded,
     /// Recorded: no effect locally.
     pub ttl_strategy: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub pod_spec_patch: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub pod_resources: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub resource_claims: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub dns_config: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub dns_policy: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub pod_disruption_budget: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub affinity: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub priority: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub host_network: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub pod_priority_class_name: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub scheduler_name: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub host_aliases: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub executor: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub automount_service_account_token: Recorded,
 }
 
 /// `spec.workflowTemplateRef`.
@@ -506,6 +538,24 @@ pub struct Template {
     pub security_context: Recorded,
     /// Recorded: no effect locally.
     pub pod_spec_patch: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub pod_resources: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub resource_claims: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub init_containers: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub affinity: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub priority_class_name: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub scheduler_name: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub host_aliases: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub executor: Recorded,
+    /// Recorded: Kubernetes pod configuration, no effect locally.
+    pub automount_service_account_token: Recorded,
 }
 
 /// `suspend:` of a template.
@@ -623,6 +673,58 @@ pub struct TemplateRef {
     pub cluster_scope: bool,
 }
 
+/// The name of the hook Argo runs as an exit handler.
+pub const EXIT_HOOK: &str = "exit";
+
+/// One of `hooks:` of a workflow, step or task: a template to run on an event.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LifecycleHook {
+    /// The template to run.
+    #[serde(default)]
+    pub template: String,
+    /// Or a template of a `WorkflowTemplate`.
+    pub template_ref: Option<TemplateRef>,
+    /// Its arguments.
+    #[serde(default)]
+    pub arguments: Arguments,
+    /// When it runs (every hook but `exit` needs one).
+    #[serde(default)]
+    pub expression: String,
+}
+
+impl LifecycleHook {
+    /// The hook as a step named `name`, for the code that runs steps.
+    pub fn as_step(&self, name: &str) -> Step {
+        Step {
+            name: name.to_string(),
+            template: self.template.clone(),
+            template_ref: self.template_ref.clone(),
+            arguments: self.arguments.clone(),
+            ..Step::default()
+        }
+    }
+
+    /// `onExit: NAME`, as the exit hook it is.
+    fn on_exit(template: &str) -> Option<LifecycleHook> {
+        (!template.is_empty()).then(|| LifecycleHook { template: template.to_string(), ..Default::default() })
+    }
+}
+
+impl Step {
+    /// What runs after this step: `hooks.exit`, else `onExit` (lint refuses both).
+    pub fn exit_hook(&self) -> Option<LifecycleHook> {
+        self.hooks.get(EXIT_HOOK).cloned().or_else(|| LifecycleHook::on_exit(&self.on_exit))
+    }
+}
+
+impl WorkflowSpec {
+    /// What runs after the workflow: `hooks.exit`, else `onExit` (lint refuses both).
+    pub fn exit_hook(&self) -> Option<LifecycleHook> {
+        self.hooks.get(EXIT_HOOK).cloned().or_else(|| LifecycleHook::on_exit(&self.on_exit))
+    }
+}
+
 /// `continueOn:`.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -682,6 +784,11 @@ pub struct Step {
     /// A template run after this step.
     #[serde(default)]
     pub on_exit: String,
+    /// Lifecycle hooks: `exit` (as `onExit`, with arguments that may read
+    /// this step's outputs) and named hooks run once when their expression
+    /// turns true (evaluated as the step starts and as it ends).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, LifecycleHook>,
     /// DAG only: the tasks this one needs to have succeeded.
     #[serde(default)]
     pub dependencies: Vec<String>,
@@ -698,6 +805,43 @@ pub struct Dag {
     pub tasks: Vec<Step>,
     /// Stop starting tasks after one fails (default true).
     pub fail_fast: Option<bool>,
+    /// Run only these tasks (names separated by spaces) and what they
+    /// depend on; empty: every task.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
+}
+
+impl Dag {
+    /// The tasks `target` needs (all without a target), in their order;
+    /// `Err` names a target that is no task.
+    pub fn targeted(&self) -> Result<Vec<Step>, String> {
+        let names: Vec<&str> = self.target.split_whitespace().collect();
+        if names.is_empty() {
+            return Ok(self.tasks.clone());
+        }
+        let index: BTreeMap<&str, &Step> = self.tasks.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut needed: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        let mut stack = Vec::new();
+        for n in names {
+            if !index.contains_key(n) {
+                return Err(format!("target {n:?} is not a task of this DAG"));
+            }
+            stack.push(n);
+        }
+        while let Some(n) = stack.pop() {
+            if !needed.insert(n) {
+                continue;
+            }
+            let task = index[n];
+            let from_depends = crate::expr::parse_depends(&task.depends).map(|d| d.tasks()).unwrap_or_default();
+            for d in task.dependencies.iter().chain(&from_depends) {
+                if let Some((name, _)) = index.get_key_value(d.as_str()) {
+                    stack.push(name);
+                }
+            }
+        }
+        Ok(self.tasks.iter().filter(|t| needed.contains(t.name.as_str())).cloned().collect())
+    }
 }
 
 /// `retryStrategy:`.
@@ -1206,6 +1350,15 @@ impl Template {
             service_account_name: self.service_account_name.clone(),
             security_context: self.security_context.clone(),
             pod_spec_patch: self.pod_spec_patch.clone(),
+            pod_resources: self.pod_resources.clone(),
+            resource_claims: self.resource_claims.clone(),
+            init_containers: self.init_containers.clone(),
+            affinity: self.affinity.clone(),
+            priority_class_name: self.priority_class_name.clone(),
+            scheduler_name: self.scheduler_name.clone(),
+            host_aliases: self.host_aliases.clone(),
+            executor: self.executor.clone(),
+            automount_service_account_token: self.automount_service_account_token.clone(),
         }
     }
 

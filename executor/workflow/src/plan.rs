@@ -476,6 +476,7 @@ fn merged_spec(wf: &Workflow, library: &BTreeMap<String, WorkflowSpec>) -> Resul
     if !own.on_exit.is_empty() {
         spec.on_exit = own.on_exit.clone();
     }
+    spec.hooks.extend(own.hooks.iter().map(|(k, v)| (k.clone(), v.clone())));
     spec.parallelism = own.parallelism.or(spec.parallelism);
     spec.active_deadline_seconds = own.active_deadline_seconds.or(spec.active_deadline_seconds);
     if own.artifact_repository_ref.is_some() {

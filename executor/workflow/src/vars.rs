@@ -43,6 +43,14 @@ impl Siblings {
         self.0.read().ok()?.get(name).cloned()
     }
 
+    /// A copy of its own, with `name` set to `outcome`: what a step's hooks
+    /// see (the step itself, whatever its siblings see of it).
+    pub fn with(&self, name: String, outcome: Outcome) -> Siblings {
+        let mut map = self.0.read().map(|m| m.clone()).unwrap_or_default();
+        map.insert(name, outcome);
+        Siblings(Arc::new(RwLock::new(map)))
+    }
+
     /// Every child's key (`steps.X` / `tasks.X`), in order.
     pub fn names(&self) -> Vec<String> {
         self.0.read().map(|map| map.keys().cloned().collect()).unwrap_or_default()

@@ -161,9 +161,17 @@ impl Controller {
         self.set_running(id);
         let mut vars = bound.vars;
         vars.keep = vec!["workflow.status", "workflow.failures"];
-        let dag = template.dag.clone().unwrap_or_default();
+        let mut dag = template.dag.clone().unwrap_or_default();
+        dag.target = match vars.substitute(&dag.target) {
+            Ok(target) => target,
+            Err(e) => return Ended::error(format!("dag.target: {e}")),
+        };
         let fail_fast = dag.fail_fast.or(template.fail_fast).unwrap_or(true);
-        let g = match Graph::new(&dag.tasks) {
+        let tasks = match dag.targeted() {
+            Ok(tasks) => tasks,
+            Err(e) => return Ended::error(format!("dag.target: {e}")),
+        };
+        let g = match Graph::new(&tasks) {
             Ok(g) => g,
             Err(e) => return Ended::error(e),
         };

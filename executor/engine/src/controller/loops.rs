@@ -9,12 +9,14 @@ use crate::error::StepError;
 use crate::status::NodeKind;
 use ferry_workflow::binding::{self, Args};
 use ferry_workflow::expr::{self, Resolved};
-use ferry_workflow::model::Step;
+use ferry_workflow::expression;
+use ferry_workflow::model::{EXIT_HOOK, LifecycleHook, Step};
 use ferry_workflow::plan::Origin;
 use ferry_workflow::sequence;
 use ferry_workflow::time::now_ms;
 use ferry_workflow::values::{Outputs, Phase};
 use ferry_workflow::vars::{Outcome, Vars, item_label};
+use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,9 +47,39 @@ pub(super) struct Site {
 }
 
 impl Site {
+    /// `vars` with this step's own outcome in them, as its hooks see it.
+    fn with_own(&self, step: &str, vars: &Vars, own: &Outcome) -> Vars {
+        let scope = if self.group_kind == NodeKind::TaskGroup { "tasks" } else { "steps" };
+        Vars { siblings: vars.siblings.with(format!("{scope}.{step}"), own.clone()), ..vars.clone() }
+    }
+
     /// Where the step's own children hang.
     fn children(&self) -> Place<'_> {
         Place { parent: self.parent, cancel: &self.cancel, depth: self.depth + 1 }
+    }
+}
+
+/// A step's named hooks (all but `exit`) that have not run yet.
+struct Hooks {
+    pending: Vec<(String, LifecycleHook)>,
+}
+
+impl Hooks {
+    fn new(step: &Step) -> Hooks {
+        let named = step.hooks.iter().filter(|(name, _)| *name != EXIT_HOOK);
+        Hooks { pending: named.map(|(n, h)| (n.clone(), h.clone())).collect() }
+    }
+}
+
+/// An outcome with nothing recorded yet.
+fn outcome_of_nothing() -> Outcome {
+    Outcome {
+        id: String::new(),
+        phase: Phase::Pending,
+        outputs: Outputs::default(),
+        children: None,
+        started: None,
+        finished: None,
     }
 }
 
@@ -100,9 +132,15 @@ impl Controller {
             Start::Run(call) => call,
             Start::NotRun(not_run) => return outcome(&not_run),
         };
-        let result = self.execute(call).await;
-        self.clone().hook(step, origin, vars, &site.name, site.children()).await;
-        outcome(&result)
+        let running = self.execute(call);
+        let mut hooks = Hooks::new(step);
+        let started = Outcome { phase: Phase::Running, started: Some(now_ms()), ..outcome_of_nothing() };
+        let mut fired = self.fire_hooks(&mut hooks, step, origin, vars, site, &started);
+        let o = outcome(&running.await);
+        fired.extend(self.fire_hooks(&mut hooks, step, origin, vars, site, &o));
+        fired.extend(self.exit_hook(step, origin, vars, site, &o));
+        futures::future::join_all(fired).await;
+        o
     }
 
     /// A loop: DAG tasks get a TaskGroup node; steps put items in the group.
@@ -128,6 +166,9 @@ impl Controller {
             None
         };
         let group_id = group.unwrap_or(site.parent);
+        let mut hooks = Hooks::new(step);
+        let started = Outcome { phase: Phase::Running, started: Some(now_ms()), ..outcome_of_nothing() };
+        let mut fired = self.fire_hooks(&mut hooks, step, origin, vars, site, &started);
         let results = self.clone().run_items(step, origin, vars, site, group_id, items).await;
         let mut fold = Fold::new();
         for r in results.iter().flatten() {
@@ -139,7 +180,6 @@ impl Controller {
             .find(|r| r.phase.is_done() && !r.phase.is_ok())
             .map(|r| format!("child {} {}", r.id, r.message))
             .unwrap_or_default();
-        self.clone().hook(step, origin, vars, &site.name, site.children()).await;
         let mut outcome = Outcome {
             id: group_id.to_string(),
             phase: fold.phase,
@@ -148,6 +188,9 @@ impl Controller {
             started: None,
             finished: Some(now_ms()),
         };
+        fired.extend(self.fire_hooks(&mut hooks, step, origin, vars, site, &outcome));
+        fired.extend(self.exit_hook(step, origin, vars, site, &outcome));
+        futures::future::join_all(fired).await;
         if let Some(g) = group {
             outcome.started = self.finish(g, Ended::new(fold.phase, message)).started;
         }
@@ -235,25 +278,75 @@ impl Controller {
         }
     }
 
-    /// A step's `onExit`, run after it whatever its outcome.
-    async fn hook(self: Arc<Self>, step: &Step, origin: &Origin, vars: &Vars, name: &str, at: Place<'_>) {
-        if step.on_exit.is_empty() || self.interrupt.is_cancelled() {
-            return;
+    /// The step's exit hook (`hooks.exit` or `onExit`), started after it
+    /// whatever its outcome, its arguments able to read the step's outputs.
+    fn exit_hook(
+        self: &Arc<Self>,
+        step: &Step,
+        origin: &Origin,
+        vars: &Vars,
+        site: &Site,
+        own: &Outcome,
+    ) -> Option<BoxFuture<'static, NodeResult>> {
+        let hook = step.exit_hook()?;
+        if self.interrupt.is_cancelled() {
+            return None;
         }
-        let hook = Step {
-            template: step.on_exit.clone(),
-            template_ref: None,
-            inline: None,
-            arguments: Default::default(),
-            ..step.clone()
-        };
-        if let Ok(call) = self.child_call(&hook, origin, vars, format!("{name}.onExit"), at) {
-            let _ = self.execute(call).await;
+        let vars = site.with_own(&step.name, vars, own);
+        let call =
+            self.child_call(&hook.as_step(&step.name), origin, &vars, format!("{}.onExit", site.name), site.children());
+        match call {
+            Ok(call) => Some(self.execute(call)),
+            Err(e) => {
+                let name = format!("{}.onExit", site.name);
+                self.not_run(&name, &hook.template, site.parent, Phase::Error, e.to_string());
+                None
+            }
         }
     }
 
+    /// Starts each named hook of the step whose expression holds now that
+    /// the step stands at `own` (Running as it starts, its end as it ends);
+    /// each hook runs at most once.
+    fn fire_hooks(
+        self: &Arc<Self>,
+        hooks: &mut Hooks,
+        step: &Step,
+        origin: &Origin,
+        vars: &Vars,
+        site: &Site,
+        own: &Outcome,
+    ) -> Vec<BoxFuture<'static, NodeResult>> {
+        if hooks.pending.is_empty() || self.interrupt.is_cancelled() {
+            return Vec::new();
+        }
+        let vars = site.with_own(&step.name, vars, own);
+        let mut fired = Vec::new();
+        hooks.pending.retain(|(name, hook)| {
+            let node = format!("{}.hooks.{name}", site.name);
+            let refs = expression::references(&hook.expression);
+            match expression::evaluate_bool(&hook.expression, &vars.expression_vars(&refs)) {
+                Ok(false) => return true,
+                Ok(true) => {
+                    match self.child_call(&hook.as_step(&step.name), origin, &vars, node.clone(), site.children()) {
+                        Ok(call) => fired.push(self.execute(call)),
+                        Err(e) => {
+                            self.not_run(&node, &hook.template, site.parent, Phase::Error, e.to_string());
+                        }
+                    }
+                }
+                Err(e) => {
+                    let why = format!("hooks.{name}.expression: {e}");
+                    self.not_run(&node, &hook.template, site.parent, Phase::Error, why);
+                }
+            }
+            false
+        });
+        fired
+    }
+
     /// Builds the call for one step or task (one loop item).
-    fn child_call(
+    pub(super) fn child_call(
         &self,
         step: &Step,
         origin: &Origin,

@@ -35,20 +35,22 @@ use crate::runtime::Runtime;
 use crate::status::{Node, NodeKind};
 use crate::store::{Store, StoreError, WorkflowRecord};
 use ferry_workflow::binding::{self, Args};
-use ferry_workflow::model::{Template, TemplateKind};
+use ferry_workflow::expression;
+use ferry_workflow::model::{EXIT_HOOK, LifecycleHook, Template, TemplateKind};
 use ferry_workflow::plan::{Origin, Plan};
 use ferry_workflow::synchronization::Lock;
 use ferry_workflow::time::{self, active_deadline, now_ms};
 use ferry_workflow::values::{Outputs, Phase};
 use ferry_workflow::vars::Vars;
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use nodes::{Ensured, State};
 use outcome::Ended;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -120,6 +122,8 @@ pub struct Controller {
     observer: Option<Observer>,
     /// `workflow.*` variables fixed for the run, built once.
     fixed_vars: BTreeMap<String, String>,
+    /// Woken by every node change: the workflow's named hooks re-evaluate then.
+    changed: Notify,
 }
 
 /// How a run ended.
@@ -166,6 +170,7 @@ impl Controller {
             interrupt,
             observer,
             fixed_vars,
+            changed: Notify::new(),
         }))
     }
 
@@ -178,6 +183,8 @@ impl Controller {
         if let Some(secs) = self.plan.spec.active_deadline_seconds {
             cancel_after(Duration::from_secs(secs), deadline.clone());
         }
+        let hooks_done = CancellationToken::new();
+        let hooks = self.start_workflow_hooks(hooks_done.clone());
         let mut result = match self.root_call(&deadline) {
             Ok(root) => self.execute(root).await,
             Err(problems) => {
@@ -193,6 +200,10 @@ impl Controller {
         if deadline.is_cancelled() && !self.interrupt.is_cancelled() && result.phase.is_done() {
             result.message = "Max duration limit exceeded".into();
             result.phase = Phase::Failed;
+        }
+        hooks_done.cancel();
+        if let Some(hooks) = hooks {
+            hooks.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         }
         if let Some(exit) = self.run_exit_handler(result.phase).await
             && exit.phase.is_done()
@@ -256,28 +267,81 @@ impl Controller {
         })
     }
 
-    /// Runs the workflow's `onExit` template, if it has one and the run was
-    /// not interrupted, with `workflow.status` set to `status`.
+    /// Runs the workflow's exit hook (`onExit` or `hooks.exit`), if it has
+    /// one and the run was not interrupted, with `workflow.status` set to
+    /// `status`.
     async fn run_exit_handler(self: &Arc<Self>, status: Phase) -> Option<NodeResult> {
-        let spec = &self.plan.spec;
-        if spec.on_exit.is_empty() || self.interrupt.is_cancelled() {
+        let hook = self.plan.spec.exit_hook()?;
+        if self.interrupt.is_cancelled() {
             return None;
         }
-        let mut extra = BTreeMap::new();
-        extra.insert("workflow.status".into(), status.to_string());
-        extra.insert("workflow.failures".into(), self.failures_json());
-        let exit = Call {
-            name: format!("{}.onExit", self.plan.name),
-            depth: 1,
-            parent: None,
-            origin: Origin::default(),
-            inline: None,
-            template: spec.on_exit.clone(),
-            args: Args::default(),
-            cancel: self.interrupt.child_token(),
-            extra,
-        };
-        Some(self.execute(exit).await)
+        let mut vars = self.workflow_vars();
+        vars.plain.insert("workflow.status".into(), status.to_string());
+        vars.plain.insert("workflow.failures".into(), self.failures_json());
+        let name = format!("{}.onExit", self.plan.name);
+        Some(match self.hook_call(&hook, &vars, name.clone()) {
+            Ok(call) => self.execute(call).await,
+            Err(e) => {
+                let id = match self.ensure(&name, NodeKind::Pod, &hook.template, None) {
+                    Ensured::Fresh(id) => id,
+                    Ensured::Done(done) => return Some(done),
+                };
+                self.finish(id, Ended::error(e))
+            }
+        })
+    }
+
+    /// The call of a workflow-level hook: a top-level node, like the root,
+    /// whose templates below see `vars`' `workflow.status`/`failures`.
+    fn hook_call(&self, hook: &LifecycleHook, vars: &Vars, name: String) -> Result<Call, StepError> {
+        let cancel = self.interrupt.child_token();
+        let at = loops::Place { parent: 0, cancel: &cancel, depth: 1 };
+        let mut call = self.child_call(&hook.as_step(&name), &Origin::default(), vars, name, at)?;
+        call.parent = None;
+        Ok(call)
+    }
+
+    /// Runs each named workflow hook once, when its expression turns true
+    /// (evaluated as the run starts and after every node change, with
+    /// `workflow.status` Running), until `done`; then waits for the hooks
+    /// it started. `None` when the workflow has no named hooks.
+    fn start_workflow_hooks(self: &Arc<Self>, done: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let mut pending: Vec<(String, LifecycleHook)> =
+            self.plan.spec.hooks.iter().filter(|(n, _)| *n != EXIT_HOOK).map(|(n, h)| (n.clone(), h.clone())).collect();
+        if pending.is_empty() {
+            return None;
+        }
+        let me = self.clone();
+        Some(tokio::spawn(async move {
+            let mut running = FuturesUnordered::new();
+            while !pending.is_empty() && !done.is_cancelled() {
+                let mut vars = me.workflow_vars();
+                vars.plain.insert("workflow.status".into(), Phase::Running.to_string());
+                pending.retain(|(name, hook)| {
+                    let node = format!("{}.hooks.{name}", me.plan.name);
+                    let refs = expression::references(&hook.expression);
+                    let call = match expression::evaluate_bool(&hook.expression, &vars.expression_vars(&refs)) {
+                        Ok(false) => return true,
+                        Ok(true) => me.hook_call(hook, &vars, node.clone()),
+                        Err(e) => Err(StepError::invalid(format!("spec.hooks.{name}.expression"), e)),
+                    };
+                    match call {
+                        Ok(call) => running.push(me.execute(call)),
+                        Err(e) => {
+                            if let Ensured::Fresh(id) = me.ensure(&node, NodeKind::Pod, &hook.template, None) {
+                                me.finish(id, Ended::error(e));
+                            }
+                        }
+                    }
+                    false
+                });
+                tokio::select! {
+                    _ = me.changed.notified() => {}
+                    _ = done.cancelled() => {}
+                }
+            }
+            while running.next().await.is_some() {}
+        }))
     }
 
     /// Writes changed nodes and new artifact records in one transaction.
@@ -425,10 +489,13 @@ impl Controller {
         if self.interrupt.is_cancelled() { Phase::Running } else { Phase::Failed }
     }
 
-    /// The `workflow.*` variables: the run's fixed ones, and the global
-    /// outputs exported so far.
+    /// The `workflow.*` variables: the run's fixed ones, the global outputs
+    /// exported so far, and `workflow.duration` (seconds since the run was
+    /// created, as Argo's `%f`).
     fn workflow_vars(&self) -> Vars {
         let mut plain = self.fixed_vars.clone();
+        let seconds = (now_ms() - self.wf.created).max(0) as f64 / 1000.0;
+        plain.insert("workflow.duration".into(), format!("{seconds:.6}"));
         for (k, v) in &self.state.lock().globals {
             plain.insert(format!("workflow.outputs.parameters.{k}"), v.clone());
         }

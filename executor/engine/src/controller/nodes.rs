@@ -157,6 +157,7 @@ impl Controller {
     }
 
     fn notify(&self, node: &Node) {
+        self.changed.notify_one();
         if let Some(o) = &self.observer {
             let _ = o.send(node.clone());
         }
