@@ -415,6 +415,47 @@ fn hooks_run_on_their_events_and_a_dag_runs_only_its_target() {
     }
 }
 
+/// A TCP port of loopback that nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// examples/workflows/daemon.yaml: the daemon is ready (its httpGet probe
+/// passed) before the step that reads it starts, reached at
+/// `{{steps.server.ip}}`; the sidecar serves its step on localhost; neither
+/// outlives the run.
+#[test]
+fn daemons_serve_the_steps_after_them_and_stop_with_their_scope_as_sidecars_do() {
+    let f = Ferry::new();
+    let (port, side) = (free_port().to_string(), free_port().to_string());
+    let file = examples().join("daemon.yaml");
+    let (code, doc) =
+        f.run(&[&file], &["-p", &format!("port={port}"), "-p", &format!("side-port={side}"), "--name", "daemon"]);
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    assert_eq!(node(&doc, "server")["outputs"]["ip"], "127.0.0.1");
+    assert_eq!(f.logs("daemon", "fetch").trim(), "hello from the daemon");
+    assert_eq!(f.logs("daemon", "with-sidecar").trim(), "hello from the sidecar");
+    for p in [&port, &side] {
+        let gone = std::net::TcpStream::connect(format!("127.0.0.1:{p}")).is_err();
+        assert!(gone, "something still listens on {p} after the run: a daemon or sidecar outlived it");
+    }
+    // A daemon that ends before its probe passes fails, and nothing after it runs.
+    let spec = format!(
+        "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: server, template: server}}\n    - - {{name: after, template: after}}\n  - name: server\n    daemon: true\n    container:\n      image: alpine\n      command: [sh, -c, 'exit 4']\n      readinessProbe: {{tcpSocket: {{port: {}}}, periodSeconds: 1}}\n  - name: after\n    container: {{image: alpine, command: [echo, never]}}\n",
+        free_port()
+    );
+    let file = f.workflow("early-daemon", &spec);
+    let (code, doc) = f.run(&[&file], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(node(&doc, "server")["phase"], "Failed");
+    assert!(
+        node(&doc, "server")["message"].as_str().unwrap().contains("ended before it was ready (Error (exit code 4))"),
+        "{}",
+        node(&doc, "server")["message"]
+    );
+    assert!(phases(&doc).iter().all(|(n, _)| !n.ends_with(".after")), "a step after a failed daemon ran");
+}
+
 #[test]
 fn a_failing_step_fails_the_run_with_its_exit_code() {
     let f = Ferry::new();
@@ -953,6 +994,53 @@ fn docker_runtime_passes_artifacts_between_containers() {
     let key =
         node(&doc, "generate")["outputs"]["artifacts"]["hello-art"]["location"]["key"].as_str().unwrap().to_string();
     assert!(f.home.path().join("artifacts").join(&key).exists(), "{key}");
+}
+
+/// Docker: a daemon is reached at its container's address, a sidecar on
+/// the localhost of its step (the main container joins its network).
+#[test]
+#[ignore = "needs Docker, testing/images/busybox.sh and deploy/images/build.sh fs: scripts/test.sh"]
+fn docker_runtime_runs_daemons_and_sidecars() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: server, template: server}
+    - - name: fetch
+        template: fetch
+        arguments: {parameters: [{name: url, value: "http://{{steps.server.ip}}:8080/index.txt"}]}
+    - - {name: with-sidecar, template: with-sidecar}
+  - name: server
+    daemon: true
+    container:
+      image: alpine:3.20
+      command: [sh, -c, "mkdir -p /tmp/site && echo daemon-page > /tmp/site/index.txt && exec httpd -f -p 8080 -h /tmp/site"]
+      readinessProbe: {httpGet: {path: /index.txt, port: 8080}, periodSeconds: 1}
+  - name: fetch
+    inputs: {parameters: [{name: url}]}
+    container: {image: alpine:3.20, command: [wget, -qO-, "{{inputs.parameters.url}}"]}
+  - name: with-sidecar
+    container:
+      image: alpine:3.20
+      command: [sh, -c, "for i in $(seq 100); do wget -qO- http://127.0.0.1:8081/index.txt && exit 0; sleep 0.1; done; exit 1"]
+    sidecars:
+    - name: web
+      image: alpine:3.20
+      command: [sh, -c, "mkdir -p /tmp/site && echo sidecar-page > /tmp/site/index.txt && exec httpd -f -p 8081 -h /tmp/site"]
+"#;
+    let file = f.workflow("docker-daemon", spec);
+    let (code, doc) = f.run_in_docker(&file);
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    let ip = node(&doc, "server")["outputs"]["ip"].as_str().unwrap().to_string();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback()), "{ip}");
+    assert_eq!(f.logs("docker-daemon", "fetch").trim(), "daemon-page");
+    assert_eq!(f.logs("docker-daemon", "with-sidecar").trim(), "sidecar-page");
+    let uid = doc["workflow"]["uid"].as_str().unwrap().to_string();
+    assert!(!uid.is_empty());
+    let mine = Command::new("docker").args(["ps", "-q", "--filter"]).arg(format!("label=ferry.run={uid}")).output();
+    let mine = mine.unwrap();
+    assert!(mine.status.success() && mine.stdout.is_empty(), "a daemon or sidecar container outlived the run");
 }
 
 #[test]

@@ -28,11 +28,27 @@ pub(crate) fn mounts(
     pod_dir: &Path,
     template: &Template,
 ) -> Result<Vec<Mounted>, RuntimeError> {
-    let wanted: &[VolumeMount] = match (&template.container, &template.script) {
+    mounts_of(plan, run_dir, pod_dir, template, main_mounts(template))
+}
+
+/// The `volumeMounts` of a template's main container.
+pub(crate) fn main_mounts(template: &Template) -> &[VolumeMount] {
+    match (&template.container, &template.script) {
         (Some(c), _) => &c.volume_mounts,
         (None, Some(s)) => &s.volume_mounts,
         _ => &[],
-    };
+    }
+}
+
+/// The directories of `wanted`, volumes of `template`'s pod (whose
+/// directory is `pod_dir`: its emptyDirs) or of the run.
+pub(crate) fn mounts_of(
+    plan: &Plan,
+    run_dir: &Path,
+    pod_dir: &Path,
+    template: &Template,
+    wanted: &[VolumeMount],
+) -> Result<Vec<Mounted>, RuntimeError> {
     let mut mounted = Vec::new();
     for m in wanted {
         let invalid =

@@ -950,6 +950,47 @@ spec:
     assert!(wrong.message().contains("target \"Z\" is not a task of this DAG"), "{}", wrong.message());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_serves_the_steps_after_it_and_stops_when_its_template_ends() {
+    let h = Harness::new(
+        FakeRuntime::new(WF).on("daemon", |_| Script::ok().takes(Duration::from_secs(30))).on("work", |_| Script::ok()),
+    );
+    let started = std::time::Instant::now();
+    let ran = h
+        .run(
+            r#"
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: inner, template: inner}
+    - - {name: later, template: work}
+  - name: inner
+    steps:
+    - - {name: d, template: daemon}
+    - - name: use
+        template: work
+        arguments: {parameters: [{name: at, value: "{{steps.d.ip}}"}]}
+  - name: daemon
+    daemon: true
+    container: {image: fake, command: [daemon]}
+  - name: work
+    inputs: {parameters: [{name: at, default: none}]}
+    container: {image: fake, command: [work], args: ["{{node.name}}", "{{inputs.parameters.at}}"]}
+"#,
+        )
+        .await;
+    assert_eq!(ran.phase(), Phase::Succeeded, "{}", ran.message());
+    assert!(started.elapsed() < Duration::from_secs(20), "the run waited for the daemon to end by itself");
+    let daemon = &h.runtime.runs_of("daemon")[0];
+    let (used, later) = (run_with_arg(&h, "wf[0].inner[1].use"), run_with_arg(&h, "wf[1].later"));
+    assert_eq!(used.argv[2], "127.0.0.1", "{{steps.d.ip}} is the daemon's address");
+    assert!(used.started >= daemon.started && used.started < daemon.end(), "the step used the running daemon");
+    assert!(daemon.end() <= later.started, "the daemon stopped when its template ended, before the next step");
+    assert_eq!(ran.node("wf[0].inner[0].d").phase, Phase::Succeeded);
+}
+
 // ---- artifacts through the driver ---------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

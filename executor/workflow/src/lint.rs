@@ -279,6 +279,22 @@ fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
         }
         TemplateKind::Container | TemplateKind::Script | TemplateKind::Steps | TemplateKind::Dag => {}
     }
+    if t.daemon == Some(true) {
+        if !t.kind().is_pod() {
+            push(format!("{path}.daemon"), "only a container or script template can be a daemon".into());
+        } else if !t.outputs.parameters.is_empty() || !t.outputs.artifacts.is_empty() {
+            push(
+                format!("{path}.outputs"),
+                "a daemon runs until its steps or DAG template ends, so its outputs would never be saved".into(),
+            );
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, s) in t.sidecars.iter().enumerate() {
+        if s.name.is_empty() || !names.insert(s.name.as_str()) {
+            push(format!("{path}.sidecars[{i}].name"), "each sidecar needs a name of its own".into());
+        }
+    }
 }
 
 /// Paths of a pod's artifacts, `from` of a steps or DAG template's output
@@ -927,7 +943,7 @@ fn known_sibling(scope: &str, name: &str, rest: &[&str], s: &Scope<'_>) -> Resul
                 | ["outputs", "parameters"]
                 | ["outputs", "parameters", _]
                 | ["outputs", "artifacts", _] => Ok(()),
-                ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] => Ok(()),
+                ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] | ["ip"] => Ok(()),
                 _ => Err("unknown field".into()),
             }
         }

@@ -526,6 +526,12 @@ pub struct Template {
     pub volumes: Vec<Volume>,
     /// Locks each node of this template holds while it runs.
     pub synchronization: Option<Synchronization>,
+    /// The pod keeps running, until the steps or DAG template that started
+    /// it ends, once ready: its dependents start then.
+    pub daemon: Option<bool>,
+    /// Containers beside the main one, started before it and stopped after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<Sidecar>,
     /// Recorded: no effect locally.
     pub metadata: Recorded,
     /// Recorded: no effect locally.
@@ -624,6 +630,139 @@ pub struct Container {
     pub security_context: Recorded,
     /// Recorded: no effect locally.
     pub name: Recorded,
+    /// When a daemon counts as ready: its dependents wait for it.
+    pub readiness_probe: Option<Probe>,
+    /// Recorded: no effect locally.
+    pub liveness_probe: Recorded,
+    /// Recorded: no effect locally.
+    pub startup_probe: Recorded,
+    /// Recorded: every port of the host is the step's (the local runtime
+    /// shares the host's network).
+    pub ports: Recorded,
+}
+
+/// A container of the pod beside the main one (`sidecars:`): started
+/// before it, stopped after it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sidecar {
+    /// Its name, unique in the template.
+    pub name: String,
+    /// The image (recorded, as the main container's).
+    #[serde(default)]
+    pub image: String,
+    /// The command (required in the local runtime).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// The working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Volumes mounted into it.
+    #[serde(default)]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Mount every volume the main container mounts, at the same paths.
+    #[serde(default)]
+    pub mirror_volume_mounts: bool,
+    /// Recorded: no effect locally.
+    pub resources: Recorded,
+    /// Recorded: no effect locally.
+    pub image_pull_policy: Recorded,
+    /// Recorded: no effect locally.
+    pub security_context: Recorded,
+    /// Recorded: a sidecar gates nothing.
+    pub readiness_probe: Recorded,
+    /// Recorded: no effect locally.
+    pub liveness_probe: Recorded,
+    /// Recorded: no effect locally.
+    pub startup_probe: Recorded,
+    /// Recorded: the host's network is shared.
+    pub ports: Recorded,
+}
+
+/// A Kubernetes probe: one of `exec`, `httpGet`, `tcpSocket`, tried every
+/// `periodSeconds` until it succeeds (readiness) or fails
+/// `failureThreshold` times in a row.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Probe {
+    /// Runs a command in the container: exit 0 is success.
+    pub exec: Option<ExecAction>,
+    /// An HTTP GET: a status from 200 to 399 is success.
+    pub http_get: Option<HttpGetAction>,
+    /// A TCP connection that opens is success.
+    pub tcp_socket: Option<TcpSocketAction>,
+    /// Wait this long before the first try (0).
+    pub initial_delay_seconds: Option<u64>,
+    /// Between tries (10).
+    pub period_seconds: Option<u64>,
+    /// One try's limit (1).
+    pub timeout_seconds: Option<u64>,
+    /// Failures in a row before giving up (3); ignored while a readiness
+    /// probe waits, as Kubernetes keeps probing a container that runs.
+    pub failure_threshold: Option<u32>,
+    /// Recorded: one success is enough.
+    pub success_threshold: Recorded,
+    /// Recorded.
+    pub termination_grace_period_seconds: Recorded,
+    /// Recorded.
+    pub grpc: Recorded,
+}
+
+/// `exec:` of a probe.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecAction {
+    /// The command and its arguments.
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+/// `httpGet:` of a probe.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpGetAction {
+    /// The path (`/`).
+    #[serde(default)]
+    pub path: String,
+    /// The port number.
+    pub port: AnyString,
+    /// The host (the pod's address).
+    #[serde(default)]
+    pub host: String,
+    /// `HTTP` (default) or `HTTPS`.
+    #[serde(default)]
+    pub scheme: String,
+    /// Headers sent.
+    #[serde(default)]
+    pub http_headers: Vec<HttpHeader>,
+}
+
+/// A header of an HTTP probe.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHeader {
+    /// The name.
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `tcpSocket:` of a probe.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TcpSocketAction {
+    /// The port number.
+    pub port: AnyString,
+    /// The host (the pod's address).
+    #[serde(default)]
+    pub host: String,
 }
 
 /// `script:` of a template: a container whose command runs `source`.
@@ -658,6 +797,15 @@ pub struct Script {
     pub security_context: Recorded,
     /// Recorded: no effect locally.
     pub name: Recorded,
+    /// When a daemon counts as ready: its dependents wait for it.
+    pub readiness_probe: Option<Probe>,
+    /// Recorded: no effect locally.
+    pub liveness_probe: Recorded,
+    /// Recorded: no effect locally.
+    pub startup_probe: Recorded,
+    /// Recorded: every port of the host is the step's (the local runtime
+    /// shares the host's network).
+    pub ports: Recorded,
 }
 
 /// `templateRef:` to a template of a `WorkflowTemplate`.
@@ -1344,6 +1492,8 @@ impl Template {
             archive_location: self.archive_location.clone(),
             volumes: self.volumes.clone(),
             synchronization: self.synchronization.clone(),
+            daemon: self.daemon,
+            sidecars: self.sidecars.clone(),
             metadata: self.metadata.clone(),
             node_selector: self.node_selector.clone(),
             tolerations: self.tolerations.clone(),

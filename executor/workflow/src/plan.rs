@@ -298,12 +298,16 @@ fn commands_for_local(spec: &WorkflowSpec, library: &BTreeMap<String, WorkflowSp
         .chain(library.iter().map(|(k, s)| (format!("WorkflowTemplate {k}: spec"), s)));
     for (prefix, spec) in specs {
         for (i, t) in spec.templates.iter().enumerate() {
+            let message = |image: &str| {
+                format!(
+                    "is required with the local runtime, which cannot read the entrypoint of image {image:?}: give the command, or use --runtime docker"
+                )
+            };
             if let Some(c) = t.container.as_ref().filter(|c| c.command.is_empty()) {
-                let message = format!(
-                    "is required with the local runtime, which cannot read the entrypoint of image {:?}: give the command, or use --runtime docker",
-                    c.image
-                );
-                problems.push(problem(format!("{prefix}.templates[{i}].container.command"), message));
+                problems.push(problem(format!("{prefix}.templates[{i}].container.command"), message(&c.image)));
+            }
+            for (j, s) in t.sidecars.iter().enumerate().filter(|(_, s)| s.command.is_empty()) {
+                problems.push(problem(format!("{prefix}.templates[{i}].sidecars[{j}].command"), message(&s.image)));
             }
         }
     }

@@ -103,11 +103,18 @@ pub struct Outputs {
     /// The exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// A daemon's address (`{{steps.X.ip}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 impl Outputs {
     /// Nothing recorded.
     pub fn is_empty(&self) -> bool {
-        self.parameters.is_empty() && self.artifacts.is_empty() && self.result.is_none() && self.exit_code.is_none()
+        self.parameters.is_empty()
+            && self.artifacts.is_empty()
+            && self.result.is_none()
+            && self.exit_code.is_none()
+            && self.ip.is_none()
     }
 }

@@ -174,7 +174,7 @@ impl Vars {
     fn sibling_vars(&self, key: &str, vars: &mut BTreeMap<String, String>) {
         let Some(o) = self.siblings.get(key) else { return };
         let mut fields: Vec<String> =
-            ["status", "id", "startedAt", "finishedAt", "exitCode", "outputs.result", "outputs.parameters"]
+            ["status", "id", "startedAt", "finishedAt", "exitCode", "ip", "outputs.result", "outputs.parameters"]
                 .map(String::from)
                 .to_vec();
         let mut params: Vec<&String> = o.outputs.parameters.keys().collect();
@@ -204,6 +204,7 @@ impl Vars {
             "startedAt" => Some(fmt_time(o.started)),
             "finishedAt" => Some(fmt_time(o.finished)),
             "exitCode" => o.outputs.exit_code.map(|c| c.to_string()),
+            "ip" => o.outputs.ip.clone(),
             "outputs.result" => match &o.children {
                 Some(children) => Some(aggregate::results(children)),
                 None => Some(o.outputs.result.clone().unwrap_or_default()),

@@ -124,6 +124,10 @@ pub struct Controller {
     fixed_vars: BTreeMap<String, String>,
     /// Woken by every node change: the workflow's named hooks re-evaluate then.
     changed: Notify,
+    /// Daemons that are ready and still run, each with the token that
+    /// stops it: cancelled when the steps or DAG template that started it
+    /// ends, which then waits for them.
+    daemons: Mutex<Vec<(CancellationToken, tokio::task::JoinHandle<()>)>>,
 }
 
 /// How a run ended.
@@ -171,6 +175,7 @@ impl Controller {
             observer,
             fixed_vars,
             changed: Notify::new(),
+            daemons: Mutex::new(Vec::new()),
         }))
     }
 
@@ -205,6 +210,12 @@ impl Controller {
         if let Some(hooks) = hooks {
             hooks.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         }
+        // Every scope has ended; a daemon left is one whose scope was
+        // interrupted before it could stop it.
+        for (stop, _) in self.daemons.lock().iter() {
+            stop.cancel();
+        }
+        self.stop_daemons().await;
         if let Some(exit) = self.run_exit_handler(result.phase).await
             && exit.phase.is_done()
             && !exit.phase.is_ok()
@@ -455,7 +466,27 @@ impl Controller {
         if ended.phase.is_done() && !ended.phase.is_ok() && cancel.is_cancelled() && ended.message.is_empty() {
             ended.message = "Step exceeded its deadline".to_string();
         }
+        // The scope ends: its daemons stop before its node ends, so what
+        // runs next finds their ports free.
+        if matches!(kind, NodeKind::Steps | NodeKind::Dag) {
+            cancel.cancel();
+            self.stop_daemons().await;
+        }
         self.finish(id, ended)
+    }
+
+    /// Waits for every daemon that has been told to stop.
+    async fn stop_daemons(&self) {
+        let stopping: Vec<_> = {
+            let mut daemons = self.daemons.lock();
+            let (stopping, running) =
+                std::mem::take(&mut *daemons).into_iter().partition(|(stop, _)| stop.is_cancelled());
+            *daemons = running;
+            stopping
+        };
+        for (_, daemon) in stopping {
+            let _ = daemon.await;
+        }
     }
 
     /// Takes the template's `synchronization` locks for this node, showing

@@ -8,7 +8,8 @@ use super::outcome::Ended;
 use crate::artifacts::StepContext;
 use crate::drivers::{DRIVER_GRACE, DriverPool};
 use crate::error::StepError;
-use crate::runtime::{DriverRole, PodExit, PodSpec};
+use crate::probe;
+use crate::runtime::{DriverRole, PodExit, PodSpec, Runtime, RuntimeError};
 use crate::volumes;
 use ferry_workflow::binding::{Bound, BoundArtifact};
 use ferry_workflow::model::Template;
@@ -36,11 +37,16 @@ impl Controller {
         self.set_running(id);
         let pod_name = naming::pod_name(&self.plan.name, &template.name, &call.name);
         tracing::Span::current().record("pod", pod_name.as_str());
-        let pod = match PodSpec::from_template(&self.wf.dir, &pod_name, template).and_then(|p| {
+        let pods = PodSpec::from_template(&self.wf.dir, &pod_name, template).and_then(|p| {
             let volumes = volumes::mounts(&self.plan, &self.wf.dir, &p.dir, template)?;
-            Ok(PodSpec { deadline, run: self.wf.uid.clone(), volumes, ..p })
-        }) {
-            Ok(pod) => pod,
+            let p = PodSpec { deadline, run: self.wf.uid.clone(), volumes, ..p };
+            let sidecars = self.sidecar_pods(&p, template)?;
+            // The main container joins the first sidecar's network, as
+            // containers of one Kubernetes pod share theirs.
+            Ok((PodSpec { network_of: sidecars.first().map(|s| s.name.clone()), ..p }, sidecars))
+        });
+        let (pod, sidecar_pods) = match pods {
+            Ok(pods) => pods,
             Err(e) => return Ended::error(e),
         };
         let ctx = StepContext {
@@ -55,9 +61,15 @@ impl Controller {
         if let Err(ended) = self.load_inputs(&ctx, &bound.artifacts).await {
             return ended;
         }
+        let containers = Sidecars::start(self.runtime.clone(), sidecar_pods);
+        if template.daemon == Some(true) {
+            return self.run_daemon(&pod, template, containers, cancel).await;
+        }
         let sidecars = self.step_pool(&pod, DriverRole::Sidecar);
         let ctx = StepContext { drivers: sidecars.as_ref().unwrap_or(&self.drivers), ..ctx };
-        let exit = match self.run_main(&ctx, sidecars.as_ref(), cancel).await {
+        let exit = self.run_main(&ctx, sidecars.as_ref(), cancel).await;
+        containers.stop().await;
+        let exit = match exit {
             Ok(exit) => exit,
             Err(ended) => return ended,
         };
@@ -67,6 +79,84 @@ impl Controller {
             let _ = std::fs::remove_dir_all(pod.dir.join("root"));
         }
         ended
+    }
+
+    /// The pods of the template's `sidecars`, each with its own mounts (the
+    /// main container's too with `mirrorVolumeMounts`).
+    fn sidecar_pods(&self, pod: &PodSpec, template: &Template) -> Result<Vec<PodSpec>, RuntimeError> {
+        let mut pods = Vec::new();
+        for sidecar in &template.sidecars {
+            let mirrored = if sidecar.mirror_volume_mounts { volumes::main_mounts(template) } else { &[] };
+            let wanted: Vec<_> = sidecar.volume_mounts.iter().chain(mirrored).cloned().collect();
+            let volumes = volumes::mounts_of(&self.plan, &self.wf.dir, &pod.dir, template, &wanted)?;
+            let side = pod.sidecar(sidecar, volumes)?;
+            let network_of = pods.first().map(|p: &PodSpec| p.name.clone());
+            pods.push(PodSpec { network_of, ..side });
+        }
+        Ok(pods)
+    }
+
+    /// Runs a daemon: once its readiness probe passes (at once without
+    /// one) the node succeeds with the pod's address as `ip`, and the pod
+    /// keeps running, with its sidecars, until `cancel`: the end of the
+    /// steps or DAG template that started it (or the run's).
+    async fn run_daemon(
+        self: &Arc<Self>,
+        pod: &PodSpec,
+        template: &Template,
+        containers: Sidecars,
+        cancel: CancellationToken,
+    ) -> Ended {
+        let runtime = self.runtime.clone();
+        let (main, stop) = (pod.clone(), cancel.child_token());
+        let stopped = stop.clone();
+        let mut process = tokio::spawn(async move { runtime.run(&main, stopped).await });
+        let probe = template.container.as_ref().and_then(|c| c.readiness_probe.as_ref());
+        let probe = probe.or_else(|| template.script.as_ref().and_then(|s| s.readiness_probe.as_ref()));
+        let ready = async {
+            let address = self.runtime.address(pod).await.map_err(|e| e.to_string())?;
+            if let Some(probe) = probe {
+                probe::wait_ready(self.runtime.as_ref(), pod, &address, probe).await?;
+            }
+            Ok::<_, String>(address)
+        };
+        let ready = tokio::select! {
+            ready = ready => ready,
+            exit = &mut process => {
+                containers.stop().await;
+                return match exit {
+                    Ok(Ok(exit)) if exit.cancelled && self.interrupt.is_cancelled() => Ended::unfinished(),
+                    Ok(Ok(exit)) => {
+                        let (phase, message) = exit_phase(&exit);
+                        let phase = if phase == Phase::Succeeded { Phase::Failed } else { phase };
+                        Ended::new(phase, format!("the daemon ended before it was ready ({message})"))
+                    }
+                    Ok(Err(e)) => Ended::error(e),
+                    Err(e) => Ended::error(format!("the daemon's task failed: {e}")),
+                };
+            }
+        };
+        let address = match ready {
+            Ok(address) => address,
+            Err(why) => {
+                stop.cancel();
+                let _ = process.await;
+                containers.stop().await;
+                return Ended::error(format!("readinessProbe: {why}"));
+            }
+        };
+        let dir = pod.dir.clone();
+        let daemon = tokio::spawn(async move {
+            let _ = process.await;
+            containers.stop().await;
+            volumes::release_pod(&dir);
+        });
+        self.daemons.lock().push((stop, daemon));
+        Ended {
+            phase: Phase::Succeeded,
+            message: String::new(),
+            outputs: Outputs { ip: Some(address), ..Outputs::default() },
+        }
     }
 
     /// Loads the step's inputs, through init drivers of its own when the
@@ -157,6 +247,36 @@ impl Controller {
         let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
         let logs = pod.log.parent().map_or_else(|| pod.dir.clone(), std::path::Path::to_path_buf);
         Some(DriverPool::with_short_sockets(self.plan.registry.clone(), None, tag, logs).with_launcher(launcher))
+    }
+}
+
+/// The running `sidecars` of a step: started before its main container,
+/// stopped (and waited for) after it; how they end does not change the step's.
+struct Sidecars {
+    cancel: CancellationToken,
+    running: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sidecars {
+    fn start(runtime: Arc<dyn Runtime>, pods: Vec<PodSpec>) -> Sidecars {
+        let cancel = CancellationToken::new();
+        let running = pods
+            .into_iter()
+            .map(|pod| {
+                let (runtime, cancel) = (runtime.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = runtime.run(&pod, cancel).await {
+                        tracing::warn!(sidecar = %pod.name, "the sidecar could not run: {e}");
+                    }
+                })
+            })
+            .collect();
+        Sidecars { cancel, running }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        futures::future::join_all(self.running).await;
     }
 }
 

@@ -77,6 +77,7 @@ impl DockerRuntime {
         pod: &'a PodSpec,
         mounts: &[String],
         name: &str,
+        network: Option<&str>,
     ) -> Result<(tokio::process::Command, &'a str), RuntimeError> {
         let invalid = |what: &str| RuntimeError::Invalid(what.into());
         let mut cmd = tokio::process::Command::new("docker");
@@ -93,6 +94,9 @@ impl DockerRuntime {
         };
         cmd.arg("--label").arg(format!("{RUN_LABEL}={}", pod.run));
         cmd.arg("--label").arg(format!("{GROUP_LABEL}={}", pod.name));
+        if let Some(network) = network {
+            cmd.arg("--network").arg(format!("container:{network}"));
+        }
         for dir in mounts {
             cmd.arg("-v").arg(format!("{}:{dir}", self.host_path(pod, dir).display()));
         }
@@ -150,11 +154,39 @@ impl Runtime for DockerRuntime {
         stop_earlier_attempts(run)
     }
 
+    async fn address(&self, pod: &PodSpec) -> Result<String, RuntimeError> {
+        let id = running_container(&pod.name, &CancellationToken::new()).await?;
+        let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}";
+        let out = docker_output(&["inspect", "--format", format, &id]).await?;
+        out.split_whitespace()
+            .next()
+            .map(str::to_string)
+            .ok_or_else(|| RuntimeError::Refused(format!("container {id} of pod {} has no IP address", pod.name)))
+    }
+
+    async fn exec_probe(&self, pod: &PodSpec, argv: &[String], timeout: Duration) -> bool {
+        let Ok(id) = running_container(&pod.name, &CancellationToken::new()).await else { return false };
+        let mut command = tokio::process::Command::new("docker");
+        command
+            .arg("exec")
+            .arg(&id)
+            .args(argv)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        matches!(tokio::time::timeout(timeout, command.status()).await, Ok(Ok(status)) if status.success())
+    }
+
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
         let mounts = pod.own_dirs();
         pod.stage(&mounts, str::to_string)?;
         let name = Self::container_name(pod);
-        let (mut cmd, image) = self.command(pod, &mounts, &name)?;
+        let network = match &pod.network_of {
+            Some(owner) => Some(running_container(owner, &cancel).await?),
+            None => None,
+        };
+        let (mut cmd, image) = self.command(pod, &mounts, &name, network.as_deref())?;
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(&pod.log).map_err(io("opening", &pod.log))?;
         let log = Arc::new(Mutex::new(log));
@@ -193,6 +225,41 @@ impl Runtime for DockerRuntime {
         exit.code = status.code();
         Ok(exit)
     }
+}
+
+/// How long a container waits for the pod container whose network it
+/// joins (`docker run` of a sidecar may still be creating it).
+const NETWORK_WAIT: Duration = Duration::from_secs(60);
+
+/// The id of the running container of pod `pod`, waiting for it to start.
+async fn running_container(pod: &str, cancel: &CancellationToken) -> Result<String, RuntimeError> {
+    let filter = format!("label={GROUP_LABEL}={pod}");
+    let started = std::time::Instant::now();
+    loop {
+        let out = docker_output(&["ps", "-q", "--no-trunc", "--filter", &filter, "--filter", "status=running"]).await?;
+        if let Some(id) = out.split_whitespace().next() {
+            return Ok(id.to_string());
+        }
+        if started.elapsed() > NETWORK_WAIT || cancel.is_cancelled() {
+            return Err(RuntimeError::Refused(format!("no running container of pod {pod} after {NETWORK_WAIT:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Standard output of a docker command that must succeed.
+async fn docker_output(args: &[&str]) -> Result<String, RuntimeError> {
+    let out = tokio::process::Command::new("docker")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(process("running docker".into()))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(RuntimeError::Refused(format!("docker {}: {}", args[0], why.trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Removes every container labelled with run `uid`, running or not: a
@@ -256,7 +323,7 @@ mod tests {
     fn a_container_without_a_command_runs_the_images_entrypoint() {
         let rt = DockerRuntime::default();
         let argv = |pod: &PodSpec| {
-            let (cmd, _) = rt.command(pod, &[], "c").unwrap();
+            let (cmd, _) = rt.command(pod, &[], "c", None).unwrap();
             cmd.as_std().get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
         };
         let mut pod = PodSpec { image: "alpine".into(), argv: vec!["echo".into(), "hi".into()], ..Default::default() };

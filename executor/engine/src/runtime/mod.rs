@@ -10,7 +10,7 @@ pub mod sandbox;
 use crate::drivers::Launcher;
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;
-use ferry_workflow::model::{EnvVar, SCRIPT_PATH, Template};
+use ferry_workflow::model::{EnvVar, SCRIPT_PATH, Sidecar, Template};
 use ferry_workflow::naming::{INIT_DRIVER_PREFIX, SIDECAR_DRIVER_PREFIX};
 use parking_lot::Mutex;
 use std::io::Write;
@@ -54,6 +54,11 @@ pub struct PodSpec {
     pub log: PathBuf,
     /// Killed after this long.
     pub deadline: Option<Duration>,
+    /// The pod (a sidecar of the same step) whose network this one joins,
+    /// so the step's containers reach each other on localhost as in a
+    /// Kubernetes pod. The local runtime ignores it: every step shares the
+    /// host's network.
+    pub network_of: Option<String>,
 }
 
 /// A directory of this host that a step sees at `path` (a volume).
@@ -108,6 +113,30 @@ pub trait Runtime: Send + Sync {
     /// How the run's own drivers (artifact GC after the run) start.
     fn run_drivers(&self, _run: &WorkflowRecord) -> Launcher {
         Launcher::Process
+    }
+
+    /// The address at which other steps reach this running pod
+    /// (`{{steps.X.ip}}` of a daemon): loopback by default, as every local
+    /// step shares the host's network.
+    async fn address(&self, _pod: &PodSpec) -> Result<String, RuntimeError> {
+        Ok("127.0.0.1".to_string())
+    }
+
+    /// Runs a probe's command for the running pod, with the pod's
+    /// environment: whether it exited 0 within `timeout`. By default on
+    /// this host, in the pod's directory.
+    async fn exec_probe(&self, pod: &PodSpec, argv: &[String], timeout: Duration) -> bool {
+        let Some((program, args)) = argv.split_first() else { return false };
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .current_dir(&pod.dir)
+            .envs(pod.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        matches!(tokio::time::timeout(timeout, command.status()).await, Ok(Ok(status)) if status.success())
     }
 
     /// Makes sure nothing an earlier `ferry` process started for `run` is
@@ -214,19 +243,18 @@ impl PodSpec {
             log: logs.join(format!("{pod_name}.log")),
             ..Default::default()
         };
-        let env = |vars: &[EnvVar]| vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
         if let Some(c) = &template.container {
             pod.image = c.image.clone();
             pod.argv = c.command.iter().chain(&c.args).cloned().collect();
             pod.image_entrypoint = c.command.is_empty();
-            pod.env = env(&c.env);
+            pod.env = env_pairs(&c.env);
             pod.working_dir = c.working_dir.clone();
         } else if let Some(s) = &template.script {
             pod.image = s.image.clone();
             let (command, args) = s.command_and_args();
             pod.argv = command.into_iter().chain(args).collect();
             pod.files.push((SCRIPT_PATH.to_string(), s.source.clone()));
-            pod.env = env(&s.env);
+            pod.env = env_pairs(&s.env);
             pod.working_dir = s.working_dir.clone();
             pod.paths.push(SCRIPT_PATH.to_string());
         } else {
@@ -244,6 +272,28 @@ impl PodSpec {
             pod.paths.push(pod.working_dir.clone());
         }
         Ok(pod)
+    }
+
+    /// A sidecar of this pod: its own process (its own directory and log,
+    /// `<pod>-<sidecar>.log`), seeing `volumes` and nothing else of the step.
+    pub fn sidecar(&self, sidecar: &Sidecar, volumes: Vec<Mounted>) -> Result<PodSpec, RuntimeError> {
+        let name = format!("{}-{}", self.name, sidecar.name);
+        let dir = self.dir.join("sidecars").join(&sidecar.name);
+        std::fs::create_dir_all(dir.join("root")).map_err(io("creating", &dir))?;
+        let log = self.log.with_file_name(format!("{name}.log"));
+        Ok(PodSpec {
+            name,
+            run: self.run.clone(),
+            dir,
+            image: sidecar.image.clone(),
+            argv: sidecar.command.iter().chain(&sidecar.args).cloned().collect(),
+            image_entrypoint: sidecar.command.is_empty(),
+            env: env_pairs(&sidecar.env),
+            working_dir: sidecar.working_dir.clone(),
+            volumes,
+            log,
+            ..PodSpec::default()
+        })
     }
 
     /// The step's own directories, mounted at their real paths (in a
@@ -607,6 +657,19 @@ impl Runtime for LocalRuntime {
         matches!(self.isolation, Isolation::Namespaces { .. })
     }
 
+    /// Loopback, once the pod's process has started (its record is written
+    /// right after the start).
+    async fn address(&self, pod: &PodSpec) -> Result<String, RuntimeError> {
+        let started = std::time::Instant::now();
+        while !pod.dir.join(PROCESS_RECORD).exists() {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(RuntimeError::Refused(format!("the process of pod {} did not start in 30 s", pod.name)));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok("127.0.0.1".to_string())
+    }
+
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
         if pod.image_entrypoint {
             return Err(RuntimeError::Invalid(format!(
@@ -788,6 +851,11 @@ pub(crate) async fn copy_output(
 /// directory was started by an earlier `ferry` process of this run (a
 /// resumed run): its attempt gets a fresh directory, `<pod>.2`, `<pod>.3`,
 /// so it never writes into what the earlier attempt left.
+/// A container's `env` as the process's environment.
+fn env_pairs(vars: &[EnvVar]) -> Vec<(String, String)> {
+    vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect()
+}
+
 pub(crate) fn pod_dir(run_dir: &Path, pod_name: &str) -> PathBuf {
     let first = run_dir.join("pods").join(pod_name);
     (1u32..)

@@ -211,6 +211,14 @@ impl Runtime for FakeRuntime {
         pod.dir.join("root").join(path.trim_start_matches('/'))
     }
 
+    /// Loopback, once the pod has started, as the local runtime does.
+    async fn address(&self, pod: &PodSpec) -> Result<String, RuntimeError> {
+        while !self.records.lock().unwrap().iter().any(|r| r.pod == pod.name) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok("127.0.0.1".to_string())
+    }
+
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
         let template = self.template_of(&pod.name);
         let (script, at) = {
