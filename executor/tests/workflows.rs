@@ -358,21 +358,34 @@ fn bad_workflows_fail_lint_with_the_field_path() {
         assert!(!o.status.success());
     }
     let file =
-        f.workflow("unsupported", "  entrypoint: main\n  templates:\n  - name: main\n    resource: {action: create}\n");
+        f.workflow("unsupported", "  entrypoint: main\n  templates:\n  - name: main\n    podSpec: {action: create}\n");
     let o = f.ferry(&["lint", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("resource"),
+        err.contains("unsupported.yaml:8:") && err.contains("spec.templates[0]") && err.contains("podSpec"),
         "{err}"
     );
     // An unknown field inside an inline template is named with its path.
     let file = f.workflow(
         "unsupported-inline",
-        "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - name: a\n        inline: {resource: {action: create}}\n",
+        "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - name: a\n        inline: {podSpec: {action: create}}\n",
     );
     let o = f.ferry(&["lint", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("spec.templates[0].steps[0][0].inline") && err.contains("resource"), "{err}");
+    assert!(err.contains("spec.templates[0].steps[0][0].inline") && err.contains("podSpec"), "{err}");
+    // A resource template is refused for what it needs, before anything runs.
+    let file =
+        f.workflow("resource", "  entrypoint: main\n  templates:\n  - name: main\n    resource: {action: create}\n");
+    let o = f.ferry(&["run", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "spec.templates[0].resource: a resource template creates Kubernetes objects, which needs a cluster"
+        ),
+        "{err}"
+    );
+    assert!(!f.home.path().join("runs").join("resource").exists(), "nothing of the run was made");
     for ok in
         ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml", "inline-gc.yaml", "expressions.yaml", "hooks.yaml"]
     {

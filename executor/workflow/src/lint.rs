@@ -262,13 +262,24 @@ fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
         TemplateKind::Several => {
             push(path.into(), format!("{} has more than one of container, script, steps, dag, suspend", describe(t)))
         }
-        TemplateKind::None => push(
-            path.into(),
-            format!(
-                "{} has none of container, script, steps, dag, suspend (resource, http, data and containerSet templates are not supported)",
-                describe(t)
-            ),
-        ),
+        TemplateKind::None => {
+            let unsupported = [
+                (
+                    t.resource.is_some(),
+                    "resource",
+                    "a resource template creates Kubernetes objects, which needs a cluster: ferry run cannot apply it (run the workflow in Argo)",
+                ),
+                (t.data.is_some(), "data", "data templates are not supported"),
+                (t.container_set.is_some(), "containerSet", "containerSet templates are not supported"),
+                (t.plugin.is_some(), "plugin", "an executor plugin runs in a cluster: ferry run cannot call it"),
+            ];
+            match unsupported.into_iter().find(|(set, ..)| *set) {
+                Some((_, field, why)) => push(format!("{path}.{field}"), why.into()),
+                None => {
+                    push(path.into(), format!("{} has none of container, script, steps, dag, suspend", describe(t)))
+                }
+            }
+        }
         TemplateKind::Suspend => {
             if let Some(d) = t.suspend.as_ref().and_then(|s| s.duration.as_ref())
                 && !d.0.contains("{{")

@@ -534,6 +534,20 @@ pub struct Template {
     pub sidecars: Vec<Sidecar>,
     /// Recorded: no effect locally.
     pub metadata: Recorded,
+    /// Recorded: Argo's display name and other pod annotations.
+    pub annotations: Recorded,
+    /// Refused by lint: creating Kubernetes objects needs a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Recorded,
+    /// Refused by lint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Recorded,
+    /// Refused by lint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_set: Recorded,
+    /// Refused by lint: executor plugins run in a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Recorded,
     /// Recorded: no effect locally.
     pub node_selector: Recorded,
     /// Recorded: no effect locally.
@@ -1495,6 +1509,11 @@ impl Template {
             daemon: self.daemon,
             sidecars: self.sidecars.clone(),
             metadata: self.metadata.clone(),
+            annotations: self.annotations.clone(),
+            resource: self.resource.clone(),
+            data: self.data.clone(),
+            container_set: self.container_set.clone(),
+            plugin: self.plugin.clone(),
             node_selector: self.node_selector.clone(),
             tolerations: self.tolerations.clone(),
             service_account_name: self.service_account_name.clone(),
@@ -1544,7 +1563,7 @@ pub enum TemplateKind {
     Dag,
     /// `suspend`: waits for a duration or until resumed.
     Suspend,
-    /// None of the five (resource, http, data, containerSet).
+    /// None of them (a resource, data, containerSet or plugin template, which lint refuses).
     None,
     /// More than one of the five.
     Several,
@@ -1600,12 +1619,12 @@ mod tests {
     #[test]
     fn an_unsupported_field_is_named_with_its_line() {
         let err = load(
-            "# leading comment\n---\napiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    resource: {}\n",
+            "# leading comment\n---\napiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    podSpec: {}\n",
         )
         .unwrap_err();
         assert_eq!(err.line, 9, "{err}");
         assert!(err.message.contains("spec.templates[0]"), "{err}");
-        assert!(err.message.contains("resource"), "{err}");
+        assert!(err.message.contains("podSpec"), "{err}");
     }
 
     #[test]

@@ -588,6 +588,20 @@ const HOST_SYSTEM_DIRS: [&str; 13] =
 /// that reach `/` or `/tmp` first are the step's own already. Outermost only.
 fn sandbox_dirs(pod: &PodSpec) -> Result<Vec<String>, RuntimeError> {
     let declared = pod.paths.iter().chain(pod.files.iter().map(|(p, _)| p));
+    // A declared path that is a system directory of the host, or inside
+    // one, would hide the host's (the step's own copy of the deepest host
+    // directory on its way replaces it): `/etc` as an output names the
+    // image's files in Argo, which the local runtime does not have.
+    for path in declared.clone().filter(|p| pod.volume_at(p).is_none()) {
+        let path = path.trim_end_matches('/');
+        let under = |s: &str| path == s || path.strip_prefix(s).is_some_and(|rest| rest.starts_with('/'));
+        if let Some(system) = HOST_SYSTEM_DIRS.into_iter().find(|s| under(s)) {
+            return Err(RuntimeError::Invalid(format!(
+                "the step declares {path}, the host's {system} in the local runtime, which has no image to take it \
+                 from: use a path elsewhere, or --runtime docker"
+            )));
+        }
+    }
     let starts = declared
         .filter(|p| p.starts_with('/') && p.len() > 1 && pod.volume_at(p).is_none() && **p != pod.working_dir)
         .filter_map(|p| Path::new(p.trim_end_matches('/')).parent().map(Path::to_path_buf))
@@ -598,13 +612,6 @@ fn sandbox_dirs(pod: &PodSpec) -> Result<Vec<String>, RuntimeError> {
         if dir == "/" || dir == "/tmp" || dir.starts_with("/tmp/") || start.as_os_str() == dir && dir == pod.working_dir
         {
             continue;
-        }
-        let under = |s: &str| dir == s || dir.strip_prefix(s).is_some_and(|rest| rest.starts_with('/'));
-        if let Some(system) = HOST_SYSTEM_DIRS.into_iter().find(|s| under(s)) {
-            return Err(RuntimeError::Invalid(format!(
-                "the step declares a path in {dir}, inside the host's {system}: the local runtime would have to give \
-                 the step its own {dir}; use a path elsewhere, or --runtime docker"
-            )));
         }
         dirs.push(dir.to_string());
     }
@@ -900,6 +907,21 @@ mod tests {
             paths: vec!["/tmp/out".into(), "/tmp/out/x".into(), "/data".into()],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_declared_host_system_directory_is_refused_and_others_get_their_own_copy() {
+        let pod =
+            |paths: &[&str]| PodSpec { paths: paths.iter().map(|p| p.to_string()).collect(), ..Default::default() };
+        for refused in [&["/etc"][..], &["/tmp/a", "/usr/local/out/"], &["/etc/app/conf"], &["/dev/shm/x"]] {
+            let err = sandbox_dirs(&pod(refused)).unwrap_err().to_string();
+            assert!(err.contains("the host's /") && err.contains("--runtime docker"), "{refused:?}: {err}");
+        }
+        // A path under /tmp needs no copy (the step's /tmp is its own); one
+        // at the top gets none of the host's directories; one under /opt a
+        // copy of the deepest host directory on its way.
+        let dirs = sandbox_dirs(&pod(&["/tmp/x/y", "/result.txt", "/opt/ferry-test-out/a"])).unwrap();
+        assert_eq!(dirs, ["/opt"]);
     }
 
     #[test]

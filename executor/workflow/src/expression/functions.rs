@@ -34,6 +34,19 @@ pub fn go_string(value: &Value) -> String {
     }
 }
 
+/// A map literal's value, from its keys and values in turn (see
+/// `scan::rewrite_maps`).
+fn map_of_pairs(args: Vec<Value>) -> expr::Result<Value> {
+    let mut map = Value::Map(Default::default());
+    let Value::Map(entries) = &mut map else { unreachable!("just made") };
+    let mut args = args.into_iter();
+    while let Some(key) = args.next() {
+        let Value::String(key) = key else { return Err(fail(format!("a map key must be a string, not {key}"))) };
+        entries.insert(key, args.next().unwrap_or_default());
+    }
+    Ok(map)
+}
+
 fn as_int(args: Vec<Value>) -> expr::Result<Value> {
     arity("asInt", &args, 1)?;
     match &args[0] {
@@ -88,6 +101,7 @@ fn jsonpath(args: Vec<Value>) -> expr::Result<Value> {
 /// Adds Argo's functions to `env`.
 pub(super) fn add_argo_functions(env: &mut Environment<'_>) {
     env.add_function("asInt", |c| as_int(c.args));
+    env.add_function(super::scan::MAP_FUNCTION, |c| map_of_pairs(c.args));
     env.add_function("asFloat", |c| as_float(c.args));
     env.add_function("toJson", |c| to_json_text(c.args));
     env.add_function("jsonpath", |c| jsonpath(c.args));

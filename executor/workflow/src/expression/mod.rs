@@ -85,10 +85,9 @@ fn compile(expression: &str) -> Result<expr::Program, ExpressionError> {
     if depth > MAX_NESTING {
         return Err(parse_error(expression, format!("brackets nest {depth} deep, more than {MAX_NESTING}")));
     }
-    let rewritten = scan::rewrite_sprig(expression);
-    // The crate panics on some input it cannot build a tree for (a map
-    // literal whose values are not constants); that is a bad expression,
-    // not a reason to bring the run down.
+    let rewritten = scan::rewrite_maps(&scan::rewrite_sprig(expression));
+    // The crate panics on some input it cannot build a tree for; that is a
+    // bad expression, not a reason to bring the run down.
     match std::panic::catch_unwind(|| expr::compile(&rewritten)) {
         Ok(compiled) => compiled.map_err(|e| parse_error(expression, unsprig(&e.to_string()))),
         Err(panic) => Err(parse_error(expression, format!("expr-lang cannot build it: {}", panic_text(&panic)))),

@@ -103,6 +103,106 @@ pub(super) fn rewrite_sprig(text: &str) -> String {
     out
 }
 
+/// The function a map literal becomes (see [`rewrite_maps`]).
+pub(super) const MAP_FUNCTION: &str = "ferry_map";
+
+/// Rewrites map literals, `{k: v, "k2": v2}`, into calls of
+/// [`MAP_FUNCTION`], `ferry_map("k", v, "k2", v2)`. The crate builds a map
+/// literal only from constants and panics on any other value (`{avg:
+/// sprig.add(a, b)}`), which Argo's expressions use; a call takes any
+/// expression. A `{` opens a map literal when a key and `:` follow it (a
+/// closure such as `{# * 2}` or `{x ? a : b}` does not start that way);
+/// keys are read after the `{` and after each top-level `,` of the literal.
+pub(super) fn rewrite_maps(text: &str) -> String {
+    let spans = pieces(text);
+    // Where each literal (string or comment) that starts at a byte ends.
+    let mut literal_end = vec![0usize; text.len()];
+    for &(piece, start, end) in &spans {
+        if piece == Piece::Literal {
+            literal_end[start] = end;
+        }
+    }
+    let bytes = text.as_bytes();
+    let skip_space = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() && literal_end[i] == 0 {
+            i += 1;
+        }
+        i
+    };
+    // From `from`, a key and its `:`: (what to write for them, where the value starts).
+    let key_at = |from: usize| -> Option<(String, usize)> {
+        let i = skip_space(from);
+        let (key, end) = if i < bytes.len() && literal_end[i] > i && matches!(bytes[i], b'"' | b'\'') {
+            (text[i..literal_end[i]].to_string(), literal_end[i])
+        } else if i < bytes.len() && literal_end[i] == 0 && is_ident_start(bytes[i]) && !matches!(bytes[i], b'#' | b'$')
+        {
+            let end = (i + 1..bytes.len()).find(|&j| !is_ident(bytes[j])).unwrap_or(bytes.len());
+            (format!("\"{}\"", &text[i..end]), end)
+        } else {
+            return None;
+        };
+        let colon = skip_space(end);
+        (bytes.get(colon) == Some(&b':') && bytes.get(colon + 1) != Some(&b':') && literal_end[colon] == 0)
+            .then(|| (format!("{}{key},", &text[from..i]), colon + 1))
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    // Open brackets; `m` for a `{` that opened a map literal.
+    let mut open: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if literal_end[i] > i {
+            out.push_str(&text[i..literal_end[i]]);
+            i = literal_end[i];
+            continue;
+        }
+        let key = match bytes[i] {
+            b'{' => match key_at(i + 1) {
+                Some(key) => {
+                    out.push_str(MAP_FUNCTION);
+                    out.push('(');
+                    open.push(b'm');
+                    Some(key)
+                }
+                None => {
+                    open.push(b'{');
+                    out.push('{');
+                    None
+                }
+            },
+            b'(' | b'[' => {
+                open.push(bytes[i]);
+                out.push(bytes[i] as char);
+                None
+            }
+            b'}' => {
+                out.push(if open.pop() == Some(b'm') { ')' } else { '}' });
+                None
+            }
+            b')' | b']' => {
+                open.pop();
+                out.push(bytes[i] as char);
+                None
+            }
+            b',' if open.last() == Some(&b'm') => {
+                out.push(',');
+                key_at(i + 1)
+            }
+            _ => {
+                let c = text[i..].chars().next().unwrap_or_default();
+                out.push(c);
+                i += c.len_utf8();
+                continue;
+            }
+        };
+        i += 1;
+        if let Some((key, value)) = key {
+            out.push_str(&key);
+            i = value;
+        }
+    }
+    out
+}
+
 /// How deeply brackets nest: `(`, `[` and `{` each open a level.
 pub(super) fn nesting(text: &str) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
@@ -230,6 +330,17 @@ mod tests {
         assert_eq!(references(r#"workflow.parameters["a"]"#), ["workflow.parameters.a"]);
         assert_eq!(references("steps[x]"), ["steps", "x"]);
         assert_eq!(references("a.b.c(1)"), ["a.b"]);
+    }
+
+    #[test]
+    fn map_literals_become_calls_and_closures_stay() {
+        let text = r#"toJson({avg: sprig.add(#[0], 1) / 5, "m-x": {a: x ? 1 : 2}, 'q': "{b: 1}"})"#;
+        let want =
+            r#"toJson(ferry_map("avg", sprig.add(#[0], 1) / 5, "m-x", ferry_map("a", x ? 1 : 2), 'q', "{b: 1}"))"#;
+        assert_eq!(rewrite_maps(text), want);
+        for unchanged in ["map([1, 2], {# * 2})", "filter(xs, {x ? a : b})", "{}", "a ? b : c", "m::x"] {
+            assert_eq!(rewrite_maps(unchanged), unchanged);
+        }
     }
 
     #[test]
