@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 #[path = "workflows/argo_results.rs"]
 mod argo_results;
+#[path = "workflows/http.rs"]
+mod http;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/workflows")
@@ -429,7 +431,7 @@ fn hooks_run_on_their_events_and_a_dag_runs_only_its_target() {
 }
 
 /// A TCP port of loopback that nothing listens on now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

@@ -26,6 +26,9 @@ pub enum NodeKind {
     Skipped,
     /// A suspend template: waits for a duration or a decision.
     Suspend,
+    /// An HTTP template: one request.
+    #[serde(rename = "HTTP")]
+    Http,
 }
 
 impl NodeKind {
@@ -42,6 +45,7 @@ impl NodeKind {
             4 => NodeKind::TaskGroup,
             5 => NodeKind::Retry,
             7 => NodeKind::Suspend,
+            8 => NodeKind::Http,
             _ => NodeKind::Skipped,
         }
     }
@@ -57,6 +61,7 @@ impl NodeKind {
             NodeKind::Retry => "Retry",
             NodeKind::Skipped => "Skipped",
             NodeKind::Suspend => "Suspend",
+            NodeKind::Http => "HTTP",
         }
     }
 }

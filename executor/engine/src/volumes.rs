@@ -146,7 +146,7 @@ fn host_path((path, kind): (&str, &str)) -> Result<(PathBuf, bool), String> {
 }
 
 /// A secret's keys: the files of `FERRY_SECRETS_DIR/<name>/`, the drivers' convention.
-fn read_secret(name: &str, optional: bool) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn read_secret(name: &str, optional: bool) -> Result<BTreeMap<String, String>, String> {
     let dir =
         ferry_sdk::env::path("FERRY_SECRETS_DIR").unwrap_or_else(|| PathBuf::from("/var/run/secrets/ferry")).join(name);
     let entries = match std::fs::read_dir(&dir) {

@@ -288,6 +288,13 @@ fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
                 push(format!("{path}.suspend.duration"), format!("{:?} is not a number of seconds or a duration", d.0));
             }
         }
+        TemplateKind::Http => {
+            if let Some(http) = &t.http {
+                for (field, message) in http_problems(http) {
+                    push(format!("{path}.http.{field}"), message);
+                }
+            }
+        }
         TemplateKind::Container | TemplateKind::Script | TemplateKind::Steps | TemplateKind::Dag => {}
     }
     if t.daemon == Some(true) {
@@ -306,6 +313,33 @@ fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
             push(format!("{path}.sidecars[{i}].name"), "each sidecar needs a name of its own".into());
         }
     }
+}
+
+/// What is wrong with an HTTP template, by field.
+fn http_problems(http: &crate::model::Http) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if http.url.trim().is_empty() {
+        problems.push(("url", "is required".to_string()));
+    }
+    if !http.method.is_empty() && !http.method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        problems.push(("method", format!("{:?} is not an HTTP method", http.method)));
+    }
+    if !http.body.is_empty() && http.body_from.is_some() {
+        problems.push(("bodyFrom", "give body or bodyFrom, not both".into()));
+    }
+    if let Some(from) = &http.body_from {
+        use base64::Engine;
+        if base64::engine::general_purpose::STANDARD.decode(from.bytes.trim()).is_err() {
+            problems.push(("bodyFrom.bytes", "is not base64".into()));
+        }
+    }
+    if !http.success_condition.trim().is_empty()
+        && !http.success_condition.contains("{{")
+        && let Err(e) = crate::expression::check(&http.success_condition)
+    {
+        problems.push(("successCondition", e.to_string()));
+    }
+    problems
 }
 
 /// Paths of a pod's artifacts, `from` of a steps or DAG template's output

@@ -507,6 +507,8 @@ pub struct Template {
     pub dag: Option<Dag>,
     /// Waits: for a duration, or until resumed.
     pub suspend: Option<Suspend>,
+    /// One HTTP request; its response body is the node's result.
+    pub http: Option<Http>,
     /// Retries.
     pub retry_strategy: Option<RetryStrategy>,
     /// At most this many children at once.
@@ -576,6 +578,76 @@ pub struct Template {
     pub executor: Recorded,
     /// Recorded: Kubernetes pod configuration, no effect locally.
     pub automount_service_account_token: Recorded,
+}
+
+/// `http:` of a template (Argo's HTTP template).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Http {
+    /// Where the request goes.
+    pub url: String,
+    /// The method (`GET` when empty).
+    #[serde(default)]
+    pub method: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: Vec<HttpTemplateHeader>,
+    /// The request body.
+    #[serde(default)]
+    pub body: String,
+    /// Or a body of bytes (base64 in YAML, as Kubernetes writes `[]byte`).
+    pub body_from: Option<HttpBodySource>,
+    /// The whole request and response must take at most this long.
+    pub timeout_seconds: Option<u64>,
+    /// An expression over `response` (`statusCode`, `body`, `headers`) and
+    /// `request`; without one, a 2xx status succeeds.
+    #[serde(default)]
+    pub success_condition: String,
+    /// Accept any TLS certificate.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// A header of an HTTP template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpTemplateHeader {
+    /// The name.
+    pub name: String,
+    /// The value.
+    #[serde(default)]
+    pub value: String,
+    /// Or a value read from a secret.
+    pub value_from: Option<HttpHeaderSource>,
+}
+
+/// `valueFrom:` of an HTTP template's header.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpHeaderSource {
+    /// A key of a secret: `FERRY_SECRETS_DIR/<name>/<key>`.
+    pub secret_key_ref: Option<SecretKeySelector>,
+}
+
+/// A key of a secret.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeySelector {
+    /// The secret.
+    pub name: String,
+    /// The key.
+    pub key: String,
+    /// Recorded.
+    pub optional: Option<bool>,
+}
+
+/// `bodyFrom:` of an HTTP template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpBodySource {
+    /// The body, base64-encoded.
+    #[serde(default)]
+    pub bytes: String,
 }
 
 /// `suspend:` of a template.
@@ -1498,6 +1570,7 @@ impl Template {
             steps: None,
             dag: None,
             suspend: self.suspend.clone(),
+            http: self.http.clone(),
             retry_strategy: self.retry_strategy.clone(),
             parallelism: self.parallelism,
             fail_fast: self.fail_fast,
@@ -1539,6 +1612,7 @@ impl Template {
             (self.steps.is_some(), TemplateKind::Steps),
             (self.dag.is_some(), TemplateKind::Dag),
             (self.suspend.is_some(), TemplateKind::Suspend),
+            (self.http.is_some(), TemplateKind::Http),
         ];
         let mut kinds = set.into_iter().filter(|(on, _)| *on).map(|(_, kind)| kind);
         match (kinds.next(), kinds.next()) {
@@ -1563,6 +1637,8 @@ pub enum TemplateKind {
     Dag,
     /// `suspend`: waits for a duration or until resumed.
     Suspend,
+    /// `http`: one HTTP request, made by `ferry` itself.
+    Http,
     /// None of them (a resource, data, containerSet or plugin template, which lint refuses).
     None,
     /// More than one of the five.
@@ -1583,6 +1659,7 @@ impl TemplateKind {
             TemplateKind::Steps => "steps",
             TemplateKind::Dag => "dag",
             TemplateKind::Suspend => "suspend",
+            TemplateKind::Http => "http",
             TemplateKind::None => "none",
             TemplateKind::Several => "several",
         }

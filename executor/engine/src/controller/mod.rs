@@ -19,6 +19,7 @@
 //! binding and substitution).
 
 mod dag;
+mod http;
 mod loops;
 mod nodes;
 mod outcome;
@@ -428,6 +429,7 @@ impl Controller {
             TemplateKind::Steps => NodeKind::Steps,
             TemplateKind::Dag => NodeKind::Dag,
             TemplateKind::Suspend => NodeKind::Suspend,
+            TemplateKind::Http => NodeKind::Http,
             // Lint refuses None and Several before a run starts.
             TemplateKind::Container | TemplateKind::Script | TemplateKind::None | TemplateKind::Several => {
                 NodeKind::Pod
@@ -454,13 +456,14 @@ impl Controller {
             Ok(held) => held,
             Err(ended) => return self.finish(id, ended),
         };
-        if let (Some(d), NodeKind::Steps | NodeKind::Dag) = (deadline, kind) {
+        if let (Some(d), NodeKind::Steps | NodeKind::Dag | NodeKind::Http) = (deadline, kind) {
             cancel_after(d, cancel.clone());
         }
         let mut ended = match kind {
             NodeKind::Steps => self.clone().run_steps(id, &call, &template, bound, cancel.clone()).await,
             NodeKind::Dag => self.clone().run_dag(id, &call, &template, bound, cancel.clone()).await,
             NodeKind::Suspend => self.run_suspend(id, &template, cancel.clone()).await,
+            NodeKind::Http => self.run_http(id, &template, cancel.clone()).await,
             _ => self.clone().run_pod(id, &call, &template, bound, cancel.clone(), deadline).await,
         };
         if ended.phase.is_done() && !ended.phase.is_ok() && cancel.is_cancelled() && ended.message.is_empty() {

@@ -143,10 +143,24 @@ fn insert(root: &mut Value, name: &str, value: Value) {
 
 /// Evaluates `expression` with the variables `vars`.
 pub fn evaluate(expression: &str, vars: &BTreeMap<String, String>) -> Result<Value, ExpressionError> {
+    run(expression, &context(vars))
+}
+
+/// Evaluates a condition over typed values: each top-level key of `root`
+/// (a JSON object) is a variable, numbers stay numbers (`response.statusCode
+/// == 201` of an HTTP template).
+pub fn evaluate_bool_json(expression: &str, root: serde_json::Value) -> Result<bool, ExpressionError> {
+    let ctx = match render::from_json(root) {
+        Value::Map(map) => map.into_iter().collect(),
+        _ => Context::default(),
+    };
+    boolean(expression, run(expression, &ctx)?)
+}
+
+fn run(expression: &str, ctx: &Context) -> Result<Value, ExpressionError> {
     let program = compile(expression)?;
-    let ctx = context(vars);
     let failed = |message: String| ExpressionError::Evaluate { expression: expression.to_string(), message };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ENVIRONMENT.run(&program, &ctx))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ENVIRONMENT.run(&program, ctx))) {
         Ok(result) => result.map_err(|e| failed(unsprig(&e.to_string()))),
         Err(panic) => Err(failed(format!("expr-lang failed: {}", panic_text(&panic)))),
     }
@@ -154,7 +168,11 @@ pub fn evaluate(expression: &str, vars: &BTreeMap<String, String>) -> Result<Val
 
 /// Evaluates a condition (`retryStrategy.expression`): it must give a boolean.
 pub fn evaluate_bool(expression: &str, vars: &BTreeMap<String, String>) -> Result<bool, ExpressionError> {
-    match evaluate(expression, vars)? {
+    boolean(expression, evaluate(expression, vars)?)
+}
+
+fn boolean(expression: &str, value: Value) -> Result<bool, ExpressionError> {
+    match value {
         Value::Bool(b) => Ok(b),
         other => Err(ExpressionError::Result {
             expression: expression.to_string(),

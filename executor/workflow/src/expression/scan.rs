@@ -114,37 +114,9 @@ pub(super) const MAP_FUNCTION: &str = "ferry_map";
 /// closure such as `{# * 2}` or `{x ? a : b}` does not start that way);
 /// keys are read after the `{` and after each top-level `,` of the literal.
 pub(super) fn rewrite_maps(text: &str) -> String {
-    let spans = pieces(text);
-    // Where each literal (string or comment) that starts at a byte ends.
-    let mut literal_end = vec![0usize; text.len()];
-    for &(piece, start, end) in &spans {
-        if piece == Piece::Literal {
-            literal_end[start] = end;
-        }
-    }
+    let code = Code::new(text);
     let bytes = text.as_bytes();
-    let skip_space = |mut i: usize| {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() && literal_end[i] == 0 {
-            i += 1;
-        }
-        i
-    };
-    // From `from`, a key and its `:`: (what to write for them, where the value starts).
-    let key_at = |from: usize| -> Option<(String, usize)> {
-        let i = skip_space(from);
-        let (key, end) = if i < bytes.len() && literal_end[i] > i && matches!(bytes[i], b'"' | b'\'') {
-            (text[i..literal_end[i]].to_string(), literal_end[i])
-        } else if i < bytes.len() && literal_end[i] == 0 && is_ident_start(bytes[i]) && !matches!(bytes[i], b'#' | b'$')
-        {
-            let end = (i + 1..bytes.len()).find(|&j| !is_ident(bytes[j])).unwrap_or(bytes.len());
-            (format!("\"{}\"", &text[i..end]), end)
-        } else {
-            return None;
-        };
-        let colon = skip_space(end);
-        (bytes.get(colon) == Some(&b':') && bytes.get(colon + 1) != Some(&b':') && literal_end[colon] == 0)
-            .then(|| (format!("{}{key},", &text[from..i]), colon + 1))
-    };
+    let (literal_end, key_at) = (&code.literal_end, |from| code.key_at(from));
     let mut out = String::with_capacity(text.len() + 16);
     // Open brackets; `m` for a `{` that opened a map literal.
     let mut open: Vec<u8> = Vec::new();
@@ -201,6 +173,52 @@ pub(super) fn rewrite_maps(text: &str) -> String {
         }
     }
     out
+}
+
+/// A text with where each of its literals (strings, comments) ends.
+struct Code<'a> {
+    text: &'a str,
+    /// At the first byte of a literal, where it ends; 0 elsewhere.
+    literal_end: Vec<usize>,
+}
+
+impl<'a> Code<'a> {
+    fn new(text: &'a str) -> Code<'a> {
+        let mut literal_end = vec![0usize; text.len()];
+        for (piece, start, end) in pieces(text) {
+            if piece == Piece::Literal {
+                literal_end[start] = end;
+            }
+        }
+        Code { text, literal_end }
+    }
+
+    fn skip_space(&self, mut i: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() && self.literal_end[i] == 0 {
+            i += 1;
+        }
+        i
+    }
+
+    /// From `from`, a map key and its `:`: what to write for them (the key
+    /// quoted, a `,` for the `:`), and where the value starts.
+    fn key_at(&self, from: usize) -> Option<(String, usize)> {
+        let (text, bytes, literal_end) = (self.text, self.text.as_bytes(), &self.literal_end);
+        let i = self.skip_space(from);
+        let (key, end) = if i < bytes.len() && literal_end[i] > i && matches!(bytes[i], b'"' | b'\'') {
+            (text[i..literal_end[i]].to_string(), literal_end[i])
+        } else if i < bytes.len() && literal_end[i] == 0 && is_ident_start(bytes[i]) && !matches!(bytes[i], b'#' | b'$')
+        {
+            let end = (i + 1..bytes.len()).find(|&j| !is_ident(bytes[j])).unwrap_or(bytes.len());
+            (format!("\"{}\"", &text[i..end]), end)
+        } else {
+            return None;
+        };
+        let colon = self.skip_space(end);
+        (bytes.get(colon) == Some(&b':') && bytes.get(colon + 1) != Some(&b':') && literal_end[colon] == 0)
+            .then(|| (format!("{}{key},", &text[from..i]), colon + 1))
+    }
 }
 
 /// How deeply brackets nest: `(`, `[` and `{` each open a level.
