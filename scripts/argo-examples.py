@@ -411,7 +411,9 @@ EXPECT: dict[str, E] = {
     "exit-handlers.yaml": E("Failed", why="entrypoint exits 1; exit handler then runs `cry`"),
     "dag-task-level-timeout.yaml": E("Failed", why="B's 10s timeout on a 15s sleep"),
     "template-defaults.yaml": E("any", why="templateDefaults retry limit 2 on a 2/3-failing step: random"),
-    "step-level-timeout.yaml": E("Succeeded", why="both sleeps time out but have continueOn error/failed"),
+    "step-level-timeout.yaml": E("Failed", why="both sleeps are killed at their 10s timeout and Failed (Argo: the pod's deadline, "
+                                 "'Pod was active on the node longer than the specified deadline'); sleep1's continueOn "
+                                 "covers only errors, so the run fails"),
     # --- random outcome -----------------------------------------------------
     "retry-on-error.yaml": E("any", why="2 retries of a step failing 4 times in 5: random"),
     "resubmit.yaml": E("any", why="steps that fail one time in 3: random"),

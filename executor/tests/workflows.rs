@@ -471,6 +471,64 @@ fn daemons_serve_the_steps_after_them_and_stop_with_their_scope_as_sidecars_do()
     assert!(phases(&doc).iter().all(|(n, _)| !n.ends_with(".after")), "a step after a failed daemon ran");
 }
 
+/// `memoize`: a second run with the same key reuses the first one's
+/// outputs without running the step; a new key, an entry older than
+/// `maxAge` or a failed node runs it again.
+#[test]
+fn memoized_templates_reuse_outputs_within_max_age_and_never_of_failures() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  arguments: {parameters: [{name: k, value: a}, {name: age, value: 1h}, {name: fail, value: "no"}]}
+  templates:
+  - name: main
+    memoize:
+      key: "gen-{{workflow.parameters.k}}"
+      maxAge: "{{workflow.parameters.age}}"
+      cache: {configMap: {name: memo-test}}
+    outputs:
+      parameters:
+      - {name: v, valueFrom: {path: /tmp/v}}
+    script:
+      image: alpine
+      command: [sh]
+      source: |
+        [ "{{workflow.parameters.fail}}" = yes ] && exit 3
+        cat /proc/sys/kernel/random/uuid > /tmp/v
+"#;
+    let file = f.workflow("memo", spec);
+    let run = |name: &str, params: &[&str]| {
+        let mut args = vec!["--name", name];
+        for p in params {
+            args.extend(["-p", p]);
+        }
+        let (_, doc) = f.run(&[&file], &args);
+        let root = node(&doc, name);
+        (
+            root["phase"].as_str().unwrap().to_string(),
+            root["message"].as_str().unwrap().to_string(),
+            root["outputs"]["parameters"]["v"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let (phase, message, first) = run("m1", &[]);
+    assert_eq!((phase.as_str(), message.as_str()), ("Succeeded", ""));
+    let (_, message, second) = run("m2", &[]);
+    assert_eq!(second, first, "the same key reuses the outputs");
+    assert_eq!(message, "memoized: cache \"memo-test\" had key \"gen-a\"");
+    let logs = std::fs::read_dir(f.home.path().join("runs").join("m2").join("logs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(logs, 0, "the step did not run, so it logged nothing");
+    let ran = std::fs::read_dir(f.home.path().join("runs").join("m1").join("logs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(ran, 1, "where the first run's step logged");
+    let (_, _, other) = run("m3", &["k=b"]);
+    assert_ne!(other, first, "another key runs the step");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_, message, late) = run("m4", &["age=1s"]);
+    assert!(message.is_empty() && late != first, "an entry older than maxAge is not used");
+    let (phase, _, _) = run("m5", &["k=c", "fail=yes"]);
+    assert_eq!(phase, "Failed");
+    let (phase, message, _) = run("m6", &["k=c", "fail=yes"]);
+    assert_eq!((phase.as_str(), message.as_str()), ("Failed", "Error (exit code 3)"), "a failure is never reused");
+}
+
 #[test]
 fn a_failing_step_fails_the_run_with_its_exit_code() {
     let f = Ferry::new();

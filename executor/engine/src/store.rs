@@ -119,6 +119,13 @@ CREATE TABLE IF NOT EXISTS locks (
     since INTEGER NOT NULL,
     PRIMARY KEY (key, holder)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS memos (
+    cache TEXT NOT NULL,
+    key TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    saved INTEGER NOT NULL,
+    PRIMARY KEY (cache, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS decisions (
     wf INTEGER NOT NULL,
     at INTEGER NOT NULL,
@@ -479,6 +486,32 @@ impl Store {
             message,
             supplied: serde_json::from_str(&supplied).unwrap_or_default(),
         }))
+    }
+
+    /// The outputs `cache` holds for `key`, saved at or after `since` (Unix ms).
+    pub fn memo(&self, cache: &str, key: &str, since: i64) -> Result<Option<Outputs>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT outputs FROM memos WHERE cache = ?1 AND key = ?2 AND saved >= ?3",
+                params![cache, key, since],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        Ok(row.and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    /// Saves `outputs` in `cache` under `key`, replacing what was there.
+    pub fn save_memo(&self, cache: &str, key: &str, outputs: &Outputs, now: i64) -> Result<()> {
+        let text = serde_json::to_string(outputs).unwrap_or_default();
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO memos (cache, key, outputs, saved) VALUES (?1, ?2, ?3, ?4)",
+                params![cache, key, text, now],
+            )
+            .map(drop)
+            .map_err(self.sql())
     }
 
     /// Gives `key` up for `holder`.

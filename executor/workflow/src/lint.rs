@@ -307,6 +307,18 @@ fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
             );
         }
     }
+    if let Some(memo) = &t.memoize {
+        if memo.key.trim().is_empty() {
+            push(format!("{path}.memoize.key"), "is required".into());
+        }
+        if memo.cache.config_map.name.trim().is_empty() {
+            push(format!("{path}.memoize.cache.configMap.name"), "is required".into());
+        }
+        let age = memo.max_age.trim();
+        if !age.is_empty() && !age.contains("{{") && crate::time::timeout(age).is_none() {
+            push(format!("{path}.memoize.maxAge"), format!("{age:?} is not a duration such as \"10s\""));
+        }
+    }
     let mut names = std::collections::HashSet::new();
     for (i, s) in t.sidecars.iter().enumerate() {
         if s.name.is_empty() || !names.insert(s.name.as_str()) {

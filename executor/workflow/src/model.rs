@@ -528,6 +528,8 @@ pub struct Template {
     pub volumes: Vec<Volume>,
     /// Locks each node of this template holds while it runs.
     pub synchronization: Option<Synchronization>,
+    /// Reuse the outputs of an earlier successful node with the same key.
+    pub memoize: Option<Memoize>,
     /// The pod keeps running, until the steps or DAG template that started
     /// it ends, once ready: its dependents start then.
     pub daemon: Option<bool>,
@@ -578,6 +580,38 @@ pub struct Template {
     pub executor: Recorded,
     /// Recorded: Kubernetes pod configuration, no effect locally.
     pub automount_service_account_token: Recorded,
+}
+
+/// `memoize:` of a template: a node whose key the cache holds, saved
+/// there at most `maxAge` ago, succeeds at once with the saved outputs.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Memoize {
+    /// The key (usually from inputs).
+    pub key: String,
+    /// How old a saved entry may be (a Go duration); any age when empty.
+    #[serde(default)]
+    pub max_age: String,
+    /// Which cache: Argo's ConfigMap, here a table of the Ferry home.
+    pub cache: MemoizeCache,
+}
+
+/// `memoize.cache`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MemoizeCache {
+    /// The cache's name.
+    pub config_map: MemoizeConfigMap,
+}
+
+/// `memoize.cache.configMap`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoizeConfigMap {
+    /// The cache's name.
+    pub name: String,
+    /// Recorded.
+    pub key: Option<String>,
 }
 
 /// `http:` of a template (Argo's HTTP template).
@@ -1579,6 +1613,7 @@ impl Template {
             archive_location: self.archive_location.clone(),
             volumes: self.volumes.clone(),
             synchronization: self.synchronization.clone(),
+            memoize: self.memoize.clone(),
             daemon: self.daemon,
             sidecars: self.sidecars.clone(),
             metadata: self.metadata.clone(),

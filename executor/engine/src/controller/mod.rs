@@ -21,6 +21,7 @@
 mod dag;
 mod http;
 mod loops;
+mod memo;
 mod nodes;
 mod outcome;
 mod pod;
@@ -451,6 +452,11 @@ impl Controller {
             Ok(p) => p,
             Err(e) => return self.finish(id, Ended::error(e)),
         };
+        match self.memoized(&template) {
+            Ok(Some(hit)) => return self.finish(id, hit),
+            Ok(None) => {}
+            Err(e) => return self.finish(id, Ended::error(e)),
+        }
         // Held until this attempt ends, whatever the outcome.
         let _held = match self.hold_locks(id, &call, &template, &cancel).await {
             Ok(held) => held,
@@ -469,6 +475,7 @@ impl Controller {
         if ended.phase.is_done() && !ended.phase.is_ok() && cancel.is_cancelled() && ended.message.is_empty() {
             ended.message = "Step exceeded its deadline".to_string();
         }
+        self.memoize(&template, &ended);
         // The scope ends: its daemons stop before its node ends, so what
         // runs next finds their ports free.
         if matches!(kind, NodeKind::Steps | NodeKind::Dag) {
