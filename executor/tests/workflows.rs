@@ -530,6 +530,41 @@ fn memoized_templates_reuse_outputs_within_max_age_and_never_of_failures() {
 }
 
 #[test]
+fn bad_metrics_fail_lint_with_their_path() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  metrics:
+    prometheus:
+    - {name: ok, help: h, gauge: {value: "{{status}}"}}
+  templates:
+  - name: main
+    metrics:
+      prometheus:
+      - {name: 1bad, help: h, counter: {value: "1"}}
+      - {name: nohelp, counter: {value: "1"}}
+      - {name: two, help: h, counter: {value: "1"}, gauge: {value: "1"}}
+      - {name: hist, help: h, histogram: {value: "{{duration}}", buckets: [1, x]}}
+      - {name: vars, help: h, labels: [{key: k, value: "{{inputs.parameters.nope}}"}], gauge: {value: "{{outputs.parameters.p}}"}}
+    container: {image: alpine, command: [echo]}
+"#;
+    let file = f.workflow("bad-metrics", spec);
+    let o = f.ferry(&["lint", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    for want in [
+        "spec.metrics.prometheus[0].gauge.value: {{status}}: a workflow's metrics read only workflow.* variables",
+        "metrics.prometheus[0].name: \"1bad\" is not a Prometheus metric name",
+        "metrics.prometheus[1].help: is required",
+        "metrics.prometheus[2]: give exactly one of gauge, counter, histogram",
+        "metrics.prometheus[3].histogram.buckets: \"x\" is not a number",
+        "metrics.prometheus[4].labels[0].value: {{inputs.parameters.nope}}",
+    ] {
+        assert!(err.contains(want), "{want} not in {err}");
+    }
+    assert!(!err.contains("prometheus[4].gauge"), "outputs.parameters.* is a node variable of metrics: {err}");
+}
+
+#[test]
 fn a_failing_step_fails_the_run_with_its_exit_code() {
     let f = Ferry::new();
     let file = f.workflow("fail", "  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: boom, template: boom}\n    - - {name: never, template: boom}\n  - name: boom\n    container: {image: x, command: [sh, -c, 'echo bad >&2; exit 3']}\n");

@@ -307,3 +307,8 @@ impl Home {
         Arc::new(LocalRuntime::detect(launcher))
     }
 }
+
+/// The home a run's directory (`<home>/runs/<run>`) belongs to.
+pub(crate) fn home_of(run_dir: &std::path::Path) -> std::path::PathBuf {
+    run_dir.ancestors().nth(2).unwrap_or(std::path::Path::new(".")).to_path_buf()
+}

@@ -23,6 +23,7 @@ mod error;
 mod gc;
 mod home;
 mod locks;
+mod metrics;
 mod probe;
 mod runtime;
 mod status;

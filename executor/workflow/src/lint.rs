@@ -112,6 +112,9 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
         push("spec.onExit".into(), format!("template {:?} not found", spec.on_exit));
     }
     check_hooks(plan, &root, (&spec.hooks, &spec.on_exit), "spec", None, &mut problems);
+    if let Some(metrics) = &spec.metrics {
+        check_metrics(metrics, "spec.metrics", None, &mut problems);
+    }
     let workflow_params: HashSet<String> = spec.arguments.parameters.iter().map(|p| p.name.clone()).collect();
     let mut origins = vec![(root, "spec".to_string())];
     origins.extend(plan.library.keys().map(|k| (Origin(Some(k.clone())), format!("WorkflowTemplate {k}: spec"))));
@@ -167,11 +170,16 @@ fn check_template(
     if let Some(map) = own.as_object_mut() {
         map.remove("steps");
         map.remove("dag");
+        // Checked below: they also read the node's status and outputs.
+        map.remove("metrics");
         if !pod {
             map.remove("outputs");
         }
     }
     check_strings(&own, &scope, path, problems);
+    if let Some(metrics) = &t.metrics {
+        check_metrics(metrics, &format!("{path}.metrics"), Some(&scope), problems);
+    }
     check_inputs_and_outputs(plan, t, path, pod, problems);
     check_volumes(plan, t, path, problems);
     check_config_map_refs(plan, &t.inputs.parameters, &format!("{path}.inputs.parameters"), problems);
@@ -323,6 +331,62 @@ fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
     for (i, s) in t.sidecars.iter().enumerate() {
         if s.name.is_empty() || !names.insert(s.name.as_str()) {
             push(format!("{path}.sidecars[{i}].name"), "each sidecar needs a name of its own".into());
+        }
+    }
+}
+
+/// Custom metrics: a Prometheus name, a help text, exactly one of gauge,
+/// counter and histogram (with numeric buckets), and variables that exist
+/// where they are emitted: a template's own and its node's `status`,
+/// `duration`, `exitCode`, `outputs.*` (`scope`), or the workflow's.
+fn check_metrics(metrics: &crate::model::Metrics, path: &str, scope: Option<&Scope<'_>>, problems: &mut Vec<Problem>) {
+    for (i, m) in metrics.prometheus.iter().enumerate() {
+        let at = format!("{path}.prometheus[{i}]");
+        let mut push = |field: &str, message: String| problems.push(Problem { path: format!("{at}{field}"), message });
+        let valid_name = m
+            .name
+            .chars()
+            .enumerate()
+            .all(|(j, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (j > 0 && c.is_ascii_digit()));
+        if m.name.is_empty() || !valid_name {
+            push(".name", format!("{:?} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)", m.name));
+        }
+        if m.help.trim().is_empty() {
+            push(".help", "is required".into());
+        }
+        let kinds = [m.gauge.is_some(), m.counter.is_some(), m.histogram.is_some()].iter().filter(|k| **k).count();
+        if kinds != 1 {
+            push("", "give exactly one of gauge, counter, histogram".into());
+        }
+        if let Some(h) = &m.histogram
+            && let Some(bad) = h.buckets.iter().find(|b| b.0.trim().parse::<f64>().is_err())
+        {
+            push(".histogram.buckets", format!("{:?} is not a number", bad.0));
+        }
+        let mut texts: Vec<(String, &str)> = vec![(".when".into(), m.when.as_str())];
+        texts.extend(m.labels.iter().enumerate().map(|(j, l)| (format!(".labels[{j}].value"), l.value.as_str())));
+        texts.extend(m.gauge.iter().map(|g| (".gauge.value".to_string(), g.value.as_str())));
+        texts.extend(m.counter.iter().map(|c| (".counter.value".to_string(), c.value.as_str())));
+        texts.extend(m.histogram.iter().map(|h| (".histogram.value".to_string(), h.value.as_str())));
+        for (field, text) in texts {
+            let Ok(vars) = expr::variables(text) else {
+                push(&field, format!("{text:?} is not a valid template"));
+                continue;
+            };
+            for v in vars {
+                let node_var = matches!(v.as_str(), "status" | "duration" | "exitCode" | "outputs.result")
+                    || v.starts_with("outputs.parameters.")
+                    || v.starts_with("resourcesDuration.");
+                let checked = match scope {
+                    Some(_) if node_var => Ok(()),
+                    Some(s) => known(&v, s),
+                    None if v.starts_with("workflow.") => Ok(()),
+                    None => Err(format!("{{{{{v}}}}}: a workflow's metrics read only workflow.* variables")),
+                };
+                if let Err(message) = checked {
+                    push(&field, message);
+                }
+            }
         }
     }
 }

@@ -136,6 +136,8 @@ pub struct WorkflowSpec {
     /// that run once when their expression turns true while the run runs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hooks: BTreeMap<String, LifecycleHook>,
+    /// Prometheus metrics emitted when the run ends.
+    pub metrics: Option<Metrics>,
     /// At most this many pods at once.
     pub parallelism: Option<u32>,
     /// The whole workflow fails after this many seconds.
@@ -530,6 +532,8 @@ pub struct Template {
     pub synchronization: Option<Synchronization>,
     /// Reuse the outputs of an earlier successful node with the same key.
     pub memoize: Option<Memoize>,
+    /// Prometheus metrics emitted when each node of this template ends.
+    pub metrics: Option<Metrics>,
     /// The pod keeps running, until the steps or DAG template that started
     /// it ends, once ready: its dependents start then.
     pub daemon: Option<bool>,
@@ -580,6 +584,79 @@ pub struct Template {
     pub executor: Recorded,
     /// Recorded: Kubernetes pod configuration, no effect locally.
     pub automount_service_account_token: Recorded,
+}
+
+/// `metrics:` of a workflow or a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// The metrics.
+    #[serde(default)]
+    pub prometheus: Vec<PrometheusMetric>,
+}
+
+/// One custom Prometheus metric: a gauge, a counter or a histogram.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusMetric {
+    /// The metric's name.
+    pub name: String,
+    /// Its help text (required, as in Argo).
+    #[serde(default)]
+    pub help: String,
+    /// Its labels (values may hold `{{...}}`).
+    #[serde(default)]
+    pub labels: Vec<MetricLabel>,
+    /// Emitted only when this condition holds.
+    #[serde(default)]
+    pub when: String,
+    /// A gauge.
+    pub gauge: Option<Gauge>,
+    /// A counter.
+    pub counter: Option<Counter>,
+    /// A histogram.
+    pub histogram: Option<Histogram>,
+}
+
+/// A label of a metric.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricLabel {
+    /// The label's name.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// `gauge:` of a metric.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gauge {
+    /// The value.
+    pub value: String,
+    /// Recorded: Ferry emits when the node ends.
+    pub realtime: Option<bool>,
+    /// `Set` (default), `Add` or `Sub`.
+    pub operation: Option<String>,
+}
+
+/// `counter:` of a metric.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counter {
+    /// What to add.
+    pub value: String,
+}
+
+/// `histogram:` of a metric.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Histogram {
+    /// The observed value.
+    pub value: String,
+    /// The buckets' upper bounds.
+    #[serde(default)]
+    pub buckets: Vec<AnyString>,
 }
 
 /// `memoize:` of a template: a node whose key the cache holds, saved
@@ -1614,6 +1691,7 @@ impl Template {
             volumes: self.volumes.clone(),
             synchronization: self.synchronization.clone(),
             memoize: self.memoize.clone(),
+            metrics: self.metrics.clone(),
             daemon: self.daemon,
             sidecars: self.sidecars.clone(),
             metadata: self.metadata.clone(),

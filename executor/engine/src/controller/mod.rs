@@ -33,6 +33,7 @@ mod template;
 use crate::drivers::DriverPool;
 use crate::error::StepError;
 use crate::locks;
+use crate::metrics::RunMetrics;
 use crate::runtime::Runtime;
 use crate::status::{Node, NodeKind};
 use crate::store::{Store, StoreError, WorkflowRecord};
@@ -126,6 +127,8 @@ pub struct Controller {
     fixed_vars: BTreeMap<String, String>,
     /// Woken by every node change: the workflow's named hooks re-evaluate then.
     changed: Notify,
+    /// The run's custom Prometheus metrics.
+    metrics: RunMetrics,
     /// Daemons that are ready and still run, each with the token that
     /// stops it: cancelled when the steps or DAG template that started it
     /// ends, which then waits for them.
@@ -165,6 +168,8 @@ impl Controller {
         let state = State::load(&store.lock().nodes(wf.id)?);
         let pods = Arc::new(Semaphore::new(plan.parallelism));
         let fixed_vars = template::fixed_workflow_vars(&plan);
+        let metrics_file = crate::home::home_of(&wf.dir).join("metrics").join(format!("{}.prom", wf.name));
+        let metrics = RunMetrics::new(metrics_file, &wf.name);
         Ok(Arc::new(Controller {
             plan,
             wf,
@@ -177,6 +182,7 @@ impl Controller {
             observer,
             fixed_vars,
             changed: Notify::new(),
+            metrics,
             daemons: Mutex::new(Vec::new()),
         }))
     }
@@ -225,6 +231,14 @@ impl Controller {
         {
             result.phase = exit.phase;
             result.message = format!("exit handler failed: {}", exit.message);
+        }
+        if let Some(metrics) = &self.plan.spec.metrics
+            && result.phase.is_done()
+            && !self.interrupt.is_cancelled()
+        {
+            let mut vars = self.workflow_vars();
+            vars.plain.insert("workflow.status".into(), result.phase.to_string());
+            self.emit_metrics(metrics, &vars);
         }
         flusher.abort();
         self.flush()?;
@@ -426,6 +440,7 @@ impl Controller {
     /// Runs one attempt of a template: binds its inputs, substitutes it and
     /// runs it as a pod, steps or a DAG.
     async fn run_body(self: Arc<Self>, call: Call, template: Template) -> NodeResult {
+        let started = now_ms();
         let kind = match template.kind() {
             TemplateKind::Steps => NodeKind::Steps,
             TemplateKind::Dag => NodeKind::Dag,
@@ -457,6 +472,7 @@ impl Controller {
             Ok(None) => {}
             Err(e) => return self.finish(id, Ended::error(e)),
         }
+        let metric_vars = template.metrics.as_ref().map(|_| bound.vars.clone());
         // Held until this attempt ends, whatever the outcome.
         let _held = match self.hold_locks(id, &call, &template, &cancel).await {
             Ok(held) => held,
@@ -476,6 +492,9 @@ impl Controller {
             ended.message = "Step exceeded its deadline".to_string();
         }
         self.memoize(&template, &ended);
+        if let (Some(metrics), Some(vars)) = (&template.metrics, metric_vars) {
+            self.emit_metrics(metrics, &template::node_metric_vars(vars, &ended, started));
+        }
         // The scope ends: its daemons stop before its node ends, so what
         // runs next finds their ports free.
         if matches!(kind, NodeKind::Steps | NodeKind::Dag) {
@@ -483,6 +502,13 @@ impl Controller {
             self.stop_daemons().await;
         }
         self.finish(id, ended)
+    }
+
+    /// Emits custom metrics, logging those that cannot be emitted.
+    fn emit_metrics(&self, metrics: &ferry_workflow::model::Metrics, vars: &Vars) {
+        for problem in self.metrics.emit(metrics, vars) {
+            tracing::warn!("{problem}");
+        }
     }
 
     /// Waits for every daemon that has been told to stop.

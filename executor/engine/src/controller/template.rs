@@ -11,6 +11,25 @@ use ferry_workflow::time::{rfc3339, strftime_parts};
 use ferry_workflow::vars::Vars;
 use std::collections::BTreeMap;
 
+/// The variables of a node's metrics once it ended: its template's, and
+/// Argo's `status`, `duration` (seconds), `exitCode`, `outputs.result` and
+/// `outputs.parameters.X`.
+pub(super) fn node_metric_vars(mut vars: Vars, ended: &super::outcome::Ended, started: i64) -> Vars {
+    let seconds = (ferry_workflow::time::now_ms() - started).max(0) as f64 / 1000.0;
+    vars.plain.insert("status".into(), ended.phase.to_string());
+    vars.plain.insert("duration".into(), format!("{seconds:.6}"));
+    if let Some(code) = ended.outputs.exit_code {
+        vars.plain.insert("exitCode".into(), code.to_string());
+    }
+    if let Some(result) = &ended.outputs.result {
+        vars.plain.insert("outputs.result".into(), result.clone());
+    }
+    for (k, v) in &ended.outputs.parameters {
+        vars.plain.insert(format!("outputs.parameters.{k}"), v.clone());
+    }
+    vars
+}
+
 impl Controller {
     pub(super) fn template_vars(&self, call: &Call, template: &Template, pod: bool) -> Vars {
         let mut vars = self.workflow_vars();
@@ -120,12 +139,15 @@ pub(super) fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
 /// starts, with the same variables, so a DAG of 100,000 tasks is never turned
 /// into one JSON tree at once.
 pub(super) fn substitute_template(t: &Template, vars: &Vars) -> Result<Template, StepError> {
-    let mut shell = Template { steps: None, dag: None, ..t.clone_without_children() };
+    // Metrics are substituted when the node has ended: they read its
+    // status, duration and outputs.
+    let mut shell = Template { steps: None, dag: None, metrics: None, ..t.clone_without_children() };
     let mut value = serde_json::to_value(&shell)?;
     walk(&mut value, vars, &mut Vec::new())?;
     shell = serde_json::from_value(value).map_err(|e| StepError::invalid("after substitution", e))?;
     shell.steps.clone_from(&t.steps);
     shell.dag.clone_from(&t.dag);
+    shell.metrics.clone_from(&t.metrics);
     Ok(shell)
 }
 
