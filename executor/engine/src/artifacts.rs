@@ -24,6 +24,8 @@ pub(crate) struct Saved {
     pub records: Vec<ArtifactRecord>,
     /// `globalName` parameters.
     pub globals: Vec<(String, String)>,
+    /// `globalName` artifacts.
+    pub global_artifacts: Vec<(String, ArtifactValue)>,
     /// The first failure, if any.
     pub error: Option<StepError>,
 }
@@ -292,6 +294,11 @@ impl StepContext<'_> {
         for r in futures::future::join_all(saves).await {
             match r {
                 Ok(Some((name, value, record))) => {
+                    let global =
+                        self.template.outputs.artifacts.iter().find(|a| a.name == name).map(|a| &a.global_name);
+                    if let Some(global) = global.filter(|g| !g.is_empty()) {
+                        saved.global_artifacts.push((global.clone(), value.clone()));
+                    }
                     outputs.artifacts.insert(name, value);
                     saved.records.push(record);
                 }

@@ -343,3 +343,35 @@ fn template_defaults_merge_into_every_template_as_argo_merges_them() {
     let doc = run_expecting(&f, "default-timeout", &spec, "Failed");
     assert_eq!(node(&doc, "slow")["message"], "Step exceeded its deadline");
 }
+
+/// An output artifact with `globalName` is `{{workflow.outputs.artifacts.X}}`
+/// for templates that start after it was saved, the exit handler too.
+#[test]
+fn a_global_output_artifact_reaches_later_templates_and_the_exit_handler() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  onExit: read
+  templates:
+  - name: main
+    steps:
+    - - {name: make, template: make}
+    - - {name: later, template: read}
+  - name: make
+    outputs:
+      artifacts:
+      - {name: report, path: /tmp/report.txt, globalName: final-report}
+    container: {image: alpine, command: [sh, -c, "echo quarterly > /tmp/report.txt"]}
+  - name: read
+    steps:
+    - - name: cat
+        template: cat
+        arguments: {artifacts: [{name: in, from: "{{workflow.outputs.artifacts.final-report}}"}]}
+  - name: cat
+    inputs: {artifacts: [{name: in, path: /tmp/in.txt}]}
+    container: {image: alpine, command: [cat, /tmp/in.txt]}
+"#;
+    let doc = run_expecting(&f, "global-art", spec, "Succeeded");
+    let cats: Vec<_> = doc["nodes"].as_array().unwrap().iter().filter(|n| n["template"] == "cat").collect();
+    assert_eq!(cats.len(), 2, "the later step and the exit handler each read it");
+    assert_eq!(f.logs("global-art", "cat").lines().filter(|l| l.trim().ends_with("quarterly")).count(), 2);
+}

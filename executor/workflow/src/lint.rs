@@ -1032,7 +1032,7 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
         ["workflow", "parameters", p] => {
             declared(s.workflow_params.contains(*p), "the workflow declares no such parameter")
         }
-        ["workflow", "outputs", "parameters", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
+        ["workflow", "outputs", "parameters" | "artifacts", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
         [
             "workflow",
             "name" | "uid" | "namespace" | "status" | "failures" | "duration" | "parameters" | "mainEntrypoint"

@@ -68,6 +68,8 @@ pub struct Vars {
     pub siblings: Siblings,
     /// The template's bound input artifacts (`inputs.artifacts.X`).
     pub input_artifacts: BTreeMap<String, ArtifactValue>,
+    /// Artifacts exported with `globalName` (`workflow.outputs.artifacts.X`).
+    pub global_artifacts: BTreeMap<String, ArtifactValue>,
     /// The loop item.
     pub item: Option<serde_json::Value>,
     /// Names to leave for a later pass (prefixes such as `steps.`).
@@ -246,6 +248,9 @@ impl Vars {
     pub fn artifact(&self, reference: &str) -> Option<ArtifactValue> {
         if let Some(name) = reference.strip_prefix("inputs.artifacts.") {
             return self.input_artifacts.get(name).cloned();
+        }
+        if let Some(name) = reference.strip_prefix("workflow.outputs.artifacts.") {
+            return self.global_artifacts.get(name).cloned();
         }
         let mut parts = reference.splitn(3, '.');
         let (scope, step, rest) = (parts.next()?, parts.next()?, parts.next()?);

@@ -563,10 +563,11 @@ impl Controller {
         let mut plain = self.fixed_vars.clone();
         let seconds = (now_ms() - self.wf.created).max(0) as f64 / 1000.0;
         plain.insert("workflow.duration".into(), format!("{seconds:.6}"));
-        for (k, v) in &self.state.lock().globals {
+        let state = self.state.lock();
+        for (k, v) in &state.globals {
             plain.insert(format!("workflow.outputs.parameters.{k}"), v.clone());
         }
-        Vars { plain, ..Default::default() }
+        Vars { plain, global_artifacts: state.global_artifacts.clone(), ..Default::default() }
     }
 }
 

@@ -6,7 +6,7 @@ use super::{Controller, NodeResult};
 use crate::status::{ArtifactRecord, Node, NodeKind};
 use ferry_workflow::naming;
 use ferry_workflow::time::{now_ms, rfc3339};
-use ferry_workflow::values::{Outputs, Phase};
+use ferry_workflow::values::{ArtifactValue, Outputs, Phase};
 use ferry_workflow::vars::Outcome;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -21,7 +21,13 @@ pub(super) struct State {
     pub(super) artifacts: Vec<ArtifactRecord>,
     /// `globalName` outputs exported so far.
     pub(super) globals: BTreeMap<String, String>,
+    /// `globalName` output artifacts exported so far.
+    pub(super) global_artifacts: BTreeMap<String, ArtifactValue>,
 }
+
+/// How a node's outputs keep what it exported with `globalName`, so a
+/// resumed run has them again: `global:<name>`.
+pub(super) const GLOBAL: &str = "global:";
 
 impl State {
     /// The state of a run whose store holds `stored`.
@@ -37,8 +43,13 @@ impl State {
         }
         for node in state.nodes.iter().filter(|n| n.phase.is_done()) {
             for (k, v) in &node.outputs.parameters {
-                if let Some(g) = k.strip_prefix("global:") {
+                if let Some(g) = k.strip_prefix(GLOBAL) {
                     state.globals.insert(g.to_string(), v.clone());
+                }
+            }
+            for (k, v) in &node.outputs.artifacts {
+                if let Some(g) = k.strip_prefix(GLOBAL) {
+                    state.global_artifacts.insert(g.to_string(), v.clone());
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 use super::Call;
 use super::Controller;
+use super::nodes::GLOBAL;
 use super::outcome::Ended;
 use crate::artifacts::StepContext;
 use crate::drivers::{DRIVER_GRACE, DriverPool};
@@ -230,7 +231,11 @@ impl Controller {
         self.record_artifacts(saved.records);
         for (global, value) in saved.globals {
             self.record_global(&global, &value);
-            outputs.parameters.insert(format!("global:{global}"), value);
+            outputs.parameters.insert(format!("{GLOBAL}{global}"), value);
+        }
+        for (global, value) in saved.global_artifacts {
+            self.state.lock().global_artifacts.insert(global.clone(), value.clone());
+            outputs.artifacts.insert(format!("{GLOBAL}{global}"), value);
         }
         let (phase, message) = match saved.error {
             Some(e) if phase == Phase::Succeeded => (Phase::Error, e.to_string()),
