@@ -564,6 +564,58 @@ fn bad_metrics_fail_lint_with_their_path() {
     assert!(!err.contains("prometheus[4].gauge"), "outputs.parameters.* is a node variable of metrics: {err}");
 }
 
+/// `env[].valueFrom`: a secret's key from `FERRY_SECRETS_DIR`, a key of a
+/// ConfigMap given with the workflow; a missing secret key is an Error
+/// naming the variable; pod fields are refused by lint.
+#[test]
+fn environment_values_come_from_secrets_and_config_maps() {
+    let f = Ferry::new();
+    let secrets = f.home.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("db")).unwrap();
+    std::fs::write(secrets.join("db").join("password"), "hunter2").unwrap();
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: show, template: show}
+      - {name: missing, template: missing, continueOn: {error: true}}
+  - name: show
+    container:
+      image: alpine
+      command: [sh, -c, 'echo "$PASSWORD/$MODE" | tr a-z A-Z']
+      env:
+      - {name: PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}
+      - {name: MODE, valueFrom: {configMapKeyRef: {name: settings, key: mode}}}
+  - name: missing
+    container:
+      image: alpine
+      command: [echo]
+      env:
+      - {name: TOKEN, valueFrom: {secretKeyRef: {name: db, key: token}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: fast}
+"#;
+    let file = f.workflow("env-from", spec);
+    let out = f.cmd().args(["run", "--output", "json"]).arg(&file).env("FERRY_SECRETS_DIR", &secrets).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{}", serde_json::to_string_pretty(&doc).unwrap());
+    assert_eq!(f.logs("env-from", "show").trim(), "HUNTER2/FAST");
+    assert_eq!(node(&doc, "missing")["phase"], "Error");
+    let why = node(&doc, "missing")["message"].as_str().unwrap();
+    assert!(why.contains("env TOKEN") && why.contains("no key \"token\""), "{why}");
+    let bad = f.workflow(
+        "env-bad",
+        "  entrypoint: main\n  templates:\n  - name: main\n    container:\n      image: alpine\n      command: [echo]\n      env:\n      - {name: A, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n      - {name: B, valueFrom: {configMapKeyRef: {name: nope, key: k}}}\n",
+    );
+    let o = f.ferry(&["lint", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("container.env[0].valueFrom: fieldRef and resourceFieldRef read the Kubernetes pod"), "{err}");
+    assert!(err.contains("container.env[1].valueFrom: configMapKeyRef: no ConfigMap \"nope\""), "{err}");
+}
+
 #[test]
 fn a_failing_step_fails_the_run_with_its_exit_code() {
     let f = Ferry::new();

@@ -181,6 +181,7 @@ fn check_template(
         check_metrics(metrics, &format!("{path}.metrics"), Some(&scope), problems);
     }
     check_inputs_and_outputs(plan, t, path, pod, problems);
+    check_env(plan, t, path, problems);
     check_volumes(plan, t, path, problems);
     check_config_map_refs(plan, &t.inputs.parameters, &format!("{path}.inputs.parameters"), problems);
     check_synchronization(plan, t.synchronization.as_ref(), &format!("{path}.synchronization"), problems);
@@ -331,6 +332,33 @@ fn check_kind(t: &Template, path: &str, problems: &mut Vec<Problem>) {
     for (i, s) in t.sidecars.iter().enumerate() {
         if s.name.is_empty() || !names.insert(s.name.as_str()) {
             push(format!("{path}.sidecars[{i}].name"), "each sidecar needs a name of its own".into());
+        }
+    }
+}
+
+/// `env[].valueFrom`: exactly one of a secret's or a ConfigMap's key (a
+/// ConfigMap given with the workflow); pod fields do not exist locally.
+fn check_env(plan: &Plan, t: &Template, path: &str, problems: &mut Vec<Problem>) {
+    let (kind, env) = match (&t.container, &t.script) {
+        (Some(c), _) => ("container", &c.env),
+        (None, Some(s)) => ("script", &s.env),
+        _ => return,
+    };
+    for (i, e) in env.iter().enumerate() {
+        let Some(from) = &e.value_from else { continue };
+        let at = format!("{path}.{kind}.env[{i}].valueFrom");
+        let mut push = |message: String| problems.push(Problem { path: at.clone(), message });
+        if from.field_ref.is_some() || from.resource_field_ref.is_some() {
+            push("fieldRef and resourceFieldRef read the Kubernetes pod, which a local step has not".into());
+            continue;
+        }
+        match (&from.secret_key_ref, &from.config_map_key_ref) {
+            (Some(_), Some(_)) | (None, None) => push("give exactly one of secretKeyRef, configMapKeyRef".into()),
+            (None, Some(r)) if !plan.config_maps.get(&r.name).is_some_and(|m| m.contains_key(&r.key)) => push(format!(
+                "configMapKeyRef: no ConfigMap {:?} with key {:?} was given with the workflow",
+                r.name, r.key
+            )),
+            _ => {}
         }
     }
 }

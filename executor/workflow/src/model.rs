@@ -795,6 +795,24 @@ pub struct EnvVar {
     /// The value.
     #[serde(default)]
     pub value: String,
+    /// Or a value read when the step starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// `env[].valueFrom`: a key of a secret (`FERRY_SECRETS_DIR/<name>/<key>`)
+/// or of a ConfigMap given with the workflow.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvVarSource {
+    /// A key of a secret.
+    pub secret_key_ref: Option<SecretKeySelector>,
+    /// A key of a ConfigMap.
+    pub config_map_key_ref: Option<ConfigMapKeyRef>,
+    /// Refused by lint: a field of the Kubernetes pod.
+    pub field_ref: Recorded,
+    /// Refused by lint: a resource of the Kubernetes container.
+    pub resource_field_ref: Recorded,
 }
 
 /// `container:` of a template.

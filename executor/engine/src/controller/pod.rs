@@ -46,10 +46,13 @@ impl Controller {
             // containers of one Kubernetes pod share theirs.
             Ok((PodSpec { network_of: sidecars.first().map(|s| s.name.clone()), ..p }, sidecars))
         });
-        let (pod, sidecar_pods) = match pods {
+        let (mut pod, sidecar_pods) = match pods {
             Ok(pods) => pods,
             Err(e) => return Ended::error(e),
         };
+        if let Err(e) = self.env_from(template, &mut pod.env) {
+            return Ended::error(e);
+        }
         let ctx = StepContext {
             plan: &self.plan,
             runtime: self.runtime.as_ref(),
@@ -80,6 +83,37 @@ impl Controller {
             let _ = std::fs::remove_dir_all(pod.dir.join("root"));
         }
         ended
+    }
+
+    /// Fills in `env[].valueFrom`: a secret's key from `FERRY_SECRETS_DIR`,
+    /// a key of a ConfigMap given with the workflow.
+    fn env_from(&self, template: &Template, env: &mut [(String, String)]) -> Result<(), StepError> {
+        let declared = match (&template.container, &template.script) {
+            (Some(c), _) => &c.env,
+            (None, Some(s)) => &s.env,
+            _ => return Ok(()),
+        };
+        for e in declared {
+            let Some(from) = &e.value_from else { continue };
+            let at = format!("env {}", e.name);
+            let value = if let Some(key) = &from.secret_key_ref {
+                let mut secret = volumes::read_secret(&key.name, false).map_err(|why| StepError::invalid(&at, why))?;
+                secret
+                    .remove(&key.key)
+                    .ok_or_else(|| StepError::invalid(&at, format!("secret {:?} has no key {:?}", key.name, key.key)))?
+            } else if let Some(key) = &from.config_map_key_ref {
+                let map = self.plan.config_maps.get(&key.name);
+                map.and_then(|m| m.get(&key.key)).cloned().ok_or_else(|| {
+                    StepError::invalid(&at, format!("no ConfigMap {:?} with key {:?} was given", key.name, key.key))
+                })?
+            } else {
+                continue;
+            };
+            if let Some(slot) = env.iter_mut().find(|(name, _)| *name == e.name) {
+                slot.1 = value;
+            }
+        }
+        Ok(())
     }
 
     /// The pods of the template's `sidecars`, each with its own mounts (the
