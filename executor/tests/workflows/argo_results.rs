@@ -375,3 +375,33 @@ fn a_global_output_artifact_reaches_later_templates_and_the_exit_handler() {
     assert_eq!(cats.len(), 2, "the later step and the exit handler each read it");
     assert_eq!(f.logs("global-art", "cat").lines().filter(|l| l.trim().ends_with("quarterly")).count(), 2);
 }
+
+/// `spec.workflowMetadata` adds labels and annotations to the run, some from
+/// expressions over its parameters, as `{{workflow.labels.X}}` reads them.
+#[test]
+fn workflow_metadata_labels_the_run_from_its_parameters() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  arguments: {parameters: [{name: team, value: data}]}
+  workflowMetadata:
+    labels: {tier: batch}
+    annotations: {owner: ops}
+    labelsFrom:
+      team: {expression: "workflow.parameters.team + '-' + workflow.name"}
+  templates:
+  - name: main
+    container: {image: alpine, command: [echo, "{{workflow.labels.tier}} {{workflow.labels.team}} {{workflow.annotations.owner}}"]}
+"#;
+    run_expecting(&f, "labelled", spec, "Succeeded");
+    assert_eq!(f.logs("labelled", "labelled").trim(), "batch data-labelled ops");
+    let bad = f.workflow(
+        "bad-labels",
+        "  entrypoint: main\n  workflowMetadata: {labelsFrom: {x: {expression: 'workflow.parameters.nope +'}}}\n  templates:\n  - name: main\n    container: {image: alpine, command: [echo]}\n",
+    );
+    let o = f.ferry(&["lint", bad.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("spec.workflowMetadata.labelsFrom.x.expression"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -138,6 +138,8 @@ pub struct WorkflowSpec {
     pub hooks: BTreeMap<String, LifecycleHook>,
     /// Prometheus metrics emitted when the run ends.
     pub metrics: Option<Metrics>,
+    /// Labels and annotations the run gets (some from expressions).
+    pub workflow_metadata: Option<WorkflowMetadata>,
     /// At most this many pods at once.
     pub parallelism: Option<u32>,
     /// The whole workflow fails after this many seconds.
@@ -584,6 +586,29 @@ pub struct Template {
     pub executor: Recorded,
     /// Recorded: Kubernetes pod configuration, no effect locally.
     pub automount_service_account_token: Recorded,
+}
+
+/// `spec.workflowMetadata`: labels and annotations added to the run's own.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowMetadata {
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Labels whose value is an expression over the workflow's parameters.
+    #[serde(default)]
+    pub labels_from: BTreeMap<String, LabelValueFrom>,
+}
+
+/// One of `labelsFrom`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelValueFrom {
+    /// An expr-lang expression over `workflow.*`.
+    pub expression: String,
 }
 
 /// `metrics:` of a workflow or a template.

@@ -313,6 +313,37 @@ fn commands_for_local(spec: &WorkflowSpec, library: &BTreeMap<String, WorkflowSp
     }
 }
 
+/// The run's metadata with `spec.workflowMetadata` added: its labels and
+/// annotations, and each of `labelsFrom` evaluated over the workflow's name
+/// and parameters (Argo's `labelsFrom`).
+fn with_workflow_metadata(
+    wf: &Workflow,
+    name: &str,
+    parameters: &BTreeMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> Metadata {
+    let mut metadata = wf.metadata.clone();
+    let Some(extra) = &wf.spec.workflow_metadata else { return metadata };
+    metadata.labels.extend(extra.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    metadata.annotations.extend(extra.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut vars: BTreeMap<String, String> =
+        parameters.iter().map(|(k, v)| (format!("workflow.parameters.{k}"), v.clone())).collect();
+    vars.insert("workflow.name".into(), name.to_string());
+    for (label, from) in &extra.labels_from {
+        match crate::expression::evaluate(&from.expression, &vars)
+            .and_then(|v| crate::expression::parameter_text(&from.expression, &v))
+        {
+            Ok(value) => {
+                metadata.labels.insert(label.clone(), value);
+            }
+            Err(e) => {
+                problems.push(problem(format!("spec.workflowMetadata.labelsFrom.{label}.expression"), e.to_string()))
+            }
+        }
+    }
+    metadata
+}
+
 /// `--name`, else `metadata.name`, else `generateName` (or `workflow-`) and a random suffix.
 fn run_name(wf: &Workflow, options: &PlanOptions) -> String {
     options.name.clone().unwrap_or_else(|| {
@@ -356,12 +387,14 @@ impl Plan {
             .or(spec.parallelism.map(|p| p as usize))
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4))
             .max(1);
+        let name = run_name(wf, options);
+        let metadata = with_workflow_metadata(wf, &name, &parameters, &mut problems);
         let plan = Plan {
-            name: run_name(wf, options),
+            name,
             uid: uuid::Uuid::new_v4().to_string(),
             namespace: if wf.metadata.namespace.is_empty() { "default".into() } else { wf.metadata.namespace.clone() },
             created: now_ms(),
-            metadata: wf.metadata.clone(),
+            metadata,
             spec,
             library,
             parameters,
