@@ -44,7 +44,9 @@ pub(crate) struct RuntimeArgs {
     /// Where steps run (default: local; for resume, where the run started).
     #[arg(long, value_enum)]
     pub(crate) runtime: Option<RuntimeKind>,
-    /// With --runtime docker: run the template image FROM as the local image TO (repeatable).
+    /// With --runtime docker: run the template image FROM as the local image TO. With the
+    /// local runtime: run a container of image FROM that gives no command with the program TO
+    /// of this host, its args after (repeatable).
     #[arg(long = "image-map", value_name = "FROM=TO")]
     pub(crate) image_map: Vec<String>,
 }

@@ -303,8 +303,11 @@ impl Home {
 
     /// The local runtime, isolating steps in namespaces where this host
     /// allows it; `launcher` runs [`crate::sandbox::main`] for `__sandbox`.
-    pub fn local_runtime(launcher: PathBuf) -> Arc<dyn Runtime> {
-        Arc::new(LocalRuntime::detect(launcher))
+    pub fn local_runtime(
+        launcher: PathBuf,
+        image_map: &[String],
+    ) -> std::result::Result<Arc<dyn Runtime>, crate::RuntimeError> {
+        Ok(Arc::new(LocalRuntime::detect(launcher).with_entrypoints(image_map)?))
     }
 }
 

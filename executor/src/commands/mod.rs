@@ -85,8 +85,9 @@ fn parameters(given: Vec<String>) -> Result<Vec<(String, String)>> {
 /// The runtime the arguments choose.
 fn build_runtime(args: &RuntimeArgs, home: &Home) -> Result<Arc<dyn Runtime>> {
     match args.runtime.unwrap_or_default() {
-        RuntimeKind::Local if !args.image_map.is_empty() => bail!("--image-map needs --runtime docker"),
-        RuntimeKind::Local => Ok(Home::local_runtime(std::env::current_exe()?)),
+        RuntimeKind::Local => {
+            Home::local_runtime(std::env::current_exe()?, &args.image_map).map_err(anyhow::Error::msg)
+        }
         RuntimeKind::Docker => Ok(Arc::new(
             DockerRuntime::new(&args.image_map)
                 .map_err(anyhow::Error::msg)?

@@ -405,3 +405,32 @@ fn workflow_metadata_labels_the_run_from_its_parameters() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `--image-map IMAGE=PROGRAM` with the local runtime: a container of that
+/// image that gives no command runs the program with its args, as the
+/// image's entrypoint would; lint then accepts it.
+#[test]
+fn a_mapped_image_runs_a_program_of_this_host_as_its_entrypoint() {
+    let f = Ferry::new();
+    // Outside /tmp: each sandboxed step has a /tmp of its own.
+    let tool = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("greet-{}", std::process::id()));
+    std::fs::write(&tool, "#!/bin/sh\necho \"greetings, $1\"\n").unwrap();
+    let mut perms = std::fs::metadata(&tool).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&tool, perms).unwrap();
+    let spec =
+        "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: example/greeter:1, args: [world]}\n";
+    let file = f.workflow("mapped", spec);
+    let map = format!("example/greeter:1={}", tool.display());
+    let (code, doc) = f.run(&[&file], &["--image-map", &map]);
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    assert_eq!(f.logs("mapped", "mapped").trim(), "greetings, world");
+    let file = f.workflow("unmapped", &spec.replace("greeter", "other"));
+    let o = f.ferry(&["run", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--image-map IMAGE=PROGRAM"), "{err}");
+    let under_tmp = f.ferry(&["run", "--image-map", "example/greeter:1=/tmp/greet", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&under_tmp.stderr);
+    assert!(!under_tmp.status.success() && err.contains("the program is under /tmp"), "{err}");
+    let _ = std::fs::remove_file(&tool);
+}

@@ -293,17 +293,23 @@ fn with_template_defaults(
 /// Every container template, of the workflow and of its libraries, has a
 /// `command`: the local runtime runs it on this host and cannot read an
 /// image's entrypoint (the Docker runtime and Kubernetes can).
-fn commands_for_local(spec: &WorkflowSpec, library: &BTreeMap<String, WorkflowSpec>, problems: &mut Vec<Problem>) {
+fn commands_for_local(
+    spec: &WorkflowSpec,
+    library: &BTreeMap<String, WorkflowSpec>,
+    mapped: &BTreeSet<&str>,
+    problems: &mut Vec<Problem>,
+) {
     let specs = std::iter::once(("spec".to_string(), spec))
         .chain(library.iter().map(|(k, s)| (format!("WorkflowTemplate {k}: spec"), s)));
     for (prefix, spec) in specs {
         for (i, t) in spec.templates.iter().enumerate() {
             let message = |image: &str| {
                 format!(
-                    "is required with the local runtime, which cannot read the entrypoint of image {image:?}: give the command, or use --runtime docker"
+                    "is required with the local runtime, which cannot read the entrypoint of image {image:?}: give the command, map the image to a program of this host with --image-map IMAGE=PROGRAM, or use --runtime docker"
                 )
             };
-            if let Some(c) = t.container.as_ref().filter(|c| c.command.is_empty()) {
+            if let Some(c) = t.container.as_ref().filter(|c| c.command.is_empty() && !mapped.contains(c.image.as_str()))
+            {
                 problems.push(problem(format!("{prefix}.templates[{i}].container.command"), message(&c.image)));
             }
             for (j, s) in t.sidecars.iter().enumerate().filter(|(_, s)| s.command.is_empty()) {
@@ -379,8 +385,10 @@ impl Plan {
         let parameters = parameters(&spec, options, &config_maps, &mut problems);
         let repository = repository(docs, &spec, options, &mut problems);
         let registry = registry(docs, options, &mut problems);
-        if options.runtime.as_ref().is_some_and(|r| r.runtime == RuntimeKind::Local) {
-            commands_for_local(&spec, &library, &mut problems);
+        if let Some(choice) = options.runtime.as_ref().filter(|r| r.runtime == RuntimeKind::Local) {
+            let mapped: BTreeSet<&str> =
+                choice.image_map.iter().filter_map(|e| e.split_once('=')).map(|(f, _)| f).collect();
+            commands_for_local(&spec, &library, &mapped, &mut problems);
         }
         let parallelism = options
             .parallelism

@@ -12,8 +12,8 @@
 
 use crate::drivers::{ContainerLauncher, GROUP_LABEL, Launcher, RUN_LABEL};
 use crate::runtime::{
-    CONTAINERS_RECORD, DriverRole, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError, copy_output, io, process,
-    stop_earlier_attempts, until_deadline,
+    CONTAINERS_RECORD, DriverRole, MAX_RESULT_BYTES, PodExit, PodSpec, Runtime, RuntimeError, copy_output, io,
+    parse_image_map, process, stop_earlier_attempts, until_deadline,
 };
 use crate::store::WorkflowRecord;
 use async_trait::async_trait;
@@ -37,15 +37,7 @@ pub struct DockerRuntime {
 impl DockerRuntime {
     /// A runtime that replaces each `FROM=TO` image of the map.
     pub fn new(image_map: &[String]) -> Result<DockerRuntime, RuntimeError> {
-        let mut images = BTreeMap::new();
-        for entry in image_map {
-            let (from, to) =
-                entry.split_once('=').filter(|(f, t)| !f.is_empty() && !t.is_empty()).ok_or_else(|| {
-                    RuntimeError::Invalid(format!("--image-map {entry:?}: expected TEMPLATE_IMAGE=LOCAL_IMAGE"))
-                })?;
-            images.insert(from.to_string(), to.to_string());
-        }
-        Ok(DockerRuntime { images, driver_mounts: Vec::new() })
+        Ok(DockerRuntime { images: parse_image_map(image_map)?, driver_mounts: Vec::new() })
     }
 
     /// Also mounts `dir` into every driver container at its own path.

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use ferry_workflow::model::{EnvVar, SCRIPT_PATH, Sidecar, Template};
 use ferry_workflow::naming::{INIT_DRIVER_PREFIX, SIDECAR_DRIVER_PREFIX};
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -406,6 +407,9 @@ fn is_system_dir(dir: &str) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct LocalRuntime {
     isolation: Isolation,
+    /// Image → a program of this host that stands for its entrypoint, for
+    /// containers that give no `command` (`--image-map` of the local runtime).
+    entrypoints: BTreeMap<String, String>,
 }
 
 /// How a local step's declared paths reach its directory.
@@ -443,7 +447,7 @@ impl LocalRuntime {
             .output();
         let reason = match probe {
             Ok(out) if out.status.success() => {
-                return LocalRuntime { isolation: Isolation::Namespaces { launcher } };
+                return LocalRuntime { isolation: Isolation::Namespaces { launcher }, ..LocalRuntime::default() };
             }
             Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
             Err(e) => format!("starting {}: {e}", launcher.display()),
@@ -454,6 +458,23 @@ impl LocalRuntime {
              (declared paths rewritten in their commands, the host's file system shared; see docs/executor.md)"
         );
         LocalRuntime::path_mapping()
+    }
+
+    /// Runs a container of image `FROM` that gives no command with the
+    /// program `TO` of this host (its `args` after), for each `FROM=TO`.
+    pub fn with_entrypoints(mut self, image_map: &[String]) -> Result<Self, RuntimeError> {
+        for (image, program) in parse_image_map(image_map)? {
+            // A step runs in its own directory: the program is named by its absolute path.
+            let absolute = std::path::absolute(&program)
+                .map_err(|e| RuntimeError::Invalid(format!("--image-map {image}={program}: {e}")))?;
+            if matches!(self.isolation, Isolation::Namespaces { .. }) && absolute.starts_with("/tmp") {
+                return Err(RuntimeError::Invalid(format!(
+                    "--image-map {image}={program}: the program is under /tmp, of which each sandboxed step has its own: put it elsewhere"
+                )));
+            }
+            self.entrypoints.insert(image, absolute.to_string_lossy().into_owned());
+        }
+        Ok(self)
     }
 
     /// How steps see their paths.
@@ -678,6 +699,15 @@ impl Runtime for LocalRuntime {
     }
 
     async fn run(&self, pod: &PodSpec, cancel: CancellationToken) -> Result<PodExit, RuntimeError> {
+        let mapped;
+        let pod = match self.entrypoints.get(&pod.image).filter(|_| pod.image_entrypoint) {
+            Some(program) => {
+                let argv = std::iter::once(program.clone()).chain(pod.argv.iter().cloned()).collect();
+                mapped = PodSpec { argv, image_entrypoint: false, ..pod.clone() };
+                &mapped
+            }
+            None => pod,
+        };
         if pod.image_entrypoint {
             return Err(RuntimeError::Invalid(format!(
                 "container.command is empty; the local runtime cannot know the entrypoint of image {:?}, so give the command (or use --runtime docker)",
@@ -858,6 +888,18 @@ pub(crate) async fn copy_output(
 /// directory was started by an earlier `ferry` process of this run (a
 /// resumed run): its attempt gets a fresh directory, `<pod>.2`, `<pod>.3`,
 /// so it never writes into what the earlier attempt left.
+/// `--image-map` entries, `FROM=TO`, by `FROM`.
+pub(crate) fn parse_image_map(entries: &[String]) -> Result<BTreeMap<String, String>, RuntimeError> {
+    let mut map = BTreeMap::new();
+    for entry in entries {
+        let (from, to) = entry.split_once('=').filter(|(f, t)| !f.is_empty() && !t.is_empty()).ok_or_else(|| {
+            RuntimeError::Invalid(format!("--image-map {entry:?}: expected TEMPLATE_IMAGE=LOCAL_IMAGE"))
+        })?;
+        map.insert(from.to_string(), to.to_string());
+    }
+    Ok(map)
+}
+
 /// A container's `env` as the process's environment.
 fn env_pairs(vars: &[EnvVar]) -> Vec<(String, String)> {
     vars.iter().map(|e| (e.name.clone(), e.value.clone())).collect()
