@@ -434,3 +434,31 @@ fn a_mapped_image_runs_a_program_of_this_host_as_its_entrypoint() {
     assert!(!under_tmp.status.success() && err.contains("the program is under /tmp"), "{err}");
     let _ = std::fs::remove_file(&tool);
 }
+
+/// A retry expression may hold `{{...}}` tags (substituted from the
+/// template's inputs first) and reads `lastRetry.duration` as whole seconds.
+#[test]
+fn a_retry_expression_reads_the_templates_inputs_and_whole_seconds() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: flaky, template: flaky, arguments: {parameters: [{name: max, value: "2"}]}}
+  - name: flaky
+    inputs: {parameters: [{name: max}]}
+    retryStrategy:
+      limit: "10"
+      expression: "asInt(retries) < {{inputs.parameters.max}} && asInt(lastRetry.duration) < 120"
+    container: {image: alpine, command: [sh, -c, "exit 3"]}
+"#;
+    let doc = run_expecting(&f, "retry-tags", spec, "Failed");
+    let attempts = doc["nodes"].as_array().unwrap().iter().filter(|n| n["kind"] == "Pod").count();
+    assert_eq!(attempts, 3, "attempts 0, 1 and 2; the expression stops the fourth");
+    let retry = doc["nodes"].as_array().unwrap().iter().find(|n| n["kind"] == "Retry").unwrap();
+    assert!(
+        retry["message"].as_str().unwrap().contains("retryStrategy.expression evaluated to false"),
+        "{}",
+        retry["message"]
+    );
+}

@@ -529,6 +529,10 @@ fn check_output_expressions(t: &Template, scope: &Scope<'_>, path: &str, problem
 /// `retryStrategy.expression` parses and reads only what Argo gives it:
 /// `retries` and `lastRetry.*`.
 fn check_retry_expression(expression: &str) -> Result<(), String> {
+    // Its `{{...}}` tags (checked with the template's other strings) are
+    // substituted before it is evaluated: parse it with a value in each.
+    let probe = expr::substitute(expression, &mut |_| expr::Resolved::Value("true".into()));
+    let expression = probe.as_deref().unwrap_or(expression);
     crate::expression::check(expression).map_err(|e| e.to_string())?;
     for r in crate::expression::references(expression) {
         if !matches!(

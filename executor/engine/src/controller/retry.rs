@@ -73,15 +73,17 @@ impl LastRetry {
     }
 
     fn of(result: &NodeResult) -> LastRetry {
-        let millis = match (result.started, result.finished) {
-            (Some(s), Some(f)) => f.saturating_sub(s).max(0),
+        // Argo's node times are Kubernetes timestamps, whole seconds: the
+        // attempt's duration is whole seconds too (`asInt(lastRetry.duration)`
+        // works), printed as Go prints a float64 (`3`).
+        let seconds = match (result.started, result.finished) {
+            (Some(s), Some(f)) => f.div_euclid(1000).saturating_sub(s.div_euclid(1000)).max(0),
             _ => 0,
         };
         LastRetry {
             exit_code: result.outputs.exit_code,
             status: result.phase.to_string(),
-            // Seconds as Go prints a float64: `1.5`, `3`.
-            duration: expression::go_string(&expression::Value::Float(millis as f64 / 1000.0)),
+            duration: expression::go_string(&expression::Value::Float(seconds as f64)),
             message: result.message.clone(),
         }
     }
@@ -116,6 +118,19 @@ fn keep_retrying(text: &str, attempt: u32, last: &LastRetry) -> Result<bool, exp
 }
 
 impl Controller {
+    /// `retryStrategy.expression` with its `{{...}}` tags substituted from
+    /// the template's inputs, as Argo substitutes the template before it
+    /// evaluates the expression. Unchanged when the inputs cannot be bound:
+    /// the attempt then fails, and says why.
+    fn retry_expression(&self, call: &Call, template: &Template, text: &str) -> String {
+        if !text.contains("{{") {
+            return text.to_string();
+        }
+        let vars = self.template_vars(call, template, template.kind().is_pod());
+        let substituted = self.bind(call, template, &vars).ok().and_then(|b| b.vars.substitute(text).ok());
+        substituted.unwrap_or_else(|| text.to_string())
+    }
+
     pub(super) async fn run_retry(self: Arc<Self>, call: Call, template: Template) -> NodeResult {
         let id = match self.ensure(&call.name, NodeKind::Retry, &template.name, call.parent) {
             Ensured::Fresh(id) => id,
@@ -126,6 +141,7 @@ impl Controller {
         let limit = strategy.limit.as_ref().and_then(|l| l.0.trim().parse::<u32>().ok());
         let policy = strategy.retry_policy.unwrap_or_default();
         let backoff = Backoff::of(&strategy);
+        let expression = self.retry_expression(&call, &template, &strategy.expression);
         let began = std::time::Instant::now();
         let mut attempt = 0u32;
         let mut last = LastRetry::first();
@@ -146,7 +162,7 @@ impl Controller {
                 let why = if exhausted { format!("{} (no more retries left)", ended.message) } else { ended.message };
                 return self.finish(id, Ended { message: why, ..ended });
             }
-            match keep_retrying(&strategy.expression, attempt, &last) {
+            match keep_retrying(&expression, attempt, &last) {
                 Ok(true) => {}
                 Ok(false) => {
                     let why = format!("{} (retryStrategy.expression evaluated to false)", ended.message);
