@@ -479,6 +479,8 @@ EXPECT: dict[str, E] = {
     "workflow-of-workflows.yaml": E(needs=f"{CLUSTER}: resource templates submit workflows"),
     "daemoned-stateful-set-with-service.yaml": E(needs=f"{CLUSTER}: resource template"),
     "sidecar-dind.yaml": E(needs=f"{CLUSTER}: privileged docker-in-docker sidecar"),
+    "sidecar-nginx.yaml": E(needs="image: nginx's own file system (the host's nginx cannot write /var/log/nginx "
+                                  "and /run, read-only in the step's sandbox; the main container waits for it forever)"),
     "secrets.yaml": E(needs=f"{CLUSTER}: a Kubernetes secret"),
     "arguments-parameters-from-configmap.yaml": E(needs=f"{CLUSTER}: a ConfigMap (could be passed with the workflow)"),
     "global-parameters-from-configmap.yaml": E(needs=f"{CLUSTER}: a ConfigMap (could be passed with the workflow)"),
@@ -741,6 +743,8 @@ def classify_run(name: str, exp: E, rc: Optional[int], out: str, err: str, took:
             o.cls, o.reason = "host-only", f"{exp.needs} (driver retried until the {timeout:.0f} s timeout)"
         elif NETWORK_ERROR.search(err_plain) or NETWORK_ERROR.search(node_msgs):
             o.cls, o.reason = "host-only", f"network unreachable (driver retried until the {timeout:.0f} s timeout)"
+        elif exp.needs:
+            o.cls, o.reason = "host-only", f"{exp.needs} (still running after {timeout:.0f} s, waiting for it)"
         else:
             o.cls = "timeout"
             o.reason = (f"expected: {exp.why}" if exp.long else

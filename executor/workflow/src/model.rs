@@ -335,6 +335,12 @@ pub struct ValueFrom {
     pub supplied: Option<Empty>,
     /// A key of a ConfigMap among the workflow's files (arguments and inputs).
     pub config_map_key_ref: Option<ConfigMapKeyRef>,
+    /// Resource templates only (which lint refuses): a JSON path into the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_path: Recorded,
+    /// Resource templates only (which lint refuses): a jq filter over the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jq_filter: Recorded,
 }
 
 impl Parameter {

@@ -164,7 +164,8 @@ impl Controller {
                     Ok(Ok(exit)) => {
                         let (phase, message) = exit_phase(&exit);
                         let phase = if phase == Phase::Succeeded { Phase::Failed } else { phase };
-                        Ended::new(phase, format!("the daemon ended before it was ready ({message})"))
+                        let outputs = Outputs { exit_code: exit.code, ..Outputs::default() };
+                        Ended { phase, message: format!("the daemon ended before it was ready ({message})"), outputs }
                     }
                     Ok(Err(e)) => Ended::error(e),
                     Err(e) => Ended::error(format!("the daemon's task failed: {e}")),
