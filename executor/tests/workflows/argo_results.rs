@@ -462,3 +462,26 @@ fn a_retry_expression_reads_the_templates_inputs_and_whole_seconds() {
         retry["message"]
     );
 }
+
+/// A file with one `WorkflowTemplate` (or `ClusterWorkflowTemplate`) and no
+/// `Workflow` runs it, as `argo submit --from workflowtemplate/NAME` does.
+#[test]
+fn a_lone_workflow_template_runs_as_a_workflow_of_it() {
+    let f = Ferry::new();
+    let text = "apiVersion: argoproj.io/v1alpha1\nkind: ClusterWorkflowTemplate\nmetadata: {name: greeter}\nspec:\n  entrypoint: main\n  arguments: {parameters: [{name: who, value: templates}]}\n  templates:\n  - name: main\n    container: {image: alpine, command: [echo, 'hello {{workflow.parameters.who}}']}\n";
+    let file = f.home.path().join("greeter.yaml");
+    std::fs::write(&file, text).unwrap();
+    let (code, doc) = f.run(&[&file], &["-p", "who=you"]);
+    assert_eq!(code, 0, "{}", serde_json::to_string_pretty(&doc).unwrap());
+    let name = doc["workflow"]["name"].as_str().unwrap();
+    assert!(name.starts_with("greeter-"), "{name}");
+    assert_eq!(f.logs(name, name).trim(), "hello you");
+    let two = text.to_string() + "---\n" + &text.replace("greeter", "other");
+    std::fs::write(&file, two).unwrap();
+    let o = f.ferry(&["run", file.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nor a single WorkflowTemplate"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -4,7 +4,7 @@
 //! even if the files changed since.
 
 use crate::defaults;
-use crate::model::{Documents, Metadata, Step, Template, TemplateRef, Workflow, WorkflowSpec};
+use crate::model::{Documents, Metadata, Step, Template, TemplateRef, Workflow, WorkflowSpec, WorkflowTemplateRef};
 use crate::naming::random_suffix;
 use crate::problem::{PlanError, Problem, problem};
 use crate::registry::Registry;
@@ -156,10 +156,34 @@ fn the_workflow(docs: &Documents, options: &PlanOptions) -> Result<Chosen, PlanE
                 problems,
             })
         }
-        ([], []) => Err(PlanError {
-            file: "input".into(),
-            problems: vec![problem("", "no Workflow or CronWorkflow document among the files given")],
-        }),
+        ([], []) => match docs.templates.as_slice() {
+            // As `argo submit --from workflowtemplate/NAME`: a run of the one
+            // template given, its entrypoint and arguments its own.
+            [(source, template)] if !template.spec.entrypoint.is_empty() => Ok(Chosen {
+                source: source.to_string(),
+                workflow: Workflow {
+                    api_version: template.api_version.clone(),
+                    kind: "Workflow".into(),
+                    metadata: Metadata { generate_name: format!("{}-", template.metadata.name), ..Metadata::default() },
+                    spec: WorkflowSpec {
+                        workflow_template_ref: Some(WorkflowTemplateRef {
+                            name: template.metadata.name.clone(),
+                            cluster_scope: template.kind == "ClusterWorkflowTemplate",
+                        }),
+                        ..WorkflowSpec::default()
+                    },
+                },
+                spec_path: "spec",
+                problems: Vec::new(),
+            }),
+            _ => Err(PlanError {
+                file: "input".into(),
+                problems: vec![problem(
+                    "",
+                    "no Workflow or CronWorkflow document among the files given (nor a single WorkflowTemplate with an entrypoint to run)",
+                )],
+            }),
+        },
         _ => Err(many()),
     }
 }
