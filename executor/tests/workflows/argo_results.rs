@@ -485,3 +485,26 @@ fn a_lone_workflow_template_runs_as_a_workflow_of_it() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `{{workflow.priority}}`, `{{workflow.serviceAccountName}}` (recorded
+/// settings, readable) and `{{steps.X.hostNodeName}}` (this machine).
+#[test]
+fn recorded_settings_and_the_host_node_name_are_readable() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  priority: 5
+  serviceAccountName: runner
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: echo, arguments: {parameters: [{name: v, value: "{{workflow.priority}} {{workflow.serviceAccountName}}"}]}}
+    - - {name: b, template: echo, arguments: {parameters: [{name: v, value: "{{steps.a.hostNodeName}}"}]}}
+  - name: echo
+    inputs: {parameters: [{name: v}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.v}}"]}
+"#;
+    run_expecting(&f, "settings", spec, "Succeeded");
+    assert_eq!(f.logs("settings", "a").trim(), "5 runner");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(f.logs("settings", "b").trim(), host.trim());
+}

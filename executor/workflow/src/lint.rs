@@ -1068,7 +1068,7 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
         [
             "workflow",
             "name" | "uid" | "namespace" | "status" | "failures" | "duration" | "parameters" | "mainEntrypoint"
-            | "creationTimestamp",
+            | "priority" | "serviceAccountName" | "creationTimestamp",
         ] => Ok(()),
         ["workflow", "creationTimestamp", _] => Ok(()),
         ["workflow", "scheduledTime"] => declared(s.scheduled, "only runs of a CronWorkflow have a scheduled time"),
@@ -1096,7 +1096,9 @@ fn known_sibling(scope: &str, name: &str, rest: &[&str], s: &Scope<'_>) -> Resul
                 | ["outputs", "parameters"]
                 | ["outputs", "parameters", _]
                 | ["outputs", "artifacts", _] => Ok(()),
-                ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] | ["ip"] => Ok(()),
+                ["exitCode"] | ["status"] | ["id"] | ["startedAt"] | ["finishedAt"] | ["ip"] | ["hostNodeName"] => {
+                    Ok(())
+                }
                 _ => Err("unknown field".into()),
             }
         }

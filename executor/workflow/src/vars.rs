@@ -175,10 +175,19 @@ impl Vars {
     /// Every field of the sibling `key` (`steps.X`) into `vars`.
     fn sibling_vars(&self, key: &str, vars: &mut BTreeMap<String, String>) {
         let Some(o) = self.siblings.get(key) else { return };
-        let mut fields: Vec<String> =
-            ["status", "id", "startedAt", "finishedAt", "exitCode", "ip", "outputs.result", "outputs.parameters"]
-                .map(String::from)
-                .to_vec();
+        let mut fields: Vec<String> = [
+            "status",
+            "id",
+            "startedAt",
+            "finishedAt",
+            "exitCode",
+            "ip",
+            "hostNodeName",
+            "outputs.result",
+            "outputs.parameters",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut params: Vec<&String> = o.outputs.parameters.keys().collect();
         for (_, child) in o.children.iter().flatten() {
             params.extend(child.parameters.keys());
@@ -207,6 +216,8 @@ impl Vars {
             "finishedAt" => Some(fmt_time(o.finished)),
             "exitCode" => o.outputs.exit_code.map(|c| c.to_string()),
             "ip" => o.outputs.ip.clone(),
+            // Every local step runs on this machine.
+            "hostNodeName" => Some(host_name()),
             "outputs.result" => match &o.children {
                 Some(children) => Some(aggregate::results(children)),
                 None => Some(o.outputs.result.clone().unwrap_or_default()),
@@ -269,6 +280,11 @@ impl Vars {
         }
         crate::expr::substitute(text, &mut |name| self.resolve(name))
     }
+}
+
+/// This machine's name: the node every local step runs on (`hostNodeName`).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
 /// The text Argo puts in a loop child's name: `0:a` for a scalar, `1:k:v,k2:v2` for an object.

@@ -126,6 +126,15 @@ pub(super) fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
     for (k, v) in &p.metadata.annotations {
         plain.insert(format!("workflow.annotations.{k}"), v.clone());
     }
+    // Kubernetes settings a step may print: recorded, so only their text.
+    for (name, value) in [("priority", &p.spec.priority), ("serviceAccountName", &p.spec.service_account_name)] {
+        let text = match value {
+            Some(serde_yaml_ng::Value::String(s)) => s.clone(),
+            Some(serde_yaml_ng::Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        plain.insert(format!("workflow.{name}"), text);
+    }
     // As Argo: a CronWorkflow's run carries its tick as an annotation.
     if let Some(at) = p.metadata.annotations.get(ferry_workflow::cron::SCHEDULED_TIME_ANNOTATION) {
         plain.insert("workflow.scheduledTime".into(), at.clone());
