@@ -20,8 +20,8 @@ use ferry_workflow::plan::Plan;
 use ferry_workflow::registry::RegistryError;
 use ferry_workflow::time::active_deadline;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements, SecurityContext, Volume,
-    VolumeMount,
+    Capabilities, ConfigMapKeySelector, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, Pod, PodSpec,
+    ResourceRequirements, SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -325,6 +325,13 @@ fn pod(plan: &Plan, found: &PodTemplate<'_>, options: &RenderOptions) -> Result<
     let init_containers = parts.init_containers(&inputs, &image_of)?;
     let mut containers = vec![parts.wait(&outputs), main(t, &parts.var_run_argo).map_err(|(f, m)| parts.field(&f, m))?];
     containers.extend(parts.sidecars(&outputs, &image_of)?);
+    for (i, sidecar) in t.sidecars.iter().enumerate() {
+        let field = format!("sidecars[{i}]");
+        let mut c: Container =
+            kubernetes(Some(sidecar), &field).map_err(|(f, m)| parts.field(&f, m))?.unwrap_or_default();
+        c.env = Some(sidecar.env.iter().map(user_env).collect());
+        containers.push(c);
+    }
     let mut volumes = vec![empty_dir("var-run-argo"), empty_dir("tmp-dir-argo"), empty_dir("input-artifacts")];
     volumes.extend(outputs.iter().map(|d| empty_dir(&socket_volume(d))));
     let node = found.node.clone();
@@ -377,6 +384,8 @@ fn main(t: &Template, var_run_argo: &VolumeMount) -> Result<Container, (String, 
         (None, None) => return Err(("container".into(), "the template runs nothing".into())),
     };
     let kind = if t.container.is_some() { "container" } else { "script" };
+    let probe = t.container.as_ref().and_then(|c| c.readiness_probe.as_ref());
+    let probe = probe.or_else(|| t.script.as_ref().and_then(|s| s.readiness_probe.as_ref()));
     if image.is_empty() {
         return Err((format!("{kind}.image"), "is required on Kubernetes".into()));
     }
@@ -400,16 +409,60 @@ fn main(t: &Template, var_run_argo: &VolumeMount) -> Result<Container, (String, 
         image: Some(image.clone()),
         command: Some(vec![ARGOEXEC.into()]),
         args: Some(argv),
-        env: Some(
-            std::iter::once(env("ARGO_CONTAINER_NAME", "main"))
-                .chain(env_vars.iter().map(|e| env(&e.name, e.value.clone())))
-                .collect(),
-        ),
+        env: Some(std::iter::once(env("ARGO_CONTAINER_NAME", "main")).chain(env_vars.iter().map(user_env)).collect()),
         working_dir: (!working_dir.is_empty()).then(|| working_dir.clone()),
         resources,
+        readiness_probe: kubernetes(probe, &format!("{kind}.readinessProbe"))?,
         volume_mounts: Some(mounts),
         ..Default::default()
     })
+}
+
+/// A template's own env var: its value, or where Kubernetes reads it from.
+fn user_env(e: &ferry_workflow::model::EnvVar) -> EnvVar {
+    let from = e.value_from.as_ref();
+    let value_from = from.map(|f| EnvVarSource {
+        secret_key_ref: f.secret_key_ref.as_ref().map(|k| SecretKeySelector {
+            name: k.name.clone(),
+            key: k.key.clone(),
+            optional: k.optional,
+        }),
+        config_map_key_ref: f.config_map_key_ref.as_ref().map(|k| ConfigMapKeySelector {
+            name: k.name.clone(),
+            key: k.key.clone(),
+            optional: k.optional,
+        }),
+        ..Default::default()
+    });
+    EnvVar { name: e.name.clone(), value: from.is_none().then(|| e.value.clone()), value_from }
+}
+
+/// A field Ferry models as Argo writes it, as the Kubernetes type of the same shape.
+fn kubernetes<T: serde::Serialize, K: serde::de::DeserializeOwned>(
+    value: Option<&T>,
+    field: &str,
+) -> Result<Option<K>, (String, String)> {
+    let Some(value) = value else { return Ok(None) };
+    let json = serde_json::to_value(value).map_err(|e| (field.to_string(), e.to_string()))?;
+    serde_json::from_value(strip_nulls(json)).map(Some).map_err(|e| (field.to_string(), e.to_string()))
+}
+
+/// The JSON without its `null`s and empty texts and lists (Ferry's defaults,
+/// unset in Kubernetes), a `port` that is a number as a number (Kubernetes
+/// reads a text port as a port's name).
+fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !(v.is_null() || v == "" || v.as_array().is_some_and(Vec::is_empty)))
+                .map(|(k, v)| match (k.as_str(), v.as_str().and_then(|p| p.parse::<u16>().ok())) {
+                    ("port", Some(number)) => (k, serde_json::Value::from(number)),
+                    _ => (k, strip_nulls(v)),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// The pods as one YAML stream (`---` between documents), as `kubectl apply -f` takes.
@@ -504,6 +557,29 @@ mod tests {
         let input = main.volume_mounts.as_ref().unwrap().iter().find(|m| m.mount_path == "/in/file").unwrap();
         assert_eq!((input.name.as_str(), input.sub_path.as_deref()), ("input-artifacts", Some("in")));
         assert!(main.args.as_ref().unwrap().ends_with(&["sh".to_string(), SCRIPT_PATH.to_string()]));
+    }
+
+    #[test]
+    fn probes_sidecars_and_env_from_secrets_render_as_kubernetes_has_them() {
+        let spec = "  entrypoint: t\n  templates:\n  - name: t\n    container:\n      image: x\n      command: ['true']\n      env: [{name: P, valueFrom: {secretKeyRef: {name: db, key: pw}}}, {name: Q, value: q}]\n      readinessProbe: {httpGet: {path: /ok, port: '8080'}, periodSeconds: 2}\n    sidecars:\n    - {name: web, image: nginx, command: [nginx], mirrorVolumeMounts: true}\n";
+        let pods = render(&plan(spec), &RenderOptions::default()).unwrap();
+        let containers = &pods[0].spec.as_ref().unwrap().containers;
+        assert_eq!(names(containers), ["wait", "main", "web"]);
+        let main = &containers[1];
+        let probe = main.readiness_probe.as_ref().unwrap();
+        let get = probe.http_get.as_ref().unwrap();
+        assert_eq!(
+            get.port,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080),
+            "a number, not a port name"
+        );
+        assert_eq!((get.path.as_deref(), probe.period_seconds), (Some("/ok"), Some(2)));
+        let env = main.env.as_ref().unwrap();
+        let secret = env.iter().find(|e| e.name == "P").unwrap();
+        assert_eq!(secret.value, None);
+        assert_eq!(secret.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().key, "pw");
+        assert_eq!(env.iter().find(|e| e.name == "Q").unwrap().value.as_deref(), Some("q"));
+        assert_eq!(containers[2].command.as_deref(), Some(&["nginx".to_string()][..]));
     }
 
     #[test]
