@@ -812,7 +812,7 @@ def run_one(path: Path, ferry: str, timeout: float, keep: bool) -> Outcome:
     home = tempfile.mkdtemp(prefix="ferry-argo-ex-")
     env = dict(os.environ, FERRY_HOME=home)
     try:
-        rc, out, err, took = run_cmd([ferry, "lint", str(path)], env, timeout, str(path.parent))
+        rc, out, err, took = run_cmd([ferry, "lint", *IMAGE_MAP, str(path)], env, timeout, str(path.parent))
         if rc != 0:
             msg = ANSI.sub("", err or out)
             o = Outcome(name, "refused", category=categorize(msg), expected=exp.phase, seconds=round(took, 1),
