@@ -888,7 +888,9 @@ pub struct Container {
 }
 
 /// A container of the pod beside the main one (`sidecars:`): started
-/// before it, stopped after it.
+/// before it, stopped after it. Its fields repeat [`Container`]'s, with a
+/// required `name` and `mirrorVolumeMounts`: serde cannot both flatten a
+/// `Container` in and refuse unknown fields.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Sidecar {
