@@ -310,8 +310,3 @@ impl Home {
         Ok(Arc::new(LocalRuntime::detect(launcher).with_entrypoints(image_map)?))
     }
 }
-
-/// The home a run's directory (`<home>/runs/<run>`) belongs to.
-pub(crate) fn home_of(run_dir: &std::path::Path) -> std::path::PathBuf {
-    run_dir.ancestors().nth(2).unwrap_or(std::path::Path::new(".")).to_path_buf()
-}

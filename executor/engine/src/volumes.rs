@@ -119,9 +119,14 @@ fn volume_dir(plan: &Plan, run_dir: &Path, pod_dir: &Path, v: &Volume) -> Result
     }
 }
 
+/// The home a run's directory (`<home>/runs/<run>`) belongs to.
+pub(crate) fn home_of(run_dir: &Path) -> PathBuf {
+    run_dir.ancestors().nth(2).unwrap_or(Path::new(".")).to_path_buf()
+}
+
 /// The home's claims, `$FERRY_HOME/volumes`: a run's directory is `runs/<wf>` of the home.
 fn claims_dir(run_dir: &Path) -> PathBuf {
-    crate::home::home_of(run_dir).join(POD_VOLUMES)
+    home_of(run_dir).join(POD_VOLUMES)
 }
 
 fn host_path((path, kind): (&str, &str)) -> Result<(PathBuf, bool), String> {

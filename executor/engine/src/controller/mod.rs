@@ -168,7 +168,7 @@ impl Controller {
         let state = State::load(&store.lock().nodes(wf.id)?);
         let pods = Arc::new(Semaphore::new(plan.parallelism));
         let fixed_vars = template::fixed_workflow_vars(&plan);
-        let metrics_file = crate::home::home_of(&wf.dir).join("metrics").join(format!("{}.prom", wf.name));
+        let metrics_file = crate::volumes::home_of(&wf.dir).join("metrics").join(format!("{}.prom", wf.name));
         let metrics = RunMetrics::new(metrics_file, &wf.name);
         Ok(Arc::new(Controller {
             plan,
