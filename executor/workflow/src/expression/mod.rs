@@ -6,7 +6,7 @@
 //! `steps['gen-1'].outputs.result` both read it; every value is text, as
 //! Argo gives it (`asInt(inputs.parameters.n) + 1`). Added to the crate's
 //! functions: Argo's `asInt`, `asFloat`, `jsonpath`, `toJson`, and the
-//! `sprig.*` functions in [`sprig`]. A `{{=...}}` result is written as Argo
+//! `sprig.*` functions in `sprig`. A `{{=...}}` result is written as Argo
 //! writes it: text as it is, anything else as Go's JSON (`3`, not `3.0`).
 
 mod functions;
