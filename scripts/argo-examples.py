@@ -411,6 +411,8 @@ EXPECT: dict[str, E] = {
     "exit-handlers.yaml": E("Failed", why="entrypoint exits 1; exit handler then runs `cry`"),
     "dag-task-level-timeout.yaml": E("Failed", why="B's 10s timeout on a 15s sleep"),
     "template-defaults.yaml": E("any", why="templateDefaults retry limit 2 on a 2/3-failing step: random"),
+    "retry-conditional.yaml": E("Failed", why="the script always exits 1 or 2 and the expression retries only exit 2: "
+                                "the run ends Failed, at the first exit 1 or after 10 retries"),
     "step-level-timeout.yaml": E("Failed", why="both sleeps are killed at their 10s timeout and Failed (Argo: the pod's deadline, "
                                  "'Pod was active on the node longer than the specified deadline'); sleep1's continueOn "
                                  "covers only errors, so the run fails"),

@@ -508,3 +508,24 @@ fn recorded_settings_and_the_host_node_name_are_readable() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(f.logs("settings", "b").trim(), host.trim());
 }
+
+/// Argo's node context: `{{steps.name}}` / `{{tasks.name}}` name the step or
+/// task a template runs as, in its arguments and in the template itself;
+/// `{{workflow.parameters.json}}` is every parameter as JSON.
+#[test]
+fn node_context_names_the_step_and_the_parameters_as_json() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  arguments: {parameters: [{name: a, value: "1"}]}
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: first, template: show, arguments: {parameters: [{name: v, value: "arg {{tasks.name}}"}]}}
+  - name: show
+    inputs: {parameters: [{name: v}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.v}} / {{tasks.name}} / {{workflow.parameters.json}}"]}
+"#;
+    run_expecting(&f, "node-ctx", spec, "Succeeded");
+    assert_eq!(f.logs("node-ctx", "first").trim(), r#"arg first / first / {"a":"1"}"#);
+}

@@ -1062,8 +1062,10 @@ fn known(var: &str, s: &Scope<'_>) -> Result<(), String> {
             declared(s.out_artifacts.contains(a), "the template declares no such output artifact")
         }
         ["workflow", "parameters", p] => {
-            declared(s.workflow_params.contains(*p), "the workflow declares no such parameter")
+            declared(s.workflow_params.contains(*p) || *p == "json", "the workflow declares no such parameter")
         }
+        // The name of the step or task a template runs as (Argo's node context).
+        ["steps" | "tasks", "name"] => Ok(()),
         ["workflow", "outputs", "parameters" | "artifacts", _] | ["workflow", "labels" | "annotations", ..] => Ok(()),
         [
             "workflow",

@@ -145,6 +145,9 @@ impl Vars {
     /// a DAG of 10,000 tasks does not copy every outcome per expression.
     pub fn expression_vars(&self, refs: &[String]) -> BTreeMap<String, String> {
         let mut vars = self.plain.clone();
+        // The strftime parts of `workflow.creationTimestamp` exist for key
+        // formats; in an expression it is the RFC 3339 text, as in Argo.
+        vars.retain(|k, _| !k.starts_with("workflow.creationTimestamp."));
         for (k, v) in &self.inputs {
             vars.insert(format!("inputs.parameters.{k}"), v.clone());
         }
@@ -308,6 +311,8 @@ mod tests {
     fn vars() -> Vars {
         let mut v = Vars::default();
         v.plain.insert("workflow.name".into(), "wf".into());
+        v.plain.insert("workflow.creationTimestamp".into(), "2026-12-05T09:00:00Z".into());
+        v.plain.insert("workflow.creationTimestamp.Y".into(), "2026".into());
         v.inputs.insert("n".into(), "4".into());
         v.item = Some(serde_json::json!({"colour": "red", "size": 2}));
         let outputs = Outputs {
@@ -331,6 +336,7 @@ mod tests {
             ("{{=len(fromJSON(steps['gen-1'].outputs.result))}}", "3"),
             ("{{=steps['gen-1'].outputs.parameters.p + steps['gen-1'].status}}", "xSucceeded"),
             ("{{=workflow.name}}/{{workflow.name}}", "wf/wf"),
+            ("{{=sprig.date('2006-01', workflow.creationTimestamp)}} {{workflow.creationTimestamp.Y}}", "2026-12 2026"),
             ("{{=inputs.parameters}}", r#"{"n":"4"}"#),
         ];
         for (text, want) in table {

@@ -357,6 +357,11 @@ impl Controller {
         let Place { parent, cancel, depth } = at;
         let (origin, template) =
             self.plan.target(origin, step).ok_or_else(|| StepError::TemplateNotFound(step.template.clone()))?;
+        // Argo's node context: `{{steps.name}}` / `{{tasks.name}}` is the
+        // step's own name, in its arguments and in the template it runs.
+        let own = [("steps.name".to_string(), step.name.clone()), ("tasks.name".to_string(), step.name.clone())];
+        let named = Vars { plain: vars.plain.clone().into_iter().chain(own.clone()).collect(), ..vars.clone() };
+        let vars = &named;
         let mut args = Args::default();
         for p in &step.arguments.parameters {
             // An argument with no value leaves the input's default in force, as in Argo.
@@ -385,6 +390,7 @@ impl Controller {
             .iter()
             .filter(|(k, _)| *k == "workflow.status" || *k == "workflow.failures")
             .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(own)
             .collect();
         Ok(Call {
             name,

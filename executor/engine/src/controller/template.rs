@@ -120,6 +120,10 @@ pub(super) fn fixed_workflow_vars(p: &Plan) -> BTreeMap<String, String> {
         plain.insert(format!("workflow.parameters.{k}"), v.clone());
     }
     plain.insert("workflow.parameters".into(), serde_json::to_string(&p.parameters).unwrap_or_default());
+    // Argo's `workflow.parameters.json`: all of them, unless one is named so.
+    if !p.parameters.contains_key("json") {
+        plain.insert("workflow.parameters.json".into(), serde_json::to_string(&p.parameters).unwrap_or_default());
+    }
     for (k, v) in &p.metadata.labels {
         plain.insert(format!("workflow.labels.{k}"), v.clone());
     }
