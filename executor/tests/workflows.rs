@@ -603,6 +603,7 @@ data: {mode: fast}
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["workflow"]["phase"], "Succeeded", "{}", serde_json::to_string_pretty(&doc).unwrap());
     assert_eq!(f.logs("env-from", "show").trim(), "HUNTER2/FAST");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"), "ferry printed the secret");
     assert_eq!(node(&doc, "missing")["phase"], "Error");
     let why = node(&doc, "missing")["message"].as_str().unwrap();
     assert!(why.contains("env TOKEN") && why.contains("no key \"token\""), "{why}");
