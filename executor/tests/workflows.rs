@@ -388,9 +388,16 @@ fn bad_workflows_fail_lint_with_the_field_path() {
         "{err}"
     );
     assert!(!f.home.path().join("runs").join("resource").exists(), "nothing of the run was made");
-    for ok in
-        ["dag-diamond.yaml", "loops.yaml", "exit-handler.yaml", "inline-gc.yaml", "expressions.yaml", "hooks.yaml"]
-    {
+    for ok in [
+        "dag-diamond.yaml",
+        "loops.yaml",
+        "exit-handler.yaml",
+        "inline-gc.yaml",
+        "expressions.yaml",
+        "hooks.yaml",
+        "daemon.yaml",
+        "metrics.yaml",
+    ] {
         let o = f.ferry(&["lint", examples().join(ok).to_str().unwrap()]);
         assert!(o.status.success(), "{ok}: {}", String::from_utf8_lossy(&o.stderr));
     }
