@@ -1095,7 +1095,7 @@ fn gc_of_a_file_artifact_never_deletes_objects_under_its_key() {
   - name: main
     container:
       command: [sh, -c]
-      args: ["echo v2 > /out/model.bin && mkdir -p /out/tree/sub && echo a > /out/tree/a && echo b > /out/tree/sub/b"]
+      args: ["mkdir -p /out/tree/sub && echo v2 > /out/model.bin && echo a > /out/tree/a && echo b > /out/tree/sub/b"]
     outputs:
       artifacts:
       - {name: model, path: /out/model.bin, s3: {BLOCK, key: team/models}}
