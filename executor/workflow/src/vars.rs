@@ -139,6 +139,11 @@ impl Vars {
         }
     }
 
+    /// Whether a condition (a hook's `expression`) holds with these variables.
+    pub fn holds(&self, condition: &str) -> Result<bool, expression::ExpressionError> {
+        expression::evaluate_bool(condition, &self.expression_vars(&expression::references(condition)))
+    }
+
     /// Every variable in force by its dotted name, as Argo's expression
     /// environment holds them. Of the siblings only those `refs` name are
     /// included (all when an expression indexes `steps`/`tasks` itself), so

@@ -9,7 +9,6 @@ use crate::error::StepError;
 use crate::status::NodeKind;
 use ferry_workflow::binding::{self, Args};
 use ferry_workflow::expr::{self, Resolved};
-use ferry_workflow::expression;
 use ferry_workflow::model::{EXIT_HOOK, LifecycleHook, Step};
 use ferry_workflow::plan::Origin;
 use ferry_workflow::sequence;
@@ -324,8 +323,7 @@ impl Controller {
         let mut fired = Vec::new();
         hooks.pending.retain(|(name, hook)| {
             let node = format!("{}.hooks.{name}", site.name);
-            let refs = expression::references(&hook.expression);
-            match expression::evaluate_bool(&hook.expression, &vars.expression_vars(&refs)) {
+            match vars.holds(&hook.expression) {
                 Ok(false) => return true,
                 Ok(true) => {
                     match self.child_call(&hook.as_step(&step.name), origin, &vars, node.clone(), site.children()) {

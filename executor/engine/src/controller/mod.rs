@@ -38,7 +38,6 @@ use crate::runtime::Runtime;
 use crate::status::{Node, NodeKind};
 use crate::store::{Store, StoreError, WorkflowRecord};
 use ferry_workflow::binding::{self, Args};
-use ferry_workflow::expression;
 use ferry_workflow::model::{EXIT_HOOK, LifecycleHook, Template, TemplateKind};
 use ferry_workflow::plan::{Origin, Plan};
 use ferry_workflow::synchronization::Lock;
@@ -346,8 +345,7 @@ impl Controller {
                 vars.plain.insert("workflow.status".into(), Phase::Running.to_string());
                 pending.retain(|(name, hook)| {
                     let node = format!("{}.hooks.{name}", me.plan.name);
-                    let refs = expression::references(&hook.expression);
-                    let call = match expression::evaluate_bool(&hook.expression, &vars.expression_vars(&refs)) {
+                    let call = match vars.holds(&hook.expression) {
                         Ok(false) => return true,
                         Ok(true) => me.hook_call(hook, &vars, node.clone()),
                         Err(e) => Err(StepError::invalid(format!("spec.hooks.{name}.expression"), e)),
