@@ -624,6 +624,45 @@ data: {mode: fast}
     assert!(err.contains("container.env[1].valueFrom: configMapKeyRef: no ConfigMap \"nope\""), "{err}");
 }
 
+/// Lint names what is wrong with a daemon, its sidecars and a memoized
+/// template, where, before anything runs.
+#[test]
+fn bad_daemons_sidecars_and_memoize_fail_lint_with_their_path() {
+    let f = Ferry::new();
+    let spec = r#"  entrypoint: main
+  templates:
+  - name: main
+    daemon: true
+    steps:
+    - - {name: a, template: serve}
+  - name: serve
+    daemon: true
+    outputs: {parameters: [{name: p, valueFrom: {path: /tmp/p}}]}
+    container: {image: alpine, command: [sleep, "9"]}
+    sidecars:
+    - {name: web, image: nginx}
+    - {name: web, image: nginx, command: [nginx]}
+  - name: memo
+    memoize: {key: "", maxAge: soon, cache: {configMap: {name: ""}}}
+    container: {image: alpine, command: [echo]}
+"#;
+    let file = f.workflow("bad-daemon", spec);
+    let o = f.ferry(&["run", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for want in [
+        "spec.templates[0].daemon: only a container or script template can be a daemon",
+        "spec.templates[1].outputs: a daemon runs until its steps or DAG template ends",
+        "spec.templates[1].sidecars[1].name: each sidecar needs a name of its own",
+        "spec.templates[1].sidecars[0].command: is required with the local runtime",
+        "spec.templates[2].memoize.key: is required",
+        "spec.templates[2].memoize.cache.configMap.name: is required",
+        "spec.templates[2].memoize.maxAge: \"soon\" is not a duration",
+    ] {
+        assert!(err.contains(want), "{want} not in {err}");
+    }
+}
+
 #[test]
 fn a_failing_step_fails_the_run_with_its_exit_code() {
     let f = Ferry::new();
