@@ -151,7 +151,7 @@ fn host_path((path, kind): (&str, &str)) -> Result<(PathBuf, bool), String> {
 }
 
 /// A secret's keys: the files of `FERRY_SECRETS_DIR/<name>/`, the drivers' convention.
-pub(crate) fn read_secret(name: &str, optional: bool) -> Result<BTreeMap<String, String>, String> {
+fn read_secret(name: &str, optional: bool) -> Result<BTreeMap<String, String>, String> {
     let dir =
         ferry_sdk::env::path("FERRY_SECRETS_DIR").unwrap_or_else(|| PathBuf::from("/var/run/secrets/ferry")).join(name);
     let entries = match std::fs::read_dir(&dir) {
@@ -165,6 +165,11 @@ pub(crate) fn read_secret(name: &str, optional: bool) -> Result<BTreeMap<String,
         data.insert(entry.file_name().to_string_lossy().into_owned(), text);
     }
     Ok(data)
+}
+
+/// One key of a secret (an HTTP header's or an env var's `secretKeyRef`).
+pub(crate) fn secret_key(name: &str, key: &str) -> Result<String, String> {
+    read_secret(name, false)?.remove(key).ok_or_else(|| format!("secret {name:?} has no key {key:?}"))
 }
 
 /// Writes a ConfigMap's or secret's keys as files of `dir` (only `items`, at

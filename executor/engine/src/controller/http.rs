@@ -53,7 +53,7 @@ async fn request(http: &Http) -> Ended {
     let mut sent_headers = serde_json::Map::new();
     for h in &http.headers {
         let value = match h.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()) {
-            Some(key) => match secret_value(&key.name, &key.key) {
+            Some(key) => match volumes::secret_key(&key.name, &key.key) {
                 Ok(value) => value,
                 Err(why) => return Ended::error(format!("http.headers {}: {why}", h.name)),
             },
@@ -107,11 +107,6 @@ async fn request(http: &Http) -> Ended {
         }
     };
     Ended { phase, message, outputs }
-}
-
-/// A key of a secret, as volumes read secrets.
-fn secret_value(name: &str, key: &str) -> Result<String, String> {
-    volumes::read_secret(name, false)?.remove(key).ok_or_else(|| format!("secret {name:?} has no key {key:?}"))
 }
 
 /// Go's canonical header name (`content-type` → `Content-Type`), as Argo's

@@ -97,10 +97,7 @@ impl Controller {
             let Some(from) = &e.value_from else { continue };
             let at = format!("env {}", e.name);
             let value = if let Some(key) = &from.secret_key_ref {
-                let mut secret = volumes::read_secret(&key.name, false).map_err(|why| StepError::invalid(&at, why))?;
-                secret
-                    .remove(&key.key)
-                    .ok_or_else(|| StepError::invalid(&at, format!("secret {:?} has no key {:?}", key.name, key.key)))?
+                volumes::secret_key(&key.name, &key.key).map_err(|why| StepError::invalid(&at, why))?
             } else if let Some(key) = &from.config_map_key_ref {
                 let map = self.plan.config_maps.get(&key.name);
                 map.and_then(|m| m.get(&key.key)).cloned().ok_or_else(|| {
