@@ -171,6 +171,29 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Serve the home over HTTP as argo-server does: a web UI, a JSON API,
+    /// and artifacts streamed through their drivers (Argo's URLs).
+    Server {
+        /// Address to listen on; off loopback a token is required.
+        #[arg(long, default_value = "127.0.0.1:2746")]
+        listen: std::net::SocketAddr,
+        /// The bearer token every request must carry [env: FERRY_SERVER_TOKEN].
+        #[arg(long)]
+        auth_token: Option<String>,
+        /// A directory of WorkflowTemplate and ConfigMap YAML files: what
+        /// uploads (`/upload-artifacts/NS/TEMPLATE/ARTIFACT`) and submitted
+        /// workflows refer to.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+        /// Driver registry: a workflow-controller ConfigMap or an `artifactDrivers:` file.
+        #[arg(long)]
+        drivers: Option<PathBuf>,
+        /// The largest file an upload may carry, in bytes.
+        #[arg(long, default_value_t = ferry_server::DEFAULT_MAX_UPLOAD_BYTES)]
+        max_upload_bytes: u64,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
     /// List a run's artifacts, or stream one (`ferry artifacts get WF NODE NAME`).
     #[command(args_conflicts_with_subcommands = true)]
     Artifacts {

@@ -173,6 +173,19 @@ impl Home {
         DriverPool::with_short_sockets(registry, Some(wf.dir.join("artifact-plugins")), &tag, wf.dir.join("logs"))
     }
 
+    /// A pool for reading a run's artifacts beside whatever process drives
+    /// it (`ferry artifacts get`, `ferry server`). Its sockets and driver logs
+    /// live in a scratch directory of its own, removed at shutdown: the run's
+    /// own pool uses `<run>/artifact-plugins`, and a second driver started on
+    /// one of those sockets would take it over from the running one.
+    pub fn reader_drivers(&self, wf: &WorkflowRecord, registry: Registry) -> DriverPool {
+        static POOLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("read-{}-{}-{n}", &wf.uid[..8.min(wf.uid.len())], std::process::id());
+        let logs = std::env::temp_dir().join(format!("ferry-{tag}")).join("logs");
+        DriverPool::with_short_sockets(registry, None, &tag, logs)
+    }
+
     /// Runs (or resumes) `wf` to the end. Holds the run's lock, so two
     /// processes never drive one run.
     pub async fn execute(

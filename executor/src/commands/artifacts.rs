@@ -60,7 +60,7 @@ pub(super) async fn get(home: &Home, workflow: &str, node: &str, name: &str, out
         bail!("artifact {name} of {} was deleted by artifact GC", n.name);
     }
     let plan = home.stored_plan(&wf)?;
-    let pool = home.drivers(&wf, plan.registry.clone());
+    let pool = home.reader_drivers(&wf, plan.registry.clone());
     let result = async {
         let client = pool.client(&record.location.driver, record.location.timeout).await?;
         let mut stream = client.open_stream(&record.location.to_client()).await?;

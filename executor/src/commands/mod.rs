@@ -11,6 +11,7 @@ mod logs;
 mod render;
 mod resume;
 mod run;
+mod server;
 
 use crate::cli::{ArtifactsCommand, Cli, Command, RuntimeArgs, RuntimeKind};
 use crate::output::progress::show_progress;
@@ -48,6 +49,19 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
             resume::resume(&home, &workflow, decision, quiet, output, runtime).await
         }
         Command::Delete { workflow, force } => delete::delete(&home, &workflow, force).await,
+        Command::Server { listen, auth_token, templates, drivers, max_upload_bytes, runtime } => {
+            let options = ferry_server::Options {
+                listen,
+                token: match auth_token {
+                    Some(t) => Some(t),
+                    None => ferry_sdk::env::text(ferry_server::TOKEN_ENV)?,
+                },
+                templates,
+                registry: registry(drivers.as_ref())?,
+                max_upload_bytes,
+            };
+            server::server(home, options, runtime).await
+        }
         Command::Artifacts { workflow, output, get } => match (workflow, get) {
             (_, Some(ArtifactsCommand::Get { workflow, node, name, out })) => {
                 artifacts::get(&home, &workflow, &node, &name, out).await?;
@@ -84,6 +98,11 @@ fn parameters(given: Vec<String>) -> Result<Vec<(String, String)>> {
 
 /// The runtime the arguments choose.
 fn build_runtime(args: &RuntimeArgs, home: &Home) -> Result<Arc<dyn Runtime>> {
+    runtime_for(args, home.artifacts_dir())
+}
+
+/// The runtime the arguments choose; `artifacts` is the embedded repository.
+fn runtime_for(args: &RuntimeArgs, artifacts: PathBuf) -> Result<Arc<dyn Runtime>> {
     match args.runtime.unwrap_or_default() {
         RuntimeKind::Local => {
             Home::local_runtime(std::env::current_exe()?, &args.image_map).map_err(anyhow::Error::msg)
@@ -92,7 +111,7 @@ fn build_runtime(args: &RuntimeArgs, home: &Home) -> Result<Arc<dyn Runtime>> {
             DockerRuntime::new(&args.image_map)
                 .map_err(anyhow::Error::msg)?
                 // The fs driver's container must see the embedded repository.
-                .with_driver_mount(home.artifacts_dir()),
+                .with_driver_mount(artifacts),
         )),
     }
 }
@@ -110,11 +129,7 @@ async fn execute(
     {
         let interrupt = interrupt.clone();
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
-            }
+            interrupted().await;
             eprintln!("ferry: stopping; `ferry resume` continues the run");
             interrupt.cancel();
         });
@@ -124,4 +139,13 @@ async fn execute(
     let finished = home.execute(wf, plan, runtime, interrupt, Some(tx)).await;
     let _ = progress.await;
     Ok(finished?)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+    }
 }

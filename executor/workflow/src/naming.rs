@@ -27,6 +27,12 @@ pub fn pod_name(workflow: &str, template: &str, node: &str) -> String {
     format!("{prefix}-{hash}")
 }
 
+/// Argo's node id (`status.nodes` key), as argo-server's artifact URLs carry
+/// it: the workflow's name for its root node, else `<workflow>-<fnv32a(node name)>`.
+pub fn node_id(workflow: &str, node: &str) -> String {
+    if workflow == node { workflow.to_string() } else { format!("{workflow}-{}", fnv32a(node)) }
+}
+
 /// A random lowercase suffix for `generateName`, as the API server adds.
 pub fn random_suffix() -> String {
     let id = uuid::Uuid::new_v4();
@@ -56,5 +62,12 @@ mod tests {
         // An inline template has no name: Argo leaves the segment out.
         let inline = pod_name("hello-abc", "", "hello-abc[0].print");
         assert_eq!(inline, format!("hello-abc-{}", fnv32a("hello-abc[0].print")));
+    }
+
+    #[test]
+    fn node_ids_are_argos_status_keys() {
+        assert_eq!(node_id("wf", "wf"), "wf");
+        // FNV-1a's published test vector: "a" hashes to 0xe40c292c.
+        assert_eq!(node_id("wf", "a"), format!("wf-{}", 0xe40c_292c_u32));
     }
 }
