@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 mod argo_results;
 #[path = "workflows/http.rs"]
 mod http;
+#[path = "workflows/server.rs"]
+mod server;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/workflows")

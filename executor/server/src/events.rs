@@ -123,7 +123,12 @@ pub(crate) async fn logs(
         }
         return Ok(text(Body::from(all)));
     };
-    let node = lookup::node(&run, &nodes, &id)?.clone();
+    let node = match lookup::node(&run, &nodes, &id) {
+        Ok(n) => n.clone(),
+        // A step about to start can be followed before it has a node.
+        Err(Error::NotFound(_)) if q.follow => wait_for_node(&state, &run, &id).await?,
+        Err(e) => return Err(e.into()),
+    };
     if node.kind != NodeKind::Pod {
         return Err(Error::BadRequest(format!("node {} is a {}: only steps have logs", id, node.kind.as_str())).into());
     }
@@ -134,6 +139,25 @@ pub(crate) async fn logs(
     }
     let follow = Follow { state, wf: run.record.id, node: node.id, path, offset: 0, done: false };
     Ok(text(Body::from_stream(futures::stream::unfold(follow, Follow::next))))
+}
+
+/// The node `id` once the run has it; not found once nothing drives the run
+/// and it still has none.
+async fn wait_for_node(state: &AppState, run: &lookup::Run, id: &str) -> Result<Node, Error> {
+    loop {
+        tokio::time::sleep(POLL).await;
+        let nodes = state.home.store().nodes(run.record.id).map_err(ferry_engine::Error::from)?;
+        match lookup::node(run, &nodes, id) {
+            Ok(n) => return Ok(n.clone()),
+            Err(e) => {
+                let wf = state.home.workflow(&run.record.name)?;
+                let driven = state.driving.drives(&wf.name) || state.home.in_progress(&wf)?;
+                if !driven {
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 fn log_path(run: &lookup::Run, n: &Node) -> std::path::PathBuf {
