@@ -88,23 +88,37 @@ async function showRuns() {
 // ---- one run ----
 
 function layout(nodes) {
-  // A tree laid out by depth (rows) and leaf order (columns): Argo's graph,
-  // top to bottom.
+  // Layers by longest path from the roots (Argo's graph, top to bottom);
+  // within a layer, nodes sit under the mean position of their parents.
   const byId = new Map(nodes.map(n => [n.id, n]));
-  const roots = nodes.filter(n => !n.parent || !byId.has(n.parent));
-  const pos = new Map();
-  let column = 0;
-  let depthMax = 0;
-  const place = (n, depth) => {
-    depthMax = Math.max(depthMax, depth);
-    const kids = n.children.map(id => byId.get(id)).filter(Boolean);
-    if (!kids.length) { pos.set(n.id, { x: column++, y: depth }); return; }
-    kids.forEach(k => place(k, depth + 1));
-    const xs = kids.map(k => pos.get(k.id).x);
-    pos.set(n.id, { x: (Math.min(...xs) + Math.max(...xs)) / 2, y: depth });
+  const parents = new Map(nodes.map(n => [n.id, []]));
+  for (const n of nodes) for (const c of n.children) if (parents.has(c)) parents.get(c).push(n.id);
+  const depth = new Map();
+  const depthOf = (id, seen) => {
+    if (depth.has(id)) return depth.get(id);
+    if (seen.has(id)) return 0; // a cycle would be a bug upstream; draw it flat
+    seen.add(id);
+    const ps = parents.get(id) || [];
+    const d = ps.length ? Math.max(...ps.map(p => depthOf(p, seen) + 1)) : 0;
+    depth.set(id, d);
+    return d;
   };
-  roots.forEach(r => place(r, 0));
-  return { pos, columns: Math.max(column, 1), rows: depthMax + 1 };
+  nodes.forEach(n => depthOf(n.id, new Set()));
+  const layers = [];
+  for (const n of nodes) (layers[depth.get(n.id)] = layers[depth.get(n.id)] || []).push(n.id);
+  const pos = new Map();
+  const width = Math.max(1, ...layers.map(l => (l || []).length));
+  layers.forEach((layer, y) => {
+    if (!layer) return;
+    const mean = id => {
+      const xs = (parents.get(id) || []).map(p => pos.get(p)).filter(Boolean).map(p => p.x);
+      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+    };
+    layer.sort((a, b) => mean(a) - mean(b));
+    const offset = (width - layer.length) / 2;
+    layer.forEach((id, i) => pos.set(id, { x: i + offset, y }));
+  });
+  return { pos, columns: width, rows: layers.length || 1, byId };
 }
 
 function drawGraph(detail, selected, onSelect) {

@@ -80,14 +80,17 @@ pub(crate) fn detail(state: &AppState, name: &str) -> Result<Value, Error> {
     let nodes = state.home.store().nodes(run.record.id).map_err(ferry_engine::Error::from)?;
     let records = state.home.store().artifacts(run.record.id).map_err(ferry_engine::Error::from)?;
     let view = run_view(state, &run.record, run.namespace.clone());
-    let node_views: Vec<Value> = nodes.iter().map(|n| node_view(&run, &nodes, n)).collect();
+    let edges = crate::graph::children(&lookup::plan(&state.home, &run.record)?, &nodes);
+    let node_views: Vec<Value> = nodes.iter().map(|n| node_view(&run, &nodes, n, &edges)).collect();
     let artifacts: Vec<Value> = records.iter().filter_map(|r| artifact_view(&run, &nodes, r)).collect();
     Ok(json!({ "run": view, "nodes": node_views, "artifacts": artifacts }))
 }
 
-fn node_view(run: &Run, nodes: &[Node], n: &Node) -> Value {
-    let parent = n.parent.and_then(|p| nodes.iter().find(|m| m.id == p)).map(|p| run.node_id(p));
-    let children: Vec<String> = nodes.iter().filter(|c| c.parent == Some(n.id)).map(|c| run.node_id(c)).collect();
+fn node_view(run: &Run, nodes: &[Node], n: &Node, edges: &BTreeMap<u32, Vec<u32>>) -> Value {
+    let id_of = |i: &u32| nodes.iter().find(|m| m.id == *i).map(|m| run.node_id(m));
+    let parent = n.parent.as_ref().and_then(id_of);
+    // Argo's `children`: the edges of the graph (dependencies, step order).
+    let children: Vec<String> = edges.get(&n.id).into_iter().flatten().filter_map(id_of).collect();
     let pod = (n.kind == ferry_engine::NodeKind::Pod)
         .then(|| ferry_workflow::naming::pod_name(&run.record.name, &n.template, &n.name));
     json!({

@@ -24,6 +24,7 @@ mod auth;
 mod download;
 mod error;
 mod events;
+mod graph;
 mod lookup;
 mod runs;
 mod state;
