@@ -20,6 +20,8 @@ fi
 
 # lighttpd (git http-backend with basic auth) and sshd, the git driver's test servers.
 command -v lighttpd >/dev/null && [ -x /usr/sbin/sshd ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lighttpd openssh-server; }
+# Headless Chromium drives ferry server's web UI (testing/python/test_server_ui.py).
+command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 # kubectl renders deploy/argo with its built-in kustomize (testing/python/test_deploy.py).
 command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl; }
 

@@ -150,8 +150,12 @@ function artifactRow(a) {
   const links = [];
   if (a.deleted) links.push(el("span", { class: "muted" }, "deleted by GC"));
   else {
-    links.push(el("a", { href: a.url, download: a.key.replace(/\/$/, "").split("/").pop() || a.name, class: "download", "data-artifact": a.name }, "download"));
-    links.push(" ", el("a", { href: a.url + "/", target: "_blank", rel: "noopener", class: "browse" }, "browse"));
+    // A key ending in `/` is a directory stored object by object (`archive: none`).
+    if (a.key.endsWith("/")) links.push(el("a", { href: a.url + "/", target: "_blank", rel: "noopener", class: "browse", "data-artifact": a.name }, "browse"));
+    else {
+      links.push(el("a", { href: a.url, download: a.key.split("/").pop() || a.name, class: "download", "data-artifact": a.name }, "download"));
+      links.push(" ", el("a", { href: a.url, target: "_blank", rel: "noopener", class: "view" }, "view"));
+    }
   }
   return el("tr", {}, el("td", {}, a.name), el("td", {}, a.direction), el("td", {}, a.driver), el("td", { class: "key" }, a.key), el("td", {}, a.gc + (a.gcError ? " — " + a.gcError : "")), el("td", {}, links));
 }
