@@ -27,7 +27,7 @@ fn dag_yaml(n: usize) -> String {
 }
 
 /// Runs `ferry`, sampling its peak RSS (VmHWM) until it exits.
-fn run_ferry(home: &Path, args: &[&str]) -> Result<(Duration, u64)> {
+pub(crate) fn run_ferry(home: &Path, args: &[&str]) -> Result<(Duration, u64)> {
     let started = Instant::now();
     let mut child = Command::new(driver_binary("ferry")?)
         .arg("--home")

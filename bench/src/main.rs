@@ -14,6 +14,7 @@ mod executor;
 mod gcs;
 mod images;
 mod s3;
+mod server;
 
 #[derive(Parser)]
 #[command(about = "Ferry benchmarks: each figure printed beside the peer it is compared with")]
@@ -61,6 +62,20 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         starts: usize,
         /// Scratch directory.
+        #[arg(long, default_value = "target/bench-data")]
+        dir: PathBuf,
+    },
+    /// `ferry server`: an artifact downloaded through argo-server's URL beside
+    /// the fs driver's own OpenStream and `ferry artifacts get`; the
+    /// server's peak RSS, disk writes and first byte.
+    Server {
+        /// Size of the artifact in MiB.
+        #[arg(long, default_value_t = 4096)]
+        size_mib: u64,
+        /// Downloads of each kind (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Scratch directory (needs about 1 × size free).
         #[arg(long, default_value = "target/bench-data")]
         dir: PathBuf,
     },
@@ -126,6 +141,10 @@ fn bench(which: Bench) -> Result<()> {
         Bench::Images { starts, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(images::bench(starts.max(1), &std::path::absolute(dir)?))
+        }
+        Bench::Server { size_mib, runs, dir } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(server::bench(size_mib, runs.max(1), &dir))
         }
         Bench::Executor { nodes, parallelism, dir } => {
             let rt = tokio::runtime::Runtime::new()?;

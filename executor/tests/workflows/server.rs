@@ -328,3 +328,107 @@ fn a_token_guards_every_route_but_the_login_page() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a token"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// One MiB of the big object's bytes: a fixed noise block stamped with the
+/// block's number, so a block out of place or repeated is caught.
+fn block(base: &[u8], k: u64) -> Vec<u8> {
+    let mut b = base.to_vec();
+    b[..8].copy_from_slice(&k.to_le_bytes());
+    b
+}
+
+/// `/proc/<pid>/status` field in KiB, such as `VmHWM` (peak RSS).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Bytes the process has caused to be written to storage (`/proc/<pid>/io`).
+fn written_to_disk(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("write_bytes:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        kids.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    kids
+}
+
+#[test]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
+fn a_4_gib_s3_artifact_streams_to_the_client_with_nothing_on_the_servers_disk() {
+    const MIB: u64 = 1 << 20;
+    const SIZE: u64 = 4096 * MIB;
+    let f = Ferry::new();
+    let s3 = S3Server::start();
+    let repo = s3.repository(f.home.path());
+    let with_creds = |mut c: Command| {
+        c.env("FERRY_SECRET_S3_CREDS_ACCESSKEY", "ferry-test-access");
+        c.env("FERRY_SECRET_S3_CREDS_SECRETKEY", "ferry-test-secret");
+        c
+    };
+    let file = f.workflow(
+        "big",
+        "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: x, command: [sh, -c, 'echo small > /tmp/big']}\n    outputs: {artifacts: [{name: big, path: /tmp/big, archive: {none: {}}}]}\n",
+    );
+    let out = with_creds(f.cmd()).args(["run", "--output", "json"]).arg(&file).arg(&repo).output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["workflow"]["phase"], "Succeeded", "{doc}");
+    let key = node(&doc, "big")["outputs"]["artifacts"]["big"]["location"]["key"].as_str().unwrap().to_string();
+    // The 4 GiB object is written in place on s3s-fs's disk (it serves its
+    // files as objects), so the test's time goes to the download itself.
+    let base: Vec<u8> = (0..MIB).map(|i| (i.wrapping_mul(0x9E37_79B9) >> 13) as u8).collect();
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(s3.data.path().join("ferry-test").join(&key)).unwrap());
+        for k in 0..SIZE / MIB {
+            w.write_all(&block(&base, k)).unwrap();
+        }
+        w.flush().unwrap();
+    }
+
+    let served = Served::start(with_creds(f.cmd()), &[]);
+    let pid = served.child.id();
+    let http = client();
+    let url = format!("{}/artifacts/default/big/big/big", served.base);
+    let disk_before = written_to_disk(pid);
+    let began = Instant::now();
+    let mut r = http.get(&url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"].to_str().unwrap(), SIZE.to_string());
+    let mut got = vec![0u8; MIB as usize];
+    let mut first_byte = None;
+    for k in 0..SIZE / MIB {
+        r.read_exact(&mut got).unwrap_or_else(|e| panic!("block {k}: {e}"));
+        first_byte.get_or_insert_with(|| began.elapsed());
+        assert!(got == block(&base, k), "block {k} differs");
+    }
+    assert_eq!(r.read(&mut got).unwrap(), 0, "nothing after the object's end");
+    let took = began.elapsed();
+    let drivers = children_of(pid);
+    assert_eq!(drivers.len(), 1, "one s3 driver read the artifact: {drivers:?}");
+    let written = written_to_disk(pid) - disk_before;
+    let driver_written = written_to_disk(drivers[0]);
+    let peak = status_kib(pid, "VmHWM:");
+    eprintln!(
+        "4 GiB through ferry server: first MiB after {first_byte:?}, all in {took:?} ({:.0} MiB/s); server peak RSS {} MiB, driver peak RSS {} MiB; written to disk: server {written} B, driver {driver_written} B",
+        4096.0 / took.as_secs_f64(),
+        peak / 1024,
+        status_kib(drivers[0], "VmHWM:") / 1024
+    );
+    assert!(written < MIB, "the server wrote {written} bytes to disk while serving");
+    assert!(driver_written < MIB, "the driver wrote {driver_written} bytes to disk while serving");
+    assert!(peak <= 64 * 1024, "the server's peak RSS was {} MiB", peak / 1024);
+
+    // The last 300 bytes, by range.
+    let r = http.get(&url).header("range", format!("bytes={}-", SIZE - 300)).send().unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes {}-{}/{SIZE}", SIZE - 300, SIZE - 1));
+    assert_eq!(r.bytes().unwrap().as_ref(), &block(&base, SIZE / MIB - 1)[(MIB - 300) as usize..]);
+    assert!(served.stop().success());
+}
