@@ -121,7 +121,11 @@ pub async fn bench(size_mib: u64, runs: usize, dir: &Path) -> Result<()> {
         "ferry server first byte (median)",
         ms(median(first.clone()))
     );
-    println!("{:<48} {:>10}   the first request, which starts the driver", "ferry server first byte (first run)", ms(first[0]));
+    println!(
+        "{:<48} {:>10}   the first request, which starts the driver",
+        "ferry server first byte (first run)",
+        ms(first[0])
+    );
     println!("{:<48} {:>10}   goal: nothing", "written to disk by ferry server", format!("{server_wrote} B"));
     drop(driver);
     std::fs::remove_dir_all(&dir)?;
@@ -143,4 +147,3 @@ fn find_key(root: &Path) -> Result<String> {
     }
     anyhow::bail!("the run stored no object named big under {}", root.display())
 }
-

@@ -201,7 +201,7 @@ pub(crate) async fn resume(
     if body.approve && body.fail {
         return Err(Error::BadRequest("approve and fail exclude each other".into()).into());
     }
-    let decision = (body.approve || body.fail).then(|| ferry_engine::Decision {
+    let decision = (body.approve || body.fail).then_some(ferry_engine::Decision {
         approve: body.approve,
         message: body.message,
         supplied: body.set,

@@ -9,6 +9,8 @@
 //! Bytes go from the driver's stream to the socket: nothing is staged on the
 //! server's disk or held whole in memory.
 
+#[allow(unused_imports)]
+use crate::compat::Ext;
 use crate::error::{Error, Result};
 use crate::lookup::{self, Run};
 use crate::state::AppState;
@@ -20,8 +22,6 @@ use ferry_engine::{Direction, ToClient};
 use ferry_sdk::client::{DriverClient, Location};
 use futures::TryStreamExt;
 use std::ops::RangeInclusive;
-#[allow(unused_imports)]
-use crate::compat::Ext;
 
 /// argo-server's headers for artifact content: a sandboxing CSP, so an HTML
 /// artifact cannot script the server's origin, and no framing elsewhere.
@@ -259,17 +259,23 @@ async fn stream<T: Send + Sync + 'static>(
         (_, size) => (StatusCode::OK, client.open_stream(location).await?, size.map(|s| (s, None))),
     };
     let key = location.key.clone();
-    let body = Body::from_stream(data.map_ok(move |b| {
-        let _ = &keep;
-        b
-    }).inspect_err(move |e| tracing::warn!(key = %key, "artifact stream failed part-way; the response is cut: {e}"))
-    .map_err(std::io::Error::other));
+    let body = Body::from_stream(
+        data.map_ok(move |b| {
+            let _ = &keep;
+            b
+        })
+        .inspect_err(move |e| tracing::warn!(key = %key, "artifact stream failed part-way; the response is cut: {e}"))
+        .map_err(std::io::Error::other),
+    );
     let mut r = Response::new(body);
     *r.status_mut() = status;
     let h = r.headers_mut();
     let name = location.key.rsplit('/').next().unwrap_or_default();
     let mime = mime_guess::from_path(name).first_or_octet_stream();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(mime.essence_str()).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime.essence_str()).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     if let Ok(v) = HeaderValue::from_str(&content_disposition(name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

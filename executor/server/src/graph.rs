@@ -75,11 +75,7 @@ fn task_name(display: &str) -> &str {
 /// The template a DAG node ran: among the workflow's own, else any
 /// WorkflowTemplate's (a `templateRef`).
 fn template_named<'a>(plan: &'a Plan, name: &str) -> Option<&'a Template> {
-    plan.spec
-        .templates
-        .iter()
-        .chain(plan.library.values().flat_map(|s| s.templates.iter()))
-        .find(|t| t.name == name)
+    plan.spec.templates.iter().chain(plan.library.values().flat_map(|s| s.templates.iter())).find(|t| t.name == name)
 }
 
 /// Each task's upstream tasks, from `depends` or `dependencies`.
@@ -88,8 +84,11 @@ fn task_dependencies(t: &Template) -> BTreeMap<String, Vec<String>> {
     dag.tasks
         .iter()
         .map(|task| {
-            let parsed =
-                if task.depends.is_empty() { Ok(from_dependencies(&task.dependencies)) } else { parse_depends(&task.depends) };
+            let parsed = if task.depends.is_empty() {
+                Ok(from_dependencies(&task.dependencies))
+            } else {
+                parse_depends(&task.depends)
+            };
             (task.name.clone(), parsed.map(|d| d.tasks()).unwrap_or_default())
         })
         .collect()

@@ -13,15 +13,16 @@
 //! bearer token ([`Options::token`]).
 //!
 //! Inside: `download` and `upload` are the artifact routes; `api` and
-//! `events` the JSON API; `runs` drives submitted runs; `auth` checks
+//! `events` the JSON API; `runs` submits, resumes and deletes runs and `driving` runs them; `auth` checks
 //! tokens and origins; `lookup` finds what a URL names; `state` holds the
 //! driver pools; `ui` serves the pages.
 #![warn(unreachable_pub)]
 
 mod api;
-mod compat;
 mod auth;
+mod compat;
 mod download;
+mod driving;
 mod error;
 mod events;
 mod graph;
@@ -52,8 +53,7 @@ pub const TOKEN_ENV: &str = "FERRY_SERVER_TOKEN";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
 
 /// Makes the runtime a run's steps run in, from where the run was started.
-pub type RuntimeFactory =
-    Arc<dyn Fn(&RuntimeChoice) -> std::result::Result<Arc<dyn Runtime>, String> + Send + Sync>;
+pub type RuntimeFactory = Arc<dyn Fn(&RuntimeChoice) -> std::result::Result<Arc<dyn Runtime>, String> + Send + Sync>;
 
 /// How the server is set up.
 #[derive(Clone, Debug)]

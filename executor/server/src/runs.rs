@@ -1,23 +1,11 @@
-//! The runs this server drives: submitted through the API, or resumed
-//! there. Each runs in this process, as `ferry run` would run it; stopping
-//! one interrupts it the way Ctrl-C interrupts `ferry run`, so it can be
-//! resumed later, here or with `ferry resume`.
+//! The API's actions on runs: submit, resume and delete, as `ferry run`,
+//! `ferry resume` and `ferry delete` do them.
 
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use ferry_engine::{Decision, WorkflowRecord};
 use ferry_workflow::plan::{Plan, PlanOptions};
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
-
-/// Runs driven here, by name, with what interrupts each.
-#[derive(Default)]
-pub(crate) struct Driving {
-    runs: Mutex<HashMap<String, CancellationToken>>,
-    tasks: tokio_util::task::TaskTracker,
-}
 
 /// A workflow to submit.
 pub(crate) struct Submission {
@@ -26,56 +14,10 @@ pub(crate) struct Submission {
     pub(crate) name: Option<String>,
 }
 
-impl Driving {
-    /// Whether this server drives `name` now.
-    pub(crate) fn drives(&self, name: &str) -> bool {
-        self.runs.lock().contains_key(name)
-    }
-
-    /// Runs (or continues) `wf` in the background.
-    pub(crate) fn start(&self, state: &AppState, wf: WorkflowRecord, plan: Plan) -> Result<()> {
-        let runtime = (state.runtime)(&plan.runtime).map_err(Error::BadRequest)?;
-        let token = CancellationToken::new();
-        {
-            let mut runs = self.runs.lock();
-            if runs.contains_key(&wf.name) {
-                return Err(Error::Conflict(format!("run {:?} is already running here", wf.name)));
-            }
-            runs.insert(wf.name.clone(), token.clone());
-        }
-        let state = state.clone();
-        self.tasks.spawn(async move {
-            let name = wf.name.clone();
-            match state.home.execute(wf, plan, runtime, token, None).await {
-                Ok(f) => tracing::info!(run = %name, phase = %f.workflow.phase, "run ended"),
-                Err(e) => tracing::warn!(run = %name, "run could not go on: {e}"),
-            }
-            state.driving.runs.lock().remove(&name);
-        });
-        Ok(())
-    }
-
-    /// Interrupts a run driven here; `ferry resume` (or the API's resume)
-    /// continues it.
-    pub(crate) fn stop(&self, name: &str) -> bool {
-        match self.runs.lock().get(name) {
-            Some(token) => {
-                token.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Interrupts every run driven here and waits for each to record where
-    /// it stopped (server shutdown).
-    pub(crate) async fn stop_all(&self) {
-        for token in self.runs.lock().values() {
-            token.cancel();
-        }
-        self.tasks.close();
-        self.tasks.wait().await;
-    }
+/// Runs `wf` here, in the runtime it started in (or `--runtime`'s).
+fn drive(state: &AppState, wf: WorkflowRecord, plan: Plan) -> Result<()> {
+    let runtime = (state.runtime)(&plan.runtime).map_err(Error::BadRequest)?;
+    state.driving.start(state.home.clone(), runtime, wf, plan)
 }
 
 /// Plans, records and starts a submitted workflow; its run's record.
@@ -101,7 +43,7 @@ pub(crate) async fn submit(state: &AppState, s: Submission) -> Result<WorkflowRe
     })
     .await
     .map_err(|e| Error::Conflict(format!("planning failed: {e}")))??;
-    state.driving.start(state, wf.clone(), plan)?;
+    drive(state, wf.clone(), plan)?;
     Ok(wf)
 }
 
@@ -132,7 +74,7 @@ pub(crate) fn resume(state: &AppState, name: &str, decision: Option<Decision>) -
         return Ok(Resumed::AlreadyDone);
     }
     let plan = state.home.stored_plan(&wf)?;
-    state.driving.start(state, wf, plan)?;
+    drive(state, wf, plan)?;
     Ok(Resumed::Continued)
 }
 

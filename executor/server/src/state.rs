@@ -1,8 +1,8 @@
 //! What every request shares: the home, the driver pools that read runs'
 //! artifacts, and the runs this server drives.
 
+use crate::driving::Driving;
 use crate::error::Result;
-use crate::runs::Driving;
 use crate::{Options, RuntimeFactory};
 use ferry_engine::{DRIVER_GRACE, DriverPool, Home, WorkflowRecord};
 use ferry_workflow::registry::Registry;

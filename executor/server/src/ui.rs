@@ -17,7 +17,8 @@ const STYLE: &str = include_str!("../assets/app.css");
 const LOGIN: &str = include_str!("../assets/login.html");
 
 /// The page's own script and styles only: nothing inline, nothing from elsewhere.
-const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
+const PAGE_POLICY: &str =
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

@@ -30,10 +30,7 @@ pub(crate) async fn upload(
     // Everything is checked before a byte of the body is read.
     let location = template_location(&state, &namespace, &template, &artifact)?;
     let pool = state.pools.uploads(&state.options.registry);
-    let client = pool
-        .client(&location.driver, location.timeout)
-        .await
-        .map_err(|e| Error::Engine(e.into()))?;
+    let client = pool.client(&location.driver, location.timeout).await.map_err(|e| Error::Engine(e.into()))?;
     let key = receive(&state, &client, location, &namespace, multipart).await?;
     Ok(Json(json!({ "name": artifact, "key": key })))
 }
@@ -44,14 +41,20 @@ pub(crate) async fn upload(
 fn template_location(state: &AppState, namespace: &str, template: &str, artifact: &str) -> Result<Location> {
     let files = state.options.template_files()?;
     let docs = Documents::load(&files).map_err(|e| Error::BadRequest(format!("templates: {e}")))?;
-    let ns_of = |m: &ferry_workflow::model::Metadata| if m.namespace.is_empty() { "default".to_string() } else { m.namespace.clone() };
+    let ns_of = |m: &ferry_workflow::model::Metadata| {
+        if m.namespace.is_empty() { "default".to_string() } else { m.namespace.clone() }
+    };
     let (_, wft) = docs
         .templates
         .iter()
         .find(|(_, t)| t.metadata.name == template && ns_of(&t.metadata) == namespace)
-        .ok_or_else(|| Error::NotFound(format!("no WorkflowTemplate {namespace}/{template} among the server's templates")))?;
+        .ok_or_else(|| {
+            Error::NotFound(format!("no WorkflowTemplate {namespace}/{template} among the server's templates"))
+        })?;
     let art = wft.spec.arguments.artifacts.iter().find(|a| a.name == artifact).ok_or_else(|| {
-        Error::NotFound(format!("artifact {artifact:?} not found in WorkflowTemplate {namespace}/{template} arguments.artifacts"))
+        Error::NotFound(format!(
+            "artifact {artifact:?} not found in WorkflowTemplate {namespace}/{template} arguments.artifacts"
+        ))
     })?;
     if let Declared::Full(loc) = declared(art) {
         return Ok(loc);
@@ -109,7 +112,8 @@ async fn receive(
         } else {
             let dir = state.options.scratch_dir();
             std::fs::create_dir_all(&dir).map_err(|e| Error::Conflict(format!("creating {}: {e}", dir.display())))?;
-            let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::Conflict(format!("temporary file: {e}")))?;
+            let tmp =
+                tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::Conflict(format!("temporary file: {e}")))?;
             spill(counted, tmp.path().to_path_buf()).await?;
             client.save(&loc, tmp.path()).await?;
         }
@@ -142,7 +146,10 @@ fn limited(
 
 /// Hands the body to the driver's stream. On a failure the channel closes
 /// with an error item, so the driver aborts and stores nothing.
-async fn pump(body: impl futures::Stream<Item = Result<Bytes>>, tx: tokio::sync::mpsc::Sender<ferry_sdk::Result<Bytes>>) -> Result<()> {
+async fn pump(
+    body: impl futures::Stream<Item = Result<Bytes>>,
+    tx: tokio::sync::mpsc::Sender<ferry_sdk::Result<Bytes>>,
+) -> Result<()> {
     let mut body = std::pin::pin!(body);
     while let Some(item) = body.next().await {
         match item {

@@ -227,7 +227,11 @@ fn a_stopped_run_resumes_through_the_api() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Actions come only from the server's own pages: another site's is refused.
-    let r = http.post(format!("{base}/api/v1/runs/stoppable/stop")).header("origin", "https://evil.example").send().unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/runs/stoppable/stop"))
+        .header("origin", "https://evil.example")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 403);
     let r = http.post(format!("{base}/api/v1/runs/stoppable/stop")).send().unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().unwrap());
@@ -257,8 +261,7 @@ fn uploads_stream_to_the_templates_repository_and_bad_ones_store_nothing() {
         "wft.yaml",
         "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: ingest, namespace: team}\nspec:\n  entrypoint: main\n  arguments:\n    artifacts:\n    - name: data\n  templates:\n  - name: main\n    container: {image: x, command: [true]}\n",
     );
-    let served =
-        Served::start(f.cmd(), &["--templates", templates.to_str().unwrap(), "--max-upload-bytes", "3000000"]);
+    let served = Served::start(f.cmd(), &["--templates", templates.to_str().unwrap(), "--max-upload-bytes", "3000000"]);
     let http = client();
     let base = &served.base;
     let data: Vec<u8> = (0..2_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
@@ -319,14 +322,19 @@ fn a_token_guards_every_route_but_the_login_page() {
     let ok = http.post(format!("{base}/login")).form(&[("token", "s3cret-token")]).send().unwrap();
     let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    let with_cookie = http.get(format!("{base}{art}")).header("cookie", cookie.split(';').next().unwrap()).send().unwrap();
+    let with_cookie =
+        http.get(format!("{base}{art}")).header("cookie", cookie.split(';').next().unwrap()).send().unwrap();
     assert_eq!(with_cookie.status(), 200);
     drop(served);
 
     // Off loopback, no token: refused before it listens.
     let out = f.cmd().args(["server", "--listen", "0.0.0.0:0"]).env_remove("FERRY_SERVER_TOKEN").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("without a token"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("without a token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One MiB of the big object's bytes: a fixed noise block stamped with the
@@ -385,7 +393,8 @@ fn a_4_gib_s3_artifact_streams_to_the_client_with_nothing_on_the_servers_disk() 
     // files as objects), so the test's time goes to the download itself.
     let base: Vec<u8> = (0..MIB).map(|i| (i.wrapping_mul(0x9E37_79B9) >> 13) as u8).collect();
     {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(s3.data.path().join("ferry-test").join(&key)).unwrap());
+        let mut w =
+            std::io::BufWriter::new(std::fs::File::create(s3.data.path().join("ferry-test").join(&key)).unwrap());
         for k in 0..SIZE / MIB {
             w.write_all(&block(&base, k)).unwrap();
         }
