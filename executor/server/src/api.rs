@@ -67,7 +67,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Ru
     let views = all
         .iter()
         .map(|w| {
-            let ns = lookup::plan(&state.home, w).map(|p| p.namespace).unwrap_or_default();
+            let ns = lookup::plan(&state, w).map(|p| p.namespace.clone()).unwrap_or_default();
             run_view(&state, w, ns)
         })
         .collect();
@@ -76,11 +76,11 @@ pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Ru
 
 /// A run with its nodes and artifacts, as `GET /runs/{name}` answers.
 pub(crate) fn detail(state: &AppState, name: &str) -> Result<Value, Error> {
-    let run = lookup::run(&state.home, name, false)?;
+    let run = lookup::run(state, name, false)?;
     let nodes = state.home.store().nodes(run.record.id).map_err(ferry_engine::Error::from)?;
     let records = state.home.store().artifacts(run.record.id).map_err(ferry_engine::Error::from)?;
     let view = run_view(state, &run.record, run.namespace.clone());
-    let edges = crate::graph::children(&lookup::plan(&state.home, &run.record)?, &nodes);
+    let edges = crate::graph::children(&*lookup::plan(state, &run.record)?, &nodes);
     let node_views: Vec<Value> = nodes.iter().map(|n| node_view(&run, &nodes, n, &edges)).collect();
     let artifacts: Vec<Value> = records.iter().filter_map(|r| artifact_view(&run, &nodes, r)).collect();
     Ok(json!({ "run": view, "nodes": node_views, "artifacts": artifacts }))

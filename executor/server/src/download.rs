@@ -63,7 +63,7 @@ fn by_name(state: &AppState, uri: &Uri, direction: Direction) -> Result<Wanted> 
     let [ns, wf, node, name] = s.as_slice() else {
         return Err(bad_shape("/artifacts/{namespace}/{workflow}/{nodeId}/{artifactName}"));
     };
-    let run = lookup::run(&state.home, wf, false)?.in_namespace(ns)?;
+    let run = lookup::run(state, wf, false)?.in_namespace(ns)?;
     found(state, run, node, direction, name, None, false, false)
 }
 
@@ -73,7 +73,7 @@ fn by_uid(state: &AppState, uri: &Uri, direction: Direction) -> Result<Wanted> {
     let [uid, node, name] = s.as_slice() else {
         return Err(bad_shape("/artifacts-by-uid/{uid}/{nodeId}/{artifactName}"));
     };
-    let run = lookup::run(&state.home, uid, true)?;
+    let run = lookup::run(state, uid, true)?;
     found(state, run, node, direction, name, None, false, false)
 }
 
@@ -95,7 +95,7 @@ fn by_file(state: &AppState, uri: &Uri) -> Result<Wanted> {
         "inputs" => Direction::Input,
         _ => return Err(bad_shape(shape)),
     };
-    let run = lookup::run(&state.home, id, by_uid)?.in_namespace(ns)?;
+    let run = lookup::run(state, id, by_uid)?.in_namespace(ns)?;
     let sub = lookup::sub_path(rest)?;
     let listing = uri.path().ends_with('/');
     found(state, run, node, direction, name, sub, listing, true)

@@ -109,7 +109,7 @@ pub(crate) async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let run = lookup::run(&state.home, &name, false)?;
+    let run = lookup::run(&state, &name, false)?;
     let nodes = state.home.store().nodes(run.record.id).map_err(ferry_engine::Error::from)?;
     let text = |body: Body| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
     let Some(id) = q.node else {

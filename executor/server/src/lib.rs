@@ -125,6 +125,7 @@ impl Server {
             options: Arc::new(options),
             driving: Arc::default(),
             runtime,
+            plans: Arc::default(),
         };
         Ok(Server { listener, state })
     }

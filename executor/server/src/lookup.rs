@@ -5,7 +5,9 @@
 use crate::error::{Error, Result};
 use ferry_engine::{ArtifactRecord, Direction, Home, Node, WorkflowRecord};
 use ferry_workflow::naming::{node_id, pod_name};
+use crate::state::AppState;
 use ferry_workflow::plan::Plan;
+use std::sync::Arc;
 
 /// What a URL path segment may hold unencoded (RFC 3986's unreserved set).
 const SEGMENT: &percent_encoding::AsciiSet =
@@ -23,7 +25,8 @@ pub(crate) struct Run {
 }
 
 /// The run named `name`, or with uid `name` when `by_uid`.
-pub(crate) fn run(home: &Home, name: &str, by_uid: bool) -> Result<Run> {
+pub(crate) fn run(state: &AppState, name: &str, by_uid: bool) -> Result<Run> {
+    let home = &state.home;
     let record = if by_uid {
         let all = home.store().workflows().map_err(ferry_engine::Error::from)?;
         all.into_iter().find(|w| w.uid == name).ok_or_else(|| Error::NotFound(format!("no run with uid {name:?}")))?
@@ -33,13 +36,14 @@ pub(crate) fn run(home: &Home, name: &str, by_uid: bool) -> Result<Run> {
             other => other.into(),
         })?
     };
-    let namespace = plan(home, &record)?.namespace;
+    let namespace = plan(state, &record)?.namespace.clone();
     Ok(Run { record, namespace })
 }
 
-/// The plan a run was started with.
-pub(crate) fn plan(home: &Home, wf: &WorkflowRecord) -> Result<Plan> {
-    Ok(home.stored_plan(wf)?)
+/// The plan a run was started with, decoded once per run: it never changes,
+/// and a big run's plan takes milliseconds to decode.
+pub(crate) fn plan(state: &AppState, wf: &WorkflowRecord) -> Result<Arc<Plan>> {
+    state.plans.get(&wf.uid, || Ok(state.home.stored_plan(wf)?))
 }
 
 impl Run {

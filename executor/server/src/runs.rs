@@ -84,8 +84,10 @@ pub(crate) async fn delete(state: &AppState, name: &str, force: bool) -> Result<
     if state.driving.drives(name) {
         return Err(Error::Conflict(format!("run {name:?} is running: stop it first")));
     }
-    state.pools.forget(wf.id).await;
-    Ok(state.home.delete(name, force).await?)
+    state.pools.forget(&wf.uid).await;
+    let report = state.home.delete(name, force).await?;
+    state.plans.forget(&wf.uid);
+    Ok(report)
 }
 
 /// The YAML files of a templates directory (`--templates`).

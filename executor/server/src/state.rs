@@ -5,6 +5,7 @@ use crate::driving::Driving;
 use crate::error::Result;
 use crate::{Options, RuntimeFactory};
 use ferry_engine::{DRIVER_GRACE, DriverPool, Home, WorkflowRecord};
+use ferry_workflow::plan::Plan;
 use ferry_workflow::registry::Registry;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -18,6 +19,38 @@ pub(crate) struct AppState {
     pub(crate) options: Arc<Options>,
     pub(crate) driving: Arc<Driving>,
     pub(crate) runtime: RuntimeFactory,
+    pub(crate) plans: Arc<Plans>,
+}
+
+/// Plans kept decoded beyond this many are dropped, oldest first.
+const PLANS: usize = 64;
+
+/// Decoded plans by run uid: a run's plan never changes once recorded (a
+/// row id may be reused by a later run once a run is deleted; a uid is not).
+#[derive(Default)]
+pub(crate) struct Plans {
+    plans: Mutex<std::collections::VecDeque<(String, Arc<Plan>)>>,
+}
+
+impl Plans {
+    /// Run `id`'s plan, decoded by `decode` the first time.
+    pub(crate) fn get(&self, uid: &str, decode: impl FnOnce() -> Result<Plan>) -> Result<Arc<Plan>> {
+        if let Some((_, p)) = self.plans.lock().iter().find(|(u, _)| u == uid) {
+            return Ok(p.clone());
+        }
+        let plan = Arc::new(decode()?);
+        let mut plans = self.plans.lock();
+        plans.push_back((uid.to_string(), plan.clone()));
+        if plans.len() > PLANS {
+            plans.pop_front();
+        }
+        Ok(plan)
+    }
+
+    /// Forgets a deleted run's plan.
+    pub(crate) fn forget(&self, uid: &str) {
+        self.plans.lock().retain(|(u, _)| u != uid);
+    }
 }
 
 /// Pools kept idle beyond this many are shut down, least recently used first.
@@ -27,7 +60,7 @@ const IDLE_POOLS: usize = 16;
 /// starts once per run rather than once per request.
 #[derive(Default)]
 pub(crate) struct Pools {
-    pools: Mutex<HashMap<i64, (Arc<DriverPool>, std::time::Instant)>>,
+    pools: Mutex<HashMap<String, (Arc<DriverPool>, std::time::Instant)>>,
     uploads: std::sync::OnceLock<Arc<DriverPool>>,
 }
 
@@ -35,26 +68,26 @@ impl Pools {
     /// The pool reading `wf`'s artifacts, with the drivers of its plan.
     pub(crate) fn get(&self, home: &Home, wf: &WorkflowRecord) -> Result<Arc<DriverPool>> {
         let now = std::time::Instant::now();
-        if let Some((pool, used)) = self.pools.lock().get_mut(&wf.id) {
+        if let Some((pool, used)) = self.pools.lock().get_mut(&wf.uid) {
             *used = now;
             return Ok(pool.clone());
         }
         let plan = home.stored_plan(wf)?;
         let pool = Arc::new(home.reader_drivers(wf, plan.registry));
         let mut pools = self.pools.lock();
-        let pool = pools.entry(wf.id).or_insert((pool, now)).0.clone();
+        let pool = pools.entry(wf.uid.clone()).or_insert((pool, now)).0.clone();
         self.evict(&mut pools);
         Ok(pool)
     }
 
     /// Shuts down the least recently used pools that no request holds.
-    fn evict(&self, pools: &mut HashMap<i64, (Arc<DriverPool>, std::time::Instant)>) {
+    fn evict(&self, pools: &mut HashMap<String, (Arc<DriverPool>, std::time::Instant)>) {
         while pools.len() > IDLE_POOLS {
             let Some(id) = pools
                 .iter()
                 .filter(|(_, (p, _))| Arc::strong_count(p) == 1)
                 .min_by_key(|(_, (_, used))| *used)
-                .map(|(id, _)| *id)
+                .map(|(id, _)| id.clone())
             else {
                 return;
             };
@@ -76,9 +109,9 @@ impl Pools {
             .clone()
     }
 
-    /// Stops the drivers reading run `id` (before the run is deleted).
-    pub(crate) async fn forget(&self, id: i64) {
-        let pool = self.pools.lock().remove(&id);
+    /// Stops the drivers reading a run (before the run is deleted).
+    pub(crate) async fn forget(&self, uid: &str) {
+        let pool = self.pools.lock().remove(uid);
         if let Some((pool, _)) = pool {
             pool.shutdown(DRIVER_GRACE).await;
         }
