@@ -1,11 +1,13 @@
 //! A typed client for any driver speaking `artifact.ArtifactService` on a unix
-//! socket. The executor and the conformance suite both use it.
+//! socket, and Ferry's optional `ferry.v1.ObjectService` where the driver
+//! offers it. The executor and the conformance suite both use it.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::stream::ByteStream;
 use bytes::Bytes;
 use ferry_proto as pb;
 use ferry_proto::artifact_service_client::ArtifactServiceClient;
+use ferry_proto::ferry_v1::{self, object_service_client::ObjectServiceClient};
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,8 @@ impl Location {
 #[derive(Clone, Debug)]
 pub struct DriverClient {
     inner: ArtifactServiceClient<Channel>,
+    /// Ferry's extension service, on the same connection.
+    objects: ObjectServiceClient<Channel>,
     socket: PathBuf,
 }
 
@@ -70,10 +74,11 @@ impl DriverClient {
         loop {
             match Self::try_connect(&socket, timeout).await {
                 Ok(channel) => {
-                    let inner = ArtifactServiceClient::new(channel)
+                    let inner = ArtifactServiceClient::new(channel.clone())
                         .max_decoding_message_size(8 << 20)
                         .max_encoding_message_size(8 << 20);
-                    return Ok(DriverClient { inner, socket });
+                    let objects = ObjectServiceClient::new(channel).max_decoding_message_size(8 << 20);
+                    return Ok(DriverClient { inner, objects, socket });
                 }
                 Err(err) if Instant::now() + delay >= deadline => {
                     return Err(Error::new(
@@ -118,13 +123,38 @@ impl DriverClient {
         self.inner.clone()
     }
 
+    /// The raw generated client of `ferry.v1.ObjectService`, for callers
+    /// that test the wire itself.
+    pub fn raw_objects(&self) -> ObjectServiceClient<Channel> {
+        self.objects.clone()
+    }
+
     /// Whether the driver accepts SaveStream. `UNIMPLEMENTED` means no, as in Argo.
     pub async fn supports_save_stream(&self) -> Result<bool> {
-        match self.inner.clone().get_capabilities(pb::GetCapabilitiesRequest {}).await {
-            Ok(r) => Ok(r.into_inner().supports_save_stream),
-            Err(s) if s.code() == tonic::Code::Unimplemented => Ok(false),
-            Err(s) => Err(s.into()),
-        }
+        let answer = offered(self.inner.clone().get_capabilities(pb::GetCapabilitiesRequest {}).await)?;
+        Ok(answer.is_some_and(|r| r.supports_save_stream))
+    }
+
+    /// The size in bytes of the object at `location`, through Ferry's
+    /// `ferry.v1.ObjectService`: `None` when the driver does not offer it
+    /// (it answers `UNIMPLEMENTED`: a driver written in another language, or
+    /// one whose storage cannot tell), an error of kind
+    /// [`ErrorKind::NotFound`] for a missing key.
+    pub async fn stat(&self, location: &Location) -> Result<Option<u64>> {
+        let request = ferry_v1::StatRequest { artifact: Some(location.to_artifact()) };
+        Ok(offered(self.objects.clone().stat(request).await)?.map(|r| r.size))
+    }
+
+    /// The bytes `offset..offset + length` of the object at `location`,
+    /// through Ferry's `ferry.v1.ObjectService`, clamped to the object's end
+    /// (a range past the end yields fewer bytes or none, not an error):
+    /// `None` when the driver does not offer it (`UNIMPLEMENTED`), an error
+    /// of kind [`ErrorKind::NotFound`] for a missing key. A stream the driver
+    /// fails part-way ends with an `Err` item, never early.
+    pub async fn open_range(&self, location: &Location, offset: u64, length: u64) -> Result<Option<ByteStream>> {
+        let request = ferry_v1::ReadRangeRequest { artifact: Some(location.to_artifact()), offset, length };
+        let Some(frames) = offered(self.objects.clone().read_range(request).await)? else { return Ok(None) };
+        Ok(Some(byte_stream(frames, |f: ferry_v1::ReadRangeResponse| Step::Data(f.data))))
     }
 
     /// Uploads the local file or directory `path` to `location`.
@@ -171,31 +201,23 @@ impl DriverClient {
     /// `is_end` frame, frames after it, an `error` frame) become errors, so a
     /// broken stream is never mistaken for a shorter object.
     pub async fn open_stream(&self, location: &Location) -> Result<ByteStream> {
-        let stream = self
+        let frames = self
             .inner
             .clone()
             .open_stream(pb::OpenStreamRequest { artifact: Some(location.to_artifact()) })
             .await?
             .into_inner();
-        let frames = stream.map(|frame| frame.map_err(Error::from));
-        Ok(futures::stream::unfold((frames, false), |(mut frames, ended)| async move {
-            if ended {
-                return None;
+        Ok(byte_stream(frames, |f: pb::OpenStreamResponse| {
+            if !f.error.is_empty() {
+                Step::Fail(Error::other(f.error))
+            } else if f.is_end && !f.data.is_empty() {
+                Step::Fail(Error::other("driver sent data in the is_end frame, which Argo drops"))
+            } else if f.is_end {
+                Step::End
+            } else {
+                Step::Data(f.data)
             }
-            match frames.next().await {
-                None => None,
-                Some(Err(e)) => Some((Err(e), (frames, true))),
-                Some(Ok(f)) if !f.error.is_empty() => Some((Err(Error::other(f.error)), (frames, true))),
-                Some(Ok(f)) if f.is_end && !f.data.is_empty() => {
-                    Some((Err(Error::other("driver sent data in the is_end frame, which Argo drops")), (frames, true)))
-                }
-                Some(Ok(f)) if f.is_end => {
-                    frames.next().await.map(|_| (Err(Error::other("driver sent frames after is_end")), (frames, true)))
-                }
-                Some(Ok(f)) => Some((Ok(f.data), (frames, false))),
-            }
-        })
-        .boxed())
+        }))
     }
 
     /// Uploads `data` to `location` through SaveStream: one metadata frame,
@@ -258,6 +280,49 @@ impl futures::Stream for UntilEndMarker {
             Poll::Ready(Some(None)) => Poll::Ready(None),
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// What one frame of a streamed response means.
+enum Step {
+    /// Bytes of the object.
+    Data(Bytes),
+    /// The protocol's explicit end: no frame may follow.
+    End,
+    /// A frame that reports a failure or breaks the protocol.
+    Fail(Error),
+}
+
+/// The bytes of a streamed response, each frame read by `step`. It ends with
+/// the call's OK status or an [`Step::End`] frame; a failed call, a
+/// [`Step::Fail`] frame or frames after the end are its last item, an `Err`,
+/// so a broken stream is never mistaken for a shorter object.
+fn byte_stream<F: Send + 'static>(frames: tonic::Streaming<F>, step: fn(F) -> Step) -> ByteStream {
+    let frames = frames.map(|frame| frame.map_err(Error::from));
+    futures::stream::unfold((frames, false), move |(mut frames, ended)| async move {
+        if ended {
+            return None;
+        }
+        match frames.next().await? {
+            Err(e) => Some((Err(e), (frames, true))),
+            Ok(f) => match step(f) {
+                Step::Data(data) => Some((Ok(data), (frames, false))),
+                Step::Fail(e) => Some((Err(e), (frames, true))),
+                Step::End => {
+                    frames.next().await.map(|_| (Err(Error::other("driver sent frames after is_end")), (frames, true)))
+                }
+            },
+        }
+    })
+    .boxed()
+}
+
+/// The answer of a call a driver may not offer: `None` for `UNIMPLEMENTED`.
+fn offered<T>(answer: std::result::Result<tonic::Response<T>, tonic::Status>) -> Result<Option<T>> {
+    match answer {
+        Ok(r) => Ok(Some(r.into_inner())),
+        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(None),
+        Err(s) => Err(s.into()),
     }
 }
 

@@ -119,6 +119,43 @@ pub trait Driver: Send + Sync + 'static {
     /// Every object under `key/`, recursively, as full keys; empty when none.
     fn list(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<Vec<ArtifactKey>>> + Send;
 
+    /// The size in bytes of the object at `key`: how many bytes
+    /// [`open_stream`](Driver::open_stream) yields for it. A missing key is
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound).
+    ///
+    /// Optional: it serves `Stat` of `ferry.v1.ObjectService`, Ferry's
+    /// extension for servers that send `Content-Length`; Argo never calls it.
+    /// The default is [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported),
+    /// which travels as `UNIMPLEMENTED`, and callers then stream without a size.
+    /// Override it when the storage tells a size without reading the object.
+    fn size(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<u64>> + Send {
+        let _ = (target, key);
+        std::future::ready(Err(crate::Error::unsupported("this driver cannot tell an object's size")))
+    }
+
+    /// Streams the bytes `range` of the object at `key`, clamped to its end:
+    /// a range reaching past the end yields the bytes up to the end, and an
+    /// empty range or one starting at or past the end yields an empty stream,
+    /// not an error. A missing key is
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), and, as for
+    /// `open_stream`, a stream that fails part-way yields an `Err` item.
+    ///
+    /// Optional: it serves `ReadRange` of `ferry.v1.ObjectService`, Ferry's
+    /// extension for servers that answer HTTP `Range` requests; Argo never
+    /// calls it. The default is
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported), which
+    /// travels as `UNIMPLEMENTED`. Override it when the storage reads a range
+    /// without reading what comes before it.
+    fn open_range(
+        &self,
+        target: &Self::Target,
+        key: &ArtifactKey,
+        range: std::ops::Range<u64>,
+    ) -> impl Future<Output = Result<ByteStream>> + Send {
+        let _ = (target, key, range);
+        std::future::ready(Err(crate::Error::unsupported("this driver cannot read a byte range")))
+    }
+
     /// Whether an object exists at exactly `key`.
     fn exists(&self, target: &Self::Target, key: &ArtifactKey) -> impl Future<Output = Result<bool>> + Send {
         async move {

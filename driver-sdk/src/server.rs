@@ -1,5 +1,7 @@
 //! Serving a [`Driver`] on a unix socket as `artifact.ArtifactService`, the way
-//! Argo runs plugins: socket path as the last argument, graceful exit 0 on SIGTERM.
+//! Argo runs plugins: socket path as the last argument, graceful exit 0 on
+//! SIGTERM. The same socket serves Ferry's optional `ferry.v1.ObjectService`
+//! (an object's size and byte ranges), which Argo never calls.
 //!
 //! Most drivers need only [`run`] or [`run_with`] (re-exported at the crate
 //! root, with [`serve`] and [`DriverService`]). The rest is for hosting a
@@ -8,11 +10,12 @@
 //! install ([`watch`], [`decode_failure_as_invalid_argument`]).
 //!
 //! One job per file: `service` adapts the eight RPCs to the driver,
-//! `frames` cuts OpenStream responses, `shutdown` knows signals, grace and
+//! `object` the two of Ferry's extension, `frames` cuts streamed responses, `shutdown` knows signals, grace and
 //! in-flight calls, `socket` finds and binds the socket, and `run` is a
 //! driver's whole `main`. [`serve`], here, puts them together.
 
 mod frames;
+mod object;
 mod run;
 mod service;
 mod shutdown;
@@ -30,6 +33,7 @@ pub use crate::decode_status::decode_failure_as_invalid_argument;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use ferry_proto::artifact_service_server::ArtifactServiceServer;
+use ferry_proto::ferry_v1::object_service_server::ObjectServiceServer;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -47,6 +51,7 @@ pub async fn serve<D: Driver>(
     // By name, not by type: a generic await here makes `serve` non-Send for
     // drivers built from closures (a rustc higher-ranked lifetime limitation).
     health.set_service_status(ferry_proto::SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
+    health.set_service_status(ferry_proto::ferry_v1::SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -55,6 +60,8 @@ pub async fn serve<D: Driver>(
     let service = DriverService::new(driver)
         .with_max_streams(max_streams()?)
         .with_stream_idle_timeout(crate::env::duration(STREAM_IDLE_TIMEOUT_ENV, DEFAULT_STREAM_IDLE_TIMEOUT)?);
+    // One service state behind both: one target cache, stream limit and in-flight count.
+    let service = std::sync::Arc::new(service);
     let in_flight = service.in_flight();
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
@@ -67,9 +74,10 @@ pub async fn serve<D: Driver>(
         .layer(tower::util::MapResponseLayer::new(decode_failure_as_invalid_argument))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(ArtifactServiceServer::new(service))
+        .add_service(ArtifactServiceServer::from_arc(service.clone()))
+        .add_service(ObjectServiceServer::from_arc(service))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), signal);
-    tracing::info!(socket = %socket.display(), "serving artifact.ArtifactService");
+    tracing::info!(socket = %socket.display(), "serving artifact.ArtifactService and ferry.v1.ObjectService");
     let drained = async move {
         let _ = stopping_rx.wait_for(|stopping| *stopping).await;
         tokio::select! {

@@ -1,6 +1,7 @@
 //! Any [`object_store::ObjectStore`] as a complete driver, and the parts a
 //! storage driver that is not built on object_store can reuse: the journal
-//! prefix of resumable uploads and the parallel ranged download.
+//! prefix of resumable uploads, the parallel ranged download, and the range
+//! clamping and length check of [`Driver::open_range`].
 
 use crate::driver::{DeleteTarget, Driver};
 use crate::error::{Error, ErrorKind, Result};
@@ -13,7 +14,9 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path as StorePath;
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -334,11 +337,37 @@ impl<C: StoreConnector> Driver for ObjectStoreDriver<C> {
         key.require_object("open a stream")?;
         let result = store.objects.get(&self.store_path(key)?).await.map_err(store.error_at(key))?;
         let expected = result.meta.size;
-        let stream = match result.payload {
-            GetResultPayload::File(file, path) => local_file_stream(file, path),
-            GetResultPayload::Stream(s) => s.map_err(Error::from).boxed(),
+        Ok(check_length(body(result)?, expected, format!("key {key:?}")))
+    }
+
+    async fn size(&self, store: &Self::Target, key: &ArtifactKey) -> Result<u64> {
+        key.require_object("stat")?;
+        Ok(store.objects.head(&self.store_path(key)?).await.map_err(store.error_at(key))?.size)
+    }
+
+    async fn open_range(
+        &self,
+        store: &Self::Target,
+        key: &ArtifactKey,
+        range: std::ops::Range<u64>,
+    ) -> Result<ByteStream> {
+        key.require_object("read a range")?;
+        let path = self.store_path(key)?;
+        // The size first: a ranged GET starting past the end is an error
+        // (HTTP 416) on most stores, and clamping needs the size anyway.
+        let meta = store.objects.head(&path).await.map_err(store.error_at(key))?;
+        let range = clamp_range(range, meta.size);
+        if range.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range.clone())),
+            // The bytes must come from the object the range was clamped to.
+            if_match: meta.e_tag,
+            ..GetOptions::default()
         };
-        Ok(check_length(stream, expected, key.clone()))
+        let result = store.objects.get_opts(&path, options).await.map_err(store.error_at(key))?;
+        Ok(check_length(body(result)?, range.end - range.start, format!("key {key:?}, bytes {range:?}")))
     }
 
     async fn save_stream(&self, store: &Self::Target, key: &ArtifactKey, data: ByteStream) -> Result<()> {
@@ -558,15 +587,46 @@ fn part_stream(
 /// a few of these, and argo-server may serve many downloads at once.
 const STREAM_CHUNK: usize = 256 << 10;
 
-/// Streams a local file in [`STREAM_CHUNK`] pieces, each read on a blocking
+/// The body of a GET: a local file read in [`STREAM_CHUNK`] pieces from
+/// the start of the range asked for, anything else as the store streams it.
+fn body(result: GetResult) -> Result<ByteStream> {
+    match result.payload {
+        GetResultPayload::File(file, path) => local_file_stream(file, path, result.range),
+        GetResultPayload::Stream(s) => Ok(s.map_err(Error::from).boxed()),
+    }
+}
+
+/// `range` cut to an object of `size` bytes: it ends at the object's end at
+/// the latest, and is empty when it starts at or past it. What
+/// [`Driver::open_range`] serves of a range that reaches past the end.
+///
+/// ```
+/// use ferry_sdk::store::clamp_range;
+/// assert_eq!(clamp_range(2..5, 10), 2..5);
+/// assert_eq!(clamp_range(8..20, 10), 8..10);
+/// assert!(clamp_range(12..20, 10).is_empty());
+/// ```
+pub fn clamp_range(range: std::ops::Range<u64>, size: u64) -> std::ops::Range<u64> {
+    let end = range.end.min(size);
+    range.start.min(end)..end
+}
+
+/// Streams the bytes `range` of a local file in [`STREAM_CHUNK`] pieces, each read on a blocking
 /// thread when the reader asks for it (object_store's own chunking, 8 KiB,
 /// costs a thread hop per 8 KiB). Nothing is read ahead and no thread is held
 /// between reads, so a client that stops reading costs an open file, not a
 /// blocking thread: a thousand stalled streams must not take every blocking
 /// thread the runtime has and starve the other calls.
-fn local_file_stream(file: std::fs::File, path: std::path::PathBuf) -> ByteStream {
-    use std::io::Read;
-    futures::stream::try_unfold(Some((file, path)), |state| async move {
+fn local_file_stream(
+    mut file: std::fs::File,
+    path: std::path::PathBuf,
+    range: std::ops::Range<u64>,
+) -> Result<ByteStream> {
+    use std::io::{Read, Seek};
+    // A seek moves the file offset only; it does not wait for the disk.
+    file.seek(std::io::SeekFrom::Start(range.start)).map_err(|e| local_error(e, "reading", &path))?;
+    let file = file.take(range.end.saturating_sub(range.start));
+    Ok(futures::stream::try_unfold(Some((file, path)), |state| async move {
         let Some((mut file, path)) = state else { return Ok(None) };
         let (file, path, read) = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; STREAM_CHUNK];
@@ -584,30 +644,30 @@ fn local_file_stream(file: std::fs::File, path: std::path::PathBuf) -> ByteStrea
             Err(e) => Err(local_error(e, "reading", &path)),
         }
     })
-    .boxed()
+    .boxed())
 }
 
 /// Fails the stream if it ends before `expected` bytes, so a connection cut
-/// mid-body is an error rather than a shorter object.
-fn check_length(stream: ByteStream, expected: u64, key: ArtifactKey) -> ByteStream {
+/// mid-body is an error rather than a shorter object, or runs past them, so a
+/// server that ignored a range is not taken for the range. `what` names the
+/// object (and range) in the error.
+pub fn check_length(stream: ByteStream, expected: u64, what: String) -> ByteStream {
     futures::stream::unfold(Some((stream, 0u64)), move |state| {
-        let key = key.clone();
+        let what = what.clone();
         async move {
             let (mut stream, seen) = state?;
+            let fail = |why: String| Some((Err(Error::new(ErrorKind::Transient, format!("{what}: {why}"))), None));
             match stream.next().await {
                 Some(Ok(chunk)) => {
                     let seen = seen + chunk.len() as u64;
+                    if seen > expected {
+                        return fail(format!("stream ran past the {expected} bytes expected"));
+                    }
                     Some((Ok(chunk), Some((stream, seen))))
                 }
                 Some(Err(e)) => Some((Err(e), None)),
                 None if seen == expected => None,
-                None => Some((
-                    Err(Error::new(
-                        ErrorKind::Transient,
-                        format!("key {key:?}: stream ended after {seen} of {expected} bytes"),
-                    )),
-                    None,
-                )),
+                None => fail(format!("stream ended after {seen} of {expected} bytes")),
             }
         }
     })

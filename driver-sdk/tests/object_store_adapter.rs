@@ -1,5 +1,6 @@
 //! `ObjectStoreDriver` over object_store's own `InMemory` store, served on a
-//! real unix socket: the multipart and streaming paths S3 and OSS use.
+//! real unix socket: the multipart, streaming, size and range paths S3 and
+//! OSS use.
 
 use bytes::Bytes;
 use ferry_sdk::client::{DriverClient, Location};
@@ -140,6 +141,80 @@ async fn keys_are_verbatim_and_directories_list_recursively() {
     s.client.delete(&at("p/")).await.unwrap();
     let left: Vec<_> = s.store.list(None).map(|m| m.unwrap().location.to_string()).collect().await;
     assert_eq!(left, vec!["px/z"]);
+}
+
+/// The bytes of `offset..offset + length` through ReadRange, or the error
+/// that ended the stream.
+async fn read_range(client: &DriverClient, key: &str, offset: u64, length: u64) -> ferry_sdk::Result<Vec<u8>> {
+    let mut s = client.open_range(&at(key), offset, length).await?.expect("the adapter serves ReadRange");
+    let mut out = Vec::new();
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c?);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn stat_tells_the_size_of_objects_and_not_found_of_the_rest() {
+    let s = serve(TransferOptions::default()).await;
+    s.store.put(&"wf/a".into(), pattern(5 << 20, 3).into()).await.unwrap();
+    s.store.put(&"wf/empty".into(), Bytes::new().into()).await.unwrap();
+    assert_eq!(s.client.stat(&at("wf/a")).await.unwrap(), Some(5 << 20));
+    assert_eq!(s.client.stat(&at("wf/empty")).await.unwrap(), Some(0));
+    // A directory holds objects but is none: OpenStream would not find it either.
+    for missing in ["wf/nothing", "wf"] {
+        let err = s.client.stat(&at(missing)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{missing}: {err}");
+        assert!(err.to_string().contains(missing), "the error names the key: {err}");
+    }
+    // A malformed key is the caller's error, as in every other call.
+    assert_eq!(s.client.stat(&at("a/../b")).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
+
+#[tokio::test]
+async fn ranges_are_byte_exact_and_clamped_to_the_object() {
+    let s = serve(TransferOptions::default()).await;
+    let data = pattern((5 << 20) + 7, 4);
+    let len = data.len() as u64;
+    s.store.put(&"wf/r".into(), data.clone().into()).await.unwrap();
+    let slice = |a: u64, b: u64| data[a as usize..b as usize].to_vec();
+    let cases = [
+        ("start", 0, 10, slice(0, 10)),
+        ("middle, over several frames", 1000, 3 << 20, slice(1000, 1000 + (3 << 20))),
+        ("end", len - 10, 10, slice(len - 10, len)),
+        ("past the end, clamped", len - 10, 1000, slice(len - 10, len)),
+        ("everything", 0, u64::MAX, data.clone()),
+        ("at the end", len, 5, vec![]),
+        ("past the end", len + 100, 5, vec![]),
+        ("empty", 3, 0, vec![]),
+    ];
+    for (what, offset, length, want) in cases {
+        let got = read_range(&s.client, "wf/r", offset, length).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(got == want, "{what}: {} bytes, wanted {}", got.len(), want.len());
+    }
+    // A missing key is NOT_FOUND even when no byte is asked for.
+    for length in [0, 10] {
+        let err = s.client.open_range(&at("wf/none"), 0, length).await.err().expect("NOT_FOUND");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "length {length}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn range_frames_are_bounded() {
+    let s = serve(TransferOptions::default()).await;
+    s.store.put(&"wf/big".into(), pattern(5 << 20, 5).into()).await.unwrap();
+    let req = ferry_sdk::pb::ferry_v1::ReadRangeRequest {
+        artifact: Some(at("wf/big").to_artifact()),
+        offset: 1,
+        length: 5 << 20,
+    };
+    let mut frames = s.client.raw_objects().read_range(req).await.unwrap().into_inner();
+    let mut sizes = Vec::new();
+    while let Some(f) = frames.message().await.unwrap() {
+        sizes.push(f.data.len());
+    }
+    assert!(sizes.iter().all(|&n| n > 0 && n <= ferry_sdk::server::MAX_FRAME_BYTES), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), (5 << 20) - 1);
 }
 
 #[test]

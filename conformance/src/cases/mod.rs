@@ -5,6 +5,7 @@ use crate::case::Case;
 
 mod core;
 mod life;
+mod objects;
 mod robust;
 mod streams;
 mod tree;
@@ -14,6 +15,7 @@ pub fn all() -> Vec<Case> {
     let mut cases = core::cases();
     cases.extend(tree::cases());
     cases.extend(streams::cases());
+    cases.extend(objects::cases());
     cases.extend(robust::cases());
     cases.extend(life::cases());
     cases.sort_by_key(|c| order(c.id));
@@ -22,9 +24,9 @@ pub fn all() -> Vec<Case> {
 
 /// Catalogue order: area, then number.
 fn order(id: &str) -> (usize, String) {
-    const AREAS: [&str; 15] = [
-        "LIFE", "CAP", "FILE", "DIR", "KEY", "NF", "DEL", "LIST", "ISDIR", "STREAM", "SSTR", "CONF", "PROTO", "CONC",
-        "RES",
+    const AREAS: [&str; 16] = [
+        "LIFE", "CAP", "FILE", "DIR", "KEY", "NF", "DEL", "LIST", "ISDIR", "STREAM", "SSTR", "OBJ", "CONF", "PROTO",
+        "CONC", "RES",
     ];
     let area = id.split('-').nth(1).unwrap_or("");
     (AREAS.iter().position(|a| *a == area).unwrap_or(AREAS.len()), id.to_string())

@@ -1,9 +1,10 @@
 //! The gRPC service around a [`Driver`]: the eight RPCs of
 //! `artifact.ArtifactService` translated into driver calls, errors put on the
-//! channel Argo reads for each, and connected targets cached.
+//! channel Argo reads for each, and connected targets cached. Ferry's own
+//! `ferry.v1.ObjectService` on the same state is in `object`.
 
-use super::frames::{DEFAULT_STREAM_IDLE_TIMEOUT, FrameStream, frames};
-use super::shutdown::InFlight;
+use super::frames::{DEFAULT_STREAM_IDLE_TIMEOUT, Frame, FrameStream, frames};
+use super::shutdown::{CallGuard, InFlight};
 use crate::body_end::CancelledAtEnd;
 use crate::driver::Driver;
 use crate::error::{Error, ErrorKind, KIND_HEADER, Result};
@@ -13,6 +14,7 @@ use ferry_proto as pb;
 use ferry_proto::artifact_service_server::ArtifactService;
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +30,23 @@ type TargetCache<T> = Mutex<HashMap<String, (Arc<T>, Instant)>>;
 
 /// The gRPC service around a [`Driver`]: translates the proto messages, maps
 /// errors to the wire, frames streams and caches connected targets.
+///
+/// It implements both `artifact.ArtifactService` (Argo's) and
+/// `ferry.v1.ObjectService` (Ferry's optional extension). To host both on
+/// one server, as [`serve`](crate::serve) does, share one instance so they
+/// share the target cache, the stream limit and the in-flight count:
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ferry_sdk::pb::{artifact_service_server::ArtifactServiceServer, ferry_v1::object_service_server::ObjectServiceServer};
+/// # let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+/// # let driver = ferry_sdk::ObjectStoreDriver::new(move |_: &str| Ok(store.clone()));
+/// let service = Arc::new(ferry_sdk::DriverService::new(driver));
+/// let router = tonic::transport::Server::builder()
+///     .add_service(ArtifactServiceServer::from_arc(service.clone()))
+///     .add_service(ObjectServiceServer::from_arc(service));
+/// # let _ = router;
+/// ```
 pub struct DriverService<D: Driver> {
     driver: Arc<D>,
     targets: TargetCache<D::Target>,
@@ -37,7 +56,7 @@ pub struct DriverService<D: Driver> {
     stream_idle: Duration,
 }
 
-/// `FERRY_MAX_STREAMS`: OpenStreams served at once.
+/// `FERRY_MAX_STREAMS`: streams (OpenStream and ReadRange) served at once.
 pub const MAX_STREAMS_ENV: &str = "FERRY_MAX_STREAMS";
 
 /// Default of [`MAX_STREAMS_ENV`]. Each open stream holds a few frames (about
@@ -89,6 +108,16 @@ impl<D: Driver> DriverService<D> {
         self.in_flight.clone()
     }
 
+    /// Counts one call in progress until the guard drops.
+    pub(super) fn enter(&self) -> CallGuard {
+        self.in_flight.enter()
+    }
+
+    /// The driver served.
+    pub(super) fn driver(&self) -> &D {
+        &self.driver
+    }
+
     async fn connected(&self, raw: &str) -> Result<Arc<D::Target>> {
         if let Some((target, at)) = self.targets.lock().expect("target cache poisoned").get(raw)
             && at.elapsed() < TARGET_TTL
@@ -108,7 +137,7 @@ impl<D: Driver> DriverService<D> {
     }
 
     /// The connected target and the key of a request's artifact.
-    async fn locate(&self, artifact: Option<&pb::Artifact>) -> Result<(Arc<D::Target>, ArtifactKey)> {
+    pub(super) async fn locate(&self, artifact: Option<&pb::Artifact>) -> Result<(Arc<D::Target>, ArtifactKey)> {
         let artifact = artifact.ok_or_else(|| Error::invalid_argument("request carries no artifact"))?;
         let plugin = artifact
             .plugin
@@ -130,6 +159,59 @@ impl<D: Driver> DriverService<D> {
         Ok((target, key))
     }
 
+    /// Answers a streaming call: waits for a stream slot, opens the driver's
+    /// stream with `open` and cuts it into `F` frames. OpenStream and
+    /// ReadRange differ only in `open` and the frames.
+    pub(super) async fn stream<F, Fut>(
+        &self,
+        artifact: Option<&pb::Artifact>,
+        open: impl FnOnce(Arc<D>, Arc<D::Target>, ArtifactKey) -> Fut,
+    ) -> std::result::Result<Response<FrameStream<F>>, Status>
+    where
+        F: Frame,
+        Fut: Future<Output = Result<ByteStream>>,
+    {
+        let call = self.in_flight.enter();
+        let key = key_of(artifact);
+        let permit = self.stream_slot(F::OP, &key).await?;
+        let opened = async {
+            let (target, key) = self.locate(artifact).await?;
+            open(self.driver.clone(), target, key).await
+        }
+        .await;
+        match opened {
+            Ok(data) => {
+                tracing::info!(op = F::OP, key, "streaming");
+                Ok(Response::new(frames(data, key, (call, permit), self.stream_idle)))
+            }
+            Err(err) => {
+                tracing::info!(op = F::OP, key, kind = %err.kind(), error = %err, "failed");
+                Err(err.into())
+            }
+        }
+    }
+
+    /// One of the [`DriverService::with_max_streams`] slots, or
+    /// RESOURCE_EXHAUSTED once none frees up within [`STREAM_QUEUE_WAIT`].
+    async fn stream_slot(
+        &self,
+        op: &'static str,
+        key: &str,
+    ) -> std::result::Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        if let Ok(Ok(permit)) = tokio::time::timeout(STREAM_QUEUE_WAIT, self.streams.clone().acquire_owned()).await {
+            return Ok(permit);
+        }
+        tracing::info!(op, key, limit = self.max_streams, "too many open streams; refused");
+        let mut status = Status::resource_exhausted(format!(
+            "{} streams are open already ({MAX_STREAMS_ENV}); try again later",
+            self.max_streams
+        ));
+        if let Ok(v) = ErrorKind::Transient.as_str().parse() {
+            status.metadata_mut().insert(KIND_HEADER, v);
+        }
+        Err(status)
+    }
+
     fn refuse_if_read_only(&self, operation: &str) -> Result<()> {
         if self.driver.capabilities().read_only {
             Err(Error::unsupported(format!("{operation} refused: this driver is read-only")))
@@ -139,7 +221,7 @@ impl<D: Driver> DriverService<D> {
     }
 }
 
-fn key_of(artifact: Option<&pb::Artifact>) -> String {
+pub(super) fn key_of(artifact: Option<&pb::Artifact>) -> String {
     artifact.and_then(|a| a.plugin.as_ref()).map(|p| p.key.clone()).unwrap_or_default()
 }
 
@@ -199,44 +281,15 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         in_band("load", &key, started, result, |success, error| pb::LoadArtifactResponse { success, error })
     }
 
-    type OpenStreamStream = FrameStream;
+    type OpenStreamStream = FrameStream<pb::OpenStreamResponse>;
 
     async fn open_stream(
         &self,
         request: Request<pb::OpenStreamRequest>,
     ) -> std::result::Result<Response<Self::OpenStreamStream>, Status> {
-        let call = self.in_flight.enter();
         let req = request.into_inner();
-        let key = key_of(req.artifact.as_ref());
-        let permit = match tokio::time::timeout(STREAM_QUEUE_WAIT, self.streams.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                tracing::info!(op = "open_stream", key, limit = self.max_streams, "too many open streams; refused");
-                let mut status = Status::resource_exhausted(format!(
-                    "{} streams are open already ({MAX_STREAMS_ENV}); try again later",
-                    self.max_streams
-                ));
-                if let Ok(v) = ErrorKind::Transient.as_str().parse() {
-                    status.metadata_mut().insert(KIND_HEADER, v);
-                }
-                return Err(status);
-            }
-        };
-        let opened = async {
-            let (target, key) = self.locate(req.artifact.as_ref()).await?;
-            self.driver.open_stream(&target, &key).await
-        }
-        .await;
-        match opened {
-            Ok(data) => {
-                tracing::info!(op = "open_stream", key, "streaming");
-                Ok(Response::new(frames(data, key, (call, permit), self.stream_idle)))
-            }
-            Err(err) => {
-                tracing::info!(op = "open_stream", key, kind = %err.kind(), error = %err, "failed");
-                Err(err.into())
-            }
-        }
+        self.stream(req.artifact.as_ref(), |driver, target, key| async move { driver.open_stream(&target, &key).await })
+            .await
     }
 
     async fn save(

@@ -52,8 +52,8 @@ pub struct FsRoot {
     store: Store,
 }
 
-/// The filesystem driver: the generic object_store adapter for reads, lists
-/// and deletes, plus writes that are staged in the root's staging directory
+/// The filesystem driver: the generic object_store adapter for reads (whole,
+/// by range, and sizes), lists and deletes, plus writes that are staged in the root's staging directory
 /// and renamed into place. Saving a file is a kernel-side copy
 /// (`copy_file_range`), as `cp` does, instead of two trips through user space.
 pub struct FsDriver {
@@ -143,6 +143,14 @@ impl Driver for FsDriver {
 
     async fn exists(&self, root: &FsRoot, key: &ArtifactKey) -> Result<bool> {
         self.inner.exists(&root.store, key).await
+    }
+
+    async fn size(&self, root: &FsRoot, key: &ArtifactKey) -> Result<u64> {
+        self.inner.size(&root.store, key).await
+    }
+
+    async fn open_range(&self, root: &FsRoot, key: &ArtifactKey, range: std::ops::Range<u64>) -> Result<ByteStream> {
+        self.inner.open_range(&root.store, key, range).await
     }
 
     async fn is_directory(&self, root: &FsRoot, key: &ArtifactKey) -> Result<bool> {

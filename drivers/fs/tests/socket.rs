@@ -228,6 +228,22 @@ async fn odd_keys_round_trip_and_list_byte_for_byte() {
 }
 
 #[tokio::test]
+async fn sizes_and_ranges_read_the_file_in_place() {
+    let d = Driver::start().await;
+    // Odd sizes and a key that needs escaping: ranges start mid-file, across frames.
+    let data = pattern(3 * 1024 * 1024 + 7, 5);
+    let src = d.scratch("ranged");
+    std::fs::write(&src, &data).unwrap();
+    let at = d.at("wf/odd #%.bin");
+    d.client.save(&at, &src).await.unwrap();
+    ferry_test_servers::objects::check_sizes_and_ranges(&d.client, &at, &data, &d.at("wf/missing")).await;
+    assert_eq!(d.client.stat(&d.at("wf")).await.unwrap_err().kind(), ErrorKind::NotFound, "a directory has no size");
+    assert_eq!(ferry_test_servers::objects::read_range(&d.client, &at, 1, u64::MAX).await, data[1..]);
+    // The file is read where it lies: nothing is copied or staged for a range.
+    assert_eq!(tree(&d.root()).len(), 1);
+}
+
+#[tokio::test]
 async fn missing_keys_are_not_found_and_leave_nothing_behind() {
     let d = Driver::start().await;
     let at = d.at("nope/missing.tgz");

@@ -1,6 +1,7 @@
 //! Downloads into local files: one stream for small objects, parallel ranges
 //! of one generation for large ones, and in both cases the whole object's
-//! CRC32C checked against what GCS stores before the file appears.
+//! CRC32C checked against what GCS stores before the file appears. Also the
+//! ranged media read behind `ferry.v1.ObjectService`'s ReadRange.
 
 use crate::api::{self, Api};
 use crate::upload::checked_stream;
@@ -79,4 +80,29 @@ fn hashed(body: ByteStream, len: u64, crcs: Arc<Mutex<Vec<Option<u32>>>>, slot: 
         }
     })
     .boxed()
+}
+
+/// Streams bytes `range` of `name`, clamped to the object's end, from the
+/// generation whose size the clamping used. GCS answers a range starting at
+/// or past the end with 416, so the size comes first.
+pub async fn read_range(api: &Api, name: &str, range: std::ops::Range<u64>) -> Result<ByteStream> {
+    let what = api.display(name);
+    let meta = api.stat(name).await?.ok_or_else(|| Error::not_found(format!("{what}: no such object")))?;
+    let range = ferry_sdk::store::clamp_range(range, meta.size);
+    if range.is_empty() {
+        return Ok(futures::stream::empty().boxed());
+    }
+    let whole = range == (0..meta.size);
+    let generation = Some(meta.generation.as_str()).filter(|g| !g.is_empty());
+    let response = api.read(name, Some((range.start, range.end)), generation).await?;
+    // A server that ignores Range answers 200 with the whole object, whose
+    // first bytes are not the range's.
+    if !whole && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        return Err(Error::other(format!("{what}: HTTP {} to a ranged read; expected 206", response.status())));
+    }
+    // Only the whole object has a checksum to compare with.
+    let crc = if whole { meta.crc32c() } else { None };
+    let len = range.end - range.start;
+    let data = checked_stream(response, crc, what.clone());
+    Ok(ferry_sdk::store::check_length(data, len, format!("{what}, bytes {range:?}")))
 }

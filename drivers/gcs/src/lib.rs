@@ -15,6 +15,9 @@
 //! parallel ranges pinned to the object's generation; every transfer ends
 //! with a whole-object CRC32C check. Requests that are safe to repeat are
 //! retried on transient failures only (408, 429, 5xx, lost connections).
+//!
+//! Ferry's `ferry.v1.ObjectService` is served too: Stat from the object's
+//! metadata, ReadRange as a ranged media read pinned to one generation.
 
 pub mod api;
 pub mod auth;
@@ -173,6 +176,21 @@ impl Driver for GcsDriver {
             .filter(|n| !n.starts_with(&format!("{UPLOADS_PREFIX}/")) && !n.ends_with('/'))
             .map(|n| ArtifactKey::parse(n))
             .collect()
+    }
+
+    /// The JSON API's object metadata: one small request, no media read.
+    async fn size(&self, b: &Bucket, key: &ArtifactKey) -> Result<u64> {
+        let name = object_name(key.require_object("stat")?)?;
+        match b.api.stat(name).await? {
+            Some(meta) => Ok(meta.size),
+            None => Err(Error::not_found(format!("{}: no such object", b.api.display(name)))),
+        }
+    }
+
+    /// A ranged media read of the generation the range was clamped against.
+    async fn open_range(&self, b: &Bucket, key: &ArtifactKey, range: std::ops::Range<u64>) -> Result<ByteStream> {
+        let name = object_name(key.require_object("read a range")?)?;
+        download::read_range(&b.api, name, range).await
     }
 
     async fn exists(&self, b: &Bucket, key: &ArtifactKey) -> Result<bool> {

@@ -2,7 +2,7 @@
 //! API): uploads resumed by another process, a changed source sent again,
 //! Delete cancelling unfinished uploads, large ranged downloads, and the
 //! three ways of authenticating, outages and blackholed endpoints (through a
-//! FaultProxy).
+//! FaultProxy), and Ferry's ObjectService (metadata sizes, ranged reads).
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
@@ -175,6 +175,29 @@ async fn large_objects_come_down_in_ranges_byte_exact() {
     let stored: serde_json::Value = serde_json::from_str(&meta).unwrap();
     let want = crc32c::crc32c(&std::fs::read(&src).unwrap());
     assert_eq!(stored["crc32c"].as_str().unwrap(), ferry_driver_gcs::api::encode_crc(want));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs fake-gcs-server: scripts/test.sh"]
+async fn sizes_come_from_metadata_and_ranges_from_ranged_reads() {
+    let gcs = server();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ranged.bin");
+    write_file(&src, (3 << 20) + 11, 13);
+    let data = std::fs::read(&src).unwrap();
+    let driver = DriverProcess::start(BIN, &ENV).await;
+    let at = Location::new("gcs", config(&gcs), "ranges/object.bin");
+    driver.client.save(&at, &src).await.unwrap();
+    ferry_test_servers::objects::check_sizes_and_ranges(&driver.client, &at, &data, &at.with_key("ranges/missing"))
+        .await;
+    // The whole object as a range: checked against its stored CRC32C too.
+    assert!(ferry_test_servers::objects::read_range(&driver.client, &at, 0, u64::MAX).await == data);
+    let empty = at.with_key("ranges/empty");
+    let nothing = dir.path().join("empty");
+    std::fs::write(&nothing, b"").unwrap();
+    driver.client.save(&empty, &nothing).await.unwrap();
+    assert_eq!(driver.client.stat(&empty).await.unwrap(), Some(0));
+    assert!(ferry_test_servers::objects::read_range(&driver.client, &empty, 0, 10).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,8 @@
 //! submodules unless `disableSubmodules`); the key, usually empty, picks a
 //! path inside the repository. ListObjects, IsDirectory and OpenStream read
 //! the commit's tree from a cached bare clone; OpenStream of a directory (or
-//! the root) streams a tar of it. Save commits a file or directory to a
+//! the root) streams a tar of it. Of Ferry's ObjectService only sizes of
+//! files are served (from blob headers); ranges are not. Save commits a file or directory to a
 //! branch and pushes it, which Argo's built-in git artifacts cannot do.
 //!
 //! gix does the fetching and reading (inside `spawn_blocking`); the git CLI
@@ -125,6 +126,10 @@ impl Target {
     }
 }
 
+fn submodule(key: &ArtifactKey) -> Error {
+    Error::not_found(format!("{:?} is a submodule; its files live in another repository", key.as_str()))
+}
+
 fn not_found(key: &ArtifactKey) -> Error {
     Error::not_found(format!("no file or directory at {:?} in the configured revision", key.as_str()))
 }
@@ -163,10 +168,26 @@ impl Driver for GitDriver {
                 Ok(futures::stream::iter(chunks).boxed())
             }
             Node::Tree(id) => Ok(tarball::stream(snap.repo.clone(), id)),
-            Node::Submodule => Err(Error::not_found(format!(
-                "{:?} is a submodule; its files live in another repository",
+            Node::Submodule => Err(submodule(key)),
+        }
+    }
+
+    /// A file's size from its blob's header, without reading the blob. A
+    /// directory streams as a tar whose size is known only once it is
+    /// built, so its size is Unsupported. `open_range` keeps the SDK's
+    /// default, Unsupported: a blob is read whole whatever part is wanted,
+    /// so a range would save nothing over OpenStream.
+    async fn size(&self, t: &Target, key: &ArtifactKey) -> Result<u64> {
+        let (snap, node) = self.node_of(t, key).await?;
+        match node {
+            Node::File(id, _) | Node::Link(id) => {
+                blocking(move || tree::blob_size(&snap.repo.to_thread_local(), id)).await
+            }
+            Node::Tree(_) => Err(Error::unsupported(format!(
+                "{:?} is a directory, streamed as a tar whose size is known only once it is built",
                 key.as_str()
             ))),
+            Node::Submodule => Err(submodule(key)),
         }
     }
 

@@ -72,6 +72,11 @@ pub fn blob(repo: &gix::Repository, id: ObjectId) -> Result<Vec<u8>> {
     Ok(repo.find_blob(id).map_err(read_err)?.take_data())
 }
 
+/// The size of a blob, from its header: the blob is not inflated.
+pub fn blob_size(repo: &gix::Repository, id: ObjectId) -> Result<u64> {
+    Ok(repo.find_header(id).map_err(read_err)?.size())
+}
+
 /// Writes `node` (a file, link or tree) to `dst`, which must not exist yet.
 pub fn write_out(repo: &gix::Repository, node: Node, dst: &Path) -> Result<()> {
     let local = |e: std::io::Error| Error::from(e).context(format!("writing {}", dst.display()));

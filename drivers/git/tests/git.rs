@@ -169,6 +169,20 @@ async fn list_is_directory_and_open_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn files_have_sizes_but_directories_and_ranges_are_not_offered() {
+    let daemon = GitDaemon::start();
+    let s = seed(&daemon.bare_repo("r.git"));
+    let d = driver().await;
+    let cfg = format!("{{repo: '{}', revision: main}}", s.url);
+    assert_eq!(d.client.stat(&at(&cfg, "README.md")).await.unwrap(), Some(3));
+    assert_eq!(d.client.stat(&at(&cfg, "bin/run.sh")).await.unwrap(), Some(18));
+    // A directory streams as a tar, whose size is unknown until it is built.
+    assert_eq!(d.client.stat(&at(&cfg, "src")).await.unwrap(), None);
+    assert_eq!(d.client.stat(&at(&cfg, "nope")).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(d.client.open_range(&at(&cfg, "README.md"), 0, 2).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn missing_paths_and_revisions_are_not_found() {
     let daemon = GitDaemon::start();
     let s = seed(&daemon.bare_repo("r.git"));

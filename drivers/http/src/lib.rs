@@ -8,7 +8,9 @@
 //! path segment); the URL is the location.
 //!
 //! A URL is never a directory, listing is empty, and Delete is refused:
-//! Argo's HTTP artifacts have no garbage collection either.
+//! Argo's HTTP artifacts have no garbage collection either. Of Ferry's
+//! ObjectService only sizes are served (a HEAD's `Content-Length`); ranges
+//! are not.
 
 use ferry_sdk::secrets::{SecretRef, Secrets};
 use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, Driver, Error, ErrorKind, Result};
@@ -76,10 +78,14 @@ fn status_error(url: &reqwest::Url, status: reqwest::StatusCode) -> Error {
         408 | 429 | 500..=599 => ErrorKind::Transient,
         _ => ErrorKind::Other,
     };
-    // The URL without its query: signed URLs carry credentials there.
+    Error::new(kind, format!("{}: HTTP {status}", shown(url)))
+}
+
+/// The URL without its query, for messages: signed URLs carry credentials there.
+fn shown(url: &reqwest::Url) -> reqwest::Url {
     let mut shown = url.clone();
     shown.set_query(None);
-    Error::new(kind, format!("{shown}: HTTP {status}"))
+    shown
 }
 
 fn request_error(e: reqwest::Error) -> Error {
@@ -138,6 +144,22 @@ impl Driver for HttpDriver {
             return Err(status_error(&t.url, response.status()));
         }
         Ok(response.bytes_stream().map_err(request_error).boxed())
+    }
+
+    /// The `Content-Length` of a HEAD of the URL; Unsupported when the server
+    /// sends none (a chunked answer). `open_range` keeps the SDK's default,
+    /// Unsupported: a server may ignore `Range` and send the whole body, and
+    /// Argo's HTTP artifacts promise nothing about it.
+    async fn size(&self, t: &Target, _key: &ArtifactKey) -> Result<u64> {
+        let response = self.request(reqwest::Method::HEAD, t).send().await.map_err(request_error)?;
+        if !response.status().is_success() {
+            return Err(status_error(&t.url, response.status()));
+        }
+        // The header, not `content_length()`: for a HEAD that is the empty body's.
+        let length = response.headers().get(reqwest::header::CONTENT_LENGTH);
+        length
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .ok_or_else(|| Error::unsupported(format!("{}: the server tells no Content-Length for it", shown(&t.url))))
     }
 
     async fn save_stream(&self, t: &Target, _key: &ArtifactKey, data: ByteStream) -> Result<()> {

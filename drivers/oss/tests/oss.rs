@@ -39,6 +39,9 @@ async fn objects_go_through_virtual_hosted_requests_with_checked_signatures() {
     // when the request really is virtual-hosted.
     assert_eq!(std::fs::read(s3.object("run/out/a.txt")).unwrap(), b"oss object");
     assert_eq!(driver.client.list(&at.with_key("run")).await.unwrap(), vec!["run/out/a.txt"]);
+    // Ferry's ObjectService through the same engine: a HEAD, a ranged GET.
+    assert_eq!(driver.client.stat(&at).await.unwrap(), Some(10));
+    assert_eq!(ferry_test_servers::objects::read_range(&driver.client, &at, 4, 100).await, b"object");
     let back = dir.path().join("back.txt");
     driver.client.load(&at, &back).await.unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"oss object");

@@ -1,7 +1,8 @@
 //! ferry-driver-s3 as a separate process against s3s-fs, a real S3 server
 //! that checks signatures: resumable uploads across processes, aborting what
 //! is given up, virtual-hosted addressing, credentials errors, buckets created
-//! on demand, outages and blackholed endpoints (through a FaultProxy).
+//! on demand, outages and blackholed endpoints (through a FaultProxy), and
+//! Ferry's ObjectService (HEAD for sizes, ranged GETs) on s3s-fs and moto.
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
@@ -428,4 +429,34 @@ async fn a_load_whose_body_stalls_fails_after_the_idle_read_timeout_saying_so() 
     assert!(text.contains("timed out: no data for 1 s"), "{text}");
     assert!(text.contains(&proxy.endpoint()), "{text}");
     assert!(!back.exists(), "a failed load leaves no file behind");
+}
+
+/// Saves an object of odd size through `driver` at `endpoint` and checks
+/// Stat (a HEAD) and ReadRange (a HEAD, then a ranged GET) against its bytes.
+async fn check_sizes_and_ranges(endpoint: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("ranged.bin");
+    write_file(&src, (3 << 20) + 11, 7);
+    let data = std::fs::read(&src).unwrap();
+    let driver = DriverProcess::start(BIN, &env()).await;
+    let at = Location::new("s3", config(endpoint, ""), "ranges/object.bin");
+    driver.client.save(&at, &src).await.unwrap();
+    ferry_test_servers::objects::check_sizes_and_ranges(&driver.client, &at, &data, &at.with_key("ranges/missing"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs s3s-fs: scripts/test.sh"]
+async fn sizes_and_ranges_come_from_head_and_ranged_gets() {
+    let s3 = S3sFs::start();
+    check_sizes_and_ranges(&s3.endpoint()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs moto: scripts/test.sh"]
+async fn sizes_and_ranges_come_from_head_and_ranged_gets_on_moto() {
+    let moto = Moto::start();
+    let (status, body) = http_request(moto.port, "PUT", &format!("/{BUCKET}"), "");
+    assert_eq!(status, 200, "{body}");
+    check_sizes_and_ranges(&moto.endpoint()).await;
 }

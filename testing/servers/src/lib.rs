@@ -3,7 +3,7 @@
 //! [`FakeGcs`] (fake-gcs-server, GCS's JSON API), [`GitDaemon`] (`git
 //! daemon`, read and write), and [`DriverProcess`], a driver binary serving
 //! its socket as Argo runs it; [`FaultProxy`] puts network faults between a
-//! driver and a server.
+//! driver and a server. [`objects`] checks a driver's `ferry.v1.ObjectService`.
 //! Installing the servers is `scripts/test.sh`'s job. A test that starts one
 //! git does not bring (s3s-fs, moto, fake-gcs-server, lighttpd, sshd) is
 //! `#[ignore = "needs <server>: scripts/test.sh"]`, so a plain `cargo test`
@@ -11,6 +11,7 @@
 //! panic naming the script, never a silent skip.
 
 pub mod fault;
+pub mod objects;
 pub use fault::{Fault, FaultProxy};
 
 use ferry_sdk::client::DriverClient;
