@@ -9,8 +9,6 @@
 //! Bytes go from the driver's stream to the socket: nothing is staged on the
 //! server's disk or held whole in memory.
 
-#[allow(unused_imports)]
-use crate::compat::Ext;
 use crate::error::{Error, Result};
 use crate::lookup::{self, Run};
 use crate::state::AppState;

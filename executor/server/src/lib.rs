@@ -20,7 +20,6 @@
 
 mod api;
 mod auth;
-mod compat;
 mod download;
 mod driving;
 mod error;

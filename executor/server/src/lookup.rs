@@ -3,9 +3,9 @@
 //! name only a key the run recorded, or a path under a recorded directory.
 
 use crate::error::{Error, Result};
+use crate::state::AppState;
 use ferry_engine::{ArtifactRecord, Direction, Home, Node, WorkflowRecord};
 use ferry_workflow::naming::{node_id, pod_name};
-use crate::state::AppState;
 use ferry_workflow::plan::Plan;
 use std::sync::Arc;
 
