@@ -28,6 +28,14 @@ pub(crate) async fn save_path<D: Driver + ?Sized>(
     if !meta.is_dir() {
         return Err(Error::invalid_argument(format!("{} is neither a regular file nor a directory", src.display())));
     }
+    // Refused before anything is written: a driver of single objects (an
+    // HTTP URL) would otherwise store each file over the last, then fail.
+    if !driver.capabilities().directories {
+        return Err(Error::unsupported(format!(
+            "{} is a directory, and this driver stores one object per location: archive it (Argo's default `archive: tar`) or save a single file",
+            src.display()
+        )));
+    }
     let root = src.to_path_buf();
     let files = tokio::task::spawn_blocking(move || walk_tree(&root))
         .await

@@ -31,6 +31,9 @@ pub enum Error {
     /// A range outside the object (416), with the object's size.
     #[error("range not satisfiable: the object has {0} bytes")]
     RangeNotSatisfiable(u64),
+    /// The server itself failed: a local file, its socket, a task (500).
+    #[error("{0}")]
+    Internal(String),
     /// A driver call failed; its kind picks the status.
     #[error("artifact driver: {0}")]
     Driver(#[from] ferry_sdk::Error),
@@ -55,6 +58,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Driver(e) => match e.kind() {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,

@@ -117,7 +117,7 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
-            .map_err(|e| Error::Conflict(format!("listening on {}: {e}", options.listen)))?;
+            .map_err(|e| Error::Internal(format!("listening on {}: {e}", options.listen)))?;
         let state = state::AppState {
             home: Arc::new(home),
             pools: Arc::default(),
@@ -131,7 +131,7 @@ impl Server {
 
     /// The address it listens on (the port chosen, for port 0).
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.listener.local_addr().map_err(|e| Error::Conflict(format!("listening socket: {e}")))
+        self.listener.local_addr().map_err(|e| Error::Internal(format!("listening socket: {e}")))
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in
@@ -143,7 +143,7 @@ impl Server {
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         state.driving.stop_all().await;
         state.pools.shutdown().await;
-        served.map_err(|e| Error::Conflict(format!("serving: {e}")))
+        served.map_err(|e| Error::Internal(format!("serving: {e}")))
     }
 }
 

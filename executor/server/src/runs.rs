@@ -23,9 +23,9 @@ fn drive(state: &AppState, wf: WorkflowRecord, plan: Plan) -> Result<()> {
 /// Plans, records and starts a submitted workflow; its run's record.
 pub(crate) async fn submit(state: &AppState, s: Submission) -> Result<WorkflowRecord> {
     let dir = state.options.submissions_dir(&state.home);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Conflict(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
     let file = dir.join(format!("{}.yaml", uuid::Uuid::new_v4()));
-    std::fs::write(&file, &s.yaml).map_err(|e| Error::Conflict(format!("writing {}: {e}", file.display())))?;
+    std::fs::write(&file, &s.yaml).map_err(|e| Error::Internal(format!("writing {}: {e}", file.display())))?;
     let mut files = vec![file];
     files.extend(state.options.template_files()?);
     let options = PlanOptions {
@@ -42,7 +42,7 @@ pub(crate) async fn submit(state: &AppState, s: Submission) -> Result<WorkflowRe
         Ok((wf, plan))
     })
     .await
-    .map_err(|e| Error::Conflict(format!("planning failed: {e}")))??;
+    .map_err(|e| Error::Internal(format!("planning failed: {e}")))??;
     drive(state, wf.clone(), plan)?;
     Ok(wf)
 }
@@ -92,7 +92,7 @@ pub(crate) async fn delete(state: &AppState, name: &str, force: bool) -> Result<
 
 /// The YAML files of a templates directory (`--templates`).
 pub(crate) fn yaml_files(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::Conflict(format!("reading {}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Internal(format!("reading {}: {e}", dir.display())))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))

@@ -111,9 +111,9 @@ async fn receive(
             saved?;
         } else {
             let dir = state.options.scratch_dir();
-            std::fs::create_dir_all(&dir).map_err(|e| Error::Conflict(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
             let tmp =
-                tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::Conflict(format!("temporary file: {e}")))?;
+                tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::Internal(format!("temporary file: {e}")))?;
             spill(counted, tmp.path().to_path_buf()).await?;
             client.save(&loc, tmp.path()).await?;
         }
@@ -169,7 +169,7 @@ async fn pump(
 }
 
 async fn spill(body: impl futures::Stream<Item = Result<Bytes>>, path: PathBuf) -> Result<()> {
-    let io = |e: std::io::Error| Error::Conflict(format!("writing {}: {e}", path.display()));
+    let io = |e: std::io::Error| Error::Internal(format!("writing {}: {e}", path.display()));
     let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
     let mut body = std::pin::pin!(body);
     while let Some(b) = body.next().await {

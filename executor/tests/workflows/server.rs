@@ -370,7 +370,7 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 #[test]
 #[ignore = "needs s3s-fs: scripts/test.sh"]
-fn a_4_gib_s3_artifact_streams_to_the_client_with_nothing_on_the_servers_disk() {
+fn s3_artifacts_of_gibibytes_stream_both_ways_with_nothing_on_the_servers_disk() {
     const MIB: u64 = 1 << 20;
     const SIZE: u64 = 4096 * MIB;
     let f = Ferry::new();
@@ -401,7 +401,16 @@ fn a_4_gib_s3_artifact_streams_to_the_client_with_nothing_on_the_servers_disk() 
         w.flush().unwrap();
     }
 
-    let served = Served::start(with_creds(f.cmd()), &[]);
+    // Uploads go to the repository of a template among the server's templates: S3 here.
+    let templates = f.home.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::copy(&repo, templates.join("repository.yaml")).unwrap();
+    write(
+        &templates,
+        "wft.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: ingest}\nspec:\n  entrypoint: main\n  arguments: {artifacts: [{name: data}]}\n  templates:\n  - name: main\n    container: {image: x, command: [true]}\n",
+    );
+    let served = Served::start(with_creds(f.cmd()), &["--templates", templates.to_str().unwrap()]);
     let pid = served.child.id();
     let http = client();
     let url = format!("{}/artifacts/default/big/big/big", served.base);
@@ -439,5 +448,57 @@ fn a_4_gib_s3_artifact_streams_to_the_client_with_nothing_on_the_servers_disk() 
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes {}-{}/{SIZE}", SIZE - 300, SIZE - 1));
     assert_eq!(r.bytes().unwrap().as_ref(), &block(&base, SIZE / MIB - 1)[(MIB - 300) as usize..]);
+
+    // 1 GiB up, through the S3 driver's SaveStream, from a form the client streams.
+    const UP: u64 = 1024 * MIB;
+    let disk_before = written_to_disk(pid);
+    let source = Blocks { base: base.clone(), at: 0, end: UP, current: None };
+    let part = reqwest::blocking::multipart::Part::reader_with_length(source, UP).file_name("up.bin");
+    let form = reqwest::blocking::multipart::Form::new().part("file", part);
+    let r = http.post(format!("{}/upload-artifacts/default/ingest/data", served.base)).multipart(form).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let key = r.json::<Value>().unwrap()["key"].as_str().unwrap().to_string();
+    let written = written_to_disk(pid) - disk_before;
+    assert!(written < MIB, "the server wrote {written} bytes to disk while receiving");
+    let mut stored = std::fs::File::open(s3.data.path().join("ferry-test").join(&key)).unwrap();
+    assert_eq!(stored.metadata().unwrap().len(), UP);
+    for k in 0..UP / MIB {
+        stored.read_exact(&mut got).unwrap();
+        assert!(got == block(&base, k), "uploaded block {k} differs");
+    }
+    let peak = status_kib(pid, "VmHWM:");
+    eprintln!(
+        "1 GiB uploaded through ferry server: server peak RSS {} MiB, {written} B written to its disk",
+        peak / 1024
+    );
+    assert!(peak <= 64 * 1024, "the server's peak RSS was {} MiB", peak / 1024);
     assert!(served.stop().success());
+}
+
+/// The big object's bytes from `at` to `end`, read as a stream.
+struct Blocks {
+    base: Vec<u8>,
+    at: u64,
+    end: u64,
+    /// The block being read, by number: reads are much smaller than a block.
+    current: Option<(u64, Vec<u8>)>,
+}
+
+impl Read for Blocks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        const MIB: u64 = 1 << 20;
+        if self.at >= self.end {
+            return Ok(0);
+        }
+        let k = self.at / MIB;
+        if self.current.as_ref().is_none_or(|(c, _)| *c != k) {
+            self.current = Some((k, block(&self.base, k)));
+        }
+        let b = &self.current.as_ref().unwrap().1;
+        let from = (self.at % MIB) as usize;
+        let n = buf.len().min(b.len() - from).min((self.end - self.at) as usize);
+        buf[..n].copy_from_slice(&b[from..from + n]);
+        self.at += n as u64;
+        Ok(n)
+    }
 }
