@@ -52,10 +52,16 @@ pub async fn serve<D: Driver>(
     // drivers built from closures (a rustc higher-ranked lifetime limitation).
     health.set_service_status(ferry_proto::SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
     health.set_service_status(ferry_proto::ferry_v1::SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
+    let reflection_error = |e| Error::other(format!("building reflection service: {e}"));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| Error::other(format!("building reflection service: {e}")))?;
+        .map_err(reflection_error)?;
+    // The older protocol too: grpcurl before 1.9, and many tools, ask only for v1alpha.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(reflection_error)?;
 
     let service = DriverService::new(driver)
         .with_max_streams(max_streams()?)
@@ -74,6 +80,7 @@ pub async fn serve<D: Driver>(
         .layer(tower::util::MapResponseLayer::new(decode_failure_as_invalid_argument))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ArtifactServiceServer::from_arc(service.clone()))
         .add_service(ObjectServiceServer::from_arc(service))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), signal);

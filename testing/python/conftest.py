@@ -56,10 +56,10 @@ def driver(tmp_path, pb):
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "driver socket did not appear"
         time.sleep(0.01)
-    # Over unix sockets grpcio sends the socket path as :authority, which the
-    # HTTP/2 stack under Ferry's server (hyperium/h2) rejects as malformed.
-    # grpc-go, and so Argo, sends "localhost"; do the same.
-    channel = grpc.insecure_channel(f"unix://{socket}", options=[("grpc.default_authority", "localhost")])
+    # grpcio's default channel, as a script pointed at a socket opens it: it
+    # sends the socket's path as :authority, which unpatched h2 refuses
+    # (vendor/h2/FERRY-PATCH.md). grpc-go, and so Argo, sends "localhost".
+    channel = grpc.insecure_channel(f"unix://{socket}")
     grpc.channel_ready_future(channel).result(timeout=10)
     stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
     root = tmp_path / "storage"
