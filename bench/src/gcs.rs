@@ -8,7 +8,8 @@
 //! MD5 and CRC32C on every write, so it bounds everyone's figures; it also
 //! cannot hold the 20 GiB objects of the S3 runs (see docs/benchmarks.md).
 
-use crate::{Driver, ms, rate, timed, write_pattern};
+use crate::contest::{self, Contender, Moved, Worker, op};
+use crate::{Driver, ms, timed, write_pattern};
 use anyhow::{Result, bail};
 use ferry_sdk::client::Location;
 use ferry_test_servers::{BUCKET, FakeGcs, workspace_root};
@@ -81,26 +82,12 @@ fn rclone(gcs: &FakeGcs, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn row(what: &str, save: Duration, load: Duration, bytes: u64, ferry: Option<(Duration, Duration)>) {
-    let vs = |f: Duration, p: Duration| format!("Ferry {:.2}x", p.as_secs_f64() / f.as_secs_f64());
-    match ferry {
-        Some((fs, fl)) => println!(
-            "  {what:<34} save {:>10} ({})  load {:>10} ({})",
-            rate(bytes, save),
-            vs(fs, save),
-            rate(bytes, load),
-            vs(fl, load)
-        ),
-        None => println!("  {what:<34} save {:>10}  load {:>10}", rate(bytes, save), rate(bytes, load)),
-    }
-}
-
 fn delete(gcs: &FakeGcs, key: &str) {
     let _ = gcs.delete(&format!("/storage/v1/b/{BUCKET}/o/{}", key.replace('/', "%2F")));
 }
 
 /// Runs every GCS figure on a file of `size_mib` MiB.
-pub async fn bench(size_mib: u64, dir: &Path) -> Result<()> {
+pub async fn bench(size_mib: u64, rounds: usize, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let dir = dir.canonicalize()?;
     let size = size_mib << 20;
@@ -110,16 +97,60 @@ pub async fn bench(size_mib: u64, dir: &Path) -> Result<()> {
     let gcs = FakeGcs::start();
     gcs.create_bucket(BUCKET);
     println!(
-        "GCS transfers of {size_mib} MiB against fake-gcs-server (memory backend) on 127.0.0.1; Ferry's upload chunks: {} MiB",
+        "GCS transfers of {size_mib} MiB against fake-gcs-server (memory backend) on 127.0.0.1, median of {rounds} \
+         interleaved rounds; Ferry's upload chunks: {} MiB; CPU is user + sys of the process doing the work",
         chunk_size()? >> 20
     );
-
     let driver = Driver::start(&dir, "gcs-driver", "ferry-driver-gcs", &ENV).await?;
     let at = location(&gcs, "ferry.bin");
-    let f_save = timed(|| async { Ok(driver.client.save(&at, &src).await?) }).await?;
-    let f_load = timed(|| async { Ok(driver.client.load(&at, &back).await?) }).await?;
-    anyhow::ensure!(std::fs::read(&back)? == std::fs::read(&src)?, "Ferry loaded different bytes");
-    std::fs::remove_file(&back)?;
+    let tidy = |key: &'static str| {
+        let (gcs, back) = (&gcs, back.clone());
+        Box::new(move || {
+            delete(gcs, key);
+            let _ = std::fs::remove_file(&back);
+        }) as Box<dyn Fn() + Send + Sync + '_>
+    };
+    let (srcs, backs) = (src.to_string_lossy().to_string(), back.to_string_lossy().to_string());
+    let (d, g, at_, src_, back_, srcs, backs) = (&driver, &gcs, &at, &src, &back, srcs.as_str(), backs.as_str());
+    let contenders = vec![
+        Contender {
+            name: "ferry-driver-gcs (gRPC)".into(),
+            worker: Worker::Process(driver.child.id()),
+            save: op(move || async move { Ok(d.client.save(at_, src_).await?) }),
+            load: op(move || async move {
+                d.client.load(at_, back_).await?;
+                anyhow::ensure!(std::fs::read(back_)? == std::fs::read(src_)?, "Ferry loaded different bytes");
+                Ok(())
+            }),
+            tidy: tidy("ferry.bin"),
+        },
+        Contender {
+            name: "google-cloud-storage (Python)".into(),
+            worker: Worker::Commands,
+            save: op(move || async move { python(g, "up", "python.bin", src_) }),
+            load: op(move || async move { python(g, "down", "python.bin", back_) }),
+            tidy: tidy("python.bin"),
+        },
+        Contender {
+            name: "  its transfer_manager, 8 threads".into(),
+            worker: Worker::Commands,
+            save: op(move || async move { python(g, "up", "chunks.bin", src_) }),
+            load: op(move || async move { python(g, "chunks", "chunks.bin", back_) }),
+            tidy: tidy("chunks.bin"),
+        },
+        Contender {
+            name: "rclone copyto".into(),
+            worker: Worker::Commands,
+            save: op(move || async move { rclone(g, &["copyto", srcs, &format!("bench:{BUCKET}/rclone.bin")]) }),
+            load: op(move || async move { rclone(g, &["copyto", &format!("bench:{BUCKET}/rclone.bin"), backs]) }),
+            tidy: tidy("rclone.bin"),
+        },
+    ];
+    let figures = contest::run(&contenders, rounds).await;
+    contest::print(&contenders, &figures, Moved::Bytes(size));
+    drop(contenders);
+
+    driver.client.save(&at, &src).await?;
     let t = Instant::now();
     let mut stream = driver.client.open_stream(&at).await?;
     let first = loop {
@@ -134,55 +165,14 @@ pub async fn bench(size_mib: u64, dir: &Path) -> Result<()> {
     let rss = driver.rss_mib()?;
     drop(driver);
     delete(&gcs, "ferry.bin");
-    let ferry = (f_save, f_load);
-    row("ferry-driver-gcs (gRPC)", f_save, f_load, size, None);
-
-    match async {
-        let s = timed(|| async { python(&gcs, "up", "python.bin", &src) }).await?;
-        let l = timed(|| async { python(&gcs, "down", "python.bin", &back) }).await?;
-        let _ = std::fs::remove_file(&back);
-        let c = timed(|| async { python(&gcs, "chunks", "python.bin", &back) }).await?;
-        Ok::<_, anyhow::Error>((s, l, c))
-    }
-    .await
-    {
-        Ok((s, l, c)) => {
-            row("google-cloud-storage (Python)", s, l, size, Some(ferry));
-            println!(
-                "  {:<34} {:>27}  load {:>10} (Ferry {:.2}x)",
-                "  its transfer_manager, 8 threads",
-                "",
-                rate(size, c),
-                c.as_secs_f64() / f_load.as_secs_f64()
-            );
-        }
-        Err(e) => println!("  google-cloud-storage: not run: {e}"),
-    }
-    let _ = std::fs::remove_file(&back);
-    delete(&gcs, "python.bin");
-
-    let (srcs, backs) = (src.to_string_lossy().to_string(), back.to_string_lossy().to_string());
-    match async {
-        let s = timed(|| async { rclone(&gcs, &["copyto", &srcs, &format!("bench:{BUCKET}/rclone.bin")]) }).await?;
-        let l = timed(|| async { rclone(&gcs, &["copyto", &format!("bench:{BUCKET}/rclone.bin"), &backs]) }).await?;
-        Ok::<_, anyhow::Error>((s, l))
-    }
-    .await
-    {
-        Ok((s, l)) => row("rclone copyto", s, l, size, Some(ferry)),
-        Err(e) => println!("  rclone: not run: {e}"),
-    }
-    let _ = std::fs::remove_file(&back);
-    delete(&gcs, "rclone.bin");
     println!("  OpenStream first byte of the {size_mib} MiB object: {}", ms(first));
-    println!("  driver peak RSS over save, load and stream: {rss:.1} MiB (goal <= 128)");
+    println!("  driver peak RSS over the rounds and the stream: {rss:.1} MiB (goal <= 128)");
 
     resume(&gcs, &dir, &src, size).await?;
     std::fs::remove_file(&src)?;
     Ok(())
 }
 
-/// Chunks the journal of `key` records.
 fn journaled(gcs: &FakeGcs, key: &str) -> usize {
     let (status, body) = gcs
         .get(&format!("/storage/v1/b/{BUCKET}/o/.ferry-uploads%2F{}.upload.json?alt=media", key.replace('/', "%2F")));

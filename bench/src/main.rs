@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod contest;
 mod executor;
 mod gcs;
 mod images;
@@ -85,20 +86,27 @@ enum Bench {
         /// Size of the transferred file in MiB.
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
+        /// Interleaved rounds of every contender (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Scratch directory (needs about 2 × size free; the emulator holds objects in memory).
         #[arg(long, default_value = "target/bench-data")]
         dir: PathBuf,
     },
     /// ferry-driver-s3 against s3s-fs beside rclone, aws-cli and object_store
-    /// direct; resume after a kill; OpenStream first byte; peak RSS on a big
-    /// file; a directory of small files (against moto).
+    /// direct (throughput and CPU per GiB, interleaved rounds); resume after a
+    /// kill; OpenStream first byte; peak RSS on a big file; a directory of
+    /// small files.
     S3 {
         /// Skip the throughput, first-byte and resume runs.
         #[arg(long)]
         no_transfers: bool,
         /// Size of the file of the throughput runs in MiB.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = 1024)]
         size_mib: u64,
+        /// Interleaved rounds of every contender (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Size in GiB of the file whose save and load peak RSS is measured (0: skip).
         #[arg(long, default_value_t = 20)]
         big_gib: u64,
@@ -130,13 +138,20 @@ fn bench(which: Bench) -> Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(fs_bench(size_mib, runs.max(1), startups.max(1), &dir))
         }
-        Bench::S3 { no_transfers, size_mib, big_gib, files, dir } => {
+        Bench::S3 { no_transfers, size_mib, rounds, big_gib, files, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(s3::bench(s3::Plan { transfers: !no_transfers, size_mib, big_gib, files, dir }))
+            rt.block_on(s3::bench(s3::Plan {
+                transfers: !no_transfers,
+                size_mib,
+                big_gib,
+                files,
+                rounds: rounds.max(1),
+                dir,
+            }))
         }
-        Bench::Gcs { size_mib, dir } => {
+        Bench::Gcs { size_mib, rounds, dir } => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(gcs::bench(size_mib, &dir))
+            rt.block_on(gcs::bench(size_mib, rounds.max(1), &dir))
         }
         Bench::Images { starts, dir } => {
             let rt = tokio::runtime::Runtime::new()?;

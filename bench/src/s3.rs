@@ -2,12 +2,14 @@
 //! server (s3s-fs), beside `rclone`, `aws s3 cp` and object_store used
 //! directly, all on the same server in one run. Then a killed-and-resumed
 //! save, OpenStream's first byte, peak RSS on a large file, and a directory
-//! of many small files (on moto: s3s-fs cannot serve directory keys).
+//! of many small files. Throughput and CPU per GiB come from interleaved
+//! rounds (see [`crate::contest`]).
 
+use crate::contest::{self, Contender, Moved, Worker, op};
 use crate::{Driver, rate, timed, write_pattern};
 use anyhow::{Context, Result, bail};
 use ferry_sdk::client::Location;
-use ferry_test_servers::{ACCESS_KEY, BUCKET, Moto, S3sFs, SECRET_KEY};
+use ferry_test_servers::{ACCESS_KEY, BUCKET, S3sFs, SECRET_KEY};
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
@@ -26,6 +28,7 @@ pub struct Plan {
     pub size_mib: u64,
     pub big_gib: u64,
     pub files: usize,
+    pub rounds: usize,
     pub dir: PathBuf,
 }
 
@@ -133,21 +136,6 @@ async fn direct_get(store: &Arc<dyn ObjectStore>, key: &str, dst: &Path) -> Resu
     Ok(())
 }
 
-/// One line of figures; for a peer, Ferry's speed as a multiple of the peer's.
-fn row(what: &str, save: Duration, load: Duration, bytes: u64, ferry: Option<(Duration, Duration)>) {
-    let vs = |f: Duration, p: Duration| format!("Ferry {:.2}x", p.as_secs_f64() / f.as_secs_f64());
-    match ferry {
-        Some((fs, fl)) => println!(
-            "  {what:<24} save {:>10} ({})  load {:>10} ({})",
-            rate(bytes, save),
-            vs(fs, save),
-            rate(bytes, load),
-            vs(fl, load)
-        ),
-        None => println!("  {what:<24} save {:>10}  load {:>10}", rate(bytes, save), rate(bytes, load)),
-    }
-}
-
 fn upload_report(log: &Path) -> Result<(u64, u64, u64)> {
     let text = std::fs::read_to_string(log)?;
     let line =
@@ -170,39 +158,84 @@ pub async fn bench(plan: Plan) -> Result<()> {
     std::fs::create_dir_all(&plan.dir)?;
     let dir = plan.dir.canonicalize()?;
     if plan.transfers {
-        transfers(&dir, plan.size_mib).await?;
+        transfers(&dir, plan.size_mib, plan.rounds).await?;
     }
     if plan.big_gib > 0 {
         let s3 = S3sFs::start();
         big(&s3, &dir, plan.big_gib).await?;
     }
     if plan.files > 0 {
-        small_files(&dir, plan.files).await?;
+        small_files(&dir, plan.files, plan.rounds).await?;
     }
     Ok(())
 }
 
-async fn transfers(dir: &Path, size_mib: u64) -> Result<()> {
+async fn transfers(dir: &Path, size_mib: u64, rounds: usize) -> Result<()> {
     let dir = dir.to_path_buf();
-
     let size = size_mib << 20;
     let src = dir.join("s3-src.bin");
     write_pattern(&src, size)?;
     let s3 = S3sFs::start();
     let endpoint = s3.endpoint();
     println!(
-        "S3 transfers of {} MiB against s3s-fs on 127.0.0.1 (part size 8 MiB, 4 parts in flight for Ferry and object_store)",
-        size_mib
+        "S3 transfers of {size_mib} MiB against s3s-fs on 127.0.0.1, median of {rounds} interleaved rounds \
+         (part size 8 MiB, 4 parts in flight for Ferry and object_store); CPU is user + sys of the process doing the work"
     );
-
-    // Ferry through gRPC.
     let driver = s3_driver(&dir, "s3-driver").await?;
-    let at = location(&endpoint, "ferry.bin");
+    let direct = store(&endpoint)?;
     let back = dir.join("s3-back.bin");
-    let f_save = timed(|| async { Ok(driver.client.save(&at, &src).await?) }).await?;
-    let f_load = timed(|| async { Ok(driver.client.load(&at, &back).await?) }).await?;
-    anyhow::ensure!(std::fs::metadata(&back)?.len() == size, "Ferry loaded a wrong size");
-    std::fs::remove_file(&back)?;
+    let (srcs, backs) = (src.to_string_lossy().to_string(), back.to_string_lossy().to_string());
+    let at = location(&endpoint, "ferry.bin");
+    let tidy = |key: &'static str| {
+        let (object, back) = (s3.object(key), back.clone());
+        Box::new(move || {
+            let _ = std::fs::remove_file(&object);
+            let _ = std::fs::remove_file(&back);
+        }) as Box<dyn Fn() + Send + Sync>
+    };
+    let (d, at_, src_, back_, direct_, ep) = (&driver, &at, &src, &back, &direct, endpoint.as_str());
+    let (srcs, backs) = (srcs.as_str(), backs.as_str());
+    let contenders = vec![
+        Contender {
+            name: "ferry-driver-s3 (gRPC)".into(),
+            worker: Worker::Process(driver.child.id()),
+            save: op(move || async move { Ok(d.client.save(at_, src_).await?) }),
+            load: op(move || async move {
+                d.client.load(at_, back_).await?;
+                anyhow::ensure!(std::fs::metadata(back_)?.len() == size, "Ferry loaded a wrong size");
+                Ok(())
+            }),
+            tidy: tidy("ferry.bin"),
+        },
+        Contender {
+            name: "object_store direct".into(),
+            worker: Worker::ThisProcess,
+            save: op(move || direct_put(direct_, "direct.bin", src_)),
+            load: op(move || direct_get(direct_, "direct.bin", back_)),
+            tidy: tidy("direct.bin"),
+        },
+        Contender {
+            name: "rclone copyto".into(),
+            worker: Worker::Commands,
+            save: op(move || async move { rclone(ep, &["copyto", srcs, &format!("bench:{BUCKET}/rclone.bin")]) }),
+            load: op(move || async move { rclone(ep, &["copyto", &format!("bench:{BUCKET}/rclone.bin"), backs]) }),
+            tidy: tidy("rclone.bin"),
+        },
+        Contender {
+            name: "aws s3 cp (awscli v2)".into(),
+            worker: Worker::Commands,
+            save: op(move || async move { aws(ep, &["s3", "cp", "--quiet", srcs, &format!("s3://{BUCKET}/aws.bin")]) }),
+            load: op(
+                move || async move { aws(ep, &["s3", "cp", "--quiet", &format!("s3://{BUCKET}/aws.bin"), backs]) },
+            ),
+            tidy: tidy("aws.bin"),
+        },
+    ];
+    let figures = contest::run(&contenders, rounds).await;
+    contest::print(&contenders, &figures, Moved::Bytes(size));
+    drop(contenders);
+
+    driver.client.save(&at, &src).await?;
     let t = Instant::now();
     let mut stream = driver.client.open_stream(&at).await?;
     let first = loop {
@@ -216,51 +249,9 @@ async fn transfers(dir: &Path, size_mib: u64) -> Result<()> {
     drop(stream);
     let rss = driver.rss_mib()?;
     drop(driver);
-    // Each peer's object goes once measured, so a run on tmpfs holds at most
-    // the source, one object and one copy.
     let _ = std::fs::remove_file(s3.object("ferry.bin"));
-    let ferry = (f_save, f_load);
-    row("ferry-driver-s3 (gRPC)", f_save, f_load, size, None);
-
-    let direct = store(&endpoint)?;
-    let d_save = timed(|| direct_put(&direct, "direct.bin", &src)).await?;
-    let d_load = timed(|| direct_get(&direct, "direct.bin", &back)).await?;
-    std::fs::remove_file(&back)?;
-    let _ = std::fs::remove_file(s3.object("direct.bin"));
-    row("object_store direct", d_save, d_load, size, Some(ferry));
-
-    let srcs = src.to_string_lossy().to_string();
-    let backs = back.to_string_lossy().to_string();
-    match async {
-        let s =
-            timed(|| async { rclone(&endpoint, &["copyto", &srcs, &format!("bench:{BUCKET}/rclone.bin")]) }).await?;
-        let l =
-            timed(|| async { rclone(&endpoint, &["copyto", &format!("bench:{BUCKET}/rclone.bin"), &backs]) }).await?;
-        Ok::<_, anyhow::Error>((s, l))
-    }
-    .await
-    {
-        Ok((s, l)) => row("rclone copyto", s, l, size, Some(ferry)),
-        Err(e) => println!("  rclone: not run: {e}"),
-    }
-    let _ = std::fs::remove_file(&back);
-    let _ = std::fs::remove_file(s3.object("rclone.bin"));
-    match async {
-        let s = timed(|| async { aws(&endpoint, &["s3", "cp", "--quiet", &srcs, &format!("s3://{BUCKET}/aws.bin")]) })
-            .await?;
-        let l = timed(|| async { aws(&endpoint, &["s3", "cp", "--quiet", &format!("s3://{BUCKET}/aws.bin"), &backs]) })
-            .await?;
-        Ok::<_, anyhow::Error>((s, l))
-    }
-    .await
-    {
-        Ok((s, l)) => row("aws s3 cp (awscli v2)", s, l, size, Some(ferry)),
-        Err(e) => println!("  aws: not run: {e}"),
-    }
-    let _ = std::fs::remove_file(&back);
     println!("  OpenStream first byte of the {} MiB object: {}", size_mib, crate::ms(first));
-    println!("  driver peak RSS over save, load and stream: {rss:.1} MiB");
-    let _ = std::fs::remove_file(s3.object("aws.bin"));
+    println!("  driver peak RSS over the rounds and the stream: {rss:.1} MiB");
 
     // Killed at half-way, resumed by a new process.
     let mut killed = s3_driver(&dir, "s3-killed").await?;
@@ -325,8 +316,8 @@ async fn big(s3: &S3sFs, dir: &Path, gib: u64) -> Result<()> {
 }
 
 /// A directory of `n` files of 1–64 KiB, saved and loaded with `archive:
-/// none`, against moto beside `aws s3 cp --recursive` and `rclone copy`.
-async fn small_files(dir: &Path, n: usize) -> Result<()> {
+/// none`, against s3s-fs beside `aws s3 cp --recursive` and `rclone copy`.
+async fn small_files(dir: &Path, n: usize, rounds: usize) -> Result<()> {
     let tree = dir.join("s3-tree");
     let _ = std::fs::remove_dir_all(&tree);
     let mut bytes = 0u64;
@@ -337,53 +328,58 @@ async fn small_files(dir: &Path, n: usize) -> Result<()> {
         bytes += len as u64;
         std::fs::write(sub.join(format!("f{i:05}.bin")), vec![(i % 251) as u8; len])?;
     }
-    let moto = Moto::start();
-    let endpoint = moto.endpoint();
-    aws(&endpoint, &["s3", "mb", &format!("s3://{BUCKET}")])?;
+    let s3 = S3sFs::start();
+    let endpoint = s3.endpoint();
     println!(
-        "A directory of {n} files (1-64 KiB, {:.0} MiB) against moto (single Python process)",
+        "A directory of {n} files (1-64 KiB, {:.0} MiB, archive: none) against s3s-fs, median of {rounds} interleaved rounds",
         bytes as f64 / 1048576.0
     );
     let driver = s3_driver(dir, "s3-small").await?;
     let at = location(&endpoint, "ferry-tree");
     let back = dir.join("s3-tree-back");
-    let save = timed(|| async { Ok(driver.client.save(&at, &tree).await?) }).await?;
-    let load = timed(|| async { Ok(driver.client.load(&at, &back).await?) }).await?;
-    let per_s = |d: Duration| format!("{:.0} objects/s", n as f64 / d.as_secs_f64());
-    println!("  ferry-driver-s3          save {:>16}  load {:>16}", per_s(save), per_s(load));
-    let _ = std::fs::remove_dir_all(&back);
-    let trees = tree.to_string_lossy().to_string();
-    let backs = back.to_string_lossy().to_string();
-    match async {
-        let s =
-            timed(|| async { rclone(&endpoint, &["copy", &trees, &format!("bench:{BUCKET}/rclone-tree")]) }).await?;
-        let l =
-            timed(|| async { rclone(&endpoint, &["copy", &format!("bench:{BUCKET}/rclone-tree"), &backs]) }).await?;
-        Ok::<_, anyhow::Error>((s, l))
-    }
-    .await
-    {
-        Ok((s, l)) => println!("  rclone copy              save {:>16}  load {:>16}", per_s(s), per_s(l)),
-        Err(e) => println!("  rclone: not run: {e}"),
-    }
-    let _ = std::fs::remove_dir_all(&back);
-    match async {
-        let s = timed(|| async {
-            aws(&endpoint, &["s3", "cp", "--quiet", "--recursive", &trees, &format!("s3://{BUCKET}/aws-tree")])
-        })
-        .await?;
-        let l = timed(|| async {
-            aws(&endpoint, &["s3", "cp", "--quiet", "--recursive", &format!("s3://{BUCKET}/aws-tree"), &backs])
-        })
-        .await?;
-        Ok::<_, anyhow::Error>((s, l))
-    }
-    .await
-    {
-        Ok((s, l)) => println!("  aws s3 cp --recursive    save {:>16}  load {:>16}", per_s(s), per_s(l)),
-        Err(e) => println!("  aws: not run: {e}"),
-    }
-    let _ = std::fs::remove_dir_all(&back);
+    let (trees, backs) = (tree.to_string_lossy().to_string(), back.to_string_lossy().to_string());
+    let tidy = |prefix: &'static str| {
+        let (objects, back) = (s3.object(prefix), back.clone());
+        Box::new(move || {
+            let _ = std::fs::remove_dir_all(&objects);
+            let _ = std::fs::remove_dir_all(&back);
+        }) as Box<dyn Fn() + Send + Sync>
+    };
+    let (d, at_, tree_, back_, ep) = (&driver, &at, &tree, &back, endpoint.as_str());
+    let (trees, backs) = (trees.as_str(), backs.as_str());
+    let contenders = vec![
+        Contender {
+            name: "ferry-driver-s3 (gRPC)".into(),
+            worker: Worker::Process(driver.child.id()),
+            save: op(move || async move { Ok(d.client.save(at_, tree_).await?) }),
+            load: op(move || async move { Ok(d.client.load(at_, back_).await?) }),
+            tidy: tidy("ferry-tree"),
+        },
+        Contender {
+            name: "rclone copy".into(),
+            worker: Worker::Commands,
+            // The trailing `/` says "a directory": without it rclone first
+            // HEADs the key as a file, which s3s-fs answers with 500 for a
+            // prefix, and rclone spends a minute retrying.
+            save: op(move || async move { rclone(ep, &["copy", trees, &format!("bench:{BUCKET}/rclone-tree/")]) }),
+            load: op(move || async move { rclone(ep, &["copy", &format!("bench:{BUCKET}/rclone-tree/"), backs]) }),
+            tidy: tidy("rclone-tree"),
+        },
+        Contender {
+            name: "aws s3 cp --recursive".into(),
+            worker: Worker::Commands,
+            save: op(move || async move {
+                aws(ep, &["s3", "cp", "--quiet", "--recursive", trees, &format!("s3://{BUCKET}/aws-tree")])
+            }),
+            load: op(move || async move {
+                aws(ep, &["s3", "cp", "--quiet", "--recursive", &format!("s3://{BUCKET}/aws-tree"), backs])
+            }),
+            tidy: tidy("aws-tree"),
+        },
+    ];
+    let figures = contest::run(&contenders, rounds).await;
+    contest::print(&contenders, &figures, Moved::Objects { count: n, bytes });
+    drop(contenders);
     std::fs::remove_dir_all(&tree)?;
     Ok(())
 }

@@ -48,6 +48,10 @@ pub enum Need {
     FaultHook,
     /// The profile does not claim `rootKey` (the empty key as an artifact).
     NoRootKey,
+    /// The profile does not claim `delete: false`.
+    Delete,
+    /// The profile does not claim `list: false`.
+    List,
 }
 
 /// A conformance case.

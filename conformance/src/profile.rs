@@ -114,6 +114,15 @@ pub struct Claims {
     /// being refused; skips AD-KEY-011.
     #[serde(default)]
     pub root_key: bool,
+    /// Delete removes objects. `false` (Argo's HTTP artifacts) skips the
+    /// cases that delete and checks instead that Delete is refused and
+    /// leaves the object.
+    #[serde(default = "yes")]
+    pub delete: bool,
+    /// ListObjects names what was saved. `false`: the cases that list are
+    /// skipped (a driver that cannot list answers an empty list).
+    #[serde(default = "yes")]
+    pub list: bool,
 }
 
 /// Commands (argv arrays) the runner runs to break or restore the backend.
@@ -136,7 +145,15 @@ fn yes() -> bool {
 
 impl Default for Claims {
     fn default() -> Self {
-        Claims { directories: true, read_only: false, persistent: true, save_stream: None, root_key: false }
+        Claims {
+            directories: true,
+            read_only: false,
+            persistent: true,
+            save_stream: None,
+            root_key: false,
+            delete: true,
+            list: true,
+        }
     }
 }
 

@@ -171,6 +171,8 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::Secrets => p.secrets.is_empty(),
         Need::FaultHook => p.hooks.backend_down.is_none(),
         Need::NoRootKey => p.claims.root_key,
+        Need::Delete => !p.claims.delete,
+        Need::List => !p.claims.list,
     };
     missing.then_some(match need {
         Need::Directories => "the profile does not claim directories",
@@ -183,6 +185,8 @@ fn unmet(cx: &RunContext, need: Need) -> Option<&'static str> {
         Need::Secrets => "the profile lists no secrets",
         Need::FaultHook => "the profile has no hooks.backendDown command",
         Need::NoRootKey => "the profile claims rootKey: the empty key is the whole repository",
+        Need::Delete => "the profile claims delete: false",
+        Need::List => "the profile claims list: false",
     })
 }
 
@@ -229,6 +233,10 @@ async fn run_case(cx: &Arc<RunContext>, case: &Case) -> CaseResult {
 /// Deletes the run's namespace through the driver; leftovers are reported, not failed.
 async fn cleanup(cx: &RunContext) {
     if cx.profile.claims.read_only {
+        return;
+    }
+    if !cx.profile.claims.delete {
+        println!("# cleanup: the profile claims delete: false, so what the run wrote stays");
         return;
     }
     let root = format!("{}{}", cx.profile.plugin.key_prefix, cx.run_id);

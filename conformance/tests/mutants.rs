@@ -95,6 +95,11 @@ fn delete_of_a_file_key_that_reaches_under_it() {
 }
 
 #[test]
+fn a_file_save_acknowledged_where_load_returns_the_directory() {
+    check("acknowledged-file-over-directory", &["AD-DIR-017"]);
+}
+
+#[test]
 fn keys_that_escape_with_dot_dot() {
     check("dotdot-escape", &["AD-KEY-007"]);
 }

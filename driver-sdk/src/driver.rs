@@ -227,13 +227,14 @@ pub trait Driver: Send + Sync + 'static {
     }
 
     /// Saves `src`, a file or a directory, under `key`. A directory replaces
-    /// whatever was under `key/` before.
+    /// whatever was under `key/` before; a file is refused where `key/`
+    /// holds a directory (Load would answer with the directory).
     fn save(&self, target: &Self::Target, key: &ArtifactKey, src: &Path) -> impl Future<Output = Result<()>> + Send {
         defaults::save_path(self, target, key, src)
     }
 
-    /// Loads `key` to `dst`: the object if there is one, else the directory
-    /// under `key/`.
+    /// Loads `key` to `dst`: the directory under `key/` if there is one, else
+    /// the object at `key`.
     fn load(&self, target: &Self::Target, key: &ArtifactKey, dst: &Path) -> impl Future<Output = Result<()>> + Send {
         defaults::load_path(self, target, key, dst)
     }

@@ -202,6 +202,11 @@ impl From<object_store::Error> for Error {
             Os::NotSupported { .. } | Os::NotImplemented { .. } => ErrorKind::Unsupported,
             Os::UnknownConfigurationKey { .. } => ErrorKind::InvalidConfig,
             Os::Generic { source, .. } if looks_transient(source.as_ref()) => ErrorKind::Transient,
+            // A listing's 403 comes as Generic (object_store maps only some
+            // request kinds); it is a credentials problem like any other.
+            Os::Generic { source, .. } if matches!(final_status(source.as_ref()), Some(401 | 403)) => {
+                ErrorKind::PermissionDenied
+            }
             _ => ErrorKind::Other,
         };
         let message = match &err {
@@ -301,18 +306,35 @@ fn looks_transient(err: &(dyn std::error::Error + 'static)) -> bool {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return Error::from(std::io::Error::new(io.kind(), "")).is_transient();
         }
-        // object_store's retry error type is private; its message carries the
-        // final status. 5xx, 408 and 429 are what its retry loop retries.
-        let text = e.to_string();
-        if let Some(at) = text.find("status code: ") {
-            let code = &text[at + "status code: ".len()..];
-            if code.starts_with('5') || code.starts_with("408") || code.starts_with("429") {
-                return true;
-            }
+        // 5xx, 408 and 429 are what object_store's retry loop retries.
+        if let Some(code) = status_in(e)
+            && (code >= 500 || code == 408 || code == 429)
+        {
+            return true;
         }
         cur = e.source();
     }
     false
+}
+
+/// The HTTP status object_store's retry error names in its message (its type
+/// is private), in `e` itself.
+fn status_in(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    let text = e.to_string();
+    let at = text.find("status code: ")? + "status code: ".len();
+    text.get(at..at + 3)?.parse().ok()
+}
+
+/// The first HTTP status named along the cause chain of `err`.
+fn final_status(err: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(code) = status_in(e) {
+            return Some(code);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// The longest message a status carries. It travels in the `grpc-message`

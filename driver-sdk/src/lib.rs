@@ -55,6 +55,7 @@ mod error;
 mod key;
 pub mod local;
 pub mod logging;
+pub mod metrics;
 mod multipart;
 #[cfg(feature = "http")]
 pub mod net;

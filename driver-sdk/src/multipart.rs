@@ -122,6 +122,7 @@ impl FileUpload<'_> {
                 Ok(()) => return Ok(total),
                 Err(Failure::Keep(err)) if time_left => {
                     tracing::warn!(error = %err, attempt, "upload interrupted; resuming");
+                    crate::metrics::retried("multipart_upload");
                     let pause = Duration::from_millis(200u64 << attempt.min(10)).min(MAX_RESUME_PAUSE);
                     tokio::time::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
                 }
@@ -176,6 +177,7 @@ impl FileUpload<'_> {
                     if let Some(r) = recorded
                         && r.xxh3 == sum
                     {
+                        crate::metrics::resumed(1, len);
                         return Ok((idx, PartId { content_id: r.etag }, true, 0));
                     }
                     let part = self.multipart.put_part(self.path, &id, idx, PutPayload::from(data)).await?;

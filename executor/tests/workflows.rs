@@ -1127,13 +1127,18 @@ fn gc_of_a_file_artifact_never_deletes_objects_under_its_key() {
     let driver = rt.block_on(ferry_test_servers::DriverProcess::start(bin.to_str().unwrap(), &secrets));
     let precious = f.home.path().join("weights-v1.bin");
     std::fs::write(&precious, "someone else's model").unwrap();
-    for key in ["team/models/prod/weights-v1.bin", "team/tree-sibling"] {
-        rt.block_on(driver.client.save(&s3(key), &precious)).unwrap();
-    }
+    rt.block_on(driver.client.save(&s3("team/tree-sibling"), &precious)).unwrap();
+    // The object under the file artifact's key arrives after the file (a
+    // file Save at a key with objects under it is refused: Load would read
+    // them), and is kept from GC by its own strategy: not the run's to delete.
     let spec = r#"  entrypoint: main
   artifactGC: {strategy: OnWorkflowCompletion}
   templates:
   - name: main
+    steps:
+    - - {name: produce, template: produce}
+    - - {name: other, template: other}
+  - name: produce
     container:
       command: [sh, -c]
       args: ["mkdir -p /out/tree/sub && echo v2 > /out/model.bin && echo a > /out/tree/a && echo b > /out/tree/sub/b"]
@@ -1141,6 +1146,13 @@ fn gc_of_a_file_artifact_never_deletes_objects_under_its_key() {
       artifacts:
       - {name: model, path: /out/model.bin, s3: {BLOCK, key: team/models}}
       - {name: tree, path: /out/tree, archive: {none: {}}, s3: {BLOCK, key: team/tree}}
+  - name: other
+    container:
+      command: [sh, -c]
+      args: ["mkdir -p /out && printf \"someone else's model\" > /out/w.bin"]
+    outputs:
+      artifacts:
+      - {name: weights, path: /out/w.bin, archive: {none: {}}, artifactGC: {strategy: Never}, s3: {BLOCK, key: team/models/prod/weights-v1.bin}}
 "#
     .replace("BLOCK", &block);
     let file = f.workflow("gc-scope", &spec);

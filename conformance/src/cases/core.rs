@@ -159,6 +159,9 @@ pub fn cases() -> Vec<Case> {
             {
                 cx.round_trip(name, name.as_bytes()).await?;
             }
+            if !cx.run.profile.claims.list || !cx.run.profile.claims.delete {
+                return Ok(());
+            }
             let listed = cx.client().list(&cx.at("wf-abc")).await?;
             ensure!(listed.contains(&cx.key("wf-abc/wf-abc-1234/main.log")), "listing lacks main.log: {listed:?}");
             cx.client().delete(&cx.at("wf-abc/wf-abc-1234/out.tgz")).await?;
@@ -174,6 +177,9 @@ pub fn cases() -> Vec<Case> {
             |cx| {
                 let name = "odd/ !@#$%^&()_+-=;',.~`[]{}";
                 cx.round_trip(name, b"x").await?;
+                if !cx.run.profile.claims.list {
+                    return Ok(());
+                }
                 let listed = cx.client().list(&cx.at("odd")).await?;
                 ensure!(listed == vec![cx.key(name)], "listing is {listed:?}");
                 Ok(())
@@ -183,6 +189,9 @@ pub fn cases() -> Vec<Case> {
             let names = ["u/données/résumé.txt", "u/日本語/ファイル", "u/🚀/launch", "u/שלום/עולם"];
             for n in names {
                 cx.round_trip(n, n.as_bytes()).await?;
+            }
+            if !cx.run.profile.claims.list {
+                return Ok(());
             }
             let mut listed = cx.client().list(&cx.at("u")).await?;
             listed.sort();
@@ -341,20 +350,36 @@ pub fn cases() -> Vec<Case> {
             }
             cx.round_trip("after", b"still fine").await
         }),
-        case!("AD-DEL-001", Must, ["Core"], [Writable], "Delete an existing file key", |cx| {
+        case!("AD-DEL-001", Must, ["Core"], [Writable, Delete], "Delete an existing file key", |cx| {
             cx.save_bytes("f", b"x").await?;
             cx.client().delete(&cx.at("f")).await?;
             cx.failed_cleanly("Load after Delete", cx.client().load(&cx.at("f"), &cx.path("f.tmp")).await)?;
             ensure!(!cx.client().is_directory(&cx.at("f")).await?, "IsDirectory true after Delete");
             Ok(())
         }),
-        case!("AD-DEL-002", Must, ["Core"], [Writable], "Delete of a missing key succeeds", |cx| {
+        case!(
+            "AD-DEL-010",
+            Must,
+            ["Core", "Security"],
+            [Writable],
+            "A driver that does not delete refuses Delete with a message and keeps the object",
+            |cx| {
+                if cx.run.profile.claims.delete {
+                    return Err(crate::case::skip("the profile claims delete (AD-DEL-001 covers it)"));
+                }
+                // An OK here would tell Argo's GC the artifact is gone while it stays.
+                cx.save_bytes("kept", b"kept").await?;
+                cx.failed_cleanly("Delete", cx.client().delete(&cx.at("kept")).await)?;
+                same(&cx.load_bytes("kept").await?, b"kept", "the object after a refused Delete")
+            }
+        ),
+        case!("AD-DEL-002", Must, ["Core"], [Writable, Delete], "Delete of a missing key succeeds", |cx| {
             cx.client()
                 .delete(&cx.at("never-existed"))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e} (GC retries failures forever)"))
         }),
-        case!("AD-DEL-003", Must, ["Core"], [Writable], "Delete the same key 10 times", |cx| {
+        case!("AD-DEL-003", Must, ["Core"], [Writable, Delete], "Delete the same key 10 times", |cx| {
             cx.save_bytes("f", b"x").await?;
             for _ in 0..10 {
                 cx.client().delete(&cx.at("f")).await?;
@@ -365,7 +390,7 @@ pub fn cases() -> Vec<Case> {
             "AD-DEL-004",
             Must,
             ["Core", "Security"],
-            [Writable],
+            [Writable, Delete],
             "Delete of `a` never touches `ab` or `a-b/x`",
             |cx| {
                 for (name, data) in [("a", b"a".as_slice()), ("ab", b"ab"), ("a-b/x", b"a-b")] {
@@ -380,7 +405,7 @@ pub fn cases() -> Vec<Case> {
             "AD-DEL-009",
             Must,
             ["Core", "Security"],
-            [Writable, Directories],
+            [Writable, Directories, Delete],
             "Delete of the file key `k` never touches `k/child`; `k/` deletes it",
             |cx| {
                 // Argo deletes under `k/` only for a key ending in `/`: the
@@ -404,7 +429,7 @@ pub fn cases() -> Vec<Case> {
             "AD-DEL-007",
             Must,
             ["Core", "Dir"],
-            [Writable, Directories],
+            [Writable, Directories, Delete],
             "Delete of a 2,000-object tree completes in bounded time",
             |cx| {
                 let files: Vec<(String, Vec<u8>)> =
@@ -419,14 +444,21 @@ pub fn cases() -> Vec<Case> {
                 Ok(())
             }
         ),
-        case!("AD-LIST-001", Must, ["Core"], [Writable], "ListObjects returns exactly the objects under key/", |cx| {
-            let want = fixture(&cx).await?;
-            let mut got = cx.client().list(&cx.at("p")).await?;
-            got.sort();
-            ensure!(got == want, "got {got:?}, want {want:?}");
-            Ok(())
-        }),
-        case!("AD-LIST-002", Must, ["Core"], [Writable], "Every listed key starts with key/", |cx| {
+        case!(
+            "AD-LIST-001",
+            Must,
+            ["Core"],
+            [Writable, List],
+            "ListObjects returns exactly the objects under key/",
+            |cx| {
+                let want = fixture(&cx).await?;
+                let mut got = cx.client().list(&cx.at("p")).await?;
+                got.sort();
+                ensure!(got == want, "got {got:?}, want {want:?}");
+                Ok(())
+            }
+        ),
+        case!("AD-LIST-002", Must, ["Core"], [Writable, List], "Every listed key starts with key/", |cx| {
             fixture(&cx).await?;
             let prefix = format!("{}/", cx.key("p"));
             for k in cx.client().list(&cx.at("p")).await? {
@@ -434,14 +466,14 @@ pub fn cases() -> Vec<Case> {
             }
             Ok(())
         }),
-        case!("AD-LIST-003", Must, ["Core", "Security"], [Writable], "Sibling prefixes are excluded", |cx| {
+        case!("AD-LIST-003", Must, ["Core", "Security"], [Writable, List], "Sibling prefixes are excluded", |cx| {
             fixture(&cx).await?;
             for k in cx.client().list(&cx.at("p")).await? {
                 ensure!(!k.contains("/px/") && !k.contains("/p-q/"), "sibling {k:?} listed");
             }
             Ok(())
         }),
-        case!("AD-LIST-004", Must, ["Core"], [Writable], "Trailing slash lists the same set", |cx| {
+        case!("AD-LIST-004", Must, ["Core"], [Writable, List], "Trailing slash lists the same set", |cx| {
             fixture(&cx).await?;
             let mut a = cx.client().list(&cx.at("p")).await?;
             let mut b = cx.client().list(&cx.raw_at(&format!("{}/", cx.key("p")))).await?;
@@ -450,7 +482,7 @@ pub fn cases() -> Vec<Case> {
             ensure!(a == b, "{a:?} vs {b:?}");
             Ok(())
         }),
-        case!("AD-LIST-005", Must, ["Core"], [Writable], "No duplicates, no directory markers", |cx| {
+        case!("AD-LIST-005", Must, ["Core"], [Writable, List], "No duplicates, no directory markers", |cx| {
             fixture(&cx).await?;
             let got = cx.client().list(&cx.at("p")).await?;
             let mut dedup = got.clone();
@@ -464,7 +496,7 @@ pub fn cases() -> Vec<Case> {
             "AD-LIST-006",
             Must,
             ["Core", "Dir"],
-            [Writable, Directories],
+            [Writable, Directories, List],
             "1,500 objects under one key are all listed",
             |cx| {
                 let files: Vec<(String, Vec<u8>)> = (0..1500).map(|i| (format!("f{i:04}"), vec![1])).collect();
@@ -481,16 +513,23 @@ pub fn cases() -> Vec<Case> {
             ensure!(got.is_empty() || got == vec![cx.key("pfile")], "lists {got:?}");
             Ok(())
         }),
-        case!("AD-LIST-008", Must, ["Core"], [Writable], "Listings reflect Save and Delete at once", |cx| {
-            cx.save_bytes("d/one", b"1").await?;
-            ensure!(cx.client().list(&cx.at("d")).await?.contains(&cx.key("d/one")), "new key not listed");
-            cx.save_bytes("d/two", b"2").await?;
-            cx.client().delete(&cx.at("d/one")).await?;
-            let got = cx.client().list(&cx.at("d")).await?;
-            ensure!(got == vec![cx.key("d/two")], "after delete: {got:?}");
-            Ok(())
-        }),
-        case!("AD-ISDIR-001", Must, ["Core"], [Writable], "A key with children is a directory", |cx| {
+        case!(
+            "AD-LIST-008",
+            Must,
+            ["Core"],
+            [Writable, List, Delete],
+            "Listings reflect Save and Delete at once",
+            |cx| {
+                cx.save_bytes("d/one", b"1").await?;
+                ensure!(cx.client().list(&cx.at("d")).await?.contains(&cx.key("d/one")), "new key not listed");
+                cx.save_bytes("d/two", b"2").await?;
+                cx.client().delete(&cx.at("d/one")).await?;
+                let got = cx.client().list(&cx.at("d")).await?;
+                ensure!(got == vec![cx.key("d/two")], "after delete: {got:?}");
+                Ok(())
+            }
+        ),
+        case!("AD-ISDIR-001", Must, ["Core"], [Writable, List], "A key with children is a directory", |cx| {
             fixture(&cx).await?;
             ensure!(cx.client().is_directory(&cx.at("p")).await?, "false");
             Ok(())

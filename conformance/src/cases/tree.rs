@@ -262,6 +262,55 @@ pub fn cases() -> Vec<Case> {
             }
         ),
         case!(
+            "AD-DIR-017",
+            Must,
+            ["Dir", "Security"],
+            [Writable, Directories],
+            "A file Save at a directory's key is refused, or Load then gives that file",
+            |cx| {
+                // Argo's Load lists `key/` first: a file saved beside a tree
+                // would otherwise be acknowledged and never read back.
+                cx.save_tree("k", &[("a", b"tree".to_vec())]).await?;
+                let file = cx.path("file-over-tree");
+                std::fs::write(&file, b"file")?;
+                let saved = cx.client().save(&cx.at("k"), &file).await;
+                cx.observe("fileOverDirectory", if saved.is_ok() { "replaces" } else { "refused" });
+                let dst = cx.path("k.out");
+                cx.client().load(&cx.at("k"), &dst).await.context("Load after the file Save")?;
+                match saved {
+                    Ok(()) => same(&std::fs::read(&dst).context("Load gave a directory")?, b"file", "Load of the key"),
+                    Err(e) => {
+                        ensure!(!e.message().trim().is_empty(), "refused without a message");
+                        same(&std::fs::read(dst.join("a")).context("the tree after a refused Save")?, b"tree", "k/a")
+                    }
+                }
+            }
+        ),
+        case!(
+            "AD-DIR-018",
+            Must,
+            ["Dir"],
+            [Writable, Directories],
+            "A directory Save at a file's key is refused, or Load then gives that directory",
+            |cx| {
+                cx.save_bytes("f", b"file").await?;
+                let root = cx.path("tree/f");
+                std::fs::create_dir_all(&root)?;
+                std::fs::write(root.join("a"), b"tree")?;
+                let saved = cx.client().save(&cx.at("f"), &root).await;
+                cx.observe("directoryOverFile", if saved.is_ok() { "replaces" } else { "refused" });
+                let dst = cx.path("f.out");
+                cx.client().load(&cx.at("f"), &dst).await.context("Load after the directory Save")?;
+                match saved {
+                    Ok(()) => same(&std::fs::read(dst.join("a")).context("Load gave no directory")?, b"tree", "f/a"),
+                    Err(e) => {
+                        ensure!(!e.message().trim().is_empty(), "refused without a message");
+                        same(&std::fs::read(&dst).context("the file after a refused Save")?, b"file", "f")
+                    }
+                }
+            }
+        ),
+        case!(
             "AD-DIR-016",
             Should,
             ["Dir", "Slow"],
@@ -284,7 +333,7 @@ pub fn cases() -> Vec<Case> {
             "AD-DEL-006",
             Must,
             ["Dir"],
-            [Writable, Directories],
+            [Writable, Directories, Delete],
             "Delete of a directory key with a trailing slash is recursive",
             |cx| {
                 save_base(&cx, "t").await?;
@@ -297,7 +346,7 @@ pub fn cases() -> Vec<Case> {
             "AD-DEL-008",
             Should,
             ["Dir"],
-            [Writable, Directories],
+            [Writable, Directories, Delete],
             "Deleting one file of a tree leaves the rest",
             |cx| {
                 let files = save_base(&cx, "t").await?;

@@ -23,6 +23,13 @@ pub(crate) async fn save_path<D: Driver + ?Sized>(
     key.require_object("save")?;
     let meta = tokio::fs::metadata(src).await.map_err(|e| local_error(e, "reading", src))?;
     if meta.is_file() {
+        // Load takes a key with objects under `key/` for that directory, as
+        // Argo does, so a file saved beside a tree would never be read back.
+        if driver.capabilities().directories && driver.is_directory(target, key).await? {
+            return Err(Error::invalid_argument(format!(
+                "key {key:?} holds a directory (objects under {key:?}/): delete it first (the key with a trailing `/`) or save the file under another key"
+            )));
+        }
         return driver.save_file(target, key, src).await;
     }
     if !meta.is_dir() {
@@ -58,31 +65,34 @@ pub(crate) async fn save_path<D: Driver + ?Sized>(
             driver.delete_object(target, &stale).await?;
         }
     }
-    // A plain object at `key` would shadow the directory on Load.
-    if driver.exists(target, key).await? {
-        driver.delete_object(target, key).await?;
-    }
+    // No HEAD of `key` here: a server that keeps objects as files (s3s-fs,
+    // MinIO on a filesystem) fails one for a key that is also a prefix, and
+    // a plain object left at `key` cannot shadow the tree, which Load prefers.
     Ok(())
 }
 
-/// The default [`Driver::load`]: the object at `key` if there is one, else the
-/// tree under `key/`, staged beside `dst` and renamed into place whole.
+/// The default [`Driver::load`]: the tree under `key/` if there is one (Argo's
+/// rule: a listing decides, never a HEAD or GET of `key`, which servers that
+/// keep objects as files fail for a directory), staged beside `dst` and
+/// renamed into place whole; else the object at `key`.
 pub(crate) async fn load_path<D: Driver + ?Sized>(
     driver: &D,
     target: &D::Target,
     key: &ArtifactKey,
     dst: &Path,
 ) -> Result<()> {
-    if !key.is_root() {
-        match driver.load_file(target, key, dst).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            other => return other,
-        }
-    }
     // A marker object for the directory itself (`key/`) lists as `key`.
     let children: Vec<ArtifactKey> = driver.list(target, key).await?.into_iter().filter(|c| c != key).collect();
     if children.is_empty() {
-        return Err(Error::not_found(format!("no object or directory at key {key:?}")));
+        if key.is_root() {
+            return Err(Error::not_found("no objects at the root key"));
+        }
+        return match driver.load_file(target, key, dst).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(Error::not_found(format!("no object or directory at key {key:?}")))
+            }
+            other => other,
+        };
     }
     let staging = Staging::beside(dst).await?;
     let staging_root = staging.path().to_path_buf();

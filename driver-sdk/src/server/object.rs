@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 impl<D: Driver> ObjectService for DriverService<D> {
     async fn stat(&self, request: Request<StatRequest>) -> std::result::Result<Response<StatResponse>, Status> {
         let _call = self.enter();
+        let measured = crate::metrics::Call::start("stat");
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
         let result = async {
@@ -24,6 +25,7 @@ impl<D: Driver> ObjectService for DriverService<D> {
             self.driver().size(&target, &key).await
         }
         .await;
+        measured.finish(result.as_ref().err().map(crate::error::Error::kind));
         match result {
             Ok(size) => {
                 tracing::info!(op = "stat", key, size, "ok");

@@ -63,6 +63,7 @@ pub fn run_with<D: Driver>(make: impl FnOnce() -> Result<D>) -> std::process::Ex
             .build()
             .map_err(|e| Error::other(format!("starting the async runtime: {e}")))?;
         runtime.block_on(async {
+            crate::metrics::serve_from_env().await?;
             let signal = shutdown_signal()?;
             let orphaned = parent_gone(watch_parent);
             let shutdown = async move {

@@ -9,6 +9,7 @@ use crate::body_end::CancelledAtEnd;
 use crate::driver::Driver;
 use crate::error::{Error, ErrorKind, KIND_HEADER, Result};
 use crate::key::ArtifactKey;
+use crate::metrics::{Call, Direction};
 use crate::stream::ByteStream;
 use ferry_proto as pb;
 use ferry_proto::artifact_service_server::ArtifactService;
@@ -172,6 +173,7 @@ impl<D: Driver> DriverService<D> {
         Fut: Future<Output = Result<ByteStream>>,
     {
         let call = self.in_flight.enter();
+        let measured = Call::start(F::OP);
         let key = key_of(artifact);
         let permit = self.stream_slot(F::OP, &key).await?;
         let opened = async {
@@ -182,10 +184,12 @@ impl<D: Driver> DriverService<D> {
         match opened {
             Ok(data) => {
                 tracing::info!(op = F::OP, key, "streaming");
+                let data = crate::metrics::metered(data, measured, Direction::Download);
                 Ok(Response::new(frames(data, key, (call, permit), self.stream_idle)))
             }
             Err(err) => {
                 tracing::info!(op = F::OP, key, kind = %err.kind(), error = %err, "failed");
+                measured.finish(Some(err.kind()));
                 Err(err.into())
             }
         }
@@ -229,12 +233,14 @@ pub(super) fn key_of(artifact: Option<&pb::Artifact>) -> String {
 /// except a missing key, which is a `NOT_FOUND` status so clients can tell it
 /// apart. The kind rides along in response metadata for Ferry's own client.
 fn in_band<T>(
+    call: Call,
     op: &'static str,
     key: &str,
     started: Instant,
     result: Result<()>,
     build: impl FnOnce(bool, String) -> T,
 ) -> std::result::Result<Response<T>, Status> {
+    call.finish(result.as_ref().err().map(Error::kind));
     let ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(()) => {
@@ -267,6 +273,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         request: Request<pb::LoadArtifactRequest>,
     ) -> std::result::Result<Response<pb::LoadArtifactResponse>, Status> {
         let _call = self.in_flight.enter();
+        let measured = Call::start("load");
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.input_artifact.as_ref());
@@ -278,7 +285,11 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             self.driver.load(&target, &key, Path::new(&req.path)).await
         }
         .await;
-        in_band("load", &key, started, result, |success, error| pb::LoadArtifactResponse { success, error })
+        if result.is_ok() {
+            let (bytes, files) = crate::metrics::local_size(Path::new(&req.path));
+            measured.moved(Direction::Download, bytes, files);
+        }
+        in_band(measured, "load", &key, started, result, |success, error| pb::LoadArtifactResponse { success, error })
     }
 
     type OpenStreamStream = FrameStream<pb::OpenStreamResponse>;
@@ -297,6 +308,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         request: Request<pb::SaveArtifactRequest>,
     ) -> std::result::Result<Response<pb::SaveArtifactResponse>, Status> {
         let _call = self.in_flight.enter();
+        let measured = Call::start("save");
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.output_artifact.as_ref());
@@ -309,7 +321,11 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             self.driver.save(&target, &key, Path::new(&req.path)).await
         }
         .await;
-        in_band("save", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
+        if result.is_ok() {
+            let (bytes, files) = crate::metrics::local_size(Path::new(&req.path));
+            measured.moved(Direction::Upload, bytes, files);
+        }
+        in_band(measured, "save", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
     }
 
     async fn delete(
@@ -317,6 +333,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         request: Request<pb::DeleteArtifactRequest>,
     ) -> std::result::Result<Response<pb::DeleteArtifactResponse>, Status> {
         let _call = self.in_flight.enter();
+        let measured = Call::start("delete");
         let started = Instant::now();
         let req = request.into_inner();
         let key = key_of(req.artifact.as_ref());
@@ -328,7 +345,10 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             self.driver.delete(&target, &key, what).await
         }
         .await;
-        in_band("delete", &key, started, result, |success, error| pb::DeleteArtifactResponse { success, error })
+        in_band(measured, "delete", &key, started, result, |success, error| pb::DeleteArtifactResponse {
+            success,
+            error,
+        })
     }
 
     async fn list_objects(
@@ -336,16 +356,28 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         request: Request<pb::ListObjectsRequest>,
     ) -> std::result::Result<Response<pb::ListObjectsResponse>, Status> {
         let _call = self.in_flight.enter();
+        let measured = Call::start("list_objects");
         let req = request.into_inner();
         let result = async {
             let (target, key) = self.locate(req.artifact.as_ref()).await?;
             let objects = self.driver.list(&target, &key).await?;
-            if objects.is_empty() && !key.is_root() && !self.driver.exists(&target, &key).await? {
-                return Err(Error::not_found(format!("no object or directory at key {key:?}")));
+            // As Argo's drivers do, an empty listing of a key that names no
+            // object either is NotFound. The listing is the answer, though:
+            // a server that keeps objects as files fails a HEAD of a key that
+            // is an emptied directory on its disk, and that is still empty.
+            if objects.is_empty() && !key.is_root() {
+                match self.driver.exists(&target, &key).await {
+                    Ok(false) => return Err(Error::not_found(format!("no object or directory at key {key:?}"))),
+                    Ok(true) => {}
+                    Err(e) => {
+                        tracing::debug!(key = %key, error = %e, "existence of a key with an empty listing unknown")
+                    }
+                }
             }
             Ok(objects.into_iter().map(|k| k.as_str().to_string()).collect())
         }
         .await;
+        measured.finish(result.as_ref().err().map(Error::kind));
         match result {
             Ok(objects) => Ok(Response::new(pb::ListObjectsResponse { objects, error: String::new() })),
             Err(err) if err.kind() == ErrorKind::NotFound => Err(err.into()),
@@ -362,12 +394,14 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         request: Request<pb::IsDirectoryRequest>,
     ) -> std::result::Result<Response<pb::IsDirectoryResponse>, Status> {
         let _call = self.in_flight.enter();
+        let measured = Call::start("is_directory");
         let req = request.into_inner();
         let result = async {
             let (target, key) = self.locate(req.artifact.as_ref()).await?;
             self.driver.is_directory(&target, &key).await
         }
         .await;
+        measured.finish(result.as_ref().err().map(Error::kind));
         // argo-server turns any IsDirectory error into HTTP 500 for every file
         // view, so a missing key is simply "not a directory".
         match result {
@@ -389,6 +423,8 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         if !self.driver.capabilities().save_stream {
             return Err(Status::unimplemented("this driver does not accept SaveStream; use Save"));
         }
+        let measured = Call::start("save_stream");
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let started = Instant::now();
         let body_end = request.extensions().get::<crate::body_end::BodyEnd>().cloned();
         let mut inbound = request.into_inner();
@@ -411,6 +447,14 @@ impl<D: Driver> ArtifactService for DriverService<D> {
                 .chain(rest)
                 .chain(CancelledAtEnd::new(body_end))
                 .filter(|chunk| std::future::ready(!matches!(chunk, Ok(c) if c.is_empty())))
+                .inspect({
+                    let received = received.clone();
+                    move |chunk| {
+                        if let Ok(c) = chunk {
+                            received.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
                 .boxed();
             // On a cancel (RST_STREAM) tonic drops this handler at once, and
             // with it any upload future it awaits: no abort would run and
@@ -426,7 +470,13 @@ impl<D: Driver> ArtifactService for DriverService<D> {
             task.await.map_err(|e| Error::other(format!("SaveStream task failed: {e}")))?
         }
         .await;
-        in_band("save_stream", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
+        if result.is_ok() {
+            measured.moved(Direction::Upload, received.load(std::sync::atomic::Ordering::Relaxed), 1);
+        }
+        in_band(measured, "save_stream", &key, started, result, |success, error| pb::SaveArtifactResponse {
+            success,
+            error,
+        })
     }
 
     async fn get_capabilities(

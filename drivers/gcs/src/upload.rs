@@ -230,6 +230,7 @@ impl FileUpload<'_> {
                     Session::Incomplete { persisted } => {
                         if let Some(journal) = self.verify(journal, persisted).await? {
                             report.resumed_bytes = persisted;
+                            ferry_sdk::metrics::resumed(persisted / self.chunk, persisted);
                             return Ok((journal, persisted));
                         }
                     }

@@ -7,6 +7,12 @@
 //! names the object for listings (Ferry's executor sets it to the URL's last
 //! path segment); the URL is the location.
 //!
+//! With `repoURL` in place of `url`, the configuration names a repository
+//! instead of one object, as Argo's Artifactory repository does: each key is
+//! the object at `{repoURL}/{key}` (every segment percent-encoded), so one
+//! configuration serves many artifacts, key-only ones included, on any
+//! server that accepts PUT (Artifactory, Nexus raw, WebDAV, nginx `dav`).
+//!
 //! A URL is never a directory, listing is empty, and Delete is refused:
 //! Argo's HTTP artifacts have no garbage collection either. Of Ferry's
 //! ObjectService only sizes are served (a HEAD's `Content-Length`); ranges
@@ -21,8 +27,12 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpConfig {
-    /// The object's URL.
-    pub url: String,
+    /// The object's URL; the key is not part of it.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A repository's URL; each key is the object under it.
+    #[serde(default, rename = "repoURL")]
+    pub repo_url: Option<String>,
     /// Extra request headers.
     #[serde(default)]
     pub headers: Vec<Header>,
@@ -61,14 +71,28 @@ pub struct BasicAuth {
 /// A configured request target.
 pub struct Target {
     url: reqwest::Url,
+    /// `url` is a repository: the key's segments are appended to it.
+    keyed: bool,
     headers: reqwest::header::HeaderMap,
     basic: Option<(String, String)>,
 }
 
 /// The HTTP driver.
-#[derive(Default)]
 pub struct HttpDriver {
     client: reqwest::Client,
+}
+
+impl Default for HttpDriver {
+    fn default() -> Self {
+        // A sidecar's bursts (Argo's parallel step outputs) would otherwise
+        // leave one idle connection per request in the pool for 90 s.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(4)
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        HttpDriver { client }
+    }
 }
 
 fn status_error(url: &reqwest::Url, status: reqwest::StatusCode) -> Error {
@@ -93,9 +117,27 @@ fn request_error(e: reqwest::Error) -> Error {
     Error::new(kind, e.without_url().to_string())
 }
 
+impl Target {
+    /// The object's URL: the configured one, or the key under the repository.
+    fn url(&self, key: &ArtifactKey) -> Result<reqwest::Url> {
+        if !self.keyed {
+            return Ok(self.url.clone());
+        }
+        if key.as_str().is_empty() {
+            return Err(Error::invalid_argument("an empty key names no object under repoURL"));
+        }
+        let mut url = self.url.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::invalid_field("repoURL", "cannot be a base URL"))?
+            .pop_if_empty()
+            .extend(key.as_str().split('/'));
+        Ok(url)
+    }
+}
+
 impl HttpDriver {
-    fn request(&self, method: reqwest::Method, t: &Target) -> reqwest::RequestBuilder {
-        let mut r = self.client.request(method, t.url.clone()).headers(t.headers.clone());
+    fn request(&self, method: reqwest::Method, t: &Target, url: reqwest::Url) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, url).headers(t.headers.clone());
         if let Some((user, password)) = &t.basic {
             r = r.basic_auth(user, Some(password));
         }
@@ -108,9 +150,26 @@ impl Driver for HttpDriver {
 
     async fn connect(&self, configuration: &str) -> Result<Target> {
         let c: HttpConfig = ferry_sdk::config::parse(configuration)?;
-        let url = reqwest::Url::parse(&c.url).map_err(|e| Error::invalid_field("url", e))?;
+        let (field, raw, keyed) = match (&c.url, &c.repo_url) {
+            (Some(url), None) => ("url", url, false),
+            (None, Some(repo)) => ("repoURL", repo, true),
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_field(
+                    "repoURL",
+                    "give `url` (one object) or `repoURL` (keys under it), not both",
+                ));
+            }
+            (None, None) => return Err(Error::invalid_field("url", "missing: give `url` or `repoURL`")),
+        };
+        let url = reqwest::Url::parse(raw).map_err(|e| Error::invalid_field(field, e))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::invalid_field("url", "only http and https are supported"));
+            return Err(Error::invalid_field(field, "only http and https are supported"));
+        }
+        if keyed && (url.query().is_some() || url.fragment().is_some()) {
+            return Err(Error::invalid_field(
+                field,
+                "a repository URL takes no query or fragment: keys are appended to its path",
+            ));
         }
         let mut headers = reqwest::header::HeaderMap::new();
         for (i, h) in c.headers.iter().enumerate() {
@@ -129,7 +188,7 @@ impl Driver for HttpDriver {
             }
             None => None,
         };
-        Ok(Target { url, headers, basic })
+        Ok(Target { url, keyed, headers, basic })
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -138,10 +197,11 @@ impl Driver for HttpDriver {
         c
     }
 
-    async fn open_stream(&self, t: &Target, _key: &ArtifactKey) -> Result<ByteStream> {
-        let response = self.request(reqwest::Method::GET, t).send().await.map_err(request_error)?;
+    async fn open_stream(&self, t: &Target, key: &ArtifactKey) -> Result<ByteStream> {
+        let url = t.url(key)?;
+        let response = self.request(reqwest::Method::GET, t, url.clone()).send().await.map_err(request_error)?;
         if !response.status().is_success() {
-            return Err(status_error(&t.url, response.status()));
+            return Err(status_error(&url, response.status()));
         }
         Ok(response.bytes_stream().map_err(request_error).boxed())
     }
@@ -150,23 +210,26 @@ impl Driver for HttpDriver {
     /// sends none (a chunked answer). `open_range` keeps the SDK's default,
     /// Unsupported: a server may ignore `Range` and send the whole body, and
     /// Argo's HTTP artifacts promise nothing about it.
-    async fn size(&self, t: &Target, _key: &ArtifactKey) -> Result<u64> {
-        let response = self.request(reqwest::Method::HEAD, t).send().await.map_err(request_error)?;
+    async fn size(&self, t: &Target, key: &ArtifactKey) -> Result<u64> {
+        let url = t.url(key)?;
+        let response = self.request(reqwest::Method::HEAD, t, url.clone()).send().await.map_err(request_error)?;
         if !response.status().is_success() {
-            return Err(status_error(&t.url, response.status()));
+            return Err(status_error(&url, response.status()));
         }
         // The header, not `content_length()`: for a HEAD that is the empty body's.
         let length = response.headers().get(reqwest::header::CONTENT_LENGTH);
         length
             .and_then(|v| v.to_str().ok()?.parse().ok())
-            .ok_or_else(|| Error::unsupported(format!("{}: the server tells no Content-Length for it", shown(&t.url))))
+            .ok_or_else(|| Error::unsupported(format!("{}: the server tells no Content-Length for it", shown(&url))))
     }
 
-    async fn save_stream(&self, t: &Target, _key: &ArtifactKey, data: ByteStream) -> Result<()> {
+    async fn save_stream(&self, t: &Target, key: &ArtifactKey, data: ByteStream) -> Result<()> {
+        let url = t.url(key)?;
         let body = reqwest::Body::wrap_stream(data);
-        let response = self.request(reqwest::Method::PUT, t).body(body).send().await.map_err(request_error)?;
+        let response =
+            self.request(reqwest::Method::PUT, t, url.clone()).body(body).send().await.map_err(request_error)?;
         if !response.status().is_success() {
-            return Err(status_error(&t.url, response.status()));
+            return Err(status_error(&url, response.status()));
         }
         Ok(())
     }

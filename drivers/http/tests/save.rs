@@ -5,34 +5,15 @@
 
 use ferry_sdk::ErrorKind;
 use ferry_sdk::client::Location;
-use ferry_test_servers::{DriverProcess, free_port, wait_for_port};
-use std::process::{Child, Command, Stdio};
+use ferry_test_servers::{DriverProcess, PythonFileServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry-driver-http");
-
-struct FileServer(Child);
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_directory_save_is_refused_before_any_request() {
     let served = tempfile::tempdir().unwrap();
-    let log = served.path().join("requests.log");
-    let port = free_port();
-    let child = Command::new("python3")
-        .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
-        .current_dir(served.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("python3 is missing");
-    let _server = FileServer(child);
-    wait_for_port("python3 -m http.server", port);
+    let server = PythonFileServer::start(served.path());
+    let port = server.port;
     let d = DriverProcess::start(BIN, &[]).await;
     let at = Location::new("http", format!("{{url: 'http://127.0.0.1:{port}/upload'}}"), "upload");
 
@@ -45,7 +26,7 @@ async fn a_directory_save_is_refused_before_any_request() {
     assert!(err.to_string().contains("is a directory"), "{err}");
     // The server is up and logs requests: a GET shows in its log, no PUT ever did.
     let _ = d.client.stat(&Location::new("http", format!("{{url: 'http://127.0.0.1:{port}/'}}"), "x")).await;
-    let seen = std::fs::read_to_string(&log).unwrap();
+    let seen = server.requests();
     assert!(seen.contains("\"HEAD / "), "the server's log shows requests: {seen}");
     assert!(!seen.contains("PUT"), "the driver sent a PUT for a directory: {seen}");
 }

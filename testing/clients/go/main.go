@@ -10,6 +10,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,7 +35,14 @@ type scenario struct {
 	prefix  string
 	dir     string
 	payload []byte
+	// What the driver's profile claims: without directories a tree's Save is
+	// refused; without delete a Delete is, and the object stays.
+	directories bool
+	deletes     bool
 }
+
+// errSkip: the check does not apply to what the driver claims.
+var errSkip = errors.New("does not apply to what the profile claims")
 
 func (s *scenario) artifact(key string) *pb.Artifact {
 	return &pb.Artifact{Name: filepath.Base(key), Plugin: &pb.PluginArtifact{Name: s.plugin, Configuration: s.config, Key: s.prefix + key}}
@@ -207,7 +215,35 @@ func (s *scenario) checks() []struct {
 			}
 			return nil
 		}},
+		{"Save a directory: refused by a driver without directories", func() error {
+			if s.directories {
+				return errSkip
+			}
+			tree := filepath.Join(s.dir, "tree")
+			os.MkdirAll(tree, 0o755)
+			ioutil.WriteFile(filepath.Join(tree, "a.txt"), []byte("a"), 0o644)
+			if err := s.save("tree", tree); err == nil {
+				return fmt.Errorf("a directory Save succeeded on a driver that claims no directories")
+			}
+			return nil
+		}},
+		{"Delete: refused by a driver that does not delete; the object stays", func() error {
+			if s.deletes {
+				return errSkip
+			}
+			if err := s.del("file.bin"); err == nil {
+				return fmt.Errorf("Delete succeeded on a driver that claims no delete")
+			}
+			got, err := s.stream("file.bin")
+			if err != nil || !bytes.Equal(got, s.payload) {
+				return fmt.Errorf("the object after a refused Delete: %d bytes, %v", len(got), err)
+			}
+			return nil
+		}},
 		{"Save a directory; IsDirectory and ListObjects see it", func() error {
+			if !s.directories {
+				return errSkip
+			}
 			tree := filepath.Join(s.dir, "tree")
 			if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o755); err != nil {
 				return err
@@ -237,6 +273,9 @@ func (s *scenario) checks() []struct {
 			return nil
 		}},
 		{"Delete a file and a directory; reads then fail NOT_FOUND", func() error {
+			if !s.deletes || !s.directories {
+				return errSkip
+			}
 			for _, k := range []string{"file.bin", "streamed.bin", "tree/"} {
 				if err := s.del(k); err != nil {
 					return fmt.Errorf("delete %s: %v", k, err)
@@ -260,6 +299,8 @@ func main() {
 	config := flag.String("configuration", "", "the plugin configuration")
 	prefix := flag.String("key-prefix", "", "prefix of every key")
 	dir := flag.String("dir", "", "scratch directory")
+	directories := flag.Bool("directories", true, "the driver stores directories (false: their Save must be refused)")
+	deletes := flag.Bool("delete", true, "the driver deletes (false: Delete must be refused)")
 	flag.Parse()
 	// grpc-go's defaults, as Argo dials a plugin's socket.
 	conn, err := grpc.Dial("unix://"+*socket, grpc.WithInsecure(), grpc.WithBlock(), grpc.WithTimeout(30*time.Second))
@@ -272,10 +313,13 @@ func main() {
 	for i := range payload {
 		payload[i] = byte(i*31 + i>>12)
 	}
-	s := &scenario{c: pb.NewArtifactServiceClient(conn), plugin: *plugin, config: *config, prefix: *prefix, dir: *dir, payload: payload}
+	s := &scenario{c: pb.NewArtifactServiceClient(conn), plugin: *plugin, config: *config, prefix: *prefix, dir: *dir, payload: payload,
+		directories: *directories, deletes: *deletes}
 	passed, failed := 0, 0
 	for _, c := range s.checks() {
-		if err := c.run(); err != nil {
+		if err := c.run(); err == errSkip {
+			fmt.Printf("skip - %s: %v\n", c.name, err)
+		} else if err != nil {
 			fmt.Printf("not ok - %s: %v\n", c.name, err)
 			failed++
 		} else {

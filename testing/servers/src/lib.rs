@@ -40,6 +40,45 @@ pub fn wait_for_port(what: &str, port: u16) {
     }
 }
 
+/// `python3 -m http.server` serving a directory (GET and HEAD with
+/// Content-Length; no PUT), with its request log; stopped on drop.
+pub struct PythonFileServer {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+impl PythonFileServer {
+    /// Serves `dir`.
+    pub fn start(dir: &Path) -> PythonFileServer {
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new().expect("request log");
+        let child = Command::new("python3")
+            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("request log"))
+            .spawn()
+            .expect("python3 is missing");
+        let server = PythonFileServer { child, port, log };
+        wait_for_port("python3 -m http.server", port);
+        server
+    }
+
+    /// Every request line it has logged so far.
+    pub fn requests(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for PythonFileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The workspace root (tests run in their crate's directory).
 pub fn workspace_root() -> PathBuf {
     let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
