@@ -173,7 +173,7 @@ pub(crate) fn print(contenders: &[Contender<'_>], figures: &[Result<Figures>], m
         let f = match f {
             Ok(f) => f,
             Err(e) => {
-                println!("  {:<30} not run: {e:#}", c.name);
+                println!("  {:<34} not run: {e:#}", c.name);
                 continue;
             }
         };
@@ -189,7 +189,7 @@ pub(crate) fn print(contenders: &[Contender<'_>], figures: &[Result<Figures>], m
             Some(fe) if i > 0 => (Some((fe.save, fe.save_cpu)), Some((fe.load, fe.load_cpu))),
             _ => (None, None),
         };
-        println!("  {:<30} save {}", c.name, side(f.save, f.save_cpu, fs));
-        println!("  {:<30} load {}", "", side(f.load, f.load_cpu, fl));
+        println!("  {:<34} save {}", c.name, side(f.save, f.save_cpu, fs));
+        println!("  {:<34} load {}", "", side(f.load, f.load_cpu, fl));
     }
 }
