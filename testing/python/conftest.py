@@ -45,17 +45,23 @@ def driver_binary():
     return path
 
 
-@pytest.fixture
-def driver(tmp_path, pb):
-    """A running ferry-driver-fs and a stub connected to it over its unix socket."""
-    artifact_pb2, artifact_pb2_grpc = pb
-    socket = tmp_path / "artifact-plugins" / "fs" / "socket"
-    proc = subprocess.Popen([driver_binary(), str(socket)], stderr=subprocess.PIPE)
+def start_fs_driver(socket, env=None):
+    """ferry-driver-fs serving `socket`, once the socket exists (`env`: the whole environment, if given)."""
+    proc = subprocess.Popen([driver_binary(), str(socket)], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
     while not socket.exists():
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "driver socket did not appear"
         time.sleep(0.01)
+    return proc
+
+
+@pytest.fixture
+def driver(tmp_path, pb):
+    """A running ferry-driver-fs and a stub connected to it over its unix socket."""
+    artifact_pb2, artifact_pb2_grpc = pb
+    socket = tmp_path / "artifact-plugins" / "fs" / "socket"
+    proc = start_fs_driver(socket)
     # grpcio's default channel, as a script pointed at a socket opens it: it
     # sends the socket's path as :authority, which unpatched h2 refuses
     # (vendor/h2/FERRY-PATCH.md). grpc-go, and so Argo, sends "localhost".

@@ -5,13 +5,12 @@ the Prometheus client library's strict OpenMetrics parser."""
 import signal
 import socket as sockets
 import subprocess
-import time
 import urllib.request
 
 import grpc
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from conftest import driver_binary
+from conftest import driver_binary, start_fs_driver
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail!!!"  # 1 MiB + 7
 
@@ -38,17 +37,8 @@ def test_every_call_is_counted_with_its_bytes_outcome_and_duration(tmp_path, pb)
     artifact_pb2, artifact_pb2_grpc = pb
     port = free_port()
     sock = tmp_path / "artifact-plugins" / "fs" / "socket"
-    proc = subprocess.Popen(
-        [driver_binary(), str(sock)],
-        env={"FERRY_METRICS_ADDR": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin"},
-        stderr=subprocess.PIPE,
-    )
+    proc = start_fs_driver(sock, env={"FERRY_METRICS_ADDR": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin"})
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "driver socket did not appear"
-            time.sleep(0.01)
         channel = grpc.insecure_channel(f"unix://{sock}")
         stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
         root = tmp_path / "storage"
@@ -121,13 +111,8 @@ def test_every_call_is_counted_with_its_bytes_outcome_and_duration(tmp_path, pb)
 
 def test_no_endpoint_without_the_variable(tmp_path):
     sock = tmp_path / "artifact-plugins" / "fs" / "socket"
-    proc = subprocess.Popen([driver_binary(), str(sock)], env={"PATH": "/usr/bin:/bin"}, stderr=subprocess.PIPE)
+    proc = start_fs_driver(sock, env={"PATH": "/usr/bin:/bin"})
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
         listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
         assert f"pid={proc.pid}," not in listening, listening
     finally:
