@@ -64,22 +64,27 @@ pub(crate) enum Moved {
     Objects { count: usize, bytes: u64 },
 }
 
+/// Asked once: a `getconf` run between two readings of our children's
+/// times would be counted as a command's CPU.
 fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// Fields 14.. of `/proc/<who>/stat` (utime, stime, cutime, cstime), in seconds.
 fn stat_times(who: &str) -> Result<[f64; 4]> {
+    let tick = ticks_per_second();
     let stat = std::fs::read_to_string(format!("/proc/{who}/stat"))?;
     // The command name may hold spaces; the fields after it do not.
     let rest = &stat[stat.rfind(')').context("malformed stat")? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = ticks_per_second();
     let field = |i: usize| -> Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()? / tick) };
     // `rest` starts at field 3 (state): utime is field 14, so index 11.
     Ok([field(11)?, field(12)?, field(13)?, field(14)?])

@@ -304,17 +304,25 @@ impl Drop for Metered {
     }
 }
 
-/// Size and file count of a local file or tree, for Save and Load; zeros
-/// while metrics are disabled (the walk is not free for 10,000 files).
-pub(crate) fn local_size(path: &Path) -> (u64, u64) {
+/// Size and file count of a local file or tree, for Save and Load: the files
+/// [`walk_tree`](crate::local::walk_tree) yields, which are what a directory
+/// Save uploads. Zeros while metrics are disabled (the walk is not free for
+/// 10,000 files); the walk runs on the blocking pool, off the runtime.
+pub(crate) async fn local_size(path: &Path) -> (u64, u64) {
     if enabled().is_none() {
         return (0, 0);
     }
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .fold((0, 0), |(bytes, files), e| (bytes + e.metadata().map(|m| m.len()).unwrap_or(0), files + 1))
+    let path = path.to_path_buf();
+    let sized = tokio::task::spawn_blocking(move || {
+        let meta = std::fs::metadata(&path).ok()?;
+        if meta.is_file() {
+            return Some((meta.len(), 1));
+        }
+        let files = crate::local::walk_tree(&path).ok()?;
+        let bytes = files.iter().map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+        Some((bytes, files.len() as u64))
+    });
+    sized.await.ok().flatten().unwrap_or((0, 0))
 }
 
 /// Counts a request to the storage sent again after a transient failure.

@@ -286,7 +286,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         }
         .await;
         if result.is_ok() {
-            let (bytes, files) = crate::metrics::local_size(Path::new(&req.path));
+            let (bytes, files) = crate::metrics::local_size(Path::new(&req.path)).await;
             measured.moved(Direction::Download, bytes, files);
         }
         in_band(measured, "load", &key, started, result, |success, error| pb::LoadArtifactResponse { success, error })
@@ -322,7 +322,7 @@ impl<D: Driver> ArtifactService for DriverService<D> {
         }
         .await;
         if result.is_ok() {
-            let (bytes, files) = crate::metrics::local_size(Path::new(&req.path));
+            let (bytes, files) = crate::metrics::local_size(Path::new(&req.path)).await;
             measured.moved(Direction::Upload, bytes, files);
         }
         in_band(measured, "save", &key, started, result, |success, error| pb::SaveArtifactResponse { success, error })
