@@ -5,31 +5,19 @@ use crate::auth::Auth;
 use crate::classify::gix_error;
 use crate::settings::{GitConfig, Start};
 use ferry_sdk::{Error, Result};
-use gix::ObjectId;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 /// gix checks this between steps; Ferry never interrupts a clone, it drops the task.
 static NEVER: AtomicBool = AtomicBool::new(false);
 
-/// How a clone is made.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// With a `.git` and (after a reset) a worktree, history as configured: Argo's Load.
-    Worktree,
-    /// Bare and one commit deep: the driver's own cache, which only ever reads one tree.
-    TreeOnly,
-}
-
-/// Clones `c.repo` into `dest` and returns the repository with the commit
-/// the configuration reads.
-pub fn clone(c: &GitConfig, auth: &Auth, dest: &Path, kind: Kind) -> Result<(gix::Repository, ObjectId)> {
-    let bare = kind == Kind::TreeOnly;
+/// Clones `c.repo` into `dest` (a `.git`, history as configured; the caller
+/// checks the worktree out): Argo's Load of the whole repository.
+pub fn clone(c: &GitConfig, auth: &Auth, dest: &Path) -> Result<()> {
     let what = format!("cloning {}", crate::classify::redact(&c.repo));
     let err = |e: gix::Error| gix_error(&what, e);
     let url = c.repo.trim();
-    let mut prep =
-        if bare { gix::prepare_clone_bare(url, dest) } else { gix::prepare_clone(url, dest) }.map_err(err)?;
+    let mut prep = gix::prepare_clone(url, dest).map_err(err)?;
     prep = prep.with_in_memory_config_overrides(auth.gix_overrides());
     if let Some((user, password)) = auth.basic() {
         prep = prep.configure_connection(move |conn| {
@@ -62,13 +50,12 @@ pub fn clone(c: &GitConfig, auth: &Auth, dest: &Path, kind: Kind) -> Result<(gix
         Start::Commit(sha) => prep.with_revision(Some(sha)).map_err(err)?,
         Start::Ref(name) => prep.with_ref_name(Some(name.as_str())).map_err(err)?,
     };
-    let depth = if bare { Some(std::num::NonZeroU32::MIN) } else { c.depth() };
-    if let Some(depth) = depth {
+    if let Some(depth) = c.depth() {
         prep = prep.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(depth));
     }
     let (repo, _) = prep.fetch_only(gix::progress::Discard, &NEVER).map_err(|e| not_found_if_no_ref(c, err(e)))?;
-    let commit = repo.rev_parse_single("HEAD^{commit}").map_err(|e| not_found_if_no_ref(c, err(e)))?.detach();
-    Ok((repo, commit))
+    repo.rev_parse_single("HEAD^{commit}").map_err(|e| not_found_if_no_ref(c, err(e)))?;
+    Ok(())
 }
 
 /// gix words a revision missing on the remote in several ways; all mean NotFound.

@@ -3,17 +3,21 @@
 //! Argo's `git:` artifact behind the plugin contract, and more: Load clones
 //! the configured revision into the destination (shallow with `depth`, with
 //! submodules unless `disableSubmodules`); the key, usually empty, picks a
-//! path inside the repository. ListObjects, IsDirectory and OpenStream read
-//! the commit's tree from a cached bare clone; OpenStream of a directory (or
-//! the root) streams a tar of it. Of Ferry's ObjectService only sizes of
-//! files are served (from blob headers); ranges are not. Save commits a file or directory to a
-//! branch and pushes it, which Argo's built-in git artifacts cannot do.
+//! path inside the repository. Every other read comes from a bare cache
+//! repository kept per configuration and refreshed by incremental fetches
+//! (ListObjects, IsDirectory, OpenStream, Load of a key); OpenStream of a
+//! directory (or the root) streams a tar of it. Of Ferry's ObjectService only
+//! sizes of files are served (from the tree); ranges are not. Save commits a
+//! file or directory to a branch and pushes it, which Argo's built-in git
+//! artifacts cannot do; concurrent Saves share one push.
 //!
-//! gix does the fetching and reading (inside `spawn_blocking`); the git CLI
-//! does what gix cannot yet: push and submodules. Credentials reach gix as a
-//! callback and the CLI through the child's environment only.
+//! The git CLI does the cache's fetches, reads and writes, streaming blobs so
+//! memory stays flat whatever their size; gix clones for Load of the whole
+//! repository. Credentials reach gix as a callback and the CLI through the
+//! child's environment only.
 
 mod auth;
+mod cache;
 mod classify;
 mod cli;
 mod fetch;
@@ -23,39 +27,42 @@ mod tree;
 mod write;
 
 use auth::Auth;
-use bytes::Bytes;
-use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, DeleteTarget, Driver, Error, Result};
-use futures::StreamExt;
-use gix::ObjectId;
+use cache::Cache;
+use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, DeleteTarget, Driver, Error, ErrorKind, Result};
 use settings::{GitConfig, Start};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use tree::Node;
+use write::Change;
 
 pub use settings::GitConfig as Config;
 
-/// How long a cached clone of a branch or tag is trusted before it is fetched
-/// again; a commit id never changes, so its clone is kept for the configuration's life.
+/// How long the cache's view of a branch or tag is trusted before it is
+/// fetched again; a commit id never changes, so it is never refetched.
 const REFRESH_AFTER: Duration = Duration::from_secs(15);
 
-/// The chunk size of a file streamed by OpenStream.
-const CHUNK: usize = 256 << 10;
+/// A change waiting for the next commit, and where its outcome goes.
+type Pending = (Change, oneshot::Sender<Result<()>>);
 
-/// One configuration: the parsed settings, its credentials and its cached clone.
+/// One configuration: the parsed settings, its credentials, its cache
+/// repository and the commit reads see.
 pub struct Target {
     cfg: Arc<GitConfig>,
     auth: Arc<Auth>,
-    snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
-    /// Writes through one configuration go one at a time; writers elsewhere are handled by retrying the push.
+    cache: Arc<Cache>,
+    snapshot: tokio::sync::Mutex<Option<Snapshot>>,
+    /// Changes queued while a commit is being pushed; the next writer takes
+    /// them all into one push. Writers elsewhere are handled by retrying the push.
+    pending: Mutex<Vec<Pending>>,
     writes: tokio::sync::Mutex<()>,
 }
 
-/// A bare clone of the configured revision.
+/// The commit reads see, and its tree.
+#[derive(Clone)]
 struct Snapshot {
-    _dir: tempfile::TempDir,
-    repo: gix::ThreadSafeRepository,
-    tree: ObjectId,
+    tree: String,
     fetched: Instant,
 }
 
@@ -67,9 +74,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::other(format!("git task failed: {e}")))?
 }
 
+/// The same failure again, for each change of a batch that failed as a whole.
+fn again(e: &Error) -> Error {
+    Error::new(e.kind(), e.message().to_string())
+}
+
 impl Target {
-    /// The cached clone, fetched on first use and again once it is stale.
-    async fn snapshot(&self) -> Result<Arc<Snapshot>> {
+    /// The commit reads see: fetched on first use and again once it is stale.
+    async fn snapshot(&self) -> Result<Snapshot> {
         let mut slot = self.snapshot.lock().await;
         if let Some(s) = slot.as_ref() {
             let pinned = matches!(self.cfg.start(), Start::Commit(_));
@@ -77,28 +89,32 @@ impl Target {
                 return Ok(s.clone());
             }
         }
-        let (cfg, auth) = (self.cfg.clone(), self.auth.clone());
-        let fresh = blocking(move || {
-            let dir = tempfile::Builder::new()
-                .prefix("ferry-git-")
-                .tempdir()
-                .map_err(|e| Error::from(e).context("creating the clone cache directory"))?;
-            let (repo, commit) = fetch::clone(&cfg, &auth, &dir.path().join("repo.git"), fetch::Kind::TreeOnly)?;
-            let tree = tree::root(&repo, commit)?;
-            Ok(Snapshot { _dir: dir, repo: repo.into_sync(), tree, fetched: Instant::now() })
-        })
-        .await?;
-        let fresh = Arc::new(fresh);
+        let url = self.cfg.repo.trim();
+        let commit = match self.cfg.start() {
+            Start::Commit(id) if self.cache.has_commit(&self.auth, &id).await => Some(id),
+            Start::Commit(id) | Start::Ref(id) => self.cache.fetch(&self.auth, url, &id, cache::READ_REF).await?,
+            Start::RemoteHead => self.cache.fetch(&self.auth, url, "HEAD", cache::READ_REF).await?,
+        };
+        let Some(commit) = commit else {
+            let rev = self.cfg.revision.as_deref().or(self.cfg.branch.as_deref()).unwrap_or("HEAD");
+            return Err(Error::not_found(format!("revision {rev:?} not found in {}", classify::redact(url))));
+        };
+        let fresh = self.snapshot_of(commit).await?;
         *slot = Some(fresh.clone());
         Ok(fresh)
     }
 
+    async fn snapshot_of(&self, commit: String) -> Result<Snapshot> {
+        let cache = self.cache.clone();
+        let tree = blocking(move || tree::root(cache.path(), &commit)).await?;
+        Ok(Snapshot { tree, fetched: Instant::now() })
+    }
+
     /// What `key` names in the configured revision.
-    async fn node(&self, key: &ArtifactKey) -> Result<(Arc<Snapshot>, Option<Node>)> {
+    async fn node(&self, key: &ArtifactKey) -> Result<Option<Node>> {
         let snap = self.snapshot().await?;
-        let (s, key) = (snap.clone(), key.clone());
-        let node = blocking(move || tree::lookup(&s.repo.to_thread_local(), s.tree, &key)).await?;
-        Ok((snap, node))
+        let (cache, key) = (self.cache.clone(), key.clone());
+        blocking(move || tree::lookup(cache.path(), &snap.tree, &key)).await
     }
 
     /// The branch writes go to, or why this configuration is read-only.
@@ -116,13 +132,84 @@ impl Target {
         }
     }
 
-    async fn commit(&self, operation: &str, change: write::Change<'_>) -> Result<()> {
+    /// Whether reads follow `branch`, so a commit pushed to it is what they see next.
+    fn reads(&self, branch: &str) -> bool {
+        matches!(self.cfg.start(), Start::Ref(name) if name == branch || name == format!("refs/heads/{branch}"))
+    }
+
+    /// Queues `change` and waits for the commit that carries it. Whoever
+    /// holds the write lock next commits everything queued by then, one
+    /// commit per change and one push, so concurrent Saves cost one fetch
+    /// and one push between them rather than one each.
+    async fn commit(&self, operation: &str, change: Change) -> Result<()> {
         let (branch, explicit) = self.write_branch(operation)?;
-        let _one_at_a_time = self.writes.lock().await;
-        let result = write::commit(&self.cfg, &self.auth, &branch, explicit, change).await;
-        // Reads after a write must see it, whatever happened.
-        *self.snapshot.lock().await = None;
-        result
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("write queue poisoned").push((change, tx));
+        {
+            let _leader = self.writes.lock().await;
+            let batch = std::mem::take(&mut *self.pending.lock().expect("write queue poisoned"));
+            if !batch.is_empty() {
+                // Spawned, so a caller that goes away mid-push does not abandon the others' changes.
+                let (cache, cfg, auth, to) = (self.cache.clone(), self.cfg.clone(), self.auth.clone(), branch.clone());
+                let pushed = tokio::spawn(async move { push_batch(&cache, &cfg, &auth, &to, explicit, batch).await });
+                let tip = pushed.await.ok().flatten();
+                self.after_write(&branch, tip).await;
+            }
+        }
+        rx.await.unwrap_or_else(|_| Err(Error::other("the commit carrying this change was abandoned")))
+    }
+
+    /// Reads after a write must see it: the pushed commit becomes what they
+    /// read when they follow the branch; otherwise the next read fetches.
+    async fn after_write(&self, branch: &str, tip: Option<Option<String>>) {
+        let mut slot = self.snapshot.lock().await;
+        *slot = None;
+        if let Some(Some(commit)) = tip
+            && self.reads(branch)
+            && let Ok(fresh) = self.snapshot_of(commit).await
+        {
+            *slot = Some(fresh);
+        }
+    }
+}
+
+/// Commits a batch and tells each change its outcome; returns the branch
+/// tip when it is known. A batch that fails for a reason one change could
+/// cause (a file that vanished, a bad key) is retried one change at a
+/// time, so one bad Save never fails the others.
+async fn push_batch(
+    cache: &Cache,
+    cfg: &GitConfig,
+    auth: &Auth,
+    branch: &str,
+    explicit: bool,
+    batch: Vec<Pending>,
+) -> Option<Option<String>> {
+    let (changes, outcomes): (Vec<Change>, Vec<_>) = batch.into_iter().unzip();
+    match write::commit(cache, cfg, auth, branch, explicit, &changes).await {
+        Ok(tip) => {
+            for outcome in outcomes {
+                let _ = outcome.send(Ok(()));
+            }
+            Some(tip)
+        }
+        Err(e) if changes.len() > 1 && !matches!(e.kind(), ErrorKind::Transient | ErrorKind::PermissionDenied) => {
+            let mut tip = None;
+            for (change, outcome) in changes.into_iter().zip(outcomes) {
+                let result = write::commit(cache, cfg, auth, branch, explicit, std::slice::from_ref(&change)).await;
+                if let Ok(t) = &result {
+                    tip = Some(t.clone());
+                }
+                let _ = outcome.send(result.map(drop));
+            }
+            tip
+        }
+        Err(e) => {
+            for outcome in outcomes {
+                let _ = outcome.send(Err(again(&e)));
+            }
+            None
+        }
     }
 }
 
@@ -140,10 +227,13 @@ impl Driver for GitDriver {
     async fn connect(&self, configuration: &str) -> Result<Target> {
         let cfg = GitConfig::parse(configuration)?;
         let auth = Auth::resolve(&cfg).await?;
+        let cache = Cache::create(&auth).await?;
         Ok(Target {
             cfg: Arc::new(cfg),
             auth: Arc::new(auth),
+            cache: Arc::new(cache),
             snapshot: tokio::sync::Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
             writes: tokio::sync::Mutex::new(()),
         })
     }
@@ -157,31 +247,24 @@ impl Driver for GitDriver {
     }
 
     async fn open_stream(&self, t: &Target, key: &ArtifactKey) -> Result<ByteStream> {
-        let (snap, node) = self.node_of(t, key).await?;
-        match node {
-            Node::File(id, _) | Node::Link(id) => {
-                let data = blocking(move || tree::blob(&snap.repo.to_thread_local(), id)).await?;
-                let data = Bytes::from(data);
-                let chunks: Vec<Result<Bytes>> = (0..data.len().div_ceil(CHUNK))
-                    .map(|i| Ok(data.slice(i * CHUNK..((i + 1) * CHUNK).min(data.len()))))
-                    .collect();
-                Ok(futures::stream::iter(chunks).boxed())
-            }
-            Node::Tree(id) => Ok(tarball::stream(snap.repo.clone(), id)),
+        match self.node_of(t, key).await? {
+            Node::File { id, .. } | Node::Link(id) => Ok(tarball::blob(t.cache.clone(), id)),
+            Node::Tree(id) => Ok(tarball::tar(t.cache.clone(), id)),
             Node::Submodule => Err(submodule(key)),
         }
     }
 
-    /// A file's size from its blob's header, without reading the blob. A
+    /// A file's size from its tree entry, without reading the blob. A
     /// directory streams as a tar whose size is known only once it is
     /// built, so its size is Unsupported. `open_range` keeps the SDK's
-    /// default, Unsupported: a blob is read whole whatever part is wanted,
-    /// so a range would save nothing over OpenStream.
+    /// default, Unsupported.
     async fn size(&self, t: &Target, key: &ArtifactKey) -> Result<u64> {
-        let (snap, node) = self.node_of(t, key).await?;
-        match node {
-            Node::File(id, _) | Node::Link(id) => {
-                blocking(move || tree::blob_size(&snap.repo.to_thread_local(), id)).await
+        match self.node_of(t, key).await? {
+            Node::File { size, .. } => Ok(size),
+            Node::Link(id) => {
+                let cache = t.cache.clone();
+                let size = blocking(move || cli::local(cache.path(), &["cat-file", "-s", &id])).await?;
+                size.trim().parse().map_err(|_| Error::other(format!("git cat-file -s answered {size:?}")))
             }
             Node::Tree(_) => Err(Error::unsupported(format!(
                 "{:?} is a directory, streamed as a tar whose size is known only once it is built",
@@ -203,22 +286,22 @@ impl Driver for GitDriver {
     async fn delete_object(&self, t: &Target, key: &ArtifactKey) -> Result<()> {
         key.require_object("delete")?;
         self.refuse_delete(t)?;
-        t.commit("delete", write::Change::RemoveFile(key)).await
+        t.commit("delete", Change::RemoveFile(key.clone())).await
     }
 
     async fn list(&self, t: &Target, key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
-        let (snap, node) = t.node(key).await?;
-        let Some(Node::Tree(id)) = node else { return Ok(Vec::new()) };
-        let files = blocking(move || tree::files(&snap.repo.to_thread_local(), id)).await?;
-        files.into_iter().map(|(path, _)| key.join(&path)).collect()
+        let Some(Node::Tree(id)) = t.node(key).await? else { return Ok(Vec::new()) };
+        let cache = t.cache.clone();
+        let files = blocking(move || tree::files(cache.path(), &id)).await?;
+        files.into_iter().filter(|(_, node)| *node != Node::Submodule).map(|(path, _)| key.join(&path)).collect()
     }
 
     async fn exists(&self, t: &Target, key: &ArtifactKey) -> Result<bool> {
-        Ok(matches!(t.node(key).await?.1, Some(Node::File(..) | Node::Link(_))))
+        Ok(matches!(t.node(key).await?, Some(Node::File { .. } | Node::Link(_))))
     }
 
     async fn is_directory(&self, t: &Target, key: &ArtifactKey) -> Result<bool> {
-        Ok(matches!(t.node(key).await?.1, Some(Node::Tree(_))))
+        Ok(matches!(t.node(key).await?, Some(Node::Tree(_))))
     }
 
     async fn delete(&self, t: &Target, key: &ArtifactKey, target: DeleteTarget) -> Result<()> {
@@ -232,8 +315,8 @@ impl Driver for GitDriver {
         }
         match target {
             // `update-index --force-remove` of a directory's path removes nothing.
-            DeleteTarget::Object => t.commit("delete", write::Change::RemoveFile(key)).await,
-            DeleteTarget::Directory => t.commit("delete", write::Change::RemoveTree(key)).await,
+            DeleteTarget::Object => t.commit("delete", Change::RemoveFile(key.clone())).await,
+            DeleteTarget::Directory => t.commit("delete", Change::RemoveTree(key.clone())).await,
         }
     }
 
@@ -242,15 +325,15 @@ impl Driver for GitDriver {
     }
 
     async fn save(&self, t: &Target, key: &ArtifactKey, src: &Path) -> Result<()> {
-        t.commit("save", write::Change::Put(key, src)).await
+        t.commit("save", Change::Put(key.clone(), src.to_path_buf())).await
     }
 
     async fn load(&self, t: &Target, key: &ArtifactKey, dst: &Path) -> Result<()> {
         if key.is_root() {
             return checkout(t, dst).await;
         }
-        let (snap, node) = self.node_of(t, key).await?;
-        let dst = dst.to_path_buf();
+        let node = self.node_of(t, key).await?;
+        let (cache, dst) = (t.cache.clone(), dst.to_path_buf());
         blocking(move || {
             let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             std::fs::create_dir_all(parent).map_err(Error::from)?;
@@ -260,7 +343,7 @@ impl Driver for GitDriver {
                 .tempdir_in(parent)
                 .map_err(|e| Error::from(e).context(format!("creating a directory in {}", parent.display())))?;
             let tmp = staging.path().join("x");
-            tree::write_out(&snap.repo.to_thread_local(), node, &tmp)?;
+            tree::write_out(cache.path(), &node, &tmp)?;
             if dst.is_dir() && !dst.is_symlink() {
                 std::fs::remove_dir_all(&dst).map_err(Error::from)?;
             }
@@ -271,13 +354,9 @@ impl Driver for GitDriver {
 }
 
 impl GitDriver {
-    async fn node_of(&self, t: &Target, key: &ArtifactKey) -> Result<(Arc<Snapshot>, Node)> {
-        match t.node(key).await? {
-            (snap, Some(node)) => Ok((snap, node)),
-            (_, None) => Err(not_found(key)),
-        }
+    async fn node_of(&self, t: &Target, key: &ArtifactKey) -> Result<Node> {
+        t.node(key).await?.ok_or_else(|| not_found(key))
     }
-
     fn refuse_delete(&self, t: &Target) -> Result<()> {
         if t.cfg.allow_delete {
             Ok(())
@@ -293,7 +372,7 @@ impl GitDriver {
 /// Load of the root key: a clone with a worktree in `dst`, like Argo's.
 async fn checkout(t: &Target, dst: &Path) -> Result<()> {
     let (cfg, auth, to) = (t.cfg.clone(), t.auth.clone(), dst.to_path_buf());
-    blocking(move || fetch::clone(&cfg, &auth, &to, fetch::Kind::Worktree).map(drop)).await?;
+    blocking(move || fetch::clone(&cfg, &auth, &to)).await?;
     let result = async {
         // gix has no checkout of the main worktree after a fetch; HEAD already
         // points at the configured commit, so a hard reset writes its files.

@@ -1,17 +1,20 @@
-//! A tree streamed as an uncompressed tar, built on a blocking thread and
-//! handed to the async side in chunks so memory stays at one blob.
+//! Blobs and trees streamed to the async side: a blocking thread reads them
+//! from `git cat-file --batch` and hands them over in chunks through a
+//! bounded channel, so memory stays at a few chunks whatever the size.
 
-use crate::tree::{self, Node};
+use crate::cache::Cache;
+use crate::tree::{self, Node, Objects};
 use bytes::Bytes;
 use ferry_sdk::{ByteStream, Error, Result};
 use futures::StreamExt;
-use gix::ObjectId;
 use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 const CHUNK: usize = 256 << 10;
 
-/// Sends whatever the tar builder writes, `CHUNK` bytes at a time.
+/// Sends whatever is written to it, `CHUNK` bytes at a time.
 struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes>>,
     buf: Vec<u8>,
@@ -42,41 +45,53 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Streams the tree `root` of `repo` as a tar whose paths are relative to it.
-pub fn stream(repo: gix::ThreadSafeRepository, root: ObjectId) -> ByteStream {
+/// Runs `produce` on a blocking thread and streams what it writes; an error
+/// ends the stream with that error, so a consumer never takes a short
+/// stream for a whole one.
+fn stream(produce: impl FnOnce(&mut ChannelWriter) -> Result<()> + Send + 'static) -> ByteStream {
     let (tx, rx) = mpsc::channel(4);
     let errors = tx.clone();
     tokio::task::spawn_blocking(move || {
-        let repo = repo.to_thread_local();
-        let writer = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
-        if let Err(e) = build(&repo, root, writer) {
+        let mut writer = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        let done = produce(&mut writer).and_then(|()| writer.flush().map_err(Error::from));
+        if let Err(e) = done {
             let _ = errors.blocking_send(Err(e));
         }
     });
-    tokio_stream_from(rx)
-}
-
-fn tokio_stream_from(rx: mpsc::Receiver<Result<Bytes>>) -> ByteStream {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
-fn build(repo: &gix::Repository, root: ObjectId, writer: ChannelWriter) -> Result<()> {
+/// Streams the blob `id`. The stream holds the cache, which outlives it.
+pub fn blob(cache: Arc<Cache>, id: String) -> ByteStream {
+    stream(move |out| Objects::open(cache.path())?.copy(&id, out).map(drop))
+}
+
+/// Streams the tree `root` as an uncompressed tar whose paths are relative to it.
+pub fn tar(cache: Arc<Cache>, root: String) -> ByteStream {
+    stream(move |out| build(cache.path(), &root, out))
+}
+
+fn build(repo: &Path, root: &str, out: &mut ChannelWriter) -> Result<()> {
     let io = |e: std::io::Error| Error::from(e).context("writing the tar stream");
-    let mut tar = tar::Builder::new(writer);
+    let mut objects = Objects::open(repo)?;
+    let mut tar = tar::Builder::new(out);
     for (path, node) in tree::files(repo, root)? {
         let mut header = tar::Header::new_gnu();
         header.set_mtime(0);
         match node {
-            Node::File(id, executable) => {
-                let data = tree::blob(repo, id)?;
+            Node::File { id, executable, size } => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if executable { 0o755 } else { 0o644 });
-                header.set_size(data.len() as u64);
-                tar.append_data(&mut header, &path, data.as_slice()).map_err(io)?;
+                header.set_size(size);
+                // The header goes first and the blob straight after it, so
+                // it is streamed into the tar rather than read whole.
+                let mut blob = objects.blob(&id, size)?;
+                tar.append_data(&mut header, &path, &mut blob).map_err(io)?;
+                blob.finish()?;
             }
             Node::Link(id) => {
-                let target = String::from_utf8(tree::blob(repo, id)?)
-                    .map_err(|_| Error::other("symlink target is not UTF-8"))?;
+                let target =
+                    String::from_utf8(objects.read(&id)?).map_err(|_| Error::other("symlink target is not UTF-8"))?;
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_mode(0o777);
                 header.set_size(0);
@@ -85,6 +100,5 @@ fn build(repo: &gix::Repository, root: ObjectId, writer: ChannelWriter) -> Resul
             Node::Tree(_) | Node::Submodule => {}
         }
     }
-    let mut writer = tar.into_inner().map_err(io)?;
-    writer.flush().map_err(io)
+    tar.finish().map_err(io)
 }
