@@ -125,8 +125,6 @@ clients http
 # repositories with one commit on `main` each.
 for repo in conformance conformance-alt; do
     git init -q --bare --initial-branch=main "$s3dir/git/$repo.git"
-    # Saves fetch the branch without blobs when the server allows filters.
-    git -C "$s3dir/git/$repo.git" config uploadpack.allowFilter true
     git -C "$s3dir/git/$repo.git" -c user.name=ferry -c user.email=ferry@test \
         commit-tree -m init "$(git -C "$s3dir/git/$repo.git" hash-object -t tree -w --stdin </dev/null)" \
         | xargs git -C "$s3dir/git/$repo.git" update-ref refs/heads/main
@@ -137,10 +135,8 @@ done
 servers+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/19016) 2>/dev/null && break; sleep 0.1; done
 git -C "$s3dir/git/conformance.git" tag v0 main
-# Four expected failures of this profile (parallel writes to one branch, see
-# its expectedFailures) each run into the 180 s case deadline; they are left
-# out here to keep CI short and run with the profile alone.
-target/debug/ferry-conformance --profile conformance/profiles/git.yaml --skip 'AD-CONF-008|AD-CONC-00[1-3]' \
+# The whole profile, with no expected failures: concurrent Saves share pushes.
+target/debug/ferry-conformance --profile conformance/profiles/git.yaml \
     --junit target/conformance/git.junit.xml --json target/conformance/git.json
 clients git
 target/debug/ferry-conformance --profile conformance/profiles/git-readonly.yaml \
@@ -182,12 +178,9 @@ if docker info >/dev/null 2>&1; then
         target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --image "$(image "$driver")" \
             --junit "target/conformance/$profile-image.junit.xml" --json "target/conformance/$profile-image.json"
     done
-    # Writes through the git image's own git CLI (commit, push); the whole
-    # writable profile takes minutes per run, all of it spent on the branch.
+    # The whole writable profile through the git image's own git CLI (fetch, commit, push, cat-file).
     target/debug/ferry-conformance --profile conformance/profiles/git.yaml --image "$(image git)" \
-        --focus 'AD-FILE-00[1-3]|AD-DIR-001|AD-DEL-00[1-2]' \
         --junit target/conformance/git-image.junit.xml --json target/conformance/git-image.json
-    not_run+=("the git image under the writable git profile beyond AD-FILE-001..003, AD-DIR-001, AD-DEL-001..002 (the whole profile takes minutes per run; the git binary ran it above)")
 else
     echo "scripts/test.sh: NO DOCKER ENGINE ('docker info' failed): the driver image tests did NOT run" >&2
     not_run+=("no Docker engine ('docker info' failed): the driver images were not built, the conformance suite did not run against them, and these Rust tests did not run:")
@@ -196,6 +189,5 @@ fi
 
 FERRY_DRIVER_FS="$PWD/target/debug/ferry-driver-fs" .venv/bin/python -m pytest -q testing/python
 
-not_run+=("the git profile's expected failures AD-CONF-008, AD-CONC-001..003 (each runs into the 180 s case deadline; run the profile alone for them)")
 echo "scripts/test.sh: all tests passed. Not run:" >&2
 printf '  %s\n' "${not_run[@]}" >&2
