@@ -38,9 +38,13 @@ fn install(default: &str, traces: bool) {
     let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
     let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
     let (otel, warnings) = if traces { crate::traces::layer() } else { (None, Vec::new()) };
-    let otel = otel.map(|l| l.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
     // `try_init` fails only when a subscriber is already set: keep that one.
-    let _ = registry.with(otel).try_init();
+    // Not `with(Option)`: a `None` layer beside a filtered one turns every
+    // level on for `enabled!`, making disabled events cost their arguments.
+    let _ = match otel {
+        Some(otel) => registry.with(otel.with_filter(tracing_subscriber::filter::LevelFilter::INFO)).try_init(),
+        None => registry.try_init(),
+    };
     for warning in warnings {
         tracing::warn!("{warning}");
     }
