@@ -187,10 +187,10 @@ fn record_outcome(span: &tracing::Span, headers: &http::HeaderMap) {
 }
 
 /// The tower layer of [`serve`](crate::serve) that gives every call its
-/// span ([`rpc_span`]), open until the response's last frame (a stream's
-/// end, not its headers) and entered while the response is produced, so
-/// the driver's events land in it. While traces are off it only passes
-/// requests and responses through.
+/// span (`rpc.*` fields, gRPC status, Ferry's error kind), open until the
+/// response's last frame (a stream's end, not its headers) and entered
+/// while the response is produced, so the driver's events land in it.
+/// While traces are off it only passes requests and responses through.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RpcSpanLayer;
 

@@ -191,3 +191,24 @@ def test_each_call_is_a_span_in_the_callers_trace(tmp_path, pb, receiver):
     [alone] = [s for s in spans if s["attributes"].get("rpc.method") == "IsDirectory"]
     assert alone["trace_id"] not in ("", "0" * 32, TRACE_ID), alone
     assert alone["parent_span_id"] == "", alone
+
+
+def exporter_threads(pid):
+    # The SDK's batch processor thread, "OpenTelemetry.Traces.BatchProcessor", as the kernel cuts its name.
+    names = [(t / "comm").read_text().strip() for t in Path(f"/proc/{pid}/task").iterdir()]
+    return [n for n in names if n.startswith("OpenTelemetry")]
+
+
+@pytest.mark.parametrize("endpoint", [None, "http://127.0.0.1:9"])
+def test_an_exporter_thread_only_with_the_variable(tmp_path, endpoint):
+    sock = tmp_path / "artifact-plugins" / "fs" / "socket"
+    env = {"PATH": "/usr/bin:/bin"}
+    if endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    proc = start_fs_driver(sock, env=env)
+    try:
+        assert bool(exporter_threads(proc.pid)) == bool(endpoint), exporter_threads(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        # A receiver that is not there holds the exit for at most the flush timeout.
+        assert proc.wait(timeout=20) == 0
