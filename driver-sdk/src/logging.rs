@@ -36,6 +36,9 @@ fn install(default: &str, traces: bool) {
     let json = crate::env::text(LOG_FORMAT_ENV).ok().flatten().is_some_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    // The span of each call is for the exporter: in a log line it would only
+    // repeat, before every event, what the event's own `op` says.
+    let filter = filter.add_directive(crate::traces::RPC_SPAN_DIRECTIVE_OFF.parse().expect("a valid directive"));
     let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
     let (otel, warnings) = if traces { crate::traces::layer() } else { (None, Vec::new()) };
     // `try_init` fails only when a subscriber is already set: keep that one.

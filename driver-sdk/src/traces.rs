@@ -45,6 +45,11 @@ pub const SERVICE_NAME_ENV: &str = "OTEL_SERVICE_NAME";
 /// driver that Kubernetes is about to kill anyway.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The target of the call spans, and the filter directive that keeps them
+/// out of log lines.
+const RPC_SPAN_TARGET: &str = "ferry_sdk::rpc";
+pub(crate) const RPC_SPAN_DIRECTIVE_OFF: &str = "ferry_sdk::rpc=off";
+
 type OtelLayer<S> = tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>;
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
@@ -154,7 +159,7 @@ fn rpc_span<B>(request: &http::Request<B>) -> tracing::Span {
     let (service, method) = rpc_names(request.uri().path());
     let name = format!("{service}/{method}");
     let span = tracing::info_span!(
-        target: "ferry_sdk::rpc",
+        target: RPC_SPAN_TARGET,
         "rpc",
         otel.name = name.as_str(),
         otel.kind = "server",
@@ -338,6 +343,11 @@ mod tests {
         assert!(!parent_context(&h).span().span_context().is_valid());
         let h = headers(&[("traceparent", "not a trace")]);
         assert!(!parent_context(&h).span().span_context().is_valid());
+    }
+
+    #[test]
+    fn the_log_directive_names_the_span_target() {
+        assert_eq!(RPC_SPAN_DIRECTIVE_OFF, format!("{RPC_SPAN_TARGET}=off"));
     }
 
     #[test]
