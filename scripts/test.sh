@@ -22,6 +22,8 @@ fi
 # nginx-light (its dav module), the http driver's.
 command -v lighttpd >/dev/null && [ -x /usr/sbin/sshd ] && command -v nginx >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lighttpd openssh-server nginx-light; }
+# rotel's agent (the OTLP receiver of test_driver_traces.py) embeds Python through Debian's libpython3.11.
+dpkg -s libpython3.11 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpython3.11; }
 # Go and protoc build testing/clients/go, an Argo-style grpc-go client, offline from Debian's packages.
 go_packages="golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev protobuf-compiler protoc-gen-go protoc-gen-go-grpc"
 # shellcheck disable=SC2086

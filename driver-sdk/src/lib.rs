@@ -13,6 +13,9 @@
 //! - **Environment and logs** ([`env`](mod@env), [`logging`]): every `FERRY_*`
 //!   variable read by one typed reader, listed in one table; one logging
 //!   setup (`FERRY_LOG`, `FERRY_LOG_FORMAT=json`) for every binary.
+//! - **Telemetry** ([`metrics`], [`traces`]): Prometheus metrics on
+//!   `FERRY_METRICS_ADDR`, and OpenTelemetry spans of every call, continuing
+//!   the caller's W3C trace, exported when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! - **Configuration** ([`config`]): the artifact's `configuration` string read
 //!   as YAML or JSON into your struct, with errors naming the field and line.
 //! - **Secrets** ([`secrets`]): references in Argo's `{name, key}` shape
@@ -64,6 +67,7 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 mod stream;
+pub mod traces;
 
 pub use driver::{Capabilities, DeleteTarget, Driver};
 pub use error::{Error, ErrorKind, Result, SHOWN_BYTES, shown};

@@ -2,7 +2,9 @@
 //! [`run`](crate::run)) and the `ferry` CLI, so the same variables mean the
 //! same thing everywhere.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// `FERRY_LOG`: the filter, in tracing's directive syntax (`debug`,
 /// `warn,ferry_sdk=debug`). Takes precedence over `RUST_LOG`.
@@ -18,11 +20,37 @@ pub const LOG_FORMAT_ENV: &str = "FERRY_LOG_FORMAT";
 /// a second call, or a call after another subscriber was installed, leaves
 /// the first in place.
 pub fn init(default: &str) {
+    install(default, false);
+}
+
+/// As [`init`], and for a driver also the OpenTelemetry layer of
+/// [`traces`](crate::traces) when its endpoint variable is set. The filter
+/// above applies to the log lines only: spans are exported at `info` and
+/// above whatever `FERRY_LOG` says, so quieting the logs keeps the traces.
+pub(crate) fn init_driver(default: &str) {
+    install(default, true);
+}
+
+fn install(default: &str, traces: bool) {
     let filter = directives(LOG_ENV).or_else(|| directives("RUST_LOG")).unwrap_or_else(|| EnvFilter::new(default));
     let json = crate::env::text(LOG_FORMAT_ENV).ok().flatten().is_some_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    // The span of each call is for the exporter: in a log line it would only
+    // repeat, before every event, what the event's own `op` says.
+    let filter = filter.add_directive(crate::traces::RPC_SPAN_DIRECTIVE_OFF.parse().expect("a valid directive"));
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    let (otel, warnings) = if traces { crate::traces::layer() } else { (None, Vec::new()) };
     // `try_init` fails only when a subscriber is already set: keep that one.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    // Not `with(Option)`: a `None` layer beside a filtered one turns every
+    // level on for `enabled!`, making disabled events cost their arguments.
+    let _ = match otel {
+        Some(otel) => registry.with(otel.with_filter(tracing_subscriber::filter::LevelFilter::INFO)).try_init(),
+        None => registry.try_init(),
+    };
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The filter in the variable `name`, if it is set and parses.

@@ -76,6 +76,7 @@ pub async fn serve<D: Driver>(
         let _ = stopping_tx.send(true);
     };
     let server = tonic::transport::Server::builder()
+        .layer(crate::traces::RpcSpanLayer)
         .layer(tower::util::MapRequestLayer::new(watch))
         .layer(tower::util::MapResponseLayer::new(decode_failure_as_invalid_argument))
         .add_service(health_service)

@@ -49,7 +49,7 @@ pub fn run<D: Driver>(driver: D) -> std::process::ExitCode {
 /// }
 /// ```
 pub fn run_with<D: Driver>(make: impl FnOnce() -> Result<D>) -> std::process::ExitCode {
-    crate::logging::init("info");
+    crate::logging::init_driver("info");
     let outcome = (|| {
         let driver = make()?;
         let socket = socket_path_from_args(std::env::args())?;
@@ -75,6 +75,9 @@ pub fn run_with<D: Driver>(make: impl FnOnce() -> Result<D>) -> std::process::Ex
             serve(&socket, driver, shutdown, grace).await
         })
     })();
+    // After the runtime is gone, so the spans of the last calls are closed;
+    // the exporter has its own thread and needs no runtime.
+    crate::traces::shutdown();
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
