@@ -17,6 +17,9 @@ use std::time::Duration;
 pub(crate) enum Worker {
     /// A long-running process (a driver), read from `/proc/<pid>/stat`.
     Process(u32),
+    /// A long-running process and the commands it runs and waits for (the
+    /// git driver's git processes).
+    ProcessTree(u32),
     /// This process: a library called in-process.
     ThisProcess,
     /// Commands this process runs and waits for (their rusage lands in our
@@ -97,6 +100,7 @@ pub(crate) fn cpu(worker: Worker) -> Result<Duration> {
             let [u, s, ..] = stat_times(&pid.to_string())?;
             u + s
         }
+        Worker::ProcessTree(pid) => stat_times(&pid.to_string())?.iter().sum(),
         Worker::ThisProcess => {
             let [u, s, ..] = stat_times("self")?;
             u + s

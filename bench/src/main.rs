@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 mod contest;
 mod executor;
 mod gcs;
+mod git;
 mod images;
 mod s3;
 mod server;
@@ -77,6 +78,23 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// Scratch directory (needs about 1 × size free).
+        #[arg(long, default_value = "target/bench-data")]
+        dir: PathBuf,
+    },
+    /// ferry-driver-git against git daemon beside the git CLI (clone, commit,
+    /// push; clone); peak RSS of the driver and its git processes;
+    /// concurrent Saves to one branch.
+    Git {
+        /// Size of the transferred file in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Interleaved rounds of every contender (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Concurrent small Saves to one branch.
+        #[arg(long, default_value_t = 32)]
+        concurrent: usize,
+        /// Scratch directory (needs about 3 × size free).
         #[arg(long, default_value = "target/bench-data")]
         dir: PathBuf,
     },
@@ -148,6 +166,10 @@ fn bench(which: Bench) -> Result<()> {
                 rounds: rounds.max(1),
                 dir,
             }))
+        }
+        Bench::Git { size_mib, rounds, concurrent, dir } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(git::bench(size_mib, rounds.max(1), concurrent.max(1), &dir))
         }
         Bench::Gcs { size_mib, rounds, dir } => {
             let rt = tokio::runtime::Runtime::new()?;

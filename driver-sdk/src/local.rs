@@ -108,6 +108,18 @@ pub fn local_error(err: std::io::Error, action: &str, path: &Path) -> Error {
     }
 }
 
+/// Bytes and file count of a local file, or of the files of a tree that
+/// [`walk_tree`] yields (what a directory Save uploads). Blocking.
+pub fn tree_size(path: &Path) -> Result<(u64, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| local_error(e, "reading", path))?;
+    if meta.is_file() {
+        return Ok((meta.len(), 1));
+    }
+    let files = walk_tree(path)?;
+    let bytes = files.iter().map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+    Ok((bytes, files.len() as u64))
+}
+
 /// Every regular file under `root` as (`/`-separated relative path, path to
 /// read). Symlinks to files inside the tree are followed; symlinks to
 /// directories and dangling ones are skipped (as Argo's S3 driver skips

@@ -169,16 +169,32 @@ pub fn encode() -> Option<String> {
 /// Starts the endpoint when [`METRICS_ADDR_ENV`] is set and enables
 /// recording; the address it listens on, or `None` when the variable is unset.
 pub async fn serve_from_env() -> Result<Option<SocketAddr>> {
+    let Some(addr) = addr_from_env()? else {
+        return Ok(None);
+    };
+    METRICS.get_or_init(Metrics::new);
+    serve(addr, || encode().unwrap_or_default()).await.map(Some)
+}
+
+/// The address [`METRICS_ADDR_ENV`] names, or `None` when it is unset.
+pub fn addr_from_env() -> Result<Option<SocketAddr>> {
     let Some(raw) = crate::env::text(METRICS_ADDR_ENV)? else {
         return Ok(None);
     };
-    let addr: SocketAddr =
-        raw.parse().map_err(|e| Error::invalid_config(format!("{METRICS_ADDR_ENV}={raw:?}: not host:port ({e})")))?;
+    raw.parse().map(Some).map_err(|e| Error::invalid_config(format!("{METRICS_ADDR_ENV}={raw:?}: not host:port ({e})")))
+}
+
+/// Serves what `render` returns (OpenMetrics text) at `/metrics` on `addr`,
+/// in the background, and returns the address bound. Drivers serve their
+/// own registry through it, and `ferry` the metrics of its runs.
+pub async fn serve(addr: SocketAddr, render: fn() -> String) -> Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::other(format!("{METRICS_ADDR_ENV}: listening on {addr}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| Error::other(format!("{METRICS_ADDR_ENV}: {e}")))?;
-    METRICS.get_or_init(Metrics::new);
+    let scrape = move || async move {
+        ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], render())
+    };
     let app = axum::Router::new().route("/metrics", axum::routing::get(scrape));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -186,12 +202,7 @@ pub async fn serve_from_env() -> Result<Option<SocketAddr>> {
         }
     });
     tracing::info!(addr = %bound, "serving metrics at /metrics");
-    Ok(Some(bound))
-}
-
-async fn scrape() -> impl axum::response::IntoResponse {
-    let body = encode().unwrap_or_default();
-    ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    Ok(bound)
 }
 
 /// One call, measured from its start: in flight until dropped, then counted
@@ -313,15 +324,7 @@ pub(crate) async fn local_size(path: &Path) -> (u64, u64) {
         return (0, 0);
     }
     let path = path.to_path_buf();
-    let sized = tokio::task::spawn_blocking(move || {
-        let meta = std::fs::metadata(&path).ok()?;
-        if meta.is_file() {
-            return Some((meta.len(), 1));
-        }
-        let files = crate::local::walk_tree(&path).ok()?;
-        let bytes = files.iter().map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
-        Some((bytes, files.len() as u64))
-    });
+    let sized = tokio::task::spawn_blocking(move || crate::local::tree_size(&path).ok());
     sized.await.ok().flatten().unwrap_or((0, 0))
 }
 

@@ -174,6 +174,56 @@ async fn a_range_that_fails_part_way_ends_in_an_error_not_early() {
     assert!(data.next().await.is_none(), "nothing after the error");
 }
 
+/// The memory driver with a slow `connect` that counts its calls.
+#[derive(Default)]
+struct SlowConnect {
+    inner: memory_driver::Memory,
+    connects: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Driver for SlowConnect {
+    type Target = ();
+
+    async fn connect(&self, configuration: &str) -> Result<()> {
+        self.connects.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.inner.connect(configuration).await
+    }
+
+    async fn open_stream(&self, _: &(), key: &ArtifactKey) -> Result<ByteStream> {
+        self.inner.open_stream(&(), key).await
+    }
+
+    async fn save_stream(&self, _: &(), key: &ArtifactKey, data: ByteStream) -> Result<()> {
+        self.inner.save_stream(&(), key, data).await
+    }
+
+    async fn delete_object(&self, _: &(), key: &ArtifactKey) -> Result<()> {
+        self.inner.delete_object(&(), key).await
+    }
+
+    async fn list(&self, _: &(), key: &ArtifactKey) -> Result<Vec<ArtifactKey>> {
+        self.inner.list(&(), key).await
+    }
+}
+
+#[tokio::test]
+async fn parallel_first_calls_of_a_configuration_share_one_connect() {
+    let driver = SlowConnect::default();
+    let connects = driver.connects.clone();
+    let (client, _stop, _server, _dir) = start_driver(driver).await;
+    let calls = (0..16).map(|i| {
+        let client = client.clone();
+        async move { client.is_directory(&Location::new("memory", "same", format!("k{i}"))).await }
+    });
+    for answer in futures::future::join_all(calls).await {
+        assert!(!answer.unwrap());
+    }
+    assert_eq!(connects.load(std::sync::atomic::Ordering::SeqCst), 1, "one target for one configuration");
+    client.is_directory(&Location::new("memory", "other", "k")).await.unwrap();
+    assert_eq!(connects.load(std::sync::atomic::Ordering::SeqCst), 2, "another configuration connects anew");
+}
+
 #[test]
 fn the_docs_show_exactly_the_tested_example() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

@@ -26,8 +26,11 @@ use tonic::{Request, Response, Status, Streaming};
 const TARGET_TTL: Duration = Duration::from_secs(300);
 const TARGET_CACHE_ENTRIES: usize = 64;
 
-/// Connected targets by configuration string, with when each was connected.
-type TargetCache<T> = Mutex<HashMap<String, (Arc<T>, Instant)>>;
+/// Connected targets by configuration string, with when each entry was made.
+/// The cell makes the first calls of a configuration share one `connect`:
+/// thirty parallel first calls would otherwise make thirty targets (for the
+/// git driver, thirty cache repositories racing each other's pushes).
+type TargetCache<T> = Mutex<HashMap<String, (Arc<tokio::sync::OnceCell<Arc<T>>>, Instant)>>;
 
 /// The gRPC service around a [`Driver`]: translates the proto messages, maps
 /// errors to the wire, frames streams and caches connected targets.
@@ -120,21 +123,26 @@ impl<D: Driver> DriverService<D> {
     }
 
     async fn connected(&self, raw: &str) -> Result<Arc<D::Target>> {
-        if let Some((target, at)) = self.targets.lock().expect("target cache poisoned").get(raw)
-            && at.elapsed() < TARGET_TTL
-        {
-            return Ok(target.clone());
-        }
-        let target = Arc::new(self.driver.connect(raw).await?);
-        let mut cache = self.targets.lock().expect("target cache poisoned");
-        if cache.len() >= TARGET_CACHE_ENTRIES {
-            cache.retain(|_, (_, at)| at.elapsed() < TARGET_TTL);
-            if cache.len() >= TARGET_CACHE_ENTRIES {
-                cache.clear();
+        let slot = {
+            let mut cache = self.targets.lock().expect("target cache poisoned");
+            match cache.get(raw) {
+                Some((slot, at)) if at.elapsed() < TARGET_TTL => slot.clone(),
+                _ => {
+                    if cache.len() >= TARGET_CACHE_ENTRIES {
+                        cache.retain(|_, (_, at)| at.elapsed() < TARGET_TTL);
+                        if cache.len() >= TARGET_CACHE_ENTRIES {
+                            cache.clear();
+                        }
+                    }
+                    let slot = Arc::new(tokio::sync::OnceCell::new());
+                    cache.insert(raw.to_string(), (slot.clone(), Instant::now()));
+                    slot
+                }
             }
-        }
-        cache.insert(raw.to_string(), (target.clone(), Instant::now()));
-        Ok(target)
+        };
+        // A failed connect leaves the cell empty: the next call tries again.
+        let target = slot.get_or_try_init(|| async { self.driver.connect(raw).await.map(Arc::new) }).await?;
+        Ok(target.clone())
     }
 
     /// The connected target and the key of a request's artifact.

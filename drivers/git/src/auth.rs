@@ -1,5 +1,5 @@
-//! Credentials, handed to gix as a callback and to the git CLI through the
-//! child's own environment: never in a URL, an argument list or a log line.
+//! Credentials, handed to the git CLI through the child's own environment:
+//! never in a URL, an argument list or a log line.
 
 use crate::settings::GitConfig;
 use ferry_sdk::secrets::{Secret, Secrets};
@@ -57,27 +57,6 @@ impl Auth {
             cmd.push_str(" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null");
         }
         Some(cmd)
-    }
-
-    /// In-memory configuration for gix.
-    pub fn gix_overrides(&self) -> Vec<String> {
-        let mut v = vec!["credential.helper=".to_string()];
-        if let Some(cmd) = self.ssh_command() {
-            v.push(format!("core.sshCommand={cmd}"));
-            // With arguments in the command, gix would guess the ssh flavour and probe with `ssh -G`.
-            v.push("ssh.variant=ssh".into());
-        }
-        if self.insecure_skip_tls {
-            v.push("http.sslVerify=false".into());
-        }
-        v
-    }
-
-    /// The username and password for gix's credentials callback.
-    pub fn basic(&self) -> Option<(String, String)> {
-        self.basic
-            .as_ref()
-            .map(|(u, p)| (u.expose().to_string(), p.as_ref().map(|p| p.expose().to_string()).unwrap_or_default()))
     }
 
     /// Applies the credentials to a git CLI child: `-c` options and environment.

@@ -12,9 +12,15 @@ use std::path::Path;
 /// git's settings for this repository, chosen so no git child holds a large
 /// object in memory: blobs over 1 MiB are stored whole (no deltas) and
 /// streamed by `cat-file`, `index-pack`, `hash-object` and `pack-objects`,
-/// and packs are mapped 16 MiB at a time. Nothing runs in the background.
-const SETTINGS: [(&str, &str); 6] = [
+/// and packs are mapped 16 MiB at a time. Fetched packs are kept as they
+/// arrive (`unpack-objects` would inflate every object and deflate it again
+/// as a loose one); zlib's fastest level, since artifacts are mostly
+/// compressed already (tgz is Argo's default) and the rest compress almost
+/// as well. Nothing runs in the background.
+const SETTINGS: [(&str, &str); 8] = [
     ("core.bigFileThreshold", "1m"),
+    ("transfer.unpackLimit", "1"),
+    ("core.compression", "1"),
     ("core.packedGitWindowSize", "16m"),
     ("core.packedGitLimit", "64m"),
     ("core.deltaBaseCacheLimit", "8m"),

@@ -1,11 +1,11 @@
-//! Turns gix errors and git CLI output into the SDK's error kinds, with any
+//! Turns git CLI output into the SDK's error kinds, with any
 //! credentials a user put in a URL masked.
 
-use ferry_sdk::{Error, ErrorKind};
+use ferry_sdk::ErrorKind;
 
 /// The kind a failure message stands for; `Other` when nothing matches.
 ///
-/// gix and git report most remote failures as text (HTTP statuses, ssh
+/// git reports most remote failures as text (HTTP statuses, ssh
 /// messages, server "ERR" lines), so matching the text is the only option.
 pub fn kind_of_text(text: &str) -> ErrorKind {
     let t = text.to_ascii_lowercase();
@@ -97,52 +97,6 @@ pub fn redact(text: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// The whole cause chain of `err` in one line: gix's top-level messages are
-/// generic ("fetch failed") and the useful part sits in the sources.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
-}
-
-/// Maps a gix error, using its classification first and its text second.
-pub fn gix_error(what: &str, err: gix::Error) -> Error {
-    use gix::error::Class;
-    let text = redact(&chain(&err));
-    let by_class = match err.dominant_class() {
-        Some(Class::Unauthenticated | Class::PermissionDenied) => Some(ErrorKind::PermissionDenied),
-        Some(Class::NotFound) => Some(ErrorKind::NotFound),
-        Some(Class::Retryable) => Some(ErrorKind::Transient),
-        _ => None,
-    };
-    let kind = by_class.unwrap_or_else(|| io_kind(&err).unwrap_or_else(|| kind_of_text(&text)));
-    Error::new(kind, format!("{what}: {text}"))
-}
-
-fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as Io;
-            return match io.kind() {
-                Io::ConnectionRefused | Io::ConnectionReset | Io::TimedOut | Io::ConnectionAborted => {
-                    Some(ErrorKind::Transient)
-                }
-                _ => None,
-            };
-        }
-        cur = e.source();
-    }
-    None
 }
 
 #[cfg(test)]

@@ -11,10 +11,9 @@
 //! file or directory to a branch and pushes it, which Argo's built-in git
 //! artifacts cannot do; concurrent Saves share one push.
 //!
-//! The git CLI does the cache's fetches, reads and writes, streaming blobs so
-//! memory stays flat whatever their size; gix clones for Load of the whole
-//! repository. Credentials reach gix as a callback and the CLI through the
-//! child's environment only.
+//! The git CLI does all of it (fetches, reads, commits, pushes, clones and
+//! submodules), streaming blobs so memory stays flat whatever their size.
+//! Credentials reach it through the child's environment only.
 
 mod auth;
 mod cache;
@@ -371,20 +370,5 @@ impl GitDriver {
 
 /// Load of the root key: a clone with a worktree in `dst`, like Argo's.
 async fn checkout(t: &Target, dst: &Path) -> Result<()> {
-    let (cfg, auth, to) = (t.cfg.clone(), t.auth.clone(), dst.to_path_buf());
-    blocking(move || fetch::clone(&cfg, &auth, &to)).await?;
-    let result = async {
-        // gix has no checkout of the main worktree after a fetch; HEAD already
-        // points at the configured commit, so a hard reset writes its files.
-        cli::git(&t.auth, dst, &["reset", "--hard", "-q", "HEAD"], &[]).await?;
-        if !t.cfg.disable_submodules && tokio::fs::try_exists(dst.join(".gitmodules")).await.unwrap_or(false) {
-            cli::git(&t.auth, dst, &["submodule", "update", "--init", "--recursive", "--force"], &[]).await?;
-        }
-        Ok(())
-    }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_dir_all(dst).await;
-    }
-    result
+    fetch::checkout(&t.cfg, &t.auth, dst).await
 }

@@ -121,6 +121,25 @@ fn check_ref_name(field: &str, name: &str) -> Result<()> {
     if bad { Err(invalid(field, format!("{name:?} is not a valid git ref name"))) } else { Ok(()) }
 }
 
+/// A fetch refspec, `[+]<src>[:<dst>]`, whose sides are ref names with at
+/// most one `*` each, and either both or neither with one (git's own rules).
+fn check_refspec(spec: &str) -> std::result::Result<(), String> {
+    let body = spec.strip_prefix('+').unwrap_or(spec);
+    let (src, dst) = body.split_once(':').map_or((body, None), |(s, d)| (s, Some(d)));
+    let globs = |side: &str| side.matches('*').count();
+    let bad = |side: &str| {
+        let plain = side.replacen('*', "x", 1);
+        side.starts_with('-') || globs(side) > 1 || check_ref_name("fetch", &plain).is_err()
+    };
+    if src.is_empty() || bad(src) || dst.is_some_and(|d| !d.is_empty() && bad(d)) {
+        return Err(format!("{spec:?} is not a valid fetch refspec"));
+    }
+    if dst.is_some_and(|d| !d.is_empty() && globs(d) != globs(src)) {
+        return Err(format!("{spec:?}: both sides of a refspec need a `*`, or neither"));
+    }
+    Ok(())
+}
+
 impl GitConfig {
     /// Parses and checks a configuration string.
     pub fn parse(raw: &str) -> Result<GitConfig> {
@@ -158,8 +177,7 @@ impl GitConfig {
             if spec.trim().is_empty() {
                 return Err(invalid(&format!("fetch[{i}]"), "empty refspec"));
             }
-            gix::refspec::parse(spec.as_str().into(), gix::refspec::parse::Operation::Fetch)
-                .map_err(|e| invalid(&format!("fetch[{i}]"), e))?;
+            check_refspec(spec).map_err(|why| invalid(&format!("fetch[{i}]"), why))?;
         }
         if self.password_secret.is_some() && self.username_secret.is_none() {
             return Err(invalid("usernameSecret", "is required with `passwordSecret`"));
@@ -227,6 +245,14 @@ mod tests {
     }
 
     #[test]
+    fn argo_refspecs_are_accepted() {
+        for spec in ["refs/pull/*/head:refs/remotes/origin/pr/*", "+refs/heads/*:refs/remotes/origin/*", "main", "v1:"]
+        {
+            assert!(check_refspec(spec).is_ok(), "{spec}");
+        }
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         for (raw, field) in [
             ("repo: ''", "repo"),
@@ -234,6 +260,9 @@ mod tests {
             ("repo: r\nrevision: 'a b'", "revision"),
             ("repo: r\nsingleBranch: true", "singleBranch"),
             ("repo: r\nfetch: ['']", "fetch[0]"),
+            ("repo: r\nfetch: ['refs/heads/*', 'refs/a/*:refs/b']", "fetch[1]"),
+            ("repo: r\nfetch: ['refs/*/x/*']", "fetch[0]"),
+            ("repo: r\nfetch: ['+refs/a b']", "fetch[0]"),
             ("repo: r\nrevison: main", "revison"),
             ("repo: r\npasswordSecret: {name: a, key: b}", "usernameSecret"),
         ] {

@@ -174,7 +174,9 @@ impl StepContext<'_> {
             async move { c.load(&at, &stage).await }
         });
         match loaded.await {
-            Ok(()) => {}
+            Ok(()) => {
+                crate::telemetry::moved_path(&location.driver, crate::telemetry::Direction::Download, &stage).await
+            }
             Err(e) if e.kind() == ErrorKind::NotFound && b.decl.optional => {
                 append_log(
                     self.pod,
@@ -395,6 +397,7 @@ impl StepContext<'_> {
                 format!("output artifact {name} failed to save to {} key {:?}", location.driver, location.key);
             StepError::Driver { context, source }
         })?;
+        crate::telemetry::moved_path(&location.driver, crate::telemetry::Direction::Upload, &upload).await;
         if upload != host {
             let _ = std::fs::remove_file(&upload);
         }

@@ -161,6 +161,7 @@ impl ContainerLauncher {
             FORWARDED_ENV.iter().any(|p| k.starts_with(p))
                 && k != ferry_sdk::server::EXIT_WITH_PARENT_ENV
                 && k != "FERRY_HOME"
+                && k != ferry_sdk::metrics::METRICS_ADDR_ENV
                 && !spec.env.contains_key(k)
         });
         for name in forwarded.chain(spec.env.keys().cloned()) {
@@ -298,12 +299,14 @@ impl DriverPool {
                     ));
                 }
                 tracing::warn!(driver = %name, %how, restarts, "artifact driver died; starting it again and repeating the call");
+                crate::telemetry::retried(name, "driver_died");
                 continue;
             }
             if err.kind() == ferry_sdk::ErrorKind::Transient
                 && failing_since.get_or_insert_with(Instant::now).elapsed() < bound
             {
                 tracing::warn!(driver = %name, error = %err, "driver call failed transiently; trying again");
+                crate::telemetry::retried(name, "transient");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_RETRY_PAUSE);
                 continue;
@@ -321,7 +324,10 @@ impl DriverPool {
         F: FnMut(DriverClient) -> Fut,
         Fut: std::future::Future<Output = ferry_sdk::Result<T>>,
     {
-        self.call(&at.driver, at.timeout, op).await
+        let measured = crate::telemetry::Call::start(&at.driver, rpc);
+        let result = self.call(&at.driver, at.timeout, op).await;
+        measured.finish(result.as_ref().err().map(ferry_sdk::Error::kind));
+        result
     }
 
     /// If driver `name` has exited, forgets it (the next use starts it again)
@@ -383,6 +389,8 @@ impl DriverPool {
                 command
                     .args(args)
                     .arg(&socket)
+                    // `ferry`'s own metrics address: a driver binding it too would fail to start.
+                    .env_remove(ferry_sdk::metrics::METRICS_ADDR_ENV)
                     .envs(&spec.env)
                     // A driver must not outlive a killed `ferry`.
                     .env(ferry_sdk::server::EXIT_WITH_PARENT_ENV, "1");

@@ -12,7 +12,8 @@
 //!
 //! Inside: `controller` schedules; `artifacts` and `archive` move and pack a
 //! step's artifacts; `drivers` runs the driver processes; `gc` deletes
-//! artifacts; `store` is the SQLite state; `home` ties them together.
+//! artifacts; `store` is the SQLite state; `telemetry` the process's
+//! Prometheus metrics; `home` ties them together.
 #![warn(unreachable_pub)]
 
 mod archive;
@@ -28,6 +29,7 @@ mod probe;
 mod runtime;
 mod status;
 mod store;
+mod telemetry;
 mod volumes;
 
 pub use controller::{Controller, MAX_STACK_DEPTH, NodeResult, Observer, RunSummary};
@@ -38,3 +40,4 @@ pub use runtime::docker::DockerRuntime;
 pub use runtime::{DriverRole, Isolation, LocalRuntime, Mounted, PodExit, PodSpec, Runtime, RuntimeError, sandbox};
 pub use status::{ArtifactRecord, Direction, GcState, Node, NodeKind, display_name};
 pub use store::{Decision, Store, StoreError, WorkflowRecord};
+pub use telemetry::serve_from_env as serve_metrics_from_env;

@@ -26,6 +26,13 @@ use tokio_util::sync::CancellationToken;
 /// Runs the command; the exit code on success.
 pub(crate) async fn dispatch(cli: Cli) -> Result<u8> {
     let home = Home::open(&cli.home.clone().unwrap_or_else(Home::default_dir))?;
+    // Only the commands that drive runs have metrics to serve.
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Cron { .. } | Command::Resume { .. } | Command::Server { .. }
+    ) {
+        ferry_engine::serve_metrics_from_env().await?;
+    }
     match cli.command {
         Command::Run { inputs, parameters, parallelism, name, quiet, output, runtime } => {
             let options = run::Options { parameters, parallelism, name, quiet, output };

@@ -502,3 +502,73 @@ impl Read for Blocks {
         Ok(n)
     }
 }
+
+/// `name{labels} value` lines of an OpenMetrics text, comments left out.
+fn samples(text: &str) -> Vec<(String, String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let (name, labels) =
+                series.split_once('{').map_or((series, ""), |(n, rest)| (n, rest.trim_end_matches('}')));
+            (name.to_string(), labels.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels hold every one of `with`.
+fn sum(samples: &[(String, String, f64)], name: &str, with: &[&str]) -> f64 {
+    samples.iter().filter(|(n, l, _)| n == name && with.iter().all(|w| l.contains(w))).map(|(_, _, v)| v).sum()
+}
+
+#[test]
+fn ferry_serves_metrics_of_the_runs_it_drives() {
+    let f = Ferry::new();
+    let port = ferry_test_servers::free_port();
+    let mut cmd = f.cmd();
+    cmd.env("FERRY_METRICS_ADDR", format!("127.0.0.1:{port}"));
+    // The drivers the server starts must not inherit the address: binding it
+    // too, they would fail to start and the run with them.
+    let served = Served::start(cmd, &[]);
+    let http = client();
+    let base = &served.base;
+    let yaml = std::fs::read_to_string(examples().join("dag-artifacts.yaml")).unwrap();
+    let r = http.post(format!("{base}/api/v1/runs")).json(&serde_json::json!({ "workflow": yaml })).send().unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    let name = r.json::<Value>().unwrap()["name"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let phase = loop {
+        let runs: Value = http.get(format!("{base}/api/v1/runs")).send().unwrap().json().unwrap();
+        let run = runs.as_array().unwrap().iter().find(|r| r["name"] == name.as_str()).unwrap().clone();
+        let phase = run["phase"].as_str().unwrap().to_string();
+        if !matches!(phase.as_str(), "Pending" | "Running") || Instant::now() > deadline {
+            break phase;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(phase, "Succeeded");
+
+    let r = http.get(format!("http://127.0.0.1:{port}/metrics")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = r.text().unwrap();
+    let s = samples(&text);
+    // Two pods (produce, consume), both started and succeeded, both timed.
+    assert_eq!(sum(&s, "ferry_nodes_started_total", &["kind=\"Pod\""]), 2.0, "{text}");
+    assert_eq!(sum(&s, "ferry_nodes_finished_total", &["kind=\"Pod\"", "phase=\"Succeeded\""]), 2.0, "{text}");
+    assert_eq!(sum(&s, "ferry_nodes_finished_total", &["phase=\"Failed\""]), 0.0, "{text}");
+    assert_eq!(sum(&s, "ferry_pod_duration_seconds_count", &[]), 2.0, "{text}");
+    // produce saved `data`, consume loaded it: the same archive both ways.
+    assert!(sum(&s, "ferry_driver_calls_total", &["rpc=\"save\"", "outcome=\"ok\""]) >= 1.0, "{text}");
+    assert!(sum(&s, "ferry_driver_calls_total", &["rpc=\"load\"", "outcome=\"ok\""]) >= 1.0, "{text}");
+    assert_eq!(sum(&s, "ferry_driver_calls_total", &["outcome=\"error\""]), 0.0, "{text}");
+    assert!(sum(&s, "ferry_driver_call_duration_seconds_count", &["rpc=\"save\""]) >= 1.0, "{text}");
+    let (up, down) = (
+        sum(&s, "ferry_artifact_bytes_total", &["direction=\"upload\""]),
+        sum(&s, "ferry_artifact_bytes_total", &["direction=\"download\""]),
+    );
+    assert!(down > 0.0 && up >= down, "uploaded {up}, downloaded {down}: {text}");
+    assert_eq!(sum(&s, "ferry_driver_calls_in_flight", &[]), 0.0, "{text}");
+    assert_eq!(sum(&s, "ferry_driver_call_retries_total", &[]), 0.0, "{text}");
+    assert!(served.stop().success());
+}

@@ -118,6 +118,9 @@ impl Controller {
     /// `ferry` process's start, as Argo's `startedAt` never moves.
     pub(super) fn set_running(&self, id: u32) {
         self.update(id, |n| {
+            if n.phase != Phase::Running {
+                crate::telemetry::node_started(n.kind.as_str());
+            }
             n.phase = Phase::Running;
             if n.kind == NodeKind::Pod || n.started.is_none() {
                 n.started = Some(now_ms());
@@ -148,6 +151,13 @@ impl Controller {
             n.outputs = ended.outputs;
             n.finished = Some(now_ms());
         });
+        let ran = match (node.kind, node.started, node.finished) {
+            (NodeKind::Pod, Some(from), Some(to)) => {
+                Some(std::time::Duration::from_millis(to.saturating_sub(from) as u64))
+            }
+            _ => None,
+        };
+        crate::telemetry::node_finished(node.kind.as_str(), node.phase.as_str(), ran);
         NodeResult::from_node(&node)
     }
 
