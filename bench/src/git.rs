@@ -210,7 +210,7 @@ pub async fn bench(size_mib: u64, rounds: usize, concurrent: usize, dir: &Path) 
     let t = Instant::now();
     let saves = (0..concurrent).map(|i| {
         let (client, at, small) = (driver.client.clone(), many.clone(), small.clone());
-        async move { client.save(&at.with_key(&format!("steps/{i}.txt")), &small).await }
+        async move { client.save(&at.with_key(format!("steps/{i}.txt")), &small).await }
     });
     for result in futures::future::join_all(saves).await {
         result.context("a concurrent save failed")?;

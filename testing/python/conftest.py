@@ -56,6 +56,18 @@ def start_fs_driver(socket, env=None):
     return proc
 
 
+def fs_artifacts(artifact_pb2, root):
+    """A maker of Artifacts for keys on the fs driver with storage `root` (or another configuration)."""
+
+    def artifact(key, configuration=None):
+        return artifact_pb2.Artifact(
+            name=key.rsplit("/", 1)[-1],
+            plugin=artifact_pb2.PluginArtifact(name="fs", configuration=configuration or f"root: {root}", key=key),
+        )
+
+    return artifact
+
+
 @pytest.fixture
 def driver(tmp_path, pb):
     """A running ferry-driver-fs and a stub connected to it over its unix socket."""
@@ -68,16 +80,7 @@ def driver(tmp_path, pb):
     channel = grpc.insecure_channel(f"unix://{socket}")
     grpc.channel_ready_future(channel).result(timeout=10)
     stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
-    root = tmp_path / "storage"
-
-    def artifact(key, configuration=None):
-        return artifact_pb2.Artifact(
-            name=key.rsplit("/", 1)[-1],
-            plugin=artifact_pb2.PluginArtifact(
-                name="fs", configuration=configuration or f"root: {root}", key=key
-            ),
-        )
-
+    artifact = fs_artifacts(artifact_pb2, tmp_path / "storage")
     yield stub, artifact, artifact_pb2, tmp_path
     channel.close()
     proc.send_signal(signal.SIGTERM)

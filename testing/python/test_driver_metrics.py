@@ -10,7 +10,7 @@ import urllib.request
 import grpc
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from conftest import driver_binary, start_fs_driver
+from conftest import driver_binary, fs_artifacts, start_fs_driver
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail!!!"  # 1 MiB + 7
 
@@ -43,10 +43,7 @@ def test_every_call_is_counted_with_its_bytes_outcome_and_duration(tmp_path, pb)
         stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
         root = tmp_path / "storage"
 
-        def art(key, configuration=None):
-            return artifact_pb2.Artifact(
-                name=key, plugin=artifact_pb2.PluginArtifact(name="fs", configuration=configuration or f"root: {root}", key=key)
-            )
+        art = fs_artifacts(artifact_pb2, root)
 
         src = tmp_path / "file.bin"
         src.write_bytes(PAYLOAD)

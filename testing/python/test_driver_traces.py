@@ -15,7 +15,7 @@ import grpc
 import pytest
 import rotel
 
-from conftest import start_fs_driver
+from conftest import fs_artifacts, start_fs_driver
 
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -130,10 +130,7 @@ def test_each_call_is_a_span_in_the_callers_trace(tmp_path, pb, receiver):
         stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
         root = tmp_path / "storage"
 
-        def art(key, configuration=None):
-            return artifact_pb2.Artifact(
-                name=key, plugin=artifact_pb2.PluginArtifact(name="fs", configuration=configuration or f"root: {root}", key=key)
-            )
+        art = fs_artifacts(artifact_pb2, root)
 
         src = tmp_path / "file.bin"
         src.write_bytes(b"traced" * 1000)

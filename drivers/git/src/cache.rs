@@ -78,6 +78,13 @@ impl Cache {
         }
     }
 
+    /// What the server says `what` (a ref or a short name) points to: its
+    /// `ls-remote` lines, empty when nothing matches. One round trip, and
+    /// no pack: cheaper than a fetch that finds nothing new.
+    pub async fn remote_refs(&self, auth: &Auth, url: &str, what: &str) -> Result<String> {
+        git(auth, self.path(), &["ls-remote", "-q", url, what], &[]).await
+    }
+
     /// Records that the remote's `what`, fetched into `into`, is now `commit`
     /// (a commit this repository pushed), so the next fetch starts from it.
     pub async fn set(&self, auth: &Auth, into: &str, commit: &str) -> Result<()> {

@@ -31,16 +31,11 @@ use ferry_sdk::{ArtifactKey, ByteStream, Capabilities, DeleteTarget, Driver, Err
 use settings::{GitConfig, Start};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tree::Node;
 use write::Change;
 
 pub use settings::GitConfig as Config;
-
-/// How long the cache's view of a branch or tag is trusted before it is
-/// fetched again; a commit id never changes, so it is never refetched.
-const REFRESH_AFTER: Duration = Duration::from_secs(15);
 
 /// A change waiting for the next commit, and where its outcome goes.
 type Pending = (Change, oneshot::Sender<Result<()>>);
@@ -58,11 +53,12 @@ pub struct Target {
     writes: tokio::sync::Mutex<()>,
 }
 
-/// The commit reads see, and its tree.
+/// The tree reads see, and what the server said the revision was when it
+/// was fetched (`git ls-remote`'s answer; empty when unknown).
 #[derive(Clone)]
 struct Snapshot {
     tree: String,
-    fetched: Instant,
+    seen: String,
 }
 
 /// The git driver.
@@ -79,34 +75,49 @@ fn again(e: &Error) -> Error {
 }
 
 impl Target {
-    /// The commit reads see: fetched on first use and again once it is stale.
+    /// The tree reads see. Every read asks the server where the revision
+    /// points now (one `ls-remote` round trip) and fetches only when that
+    /// changed, so a read never sees an older version than the server has,
+    /// whichever process or configuration pushed it. A commit id cannot
+    /// move and is never asked about again.
     async fn snapshot(&self) -> Result<Snapshot> {
         let mut slot = self.snapshot.lock().await;
-        if let Some(s) = slot.as_ref() {
-            let pinned = matches!(self.cfg.start(), Start::Commit(_));
-            if pinned || s.fetched.elapsed() < REFRESH_AFTER {
-                return Ok(s.clone());
-            }
-        }
         let url = self.cfg.repo.trim();
-        let commit = match self.cfg.start() {
-            Start::Commit(id) if self.cache.has_commit(&self.auth, &id).await => Some(id),
-            Start::Commit(id) | Start::Ref(id) => self.cache.fetch(&self.auth, url, &id, cache::READ_REF).await?,
-            Start::RemoteHead => self.cache.fetch(&self.auth, url, "HEAD", cache::READ_REF).await?,
+        let what = match self.cfg.start() {
+            Start::Commit(id) => {
+                if let Some(s) = slot.as_ref() {
+                    return Ok(s.clone());
+                }
+                if self.cache.has_commit(&self.auth, &id).await {
+                    let fresh = self.snapshot_of(id, String::new()).await?;
+                    *slot = Some(fresh.clone());
+                    return Ok(fresh);
+                }
+                id
+            }
+            Start::Ref(name) => name,
+            Start::RemoteHead => "HEAD".to_string(),
         };
-        let Some(commit) = commit else {
+        let seen = self.cache.remote_refs(&self.auth, url, &what).await?;
+        if let Some(s) = slot.as_ref()
+            && !seen.is_empty()
+            && s.seen == seen
+        {
+            return Ok(s.clone());
+        }
+        let Some(commit) = self.cache.fetch(&self.auth, url, &what, cache::READ_REF).await? else {
             let rev = self.cfg.revision.as_deref().or(self.cfg.branch.as_deref()).unwrap_or("HEAD");
             return Err(Error::not_found(format!("revision {rev:?} not found in {}", classify::redact(url))));
         };
-        let fresh = self.snapshot_of(commit).await?;
+        let fresh = self.snapshot_of(commit, seen).await?;
         *slot = Some(fresh.clone());
         Ok(fresh)
     }
 
-    async fn snapshot_of(&self, commit: String) -> Result<Snapshot> {
+    async fn snapshot_of(&self, commit: String, seen: String) -> Result<Snapshot> {
         let cache = self.cache.clone();
         let tree = blocking(move || tree::root(cache.path(), &commit)).await?;
-        Ok(Snapshot { tree, fetched: Instant::now() })
+        Ok(Snapshot { tree, seen })
     }
 
     /// What `key` names in the configured revision.
@@ -149,8 +160,12 @@ impl Target {
             let batch = std::mem::take(&mut *self.pending.lock().expect("write queue poisoned"));
             if !batch.is_empty() {
                 // Spawned, so a caller that goes away mid-push does not abandon the others' changes.
-                let (cache, cfg, auth, to) = (self.cache.clone(), self.cfg.clone(), self.auth.clone(), branch.clone());
-                let pushed = tokio::spawn(async move { push_batch(&cache, &cfg, &auth, &to, explicit, batch).await });
+                let (cache, cfg, auth, name) =
+                    (self.cache.clone(), self.cfg.clone(), self.auth.clone(), branch.clone());
+                let pushed = tokio::spawn(async move {
+                    let to = write::Destination { cache: &cache, cfg: &cfg, auth: &auth, branch: &name, explicit };
+                    push_batch(&to, batch).await
+                });
                 let tip = pushed.await.ok().flatten();
                 self.after_write(&branch, tip).await;
             }
@@ -165,7 +180,7 @@ impl Target {
         *slot = None;
         if let Some(Some(commit)) = tip
             && self.reads(branch)
-            && let Ok(fresh) = self.snapshot_of(commit).await
+            && let Ok(fresh) = self.snapshot_of(commit, String::new()).await
         {
             *slot = Some(fresh);
         }
@@ -176,16 +191,9 @@ impl Target {
 /// tip when it is known. A batch that fails for a reason one change could
 /// cause (a file that vanished, a bad key) is retried one change at a
 /// time, so one bad Save never fails the others.
-async fn push_batch(
-    cache: &Cache,
-    cfg: &GitConfig,
-    auth: &Auth,
-    branch: &str,
-    explicit: bool,
-    batch: Vec<Pending>,
-) -> Option<Option<String>> {
+async fn push_batch(to: &write::Destination<'_>, batch: Vec<Pending>) -> Option<Option<String>> {
     let (changes, outcomes): (Vec<Change>, Vec<_>) = batch.into_iter().unzip();
-    match write::commit(cache, cfg, auth, branch, explicit, &changes).await {
+    match write::commit(to, &changes).await {
         Ok(tip) => {
             for outcome in outcomes {
                 let _ = outcome.send(Ok(()));
@@ -195,7 +203,7 @@ async fn push_batch(
         Err(e) if changes.len() > 1 && !matches!(e.kind(), ErrorKind::Transient | ErrorKind::PermissionDenied) => {
             let mut tip = None;
             for (change, outcome) in changes.into_iter().zip(outcomes) {
-                let result = write::commit(cache, cfg, auth, branch, explicit, std::slice::from_ref(&change)).await;
+                let result = write::commit(to, std::slice::from_ref(&change)).await;
                 if let Ok(t) = &result {
                     tip = Some(t.clone());
                 }

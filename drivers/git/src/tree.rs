@@ -228,9 +228,16 @@ mod tests {
 
     #[test]
     fn ls_tree_entries_parse_with_modes_sizes_and_tabs_in_paths() {
-        let out = "100644 blob aa      12\ta\tb.txt\0100755 blob bb 3\tbin/run\0120000 blob cc 4\tlink\0\
-                   040000 tree dd       -\tdir\0160000 commit ee       -\tsub\0";
-        let nodes = parse(out).unwrap();
+        let out = [
+            "100644 blob aa      12\ta\tb.txt",
+            "100755 blob bb 3\tbin/run",
+            "120000 blob cc 4\tlink",
+            "040000 tree dd       -\tdir",
+            "160000 commit ee       -\tsub",
+        ]
+        .map(|entry| format!("{entry}\0"))
+        .concat();
+        let nodes = parse(&out).unwrap();
         assert_eq!(nodes[0], ("a\tb.txt".into(), Node::File { id: "aa".into(), executable: false, size: 12 }));
         assert_eq!(nodes[1].1, Node::File { id: "bb".into(), executable: true, size: 3 });
         assert_eq!(nodes[2].1, Node::Link("cc".into()));

@@ -33,24 +33,27 @@ impl Change {
     }
 }
 
+/// Where changes are committed: the branch of a configuration, built in its cache.
+pub struct Destination<'a> {
+    pub cache: &'a Cache,
+    pub cfg: &'a GitConfig,
+    pub auth: &'a Auth,
+    pub branch: &'a str,
+    /// Whether the configuration names `branch` (which may then be created), or it is `revision`.
+    pub explicit: bool,
+}
+
 /// Pushes racing with other writers are retried from a fresh fetch this many times.
 const ATTEMPTS: u32 = 8;
 
 /// Commits `changes` to `branch`, one commit each, and pushes them; returns
 /// the branch's commit afterwards (`None`: the branch does not exist). A
 /// change that leaves the tree as it was makes no commit.
-pub async fn commit(
-    cache: &Cache,
-    c: &GitConfig,
-    auth: &Auth,
-    branch: &str,
-    explicit_branch: bool,
-    changes: &[Change],
-) -> Result<Option<String>> {
+pub async fn commit(to: &Destination<'_>, changes: &[Change]) -> Result<Option<String>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match commit_once(cache, c, auth, branch, explicit_branch, changes).await {
+        match commit_once(to, changes).await {
             Err(e) if attempt < ATTEMPTS && is_push_race(&e) => {
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
             }
@@ -82,14 +85,8 @@ pub async fn delete_branch(c: &GitConfig, auth: &Auth, branch: &str) -> Result<(
     }
 }
 
-async fn commit_once(
-    cache: &Cache,
-    c: &GitConfig,
-    auth: &Auth,
-    branch: &str,
-    explicit_branch: bool,
-    changes: &[Change],
-) -> Result<Option<String>> {
+async fn commit_once(to: &Destination<'_>, changes: &[Change]) -> Result<Option<String>> {
+    let Destination { cache, cfg: c, auth, branch, explicit: explicit_branch } = *to;
     let url = c.repo.trim();
     let only_removals = changes.iter().all(|c| !matches!(c, Change::Put(..)));
     let local = branch_ref(branch);

@@ -321,6 +321,39 @@ async fn save_commits_and_pushes_then_a_fresh_clone_sees_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reads_see_the_latest_push_whoever_made_it() {
+    let daemon = GitDaemon::start();
+    let s = seed(&daemon.bare_repo("r.git"));
+    let d = driver().await;
+    // Two configurations of one branch: two targets, two caches.
+    let writer = format!("{{repo: '{}', branch: main}}", s.url);
+    let reader = format!("{{repo: '{}', revision: main}}", s.url);
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("v.txt");
+    let read_back = |round: usize| {
+        let (client, reader) = (d.client.clone(), reader.clone());
+        async move {
+            let got = client.open_stream(&at(&reader, "out/v.txt")).await.unwrap();
+            let got = got.map_ok(|b| b.to_vec()).try_concat().await.unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), format!("version {round}\n"), "round {round}");
+        }
+    };
+    for round in 0..3 {
+        std::fs::write(&file, format!("version {round}\n")).unwrap();
+        d.client.save(&at(&writer, "out/v.txt"), &file).await.unwrap();
+        read_back(round).await;
+    }
+    // A push from outside the driver is seen by the next read too.
+    let work = tempfile::tempdir().unwrap();
+    let clone = work.path().join("c");
+    git(work.path(), &["clone", "-q", &s.url, clone.to_str().unwrap()]);
+    std::fs::write(clone.join("out/v.txt"), "version 3\n").unwrap();
+    git(&clone, &["commit", "-q", "-am", "outside"]);
+    git(&clone, &["push", "-q", "origin", "main"]);
+    read_back(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn save_to_a_new_branch_starts_it_from_revision() {
     let daemon = GitDaemon::start();
     let s = seed(&daemon.bare_repo("r.git"));
