@@ -142,11 +142,6 @@ impl Target {
         }
     }
 
-    /// Whether reads follow `branch`, so a commit pushed to it is what they see next.
-    fn reads(&self, branch: &str) -> bool {
-        matches!(self.cfg.start(), Start::Ref(name) if name == branch || name == format!("refs/heads/{branch}"))
-    }
-
     /// Queues `change` and waits for the commit that carries it. Whoever
     /// holds the write lock next commits everything queued by then, one
     /// commit per change and one push, so concurrent Saves cost one fetch
@@ -166,56 +161,34 @@ impl Target {
                     let to = write::Destination { cache: &cache, cfg: &cfg, auth: &auth, branch: &name, explicit };
                     push_batch(&to, batch).await
                 });
-                let tip = pushed.await.ok().flatten();
-                self.after_write(&branch, tip).await;
+                // Nothing to tell the reads: each asks the server before it reads.
+                let _ = pushed.await;
             }
         }
         rx.await.unwrap_or_else(|_| Err(Error::other("the commit carrying this change was abandoned")))
     }
-
-    /// Reads after a write must see it: the pushed commit becomes what they
-    /// read when they follow the branch; otherwise the next read fetches.
-    async fn after_write(&self, branch: &str, tip: Option<Option<String>>) {
-        let mut slot = self.snapshot.lock().await;
-        *slot = None;
-        if let Some(Some(commit)) = tip
-            && self.reads(branch)
-            && let Ok(fresh) = self.snapshot_of(commit, String::new()).await
-        {
-            *slot = Some(fresh);
-        }
-    }
 }
 
-/// Commits a batch and tells each change its outcome; returns the branch
-/// tip when it is known. A batch that fails for a reason one change could
+/// Commits a batch and tells each change its outcome. A batch that fails for a reason one change could
 /// cause (a file that vanished, a bad key) is retried one change at a
 /// time, so one bad Save never fails the others.
-async fn push_batch(to: &write::Destination<'_>, batch: Vec<Pending>) -> Option<Option<String>> {
+async fn push_batch(to: &write::Destination<'_>, batch: Vec<Pending>) {
     let (changes, outcomes): (Vec<Change>, Vec<_>) = batch.into_iter().unzip();
     match write::commit(to, &changes).await {
-        Ok(tip) => {
+        Ok(_) => {
             for outcome in outcomes {
                 let _ = outcome.send(Ok(()));
             }
-            Some(tip)
         }
         Err(e) if changes.len() > 1 && !matches!(e.kind(), ErrorKind::Transient | ErrorKind::PermissionDenied) => {
-            let mut tip = None;
             for (change, outcome) in changes.into_iter().zip(outcomes) {
-                let result = write::commit(to, std::slice::from_ref(&change)).await;
-                if let Ok(t) = &result {
-                    tip = Some(t.clone());
-                }
-                let _ = outcome.send(result.map(drop));
+                let _ = outcome.send(write::commit(to, std::slice::from_ref(&change)).await.map(drop));
             }
-            tip
         }
         Err(e) => {
             for outcome in outcomes {
                 let _ = outcome.send(Err(again(&e)));
             }
-            None
         }
     }
 }
