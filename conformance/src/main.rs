@@ -35,6 +35,11 @@ struct Cli {
     /// Write JSON results (with the observed capability profile) here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write a Markdown report here (verdict, results by area and level,
+    /// failures with their messages, observed capabilities), to attach to a
+    /// pull request.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Scratch directory shared with the driver.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -106,6 +111,9 @@ fn run(cli: Cli) -> Result<u8, (u8, anyhow::Error)> {
     };
     write(&cli.junit, report::junit(&driver, &outcome.results))?;
     write(&cli.json, report::json(&driver, &outcome.run_id, outcome.seed, &outcome.capabilities, &outcome.results))?;
+    let passed = outcome.exit_code == 0;
+    let md = report::markdown(&driver, &outcome.run_id, outcome.seed, &outcome.capabilities, &outcome.results, passed);
+    write(&cli.report, md)?;
     println!("{}", report::summary_line(&outcome.results));
     Ok(outcome.exit_code as u8)
 }

@@ -1,4 +1,5 @@
-//! Results and their three renderings: TAP on stdout, JUnit XML, JSON.
+//! Results and their renderings: TAP on stdout, JUnit XML, JSON, and a
+//! Markdown report an author attaches to a pull request.
 
 use crate::case::Level;
 use serde::Serialize;
@@ -147,6 +148,94 @@ pub fn json(driver: &str, run_id: &str, seed: u64, capabilities: &serde_json::Va
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
+/// A Markdown report of a run, for a driver author to attach to a pull
+/// request: the verdict, passes and failures by area and level, each
+/// failure with its message, the expected failures and skips with their
+/// reasons, and the capabilities the suite observed. `passed` is the run's
+/// verdict (its exit code), which depends on the mode.
+pub fn markdown(
+    driver: &str,
+    run_id: &str,
+    seed: u64,
+    capabilities: &serde_json::Value,
+    results: &[CaseResult],
+    passed: bool,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Conformance report: `{}`\n", cell(driver));
+    let _ = writeln!(
+        md,
+        "ferry-conformance {}, run `{run_id}`, seed `{seed}` (replay with `--seed {seed}`).\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let must_failures = results.iter().filter(|r| r.fails_run(false)).count();
+    let verdict = if passed { "**PASS**".to_string() } else { format!("**FAIL** ({must_failures} MUST cases failed)") };
+    let _ = writeln!(md, "Verdict: {verdict}. {}.\n", summary_line(results));
+
+    md.push_str("## By area and level\n\n");
+    md.push_str(
+        "| area | MUST passed | MUST failed | SHOULD passed | SHOULD failed | INFO | expected failures | skipped |\n",
+    );
+    md.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    let mut areas: Vec<&str> = results.iter().map(|r| area(r.id)).collect();
+    areas.sort_unstable();
+    areas.dedup();
+    for a in areas {
+        let of = |level: Option<Level>, status: Status| {
+            results
+                .iter()
+                .filter(|r| area(r.id) == a && r.status == status && level.is_none_or(|l| r.level == l.as_str()))
+                .count()
+        };
+        let info = results.iter().filter(|r| area(r.id) == a && r.level == Level::Info.as_str()).count();
+        let _ = writeln!(
+            md,
+            "| {a} | {} | {} | {} | {} | {info} | {} | {} |",
+            of(Some(Level::Must), Status::Pass),
+            of(Some(Level::Must), Status::Fail),
+            of(Some(Level::Should), Status::Pass),
+            of(Some(Level::Should), Status::Fail),
+            of(None, Status::Todo),
+            of(None, Status::Skip),
+        );
+    }
+
+    let failed: Vec<&CaseResult> = results.iter().filter(|r| r.status == Status::Fail).collect();
+    md.push_str("\n## Failures\n\n");
+    if failed.is_empty() {
+        md.push_str("None.\n");
+    }
+    for r in failed {
+        let _ = writeln!(md, "### {} ({}): {}\n", r.id, r.level, r.title);
+        let _ = writeln!(md, "{}\n", fenced(&r.message));
+    }
+    for (heading, status) in [("Expected failures (listed in the profile)", Status::Todo), ("Skipped", Status::Skip)] {
+        let listed: Vec<&CaseResult> = results.iter().filter(|r| r.status == status).collect();
+        if listed.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "\n## {heading}\n\n| case | level | why |\n| --- | --- | --- |");
+        for r in listed {
+            let _ = writeln!(md, "| {} | {} | {} |", r.id, r.level, cell(&r.message));
+        }
+    }
+    md.push_str("\n## Observed capabilities\n\n");
+    let _ = writeln!(md, "{}", fenced(&serde_json::to_string_pretty(capabilities).unwrap_or_default()));
+    md
+}
+
+/// Text in a fenced block whose fence is longer than any backtick run inside it.
+fn fenced(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}text\n{}\n{fence}", text.trim_end())
+}
+
+/// Text fit for one Markdown table cell: one line, pipes escaped.
+fn cell(text: &str) -> String {
+    one_line(text).replace('|', "\\|")
+}
+
 fn area(id: &str) -> &str {
     id.split('-').nth(1).unwrap_or("OTHER")
 }
@@ -184,6 +273,34 @@ mod tests {
             r("A-X-3", Level::Should, Status::Skip),
         ];
         assert_eq!(summary_line(&all), "1 passed, 1 failed, 1 skipped");
+    }
+
+    #[test]
+    fn markdown_reports_the_verdict_areas_failures_and_capabilities() {
+        let mut failed = r("AD-FILE-001", Level::Must, Status::Fail);
+        failed.message = "bytes differ at 12 ``` | here".into();
+        let mut skipped = r("AD-DIR-001", Level::Should, Status::Skip);
+        skipped.message = "no directories | claimed".into();
+        let results = [
+            failed,
+            r("AD-FILE-002", Level::Must, Status::Pass),
+            skipped,
+            r("AD-DEL-001", Level::Must, Status::Todo),
+            r("AD-DEL-002", Level::Info, Status::Pass),
+        ];
+        let caps = serde_json::json!({"directories": false});
+        let md = markdown("my|driver", "r-1", 7, &caps, &results, false);
+        assert!(md.starts_with("# Conformance report: `my\\|driver`"), "{md}");
+        assert!(md.contains("Verdict: **FAIL** (1 MUST cases failed). 2 passed, 2 failed, 1 skipped."), "{md}");
+        assert!(md.contains("| FILE | 1 | 1 | 0 | 0 | 0 | 0 | 0 |"), "{md}");
+        assert!(md.contains("| DEL | 0 | 0 | 0 | 0 | 1 | 1 | 0 |"), "{md}");
+        assert!(md.contains("| DIR | 0 | 0 | 0 | 0 | 0 | 0 | 1 |"), "{md}");
+        assert!(md.contains("### AD-FILE-001 (MUST): t <&>\n\n````text\nbytes differ at 12 ``` | here\n````"), "{md}");
+        assert!(md.contains("| AD-DIR-001 | SHOULD | no directories \\| claimed |"), "{md}");
+        assert!(md.contains("## Expected failures (listed in the profile)"), "{md}");
+        assert!(md.contains("\"directories\": false"), "{md}");
+        let clean = markdown("d", "r", 1, &caps, &[r("AD-FILE-002", Level::Must, Status::Pass)], true);
+        assert!(clean.contains("Verdict: **PASS**") && clean.contains("## Failures\n\nNone."), "{clean}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ fn target_dir() -> PathBuf {
     exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
 }
 
-fn run_against(defect: &str) -> (i32, BTreeSet<String>) {
+/// What a run against one broken driver left: its exit code, the IDs of the
+/// failed cases, and its Markdown report.
+fn run_against(defect: &str) -> (i32, BTreeSet<String>, String) {
     let broken = target_dir().join("ferry-broken-driver");
     assert!(broken.exists(), "{} missing: run `cargo build -p ferry-conformance-fixtures`", broken.display());
     let dir = tempfile::tempdir().unwrap();
@@ -29,6 +31,7 @@ fn run_against(defect: &str) -> (i32, BTreeSet<String>) {
     )
     .unwrap();
     let json = dir.path().join("results.json");
+    let report = dir.path().join("report.md");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-conformance"))
         .arg("--profile")
         .arg(&profile)
@@ -36,6 +39,8 @@ fn run_against(defect: &str) -> (i32, BTreeSet<String>) {
         .arg(dir.path())
         .arg("--json")
         .arg(&json)
+        .arg("--report")
+        .arg(&report)
         .output()
         .unwrap();
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap_or_default())
@@ -47,14 +52,24 @@ fn run_against(defect: &str) -> (i32, BTreeSet<String>) {
         .filter(|r| r["status"] == "fail")
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
-    (out.status.code().unwrap_or(-1), failed)
+    let report = std::fs::read_to_string(&report).unwrap_or_default();
+    (out.status.code().unwrap_or(-1), failed, report)
 }
 
 fn check(defect: &str, expected: &[&str]) {
-    let (code, failed) = run_against(defect);
+    let (code, failed, report) = run_against(defect);
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(failed, expected, "{defect}: caught by the wrong cases");
     assert_eq!(code, 1, "{defect}: a run with MUST failures must exit 1");
+    // The report an author attaches names the verdict and each failing case
+    // under its own heading, and nothing else as a failure.
+    assert!(report.contains("Verdict: **FAIL**"), "{defect}: {report}");
+    let headed: BTreeSet<String> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(headed, expected, "{defect}: the report's failures");
 }
 
 #[test]
