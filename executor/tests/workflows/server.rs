@@ -262,7 +262,14 @@ fn uploads_stream_to_the_templates_repository_and_bad_ones_store_nothing() {
         "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: ingest, namespace: team}\nspec:\n  entrypoint: main\n  arguments:\n    artifacts:\n    - name: data\n  templates:\n  - name: main\n    container: {image: x, command: [true]}\n",
     );
     let served = Served::start(f.cmd(), &["--templates", templates.to_str().unwrap(), "--max-upload-bytes", "3000000"]);
-    let http = client();
+    // A fresh connection per upload: the server answers a refused upload
+    // without reading its body and closes the connection, and a pooled one
+    // reused a moment later fails with IncompleteMessage (a CI flake).
+    let http = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
     let base = &served.base;
     let data: Vec<u8> = (0..2_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let upload = |name: &str, bytes: Vec<u8>, path: &str| {
