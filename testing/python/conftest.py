@@ -68,19 +68,25 @@ def fs_artifacts(artifact_pb2, root):
     return artifact
 
 
+def fs_client(socket, pb, root):
+    """A grpcio channel to the fs driver at `socket` with its default options,
+    a stub on it, and a maker of Artifacts for storage `root`."""
+    artifact_pb2, artifact_pb2_grpc = pb
+    channel = grpc.insecure_channel(f"unix://{socket}")
+    return channel, artifact_pb2_grpc.ArtifactServiceStub(channel), fs_artifacts(artifact_pb2, root)
+
+
 @pytest.fixture
 def driver(tmp_path, pb):
     """A running ferry-driver-fs and a stub connected to it over its unix socket."""
-    artifact_pb2, artifact_pb2_grpc = pb
+    artifact_pb2, _ = pb
     socket = tmp_path / "artifact-plugins" / "fs" / "socket"
     proc = start_fs_driver(socket)
     # grpcio's default channel, as a script pointed at a socket opens it: it
     # sends the socket's path as :authority, which unpatched h2 refuses
     # (vendor/h2/FERRY-PATCH.md). grpc-go, and so Argo, sends "localhost".
-    channel = grpc.insecure_channel(f"unix://{socket}")
+    channel, stub, artifact = fs_client(socket, pb, tmp_path / "storage")
     grpc.channel_ready_future(channel).result(timeout=10)
-    stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
-    artifact = fs_artifacts(artifact_pb2, tmp_path / "storage")
     yield stub, artifact, artifact_pb2, tmp_path
     channel.close()
     proc.send_signal(signal.SIGTERM)

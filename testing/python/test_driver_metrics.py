@@ -10,7 +10,7 @@ import urllib.request
 import grpc
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from conftest import driver_binary, fs_artifacts, start_fs_driver
+from conftest import driver_binary, fs_client, start_fs_driver
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail!!!"  # 1 MiB + 7
 
@@ -34,16 +34,12 @@ def scrape(port):
 
 
 def test_every_call_is_counted_with_its_bytes_outcome_and_duration(tmp_path, pb):
-    artifact_pb2, artifact_pb2_grpc = pb
+    artifact_pb2, _ = pb
     port = free_port()
     sock = tmp_path / "artifact-plugins" / "fs" / "socket"
     proc = start_fs_driver(sock, env={"FERRY_METRICS_ADDR": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin"})
     try:
-        channel = grpc.insecure_channel(f"unix://{sock}")
-        stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
-        root = tmp_path / "storage"
-
-        art = fs_artifacts(artifact_pb2, root)
+        channel, stub, art = fs_client(sock, pb, tmp_path / "storage")
 
         src = tmp_path / "file.bin"
         src.write_bytes(PAYLOAD)

@@ -15,7 +15,7 @@ import grpc
 import pytest
 import rotel
 
-from conftest import fs_artifacts, start_fs_driver
+from conftest import fs_client, start_fs_driver
 
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -121,16 +121,13 @@ def received(out, log, until, timeout=30):
 
 
 def test_each_call_is_a_span_in_the_callers_trace(tmp_path, pb, receiver):
-    artifact_pb2, artifact_pb2_grpc = pb
+    artifact_pb2, _ = pb
     endpoint, out, log = receiver
     sock = tmp_path / "artifact-plugins" / "fs" / "socket"
     proc = start_fs_driver(sock, env={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "PATH": "/usr/bin:/bin"})
     try:
-        channel = grpc.insecure_channel(f"unix://{sock}")
-        stub = artifact_pb2_grpc.ArtifactServiceStub(channel)
         root = tmp_path / "storage"
-
-        art = fs_artifacts(artifact_pb2, root)
+        channel, stub, art = fs_client(sock, pb, root)
 
         src = tmp_path / "file.bin"
         src.write_bytes(b"traced" * 1000)

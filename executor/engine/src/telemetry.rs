@@ -74,8 +74,7 @@ fn seconds_histogram() -> Histogram {
 
 impl Telemetry {
     fn new() -> Telemetry {
-        let mut registry = Registry::with_prefix("ferry");
-        let t = Telemetry {
+        let mut t = Telemetry {
             calls: Family::default(),
             call_duration: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             calls_in_flight: Family::default(),
@@ -84,38 +83,38 @@ impl Telemetry {
             nodes_started: Family::default(),
             nodes_finished: Family::default(),
             pod_duration: seconds_histogram(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("ferry"),
         };
-        registry.register(
+        t.registry.register(
             "driver_calls",
             "Driver calls made by the executor, by driver, RPC and outcome (ok, not_found, error)",
             t.calls.clone(),
         );
-        registry.register(
+        t.registry.register(
             "driver_call_duration_seconds",
             "Time from a driver call's start to its answer, retries included",
             t.call_duration.clone(),
         );
-        registry.register("driver_calls_in_flight", "Driver calls in progress", t.calls_in_flight.clone());
-        registry.register(
+        t.registry.register("driver_calls_in_flight", "Driver calls in progress", t.calls_in_flight.clone());
+        t.registry.register(
             "driver_call_retries",
             "Driver calls made again, by reason (transient: the driver's own retries ran out; \
              driver_died: the driver was started again)",
             t.retries.clone(),
         );
-        registry.register(
+        t.registry.register(
             "artifact_bytes",
             "Artifact bytes moved through drivers, by direction (upload: Save, download: Load)",
             t.bytes.clone(),
         );
-        registry.register("nodes_started", "Nodes that began running, by kind", t.nodes_started.clone());
-        registry.register(
+        t.registry.register("nodes_started", "Nodes that began running, by kind", t.nodes_started.clone());
+        t.registry.register(
             "nodes_finished",
             "Nodes that ended, by kind and phase (Succeeded, Failed, Error, Skipped, Omitted)",
             t.nodes_finished.clone(),
         );
-        registry.register("pod_duration_seconds", "Run time of finished pod nodes", t.pod_duration.clone());
-        Telemetry { registry, ..t }
+        t.registry.register("pod_duration_seconds", "Run time of finished pod nodes", t.pod_duration.clone());
+        t
     }
 }
 
