@@ -18,3 +18,4 @@ pub mod context;
 pub mod profile;
 pub mod report;
 pub mod runner;
+pub mod starter;

@@ -1,15 +1,22 @@
 //! `ferry-conformance`: run the artifact-driver conformance suite.
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use ferry_conformance::profile::Profile;
 use ferry_conformance::report;
 use ferry_conformance::runner::{self, Mode, Options};
+use ferry_conformance::starter::Starter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(about = "Conformance suite for Argo Workflows artifact drivers (artifact.ArtifactService on a unix socket)")]
+#[command(
+    about = "Conformance suite for Argo Workflows artifact drivers (artifact.ArtifactService on a unix socket)",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The driver profile (YAML).
     #[arg(long, required_unless_present = "list")]
     profile: Option<PathBuf>,
@@ -49,9 +56,54 @@ struct Cli {
     /// Print the catalogue instead of running it.
     #[arg(long)]
     list: bool,
+    /// Check the profile and exit: no driver is started.
+    #[arg(long, conflicts_with_all = ["socket", "image", "list"])]
+    validate: bool,
     /// Catalogue format for --list.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a starter profile with every field written out and commented.
+    ///
+    /// ferry-conformance init --driver my-driver --directories -- ./my-driver --verbose > my-driver.yaml
+    Init(InitArgs),
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// The driver's name: plugin.name in every request, and the socket's directory.
+    #[arg(long)]
+    driver: String,
+    /// The driver stores `archive: none` directories (every object under key/).
+    #[arg(long)]
+    directories: bool,
+    /// The driver only reads: Save and Delete are refused.
+    #[arg(long)]
+    read_only: bool,
+    /// GetCapabilities advertises SaveStream.
+    #[arg(long)]
+    save_stream: bool,
+    /// Launch this local container image instead of a command.
+    #[arg(long)]
+    image: Option<String>,
+    /// plugin.configuration, verbatim ({sharedDir} is the run's work directory).
+    #[arg(long)]
+    configuration: Option<String>,
+    /// plugin.altConfiguration: a second, isolated location.
+    #[arg(long)]
+    alt_configuration: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Replace --output if it exists.
+    #[arg(long)]
+    force: bool,
+    /// The driver's program and its arguments, after `--`; the socket path is appended when it runs.
+    #[arg(last = true)]
+    command: Vec<String>,
 }
 
 /// How `--list` prints the catalogue.
@@ -66,6 +118,15 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Init(args)) = cli.command {
+        return match init(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("ferry-conformance init: {err:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if cli.list {
         print!("{}", catalogue(cli.format));
         return ExitCode::SUCCESS;
@@ -83,6 +144,11 @@ fn run(cli: Cli) -> Result<u8, (u8, anyhow::Error)> {
     let regex = |r: &Option<String>| r.as_deref().map(regex::Regex::new).transpose().map_err(|e| (2, e.into()));
     let path = cli.profile.clone().expect("clap requires --profile");
     let mut profile = Profile::load(&path).map_err(|e| (2, e))?;
+    if cli.validate {
+        profile.launch_env().map_err(|e| (2, e.context(format!("profile {}: launch.env", path.display()))))?;
+        println!("profile {}: valid (driver {:?})", path.display(), profile.driver.name);
+        return Ok(0);
+    }
     if let Some(image) = &cli.image {
         let launch = profile.launch.get_or_insert_with(Default::default);
         launch.command.clear();
@@ -116,6 +182,40 @@ fn run(cli: Cli) -> Result<u8, (u8, anyhow::Error)> {
     write(&cli.report, md)?;
     println!("{}", report::summary_line(&outcome.results));
     Ok(outcome.exit_code as u8)
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    let text = Starter {
+        driver: args.driver,
+        command: args.command,
+        image: args.image,
+        configuration: args.configuration,
+        alt_configuration: args.alt_configuration,
+        directories: args.directories,
+        read_only: args.read_only,
+        save_stream: args.save_stream,
+    }
+    .render()?;
+    let Some(path) = args.output else {
+        print!("{text}");
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true);
+    // Never overwrite a profile someone has edited unless told to.
+    if args.force {
+        file.create(true).truncate(true);
+    } else {
+        file.create_new(true);
+    }
+    let mut file = file.open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!("{} exists; give --force to replace it", path.display()),
+        _ => anyhow::anyhow!("writing {}: {e}", path.display()),
+    })?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    eprintln!("wrote {}; check it with: ferry-conformance --validate --profile {0}", path.display());
+    Ok(())
 }
 
 fn catalogue(format: Format) -> String {

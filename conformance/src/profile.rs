@@ -228,6 +228,17 @@ impl Profile {
         {
             anyhow::bail!("profile {}: launch needs exactly one of `command` (not empty) and `image`", path.display());
         }
+        for bad in &profile.bad_configurations {
+            if let Some(pattern) = &bad.expect_error_matching {
+                regex::Regex::new(pattern).map_err(|e| {
+                    anyhow::anyhow!(
+                        "profile {}: badConfigurations {:?}: expectErrorMatching is not a regex: {e}",
+                        path.display(),
+                        bad.name
+                    )
+                })?;
+            }
+        }
         Ok(profile)
     }
 
