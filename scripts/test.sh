@@ -59,14 +59,13 @@ cargo test --workspace --tests -- --include-ignored --skip docker_
 # Doc tests never need a server (a plain `cargo test` runs them).
 cargo test --workspace --doc
 
-# The conformance suite against the fs driver, and at the core level against
-# the driver written in Python from the proto alone; the other reference
-# drivers follow against their servers.
+# The conformance suite against the fs driver; the other reference drivers
+# follow against their servers, and the drivers written from the proto alone
+# in Go and Python through the suite's image (below).
 mkdir -p target/conformance
 target/debug/ferry-conformance --profile conformance/profiles/fs.yaml \
     --junit target/conformance/fs.junit.xml --json target/conformance/fs.json
-target/debug/ferry-conformance --profile conformance/profiles/python.yaml --mode core \
-    --junit target/conformance/python.junit.xml --json target/conformance/python.json
+examples/go-driver/build.sh >/dev/null
 
 # ferry-driver-s3 (and -oss) against two real S3 servers started here: s3s-fs (checks
 # signatures; installed once by scripts/s3-server.sh) and moto.
@@ -144,6 +143,41 @@ clients git
 target/debug/ferry-conformance --profile conformance/profiles/git-readonly.yaml \
     --junit target/conformance/git-readonly.junit.xml --json target/conformance/git-readonly.json
 
+# `attached NAME DRIVER_COMMAND...`: the driver runs here with a socket in a
+# directory the suite's container mounts at the same path (--socket), under
+# this user, as docs/conformance.md tells an author; after the run it must
+# exit 0 on SIGTERM. Results: target/conformance/NAME-attached.*.
+attached() {
+    local name=$1; shift
+    local dir="$s3dir/attached-$name" rc=0 driver
+    mkdir -p "$dir"
+    "$@" "$dir/socket" 2> "$dir/driver.stderr" &
+    driver=$!
+    docker run --rm --user "$(id -u):$(id -g)" -v "$dir:$dir" -v "$PWD/conformance/profiles:/profiles:ro" \
+        "ferry/conformance:${FERRY_IMAGE_TAG:-dev}" --profile "/profiles/$name.yaml" --mode full \
+        --socket "$dir/socket" --work-dir "$dir" \
+        --junit "$dir/junit.xml" --json "$dir/results.json" --report "$dir/report.md" || rc=$?
+    kill -TERM "$driver"
+    wait "$driver" || { echo "scripts/test.sh: the $name driver exited $? after SIGTERM, not 0" >&2; rc=1; }
+    for f in junit.xml results.json report.md; do cp "$dir/$f" "target/conformance/$name-attached.$f" 2>/dev/null || true; done
+    [ "$rc" = 0 ] || { cat "$dir/driver.stderr" >&2; exit "$rc"; }
+}
+
+# `managed_in_image NAME IMAGE`: the suite's image starts the driver image as a
+# sibling container through the Docker socket; --pid host lets it read the
+# driver's memory and descriptors. Results: target/conformance/NAME-managed-image.*.
+managed_in_image() {
+    local name=$1 image=$2 out="$s3dir/managed-$1" sock=${DOCKER_HOST:-unix:///var/run/docker.sock}
+    sock=${sock#unix://}
+    mkdir -p "$out"
+    chmod 1777 "$out"
+    docker run --rm --pid host --network host --group-add "$(stat -c %g "$sock")" -v "$sock:/var/run/docker.sock" \
+        -v "$PWD/conformance/profiles:/profiles:ro" -v "$out:/out" "ferry/conformance:${FERRY_IMAGE_TAG:-dev}" \
+        --profile "/profiles/$name.yaml" --image "$image" --mode full \
+        --junit /out/junit.xml --json /out/results.json --report /out/report.md
+    for f in junit.xml results.json report.md; do cp "$out/$f" "target/conformance/$name-managed-image.$f"; done
+}
+
 # The driver images, built here from release binaries (no registry is reachable),
 # run as Argo runs plugin containers: through testcontainers (socket in a shared
 # volume, non-root, SIGTERM -> exit 0, files through the shared volume), then
@@ -175,7 +209,7 @@ if docker info >/dev/null 2>&1; then
     fi
     # The names build.sh and the testcontainers tests use, from the same variables.
     image() { echo "${FERRY_IMAGE_PREFIX:-ferry/driver-}$1:${FERRY_IMAGE_TAG:-dev}"; }
-    for profile in fs s3-moto oss-moto gcs git-readonly http; do
+    for profile in s3-moto oss-moto gcs git-readonly http; do
         driver=${profile%%-*}
         target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --image "$(image "$driver")" \
             --junit "target/conformance/$profile-image.junit.xml" --json "target/conformance/$profile-image.json"
@@ -183,7 +217,19 @@ if docker info >/dev/null 2>&1; then
     # The whole writable profile through the git image's own git CLI (fetch, commit, push, cat-file).
     target/debug/ferry-conformance --profile conformance/profiles/git.yaml --image "$(image git)" \
         --junit target/conformance/git-image.junit.xml --json target/conformance/git-image.json
+    # The suite from its own image, as a driver author runs it (docs/conformance.md):
+    # the Go and Python drivers running here, attached through a shared directory,
+    # and the fs driver's image, started by the suite as a sibling container.
+    attached go target/examples/go-driver/ferry-go-driver
+    attached python .venv/bin/python examples/python-driver/driver.py
+    managed_in_image fs "$(image fs)"
 else
+    # The drivers in Go and Python at least run under the suite here, managed.
+    for profile in go python; do
+        target/debug/ferry-conformance --profile "conformance/profiles/$profile.yaml" --mode full \
+            --junit "target/conformance/$profile.junit.xml" --json "target/conformance/$profile.json"
+    done
+    not_run+=("no Docker engine: the conformance image was not built or run (Go and Python drivers ran under the host's suite instead)")
     echo "scripts/test.sh: NO DOCKER ENGINE ('docker info' failed): the driver image tests did NOT run" >&2
     not_run+=("no Docker engine ('docker info' failed): the driver images were not built, the conformance suite did not run against them, and these Rust tests did not run:")
     while read -r name; do not_run+=("  ${name%: test}"); done < <(tests_named --ignored --workspace --tests)

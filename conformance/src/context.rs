@@ -253,11 +253,10 @@ impl ManagedDriver {
             }
             Some(image) => {
                 let name = format!("ferry-conformance-{}", uuid::Uuid::new_v4().simple());
-                let shared = shared.to_string_lossy();
                 let mut command = Command::new("docker");
                 // Host networking: the profile's configuration names servers on 127.0.0.1.
                 command.args(["run", "--rm", "--name", &name, "--network", "host", "--stop-timeout", "30"]);
-                command.args(["-v", &format!("{shared}:{shared}")]);
+                command.args(["-v", &crate::container::shared_volume(shared)?]);
                 for (k, v) in profile.launch_env()? {
                     command.args(["-e", &format!("{k}={v}")]);
                 }
@@ -287,6 +286,17 @@ impl ManagedDriver {
 
     /// The driver's process id on this host (for a container, its entrypoint's).
     pub fn pid(&self) -> Result<u32> {
+        if self.container.is_some() && !crate::container::sees_host_pids()? {
+            bail!(
+                "the driver container's process is not visible from the suite's container: \
+                 run ferry/conformance with --pid host to measure its memory and descriptors"
+            );
+        }
+        self.running_pid()
+    }
+
+    /// The process id the engine or the spawn reported; for a container, once it runs.
+    fn running_pid(&self) -> Result<u32> {
         if let Some(pid) = self.pid.get() {
             return Ok(*pid);
         }
@@ -329,9 +339,25 @@ impl ManagedDriver {
     /// code (None if killed by a signal) and how long it took.
     pub fn terminate(&mut self, grace: Duration) -> Result<(Option<i32>, Duration)> {
         let started = Instant::now();
-        // Straight to the driver's process, container or not, as the kubelet's
-        // SIGTERM reaches a plugin container's entrypoint.
-        Command::new("kill").arg("-TERM").arg(self.pid()?.to_string()).status()?;
+        // Straight to the driver's process, as the kubelet's SIGTERM reaches a
+        // plugin container's entrypoint: the engine's kill signals exactly that,
+        // and needs no sight of the host's processes.
+        let pid = self.running_pid()?;
+        match &self.container {
+            Some(name) => {
+                let out = Command::new("docker").args(["kill", "--signal", "TERM", name]).output()?;
+                // A driver that already exited has nothing to be signalled.
+                ensure!(
+                    out.status.success() || self.child.try_wait()?.is_some(),
+                    "docker kill --signal TERM {name}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            None => {
+                let pid = rustix::process::Pid::from_raw(pid as i32).context("a driver process id is not 0")?;
+                rustix::process::kill_process(pid, rustix::process::Signal::TERM).context("sending SIGTERM")?;
+            }
+        }
         while started.elapsed() < grace {
             if let Some(status) = self.child.try_wait()? {
                 return Ok((status.code(), started.elapsed()));

@@ -14,6 +14,7 @@
 
 pub mod case;
 pub mod cases;
+pub mod container;
 pub mod context;
 pub mod profile;
 pub mod report;

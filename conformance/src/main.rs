@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
+    name = "ferry-conformance",
     about = "Conformance suite for Argo Workflows artifact drivers (artifact.ArtifactService on a unix socket)",
     subcommand_negates_reqs = true,
     args_conflicts_with_subcommands = true

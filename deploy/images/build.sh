@@ -6,7 +6,12 @@
 # CLI (push, submodules), ssh and a static busybox for the shell git runs hooks,
 # GIT_SSH_COMMAND and `git submodule` through.
 #
-#   deploy/images/build.sh [DRIVER...]      # default: every driver
+#
+# `conformance` builds the conformance suite's image, ferry/conformance:<tag>:
+# ferry-conformance with the docker CLI (to start a driver image as a sibling
+# container) and a static busybox (for the profiles' shell hooks).
+#
+#   deploy/images/build.sh [DRIVER|conformance...]  # default: every driver and conformance
 #   FERRY_IMAGE_PREFIX=ferry/driver- FERRY_IMAGE_TAG=dev   (the defaults)
 #
 # Images are named ${FERRY_IMAGE_PREFIX}<driver>:${FERRY_IMAGE_TAG}.
@@ -15,22 +20,50 @@ cd "$(dirname "$0")/../.."
 
 prefix=${FERRY_IMAGE_PREFIX:-ferry/driver-}
 tag=${FERRY_IMAGE_TAG:-dev}
-drivers=("$@")
-[ ${#drivers[@]} -gt 0 ] || drivers=(fs s3 oss gcs git http)
-
-for d in "${drivers[@]}"; do
+drivers=()
+conformance=
+[ $# -gt 0 ] || set -- fs s3 oss gcs git http conformance
+for d in "$@"; do
+    if [ "$d" = conformance ]; then conformance=yes; continue; fi
     [ -d "drivers/$d" ] || { echo "build.sh: no driver named \"$d\" (drivers/$d does not exist)" >&2; exit 2; }
+    drivers+=("$d")
 done
-if printf '%s\n' "${drivers[@]}" | grep -qx git && [ ! -x /bin/busybox ]; then
-    echo "build.sh: the git image needs a static busybox: apt-get install busybox-static" >&2
+if { [ -n "$conformance" ] || printf '%s\n' "${drivers[@]}" | grep -qx git; } && [ ! -x /bin/busybox ]; then
+    echo "build.sh: the git and conformance images need a static busybox: apt-get install busybox-static" >&2
+    exit 2
+fi
+if [ -n "$conformance" ] && ! command -v docker >/dev/null; then
+    echo "build.sh: the conformance image carries the docker CLI, and none is installed here" >&2
     exit 2
 fi
 
 packages=()
 for d in "${drivers[@]}"; do packages+=(-p "ferry-driver-$d"); done
+[ -z "$conformance" ] || packages+=(-p ferry-conformance)
 cargo build --release --locked "${packages[@]}"
 
 source deploy/images/rootfs.sh
+
+if [ -n "$conformance" ]; then
+    stage=target/images/conformance
+    root="$stage/rootfs"
+    rm -rf "$stage"
+    mkdir -p "$root/tmp" "$root/etc/ssl/certs" "$root/bin"
+    chmod 1777 "$root/tmp"
+    add_elf "$root" target/release/ferry-conformance /usr/local/bin/ferry-conformance
+    add_elf "$root" "$(command -v docker)" /usr/local/bin/docker
+    strip "$root/usr/local/bin/docker"
+    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+    add_users "$root"
+    cp /bin/busybox "$root/bin/busybox"
+    # Every applet, so a profile's hooks run as they do on the author's machine.
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+    done
+    docker build --quiet -t "ferry/conformance:${FERRY_IMAGE_TAG:-dev}" -f deploy/images/conformance.Dockerfile "$stage" >/dev/null
+    size=$(docker image inspect -f '{{.Size}}' "ferry/conformance:${FERRY_IMAGE_TAG:-dev}")
+    awk -v n="ferry/conformance:${FERRY_IMAGE_TAG:-dev}" -v s="$size" 'BEGIN { printf "%-28s %6.1f MB\n", n, s / 1e6 }'
+fi
 
 for d in "${drivers[@]}"; do
     stage="target/images/$d"

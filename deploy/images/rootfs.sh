@@ -7,7 +7,10 @@ add_elf() {
     local root=$1 elf=$2 dest=${3:-$2}
     mkdir -p "$root$(dirname "$dest")"
     cp -L "$elf" "$root$dest"
-    ldd "$elf" | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' | while read -r lib; do
+    local libs
+    # A static executable (the docker CLI) links nothing, and ldd says so with exit 1.
+    libs=$(ldd "$elf" 2>/dev/null | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}') || true
+    for lib in $libs; do
         [ -e "$root$lib" ] && continue
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
