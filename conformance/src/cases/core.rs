@@ -362,13 +362,17 @@ pub fn cases() -> Vec<Case> {
             Must,
             ["Core", "Security"],
             [Writable],
-            "A driver that does not delete refuses Delete with a message and keeps the object",
+            "Delete does what the profile claims: removes the object, or is refused with a message and keeps it",
             |cx| {
+                cx.save_bytes("kept", b"kept").await?;
+                // Either answer is a MUST that applies to every writable driver,
+                // so certify never meets this case skipped.
                 if cx.run.profile.claims.delete {
-                    return Err(crate::case::skip("the profile claims delete (AD-DEL-001 covers it)"));
+                    cx.client().delete(&cx.at("kept")).await?;
+                    cx.failed_cleanly("Load after Delete", cx.client().load(&cx.at("kept"), &cx.path("k.tmp")).await)?;
+                    return Ok(());
                 }
                 // An OK here would tell Argo's GC the artifact is gone while it stays.
-                cx.save_bytes("kept", b"kept").await?;
                 cx.failed_cleanly("Delete", cx.client().delete(&cx.at("kept")).await)?;
                 same(&cx.load_bytes("kept").await?, b"kept", "the object after a refused Delete")
             }
