@@ -25,7 +25,7 @@ command -v lighttpd >/dev/null && [ -x /usr/sbin/sshd ] && command -v nginx >/de
 # rotel's agent (the OTLP receiver of test_driver_traces.py) embeds Python through Debian's libpython3.11.
 dpkg -s libpython3.11 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpython3.11; }
 # Go and protoc build testing/clients/go, an Argo-style grpc-go client, offline from Debian's packages.
-go_packages="golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev protobuf-compiler protoc-gen-go protoc-gen-go-grpc"
+go_packages="golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev golang-gopkg-yaml.v3-dev protobuf-compiler protoc-gen-go protoc-gen-go-grpc"
 # shellcheck disable=SC2086
 dpkg -s $go_packages >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $go_packages; }
 # Headless Chromium drives ferry server's web UI (testing/python/test_server_ui.py).

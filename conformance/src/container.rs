@@ -51,7 +51,9 @@ fn inspect_self() -> Result<Inspected> {
     let out = Command::new("docker")
         .args(["inspect", "--type", "container", "--format", "{{json .}}", &id])
         .output()
-        .context("running `docker inspect` on this container (is the Docker socket mounted, and may this user use it?)")?;
+        .context(
+        "running `docker inspect` on this container (is the Docker socket mounted, and may this user use it?)",
+    )?;
     if !out.status.success() {
         bail!(
             "`docker inspect {id}` failed: {}: mount the Docker socket (-v /var/run/docker.sock:/var/run/docker.sock) \
@@ -88,7 +90,8 @@ pub fn shared_volume(shared: &Path) -> Result<String> {
 }
 
 fn volume_holding(me: &Inspected, shared: &Path) -> Result<String> {
-    let holder = me.mounts.iter().filter(|m| shared.starts_with(&m.destination)).max_by_key(|m| m.destination.as_os_str().len());
+    let holder =
+        me.mounts.iter().filter(|m| shared.starts_with(&m.destination)).max_by_key(|m| m.destination.as_os_str().len());
     let Some(m) = holder else {
         bail!(
             "the work directory {} is on no volume of this container, so a driver container cannot share it: \
@@ -129,9 +132,19 @@ mod tests {
     fn the_innermost_mount_holding_the_work_directory_is_shared_and_nothing_else() {
         let me = Inspected {
             mounts: vec![
-                Mount { kind: "volume".into(), name: Some("vol".into()), source: "/v/_data".into(), destination: "/tmp".into() },
+                Mount {
+                    kind: "volume".into(),
+                    name: Some("vol".into()),
+                    source: "/v/_data".into(),
+                    destination: "/tmp".into(),
+                },
                 Mount { kind: "bind".into(), name: None, source: "/home/a/w".into(), destination: "/tmp/w".into() },
-                Mount { kind: "bind".into(), name: None, source: "/var/run/docker.sock".into(), destination: "/var/run/docker.sock".into() },
+                Mount {
+                    kind: "bind".into(),
+                    name: None,
+                    source: "/var/run/docker.sock".into(),
+                    destination: "/var/run/docker.sock".into(),
+                },
             ],
             host_config: HostConfig { pid_mode: String::new() },
         };
