@@ -40,8 +40,8 @@ fn validate_names_what_is_wrong_in_a_profile() {
             "expectErrorMatching is not a regex",
         ),
         (
-            "driver: {name: d}\nplugin: {configuration: x}\nlaunch: {command: [x], env: {T: \"${env:FERRY_TEST_UNSET_VAR}\"}}\n",
-            "FERRY_TEST_UNSET_VAR",
+            "driver: {name: d}\nplugin: {configuration: x}\nlaunch: {command: [x], env: {T: \"${env:NOT_SET_BY_ANYONE_7C1F}\"}}\n",
+            "NOT_SET_BY_ANYONE_7C1F",
         ),
     ];
     for (text, named) in cases {
