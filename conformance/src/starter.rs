@@ -24,7 +24,8 @@ pub struct Starter {
     pub directories: bool,
     /// Save and Delete are refused.
     pub read_only: bool,
-    /// GetCapabilities advertises SaveStream.
+    /// GetCapabilities advertises SaveStream; false leaves it unchecked
+    /// (`null`), since an author who did not say may not know.
     pub save_stream: bool,
 }
 
@@ -38,7 +39,7 @@ impl Starter {
         let claims = Claims {
             directories: self.directories,
             read_only: self.read_only,
-            save_stream: Some(self.save_stream),
+            save_stream: self.save_stream.then_some(true),
             ..Claims::default()
         };
         let limits = Limits::default();
@@ -247,6 +248,7 @@ mod tests {
     #[test]
     fn the_limits_and_unflagged_claims_are_the_loaders_defaults() {
         let p = load(&Starter { driver: "d".into(), ..Default::default() });
+        assert_eq!(p.claims.save_stream, None, "unsaid, SaveStream is not checked");
         let (want, got) = (Limits::default(), p.limits);
         assert_eq!(
             (
