@@ -41,27 +41,33 @@ fn this_container() -> Result<Option<&'static Inspected>> {
     if let Some(found) = SELF.get() {
         return Ok(found.as_ref());
     }
-    // Docker creates this file in every container it runs.
-    let found = if Path::new("/.dockerenv").exists() { Some(inspect_self()?) } else { None };
+    // Docker creates this file in every container it runs; but the engine we
+    // talk to may not be the one running us (a CI machine that is itself a
+    // container), and then we are, for it, on a plain host.
+    let found = match own_id() {
+        Some(id) if Path::new("/.dockerenv").exists() => inspect_self(&id)?,
+        _ => None,
+    };
     Ok(SELF.get_or_init(|| found).as_ref())
 }
 
-fn inspect_self() -> Result<Inspected> {
-    let id = own_id().context("finding this container's id (from /proc/self/mountinfo or the hostname)")?;
+fn inspect_self(id: &str) -> Result<Option<Inspected>> {
     let out = Command::new("docker")
-        .args(["inspect", "--type", "container", "--format", "{{json .}}", &id])
+        .args(["inspect", "--type", "container", "--format", "{{json .}}", id])
         .output()
-        .context(
-        "running `docker inspect` on this container (is the Docker socket mounted, and may this user use it?)",
-    )?;
+        .context("running `docker inspect` on this container: is there a docker CLI?")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.to_lowercase().contains("no such") {
+        return Ok(None);
+    }
     if !out.status.success() {
         bail!(
             "`docker inspect {id}` failed: {}: mount the Docker socket (-v /var/run/docker.sock:/var/run/docker.sock) \
              and give this user its group (--group-add $(stat -c %g /var/run/docker.sock))",
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         );
     }
-    serde_json::from_slice(&out.stdout).context("reading `docker inspect` of this container")
+    serde_json::from_slice(&out.stdout).map(Some).context("reading `docker inspect` of this container")
 }
 
 /// The engine bind-mounts /etc/hostname from the container's own directory,

@@ -68,8 +68,10 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// How long opening waits for other processes that hold the database.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS workflows (
     id INTEGER PRIMARY KEY,
@@ -159,6 +161,24 @@ pub struct LockOwner {
     pub boot: String,
 }
 
+/// Switches the database to WAL. SQLite answers "database is locked" at once,
+/// without its busy handler, when another connection opens the same new
+/// database meanwhile: two `ferry run`s started together on a fresh home
+/// failed that way (one in three, measured). So the switch is retried.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other.map(drop),
+        }
+    }
+}
+
 fn gc_code(g: GcStrategy) -> i64 {
     match g {
         GcStrategy::Unset | GcStrategy::Never => 0,
@@ -183,7 +203,8 @@ impl Store {
         }
         let sql = |source| StoreError::Sql { path: path.to_path_buf(), source };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        use_wal(&conn).map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(Store { conn, path: path.to_path_buf() })
     }
@@ -552,5 +573,36 @@ fn phase_of(code: i64) -> Phase {
         4 => Phase::Error,
         5 => Phase::Skipped,
         _ => Phase::Omitted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs started together on a fresh home all open its database.
+    #[test]
+    fn connections_opening_one_new_database_at_once_all_succeed() {
+        for _ in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ferry.db");
+            let barrier = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                let opens: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            Store::open(&path).map(drop)
+                        })
+                    })
+                    .collect();
+                for open in opens {
+                    open.join().unwrap().unwrap_or_else(|e| panic!("opening a new database beside others: {e}"));
+                }
+            });
+            let mode: String =
+                Connection::open(&path).unwrap().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal");
+        }
     }
 }
