@@ -75,36 +75,14 @@ enum Command {
 
 #[derive(clap::Args)]
 struct InitArgs {
-    /// The driver's name: plugin.name in every request, and the socket's directory.
-    #[arg(long)]
-    driver: String,
-    /// The driver stores `archive: none` directories (every object under key/).
-    #[arg(long)]
-    directories: bool,
-    /// The driver only reads: Save and Delete are refused.
-    #[arg(long)]
-    read_only: bool,
-    /// GetCapabilities advertises SaveStream.
-    #[arg(long)]
-    save_stream: bool,
-    /// Launch this local container image instead of a command.
-    #[arg(long)]
-    image: Option<String>,
-    /// plugin.configuration, verbatim ({sharedDir} is the run's work directory).
-    #[arg(long)]
-    configuration: Option<String>,
-    /// plugin.altConfiguration: a second, isolated location.
-    #[arg(long)]
-    alt_configuration: Option<String>,
+    #[command(flatten)]
+    starter: Starter,
     /// Write here instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Replace --output if it exists.
     #[arg(long)]
     force: bool,
-    /// The driver's program and its arguments, after `--`; the socket path is appended when it runs.
-    #[arg(last = true)]
-    command: Vec<String>,
 }
 
 /// How `--list` prints the catalogue.
@@ -186,17 +164,7 @@ fn run(cli: Cli) -> Result<u8, (u8, anyhow::Error)> {
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
-    let text = Starter {
-        driver: args.driver,
-        command: args.command,
-        image: args.image,
-        configuration: args.configuration,
-        alt_configuration: args.alt_configuration,
-        directories: args.directories,
-        read_only: args.read_only,
-        save_stream: args.save_stream,
-    }
-    .render()?;
+    let text = args.starter.render()?;
     let Some(path) = args.output else {
         print!("{text}");
         return Ok(());

@@ -7,25 +7,35 @@
 use crate::profile::{Claims, Limits};
 use anyhow::{Result, bail};
 
-/// What `init` was told about the driver.
-#[derive(Clone, Debug, Default)]
+/// What `init` was told about the driver: its command-line arguments.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Starter {
-    /// `plugin.name` and the socket directory name.
+    /// The driver's name: plugin.name in every request, and the socket's directory.
+    #[arg(long)]
     pub driver: String,
-    /// The program and its arguments (managed launch); empty for none.
+    /// The driver's program and its arguments, after `--`; the socket path is
+    /// appended when it runs. Without one, the launch block is commented out.
+    #[arg(last = true)]
     pub command: Vec<String>,
-    /// A local container image to launch instead of a command.
+    /// Launch this local container image instead of a command.
+    #[arg(long)]
     pub image: Option<String>,
-    /// `plugin.configuration`; `None` writes a placeholder to replace.
+    /// plugin.configuration, verbatim ({sharedDir} is the run's work
+    /// directory). Without it, an empty one marked TODO.
+    #[arg(long)]
     pub configuration: Option<String>,
-    /// `plugin.altConfiguration`.
+    /// plugin.altConfiguration: a second, isolated location.
+    #[arg(long)]
     pub alt_configuration: Option<String>,
-    /// The driver stores `archive: none` directory trees.
+    /// The driver stores `archive: none` directories (every object under key/).
+    #[arg(long)]
     pub directories: bool,
-    /// Save and Delete are refused.
+    /// The driver only reads: Save and Delete are refused.
+    #[arg(long)]
     pub read_only: bool,
-    /// GetCapabilities advertises SaveStream; false leaves it unchecked
-    /// (`null`), since an author who did not say may not know.
+    /// GetCapabilities advertises SaveStream. Without it, the profile leaves
+    /// that unchecked (null): an author who did not say may not know.
+    #[arg(long)]
     pub save_stream: bool,
 }
 
