@@ -6,7 +6,6 @@
 # CLI (push, submodules), ssh and a static busybox for the shell git runs hooks,
 # GIT_SSH_COMMAND and `git submodule` through.
 #
-#
 # `conformance` builds the conformance suite's image, ferry/conformance:<tag>:
 # ferry-conformance with the docker CLI (to start a driver image as a sibling
 # container) and a static busybox (for the profiles' shell hooks).
@@ -44,37 +43,47 @@ cargo build --release --locked "${packages[@]}"
 
 source deploy/images/rootfs.sh
 
+# `new_root STAGE`: an empty stage whose rootfs has what every image shares
+# (a world-writable /tmp, CA certificates, the users); prints the rootfs path.
+new_root() {
+    local root="$1/rootfs"
+    rm -rf "$1"
+    mkdir -p "$root/tmp" "$root/etc/ssl/certs"
+    chmod 1777 "$root/tmp"
+    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+    add_users "$root"
+    echo "$root"
+}
+
+# `build_image NAME DOCKERFILE STAGE [DOCKER_BUILD_ARGS...]`: builds and prints its size.
+build_image() {
+    local name=$1 dockerfile=$2 stage=$3 size
+    shift 3
+    docker build --quiet "$@" -t "$name" -f "$dockerfile" "$stage" >/dev/null
+    size=$(docker image inspect -f '{{.Size}}' "$name")
+    awk -v n="$name" -v s="$size" 'BEGIN { printf "%-28s %6.1f MB\n", n, s / 1e6 }'
+}
+
 if [ -n "$conformance" ]; then
     stage=target/images/conformance
-    root="$stage/rootfs"
-    rm -rf "$stage"
-    mkdir -p "$root/tmp" "$root/etc/ssl/certs" "$root/bin"
-    chmod 1777 "$root/tmp"
+    root=$(new_root "$stage")
     add_elf "$root" target/release/ferry-conformance /usr/local/bin/ferry-conformance
     add_elf "$root" "$(command -v docker)" /usr/local/bin/docker
     strip "$root/usr/local/bin/docker"
-    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
-    add_users "$root"
+    mkdir -p "$root/bin"
     cp /bin/busybox "$root/bin/busybox"
     # Every applet, so a profile's hooks run as they do on the author's machine.
     for applet in $(/bin/busybox --list); do
         [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
     done
-    docker build --quiet -t "ferry/conformance:${FERRY_IMAGE_TAG:-dev}" -f deploy/images/conformance.Dockerfile "$stage" >/dev/null
-    size=$(docker image inspect -f '{{.Size}}' "ferry/conformance:${FERRY_IMAGE_TAG:-dev}")
-    awk -v n="ferry/conformance:${FERRY_IMAGE_TAG:-dev}" -v s="$size" 'BEGIN { printf "%-28s %6.1f MB\n", n, s / 1e6 }'
+    build_image "ferry/conformance:$tag" deploy/images/conformance.Dockerfile "$stage"
 fi
 
 for d in "${drivers[@]}"; do
     stage="target/images/$d"
-    root="$stage/rootfs"
-    rm -rf "$stage"
-    mkdir -p "$root/tmp" "$root/etc/ssl/certs"
-    chmod 1777 "$root/tmp"
+    root=$(new_root "$stage")
     add_elf "$root" "target/release/ferry-driver-$d" "/usr/local/bin/ferry-driver-$d"
     ln -s "/usr/local/bin/ferry-driver-$d" "$root/entrypoint"
-    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
-    add_users "$root"
     if [ "$d" = git ]; then
         add_elf "$root" /usr/bin/git
         add_elf "$root" /usr/lib/git-core/git-remote-http
@@ -88,7 +97,5 @@ for d in "${drivers[@]}"; do
             ln -s busybox "$root/bin/$applet"
         done
     fi
-    docker build --quiet --build-arg "DRIVER=$d" -t "$prefix$d:$tag" -f deploy/images/Dockerfile "$stage" >/dev/null
-    size=$(docker image inspect -f '{{.Size}}' "$prefix$d:$tag")
-    awk -v n="$prefix$d:$tag" -v s="$size" 'BEGIN { printf "%-28s %6.1f MB\n", n, s / 1e6 }'
+    build_image "$prefix$d:$tag" deploy/images/Dockerfile "$stage" --build-arg "DRIVER=$d"
 done
